@@ -1,0 +1,125 @@
+// The differentiable ops of ZeroTrain, in namespace zt, mirroring core/ops: each runs the
+// zt::ops forward and, when an input requires grad and grad mode is on, records a node whose
+// backward saves only what it needs. Broadcast inputs get their gradient summed back to their
+// own shape. Non-differentiable ops (comparisons, argmax) are re-exported unchanged.
+// Views and conversions (reshape, transpose, slice, to, ...) are Tensor methods.
+#pragma once
+
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "core/backend.h"
+#include "core/generator.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/reduce.h"
+#include "core/tensor.h"
+
+namespace zt {
+
+// ---- elementwise (elementwise_functions.cpp) --------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& base, const Tensor& exponent);
+Tensor maximum(const Tensor& a, const Tensor& b);  // ties split the gradient evenly
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor pow(const Tensor& base, double exponent);
+
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x, bool tanh_approximation = false);
+// condition (u8) selects a where nonzero, else b; all three broadcast.
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+
+// Not differentiable: results are integer or boolean.
+using ops::eq;
+using ops::ge;
+using ops::gt;
+using ops::le;
+using ops::lt;
+using ops::ne;
+using ops::sign;
+
+// ---- reductions (reduce_functions.cpp); empty dims means all ----------------------------
+Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+// Ties share the gradient evenly, as in PyTorch.
+Tensor amax(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor var(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+using ops::argmax;
+using ops::argmin;
+
+// ---- matrix products (linalg_functions.cpp) ---------------------------------------------
+Tensor matmul(const Tensor& a, const Tensor& b);  // NumPy rules, batch dims broadcast
+Tensor mm(const Tensor& a, const Tensor& b);
+Tensor bmm(const Tensor& a, const Tensor& b);
+// x [..., in] @ weight[out, in]^T + bias[out]; bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- neural-network ops (nn_functions.cpp, loss_functions.cpp) --------------------------
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+
+enum class Reduction { none, mean, sum };
+// logits [N, C], target i64 [N]. Fused log-softmax + NLL. `mean` divides by the number of
+// targets that are not ignore_index (NaN when all are ignored, as in PyTorch).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
+                     double label_smoothing = 0.0, Reduction reduction = Reduction::mean);
+// log_probs [N, C], target i64 [N]: -log_probs[i, target[i]], 0 at ignored targets.
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_index = -100,
+                Reduction reduction = Reduction::mean);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+
+// input [N, C_in, H, W], weight [C_out, C_in/groups, KH, KW], bias [C_out] or undefined.
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+              const Conv2dParams& params = {});
+Tensor max_pool2d(const Tensor& input, const Pool2dParams& params);
+Tensor avg_pool2d(const Tensor& input, const Pool2dParams& params);
+// Normalises over the last normalized_shape.size() dims; weight/bias may be undefined.
+Tensor layer_norm(const Tensor& input, const Shape& normalized_shape,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  double eps = 1e-5);
+// weight [V, D], indices i64 of any shape -> [..., D]; rows equal to padding_idx (>= 0) get
+// no gradient.
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx = -1);
+// Zeroes each element with probability p and scales the rest by 1/(1-p) when training;
+// returns x itself when not training or p == 0.
+Tensor dropout(const Tensor& x, double p, bool training, Generator* generator = nullptr);
+
+// ---- joining, splitting, indexing (shape_functions.cpp) ---------------------------------
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);
+// Views of consecutive pieces of `split_size` along dim (the last may be smaller).
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
+std::vector<Tensor> split_with_sizes(const Tensor& x, const Shape& sizes, int64_t dim);
+// indices: i64 1-d. The gradient of a repeated index is summed.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
+
+}  // namespace zt

@@ -1,0 +1,38 @@
+// The registry of backends by device type. The CPU backend is always present.
+#include "core/backend.h"
+
+#include <array>
+#include <stdexcept>
+
+#include "core/cpu/cpu_backend.h"
+
+namespace zt {
+
+namespace {
+std::array<Backend*, 2>& registry() {
+  static std::array<Backend*, 2> backends{&cpu::cpu_backend(), nullptr};
+  return backends;
+}
+}  // namespace
+
+Backend& backend_for(Device device) {
+  Backend* backend = registry()[size_t(device.type)];
+  if (backend == nullptr) {
+    throw std::runtime_error("no backend for device " + device.str() +
+                             ": this build has no CUDA backend, or it found no GPU");
+  }
+  return *backend;
+}
+
+void register_backend(DeviceType type, Backend* backend) {
+  registry()[size_t(type)] = backend;
+}
+
+}  // namespace zt
+
+namespace zt::cpu {
+CpuBackend& cpu_backend() {
+  static CpuBackend* backend = new CpuBackend();  // never destroyed: used by static tensors
+  return *backend;
+}
+}  // namespace zt::cpu

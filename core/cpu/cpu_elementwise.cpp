@@ -1,0 +1,377 @@
+// CPU elementwise kernels: unary math, binary arithmetic and comparisons, fused activation
+// backwards, and where. Inputs arrive already broadcast to out's shape (stride 0 where
+// broadcast). Invariant: each element is computed independently, in compute_type<T> (float
+// for 16-bit types), so results do not depend on chunking or thread count.
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/dispatch.h"
+#include "core/cpu/strided_loop.h"
+
+namespace zt::cpu {
+
+namespace {
+
+template <typename T>
+constexpr bool is_half_type = std::is_same_v<T, f16> || std::is_same_v<T, bf16>;
+
+// ---- loops ---------------------------------------------------------------------------------
+
+// Runs `run(pointers, byte_strides, count)` over every element of same-shape operands. When
+// each operand is contiguous or a broadcast scalar (all strides 0), the whole tensor is one
+// flat run cut into chunks (the fast path for same-shape and scalar operands); otherwise the
+// strided walker handles views and partial broadcasts.
+template <size_t N, typename Run>
+void elementwise_loop(const std::array<const Tensor*, N>& operands, const Run& run) {
+  std::array<char*, N> bases;
+  std::array<int64_t, N> flat_strides;
+  bool flat = true;
+  for (size_t op = 0; op < N && flat; ++op) {
+    const Tensor& tensor = *operands[op];
+    bool broadcast_scalar = true;
+    for (int64_t stride : tensor.strides()) broadcast_scalar = broadcast_scalar && stride == 0;
+    bases[op] = static_cast<char*>(tensor.raw_data());
+    if (tensor.is_contiguous()) {
+      flat_strides[op] = int64_t(tensor.element_size());
+    } else if (broadcast_scalar) {
+      flat_strides[op] = 0;
+    } else {
+      flat = false;
+    }
+  }
+  if (!flat) {
+    strided_for_each<N>(operands, kElementwiseGrain, run);
+    return;
+  }
+  parallel_for(0, operands[0]->numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    std::array<char*, N> pointers;
+    for (size_t op = 0; op < N; ++op) pointers[op] = bases[op] + begin * flat_strides[op];
+    run(pointers, flat_strides, end - begin);
+  });
+}
+
+template <typename T>
+inline T load(const char* pointer, int64_t stride, int64_t index) {
+  T value;
+  std::memcpy(&value, pointer + index * stride, sizeof(T));
+  return value;
+}
+
+template <typename T>
+inline void store(char* pointer, int64_t stride, int64_t index, T value) {
+  std::memcpy(pointer + index * stride, &value, sizeof(T));
+}
+
+// ---- unary ---------------------------------------------------------------------------------
+
+constexpr double kSqrtHalf = 0.70710678118654752440;       // 1 / sqrt(2)
+constexpr double kSqrtTwoOverPi = 0.79788456080286535588;  // sqrt(2 / pi)
+constexpr double kInvSqrtTwoPi = 0.39894228040143267794;   // 1 / sqrt(2 pi)
+constexpr double kGeluTanhCubic = 0.044715;
+
+template <UnaryOp Op, typename C>
+constexpr bool unary_supports() {
+  if constexpr (std::is_floating_point_v<C>) return true;
+  return Op == UnaryOp::neg || Op == UnaryOp::abs || Op == UnaryOp::sign || Op == UnaryOp::square ||
+         Op == UnaryOp::relu;
+}
+
+template <UnaryOp Op, typename C>
+inline C apply_unary(C x) {
+  if constexpr (Op == UnaryOp::neg) return C(-x);
+  if constexpr (Op == UnaryOp::abs) return x < C(0) ? C(-x) : x;
+  if constexpr (Op == UnaryOp::sign) return x > C(0) ? C(1) : (x < C(0) ? C(-1) : x);
+  if constexpr (Op == UnaryOp::square) return C(x * x);
+  if constexpr (Op == UnaryOp::relu) return x < C(0) ? C(0) : x;  // NaN passes through
+  if constexpr (std::is_floating_point_v<C>) {
+    if constexpr (Op == UnaryOp::exp) return std::exp(x);
+    if constexpr (Op == UnaryOp::log) return std::log(x);
+    if constexpr (Op == UnaryOp::sqrt) return std::sqrt(x);
+    if constexpr (Op == UnaryOp::rsqrt) return C(1) / std::sqrt(x);
+    if constexpr (Op == UnaryOp::tanh) return std::tanh(x);
+    if constexpr (Op == UnaryOp::sigmoid) return C(1) / (C(1) + std::exp(-x));
+    if constexpr (Op == UnaryOp::reciprocal) return C(1) / x;
+    if constexpr (Op == UnaryOp::gelu) return C(0.5) * x * (C(1) + std::erf(x * C(kSqrtHalf)));
+    if constexpr (Op == UnaryOp::gelu_tanh) {
+      C inner = C(kSqrtTwoOverPi) * (x + C(kGeluTanhCubic) * x * x * x);
+      return C(0.5) * x * (C(1) + std::tanh(inner));
+    }
+  }
+  return x;  // unreachable: unary_supports filters the rest
+}
+
+template <UnaryOp Op, typename T>
+void unary_run(std::array<char*, 2> pointers, std::array<int64_t, 2> strides, int64_t count) {
+  using C = compute_type<T>;
+  constexpr int64_t element = sizeof(T);
+  if (strides[0] == element && strides[1] == element) {
+    T* out = reinterpret_cast<T*>(pointers[0]);
+    const T* in = reinterpret_cast<const T*>(pointers[1]);
+    if constexpr (is_half_type<T>) {
+      for (int64_t i = 0; i < count; ++i) out[i] = T(apply_unary<Op, C>(C(in[i])));
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < count; ++i) out[i] = apply_unary<Op, C>(in[i]);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    C value = C(load<T>(pointers[1], strides[1], i));
+    store<T>(pointers[0], strides[0], i, T(apply_unary<Op, C>(value)));
+  }
+}
+
+template <typename Fn>
+void dispatch_unary_op(UnaryOp op, Fn&& fn) {
+  switch (op) {
+    case UnaryOp::neg:
+      fn.template operator()<UnaryOp::neg>();
+      return;
+    case UnaryOp::exp:
+      fn.template operator()<UnaryOp::exp>();
+      return;
+    case UnaryOp::log:
+      fn.template operator()<UnaryOp::log>();
+      return;
+    case UnaryOp::sqrt:
+      fn.template operator()<UnaryOp::sqrt>();
+      return;
+    case UnaryOp::rsqrt:
+      fn.template operator()<UnaryOp::rsqrt>();
+      return;
+    case UnaryOp::abs:
+      fn.template operator()<UnaryOp::abs>();
+      return;
+    case UnaryOp::tanh:
+      fn.template operator()<UnaryOp::tanh>();
+      return;
+    case UnaryOp::sigmoid:
+      fn.template operator()<UnaryOp::sigmoid>();
+      return;
+    case UnaryOp::relu:
+      fn.template operator()<UnaryOp::relu>();
+      return;
+    case UnaryOp::gelu:
+      fn.template operator()<UnaryOp::gelu>();
+      return;
+    case UnaryOp::gelu_tanh:
+      fn.template operator()<UnaryOp::gelu_tanh>();
+      return;
+    case UnaryOp::sign:
+      fn.template operator()<UnaryOp::sign>();
+      return;
+    case UnaryOp::square:
+      fn.template operator()<UnaryOp::square>();
+      return;
+    case UnaryOp::reciprocal:
+      fn.template operator()<UnaryOp::reciprocal>();
+      return;
+  }
+}
+
+// ---- binary --------------------------------------------------------------------------------
+
+template <BinaryOp Op>
+constexpr bool is_comparison() {
+  return Op == BinaryOp::eq || Op == BinaryOp::ne || Op == BinaryOp::lt || Op == BinaryOp::le ||
+         Op == BinaryOp::gt || Op == BinaryOp::ge;
+}
+
+template <BinaryOp Op, typename C>
+constexpr bool binary_supports() {
+  if constexpr (std::is_floating_point_v<C>) return true;
+  return is_comparison<Op>() || Op == BinaryOp::add || Op == BinaryOp::sub || Op == BinaryOp::mul ||
+         Op == BinaryOp::maximum || Op == BinaryOp::minimum;
+}
+
+template <typename C>
+inline bool is_nan(C value) {
+  if constexpr (std::is_floating_point_v<C>) return value != value;
+  return false;
+}
+
+// Arithmetic returns C; comparisons return 0 or 1.
+template <BinaryOp Op, typename C>
+inline auto apply_binary(C a, C b) {
+  if constexpr (Op == BinaryOp::eq) return uint8_t(a == b);
+  if constexpr (Op == BinaryOp::ne) return uint8_t(a != b);
+  if constexpr (Op == BinaryOp::lt) return uint8_t(a < b);
+  if constexpr (Op == BinaryOp::le) return uint8_t(a <= b);
+  if constexpr (Op == BinaryOp::gt) return uint8_t(a > b);
+  if constexpr (Op == BinaryOp::ge) return uint8_t(a >= b);
+  if constexpr (!is_comparison<Op>()) {
+    if constexpr (Op == BinaryOp::add) return C(a + b);
+    if constexpr (Op == BinaryOp::sub) return C(a - b);
+    if constexpr (Op == BinaryOp::mul) return C(a * b);
+    // maximum/minimum propagate NaN like PyTorch.
+    if constexpr (Op == BinaryOp::maximum) return (is_nan(a) || a > b) ? a : b;
+    if constexpr (Op == BinaryOp::minimum) return (is_nan(a) || a < b) ? a : b;
+    if constexpr (std::is_floating_point_v<C>) {
+      if constexpr (Op == BinaryOp::div) return C(a / b);
+      if constexpr (Op == BinaryOp::pow) return C(std::pow(a, b));
+      if constexpr (Op == BinaryOp::relu_backward) return b > C(0) ? a : C(0);
+      if constexpr (Op == BinaryOp::gelu_backward) {
+        C cdf = C(0.5) * (C(1) + std::erf(b * C(kSqrtHalf)));
+        C pdf = C(kInvSqrtTwoPi) * std::exp(C(-0.5) * b * b);
+        return a * (cdf + b * pdf);
+      }
+      if constexpr (Op == BinaryOp::gelu_tanh_backward) {
+        C inner = C(kSqrtTwoOverPi) * (b + C(kGeluTanhCubic) * b * b * b);
+        C t = std::tanh(inner);
+        C inner_derivative = C(kSqrtTwoOverPi) * (C(1) + C(3 * kGeluTanhCubic) * b * b);
+        return a * (C(0.5) * (C(1) + t) + C(0.5) * b * (C(1) - t * t) * inner_derivative);
+      }
+      if constexpr (Op == BinaryOp::sigmoid_backward) return a * b * (C(1) - b);
+      if constexpr (Op == BinaryOp::tanh_backward) return a * (C(1) - b * b);
+    }
+    return a;  // unreachable: binary_supports filters the rest
+  }
+}
+
+template <BinaryOp Op, typename T>
+void binary_run(std::array<char*, 3> pointers, std::array<int64_t, 3> strides, int64_t count) {
+  using C = compute_type<T>;
+  using Out = std::conditional_t<is_comparison<Op>(), uint8_t, T>;
+  constexpr int64_t element = sizeof(T);
+  constexpr int64_t out_element = sizeof(Out);
+  char* out_bytes = pointers[0];
+  const char* a_bytes = pointers[1];
+  const char* b_bytes = pointers[2];
+  if constexpr (!is_half_type<T>) {
+    if (strides[0] == out_element && strides[1] == element && strides[2] == element) {
+      Out* out = reinterpret_cast<Out*>(out_bytes);
+      const T* a = reinterpret_cast<const T*>(a_bytes);
+      const T* b = reinterpret_cast<const T*>(b_bytes);
+#pragma omp simd
+      for (int64_t i = 0; i < count; ++i) out[i] = Out(apply_binary<Op, C>(a[i], b[i]));
+      return;
+    }
+    if (strides[0] == out_element && strides[1] == element && strides[2] == 0) {
+      Out* out = reinterpret_cast<Out*>(out_bytes);
+      const T* a = reinterpret_cast<const T*>(a_bytes);
+      const T b = load<T>(b_bytes, 0, 0);
+#pragma omp simd
+      for (int64_t i = 0; i < count; ++i) out[i] = Out(apply_binary<Op, C>(a[i], b));
+      return;
+    }
+    if (strides[0] == out_element && strides[1] == 0 && strides[2] == element) {
+      Out* out = reinterpret_cast<Out*>(out_bytes);
+      const T a = load<T>(a_bytes, 0, 0);
+      const T* b = reinterpret_cast<const T*>(b_bytes);
+#pragma omp simd
+      for (int64_t i = 0; i < count; ++i) out[i] = Out(apply_binary<Op, C>(a, b[i]));
+      return;
+    }
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    C a = C(load<T>(a_bytes, strides[1], i));
+    C b = C(load<T>(b_bytes, strides[2], i));
+    store<Out>(out_bytes, strides[0], i, Out(apply_binary<Op, C>(a, b)));
+  }
+}
+
+template <typename Fn>
+void dispatch_binary_op(BinaryOp op, Fn&& fn) {
+  switch (op) {
+    case BinaryOp::add:
+      fn.template operator()<BinaryOp::add>();
+      return;
+    case BinaryOp::sub:
+      fn.template operator()<BinaryOp::sub>();
+      return;
+    case BinaryOp::mul:
+      fn.template operator()<BinaryOp::mul>();
+      return;
+    case BinaryOp::div:
+      fn.template operator()<BinaryOp::div>();
+      return;
+    case BinaryOp::pow:
+      fn.template operator()<BinaryOp::pow>();
+      return;
+    case BinaryOp::maximum:
+      fn.template operator()<BinaryOp::maximum>();
+      return;
+    case BinaryOp::minimum:
+      fn.template operator()<BinaryOp::minimum>();
+      return;
+    case BinaryOp::eq:
+      fn.template operator()<BinaryOp::eq>();
+      return;
+    case BinaryOp::ne:
+      fn.template operator()<BinaryOp::ne>();
+      return;
+    case BinaryOp::lt:
+      fn.template operator()<BinaryOp::lt>();
+      return;
+    case BinaryOp::le:
+      fn.template operator()<BinaryOp::le>();
+      return;
+    case BinaryOp::gt:
+      fn.template operator()<BinaryOp::gt>();
+      return;
+    case BinaryOp::ge:
+      fn.template operator()<BinaryOp::ge>();
+      return;
+    case BinaryOp::relu_backward:
+      fn.template operator()<BinaryOp::relu_backward>();
+      return;
+    case BinaryOp::gelu_backward:
+      fn.template operator()<BinaryOp::gelu_backward>();
+      return;
+    case BinaryOp::gelu_tanh_backward:
+      fn.template operator()<BinaryOp::gelu_tanh_backward>();
+      return;
+    case BinaryOp::sigmoid_backward:
+      fn.template operator()<BinaryOp::sigmoid_backward>();
+      return;
+    case BinaryOp::tanh_backward:
+      fn.template operator()<BinaryOp::tanh_backward>();
+      return;
+  }
+}
+
+}  // namespace
+
+void CpuBackend::unary(UnaryOp op, const Tensor& in, const Tensor& out) {
+  dispatch_all(in.dtype(), "unary", [&]<typename T>() {
+    dispatch_unary_op(op, [&]<UnaryOp Op>() {
+      if constexpr (unary_supports<Op, compute_type<T>>()) {
+        elementwise_loop<2>({&out, &in}, unary_run<Op, T>);
+      } else {
+        unsupported_dtype("unary", in.dtype());
+      }
+    });
+  });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_all(a.dtype(), "binary", [&]<typename T>() {
+    dispatch_binary_op(op, [&]<BinaryOp Op>() {
+      if constexpr (binary_supports<Op, compute_type<T>>()) {
+        elementwise_loop<3>({&out, &a, &b}, binary_run<Op, T>);
+      } else {
+        unsupported_dtype("binary", a.dtype());
+      }
+    });
+  });
+}
+
+void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b,
+                       const Tensor& out) {
+  dispatch_all(out.dtype(), "where", [&]<typename T>() {
+    elementwise_loop<4>(
+        {&out, &condition, &a, &b},
+        [](std::array<char*, 4> pointers, std::array<int64_t, 4> strides, int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            bool take_a = load<uint8_t>(pointers[1], strides[1], i) != 0;
+            T value =
+                take_a ? load<T>(pointers[2], strides[2], i) : load<T>(pointers[3], strides[3], i);
+            store<T>(pointers[0], strides[0], i, value);
+          }
+        });
+  });
+}
+
+}  // namespace zt::cpu

@@ -1,0 +1,22 @@
+// Element types a Tensor can hold, with their sizes and names.
+// Invariant: DType values index the tables in dtype.cpp; add a type at the end of the enum
+// and to every table, never in the middle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace zt {
+
+enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64, u8 };
+
+inline constexpr DType kAllDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
+                                       DType::i32, DType::i64, DType::u8};
+
+size_t dtype_size(DType dtype);
+std::string_view dtype_name(DType dtype);
+bool is_floating(DType dtype);  // f32, f64, f16, bf16
+bool is_half(DType dtype);      // f16, bf16: stored in 16 bits, computed in f32 on the CPU
+
+}  // namespace zt

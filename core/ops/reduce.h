@@ -1,0 +1,25 @@
+// Reductions without autograd. `dims` empty means all dimensions. keepdim keeps reduced
+// dimensions as size 1. Reducing a zero-size dimension: sum gives 0, mean/var NaN, max/min/
+// argmax/argmin throw std::invalid_argument.
+#pragma once
+
+#include "core/backend.h"
+#include "core/tensor.h"
+
+namespace zt::ops {
+
+Tensor reduce(ReduceOp op, const Tensor& x, const Shape& dims, bool keepdim,
+              int64_t correction = 1);
+Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor amax(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor var(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
+
+// Sums `x` down to `shape` (the inverse of broadcasting `shape` to x's shape): the gradient
+// of a broadcast input.
+Tensor sum_to_shape(const Tensor& x, const Shape& shape);
+
+}  // namespace zt::ops

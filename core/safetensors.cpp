@@ -1,0 +1,482 @@
+// safetensors reading and writing. Loading runs in two phases: parse and check the whole header
+// (fields, dtypes, shapes, sizes, offsets, coverage of the data region) against the file's size,
+// then allocate and read. Nothing is allocated from an unchecked number.
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "core/atomic_file.h"
+#include "core/factory.h"
+
+namespace zt {
+
+// The format is little-endian; tensors are written and read as raw host memory.
+static_assert(std::endian::native == std::endian::little,
+              "safetensors I/O assumes a little-endian host");
+
+using OrderedJson = nlohmann::ordered_json;
+
+namespace {
+
+constexpr DType kSafetensorsDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
+                                        DType::i32, DType::i64, DType::u8};
+constexpr const char* kMetadataKey = "__metadata__";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error(fmt::format("{}: {}", path, what));
+}
+
+[[noreturn]] void fail_tensor(const std::string& path, const std::string& name,
+                              const std::string& what) {
+  throw std::runtime_error(fmt::format("{}: tensor '{}': {}", path, name, what));
+}
+
+std::string supported_dtype_names() {
+  std::string names;
+  for (DType dtype : kSafetensorsDTypes) {
+    if (!names.empty()) names += ", ";
+    names += safetensors_dtype_name(dtype);
+  }
+  return names;
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+void check_tensors_to_save(const std::string& path, const NamedTensors& tensors) {
+  std::set<std::string_view> seen_names;
+  for (const auto& [name, tensor] : tensors) {
+    if (name == kMetadataKey) fail(path, "'__metadata__' is reserved and cannot name a tensor");
+    if (!seen_names.insert(name).second) fail_tensor(path, name, "name appears twice");
+    if (!tensor.defined()) fail_tensor(path, name, "tensor is undefined");
+    if (!tensor.device().is_cpu()) {
+      fail_tensor(path, name,
+                  fmt::format("tensor is on {}; copy it to the cpu first", tensor.device().str()));
+    }
+  }
+}
+
+// The JSON header, padded with spaces to a multiple of 8 bytes so the data region starts
+// 8-aligned (what the reference writer does and what readers that map the file rely on).
+std::string build_header(const std::string& path, const NamedTensors& tensors,
+                         const SafetensorsMetadata& metadata) {
+  OrderedJson header = OrderedJson::object();
+  if (!metadata.empty()) {
+    OrderedJson metadata_json = OrderedJson::object();
+    for (const auto& [key, value] : metadata) metadata_json[key] = value;
+    header[kMetadataKey] = std::move(metadata_json);
+  }
+  uint64_t data_offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    uint64_t tensor_bytes = tensor.nbytes();
+    header[name] = {{"dtype", safetensors_dtype_name(tensor.dtype())},
+                    {"shape", tensor.sizes()},
+                    {"data_offsets", {data_offset, data_offset + tensor_bytes}}};
+    data_offset += tensor_bytes;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& error) {
+    // Names and metadata must be valid UTF-8 to be JSON strings.
+    fail(path, fmt::format("cannot encode the header: {}", error.what()));
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return text;
+}
+
+// Appends a tensor's elements in row-major order, whatever its strides: contiguous tensors go
+// out in one write, others are gathered element by element through a bounded staging buffer.
+void write_tensor_data(AtomicFileWriter& file, const Tensor& tensor) {
+  size_t element_bytes = tensor.element_size();
+  int64_t numel = tensor.numel();
+  if (numel == 0) return;
+  if (tensor.is_contiguous()) {
+    file.write(tensor.raw_data(), tensor.nbytes());
+    return;
+  }
+  constexpr size_t kStagingBytes = size_t(1) << 20;
+  std::vector<char> staging;
+  staging.reserve(kStagingBytes + element_bytes);
+  const Shape& sizes = tensor.sizes();
+  const Shape& strides = tensor.strides();
+  const char* base = static_cast<const char*>(tensor.raw_data());
+  std::vector<int64_t> index(sizes.size(), 0);
+  for (int64_t linear = 0; linear < numel; ++linear) {
+    int64_t element = 0;
+    for (size_t d = 0; d < sizes.size(); ++d) element += index[d] * strides[d];
+    const char* source = base + element * int64_t(element_bytes);
+    staging.insert(staging.end(), source, source + element_bytes);
+    if (staging.size() >= kStagingBytes) {
+      file.write(staging.data(), staging.size());
+      staging.clear();
+    }
+    for (size_t d = sizes.size(); d-- > 0;) {
+      if (++index[d] < sizes[d]) break;
+      index[d] = 0;
+    }
+  }
+  file.write(staging.data(), staging.size());
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+struct TensorEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin;  // byte range [begin, end) relative to the start of the data region
+  uint64_t end;
+};
+
+struct ParsedHeader {
+  std::vector<TensorEntry> entries;  // in header order
+  SafetensorsMetadata metadata;
+};
+
+// An open file read by absolute offsets; closes itself.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) fail(path, fmt::format("cannot open: {}", std::strerror(errno)));
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0) {
+      int saved_errno = errno;
+      ::close(fd_);
+      fail(path, fmt::format("cannot stat: {}", std::strerror(saved_errno)));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      ::close(fd_);
+      fail(path, "not a regular file");
+    }
+    size_bytes_ = uint64_t(info.st_size);
+  }
+  ~InputFile() { ::close(fd_); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size_bytes() const { return size_bytes_; }
+
+  void read_at(uint64_t offset, void* destination, size_t bytes, std::string_view what) const {
+    char* cursor = static_cast<char*>(destination);
+    size_t remaining = bytes;
+    while (remaining > 0) {
+      ssize_t got = ::pread(fd_, cursor, remaining, off_t(offset + (bytes - remaining)));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail(path_, fmt::format("reading {}: {}", what, std::strerror(errno)));
+      if (got == 0) {
+        fail(path_, fmt::format("reading {}: file ended {} bytes early (did it change while "
+                                "being read?)",
+                                what, remaining));
+      }
+      cursor += got;
+      remaining -= size_t(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_bytes_ = 0;
+};
+
+std::string json_type_name(const OrderedJson& value) {
+  if (value.is_number_unsigned()) return "non-negative integer";
+  if (value.is_number_integer()) return "negative integer";
+  if (value.is_number_float()) return "number with a fraction or exponent";
+  return value.type_name();
+}
+
+// Parses the header text, rejecting a key repeated within any one object: nlohmann would keep
+// only one of them silently, and two tensors with one name is a corrupt file.
+OrderedJson parse_header_json(const std::string& path, const std::string& text) {
+  std::vector<std::set<std::string>> keys_per_open_object;
+  std::string duplicate_key;
+  auto reject_duplicates = [&](int, nlohmann::json::parse_event_t event, OrderedJson& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if (event == Event::object_start) keys_per_open_object.emplace_back();
+    if (event == Event::object_end) keys_per_open_object.pop_back();
+    if (event == Event::key &&
+        !keys_per_open_object.back().insert(parsed.get<std::string>()).second &&
+        duplicate_key.empty()) {
+      duplicate_key = parsed.get<std::string>();
+    }
+    return true;
+  };
+  OrderedJson header;
+  try {
+    header = OrderedJson::parse(text, reject_duplicates);
+  } catch (const nlohmann::json::exception& error) {
+    fail(path, fmt::format("header is not valid JSON: {}", error.what()));
+  }
+  if (!duplicate_key.empty()) {
+    fail(path, fmt::format("header has the key '{}' twice in one object", duplicate_key));
+  }
+  if (!header.is_object()) {
+    fail(path, fmt::format("header is a JSON {}, expected an object", header.type_name()));
+  }
+  return header;
+}
+
+SafetensorsMetadata parse_metadata(const std::string& path, const OrderedJson& value) {
+  if (!value.is_object()) {
+    fail(path,
+         fmt::format("__metadata__ is a {}, expected an object of strings", json_type_name(value)));
+  }
+  SafetensorsMetadata metadata;
+  for (const auto& [key, item] : value.items()) {
+    if (!item.is_string()) {
+      fail(path,
+           fmt::format("__metadata__ '{}' is a {}, expected a string", key, json_type_name(item)));
+    }
+    metadata[key] = item.get<std::string>();
+  }
+  return metadata;
+}
+
+// Product of `shape` times the element size, or nullopt if it does not fit in 64 bits.
+std::optional<uint64_t> checked_byte_count(const Shape& shape, size_t element_bytes) {
+  uint64_t bytes = element_bytes;
+  for (int64_t size : shape) {
+    if (__builtin_mul_overflow(bytes, uint64_t(size), &bytes)) return std::nullopt;
+  }
+  return bytes;
+}
+
+TensorEntry parse_entry(const std::string& path, const std::string& name, const OrderedJson& value,
+                        uint64_t data_region_bytes) {
+  if (!value.is_object()) {
+    fail_tensor(path, name,
+                fmt::format("entry is a {}, expected an object with dtype, shape and "
+                            "data_offsets",
+                            json_type_name(value)));
+  }
+  for (const auto& [key, item] : value.items()) {
+    if (key != "dtype" && key != "shape" && key != "data_offsets") {
+      fail_tensor(path, name,
+                  fmt::format("unexpected field '{}' (expected dtype, shape, data_offsets)", key));
+    }
+  }
+  for (const char* required : {"dtype", "shape", "data_offsets"}) {
+    if (!value.contains(required)) fail_tensor(path, name, fmt::format("missing '{}'", required));
+  }
+
+  TensorEntry entry{.name = name};
+  const OrderedJson& dtype_json = value["dtype"];
+  if (!dtype_json.is_string()) {
+    fail_tensor(path, name,
+                fmt::format("dtype is a {}, expected a string", json_type_name(dtype_json)));
+  }
+  std::string dtype_text = dtype_json.get<std::string>();
+  std::optional<DType> dtype = dtype_from_safetensors_name(dtype_text);
+  if (!dtype) {
+    fail_tensor(path, name,
+                fmt::format("unsupported dtype '{}' (expected one of {})", dtype_text,
+                            supported_dtype_names()));
+  }
+  entry.dtype = *dtype;
+
+  const OrderedJson& shape_json = value["shape"];
+  if (!shape_json.is_array()) {
+    fail_tensor(path, name,
+                fmt::format("shape is a {}, expected an array", json_type_name(shape_json)));
+  }
+  for (const OrderedJson& size : shape_json) {
+    if (!size.is_number_unsigned()) {
+      fail_tensor(path, name,
+                  fmt::format("shape {} holds a {}, expected non-negative integers",
+                              shape_json.dump(), json_type_name(size)));
+    }
+    uint64_t size_value = size.get<uint64_t>();
+    if (size_value > uint64_t(INT64_MAX)) {
+      fail_tensor(path, name, fmt::format("shape {} has a size past 2^63", shape_json.dump()));
+    }
+    entry.shape.push_back(int64_t(size_value));
+  }
+
+  const OrderedJson& offsets_json = value["data_offsets"];
+  if (!offsets_json.is_array() || offsets_json.size() != 2 ||
+      !offsets_json[0].is_number_unsigned() || !offsets_json[1].is_number_unsigned()) {
+    fail_tensor(path, name,
+                fmt::format("data_offsets is {}, expected [begin, end] of non-negative integers",
+                            offsets_json.dump()));
+  }
+  entry.begin = offsets_json[0].get<uint64_t>();
+  entry.end = offsets_json[1].get<uint64_t>();
+  if (entry.begin > entry.end) {
+    fail_tensor(path, name,
+                fmt::format("data_offsets [{}, {}] end before they begin", entry.begin, entry.end));
+  }
+
+  std::string shape_text = shape_str(entry.shape);
+  std::optional<uint64_t> needed_bytes = checked_byte_count(entry.shape, dtype_size(entry.dtype));
+  if (!needed_bytes) {
+    fail_tensor(path, name,
+                fmt::format("shape {} of {} needs more than 2^64 bytes", shape_text, dtype_text));
+  }
+  uint64_t held_bytes = entry.end - entry.begin;
+  if (held_bytes != *needed_bytes) {
+    fail_tensor(
+        path, name,
+        fmt::format("data_offsets [{}, {}] hold {} bytes, shape {} of {} needs {}", entry.begin,
+                    entry.end, held_bytes, shape_text, dtype_text, *needed_bytes));
+  }
+  if (entry.end > data_region_bytes) {
+    fail_tensor(path, name,
+                fmt::format("data_offsets [{}, {}] pass the end of the data region, which "
+                            "holds {} bytes",
+                            entry.begin, entry.end, data_region_bytes));
+  }
+  return entry;
+}
+
+// The data region must be tiled exactly: sorted by offset, each tensor starts where the
+// previous one ended, the first at 0 and the last ending at the end of the file. Returns the
+// entries in that (file) order.
+std::vector<TensorEntry> check_data_coverage(const std::string& path,
+                                             std::vector<TensorEntry> entries,
+                                             uint64_t data_region_bytes) {
+  std::stable_sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered_until = 0;
+  const TensorEntry* previous = nullptr;
+  for (const TensorEntry& entry : entries) {
+    if (entry.begin < covered_until) {
+      fail_tensor(path, entry.name,
+                  fmt::format("data_offsets [{}, {}] overlap tensor '{}' at [{}, {}]", entry.begin,
+                              entry.end, previous->name, previous->begin, previous->end));
+    }
+    if (entry.begin > covered_until) {
+      fail_tensor(path, entry.name,
+                  fmt::format("data_offsets [{}, {}] leave bytes [{}, {}) of the data region "
+                              "unused; tensors must be back to back",
+                              entry.begin, entry.end, covered_until, entry.begin));
+    }
+    covered_until = entry.end;
+    previous = &entry;
+  }
+  if (covered_until != data_region_bytes) {
+    fail(path, fmt::format("tensors cover {} bytes of data but {} follow the header: {} "
+                           "trailing bytes belong to no tensor",
+                           covered_until, data_region_bytes, data_region_bytes - covered_until));
+  }
+  return entries;
+}
+
+ParsedHeader parse_header(const std::string& path, const std::string& text,
+                          uint64_t data_region_bytes) {
+  OrderedJson header = parse_header_json(path, text);
+  ParsedHeader parsed;
+  for (const auto& [name, value] : header.items()) {
+    if (name == kMetadataKey) {
+      parsed.metadata = parse_metadata(path, value);
+    } else {
+      parsed.entries.push_back(parse_entry(path, name, value, data_region_bytes));
+    }
+  }
+  parsed.entries = check_data_coverage(path, std::move(parsed.entries), data_region_bytes);
+  return parsed;
+}
+
+}  // namespace
+
+std::string_view safetensors_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::i32:
+      return "I32";
+    case DType::i64:
+      return "I64";
+    case DType::u8:
+      return "U8";
+  }
+  throw std::invalid_argument("safetensors_dtype_name: unknown dtype");
+}
+
+std::optional<DType> dtype_from_safetensors_name(std::string_view name) {
+  for (DType dtype : kSafetensorsDTypes) {
+    if (safetensors_dtype_name(dtype) == name) return dtype;
+  }
+  return std::nullopt;
+}
+
+const Tensor& SafetensorsContents::at(std::string_view name) const {
+  for (const auto& [tensor_name, tensor] : tensors) {
+    if (tensor_name == name) return tensor;
+  }
+  throw std::out_of_range(fmt::format("safetensors: no tensor named '{}'", name));
+}
+
+bool SafetensorsContents::contains(std::string_view name) const {
+  return std::any_of(tensors.begin(), tensors.end(),
+                     [&](const auto& named) { return named.first == name; });
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const SafetensorsMetadata& metadata) {
+  check_tensors_to_save(path, tensors);
+  std::string header = build_header(path, tensors, metadata);
+  uint64_t header_bytes = header.size();  // little-endian on disk, as on this host
+  AtomicFileWriter file(path);
+  file.write(&header_bytes, sizeof header_bytes);
+  file.write(header.data(), header.size());
+  for (const auto& named : tensors) write_tensor_data(file, named.second);
+  file.commit();
+}
+
+SafetensorsContents load_safetensors(const std::string& path) {
+  InputFile file(path);
+  uint64_t file_bytes = file.size_bytes();
+  if (file_bytes < 8) {
+    fail(path,
+         fmt::format("file holds {} bytes, too short for the 8-byte header length", file_bytes));
+  }
+  uint64_t header_bytes = 0;
+  file.read_at(0, &header_bytes, sizeof header_bytes, "the header length");
+  if (header_bytes > kSafetensorsMaxHeaderBytes) {
+    fail(path, fmt::format("header length {} is past the limit of {} bytes", header_bytes,
+                           kSafetensorsMaxHeaderBytes));
+  }
+  if (header_bytes > file_bytes - 8) {
+    fail(path, fmt::format("header length {} is larger than the {} bytes after the length field",
+                           header_bytes, file_bytes - 8));
+  }
+  std::string header_text(header_bytes, '\0');
+  file.read_at(8, header_text.data(), header_text.size(), "the header");
+  uint64_t data_region_start = 8 + header_bytes;
+  ParsedHeader header = parse_header(path, header_text, file_bytes - data_region_start);
+
+  SafetensorsContents contents;
+  contents.metadata = std::move(header.metadata);
+  contents.tensors.reserve(header.entries.size());
+  for (const TensorEntry& entry : header.entries) {
+    Tensor tensor = empty(entry.shape, {.dtype = entry.dtype, .device = Device::cpu()});
+    if (entry.end > entry.begin) {
+      file.read_at(data_region_start + entry.begin, tensor.raw_data(), entry.end - entry.begin,
+                   fmt::format("tensor '{}'", entry.name));
+    }
+    contents.tensors.emplace_back(entry.name, std::move(tensor));
+  }
+  return contents;
+}
+
+}  // namespace zt

@@ -1,0 +1,99 @@
+// Communicator: the collectives data parallelism needs, over one group of ranks. MPI works on
+// host memory (MpiCommunicator); NCCL on device memory (later). Every collective is counted:
+// calls, payload bytes and seconds per kind.
+//
+// Payload bytes are what a bandwidth-optimal ring algorithm sends from this rank, which is what
+// the ZeRO paper's communication volumes count: all_reduce of B bytes sends 2B(N-1)/N,
+// reduce_scatter and all_gather of a B-byte full buffer send B(N-1)/N, broadcast and reduce
+// send B (root) as a pipeline would, send sends B. Libraries may pick other algorithms
+// internally; the counts describe the data each rank must move, not their wire traffic.
+//
+// Invariants: tensors passed to a collective are contiguous, on a device this communicator
+// serves, and have the same dtype and size on every rank (checked where it costs nothing).
+// A collective is called by every rank of the group, in the same order.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace zt::dist {
+
+enum class ReduceOperation : uint8_t { sum, max, min };
+
+enum class CollectiveKind : uint8_t {
+  all_reduce, reduce_scatter, all_gather, broadcast, reduce, barrier, send, recv
+};
+inline constexpr size_t kCollectiveKindCount = 8;
+std::string_view collective_kind_name(CollectiveKind kind);
+
+struct CollectiveCounter {
+  int64_t calls = 0;
+  int64_t payload_bytes = 0;  // ring model, see above
+  int64_t buffer_bytes = 0;   // the size of the tensors handed in (input side)
+  double seconds = 0.0;       // wall time inside the call (blocking) or until wait() returns
+};
+
+struct CommStats {
+  std::array<CollectiveCounter, kCollectiveKindCount> by_kind{};
+  const CollectiveCounter& operator[](CollectiveKind kind) const { return by_kind[size_t(kind)]; }
+  CollectiveCounter& operator[](CollectiveKind kind) { return by_kind[size_t(kind)]; }
+  int64_t total_payload_bytes() const;
+  std::string summary() const;  // one line per kind that was used
+};
+
+// A non-blocking collective in flight. wait() returns when its result is in the tensors.
+// Destroying an unfinished Work waits for it (a collective can't be abandoned).
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+  // Drives progress and says whether it is done (MPI progresses only inside MPI calls).
+  virtual bool test() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;  // "mpi", "nccl"
+
+  // In place on `tensor`.
+  virtual std::unique_ptr<Work> all_reduce_async(const Tensor& tensor,
+                                                 ReduceOperation op = ReduceOperation::sum) = 0;
+  // input holds size() equal slices; slice r, reduced over ranks, lands in rank r's output.
+  virtual std::unique_ptr<Work> reduce_scatter_async(const Tensor& input, const Tensor& output,
+                                                     ReduceOperation op = ReduceOperation::sum) = 0;
+  // output holds size() slices; slice r is rank r's input.
+  virtual std::unique_ptr<Work> all_gather_async(const Tensor& input, const Tensor& output) = 0;
+  virtual std::unique_ptr<Work> broadcast_async(const Tensor& tensor, int root) = 0;
+
+  // Blocking forms: the async call, then wait().
+  void all_reduce(const Tensor& tensor, ReduceOperation op = ReduceOperation::sum);
+  void reduce_scatter(const Tensor& input, const Tensor& output,
+                      ReduceOperation op = ReduceOperation::sum);
+  void all_gather(const Tensor& input, const Tensor& output);
+  void broadcast(const Tensor& tensor, int root);
+
+  // The result lands in root's tensor; other ranks' tensors are left as they were.
+  virtual void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) = 0;
+  virtual void barrier() = 0;
+  virtual void send(const Tensor& tensor, int destination, int tag = 0) = 0;
+  virtual void recv(const Tensor& tensor, int source, int tag = 0) = 0;
+
+  // Ranks with the same color form a new group, ordered by key then by rank (MPI_Comm_split).
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = CommStats{}; }
+
+ protected:
+  CommStats stats_;
+};
+
+}  // namespace zt::dist

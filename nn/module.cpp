@@ -1,0 +1,261 @@
+// Module bookkeeping: registration, recursive traversal with dotted names, hooks, conversions
+// and the state dict.
+#include "nn/module.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "core/allocator.h"
+#include "core/factory.h"
+#include "core/ops/view.h"
+
+namespace zt::nn {
+
+namespace {
+std::string joined(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+// Replaces what `target`'s impl holds with `source`'s data, so that every handle to the impl
+// (the registry's and the subclass member) sees the new values, dtype and storage.
+void replace_in_place(const Tensor& target, const Tensor& source) {
+  TensorImpl& impl = *target.impl();
+  impl.storage = source.storage();
+  impl.sizes = source.sizes();
+  impl.strides = source.strides();
+  impl.offset = source.storage_offset();
+  impl.dtype = source.dtype();
+}
+}  // namespace
+
+Tensor Module::operator()(const Tensor& input) {
+  for (auto& [handle, hook] : pre_hooks_) hook(*this, input);
+  Tensor output = forward(input);
+  for (auto& [handle, hook] : post_hooks_) hook(*this, input, output);
+  return output;
+}
+
+void Module::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos) {
+    throw std::invalid_argument(
+        fmt::format("{}: name \"{}\" must be non-empty and contain no '.'", type_name(), name));
+  }
+  auto taken = [&](const auto& entries) {
+    for (const auto& entry : entries) {
+      if (entry.first == name) return true;
+    }
+    return false;
+  };
+  if (taken(parameters_) || taken(buffers_) || taken(children_)) {
+    throw std::invalid_argument(fmt::format("{}: \"{}\" is already registered", type_name(), name));
+  }
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  if (tensor.storage()->tag() != MemoryTag::param || !tensor.is_contiguous() || tensor.grad_fn()) {
+    // Parameters own contiguous, param-tagged storage and are leaves.
+    Tensor owned =
+        empty(tensor.sizes(),
+              {.dtype = tensor.dtype(), .device = tensor.device(), .tag = MemoryTag::param});
+    ops::copy_(owned, tensor);
+    tensor = owned;
+  }
+  tensor.set_requires_grad(true);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_new_name(name);
+  if (!module)
+    throw std::invalid_argument(fmt::format("{}: child \"{}\" is null", type_name(), name));
+  children_.emplace_back(name, std::move(module));
+}
+
+NamedTensors Module::named_parameters(bool recurse) const {
+  NamedTensors result = parameters_;
+  if (!recurse) return result;
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, tensor] : child->named_parameters(true)) {
+      result.emplace_back(joined(child_name, name), tensor);
+    }
+  }
+  return result;
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> result;
+  for (auto& [name, tensor] : named_parameters(recurse)) result.push_back(tensor);
+  return result;
+}
+
+NamedTensors Module::named_buffers(bool recurse) const {
+  NamedTensors result = buffers_;
+  if (!recurse) return result;
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, tensor] : child->named_buffers(true)) {
+      result.emplace_back(joined(child_name, name), tensor);
+    }
+  }
+  return result;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const {
+  return children_;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modules() {
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> result;
+  result.emplace_back("", shared_from_this());
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, module] : child->named_modules()) {
+      result.emplace_back(joined(child_name, name), module);
+    }
+  }
+  return result;
+}
+
+int64_t Module::num_parameters() const {
+  int64_t count = 0;
+  for (const Tensor& param : parameters()) count += param.numel();
+  return count;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::to(DType dtype) {
+  if (!is_floating(dtype)) {
+    throw std::invalid_argument(
+        fmt::format("{}.to: {} is not a floating dtype", type_name(), dtype_name(dtype)));
+  }
+  autograd::NoGradGuard no_grad;
+  for (auto& [name, param] : named_parameters()) {
+    if (!is_floating(param.dtype()) || param.dtype() == dtype) continue;
+    param.set_grad(Tensor());
+    MemoryTagGuard as_param(MemoryTag::param);
+    replace_in_place(param, ops::to_dtype(param, dtype));
+  }
+  for (auto& [name, buffer] : named_buffers()) {
+    if (!is_floating(buffer.dtype()) || buffer.dtype() == dtype) continue;
+    MemoryTagGuard as_buffer(buffer.storage()->tag());
+    replace_in_place(buffer, ops::to_dtype(buffer, dtype));
+  }
+}
+
+void Module::zero_grad() {
+  for (const Tensor& param : parameters()) param.set_grad(Tensor());
+}
+
+int64_t Module::register_forward_pre_hook(ForwardPreHook hook) {
+  pre_hooks_.emplace_back(next_hook_handle_, std::move(hook));
+  return next_hook_handle_++;
+}
+
+int64_t Module::register_forward_hook(ForwardHook hook) {
+  post_hooks_.emplace_back(next_hook_handle_, std::move(hook));
+  return next_hook_handle_++;
+}
+
+void Module::remove_hook(int64_t handle) {
+  std::erase_if(pre_hooks_, [handle](const auto& entry) { return entry.first == handle; });
+  std::erase_if(post_hooks_, [handle](const auto& entry) { return entry.first == handle; });
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors result = parameters_;
+  result.insert(result.end(), buffers_.begin(), buffers_.end());
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, tensor] : child->state_dict()) {
+      result.emplace_back(joined(child_name, name), tensor);
+    }
+  }
+  return result;
+}
+
+void Module::load_state_dict(const NamedTensors& state, bool strict) {
+  NamedTensors own = state_dict();
+  std::set<std::string> own_names;
+  for (auto& [name, tensor] : own) own_names.insert(name);
+  std::set<std::string> given_names;
+  for (auto& [name, tensor] : state) {
+    if (!given_names.insert(name).second) {
+      throw std::invalid_argument(fmt::format("load_state_dict: \"{}\" appears twice", name));
+    }
+    if (strict && !own_names.contains(name)) {
+      throw std::invalid_argument(fmt::format(
+          "load_state_dict: unexpected tensor \"{}\": {} has no such parameter or buffer", name,
+          type_name()));
+    }
+  }
+  // Check every shape before copying anything, so a bad file changes nothing.
+  std::vector<std::pair<Tensor, Tensor>> copies;
+  for (auto& [name, target] : own) {
+    auto found = std::find_if(state.begin(), state.end(),
+                              [&](const auto& entry) { return entry.first == name; });
+    if (found == state.end()) {
+      if (strict) {
+        throw std::invalid_argument(fmt::format(
+            "load_state_dict: missing tensor \"{}\" of shape {}", name, shape_str(target.sizes())));
+      }
+      continue;
+    }
+    if (found->second.sizes() != target.sizes()) {
+      throw std::invalid_argument(
+          fmt::format("load_state_dict: \"{}\" has shape {}, the model expects {}", name,
+                      shape_str(found->second.sizes()), shape_str(target.sizes())));
+    }
+    copies.emplace_back(target, found->second);
+  }
+  autograd::NoGradGuard no_grad;
+  for (auto& [target, source] : copies) ops::copy_(target, source);
+}
+
+void Module::save(const std::string& path) const {
+  save_safetensors(path, state_dict());
+}
+
+void Module::load(const std::string& path, bool strict) {
+  SafetensorsContents contents = load_safetensors(path);
+  try {
+    load_state_dict(contents.tensors, strict);
+  } catch (const std::exception& error) {
+    throw std::runtime_error(path + ": " + error.what());
+  }
+}
+
+std::string Module::repr() const {
+  std::string text;
+  repr_into(text, 0);
+  return text;
+}
+
+void Module::repr_into(std::string& text, int indent) const {
+  text += type_name() + "(" + extra_repr();
+  if (children_.empty()) {
+    text += ")";
+    return;
+  }
+  text += "\n";
+  for (const auto& [name, child] : children_) {
+    text += std::string(size_t(indent + 2), ' ') + "(" + name + "): ";
+    child->repr_into(text, indent + 2);
+    text += "\n";
+  }
+  text += std::string(size_t(indent), ' ') + ")";
+}
+
+}  // namespace zt::nn

@@ -1,0 +1,50 @@
+// Optimizers for plain (single-process, unpartitioned) use: they apply the update rules of
+// update_rules.h tensor by tensor to parameters that hold their own gradients. The ZeRO engine
+// does not use these classes; it applies the same rules to its flat shard.
+// Invariant: parameters are contiguous f32 leaves; their state tensors are tagged optim_state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace zt::optim {
+
+struct ParamGroup {
+  std::vector<Tensor> params;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+};
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<ParamGroup> groups);
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Updates every parameter that has a gradient; parameters without one are skipped.
+  virtual void step() = 0;
+  virtual std::string name() const = 0;
+  // Drops the gradients (PyTorch's set_to_none=true): the next backward allocates fresh ones.
+  void zero_grad();
+
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  double lr() const { return groups_.front().lr; }
+  void set_lr(double lr);
+  // First-moment coefficient: SGD's momentum, Adam's beta1 (for OneCycle's momentum cycling).
+  virtual void set_momentum(double momentum) = 0;
+  virtual double momentum() const = 0;
+
+ protected:
+  std::vector<ParamGroup> groups_;
+};
+
+// One group with every parameter, as torch.optim does for `model.parameters()`.
+std::vector<ParamGroup> single_group(const std::vector<Tensor>& params, double lr,
+                                     double weight_decay = 0.0);
+
+}  // namespace zt::optim

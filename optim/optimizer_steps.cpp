@@ -1,0 +1,109 @@
+// The step() of each plain optimizer: gather each parameter's gradient as contiguous f32 and
+// apply the flat update rule to it.
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "core/factory.h"
+#include "core/ops/view.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+
+namespace zt::optim {
+
+namespace {
+
+std::span<float> float_span(const Tensor& tensor) {
+  return {tensor.data_ptr<float>(), size_t(tensor.numel())};
+}
+
+// The gradient as a contiguous f32 tensor of the parameter's shape.
+Tensor gradient_of(const Tensor& param, const char* optimizer) {
+  Tensor grad = param.grad();
+  if (grad.sizes() != param.sizes()) {
+    throw std::invalid_argument(fmt::format("{}: gradient shape {} differs from parameter {}",
+                                            optimizer, shape_str(grad.sizes()),
+                                            shape_str(param.sizes())));
+  }
+  return ops::contiguous(ops::to_dtype(grad, DType::f32));
+}
+
+Tensor new_state_like(const Tensor& param) {
+  return zeros(param.sizes(),
+               {.dtype = DType::f32, .device = param.device(), .tag = MemoryTag::optim_state});
+}
+
+}  // namespace
+
+Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions options)
+    : Optimizer(std::move(groups)), options_(options) {
+  if (options_.momentum < 0.0) {
+    throw std::invalid_argument(fmt::format("SGD: momentum {} must be >= 0", options_.momentum));
+  }
+  if (options_.nesterov && (options_.momentum <= 0.0 || options_.dampening != 0.0)) {
+    throw std::invalid_argument("SGD: nesterov needs momentum > 0 and dampening 0");
+  }
+  for (const ParamGroup& group : groups_) momentum_buffers_.emplace_back(group.params.size());
+}
+
+const Tensor& Sgd::momentum_buffer(size_t group, size_t index) const {
+  return momentum_buffers_.at(group).at(index);
+}
+
+void Sgd::step() {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    ParamGroup& group = groups_[g];
+    SgdHyper hyper{group.lr, options_.momentum, options_.dampening, group.weight_decay,
+                   options_.nesterov};
+    for (size_t p = 0; p < group.params.size(); ++p) {
+      Tensor& param = group.params[p];
+      if (!param.grad().defined()) continue;
+      Tensor grad = gradient_of(param, "SGD");
+      Tensor& buffer = momentum_buffers_[g][p];
+      bool first_step = !buffer.defined();
+      if (hyper.momentum != 0.0 && first_step) buffer = new_state_like(param);
+      std::span<float> buffer_span = buffer.defined() ? float_span(buffer) : std::span<float>();
+      sgd_update(float_span(param), float_span(grad), buffer_span, hyper, first_step);
+    }
+  }
+}
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : Optimizer(std::move(groups)), options_(options) {
+  auto check = [](bool ok, const char* what, double value) {
+    if (!ok) throw std::invalid_argument(fmt::format("Adam: invalid {} {}", what, value));
+  };
+  check(options_.beta1 >= 0.0 && options_.beta1 < 1.0, "beta1 (expected [0, 1))", options_.beta1);
+  check(options_.beta2 >= 0.0 && options_.beta2 < 1.0, "beta2 (expected [0, 1))", options_.beta2);
+  check(options_.eps >= 0.0, "eps (expected >= 0)", options_.eps);
+  for (const ParamGroup& group : groups_) states_.emplace_back(group.params.size());
+}
+
+void Adam::step() {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    ParamGroup& group = groups_[g];
+    for (size_t p = 0; p < group.params.size(); ++p) {
+      Tensor& param = group.params[p];
+      if (!param.grad().defined()) continue;
+      Tensor grad = gradient_of(param, name().c_str());
+      State& state = states_[g][p];
+      if (!state.exp_avg.defined()) {
+        state.exp_avg = new_state_like(param);
+        state.exp_avg_sq = new_state_like(param);
+      }
+      state.step += 1;
+      AdamHyper hyper{group.lr,
+                      options_.beta1,
+                      options_.beta2,
+                      options_.eps,
+                      group.weight_decay,
+                      options_.decoupled_weight_decay,
+                      options_.bias_correction,
+                      state.step};
+      adam_update(float_span(param), float_span(grad), float_span(state.exp_avg),
+                  float_span(state.exp_avg_sq), hyper);
+    }
+  }
+}
+
+}  // namespace zt::optim

@@ -1,0 +1,82 @@
+// Memory accounting: live and peak bytes per tag, the limit and its message, alignment.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "core/allocator.h"
+#include "core/factory.h"
+
+using namespace zt;
+
+TEST_CASE("allocator counts live and peak bytes per tag and frees them") {
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  MemoryStats before = accounting.stats();
+  accounting.reset_peak();
+  {
+    Tensor params = empty({1000}, {.tag = MemoryTag::param});  // 4000 bytes
+    Tensor moments = empty({250}, {.dtype = DType::f64, .tag = MemoryTag::optim_state});
+    MemoryStats during = accounting.stats();
+    CHECK(during.live(MemoryTag::param) - before.live(MemoryTag::param) == 4000);
+    CHECK(during.live(MemoryTag::optim_state) - before.live(MemoryTag::optim_state) == 2000);
+    CHECK(during.total_live_bytes - before.total_live_bytes == 6000);
+  }
+  MemoryStats after = accounting.stats();
+  CHECK(after.live(MemoryTag::param) == before.live(MemoryTag::param));
+  CHECK(after.live(MemoryTag::optim_state) == before.live(MemoryTag::optim_state));
+  CHECK(after.peak(MemoryTag::param) >= before.live(MemoryTag::param) + 4000);
+  CHECK(after.total_peak_bytes >= before.total_live_bytes + 6000);
+}
+
+TEST_CASE("total peak is the peak of the sum, not the sum of per-tag peaks") {
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  accounting.reset_peak();
+  int64_t base = accounting.stats().total_live_bytes;
+  { Tensor first = empty({1024}, {.tag = MemoryTag::activation}); }
+  { Tensor second = empty({1024}, {.tag = MemoryTag::grad}); }
+  MemoryStats stats = accounting.stats();
+  CHECK(stats.total_peak_bytes - base == 4096);
+  CHECK(stats.peak(MemoryTag::activation) >= 4096);
+  CHECK(stats.peak(MemoryTag::grad) >= 4096);
+}
+
+TEST_CASE("MemoryTagGuard sets the tag of allocations that name none") {
+  CHECK(current_memory_tag() == MemoryTag::other);
+  {
+    MemoryTagGuard guard(MemoryTag::activation);
+    Tensor made_in_forward = zeros({4});
+    CHECK(made_in_forward.storage()->tag() == MemoryTag::activation);
+    {
+      MemoryTagGuard inner(MemoryTag::comm);
+      CHECK(current_memory_tag() == MemoryTag::comm);
+    }
+    CHECK(current_memory_tag() == MemoryTag::activation);
+  }
+  CHECK(current_memory_tag() == MemoryTag::other);
+}
+
+TEST_CASE("an allocation past the limit fails with the per-tag breakdown") {
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  int64_t live = accounting.stats().total_live_bytes;
+  accounting.set_limit(live + 10000);
+  Tensor fits = empty({2000}, {.tag = MemoryTag::param});  // 8000 bytes
+  std::string message;
+  try {
+    Tensor too_much = empty({1000}, {.tag = MemoryTag::grad});
+  } catch (const OutOfMemoryError& error) {
+    message = error.what();
+  }
+  accounting.set_limit(0);
+  CHECK(message.find("out of memory on cpu") != std::string::npos);
+  CHECK(message.find("grad") != std::string::npos);
+  CHECK(message.find("param") != std::string::npos);
+  CHECK(message.find("optim_state") != std::string::npos);
+  // The failed allocation was not counted.
+  CHECK(accounting.stats().total_live_bytes == live + 8000);
+}
+
+TEST_CASE("allocations are 64-byte aligned, including zero-byte ones") {
+  for (int64_t count : {0, 1, 3, 17, 129, 4097}) {
+    Tensor tensor = empty({count}, {.dtype = DType::u8});
+    CHECK(reinterpret_cast<uintptr_t>(tensor.storage()->data()) % 64 == 0);
+  }
+}

@@ -44,20 +44,25 @@ tests: $(TEST_BIN)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	@echo "  CXX $<"
+	@$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR  $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) $(LDLIBS) -o $@
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LIB)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 $(BENCH_BINS): bench/%: $(BUILD)/bench/%.o $(LIB)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 deps:
 	@bash scripts/install-deps

@@ -19,6 +19,13 @@ comma := ,
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIBS := $(if $(wildcard $(OPENBLAS_DIR)/libopenblas.so),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) -lopenblas
 LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -lpthread
+# Open MPI, for dist/ and the multi-rank tests; its headers as system headers so that -Werror
+# judges only our code. We call the C API only: no C++ bindings (OMPI_SKIP_MPICXX), mpicc's
+# link line (no libmpi_cxx).
+MPI_COMPILE_FLAGS := -DOMPI_SKIP_MPICXX $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null))
+MPI_LINK_FLAGS := $(shell mpicc --showme:link 2>/dev/null)
+CXXFLAGS += $(MPI_COMPILE_FLAGS)
+LDLIBS += $(MPI_LINK_FLAGS)
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA ?= $(if $(NVCC),1,0)
@@ -28,9 +35,14 @@ LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a
 
-TEST_SRCS := $(wildcard tests/*.cpp tests/*/*.cpp)
+TEST_SRCS := $(filter-out tests/mpi/%,$(wildcard tests/*.cpp tests/*/*.cpp))
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/unit_tests
+# Multi-rank tests (run under mpirun by scripts/run-tests) and the job-failure probe.
+MPI_TEST_SRCS := $(filter-out tests/mpi/abort_probe.cpp,$(wildcard tests/mpi/*.cpp))
+MPI_TEST_OBJS := $(MPI_TEST_SRCS:%.cpp=$(BUILD)/%.o)
+MPI_TEST_BIN := $(BUILD)/tests/mpi_tests
+ABORT_PROBE := $(BUILD)/tests/abort_probe
 
 APP_SRCS := $(wildcard apps/*.cpp)
 APP_BINS := $(APP_SRCS:%.cpp=%)
@@ -40,7 +52,7 @@ BENCH_BINS := $(BENCH_SRCS:%.cpp=%)
 .PHONY: all lib tests test asan deps run bench clean format
 all: lib tests $(APP_BINS) $(BENCH_BINS)
 lib: $(LIB)
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(MPI_TEST_BIN) $(ABORT_PROBE)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -56,6 +68,16 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) $(LDLIBS) -o $@
+
+$(MPI_TEST_BIN): $(MPI_TEST_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) $(LDLIBS) -o $@
+
+$(ABORT_PROBE): $(BUILD)/tests/mpi/abort_probe.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 $(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LIB)
 	@echo "  LD  $@"
@@ -75,14 +97,21 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build-asan/tests/unit_tests
+	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  bash scripts/run-tests build-asan/tests/unit_tests
 
-# Trains the MNIST example network on one process, then evaluates the saved model.
+# Open MPI on one small machine: more ranks than cores (--oversubscribe), no pinning of ranks to
+# cores (--bind-to none), shared memory between ranks (btl self,vader), waiting ranks yield their
+# core (mpi_yield_when_idle), and root allowed (containers and CI run as root).
+MPIRUN := mpirun --oversubscribe --bind-to none --mca btl self,vader --mca mpi_yield_when_idle 1 \
+          $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+
+# Trains the MNIST example network on 8 ranks with the DeepSpeed tutorial's config, then
+# evaluates the saved model.
 run: deps
 	@$(MAKE) --no-print-directory all
-	./apps/mnist_train
+	$(MPIRUN) -np 8 ./apps/mnist_train --deepspeed --deepspeed_config configs/ds_config.json --epochs 3
 	./apps/mnist_eval
 
 bench: all
@@ -94,4 +123,4 @@ format:
 clean:
 	rm -rf build build-asan $(APP_BINS) $(BENCH_BINS)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d)

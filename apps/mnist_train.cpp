@@ -1,21 +1,26 @@
-// Trains the MNIST example network (cnn or mlp) on one process and saves it as safetensors.
-// Data: MNIST IDX files in --data-dir when present, else Fashion-MNIST from Debian's package.
+// Trains the MNIST example network (cnn or mlp) with the ZeroTrain engine, on one process or
+// many: `mpirun -np 8 ./apps/mnist_train --deepspeed --deepspeed_config configs/ds_config.json`.
+// Without --deepspeed_config the engine runs plain data parallelism (ZeRO stage 0) with Adam,
+// --batch-size samples per rank per step and --lr. Each rank reads its share of every epoch
+// (distributed sampler); losses and test accuracy are combined over ranks; rank 0 prints and
+// saves the model as safetensors.
 // Usage: mnist_train [--epochs N] [--batch-size B] [--lr LR] [--model cnn|mlp]
 //                    [--dataset auto|mnist|fashion] [--data-dir DIR] [--seed S] [--save PATH]
+//                    [--report] [--deepspeed] [--deepspeed_config FILE] [--local_rank N]
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <exception>
 
 #include "apps/cli_flags.h"
 #include "apps/mnist_common.h"
+#include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
 #include "data/dataloader.h"
-#include "optim/adam.h"
+#include "dist/initialize.h"
 
 using namespace zt;
 
@@ -26,58 +31,132 @@ struct TrainOptions {
   double lr;
   std::string model, dataset, data_dir, save_path;
   uint64_t seed;
+  bool report;
 };
 
 TrainOptions parse(int argc, char** argv) {
   apps::Flags flags(argc, argv,
-                    {"epochs", "batch-size", "lr", "model", "dataset", "data-dir", "seed", "save"});
-  return TrainOptions{flags.get_int("epochs", 1, 1),
+                    {"epochs", "batch-size", "lr", "model", "dataset", "data-dir", "seed", "save"},
+                    {"report"});
+  return TrainOptions{flags.get_int("epochs", 3, 1),
                       flags.get_int("batch-size", 64, 1),
                       flags.get_double("lr", 1e-3, 0.0),
                       flags.get_choice("model", "cnn", {"cnn", "mlp"}),
                       flags.get_choice("dataset", "auto", {"auto", "mnist", "fashion"}),
                       flags.get_string("data-dir", "data/mnist"),
                       flags.get_string("save", "deepspeed_train_model.safetensors"),
-                      uint64_t(flags.get_int("seed", 1, 0))};
+                      uint64_t(flags.get_int("seed", 1, 0)),
+                      flags.has("report")};
+}
+
+// Plain data parallelism with Adam when no ds_config.json is given.
+dist::Config default_config(const TrainOptions& options, int world_size) {
+  std::string text = fmt::format(R"({{
+    "train_micro_batch_size_per_gpu": {},
+    "gradient_accumulation_steps": 1,
+    "steps_per_print": 0,
+    "optimizer": {{"type": "Adam", "params": {{"lr": {}}}}},
+    "zero_optimization": {{"stage": 0}}
+  }})",
+                                 options.batch_size, options.lr);
+  return dist::parse_config(text, "mnist_train defaults", world_size, nullptr);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int train(const TrainOptions& options) {
+// Sums `values` over all ranks of `comm` in place.
+std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
+  Tensor buffer = from_values(values, {int64_t(values.size())}, {.dtype = DType::f64});
+  comm.all_reduce(buffer);
+  return buffer.to_vector();
+}
+
+// Test accuracy over all ranks: rank r classifies positions r, r + N, ... of the test set
+// (padded by wrap-around so every rank runs the same forwards, which stage 3 needs) and counts
+// only positions inside the set.
+double distributed_accuracy(nn::Module& model, const Tensor& images, const Tensor& labels,
+                            dist::Communicator& world) {
+  NoGradGuard no_grad;
+  model.eval();
+  int64_t count = images.size(0);
+  data::DistributedSampler sampler(
+      count, {.num_replicas = world.size(), .rank = world.rank(), .shuffle = false});
+  std::vector<int64_t> indices = sampler.indices();
+  std::vector<double> truth = labels.to_vector();
+  double correct = 0.0;
+  constexpr size_t kEvalBatch = 1000;
+  for (size_t begin = 0; begin < indices.size(); begin += kEvalBatch) {
+    size_t end = std::min(indices.size(), begin + kEvalBatch);
+    std::vector<int64_t> chunk(indices.begin() + long(begin), indices.begin() + long(end));
+    Tensor index = from_int64(chunk, {int64_t(chunk.size())});
+    std::vector<double> predicted = argmax(model(index_select(images, 0, index)), 1).to_vector();
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      int64_t position = int64_t(begin + i) * world.size() + world.rank();
+      if (position < count && predicted[i] == truth[size_t(chunk[i])]) correct += 1.0;
+    }
+  }
+  model.train();
+  return sum_over_ranks(world, {correct})[0] / double(count);
+}
+
+int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const TrainOptions& options) {
+  dist::MpiCommunicator& world = runtime.world();
+  bool leader = world.rank() == 0;
+  dist::Config config = deepspeed.deepspeed_config.empty()
+                            ? default_config(options, world.size())
+                            : dist::load_config(deepspeed.deepspeed_config, world.size(), nullptr);
   apps::DatasetChoice dataset = apps::choose_dataset(options.dataset, options.data_dir);
-  fmt::print("dataset: {} from {}\n", dataset.name == "fashion" ? "Fashion-MNIST" : "MNIST",
-             dataset.dir);
+  if (leader) {
+    fmt::print("dataset: {} from {}\n", dataset.name == "fashion" ? "Fashion-MNIST" : "MNIST",
+               dataset.dir);
+  }
   data::MnistSplit train_split = data::load_mnist_split(dataset.dir, "train");
   data::MnistSplit test_split = data::load_mnist_split(dataset.dir, "t10k");
   Tensor train_images = data::normalize_images(train_split.images, dataset.mean, dataset.stddev);
   Tensor test_images = data::normalize_images(test_split.images, dataset.mean, dataset.stddev);
   data::TensorDataset train_set(train_images, train_split.labels);
-  data::DataLoader loader(
-      train_set, {.batch_size = options.batch_size, .shuffle = true, .seed = options.seed});
+  data::DataLoader loader(train_set, {.batch_size = config.train_micro_batch_size_per_gpu,
+                                      .shuffle = true,
+                                      .seed = options.seed,
+                                      .distributed = data::DistributedSamplerOptions{
+                                          .num_replicas = world.size(), .rank = world.rank()}});
 
   manual_seed(options.seed);
-  std::shared_ptr<nn::Module> model = apps::make_mnist_model(options.model);
-  optim::Adam optimizer(optim::single_group(model->parameters(), options.lr));
-  fmt::print("model: {} ({} parameters), Adam lr {}, batch {}, {} threads\n", options.model,
-             model->num_parameters(), options.lr, options.batch_size, num_threads());
+  Initialized initialized = initialize(runtime, config, apps::make_mnist_model(options.model));
+  dist::Engine& engine = *initialized.engine;
+  if (leader) {
+    fmt::print(
+        "model: {} ({} parameters), {} ranks x {} threads, ZeRO stage {}, {} lr {}, batch {} "
+        "({} per rank x {} accumulation steps x {} ranks)\n",
+        options.model, engine.module().num_parameters(), world.size(), num_threads(),
+        engine.zero_stage(), config.optimizer.type, config.optimizer.lr, config.train_batch_size,
+        config.train_micro_batch_size_per_gpu, config.gradient_accumulation_steps, world.size());
+  }
 
-  bool on_terminal = isatty(fileno(stdout));
+  // The progress line would interleave with the engine's own step log.
+  bool on_terminal = leader && isatty(fileno(stdout)) && config.steps_per_print == 0;
   auto run_start = std::chrono::steady_clock::now();
   for (int64_t epoch = 1; epoch <= options.epochs; ++epoch) {
     loader.set_epoch(epoch - 1);
-    model->train();
+    engine.train();
     auto epoch_start = std::chrono::steady_clock::now();
     double loss_sum = 0.0;
     int64_t batches = loader.num_batches();
     for (int64_t b = 0; b < batches; ++b) {
       data::Batch batch = loader.batch(b);
-      Tensor loss = cross_entropy((*model)(batch.inputs), batch.targets);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
+      Tensor loss = cross_entropy(engine.forward(batch.inputs), batch.targets);
+      engine.backward(loss);
+      engine.step();
       loss_sum += loss.item();
+      if (options.report && engine.is_gradient_accumulation_boundary()) {
+        // One full step (every micro-batch of it) is done: report and stop.
+        fmt::print("rank {}: {}", world.rank(), engine.model_state_report().str());
+        fmt::print("rank {}: {}\n", world.rank(),
+                   engine.data_parallel_communicator().stats().summary());
+        return 0;
+      }
       if (on_terminal && (b % 20 == 0 || b + 1 == batches)) {
         fmt::print("\repoch {} [{:5}/{}] loss {:.4f}", epoch, b + 1, batches,
                    loss_sum / double(b + 1));
@@ -86,24 +165,30 @@ int train(const TrainOptions& options) {
     }
     if (on_terminal) fmt::print("\r");
     double train_seconds = seconds_since(epoch_start);
-    double accuracy = apps::evaluate_accuracy(*model, test_images, test_split.labels);
-    fmt::print("epoch {}: loss {:.4f}, test accuracy {:.2f}%, {:.0f} samples/s, {:.1f} s\n", epoch,
-               loss_sum / double(batches), 100.0 * accuracy,
-               double(loader.num_samples()) / train_seconds, seconds_since(epoch_start));
+    double mean_loss = sum_over_ranks(world, {loss_sum / double(batches)})[0] / world.size();
+    double accuracy = distributed_accuracy(engine.module(), test_images, test_split.labels, world);
+    if (leader) {
+      fmt::print("epoch {}: loss {:.4f}, test accuracy {:.2f}%, {:.0f} samples/s, {:.1f} s\n",
+                 epoch, mean_loss, 100.0 * accuracy,
+                 double(loader.num_samples() * world.size()) / train_seconds,
+                 seconds_since(epoch_start));
+    }
   }
-  save_safetensors(options.save_path, model->state_dict(),
-                   {{"model", options.model}, {"dataset", dataset.name}});
-  fmt::print("saved {} ({:.1f} s in all)\n", options.save_path, seconds_since(run_start));
+  NamedTensors state = engine.consolidated_state_dict();
+  if (leader) {
+    save_safetensors(options.save_path, state,
+                     {{"model", options.model}, {"dataset", dataset.name}});
+    fmt::print("saved {} ({:.1f} s in all)\n", options.save_path, seconds_since(run_start));
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return train(parse(argc, argv));
-  } catch (const std::exception& error) {
-    fmt::print(stderr, "mnist_train: {}\n", error.what());
-    return 1;
-  }
+  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+    DeepSpeedArgs deepspeed = take_deepspeed_args(argc, argv);
+    TrainOptions options = parse(argc, argv);
+    return train(runtime, deepspeed, options);
+  });
 }

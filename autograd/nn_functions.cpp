@@ -38,7 +38,9 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
         Tensor gi, gw, gb;
         if (input_needs_grad) gi = ops::conv2d_backward_input(g, weight, input.sizes(), params);
         if (weight_needs_grad) gw = ops::conv2d_backward_weight(g, input, weight.sizes(), params);
-        if (bias_needs_grad) gb = ops::sum(g, {0, 2, 3});
+        // Planes first, then images: both reductions read contiguous rows, where summing
+        // {0, 2, 3} at once would first copy g into channel-major order.
+        if (bias_needs_grad) gb = ops::sum(ops::sum(g, {2, 3}), {0});
         return Grads{gi, gw, gb};
       });
 }

@@ -3,8 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace zt {
 
@@ -98,15 +101,33 @@ int64_t MemoryAccounting::limit() const {
 
 namespace {
 
+// Freed blocks of kMinCachedBytes or more are kept for the next allocation of the same rounded
+// size: a training step allocates the same large activations and gradients every step, and
+// memory fresh from the OS costs a page fault and a zeroed page per 4 KiB. The cache sits below
+// the accounting, which counts only blocks handed out, fresh or reused. It holds at most
+// kCacheCapacityBytes and gives the oldest blocks back first. AddressSanitizer builds do not
+// cache, so that a use after free is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCacheFreedBlocks = false;
+#else
+constexpr bool kCacheFreedBlocks = true;
+#endif
+constexpr size_t kMinCachedBytes = size_t(64) << 10;
+constexpr size_t kMaxCachedBlockBytes = size_t(64) << 20;
+constexpr size_t kCacheCapacityBytes = size_t(256) << 20;
+constexpr size_t kPageBytes = 4096;
+
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes, MemoryTag tag) override {
     accounting_.record_allocation(bytes, tag);
-    // aligned_alloc needs a size that is a multiple of the alignment, and non-zero.
-    size_t rounded =
-        (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
-    if (rounded == 0) rounded = kAllocationAlignment;
-    void* ptr = std::aligned_alloc(kAllocationAlignment, rounded);
+    size_t rounded = block_bytes(bytes);
+    void* ptr = take_cached(rounded);
+    if (ptr == nullptr) ptr = std::aligned_alloc(kAllocationAlignment, rounded);
+    if (ptr == nullptr) {  // the cache may hold what the OS now lacks
+      release_cache();
+      ptr = std::aligned_alloc(kAllocationAlignment, rounded);
+    }
     if (ptr == nullptr) {
       accounting_.record_free(bytes, tag);
       throw OutOfMemoryError(fmt::format("out of host memory allocating {} for {}",
@@ -115,14 +136,81 @@ class CpuAllocator final : public Allocator {
     return ptr;
   }
   void deallocate(void* ptr, size_t bytes, MemoryTag tag) override {
-    std::free(ptr);
+    cache_or_free(ptr, block_bytes(bytes));
     accounting_.record_free(bytes, tag);
   }
   Device device() const override { return Device::cpu(); }
   MemoryAccounting& accounting() override { return accounting_; }
 
  private:
+  struct CachedBlock {
+    size_t bytes;
+    void* ptr;
+  };
+
+  static bool cacheable(size_t rounded) {
+    return kCacheFreedBlocks && rounded >= kMinCachedBytes && rounded <= kMaxCachedBlockBytes;
+  }
+
+  // What aligned_alloc is asked for: a non-zero multiple of the alignment (its requirement),
+  // and whole pages for cacheable sizes, so that near sizes share blocks.
+  static size_t block_bytes(size_t bytes) {
+    size_t rounded =
+        (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+    if (rounded == 0) return kAllocationAlignment;
+    if (rounded >= kMinCachedBytes) rounded = (rounded + kPageBytes - 1) / kPageBytes * kPageBytes;
+    return rounded;
+  }
+
+  void* take_cached(size_t rounded) {
+    if (!cacheable(rounded)) return nullptr;
+    std::lock_guard lock(cache_mutex_);
+    // The newest block of this size first: the likeliest to be in cache.
+    for (size_t i = cached_.size(); i-- > 0;) {
+      if (cached_[i].bytes != rounded) continue;
+      void* ptr = cached_[i].ptr;
+      cached_.erase(cached_.begin() + std::ptrdiff_t(i));
+      cached_bytes_ -= rounded;
+      return ptr;
+    }
+    return nullptr;
+  }
+
+  void cache_or_free(void* ptr, size_t rounded) {
+    if (!cacheable(rounded)) {
+      std::free(ptr);
+      return;
+    }
+    std::vector<void*> evicted;
+    {
+      std::lock_guard lock(cache_mutex_);
+      cached_.push_back({rounded, ptr});
+      cached_bytes_ += rounded;
+      size_t oldest = 0;
+      while (cached_bytes_ > kCacheCapacityBytes) {
+        evicted.push_back(cached_[oldest].ptr);
+        cached_bytes_ -= cached_[oldest].bytes;
+        ++oldest;
+      }
+      cached_.erase(cached_.begin(), cached_.begin() + std::ptrdiff_t(oldest));
+    }
+    for (void* block : evicted) std::free(block);
+  }
+
+  void release_cache() {
+    std::vector<CachedBlock> released;
+    {
+      std::lock_guard lock(cache_mutex_);
+      released.swap(cached_);
+      cached_bytes_ = 0;
+    }
+    for (const CachedBlock& block : released) std::free(block.ptr);
+  }
+
   MemoryAccounting accounting_{Device::cpu()};
+  std::mutex cache_mutex_;
+  std::vector<CachedBlock> cached_;  // oldest first
+  size_t cached_bytes_ = 0;
 };
 
 thread_local MemoryTag current_tag = MemoryTag::other;

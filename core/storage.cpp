@@ -11,7 +11,17 @@ StorageImpl::StorageImpl(size_t bytes, Allocator& allocator, MemoryTag tag)
 }
 
 StorageImpl::~StorageImpl() {
+  release();
+}
+
+void StorageImpl::release() {
+  if (data_ == nullptr) return;
   allocator_.deallocate(data_, bytes_, tag_);
+  data_ = nullptr;
+}
+
+void StorageImpl::materialize() {
+  if (data_ == nullptr) data_ = allocator_.allocate(bytes_, tag_);
 }
 
 Storage make_storage(size_t bytes, Device device, MemoryTag tag) {

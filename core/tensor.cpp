@@ -90,6 +90,13 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   const TensorImpl& impl = checked(impl_);
+  if (!impl.storage->is_materialized()) {
+    // ZeRO stage 3 releases a partitioned parameter's buffer between uses.
+    throw std::logic_error(fmt::format(
+        "tensor of shape {} has no data: its storage was released (a ZeRO stage-3 parameter "
+        "outside its module's forward or backward; gather it first)",
+        shape_str(impl.sizes)));
+  }
   return static_cast<char*>(impl.storage->data()) + impl.offset * int64_t(dtype_size(impl.dtype));
 }
 

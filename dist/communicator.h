@@ -7,6 +7,11 @@
 // reduce_scatter and all_gather of a B-byte full buffer send B(N-1)/N, broadcast and reduce
 // send B (root) as a pipeline would, send sends B. Libraries may pick other algorithms
 // internally; the counts describe the data each rank must move, not their wire traffic.
+// ring_payload_bytes() below is the one place this model is computed: the 2B(N-1)/N of an
+// all_reduce whose B is not a multiple of N rounds down; broadcast and reduce charge B to every
+// rank of a group of N > 1 (each link of the pipeline carries B once), nothing when N = 1;
+// recv and barrier send nothing. B is counted in the tensor's own dtype (an f16 all_reduce
+// staged through f32 still counts 2 bytes an element).
 //
 // Invariants: tensors passed to a collective are contiguous, on a device this communicator
 // serves, and have the same dtype and size on every rank (checked where it costs nothing).
@@ -26,7 +31,14 @@ namespace zt::dist {
 enum class ReduceOperation : uint8_t { sum, max, min };
 
 enum class CollectiveKind : uint8_t {
-  all_reduce, reduce_scatter, all_gather, broadcast, reduce, barrier, send, recv
+  all_reduce,
+  reduce_scatter,
+  all_gather,
+  broadcast,
+  reduce,
+  barrier,
+  send,
+  recv
 };
 inline constexpr size_t kCollectiveKindCount = 8;
 std::string_view collective_kind_name(CollectiveKind kind);
@@ -46,8 +58,14 @@ struct CommStats {
   std::string summary() const;  // one line per kind that was used
 };
 
+// The payload bytes of one call of `kind` on one rank of a group of `group_size` ranks, by the
+// ring model above; `full_bytes` is B: the tensor for all_reduce, broadcast, reduce, send and
+// recv, the full N-slice buffer for reduce_scatter (its input) and all_gather (its output).
+int64_t ring_payload_bytes(CollectiveKind kind, int64_t full_bytes, int group_size);
+
 // A non-blocking collective in flight. wait() returns when its result is in the tensors.
-// Destroying an unfinished Work waits for it (a collective can't be abandoned).
+// Destroying an unfinished Work waits for it (a collective can't be abandoned). A Work must not
+// outlive the communicator that started it.
 class Work {
  public:
   virtual ~Work() = default;
@@ -81,7 +99,8 @@ class Communicator {
   void broadcast(const Tensor& tensor, int root);
 
   // The result lands in root's tensor; other ranks' tensors are left as they were.
-  virtual void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) = 0;
+  virtual void reduce(const Tensor& tensor, int root,
+                      ReduceOperation op = ReduceOperation::sum) = 0;
   virtual void barrier() = 0;
   virtual void send(const Tensor& tensor, int destination, int tag = 0) = 0;
   virtual void recv(const Tensor& tensor, int source, int tag = 0) = 0;

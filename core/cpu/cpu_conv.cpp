@@ -1,11 +1,12 @@
 // CPU conv2d forward / backward-input / backward-weight (NCHW, any stride, padding, dilation,
-// groups) as im2col / col2im around one GEMM per group and chunk of images.
-// A chunk lays the column matrices of several images side by side, so each GEMM is wide enough
-// for OpenBLAS to thread; im2col, col2im and the scatter run in parallel over the images of a
-// chunk, each image writing only its own columns or planes. Chunk sizes depend only on the
-// shapes, and the weight gradient sums chunks in order, so no result depends on thread count.
-// f16/bf16 are widened to f32, computed, and rounded once at the end.
+// groups) as im2col / col2im around one GEMM per image and group.
+// Images run in parallel, each on one thread with a single-threaded GEMM (OpenBLAS computes on
+// the calling thread inside a parallel region) into scratch that stays in cache, and each image
+// writes only its own output or input-gradient planes. The weight gradient sums fixed chunks of
+// images into partial products and adds the partials in chunk order, so no result depends on
+// the thread count. f16/bf16 are widened to f32, computed, and rounded once at the end.
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -17,9 +18,9 @@ namespace zt::cpu {
 
 namespace {
 
-// Upper bound on the elements of one chunk's column matrix (16 MiB of f32); a single image
-// that is larger still forms a chunk of one.
-constexpr int64_t kColumnElemsPerChunk = int64_t(1) << 22;
+// Images whose weight-gradient products accumulate into one partial sum. Fixed, so the order of
+// the sum depends only on the batch size; small enough that a batch still splits across cores.
+constexpr int64_t kImagesPerWeightPartial = 4;
 
 struct ConvGeometry {
   int64_t batch, in_channels, in_h, in_w;
@@ -32,9 +33,10 @@ struct ConvGeometry {
   int64_t column_rows() const { return in_channels_per_group() * kernel_h * kernel_w; }
   int64_t out_plane() const { return out_h * out_w; }
   int64_t in_plane() const { return in_h * in_w; }
-  int64_t images_per_chunk() const {
-    int64_t per_image = std::max<int64_t>(1, column_rows() * out_plane());
-    return std::clamp<int64_t>(kColumnElemsPerChunk / per_image, 1, std::max<int64_t>(1, batch));
+  // A 1x1 kernel with unit stride and no padding reads the image itself as its column matrix.
+  bool column_is_image() const {
+    return kernel_h == 1 && kernel_w == 1 && params.stride_h == 1 && params.stride_w == 1 &&
+           params.padding_h == 0 && params.padding_w == 0;
   }
 };
 
@@ -47,18 +49,42 @@ ConvGeometry geometry(const Tensor& input_like, const Tensor& weight_like, const
           out_like.size(3),    params};
 }
 
-// Writes the column block of one image and group: column[r, column_offset + p] for
-// r = (c, kh, kw) and output position p, zero where the receptive field falls in the padding.
+// The output columns [begin, end) of kernel column kw whose input column falls inside the image
+// (unit stride): ow in range <=> 0 <= ow - padding_w + kw * dilation_w < in_w.
+struct ColumnRange {
+  int64_t begin, end, shift;  // input column = ow + shift
+};
+
+ColumnRange valid_columns(const ConvGeometry& g, int64_t kw) {
+  int64_t shift = kw * g.params.dilation_w - g.params.padding_w;
+  int64_t begin = std::clamp<int64_t>(-shift, 0, g.out_w);
+  int64_t end = std::clamp<int64_t>(g.in_w - shift, begin, g.out_w);
+  return {begin, end, shift};
+}
+
+// dst[0, count) = src[0, count) for the short runs of im2col (an output row, often a few dozen
+// elements): fixed 32-byte pieces compile to inline moves, where a memcpy call per run would
+// cost more than the copy.
 template <typename S>
-void im2col(const S* image_group, const ConvGeometry& g, S* column, int64_t column_ld,
-            int64_t column_offset) {
+inline void copy_run(S* dst, const S* src, int64_t count) {
+  constexpr int64_t kPieceElems = int64_t(32 / sizeof(S));
+  int64_t i = 0;
+  for (; i + kPieceElems <= count; i += kPieceElems) std::memcpy(dst + i, src + i, 32);
+  for (; i < count; ++i) dst[i] = src[i];
+}
+
+// Writes the column matrix of one image and group: column[r, p] (leading dimension out_plane)
+// for r = (c, kh, kw) and output position p, zero where the receptive field is in the padding.
+template <typename S>
+void im2col(const S* image_group, const ConvGeometry& g, S* column) {
   const Conv2dParams& p = g.params;
   for (int64_t c = 0; c < g.in_channels_per_group(); ++c) {
     const S* plane = image_group + c * g.in_plane();
     for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
       for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
         int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
-        S* out = column + row * column_ld + column_offset;
+        S* out = column + row * g.out_plane();
+        ColumnRange valid = valid_columns(g, kw);
         for (int64_t oh = 0; oh < g.out_h; ++oh) {
           int64_t ih = oh * p.stride_h - p.padding_h + kh * p.dilation_h;
           S* out_row = out + oh * g.out_w;
@@ -67,6 +93,13 @@ void im2col(const S* image_group, const ConvGeometry& g, S* column, int64_t colu
             continue;
           }
           const S* in_row = plane + ih * g.in_w;
+          if (p.stride_w == 1) {  // one contiguous run between the padded edges
+            std::fill(out_row, out_row + valid.begin, S(0));
+            copy_run(out_row + valid.begin, in_row + (valid.begin + valid.shift),
+                     valid.end - valid.begin);
+            std::fill(out_row + valid.end, out_row + g.out_w, S(0));
+            continue;
+          }
           for (int64_t ow = 0; ow < g.out_w; ++ow) {
             int64_t iw = ow * p.stride_w - p.padding_w + kw * p.dilation_w;
             out_row[ow] = (iw >= 0 && iw < g.in_w) ? in_row[iw] : S(0);
@@ -79,20 +112,27 @@ void im2col(const S* image_group, const ConvGeometry& g, S* column, int64_t colu
 
 // The adjoint of im2col: adds each column entry back into the input position it came from.
 template <typename S>
-void col2im(const S* column, int64_t column_ld, int64_t column_offset, const ConvGeometry& g,
-            S* image_group) {
+void col2im(const S* column, const ConvGeometry& g, S* image_group) {
   const Conv2dParams& p = g.params;
   for (int64_t c = 0; c < g.in_channels_per_group(); ++c) {
     S* plane = image_group + c * g.in_plane();
     for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
       for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
         int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
-        const S* in = column + row * column_ld + column_offset;
+        const S* in = column + row * g.out_plane();
+        ColumnRange valid = valid_columns(g, kw);
         for (int64_t oh = 0; oh < g.out_h; ++oh) {
           int64_t ih = oh * p.stride_h - p.padding_h + kh * p.dilation_h;
           if (ih < 0 || ih >= g.in_h) continue;
           S* plane_row = plane + ih * g.in_w;
           const S* in_row = in + oh * g.out_w;
+          if (p.stride_w == 1) {
+#pragma omp simd
+            for (int64_t ow = valid.begin; ow < valid.end; ++ow) {
+              plane_row[ow + valid.shift] += in_row[ow];
+            }
+            continue;
+          }
           for (int64_t ow = 0; ow < g.out_w; ++ow) {
             int64_t iw = ow * p.stride_w - p.padding_w + kw * p.dilation_w;
             if (iw >= 0 && iw < g.in_w) plane_row[iw] += in_row[ow];
@@ -108,7 +148,8 @@ constexpr DType dtype_of() {
   return std::is_same_v<S, float> ? DType::f32 : DType::f64;
 }
 
-// dense[a, b] with leading dimension ld, through the backend's GEMM.
+// dense[a, b] with leading dimension ld, through the backend's GEMM. Inside a parallel region
+// OpenBLAS runs it on the calling thread.
 template <typename S>
 void gemm_into(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const S* a,
                int64_t lda, const S* b, int64_t ldb, double beta, S* c, int64_t ldc) {
@@ -129,45 +170,49 @@ void gemm_into(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t
   cpu_backend().gemm(args);
 }
 
-// Calls body(first_image, image_count) for each chunk of images, in order.
-template <typename Body>
-void for_each_chunk(const ConvGeometry& g, const Body& body) {
-  int64_t chunk = g.images_per_chunk();
-  for (int64_t first = 0; first < g.batch; first += chunk) {
-    body(first, std::min(chunk, g.batch - first));
-  }
+// Per-thread column scratch, reused across calls so that each image's im2col lands in memory
+// that is already mapped and cached.
+template <typename S>
+S* column_scratch(int64_t elems) {
+  thread_local std::vector<S> scratch;
+  if (scratch.size() < size_t(elems)) scratch.resize(size_t(elems));
+  return scratch.data();
+}
+
+// The column matrix of one image and group: the image itself for a 1x1 kernel, else im2col
+// into this thread's scratch.
+template <typename S>
+const S* columns_of(const S* image_group, const ConvGeometry& g) {
+  if (g.column_is_image()) return image_group;
+  S* column = column_scratch<S>(g.column_rows() * g.out_plane());
+  im2col(image_group, g, column);
+  return column;
+}
+
+template <typename S>
+const S* image_group_of(const S* images, const ConvGeometry& g, int64_t image, int64_t group) {
+  return images + (image * g.in_channels + group * g.in_channels_per_group()) * g.in_plane();
 }
 
 template <typename S>
 void conv_forward(const S* input, const S* weight, const S* bias, S* out, const ConvGeometry& g) {
   int64_t rows = g.column_rows(), plane = g.out_plane(), cout = g.out_channels_per_group();
-  std::vector<S> column, product;
-  for_each_chunk(g, [&](int64_t first, int64_t count) {
-    int64_t width = count * plane;
-    column.resize(size_t(rows * width));
-    product.resize(size_t(cout * width));
-    for (int64_t group = 0; group < g.groups(); ++group) {
-      parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          const S* image_group =
-              input +
-              ((first + j) * g.in_channels + group * g.in_channels_per_group()) * g.in_plane();
-          im2col(image_group, g, column.data(), width, j * plane);
+  parallel_for(0, g.batch, 1, [&](int64_t first, int64_t last) {
+    for (int64_t image = first; image < last; ++image) {
+      for (int64_t group = 0; group < g.groups(); ++group) {
+        const S* column = columns_of(image_group_of(input, g, image, group), g);
+        // out_g [cout, plane] = weight_g [cout, rows] @ column [rows, plane], written in place.
+        S* out_group = out + (image * g.out_channels + group * cout) * plane;
+        gemm_into<S>(false, false, cout, plane, rows, weight + group * cout * rows, rows, column,
+                     plane, 0.0, out_group, plane);
+        if (bias == nullptr) continue;
+        for (int64_t co = 0; co < cout; ++co) {
+          S shift = bias[group * cout + co];
+          S* out_plane = out_group + co * plane;
+#pragma omp simd
+          for (int64_t p = 0; p < plane; ++p) out_plane[p] += shift;
         }
-      });
-      gemm_into<S>(false, false, cout, width, rows, weight + group * cout * rows, rows,
-                   column.data(), width, 0.0, product.data(), width);
-      parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          for (int64_t co = 0; co < cout; ++co) {
-            int64_t channel = group * cout + co;
-            S shift = bias != nullptr ? bias[channel] : S(0);
-            S* out_plane = out + ((first + j) * g.out_channels + channel) * plane;
-            const S* source = product.data() + co * width + j * plane;
-            for (int64_t p = 0; p < plane; ++p) out_plane[p] = source[p] + shift;
-          }
-        }
-      });
+      }
     }
   });
 }
@@ -175,32 +220,21 @@ void conv_forward(const S* input, const S* weight, const S* bias, S* out, const 
 template <typename S>
 void conv_backward_input(const S* grad_out, const S* weight, S* grad_input, const ConvGeometry& g) {
   int64_t rows = g.column_rows(), plane = g.out_plane(), cout = g.out_channels_per_group();
-  std::fill(grad_input, grad_input + g.batch * g.in_channels * g.in_plane(), S(0));
-  std::vector<S> column, gathered;
-  for_each_chunk(g, [&](int64_t first, int64_t count) {
-    int64_t width = count * plane;
-    column.resize(size_t(rows * width));
-    gathered.resize(size_t(cout * width));
-    for (int64_t group = 0; group < g.groups(); ++group) {
-      parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          for (int64_t co = 0; co < cout; ++co) {
-            const S* source = grad_out + ((first + j) * g.out_channels + group * cout + co) * plane;
-            std::copy(source, source + plane, gathered.data() + co * width + j * plane);
-          }
-        }
-      });
-      // column [rows, width] = weight_g^T [rows, cout] @ grad_out_g [cout, width]
-      gemm_into<S>(true, false, rows, width, cout, weight + group * cout * rows, rows,
-                   gathered.data(), width, 0.0, column.data(), width);
-      parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          S* image_group =
-              grad_input +
-              ((first + j) * g.in_channels + group * g.in_channels_per_group()) * g.in_plane();
-          col2im(column.data(), width, j * plane, g, image_group);
-        }
-      });
+  int64_t image_elems = g.in_channels * g.in_plane();
+  parallel_for(0, g.batch, 1, [&](int64_t first, int64_t last) {
+    for (int64_t image = first; image < last; ++image) {
+      std::fill(grad_input + image * image_elems, grad_input + (image + 1) * image_elems, S(0));
+      for (int64_t group = 0; group < g.groups(); ++group) {
+        const S* grad_group = grad_out + (image * g.out_channels + group * cout) * plane;
+        S* grad_input_group =
+            grad_input + (image * g.in_channels + group * g.in_channels_per_group()) * g.in_plane();
+        // column [rows, plane] = weight_g^T [rows, cout] @ grad_out_g [cout, plane]; a 1x1
+        // kernel's column matrix is the input gradient itself.
+        S* column = g.column_is_image() ? grad_input_group : column_scratch<S>(rows * plane);
+        gemm_into<S>(true, false, rows, plane, cout, weight + group * cout * rows, rows, grad_group,
+                     plane, 0.0, column, plane);
+        if (!g.column_is_image()) col2im(column, g, grad_input_group);
+      }
     }
   });
 }
@@ -209,29 +243,39 @@ template <typename S>
 void conv_backward_weight(const S* grad_out, const S* input, S* grad_weight,
                           const ConvGeometry& g) {
   int64_t rows = g.column_rows(), plane = g.out_plane(), cout = g.out_channels_per_group();
-  std::fill(grad_weight, grad_weight + g.out_channels * rows, S(0));
-  std::vector<S> column, gathered;
-  for_each_chunk(g, [&](int64_t first, int64_t count) {
-    int64_t width = count * plane;
-    column.resize(size_t(rows * width));
-    gathered.resize(size_t(cout * width));
-    for (int64_t group = 0; group < g.groups(); ++group) {
-      parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          const S* image_group =
-              input +
-              ((first + j) * g.in_channels + group * g.in_channels_per_group()) * g.in_plane();
-          im2col(image_group, g, column.data(), width, j * plane);
-          for (int64_t co = 0; co < cout; ++co) {
-            const S* source = grad_out + ((first + j) * g.out_channels + group * cout + co) * plane;
-            std::copy(source, source + plane, gathered.data() + co * width + j * plane);
-          }
+  int64_t weight_elems = g.out_channels * rows;
+  if (g.batch == 0) {  // no images, no products: the gradient is zero
+    std::fill(grad_weight, grad_weight + weight_elems, S(0));
+    return;
+  }
+  int64_t partial_count = (g.batch + kImagesPerWeightPartial - 1) / kImagesPerWeightPartial;
+  // One partial sum per chunk of images; a single chunk accumulates straight into grad_weight.
+  std::vector<S> partials(partial_count > 1 ? size_t(partial_count * weight_elems) : 0);
+  parallel_for(0, partial_count, 1, [&](int64_t first_chunk, int64_t last_chunk) {
+    for (int64_t chunk = first_chunk; chunk < last_chunk; ++chunk) {
+      S* partial = partial_count > 1 ? partials.data() + chunk * weight_elems : grad_weight;
+      int64_t first_image = chunk * kImagesPerWeightPartial;
+      int64_t last_image = std::min(g.batch, first_image + kImagesPerWeightPartial);
+      for (int64_t image = first_image; image < last_image; ++image) {
+        for (int64_t group = 0; group < g.groups(); ++group) {
+          const S* column = columns_of(image_group_of(input, g, image, group), g);
+          const S* grad_group = grad_out + (image * g.out_channels + group * cout) * plane;
+          // partial_g [cout, rows] (+)= grad_out_g [cout, plane] @ column^T [plane, rows]
+          gemm_into<S>(false, true, cout, rows, plane, grad_group, plane, column, plane,
+                       image == first_image ? 0.0 : 1.0, partial + group * cout * rows, rows);
         }
-      });
-      // grad_weight_g [cout, rows] += grad_out_g [cout, width] @ column^T [width, rows]; chunks
-      // are added in order, so the sum's order is fixed by the shapes alone.
-      gemm_into<S>(false, true, cout, rows, width, gathered.data(), width, column.data(), width,
-                   1.0, grad_weight + group * cout * rows, rows);
+      }
+    }
+  });
+  if (partial_count == 1) return;
+  // Partials are added in chunk order for every element, whatever thread owns the element.
+  parallel_for(0, weight_elems, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      S total = partials[size_t(i)];
+      for (int64_t chunk = 1; chunk < partial_count; ++chunk) {
+        total += partials[size_t(chunk * weight_elems + i)];
+      }
+      grad_weight[i] = total;
     }
   });
 }

@@ -1,0 +1,71 @@
+// The parts of the Communicator contract that every implementation shares: kind names, the
+// stats summary, and the blocking collectives, each of which is its async form then wait().
+#include "dist/communicator.h"
+
+#include <fmt/format.h>
+
+namespace zt::dist {
+
+std::string_view collective_kind_name(CollectiveKind kind) {
+  static constexpr std::string_view kNames[kCollectiveKindCount] = {
+      "all_reduce", "reduce_scatter", "all_gather", "broadcast",
+      "reduce",     "barrier",        "send",       "recv"};
+  return kNames[size_t(kind)];
+}
+
+int64_t ring_payload_bytes(CollectiveKind kind, int64_t full_bytes, int group_size) {
+  int64_t ranks = group_size;
+  if (ranks <= 1) return 0;
+  switch (kind) {
+    case CollectiveKind::all_reduce:
+      return 2 * full_bytes * (ranks - 1) / ranks;
+    case CollectiveKind::reduce_scatter:
+    case CollectiveKind::all_gather:
+      return full_bytes * (ranks - 1) / ranks;
+    case CollectiveKind::broadcast:
+    case CollectiveKind::reduce:
+    case CollectiveKind::send:
+      return full_bytes;
+    case CollectiveKind::barrier:
+    case CollectiveKind::recv:
+      return 0;
+  }
+  return 0;
+}
+
+int64_t CommStats::total_payload_bytes() const {
+  int64_t total = 0;
+  for (const CollectiveCounter& counter : by_kind) total += counter.payload_bytes;
+  return total;
+}
+
+std::string CommStats::summary() const {
+  std::string lines;
+  for (size_t kind = 0; kind < kCollectiveKindCount; ++kind) {
+    const CollectiveCounter& counter = by_kind[kind];
+    if (counter.calls == 0) continue;
+    lines +=
+        fmt::format("{:<15} {:>8} calls {:>14} payload bytes {:>14} buffer bytes {:>10.6f} s\n",
+                    collective_kind_name(CollectiveKind(kind)), counter.calls,
+                    counter.payload_bytes, counter.buffer_bytes, counter.seconds);
+  }
+  return lines;
+}
+
+void Communicator::all_reduce(const Tensor& tensor, ReduceOperation op) {
+  all_reduce_async(tensor, op)->wait();
+}
+
+void Communicator::reduce_scatter(const Tensor& input, const Tensor& output, ReduceOperation op) {
+  reduce_scatter_async(input, output, op)->wait();
+}
+
+void Communicator::all_gather(const Tensor& input, const Tensor& output) {
+  all_gather_async(input, output)->wait();
+}
+
+void Communicator::broadcast(const Tensor& tensor, int root) {
+  broadcast_async(tensor, root)->wait();
+}
+
+}  // namespace zt::dist

@@ -1,0 +1,792 @@
+// ds_config.json to Config. A Section reads one JSON object: each typed read registers its key,
+// so what is left at finish() is unknown. JSON null means "the default" everywhere, as DeepSpeed's
+// top-level reads (dict.get) and its Optional fields treat it. Keys this engine does not
+// implement are accepted only at their DeepSpeed default.
+#include "dist/config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string_view>
+
+#include "dist/json_comments.h"
+
+namespace zt::dist {
+namespace {
+
+using json = nlohmann::json;
+
+class ParseContext {
+ public:
+  ParseContext(std::string source_name, std::vector<std::string>* warnings)
+      : source_name_(std::move(source_name)), warnings_(warnings) {}
+
+  [[noreturn]] void fail(std::string_view path, std::string_view message) const {
+    if (path.empty()) throw ConfigError(fmt::format("{}: {}", source_name_, message));
+    throw ConfigError(fmt::format("{}: {}: {}", source_name_, path, message));
+  }
+  void warn(std::string_view path, std::string_view message) const {
+    std::string line = fmt::format("{}: {}: {}", source_name_, path, message);
+    if (warnings_ != nullptr) {
+      warnings_->push_back(std::move(line));
+    } else {
+      fmt::print(stderr, "warning: {}\n", line);
+    }
+  }
+
+ private:
+  std::string source_name_;
+  std::vector<std::string>* warnings_;
+};
+
+// A JSON value as the user wrote it, for "got ..." (strings keep their quotes).
+std::string shown(const json& value) {
+  return value.dump();
+}
+
+// An integral JSON number as int64; DeepSpeed's int fields accept 5e8.
+std::optional<int64_t> as_int64(const json& value) {
+  if (value.is_number_unsigned()) {
+    uint64_t unsigned_value = value.get<uint64_t>();
+    if (unsigned_value > uint64_t(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return int64_t(unsigned_value);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) {
+    double number = value.get<double>();
+    if (std::isfinite(number) && number == std::floor(number) && std::fabs(number) < 9.2e18) {
+      return int64_t(number);
+    }
+  }
+  return std::nullopt;
+}
+
+// Equality as DeepSpeed would see it: 5e8 and 500000000 are the same number.
+bool same_value(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) {
+    std::optional<int64_t> a_int = as_int64(a), b_int = as_int64(b);
+    if (a_int && b_int) return *a_int == *b_int;
+    return a.get<double>() == b.get<double>();
+  }
+  return a == b;
+}
+
+struct NumberRange {
+  double min = -std::numeric_limits<double>::infinity();
+  bool min_open = false;
+  double max = std::numeric_limits<double>::infinity();
+  bool max_open = false;
+
+  bool contains(double x) const {
+    return (min_open ? x > min : x >= min) && (max_open ? x < max : x <= max);
+  }
+  std::string text() const {
+    if (std::isinf(max)) return fmt::format("a number {} {}", min_open ? ">" : ">=", min);
+    return fmt::format("a number in {}{}, {}{}", min_open ? "(" : "[", min, max,
+                       max_open ? ")" : "]");
+  }
+};
+constexpr NumberRange kNonNegative{.min = 0.0};
+constexpr NumberRange kPositive{.min = 0.0, .min_open = true};
+constexpr NumberRange kUnitOpenRight{.min = 0.0, .max = 1.0, .max_open = true};  // betas, momenta
+constexpr NumberRange kUnitClosed{.min = 0.0, .max = 1.0};
+
+struct IntRange {
+  int64_t min = std::numeric_limits<int64_t>::min();
+  int64_t max = std::numeric_limits<int64_t>::max();
+
+  bool contains(int64_t x) const { return x >= min && x <= max; }
+  std::string text() const {
+    if (max == std::numeric_limits<int64_t>::max()) return fmt::format("an integer >= {}", min);
+    return fmt::format("{}..{}", min, max);
+  }
+};
+constexpr IntRange kCount{.min = 1};
+constexpr IntRange kNonNegativeCount{.min = 0};
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string lowercase(std::string_view text) {
+  std::string result(text);
+  std::transform(result.begin(), result.end(), result.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return result;
+}
+
+struct SectionOptions {
+  bool auto_keeps_default = false;  // pydantic-backed sections: "auto" -> the default
+  std::string unknown_key_error;    // non-empty: an unknown key is this error, not a warning
+};
+
+// One JSON object of the config (or an absent one, which reads as all defaults).
+class Section {
+ public:
+  using Options = SectionOptions;
+
+  Section(const ParseContext& context, const json* object, std::string path, Options options = {})
+      : context_(context), object_(object), path_(std::move(path)), options_(std::move(options)) {}
+
+  bool present() const { return object_ != nullptr; }
+  const std::string& path() const { return path_; }
+  std::string path_of(std::string_view key) const {
+    return path_.empty() ? std::string(key) : fmt::format("{}.{}", path_, key);
+  }
+  [[noreturn]] void fail(std::string_view key, std::string_view message) const {
+    context_.fail(path_of(key), message);
+  }
+
+  // The value of `key`, registered as known; nullptr when absent, null, or "auto" where that
+  // keeps the default.
+  const json* take(std::string_view key) {
+    const bool first_take = known_keys_.insert(std::string(key)).second;
+    if (object_ == nullptr) return nullptr;
+    auto found = object_->find(key);
+    if (found == object_->end() || found->is_null()) return nullptr;
+    if (options_.auto_keeps_default && found->is_string() && *found == "auto") {
+      if (first_take) context_.warn(path_of(key), "\"auto\" keeps DeepSpeed's default");
+      return nullptr;
+    }
+    return &*found;
+  }
+  // Keys that are inert here (they matter only with features that are rejected elsewhere).
+  void ignore(std::initializer_list<std::string_view> keys) {
+    for (std::string_view key : keys) known_keys_.insert(std::string(key));
+  }
+
+  bool read_bool(std::string_view key, bool& field) {
+    const json* value = take(key);
+    if (value == nullptr) return false;
+    if (!value->is_boolean())
+      fail(key, fmt::format("expected true or false, got {}", shown(*value)));
+    field = value->get<bool>();
+    return true;
+  }
+  bool read_number(std::string_view key, double& field, NumberRange range) {
+    const json* value = take(key);
+    if (value == nullptr) return false;
+    if (!value->is_number() || !range.contains(value->get<double>())) {
+      fail(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+    }
+    field = value->get<double>();
+    return true;
+  }
+  template <typename Int>
+  bool read_int(std::string_view key, Int& field, IntRange range) {
+    const json* value = take(key);
+    if (value == nullptr) return false;
+    std::optional<int64_t> integer = as_int64(*value);
+    if (!integer || !range.contains(*integer) || *integer < std::numeric_limits<Int>::min() ||
+        *integer > std::numeric_limits<Int>::max()) {
+      fail(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+    }
+    field = Int(*integer);
+    return true;
+  }
+  // A string from a fixed set, compared case-sensitively.
+  bool read_choice(std::string_view key, std::string& field,
+                   std::initializer_list<std::string_view> choices) {
+    const json* value = take(key);
+    if (value == nullptr) return false;
+    if (value->is_string() &&
+        std::find(choices.begin(), choices.end(), value->get<std::string>()) != choices.end()) {
+      field = value->get<std::string>();
+      return true;
+    }
+    std::vector<std::string> quoted;
+    for (std::string_view choice : choices) quoted.push_back(fmt::format("\"{}\"", choice));
+    fail(key, fmt::format("expected one of {}, got {}", fmt::join(quoted, ", "), shown(*value)));
+  }
+  // A key whose feature is not implemented: accepted only at DeepSpeed's default value.
+  void require_default(std::string_view key, const json& default_value) {
+    const json* value = take(key);
+    if (value == nullptr || same_value(*value, default_value)) return;
+    if (default_value.is_boolean() && !value->is_boolean()) {
+      fail(key, fmt::format("expected true or false, got {}", shown(*value)));
+    }
+    fail(key, fmt::format("{} is not implemented yet (only the default {} is accepted)",
+                          shown(*value), shown(default_value)));
+  }
+  // A nested object; absent (or null) gives an absent section.
+  Section section(std::string_view key, Options options = {}) {
+    const json* value = take(key);
+    if (value != nullptr && !value->is_object()) {
+      fail(key, fmt::format("expected an object {{...}}, got {}", shown(*value)));
+    }
+    return Section(context_, value, path_of(key), std::move(options));
+  }
+
+  // Reports the keys no read registered: a warning (with the nearest known key), or an error.
+  void finish() const {
+    if (object_ == nullptr) return;
+    for (const auto& [key, value] : object_->items()) {
+      if (known_keys_.contains(key)) continue;
+      if (!options_.unknown_key_error.empty())
+        fail(key, options_.unknown_key_error + suggestion(key));
+      context_.warn(path_of(key), "unknown key, ignored" + suggestion(key));
+    }
+  }
+
+ private:
+  std::string suggestion(std::string_view unknown_key) const {
+    const std::string* nearest = nullptr;
+    size_t nearest_distance = 3;  // suggest only close misspellings
+    for (const std::string& known : known_keys_) {
+      size_t distance = edit_distance(lowercase(unknown_key), lowercase(known));
+      if (distance < nearest_distance) {
+        nearest_distance = distance;
+        nearest = &known;
+      }
+    }
+    return nearest == nullptr ? "" : fmt::format(" (did you mean \"{}\"?)", *nearest);
+  }
+
+  const ParseContext& context_;
+  const json* object_;
+  std::string path_;
+  Options options_;
+  std::set<std::string, std::less<>> known_keys_;
+};
+
+// ---- batch triple (fact sheet 1.2) ----
+
+// The product, or 0 (which the batch check rejects) when it overflows.
+int64_t multiply_or_zero(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (int64_t factor : factors) {
+    if (__builtin_mul_overflow(product, factor, &product)) return 0;
+  }
+  return product;
+}
+
+void resolve_batch_triple(Section& top, int world_size, Config& config) {
+  std::optional<int64_t> total, micro, accumulation;
+  int64_t value = 0;
+  if (top.read_int("train_batch_size", value, kCount)) total = value;
+  if (top.read_int("train_micro_batch_size_per_gpu", value, kCount)) micro = value;
+  if (top.read_int("gradient_accumulation_steps", value, kCount)) accumulation = value;
+  const int64_t world = world_size;
+  std::string derived;  // which member was derived, for the message
+  if (total && micro && !accumulation) {
+    accumulation = *total / *micro / world;
+    derived =
+        fmt::format("gradient_accumulation_steps derived as {} // {} // {}", *total, *micro, world);
+  } else if (total && accumulation && !micro) {
+    micro = *total / world / *accumulation;
+    derived = fmt::format("train_micro_batch_size_per_gpu derived as {} // {} // {}", *total, world,
+                          *accumulation);
+  } else if (micro && accumulation && !total) {
+    total = multiply_or_zero({*micro, *accumulation, world});
+  } else if (total && !micro && !accumulation) {
+    accumulation = 1;
+    micro = *total / world;
+    derived = fmt::format("train_micro_batch_size_per_gpu derived as {} // {}", *total, world);
+  } else if (micro && !total && !accumulation) {
+    accumulation = 1;
+    total = multiply_or_zero({*micro, world});
+  } else if (!total && !micro) {
+    top.fail("", "either train_batch_size or train_micro_batch_size_per_gpu needs to be provided");
+  }
+  std::string note = derived.empty() ? "" : fmt::format(" ({})", derived);
+  int64_t product = 0;
+  bool overflow = __builtin_mul_overflow(*micro, *accumulation, &product) ||
+                  __builtin_mul_overflow(product, world, &product);
+  if (*total <= 0 || *micro <= 0 || *accumulation <= 0 || overflow || *total != product) {
+    top.fail("", fmt::format("train_batch_size {} != train_micro_batch_size_per_gpu {} * "
+                             "gradient_accumulation_steps {} * world size {}{}",
+                             *total, *micro, *accumulation, world, note));
+  }
+  config.train_batch_size = *total;
+  config.train_micro_batch_size_per_gpu = *micro;
+  config.gradient_accumulation_steps = *accumulation;
+}
+
+// ---- optimizer (fact sheet 1.4) ----
+
+// DeepSpeed's own optimizers and torch.optim's, by lowercase name, that are not implemented.
+const std::map<std::string, std::string>& unimplemented_optimizers() {
+  static const std::map<std::string, std::string> names = [] {
+    std::map<std::string, std::string> by_lowercase;
+    for (const char* name : {"Lamb", "OneBitAdam", "ZeroOneAdam", "OneBitLamb", "Adagrad", "Lion",
+                             "MuAdam", "MuAdamW", "MuSGD", "Adadelta", "Adamax", "ASGD", "LBFGS",
+                             "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Adafactor"}) {
+      by_lowercase[lowercase(name)] = name;
+    }
+    return by_lowercase;
+  }();
+  return names;
+}
+
+void read_betas(Section& params, std::array<double, 2>& betas) {
+  const json* value = params.take("betas");
+  if (value == nullptr) return;
+  bool valid = value->is_array() && value->size() == 2;
+  for (size_t i = 0; valid && i < 2; ++i) {
+    valid = (*value)[i].is_number() && kUnitOpenRight.contains((*value)[i].get<double>());
+  }
+  if (!valid) {
+    params.fail("betas",
+                fmt::format("expected [beta1, beta2] with each in [0, 1), got {}", shown(*value)));
+  }
+  betas = {(*value)[0].get<double>(), (*value)[1].get<double>()};
+}
+
+void read_adam_params(Section& params, OptimizerConfig& optimizer) {
+  params.read_number("lr", optimizer.lr, kNonNegative);
+  read_betas(params, optimizer.betas);
+  params.read_number("eps", optimizer.eps, kNonNegative);
+  params.read_bool("bias_correction", optimizer.bias_correction);
+  bool adam_w_mode = true;
+  params.read_bool("adam_w_mode", adam_w_mode);
+  params.read_bool("torch_adam", optimizer.torch_adam);
+  // DeepSpeed: effective_adam_w_mode = (type == AdamW) or adam_w_mode.
+  optimizer.adam_w_mode = optimizer.type == "AdamW" || adam_w_mode;
+  // torch_adam builds torch.optim.AdamW, whose weight_decay defaults to 0.01 (FusedAdam's: 0).
+  if (optimizer.torch_adam && optimizer.adam_w_mode) optimizer.weight_decay = 0.01;
+  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
+  params.require_default("amsgrad", false);
+}
+
+void read_sgd_params(Section& params, OptimizerConfig& optimizer) {
+  params.read_number("lr", optimizer.lr, kNonNegative);
+  params.read_number("momentum", optimizer.momentum, kNonNegative);
+  params.read_number("dampening", optimizer.dampening, NumberRange{});
+  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
+  params.read_bool("nesterov", optimizer.nesterov);
+  params.require_default("maximize", false);
+  if (optimizer.nesterov && (optimizer.momentum <= 0.0 || optimizer.dampening != 0.0)) {
+    params.fail("nesterov", fmt::format("needs momentum > 0 and dampening 0, got momentum {} and "
+                                        "dampening {}",
+                                        optimizer.momentum, optimizer.dampening));
+  }
+}
+
+void read_optimizer(Section& top, OptimizerConfig& optimizer) {
+  Section section = top.section("optimizer");
+  if (!section.present()) return;
+  optimizer.present = true;
+  const json* type = section.take("type");
+  if (type == nullptr) section.fail("type", "required (Adam, AdamW or SGD)");
+  if (!type->is_string()) {
+    section.fail("type",
+                 fmt::format("expected a string (Adam, AdamW or SGD), got {}", shown(*type)));
+  }
+  std::string type_lowercase = lowercase(type->get<std::string>());
+  if (type_lowercase == "adam") {
+    optimizer.type = "Adam";
+  } else if (type_lowercase == "adamw") {
+    optimizer.type = "AdamW";
+  } else if (type_lowercase == "sgd") {
+    optimizer.type = "SGD";
+  } else if (auto found = unimplemented_optimizers().find(type_lowercase);
+             found != unimplemented_optimizers().end()) {
+    section.fail("type", fmt::format("optimizer \"{}\" is not implemented yet (implemented: Adam, "
+                                     "AdamW, SGD)",
+                                     found->second));
+  } else {
+    section.fail("type",
+                 fmt::format("unknown optimizer {} (expected Adam, AdamW, SGD)", shown(*type)));
+  }
+  Section params = section.section(
+      "params", {.unknown_key_error = fmt::format("unknown parameter for {} (DeepSpeed passes "
+                                                  "params to the optimizer's constructor, which "
+                                                  "rejects it)",
+                                                  optimizer.type)});
+  if (params.present() && params.take("max_grad_norm") != nullptr) {
+    params.fail("max_grad_norm",
+                "not an optimizer parameter; use the top-level \"gradient_clipping\" instead");
+  }
+  if (optimizer.is_adam()) {
+    read_adam_params(params, optimizer);
+  } else {
+    read_sgd_params(params, optimizer);
+  }
+  params.finish();
+  section.finish();
+}
+
+// ---- scheduler (fact sheet 1.5) ----
+
+constexpr std::array<std::string_view, 5> kSchedulers = {
+    "WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle", "LRRangeTest"};
+constexpr std::array<std::string_view, 15> kTorchSchedulers = {"LambdaLR",
+                                                               "MultiplicativeLR",
+                                                               "StepLR",
+                                                               "MultiStepLR",
+                                                               "ConstantLR",
+                                                               "LinearLR",
+                                                               "ExponentialLR",
+                                                               "SequentialLR",
+                                                               "CosineAnnealingLR",
+                                                               "ChainedScheduler",
+                                                               "ReduceLROnPlateau",
+                                                               "CyclicLR",
+                                                               "OneCycleLR",
+                                                               "CosineAnnealingWarmRestarts",
+                                                               "PolynomialLR"};
+
+void read_warmup_type(Section& params, optim::WarmupType& type) {
+  std::string text;
+  if (params.read_choice("warmup_type", text, {"log", "linear"})) {
+    type = optim::parse_warmup_type(text);
+  }
+}
+
+// A required key: present, or an error naming it.
+void require_present(Section& params, std::string_view key, const std::string& scheduler) {
+  if (params.take(key) == nullptr) params.fail(key, fmt::format("required for {}", scheduler));
+}
+
+void read_warmup_params(Section& params, optim::WarmupLRParams& warmup) {
+  params.read_number("warmup_min_lr", warmup.warmup_min_lr, kNonNegative);
+  params.read_number("warmup_max_lr", warmup.warmup_max_lr, kNonNegative);
+  params.read_int("warmup_num_steps", warmup.warmup_num_steps, kNonNegativeCount);
+  read_warmup_type(params, warmup.warmup_type);
+}
+
+// total_num_steps must reach past the warm-up (warmup_num_steps counts as at least 2).
+void check_total_covers_warmup(Section& params, int64_t total_num_steps, int64_t warmup_steps) {
+  int64_t effective_warmup = std::max<int64_t>(2, warmup_steps);
+  if (total_num_steps < effective_warmup) {
+    params.fail("total_num_steps", fmt::format("expected an integer >= warmup_num_steps {}, got {}",
+                                               effective_warmup, total_num_steps));
+  }
+}
+
+void read_scheduler_params(Section& params, SchedulerConfig& scheduler) {
+  params.read_int("last_batch_iteration", scheduler.last_batch_iteration, IntRange{.min = -1});
+  const std::string& type = scheduler.type;
+  if (type == "WarmupLR" || type == "WarmupDecayLR") {
+    read_warmup_params(params, scheduler.warmup);
+    if (type == "WarmupDecayLR") {
+      require_present(params, "total_num_steps", type);
+      params.read_int("total_num_steps", scheduler.total_num_steps, kCount);
+      check_total_covers_warmup(params, scheduler.total_num_steps,
+                                scheduler.warmup.warmup_num_steps);
+    }
+  } else if (type == "WarmupCosineLR") {
+    optim::WarmupCosineLRParams& cosine = scheduler.warmup_cosine;
+    require_present(params, "total_num_steps", type);
+    params.read_int("total_num_steps", cosine.total_num_steps, kCount);
+    params.read_number("warmup_min_ratio", cosine.warmup_min_ratio, kUnitClosed);
+    params.read_int("warmup_num_steps", cosine.warmup_num_steps, kNonNegativeCount);
+    params.read_number("cos_min_ratio", cosine.cos_min_ratio, kUnitClosed);
+    read_warmup_type(params, cosine.warmup_type);
+    check_total_covers_warmup(params, cosine.total_num_steps, cosine.warmup_num_steps);
+  } else if (type == "OneCycle") {
+    optim::OneCycleParams& cycle = scheduler.one_cycle;
+    require_present(params, "cycle_min_lr", type);
+    require_present(params, "cycle_max_lr", type);
+    params.read_number("cycle_min_lr", cycle.cycle_min_lr, kNonNegative);
+    params.read_number("cycle_max_lr", cycle.cycle_max_lr, NumberRange{.min = cycle.cycle_min_lr});
+    params.read_int("cycle_first_step_size", cycle.cycle_first_step_size, kCount);
+    params.read_int("cycle_second_step_size", cycle.cycle_second_step_size, kCount);
+    params.read_int("decay_step_size", cycle.decay_step_size, kNonNegativeCount);
+    params.read_number("decay_lr_rate", cycle.decay_lr_rate, kNonNegative);
+    params.read_bool("cycle_momentum", cycle.cycle_momentum);
+    params.read_number("cycle_min_mom", cycle.cycle_min_mom, kUnitOpenRight);
+    params.read_number("cycle_max_mom", cycle.cycle_max_mom, kUnitOpenRight);
+    params.read_number("decay_mom_rate", cycle.decay_mom_rate, kNonNegative);
+    // Stair counts are in DeepSpeed's signature but unused by its formulas.
+    int64_t unused_stair_count = 0;
+    params.read_int("cycle_first_stair_count", unused_stair_count, kNonNegativeCount);
+    params.read_int("cycle_second_stair_count", unused_stair_count, kNonNegativeCount);
+  } else {
+    optim::LRRangeTestParams& range_test = scheduler.lr_range_test;
+    params.read_number("lr_range_test_min_lr", range_test.lr_range_test_min_lr, kNonNegative);
+    params.read_int("lr_range_test_step_size", range_test.lr_range_test_step_size, kCount);
+    params.read_number("lr_range_test_step_rate", range_test.lr_range_test_step_rate, kNonNegative);
+    params.read_bool("lr_range_test_staircase", range_test.lr_range_test_staircase);
+  }
+}
+
+void read_scheduler(Section& top, SchedulerConfig& scheduler) {
+  Section section = top.section("scheduler");
+  if (!section.present()) return;
+  scheduler.present = true;
+  const json* type = section.take("type");
+  if (type == nullptr)
+    section.fail("type", fmt::format("required ({})", fmt::join(kSchedulers, ", ")));
+  std::string type_lowercase = type->is_string() ? lowercase(type->get<std::string>()) : "";
+  auto matches = [&](std::string_view name) { return lowercase(name) == type_lowercase; };
+  if (auto found = std::find_if(kSchedulers.begin(), kSchedulers.end(), matches);
+      found != kSchedulers.end()) {
+    scheduler.type = std::string(*found);
+  } else if (auto torch = std::find_if(kTorchSchedulers.begin(), kTorchSchedulers.end(), matches);
+             torch != kTorchSchedulers.end()) {
+    section.fail("type", fmt::format("torch scheduler \"{}\" is not implemented yet (implemented: "
+                                     "{})",
+                                     *torch, fmt::join(kSchedulers, ", ")));
+  } else {
+    section.fail("type", fmt::format("unknown scheduler {} (expected {})", shown(*type),
+                                     fmt::join(kSchedulers, ", ")));
+  }
+  Section params = section.section(
+      "params", {.unknown_key_error = fmt::format("unknown parameter for {} (DeepSpeed passes "
+                                                  "params to the scheduler's constructor, which "
+                                                  "rejects it)",
+                                                  scheduler.type)});
+  read_scheduler_params(params, scheduler);
+  params.finish();
+  section.finish();
+}
+
+// ---- zero_optimization (fact sheet 1.7) ----
+
+// offload_optimizer / offload_param: device "none" only; the other keys are inert without one.
+void read_offload(Section& zero, std::string_view key, OffloadConfig& offload,
+                  std::initializer_list<std::string_view> inert_keys) {
+  Section section = zero.section(key, {.auto_keeps_default = true});
+  section.read_choice("device", offload.device, {"none", "cpu", "nvme"});
+  if (offload.device != "none") {
+    section.fail("device", fmt::format("offload to \"{}\" is not implemented yet (only \"none\")",
+                                       offload.device));
+  }
+  section.ignore(inert_keys);
+  section.finish();
+}
+
+// A deprecated boolean spelling of an offload block: false is fine, true asks for cpu offload.
+void read_deprecated_offload_flag(Section& zero, std::string_view key,
+                                  std::string_view replacement) {
+  bool offload = false;
+  if (!zero.read_bool(key, offload)) return;
+  if (zero.take(replacement) != nullptr) {
+    zero.fail(key, fmt::format("deprecated; set it or \"{}\", not both", replacement));
+  }
+  if (offload) {
+    zero.fail(key, fmt::format("cpu offload (\"{}\": {{\"device\": \"cpu\"}}) is not implemented "
+                               "yet",
+                               replacement));
+  }
+}
+
+void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
+  const json* value = top.take("zero_optimization");
+  if (value != nullptr && value->is_boolean()) {
+    zero.stage = value->get<bool>() ? 1 : 0;
+    context.warn("zero_optimization",
+                 fmt::format("a boolean is deprecated; read as {{\"stage\": {}}}", zero.stage));
+    return;
+  }
+  Section section = top.section("zero_optimization", {.auto_keeps_default = true});
+  section.read_int("stage", zero.stage, IntRange{.min = 0, .max = 3});
+  section.read_bool("contiguous_gradients", zero.contiguous_gradients);
+  section.read_bool("reduce_scatter", zero.reduce_scatter);
+  section.read_bool("allgather_partitions", zero.allgather_partitions);
+  if (!section.read_bool("overlap_comm", zero.overlap_comm)) zero.overlap_comm = zero.stage == 3;
+  section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
+  if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
+      zero.allgather_bucket_size % 2 != 0) {
+    section.fail("allgather_bucket_size",
+                 fmt::format("expected an even integer, got {}", zero.allgather_bucket_size));
+  }
+  section.read_int("stage3_prefetch_bucket_size", zero.stage3_prefetch_bucket_size,
+                   kNonNegativeCount);
+  section.read_int("stage3_param_persistence_threshold", zero.stage3_param_persistence_threshold,
+                   kNonNegativeCount);
+  section.read_int("stage3_max_live_parameters", zero.stage3_max_live_parameters,
+                   kNonNegativeCount);
+  section.read_int("stage3_max_reuse_distance", zero.stage3_max_reuse_distance, kNonNegativeCount);
+  read_deprecated_offload_flag(section, "cpu_offload", "offload_optimizer");
+  read_deprecated_offload_flag(section, "cpu_offload_param", "offload_param");
+  read_offload(section, "offload_optimizer", zero.offload_optimizer,
+               {"nvme_path", "pin_memory", "buffer_count", "pipeline_read", "pipeline_write",
+                "fast_init", "ratio"});
+  read_offload(section, "offload_param", zero.offload_param,
+               {"nvme_path", "pin_memory", "buffer_count", "buffer_size", "max_in_cpu"});
+  section.ignore({"cpu_offload_use_pin_memory"});
+  // Implemented by DeepSpeed, not (yet) here: accepted at DeepSpeed's default only.
+  const std::pair<std::string_view, json> defaults_only[] = {
+      {"use_multi_rank_bucket_allreduce", true},
+      {"load_from_fp32_weights", true},
+      {"elastic_checkpoint", false},
+      {"sub_group_size", 1'000'000'000},
+      {"stage3_model_persistence_threshold", std::numeric_limits<int64_t>::max()},
+      {"stage3_gather_16bit_weights_on_model_save", false},
+      {"stage3_gather_fp16_weights_on_model_save", false},
+      {"stage3_module_granularity_threshold", 0},
+      {"stage3_use_all_reduce_for_fetch_params", false},
+      {"ignore_unused_parameters", true},
+      {"round_robin_gradients", false},
+      {"legacy_stage1", false},
+      {"zero_hpz_partition_size", 1},
+      {"zero_quantized_weights", false},
+      {"zero_quantized_nontrainable_weights", false},
+      {"zero_quantized_gradients", false},
+      {"mics_shard_size", -1},
+      {"mics_hierarchical_params_gather", false},
+  };
+  for (const auto& [key, default_value] : defaults_only)
+    section.require_default(key, default_value);
+  section.finish();
+}
+
+// ---- precision (fact sheet 1.6) ----
+
+void read_precision(Section& top, Config& config) {
+  Section fp16 = top.section("fp16");
+  fp16.read_bool("enabled", config.fp16.enabled);
+  fp16.read_bool("auto_cast", config.fp16.auto_cast);
+  fp16.read_number("loss_scale", config.fp16.loss_scale, kNonNegative);
+  fp16.read_int("initial_scale_power", config.fp16.initial_scale_power,
+                IntRange{.min = 0, .max = 64});
+  fp16.read_int("loss_scale_window", config.fp16.loss_scale_window, kCount);
+  fp16.read_int("hysteresis", config.fp16.hysteresis, kCount);
+  fp16.read_bool("consecutive_hysteresis", config.fp16.consecutive_hysteresis);
+  fp16.read_number("min_loss_scale", config.fp16.min_loss_scale, kPositive);
+  fp16.require_default("fp16_master_weights_and_grads", false);
+  fp16.finish();
+
+  const bool alias_used = top.take("bfloat16") != nullptr;
+  if (alias_used && top.take("bf16") != nullptr) {
+    top.fail("bfloat16", "deprecated alias of \"bf16\"; set one of them, not both");
+  }
+  Section bf16 = top.section(alias_used ? "bfloat16" : "bf16");
+  bf16.read_bool("enabled", config.bf16.enabled);
+  bf16.require_default("immediate_grad_update", false);
+  bf16.finish();
+
+  if (config.fp16.enabled && config.bf16.enabled) {
+    top.fail(bf16.path(), "bfloat16 and fp16 modes cannot be simultaneously enabled");
+  }
+  if (config.fp16.enabled) {
+    top.fail("fp16.enabled",
+             "fp16 mixed precision is not implemented yet (set \"enabled\": false)");
+  }
+  if (config.bf16.enabled) {
+    top.fail(bf16.path_of("enabled"),
+             "bf16 mixed precision is not implemented yet (set \"enabled\": false)");
+  }
+}
+
+// ---- sections and keys of features this engine does not implement yet ----
+
+void read_unimplemented(Section& top) {
+  const std::pair<std::string_view, json> top_defaults_only[] = {
+      {"memory_breakdown", false},          {"dump_state", false},
+      {"sparse_gradients", false},          {"disable_allgather", false},
+      {"dataloader_drop_last", false},      {"graph_harvesting", false},
+      {"communication_data_type", nullptr}, {"zero_force_ds_cpu_optimizer", true},
+  };
+  for (const auto& [key, default_value] : top_defaults_only)
+    top.require_default(key, default_value);
+
+  Section checkpointing = top.section("activation_checkpointing");
+  for (std::string_view key :
+       {"partition_activations", "cpu_checkpointing", "contiguous_memory_optimization",
+        "synchronize_checkpoint_boundary", "profile"}) {
+    checkpointing.require_default(key, false);
+  }
+  checkpointing.require_default("number_checkpoints", nullptr);
+  checkpointing.finish();
+
+  Section data_types = top.section("data_types");
+  data_types.require_default("grad_accum_dtype", nullptr);
+  data_types.finish();
+
+  Section checkpoint = top.section("checkpoint");
+  checkpoint.require_default("tag_validation", "Warn");
+  checkpoint.require_default("load_universal", false);
+  checkpoint.require_default("use_node_local_storage", false);
+  Section parallel_write = checkpoint.section("parallel_write");
+  parallel_write.require_default("pipeline_stage", false);
+  parallel_write.finish();
+  checkpoint.finish();
+
+  // Feature blocks switched by "enabled": off is fine (their other keys are then inert).
+  for (std::string_view key :
+       {"tensorboard", "csv_monitor", "wandb", "comet", "flops_profiler", "comms_logger",
+        "elasticity", "amp", "autotuning", "curriculum_learning", "data_efficiency",
+        "progressive_layer_drop", "eigenvalue", "nebula"}) {
+    Section block = top.section(key);
+    bool enabled = false;
+    block.read_bool("enabled", enabled);
+    if (enabled) block.fail("enabled", fmt::format("{} is not implemented yet", key));
+  }
+  // Blocks that ask for their feature by being present.
+  for (std::string_view key : {"sparse_attention", "compression_training"}) {
+    if (top.take(key) != nullptr) top.fail(key, "not implemented yet");
+  }
+  top.ignore({"aio"});  // only used by NVMe offload, which is rejected above
+}
+
+}  // namespace
+
+Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
+                    std::vector<std::string>* warnings) {
+  ParseContext context(source_name, warnings);
+  if (world_size < 1) context.fail("", fmt::format("world size {} must be >= 1", world_size));
+  json root;
+  try {
+    root = parse_json_with_comments(json_text, source_name);
+  } catch (const JsonTextError& error) {
+    throw ConfigError(error.what());
+  }
+  if (!root.is_object()) {
+    context.fail("",
+                 fmt::format("expected a JSON object at the top level, got {}", root.type_name()));
+  }
+  Config config;
+  config.source_name = source_name;
+  config.world_size = world_size;
+  Section top(context, &root, "");
+  resolve_batch_triple(top, world_size, config);
+  top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);
+  top.read_bool("wall_clock_breakdown", config.wall_clock_breakdown);
+  top.read_number("gradient_clipping", config.gradient_clipping, kNonNegative);
+  top.read_bool("prescale_gradients", config.prescale_gradients);
+  top.read_number("gradient_predivide_factor", config.gradient_predivide_factor, kPositive);
+  top.read_bool("zero_allow_untested_optimizer", config.zero_allow_untested_optimizer);
+  read_optimizer(top, config.optimizer);
+  read_scheduler(top, config.scheduler);
+  read_zero(top, config.zero_optimization, context);
+  read_precision(top, config);
+  read_unimplemented(top);
+  top.finish();
+  return config;
+}
+
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    throw ConfigError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  }
+  std::string text;
+  char buffer[1 << 16];
+  size_t bytes_read = 0;
+  while ((bytes_read = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+    text.append(buffer, bytes_read);
+  }
+  const int read_errno = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (read_errno != 0) {
+    throw ConfigError(fmt::format("{}: cannot read ({})", path, std::strerror(read_errno)));
+  }
+  return parse_config(text, path, world_size, warnings);
+}
+
+}  // namespace zt::dist

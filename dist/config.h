@@ -1,0 +1,129 @@
+// Config: ds_config.json read with DeepSpeed's key names, defaults (its code's, where code and
+// docs disagree) and batch-size rule. Invariant: a Config that parse_config returns holds only
+// what this engine honours; a key asking for something not implemented yet is an error, an
+// unknown key a warning, and every message starts with "<source>: <key path>: ".
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "optim/lr_schedules.h"
+
+namespace zt::dist {
+
+// Every rejection of a config: one line naming the file, the key's path and what was expected.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// optimizer {"type", "params"}. Types are matched case-insensitively and stored canonically.
+struct OptimizerConfig {
+  bool present = false;
+  std::string type;  // "Adam", "AdamW" or "SGD"
+  double lr = 1e-3;
+  double weight_decay = 0.0;  // 0.01 for torch_adam with decoupled decay (torch.optim.AdamW)
+  // Adam and AdamW
+  std::array<double, 2> betas = {0.9, 0.999};
+  double eps = 1e-8;
+  bool bias_correction = true;
+  // Decoupled weight decay. DeepSpeed's "Adam" is AdamW unless params.adam_w_mode is false;
+  // "AdamW" always decouples. This is the effective mode, whichever the type.
+  bool adam_w_mode = true;
+  bool torch_adam = false;  // DeepSpeed's choice of implementation; only changes the default decay
+  // SGD (PyTorch's semantics; nesterov needs momentum > 0 and dampening 0)
+  double momentum = 0.0;
+  double dampening = 0.0;
+  bool nesterov = false;
+
+  bool is_adam() const { return type == "Adam" || type == "AdamW"; }
+};
+
+// scheduler {"type", "params"}: the params of `type` are filled, the others keep defaults.
+struct SchedulerConfig {
+  bool present = false;
+  std::string type;  // "WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle", "LRRangeTest"
+  optim::WarmupLRParams warmup;  // WarmupLR and WarmupDecayLR
+  int64_t total_num_steps = 0;   // WarmupDecayLR (required there)
+  optim::WarmupCosineLRParams warmup_cosine;
+  optim::OneCycleParams one_cycle;
+  optim::LRRangeTestParams lr_range_test;
+  int64_t last_batch_iteration = -1;  // a schedule resumed at this iteration (-1: fresh)
+};
+
+// zero_optimization.offload_optimizer / offload_param: only "none" is implemented.
+struct OffloadConfig {
+  std::string device = "none";
+};
+
+// zero_optimization. Sizes and counts are elements, as in DeepSpeed.
+struct ZeroConfig {
+  int stage = 0;  // 0: data parallel; 1: + optimizer states; 2: + gradients; 3: + parameters
+  bool contiguous_gradients = true;
+  bool reduce_scatter = true;
+  bool allgather_partitions = true;
+  bool overlap_comm = false;  // unset in the file: true at stage 3, false otherwise
+  int64_t reduce_bucket_size = 500'000'000;
+  int64_t allgather_bucket_size = 500'000'000;  // even
+  int64_t stage3_prefetch_bucket_size = 50'000'000;
+  int64_t stage3_param_persistence_threshold = 100'000;
+  int64_t stage3_max_live_parameters = 1'000'000'000;
+  int64_t stage3_max_reuse_distance = 1'000'000'000;
+  OffloadConfig offload_optimizer;
+  OffloadConfig offload_param;
+};
+
+// fp16: parsed and validated for the loss scaler to come; enabled == true is not implemented.
+struct Fp16Config {
+  bool enabled = false;
+  bool auto_cast = false;
+  double loss_scale = 0.0;  // 0: dynamic; > 0: static
+  int initial_scale_power = 16;
+  int64_t loss_scale_window = 1000;
+  int hysteresis = 2;
+  bool consecutive_hysteresis = false;
+  double min_loss_scale = 1.0;
+};
+
+// bf16 (alias "bfloat16"): enabled == true is not implemented.
+struct Bf16Config {
+  bool enabled = false;
+};
+
+struct Config {
+  std::string source_name;  // the file the config came from, for later messages
+  int world_size = 1;       // the data-parallel size the batch triple was resolved against
+  // The batch triple, resolved: train_batch_size == micro_batch * accumulation * world_size.
+  int64_t train_batch_size = 0;
+  int64_t train_micro_batch_size_per_gpu = 0;
+  int64_t gradient_accumulation_steps = 0;
+  // DeepSpeed's code default is None (no step log) since PR #6602; we keep the documented 10.
+  // 0 turns the log off.
+  int64_t steps_per_print = 10;
+  bool wall_clock_breakdown = false;
+  double gradient_clipping = 0.0;  // global L2 norm bound; 0 = off (DeepSpeed's code default)
+  bool prescale_gradients = false;
+  double gradient_predivide_factor = 1.0;
+  // DeepSpeed refuses ZeRO with optimizers outside its tested list (SGD among them) unless this is
+  // true; every optimizer here updates a ZeRO shard through the same rule, so it is only recorded.
+  bool zero_allow_untested_optimizer = false;
+  OptimizerConfig optimizer;
+  SchedulerConfig scheduler;
+  ZeroConfig zero_optimization;
+  Fp16Config fp16;
+  Bf16Config bf16;
+};
+
+// Parses ds_config.json text. `source_name` starts every message; `world_size` is the
+// data-parallel size. Warnings (unknown keys, deprecated forms, "auto" values) are appended to
+// `warnings`, or printed to stderr when it is null. Throws ConfigError.
+Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
+                    std::vector<std::string>* warnings);
+
+// Reads the file at `path` and parses it; `path` names the source in messages.
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings);
+
+}  // namespace zt::dist

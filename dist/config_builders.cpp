@@ -1,0 +1,92 @@
+// OptimizerConfig / SchedulerConfig to optim/ objects: a one-to-one copy of fields, since the
+// config's validation already matches what the optim/ constructors check.
+#include "dist/config_builders.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace zt::dist {
+namespace {
+
+void require_type(const OptimizerConfig& config, bool matches, const char* wanted) {
+  if (!matches) {
+    throw std::invalid_argument(
+        fmt::format("{} hyperparameters asked of optimizer type \"{}\"", wanted, config.type));
+  }
+}
+
+}  // namespace
+
+optim::AdamOptions adam_options(const OptimizerConfig& config) {
+  require_type(config, config.is_adam(), "Adam");
+  return {.beta1 = config.betas[0],
+          .beta2 = config.betas[1],
+          .eps = config.eps,
+          .decoupled_weight_decay = config.adam_w_mode,
+          .bias_correction = config.bias_correction};
+}
+
+optim::AdamHyper adam_hyper(const OptimizerConfig& config) {
+  optim::AdamOptions options = adam_options(config);
+  return {.lr = config.lr,
+          .beta1 = options.beta1,
+          .beta2 = options.beta2,
+          .eps = options.eps,
+          .weight_decay = config.weight_decay,
+          .decoupled_weight_decay = options.decoupled_weight_decay,
+          .bias_correction = options.bias_correction,
+          .step = 1};
+}
+
+optim::SgdOptions sgd_options(const OptimizerConfig& config) {
+  require_type(config, config.type == "SGD", "SGD");
+  return {.momentum = config.momentum, .dampening = config.dampening, .nesterov = config.nesterov};
+}
+
+optim::SgdHyper sgd_hyper(const OptimizerConfig& config) {
+  optim::SgdOptions options = sgd_options(config);
+  return {.lr = config.lr,
+          .momentum = options.momentum,
+          .dampening = options.dampening,
+          .weight_decay = config.weight_decay,
+          .nesterov = options.nesterov};
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
+                                                 std::vector<optim::ParamGroup> groups) {
+  if (!config.present) throw std::invalid_argument("make_optimizer: the config has no optimizer");
+  for (optim::ParamGroup& group : groups) {
+    group.lr = config.lr;
+    group.weight_decay = config.weight_decay;
+  }
+  if (config.is_adam())
+    return std::make_unique<optim::Adam>(std::move(groups), adam_options(config));
+  return std::make_unique<optim::Sgd>(std::move(groups), sgd_options(config));
+}
+
+std::unique_ptr<optim::LRSchedule> make_schedule(const SchedulerConfig& config,
+                                                 optim::Optimizer& optimizer) {
+  if (!config.present) return nullptr;
+  std::unique_ptr<optim::LRSchedule> schedule;
+  if (config.type == "WarmupLR") {
+    schedule = std::make_unique<optim::WarmupLR>(optimizer, config.warmup);
+  } else if (config.type == "WarmupDecayLR") {
+    schedule =
+        std::make_unique<optim::WarmupDecayLR>(optimizer, config.warmup, config.total_num_steps);
+  } else if (config.type == "WarmupCosineLR") {
+    schedule = std::make_unique<optim::WarmupCosineLR>(optimizer, config.warmup_cosine);
+  } else if (config.type == "OneCycle") {
+    schedule = std::make_unique<optim::OneCycle>(optimizer, config.one_cycle);
+  } else if (config.type == "LRRangeTest") {
+    schedule = std::make_unique<optim::LRRangeTest>(optimizer, config.lr_range_test);
+  } else {
+    throw std::invalid_argument(fmt::format("make_schedule: unknown type \"{}\"", config.type));
+  }
+  if (config.last_batch_iteration >= 0) {
+    schedule->set_last_batch_iteration(config.last_batch_iteration);
+  }
+  return schedule;
+}
+
+}  // namespace zt::dist

@@ -1,0 +1,39 @@
+// The optimizer and learning-rate schedule a Config names, built from optim/. The typed
+// OptimizerConfig stays the source of truth: the ZeRO engine, which applies optim/update_rules.h
+// to its flat shard instead of using these classes, takes its hyperparameters from adam_hyper()
+// and sgd_hyper(), so both paths update with the same numbers.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "dist/config.h"
+#include "optim/adam.h"
+#include "optim/lr_schedules.h"
+#include "optim/optimizer.h"
+#include "optim/sgd.h"
+#include "optim/update_rules.h"
+
+namespace zt::dist {
+
+// Hyperparameters of the update rules (AdamHyper::step is left at 1; the caller counts steps).
+// Each requires the matching optimizer type and throws std::invalid_argument otherwise.
+optim::AdamHyper adam_hyper(const OptimizerConfig& config);
+optim::SgdHyper sgd_hyper(const OptimizerConfig& config);
+optim::AdamOptions adam_options(const OptimizerConfig& config);
+optim::SgdOptions sgd_options(const OptimizerConfig& config);
+
+// Adam (for "Adam" and "AdamW"; name() says which decay it applies) or Sgd. Every group's lr
+// and weight_decay are set to the config's, as DeepSpeed builds its optimizer from
+// optimizer.params. Throws std::invalid_argument when the config has no optimizer.
+std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
+                                                 std::vector<optim::ParamGroup> groups);
+
+// The configured schedule over `optimizer`, or null when the config has none (as
+// deepspeed.initialize returns no lr_scheduler). Construction writes the schedule's current lr
+// into the optimizer; WarmupCosineLR scales the optimizer's lr at this moment, so build the
+// schedule right after the optimizer. A last_batch_iteration >= 0 resumes at that iteration.
+std::unique_ptr<optim::LRSchedule> make_schedule(const SchedulerConfig& config,
+                                                 optim::Optimizer& optimizer);
+
+}  // namespace zt::dist

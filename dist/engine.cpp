@@ -1,0 +1,490 @@
+// The training engine: flat buffers, gradient hooks, reductions and the update, per ZeRO stage.
+#include "dist/engine.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "autograd/autograd_meta.h"
+#include "autograd/grad_mode.h"
+#include "core/factory.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/view.h"
+#include "dist/config_builders.h"
+
+namespace zt::dist {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A 1-d view of `length` elements of a flat buffer starting at `offset`.
+Tensor flat_range(const Tensor& flat, int64_t offset, int64_t length) {
+  return ops::narrow(flat, 0, offset, length);
+}
+
+// Points `param`'s impl at `length` elements of `storage` from `offset`, keeping its shape,
+// so every handle to the parameter (the module's member, the registry) sees the new place.
+void rebind_to_storage(const Tensor& param, const Storage& storage, int64_t offset) {
+  TensorImpl& impl = *param.impl();
+  impl.storage = storage;
+  impl.offset = offset;
+  impl.strides = contiguous_strides(impl.sizes);
+}
+
+double sum_of_squares(const Tensor& values) {
+  const float* data = values.data_ptr<float>();
+  double sum = 0.0;
+  for (int64_t i = 0; i < values.numel(); ++i) sum += double(data[i]) * double(data[i]);
+  return sum;
+}
+
+}  // namespace
+
+// One flat group's buffers. Which ones exist depends on the stage:
+//   full_params   stages 0-2 always; stage 3 only while gathered (or always if persistent)
+//   owned_params  the slice the optimizer updates: a view of full_params at stages 0-2 (all of
+//                 it at stage 0), its own buffer at stage 3
+//   full_grads    stages 0-1 always (parameters' .grad are views of it); stages 2-3 only
+//                 while the group's gradients are being collected and reduced
+//   owned_grads   the reduced gradient of owned_params: a view of full_grads at stages 0-1,
+//                 its own buffer at stages 2-3
+struct Engine::GroupState {
+  FlatGroup plan;
+  Storage full_storage;
+  Tensor full_params;
+  Tensor owned_params;
+  Tensor full_grads;
+  Tensor owned_grads;
+  int64_t pending_grads = 0;  // gradients still expected in this backward
+  bool reduced = false;       // reduced in this backward
+  std::unique_ptr<Work> in_flight;
+  Tensor reduce_output;  // comm-tagged receive buffer of an in-flight reduce-scatter
+};
+
+Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel)
+    : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
+  if (!model_) throw std::invalid_argument("Engine: no model");
+  if (config_.world_size != data_parallel_->size()) {
+    throw std::invalid_argument(fmt::format(
+        "Engine: {} was resolved for a data-parallel size of {}, but {} ranks are running",
+        config_.source_name, config_.world_size, data_parallel_->size()));
+  }
+  if (!config_.optimizer.present) {
+    throw std::invalid_argument(config_.source_name +
+                                ": optimizer: the engine needs an optimizer block");
+  }
+  stage_ = config_.zero_optimization.stage;
+  control_ = data_parallel_->split(0, data_parallel_->rank());
+  build_groups();
+  build_optimizer();
+  register_gradient_hooks();
+  if (stage_ == 3) register_stage3_module_hooks();
+  data_parallel_->reset_stats();
+  last_log_time_ = std::chrono::steady_clock::now();
+}
+
+Engine::~Engine() {
+  for (auto& [module, handles] : module_hook_handles_) {
+    for (int64_t handle : handles) module->remove_hook(handle);
+  }
+  for (auto& group : groups_) {
+    for (PlannedParam& entry : group->plan.params) autograd::clear_grad_ready_hooks(entry.param);
+  }
+}
+
+void Engine::build_groups() {
+  const ZeroConfig& zero = config_.zero_optimization;
+  int world = world_size();
+  plan_ = stage_ == 3 ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
+                      : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
+  autograd::NoGradGuard no_grad;
+  for (FlatGroup& planned : plan_.groups) {
+    auto group = std::make_unique<GroupState>();
+    group->plan = planned;
+    DType dtype = planned.params.front().param.dtype();
+    if (dtype != DType::f32) {
+      throw std::invalid_argument(fmt::format(
+          "Engine: parameter {} is {}; the engine trains f32 parameters (16-bit training "
+          "comes with the fp16/bf16 config blocks)",
+          planned.params.front().name, dtype_name(dtype)));
+    }
+    group->full_params = zeros({planned.padded_numel}, {.dtype = dtype, .tag = MemoryTag::param});
+    group->full_storage = group->full_params.storage();
+    for (PlannedParam& entry : group->plan.params) {
+      ops::copy_(flat_range(group->full_params, entry.offset, entry.numel),
+                 ops::reshape(entry.param, {entry.numel}));
+      rebind_to_storage(entry.param, group->full_storage, entry.offset);
+    }
+    // Every rank starts from rank 0's values, whatever its seed did.
+    data_parallel_->broadcast(group->full_params, 0);
+    int64_t slice = planned.slice_numel();
+    int64_t slice_begin = planned.slice_begin(rank());
+    if (stage_ == 0) {
+      group->owned_params = group->full_params;
+    } else if (stage_ < 3) {
+      group->owned_params = flat_range(group->full_params, slice_begin, slice);
+    } else {
+      group->owned_params = ops::clone(flat_range(group->full_params, slice_begin, slice));
+    }
+    if (stage_ <= 1) {
+      group->full_grads = zeros({planned.padded_numel}, {.dtype = dtype, .tag = MemoryTag::grad});
+      group->owned_grads =
+          stage_ == 0 ? group->full_grads : flat_range(group->full_grads, slice_begin, slice);
+      for (PlannedParam& entry : group->plan.params) {
+        entry.param.set_grad(ops::view(flat_range(group->full_grads, entry.offset, entry.numel),
+                                       entry.param.sizes()));
+      }
+    } else {
+      group->owned_grads = zeros({slice}, {.dtype = dtype, .tag = MemoryTag::grad});
+    }
+    if (stage_ == 3 && group->plan.partitioned) group->full_storage->release();
+    group->full_params = stage_ == 3 && group->plan.partitioned ? Tensor() : group->full_params;
+    groups_.push_back(std::move(group));
+  }
+}
+
+void Engine::build_optimizer() {
+  std::vector<Tensor> owned;
+  for (auto& group : groups_) {
+    group->owned_params.set_requires_grad(true);
+    group->owned_params.set_grad(group->owned_grads);
+    owned.push_back(group->owned_params);
+  }
+  const OptimizerConfig& settings = config_.optimizer;
+  optimizer_ =
+      make_optimizer(settings, optim::single_group(owned, settings.lr, settings.weight_decay));
+  if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, *optimizer_);
+}
+
+void Engine::register_gradient_hooks() {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    for (size_t p = 0; p < groups_[g]->plan.params.size(); ++p) {
+      autograd::register_grad_ready_hook(groups_[g]->plan.params[p].param,
+                                         [this, g, p](const Tensor&) { on_gradient_ready(g, p); });
+    }
+  }
+}
+
+bool Engine::is_gradient_accumulation_boundary() const {
+  return (micro_steps_ + 1) % config_.gradient_accumulation_steps == 0;
+}
+
+Tensor Engine::forward(const Tensor& input) {
+  auto start = std::chrono::steady_clock::now();
+  MemoryTagGuard as_activation(MemoryTag::activation);
+  Tensor output = (*model_)(input);
+  timers_.forward += seconds_since(start);
+  return output;
+}
+
+Tensor Engine::backward(const Tensor& loss) {
+  if (loss.numel() != 1) {
+    throw std::invalid_argument(fmt::format(
+        "Engine::backward: the loss must be a scalar, got shape {}", shape_str(loss.sizes())));
+  }
+  auto start = std::chrono::steady_clock::now();
+  loss_sum_ += loss.item();
+  for (auto& group : groups_) {
+    group->pending_grads = int64_t(group->plan.params.size());
+    group->reduced = false;
+  }
+  in_backward_ = true;
+  {
+    MemoryTagGuard as_activation(MemoryTag::activation);
+    // Averaging over micro-batches happens in the gradient seed: d(loss / GAS) = 1 / GAS.
+    double seed = 1.0 / double(config_.gradient_accumulation_steps);
+    loss.backward(full(loss.sizes(), seed, {.dtype = loss.dtype()}));
+  }
+  in_backward_ = false;
+  finish_reductions();
+  timers_.backward += seconds_since(start);
+  return loss;
+}
+
+void Engine::on_gradient_ready(size_t group_index, size_t param_index) {
+  if (!in_backward_) return;  // a backward the engine did not start (user code): ignore
+  if (config_.zero_optimization.overlap_comm) {
+    // MPI moves non-blocking collectives forward only inside MPI calls: poke the ones in
+    // flight so they progress while backward computes.
+    for (auto& other : groups_) {
+      if (other->in_flight) other->in_flight->test();
+    }
+  }
+  GroupState& group = *groups_[group_index];
+  PlannedParam& entry = group.plan.params[param_index];
+  if (stage_ >= 2) {
+    // Move the fresh gradient into the group's collection buffer and drop it from the param.
+    Tensor grad = entry.param.grad();
+    if (grad.defined()) {
+      if (!group.full_grads.defined()) {
+        group.full_grads =
+            zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+      }
+      ops::add_(flat_range(group.full_grads, entry.offset, entry.numel),
+                ops::reshape(grad, {entry.numel}));
+      entry.param.set_grad(Tensor());
+    }
+  }
+  group.pending_grads -= 1;
+  bool reduce_now = stage_ >= 2 || is_gradient_accumulation_boundary();
+  if (group.pending_grads != 0 || !reduce_now) return;
+  reduce_group(group_index);
+  // Stage 3: the module's backward is over, so its gathered parameters can go now.
+  if (stage_ == 3) release_group(group_index);
+}
+
+void Engine::reduce_group(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  if (group.reduced) return;
+  group.reduced = true;
+  auto start = std::chrono::steady_clock::now();
+  double world = double(world_size());
+  double predivide = config_.prescale_gradients ? world : config_.gradient_predivide_factor;
+  if (stage_ >= 2 && !group.full_grads.defined()) {
+    // No gradient reached this group in this backward: it still takes part (every rank must
+    // issue the same collectives), contributing zeros.
+    group.full_grads =
+        zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+  }
+  if (predivide != 1.0) ops::mul_(group.full_grads, 1.0 / predivide);
+  if (stage_ == 0) {
+    group.in_flight = data_parallel_->all_reduce_async(group.full_grads);
+  } else {
+    MemoryTagGuard as_comm(MemoryTag::comm);
+    group.reduce_output = empty({group.plan.slice_numel()});
+    group.in_flight = data_parallel_->reduce_scatter_async(group.full_grads, group.reduce_output);
+  }
+  if (!config_.zero_optimization.overlap_comm) group.in_flight->wait();
+  timers_.reduce += seconds_since(start);
+}
+
+// Waits for every reduction, applies the averaging and moves results into the owned slices.
+void Engine::finish_reductions() {
+  bool boundary = is_gradient_accumulation_boundary();
+  if (stage_ <= 1 && !boundary) return;
+  auto start = std::chrono::steady_clock::now();
+  double world = double(world_size());
+  double postscale = config_.prescale_gradients ? 1.0 : config_.gradient_predivide_factor / world;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    GroupState& group = *groups_[g];
+    if (!group.reduced) reduce_group(g);  // unused parameters: reduce in plan order
+    group.in_flight->wait();
+    group.in_flight.reset();
+    if (stage_ == 0) {
+      if (postscale != 1.0) ops::mul_(group.full_grads, postscale);
+    } else {
+      Tensor reduced =
+          postscale != 1.0 ? ops::mul(group.reduce_output, postscale) : group.reduce_output;
+      if (stage_ == 1) {
+        ops::copy_(group.owned_grads, reduced);
+      } else {
+        ops::add_(group.owned_grads, reduced);  // accumulates over micro-batches
+        group.full_grads = Tensor();            // stage 2-3: only the slice is kept
+      }
+      group.reduce_output = Tensor();
+    }
+    if (stage_ == 3) release_group(g);
+  }
+  timers_.reduce += seconds_since(start);
+}
+
+double Engine::global_grad_norm() {
+  // Sum of squares per rank slice of every group, in double, then combined in rank order: the
+  // same arithmetic at every stage, so the clipping coefficient is bitwise the same.
+  int world = world_size();
+  std::vector<double> partials(size_t(world), 0.0);
+  if (stage_ == 0) {
+    for (auto& group : groups_) {
+      for (int r = 0; r < world; ++r) {
+        partials[size_t(r)] += sum_of_squares(
+            flat_range(group->full_grads, group->plan.slice_begin(r), group->plan.slice_numel()));
+      }
+    }
+  } else {
+    double mine = 0.0;
+    for (auto& group : groups_) mine += sum_of_squares(group->owned_grads);
+    Tensor gathered = empty({world}, {.dtype = DType::f64, .tag = MemoryTag::comm});
+    Tensor local = full({1}, mine, {.dtype = DType::f64, .tag = MemoryTag::comm});
+    control_->all_gather(local, gathered);
+    std::vector<double> values = gathered.to_vector();
+    for (int r = 0; r < world; ++r) partials[size_t(r)] = values[size_t(r)];
+  }
+  double total = 0.0;
+  for (double partial : partials) total += partial;
+  return std::sqrt(total);
+}
+
+void Engine::scale_owned_gradients(double factor) {
+  for (auto& group : groups_) ops::mul_(group->owned_grads, factor);
+}
+
+void Engine::step() {
+  auto start = std::chrono::steady_clock::now();
+  bool boundary = is_gradient_accumulation_boundary();
+  micro_steps_ += 1;
+  global_samples_ += config_.train_micro_batch_size_per_gpu * world_size();
+  if (!boundary) return;
+  last_grad_norm_ = global_grad_norm();
+  if (config_.gradient_clipping > 0.0 && last_grad_norm_ > config_.gradient_clipping) {
+    scale_owned_gradients(config_.gradient_clipping / (last_grad_norm_ + 1e-6));
+  }
+  optimizer_->step();
+  if (stage_ == 1 || stage_ == 2) all_gather_owned_slices();
+  if (stage_ == 3) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (!groups_[g]->plan.partitioned) gather_group(g);  // persistent groups stay current
+    }
+  }
+  zero_gradients();
+  global_steps_ += 1;
+  last_local_loss_ = loss_sum_ / double(config_.gradient_accumulation_steps);
+  loss_sum_ = 0.0;
+  if (schedule_) schedule_->step();
+  timers_.step += seconds_since(start);
+  if (config_.steps_per_print > 0 && global_steps_ % config_.steps_per_print == 0) log_step();
+}
+
+void Engine::all_gather_owned_slices() {
+  for (auto& group : groups_) {
+    MemoryTagGuard as_comm(MemoryTag::comm);
+    // The collective may not read and write overlapping buffers, so the slice goes out from a
+    // copy.
+    Tensor outgoing = ops::clone(group->owned_params);
+    data_parallel_->all_gather(outgoing, group->full_params);
+  }
+}
+
+void Engine::gather_group(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  group.full_storage->materialize();
+  if (!group.full_params.defined()) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = group.full_storage;
+    impl->sizes = {group.plan.padded_numel};
+    impl->strides = {1};
+    impl->dtype = DType::f32;
+    group.full_params = Tensor(impl);
+  }
+  data_parallel_->all_gather(group.owned_params, group.full_params);
+}
+
+void Engine::release_group(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  if (!group.plan.partitioned) return;
+  group.full_params = Tensor();
+  group.full_storage->release();
+}
+
+void Engine::register_stage3_module_hooks() {
+  for (auto& [name, module] : model_->named_modules()) {
+    size_t group_index = groups_.size();
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (groups_[g]->plan.module_name == name) group_index = g;
+    }
+    if (group_index == groups_.size() || !groups_[group_index]->plan.partitioned) continue;
+    nn::Module* raw = module.get();
+    int64_t pre = raw->register_forward_pre_hook(
+        [this, group_index](nn::Module&, const Tensor&) { gather_group(group_index); });
+    int64_t post = raw->register_forward_hook(
+        [this, group_index](nn::Module&, const Tensor&, const Tensor& output) {
+          release_group(group_index);
+          // Gather again when backward reaches this module: its gradient arrives at `output`.
+          if (output.requires_grad() && autograd::is_grad_enabled()) {
+            output.register_hook([this, group_index](const Tensor&) {
+              gather_group(group_index);
+              return Tensor();
+            });
+          }
+        });
+    module_hook_handles_.push_back({raw, {pre, post}});
+  }
+}
+
+void Engine::zero_gradients() {
+  for (auto& group : groups_) {
+    if (stage_ <= 1)
+      ops::fill_(group->full_grads, 0.0);
+    else
+      ops::fill_(group->owned_grads, 0.0);
+  }
+}
+
+double Engine::last_global_loss() {
+  Tensor value = full({1}, last_local_loss_, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  control_->all_reduce(value);
+  return value.item() / double(world_size());
+}
+
+void Engine::log_step() {
+  double loss = last_global_loss();
+  double seconds = seconds_since(last_log_time_);
+  double samples_per_second =
+      double(global_samples_ - samples_at_last_log_) / std::max(seconds, 1e-9);
+  last_log_time_ = std::chrono::steady_clock::now();
+  samples_at_last_log_ = global_samples_;
+  if (rank() != 0) return;
+  fmt::print("step={}, skipped=0, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}, samples/s={:.1f}\n",
+             global_steps_, get_lr(), loss, last_grad_norm_, samples_per_second);
+  if (config_.wall_clock_breakdown) {
+    fmt::print("time (ms): forward {:.1f} | backward {:.1f} | reduce {:.1f} | step {:.1f}\n",
+               1e3 * timers_.forward, 1e3 * timers_.backward, 1e3 * timers_.reduce,
+               1e3 * timers_.step);
+    timers_ = Timers{};
+  }
+}
+
+NamedTensors Engine::consolidated_state_dict() {
+  if (stage_ == 3) {
+    for (size_t g = 0; g < groups_.size(); ++g) gather_group(g);
+  }
+  NamedTensors state;
+  for (auto& [name, tensor] : model_->state_dict()) state.emplace_back(name, ops::clone(tensor));
+  if (stage_ == 3) {
+    for (size_t g = 0; g < groups_.size(); ++g) release_group(g);
+  }
+  return state;
+}
+
+ModelStateReport Engine::model_state_report() const {
+  ModelStateReport report;
+  report.stage = stage_;
+  report.world_size = world_size();
+  report.parameter_count = plan_.total_numel();
+  MemoryStats stats = cpu_allocator().accounting().stats();
+  report.param_bytes = stats.live(MemoryTag::param);
+  report.grad_bytes = stats.live(MemoryTag::grad);
+  report.optim_state_bytes = stats.live(MemoryTag::optim_state);
+  // fp32 training: 4 bytes of parameters, 4 of gradients, K of optimizer state per parameter
+  // (Adam: 8, the two moments; SGD with momentum: 4); ZeRO divides what the stage partitions.
+  int64_t psi = report.parameter_count;
+  int64_t n = report.world_size;
+  int64_t state_bytes_per_param = 0;
+  if (config_.optimizer.is_adam())
+    state_bytes_per_param = 8;
+  else if (config_.optimizer.momentum != 0.0)
+    state_bytes_per_param = 4;
+  report.expected_param_bytes = stage_ == 3 ? 4 * psi / n : 4 * psi;
+  report.expected_grad_bytes = stage_ >= 2 ? 4 * psi / n : 4 * psi;
+  report.expected_optim_state_bytes =
+      stage_ >= 1 ? state_bytes_per_param * psi / n : state_bytes_per_param * psi;
+  return report;
+}
+
+std::string ModelStateReport::str() const {
+  auto line = [](const char* kind, int64_t measured, int64_t expected) {
+    double ratio = expected > 0 ? double(measured) / double(expected) : 0.0;
+    return fmt::format("  {:<12} {:>12} bytes   formula {:>12}   ratio {:.4f}\n", kind, measured,
+                       expected, ratio);
+  };
+  return fmt::format("ZeRO stage {} on {} ranks, {} parameters:\n", stage, world_size,
+                     parameter_count) +
+         line("parameters", param_bytes, expected_param_bytes) +
+         line("gradients", grad_bytes, expected_grad_bytes) +
+         line("optimizer", optim_state_bytes, expected_optim_state_bytes);
+}
+
+}  // namespace zt::dist

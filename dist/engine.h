@@ -1,0 +1,135 @@
+// Engine: the training engine zt::initialize returns, mirroring DeepSpeed's: forward, backward,
+// step, with ZeRO stages 0-3 over the data-parallel communicator.
+//
+// How a step works (N ranks, the partition plan of partition_plan.h):
+// - stage 0: every rank holds all parameters, gradients and optimizer state; each group's
+//   gradients are all-reduced when its last gradient of the boundary micro-batch is ready.
+// - stage 1: as stage 0, but optimizer state exists only for the owned slice of each group;
+//   gradients are reduce-scattered, the owned slice is updated, parameters all-gathered.
+// - stage 2: gradients are reduce-scattered group by group during every backward into the
+//   owned gradient slice; full gradient buffers live only while a group is being reduced.
+// - stage 3: parameters are partitioned too: a module's group is all-gathered before its
+//   forward and its backward and released after each.
+// Invariants: every rank computes the same plan and issues the same collectives in the same
+// order; the communicator sums in rank order, so stages 0-3 produce bitwise equal weights
+// whenever they sum the same values (see docs/zero.md for where they cannot).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "dist/communicator.h"
+#include "dist/config.h"
+#include "dist/partition_plan.h"
+#include "nn/module.h"
+#include "optim/lr_schedules.h"
+#include "optim/optimizer.h"
+
+namespace zt::dist {
+
+// Model-state bytes of one rank, measured and by the ZeRO paper's formula for this stage.
+struct ModelStateReport {
+  int stage = 0;
+  int world_size = 1;
+  int64_t parameter_count = 0;                                     // Psi
+  int64_t param_bytes = 0, grad_bytes = 0, optim_state_bytes = 0;  // measured, live
+  int64_t expected_param_bytes = 0, expected_grad_bytes = 0, expected_optim_state_bytes = 0;
+  std::string str() const;
+};
+
+class Engine {
+ public:
+  // `data_parallel` is the data axis of the rank grid and must outlive the engine. The
+  // model's parameters are moved into the engine's flat buffers (the model's tensors keep
+  // working as views of them). Collective over data_parallel.
+  Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Tensor forward(const Tensor& input);
+  Tensor operator()(const Tensor& input) { return forward(input); }
+  // Back-propagates loss / gradient_accumulation_steps and reduces gradients as the stage
+  // says. Returns the loss it was given.
+  Tensor backward(const Tensor& loss);
+  // Counts a micro-step; at the accumulation boundary: finishes reduction, clips by global
+  // norm, updates, zeroes gradients, advances the schedule, and logs.
+  void step();
+
+  bool is_gradient_accumulation_boundary() const;
+  int64_t global_steps() const { return global_steps_; }
+  int64_t global_samples() const { return global_samples_; }
+  int64_t micro_steps() const { return micro_steps_; }
+  double get_lr() const { return optimizer_->lr(); }
+  // The global gradient norm of the last update (before clipping), as DeepSpeed reports it.
+  double get_global_grad_norm() const { return last_grad_norm_; }
+  // The mean loss of the last update over ranks and micro-batches. Collective.
+  double last_global_loss();
+
+  nn::Module& module() { return *model_; }
+  std::shared_ptr<nn::Module> module_ptr() { return model_; }
+  void train() { model_->train(); }
+  void eval() { model_->eval(); }
+  const Config& config() const { return config_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  optim::LRSchedule* lr_scheduler() { return schedule_.get(); }
+  int rank() const { return data_parallel_->rank(); }
+  int world_size() const { return data_parallel_->size(); }
+  int zero_stage() const { return stage_; }
+  const PartitionPlan& plan() const { return plan_; }
+  // ZeRO traffic only: gradients and parameters (scalars such as losses and norms travel on
+  // a separate communicator so these counts are the paper's volumes).
+  Communicator& data_parallel_communicator() { return *data_parallel_; }
+
+  // Every parameter, whole, on every rank (stage 3 gathers). Collective.
+  NamedTensors consolidated_state_dict();
+  ModelStateReport model_state_report() const;
+
+ private:
+  struct GroupState;
+  void build_groups();
+  void build_optimizer();
+  void register_gradient_hooks();
+  void register_stage3_module_hooks();
+  void on_gradient_ready(size_t group_index, size_t param_index);
+  void reduce_group(size_t group_index);
+  void finish_reductions();
+  void gather_group(size_t group_index);
+  void release_group(size_t group_index);
+  void all_gather_owned_slices();
+  double global_grad_norm();
+  void scale_owned_gradients(double factor);
+  void zero_gradients();
+  void log_step();
+
+  Config config_;
+  std::shared_ptr<nn::Module> model_;
+  Communicator* data_parallel_;
+  std::unique_ptr<Communicator> control_;  // scalars: norms, losses
+  int stage_ = 0;
+  PartitionPlan plan_;
+  std::vector<std::unique_ptr<GroupState>> groups_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<optim::LRSchedule> schedule_;
+  std::vector<std::pair<nn::Module*, std::vector<int64_t>>> module_hook_handles_;
+
+  int64_t micro_steps_ = 0;
+  int64_t global_steps_ = 0;
+  int64_t global_samples_ = 0;
+  double last_grad_norm_ = 0.0;
+  double loss_sum_ = 0.0;         // local losses of the current accumulation window
+  double last_local_loss_ = 0.0;  // their mean at the last update
+  bool in_backward_ = false;
+
+  struct Timers {
+    double forward = 0, backward = 0, reduce = 0, step = 0;
+  } timers_;
+  std::chrono::steady_clock::time_point last_log_time_;
+  int64_t samples_at_last_log_ = 0;
+};
+
+}  // namespace zt::dist

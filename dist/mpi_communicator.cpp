@@ -1,0 +1,489 @@
+// MpiCommunicator: argument checks, f32 staging of 16-bit reductions, and the MPI calls with
+// their stats. Each async op starts one MPI request; its Work finishes it (copying staged
+// results back) and adds the elapsed time to the op's counter.
+#include "dist/mpi_communicator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "core/factory.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/view.h"
+
+namespace zt::dist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void check_mpi(int code, std::string_view op) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw std::runtime_error(fmt::format("{}: MPI error: {}", op, std::string_view(text, length)));
+}
+
+MPI_Datatype mpi_datatype(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::f16:
+    case DType::bf16:
+      return MPI_UINT16_T;  // raw bits: only moved, never reduced
+    case DType::i32:
+      return MPI_INT32_T;
+    case DType::i64:
+      return MPI_INT64_T;
+    case DType::u8:
+      return MPI_UINT8_T;
+  }
+  throw std::invalid_argument(fmt::format("mpi: no MPI datatype for dtype {}", int(dtype)));
+}
+
+MPI_Op mpi_op(ReduceOperation op) {
+  switch (op) {
+    case ReduceOperation::sum:
+      return MPI_SUM;
+    case ReduceOperation::max:
+      return MPI_MAX;
+    case ReduceOperation::min:
+      return MPI_MIN;
+  }
+  throw std::invalid_argument("mpi: unknown ReduceOperation");
+}
+
+std::string describe(const Tensor& tensor) {
+  if (!tensor.defined()) return "undefined tensor";
+  return fmt::format("{} {}", dtype_name(tensor.dtype()), shape_str(tensor.sizes()));
+}
+
+void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor) {
+  if (!tensor.defined()) throw std::invalid_argument(fmt::format("{}: {} is undefined", op, role));
+  if (!tensor.device().is_cpu())
+    throw std::invalid_argument(
+        fmt::format("{}: {} ({}) is on {}; MpiCommunicator works on host tensors", op, role,
+                    describe(tensor), tensor.device().str()));
+  if (!tensor.is_contiguous())
+    throw std::invalid_argument(fmt::format("{}: {} ({}, strides {}) must be contiguous", op, role,
+                                            describe(tensor), shape_str(tensor.strides())));
+  if (tensor.numel() > INT_MAX)
+    throw std::invalid_argument(fmt::format("{}: {} ({}) has {} elements; MPI counts stop at {}",
+                                            op, role, describe(tensor), tensor.numel(), INT_MAX));
+}
+
+void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output) {
+  if (input.dtype() != output.dtype())
+    throw std::invalid_argument(
+        fmt::format("{}: input ({}) and output ({}) must have the same dtype", op, describe(input),
+                    describe(output)));
+}
+
+void check_rank(std::string_view op, std::string_view role, int rank, int group_size) {
+  if (rank < 0 || rank >= group_size)
+    throw std::invalid_argument(
+        fmt::format("{}: {} {} is outside the group of {} ranks", op, role, rank, group_size));
+}
+
+int element_count(const Tensor& tensor) {
+  return int(tensor.numel());
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.storage() != b.storage() || a.nbytes() == 0 || b.nbytes() == 0) return false;
+  int64_t a_begin = a.storage_offset() * int64_t(a.element_size());
+  int64_t b_begin = b.storage_offset() * int64_t(b.element_size());
+  return a_begin < b_begin + int64_t(b.nbytes()) && b_begin < a_begin + int64_t(a.nbytes());
+}
+
+// An f32 copy of a 16-bit tensor (or an empty f32 buffer of its shape), counted as comm memory.
+Tensor f32_staging(const Tensor& tensor, bool copy_values) {
+  Tensor staging = empty(tensor.sizes(), {.dtype = DType::f32, .tag = MemoryTag::comm});
+  if (copy_values) ops::copy_(staging, tensor);
+  return staging;
+}
+
+// One MPI request in flight. The tensors it reads and writes are held until it finishes, and
+// `on_complete` (copying staged results back) runs exactly once, when it does.
+class MpiWork final : public Work {
+ public:
+  MpiWork(std::string_view op, CollectiveCounter& counter, Clock::time_point start)
+      : op_(op), counter_(counter), start_(start) {}
+  ~MpiWork() override {
+    if (done_) return;
+    try {
+      wait();
+    } catch (const std::exception& error) {
+      // A destructor can't throw, and a collective that failed leaves the group unusable.
+      int world_rank = -1;
+      MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+      fmt::print(stderr, "rank {}: {} (in an unfinished Work being destroyed)\n", world_rank,
+                 error.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+  }
+
+  MPI_Request* request() { return &request_; }
+  void hold(std::vector<Tensor> tensors) { held_tensors_ = std::move(tensors); }
+  void on_complete(std::function<void()> finish) { on_complete_ = std::move(finish); }
+
+  void wait() override {
+    if (done_) return;
+    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_);
+    finish();
+  }
+
+  bool test() override {
+    if (done_) return true;
+    int completed = 0;
+    check_mpi(MPI_Test(&request_, &completed, MPI_STATUS_IGNORE), op_);
+    if (completed) finish();
+    return done_;
+  }
+
+ private:
+  void finish() {
+    done_ = true;
+    if (on_complete_) on_complete_();
+    held_tensors_.clear();
+    counter_.seconds += seconds_since(start_);
+  }
+
+  std::string_view op_;
+  CollectiveCounter& counter_;
+  Clock::time_point start_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<Tensor> held_tensors_;
+  std::function<void()> on_complete_;
+  bool done_ = false;
+};
+
+// A reduction whose sums are taken in rank order 0, 1, ..., N-1 for every element, whatever
+// algorithm MPI would pick for the message size: an all-to-all hands each rank every rank's
+// copy of its slice (the data a ring reduce-scatter moves, (N-1)/N of the buffer), the rank
+// sums them in order, and for all_reduce an all-gather returns the reduced slices to everyone.
+// Results are therefore bitwise reproducible, and equal wherever the same values are summed:
+// that is what lets ZeRO stages 1-3 match stage 0 bit for bit.
+class RankOrderReduceWork final : public Work {
+ public:
+  // `padded` holds the values to reduce, laid out as N equal slices (in the compute dtype).
+  // When gather_result, every rank ends with all reduced slices in `padded`; otherwise
+  // `on_slice` receives this rank's reduced slice.
+  RankOrderReduceWork(std::string_view op_name, CollectiveCounter& counter, Clock::time_point start,
+                      MPI_Comm comm, int rank, int size, Tensor padded, ReduceOperation op,
+                      bool gather_result, std::function<void(const Tensor&)> on_done)
+      : op_name_(op_name),
+        counter_(counter),
+        start_(start),
+        comm_(comm),
+        rank_(rank),
+        size_(size),
+        padded_(std::move(padded)),
+        op_(op),
+        gather_result_(gather_result),
+        on_done_(std::move(on_done)) {
+    slice_numel_ = padded_.numel() / size_;
+    exchanged_ = empty(padded_.sizes(), {.dtype = padded_.dtype(), .tag = MemoryTag::comm});
+    MPI_Datatype datatype = mpi_datatype(padded_.dtype());
+    check_mpi(MPI_Ialltoall(padded_.raw_data(), int(slice_numel_), datatype, exchanged_.raw_data(),
+                            int(slice_numel_), datatype, comm_, &request_),
+              op_name_);
+  }
+  ~RankOrderReduceWork() override {
+    if (phase_ == Phase::done) return;
+    try {
+      wait();
+    } catch (const std::exception& error) {
+      int world_rank = -1;
+      MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+      fmt::print(stderr, "rank {}: {} (in an unfinished Work being destroyed)\n", world_rank,
+                 error.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+  }
+
+  void wait() override {
+    while (phase_ != Phase::done) {
+      check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_name_);
+      advance();
+    }
+  }
+
+  bool test() override {
+    while (phase_ != Phase::done) {
+      int completed = 0;
+      check_mpi(MPI_Test(&request_, &completed, MPI_STATUS_IGNORE), op_name_);
+      if (!completed) return false;
+      advance();
+    }
+    return true;
+  }
+
+ private:
+  enum class Phase { exchanging, gathering, done };
+
+  // Called when the current request has completed.
+  void advance() {
+    if (phase_ == Phase::exchanging) {
+      Tensor reduced = ops::clone(ops::narrow(exchanged_, 0, 0, slice_numel_));
+      for (int source = 1; source < size_; ++source) {
+        Tensor block = ops::narrow(exchanged_, 0, int64_t(source) * slice_numel_, slice_numel_);
+        if (op_ == ReduceOperation::sum)
+          ops::add_(reduced, block);
+        else if (op_ == ReduceOperation::max)
+          reduced = ops::maximum(reduced, block);
+        else
+          reduced = ops::minimum(reduced, block);
+      }
+      exchanged_ = Tensor();
+      if (!gather_result_) {
+        finish(reduced);
+        return;
+      }
+      reduced_slice_ = reduced;
+      MPI_Datatype datatype = mpi_datatype(padded_.dtype());
+      check_mpi(MPI_Iallgather(reduced_slice_.raw_data(), int(slice_numel_), datatype,
+                               padded_.raw_data(), int(slice_numel_), datatype, comm_, &request_),
+                op_name_);
+      phase_ = Phase::gathering;
+      return;
+    }
+    finish(padded_);
+  }
+
+  void finish(const Tensor& result) {
+    phase_ = Phase::done;
+    on_done_(result);
+    padded_ = Tensor();
+    reduced_slice_ = Tensor();
+    counter_.seconds += seconds_since(start_);
+  }
+
+  std::string_view op_name_;
+  CollectiveCounter& counter_;
+  Clock::time_point start_;
+  MPI_Comm comm_;
+  int rank_, size_;
+  Tensor padded_, exchanged_, reduced_slice_;
+  int64_t slice_numel_ = 0;
+  ReduceOperation op_;
+  bool gather_result_;
+  std::function<void(const Tensor&)> on_done_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  Phase phase_ = Phase::exchanging;
+};
+
+// Adds one call to the counter of `kind`; the caller adds the seconds.
+CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
+                              int64_t full_bytes, int group_size) {
+  CollectiveCounter& counter = stats[kind];
+  counter.calls += 1;
+  counter.buffer_bytes += buffer_bytes;
+  counter.payload_bytes += ring_payload_bytes(kind, full_bytes, group_size);
+  return counter;
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owns_comm)
+    : comm_(comm), owns_comm_(owns_comm) {
+  check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MpiCommunicator");
+  check_mpi(MPI_Comm_rank(comm_, &rank_), "MpiCommunicator");
+  check_mpi(MPI_Comm_size(comm_, &size_), "MpiCommunicator");
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (owns_comm_ && !finalized) MPI_Comm_free(&comm_);
+}
+
+std::unique_ptr<Work> MpiCommunicator::all_reduce_async(const Tensor& tensor, ReduceOperation op) {
+  constexpr std::string_view kOp = "all_reduce";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "tensor", tensor);
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::all_reduce, tensor.nbytes(), tensor.nbytes(), size_);
+  // Staged in the compute dtype (f32 for 16-bit) and padded to N equal slices.
+  DType compute = is_half(tensor.dtype()) ? DType::f32 : tensor.dtype();
+  int64_t padded_numel = (tensor.numel() + size_ - 1) / size_ * size_;
+  Tensor padded =
+      zeros({std::max<int64_t>(padded_numel, size_)}, {.dtype = compute, .tag = MemoryTag::comm});
+  ops::copy_(ops::narrow(padded, 0, 0, tensor.numel()), ops::reshape(tensor, {tensor.numel()}));
+  return std::make_unique<RankOrderReduceWork>(
+      kOp, counter, start, comm_, rank_, size_, padded, op, /*gather_result=*/true,
+      [tensor](const Tensor& result) {
+        ops::copy_(ops::reshape(tensor, {tensor.numel()}),
+                   ops::narrow(result, 0, 0, tensor.numel()));
+      });
+}
+
+std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
+                                                            const Tensor& output,
+                                                            ReduceOperation op) {
+  constexpr std::string_view kOp = "reduce_scatter";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "input", input);
+  check_tensor(kOp, "output", output);
+  check_same_dtype(kOp, input, output);
+  if (input.numel() != output.numel() * size_)
+    throw std::invalid_argument(fmt::format(
+        "{}: input ({}) must hold {} slices of output ({}): expected {} elements, got {}", kOp,
+        describe(input), size_, describe(output), output.numel() * size_, input.numel()));
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::reduce_scatter, input.nbytes(), input.nbytes(), size_);
+  // The input is staged (in the compute dtype), so an output overlapping it is no problem.
+  DType compute = is_half(input.dtype()) ? DType::f32 : input.dtype();
+  Tensor staged = empty({input.numel()}, {.dtype = compute, .tag = MemoryTag::comm});
+  ops::copy_(staged, ops::reshape(input, {input.numel()}));
+  return std::make_unique<RankOrderReduceWork>(
+      kOp, counter, start, comm_, rank_, size_, staged, op, /*gather_result=*/false,
+      [output](const Tensor& slice) { ops::copy_(ops::reshape(output, {output.numel()}), slice); });
+}
+
+std::unique_ptr<Work> MpiCommunicator::all_gather_async(const Tensor& input, const Tensor& output) {
+  constexpr std::string_view kOp = "all_gather";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "input", input);
+  check_tensor(kOp, "output", output);
+  check_same_dtype(kOp, input, output);
+  if (output.numel() != input.numel() * size_)
+    throw std::invalid_argument(fmt::format(
+        "{}: output ({}) must hold {} slices of input ({}): expected {} elements, got {}", kOp,
+        describe(output), size_, describe(input), input.numel() * size_, output.numel()));
+  const void* send_data = input.raw_data();
+  if (overlaps(input, output)) {
+    bool is_own_slice =
+        input.storage_offset() == output.storage_offset() + int64_t(rank_) * input.numel();
+    if (!is_own_slice)
+      throw std::invalid_argument(fmt::format(
+          "{}: input ({}) overlaps output ({}) but is not its slice {} (the only overlap "
+          "gathered in place)",
+          kOp, describe(input), describe(output), rank_));
+    send_data = MPI_IN_PLACE;
+  }
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::all_gather, input.nbytes(), output.nbytes(), size_);
+  auto work = std::make_unique<MpiWork>(kOp, counter, start);
+  MPI_Datatype datatype = mpi_datatype(input.dtype());
+  check_mpi(MPI_Iallgather(send_data, element_count(input), datatype, output.raw_data(),
+                           element_count(input), datatype, comm_, work->request()),
+            kOp);
+  work->hold({input, output});
+  return work;
+}
+
+std::unique_ptr<Work> MpiCommunicator::broadcast_async(const Tensor& tensor, int root) {
+  constexpr std::string_view kOp = "broadcast";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "tensor", tensor);
+  check_rank(kOp, "root", root, size_);
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::broadcast, tensor.nbytes(), tensor.nbytes(), size_);
+  auto work = std::make_unique<MpiWork>(kOp, counter, start);
+  check_mpi(MPI_Ibcast(tensor.raw_data(), element_count(tensor), mpi_datatype(tensor.dtype()), root,
+                       comm_, work->request()),
+            kOp);
+  work->hold({tensor});
+  return work;
+}
+
+void MpiCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op) {
+  constexpr std::string_view kOp = "reduce";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "tensor", tensor);
+  check_rank(kOp, "root", root, size_);
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::reduce, tensor.nbytes(), tensor.nbytes(), size_);
+  Tensor buffer = is_half(tensor.dtype()) ? f32_staging(tensor, true) : tensor;
+  bool is_root = rank_ == root;
+  // The root reduces in place; the others only send, so their tensors stay as they were.
+  check_mpi(
+      MPI_Reduce(is_root ? MPI_IN_PLACE : buffer.raw_data(), is_root ? buffer.raw_data() : nullptr,
+                 element_count(buffer), mpi_datatype(buffer.dtype()), mpi_op(op), root, comm_),
+      kOp);
+  if (is_root && !buffer.is_same(tensor)) ops::copy_(tensor, buffer);
+  counter.seconds += seconds_since(start);
+}
+
+void MpiCommunicator::barrier() {
+  Clock::time_point start = Clock::now();
+  CollectiveCounter& counter = count_call(stats_, CollectiveKind::barrier, 0, 0, size_);
+  check_mpi(MPI_Barrier(comm_), "barrier");
+  counter.seconds += seconds_since(start);
+}
+
+void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
+  constexpr std::string_view kOp = "send";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "tensor", tensor);
+  check_rank(kOp, "destination", destination, size_);
+  if (destination == rank_)
+    throw std::invalid_argument(
+        fmt::format("{}: rank {} sending to itself would block", kOp, rank_));
+  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", kOp, tag));
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::send, tensor.nbytes(), tensor.nbytes(), size_);
+  check_mpi(MPI_Send(tensor.raw_data(), element_count(tensor), mpi_datatype(tensor.dtype()),
+                     destination, tag, comm_),
+            kOp);
+  counter.seconds += seconds_since(start);
+}
+
+void MpiCommunicator::recv(const Tensor& tensor, int source, int tag) {
+  constexpr std::string_view kOp = "recv";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "tensor", tensor);
+  check_rank(kOp, "source", source, size_);
+  if (source == rank_)
+    throw std::invalid_argument(
+        fmt::format("{}: rank {} receiving from itself would block", kOp, rank_));
+  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", kOp, tag));
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::recv, tensor.nbytes(), tensor.nbytes(), size_);
+  MPI_Datatype datatype = mpi_datatype(tensor.dtype());
+  MPI_Status status;
+  int code =
+      MPI_Recv(tensor.raw_data(), element_count(tensor), datatype, source, tag, comm_, &status);
+  if (code != MPI_SUCCESS) {
+    int error_class = 0;
+    MPI_Error_class(code, &error_class);
+    if (error_class == MPI_ERR_TRUNCATE)
+      throw std::runtime_error(fmt::format(
+          "{}: the message from rank {} (tag {}) is longer than the receiving tensor ({})", kOp,
+          source, tag, describe(tensor)));
+    check_mpi(code, kOp);
+  }
+  int received_elements = 0;
+  check_mpi(MPI_Get_count(&status, datatype, &received_elements), kOp);
+  if (received_elements != element_count(tensor))
+    throw std::runtime_error(fmt::format(
+        "{}: the message from rank {} (tag {}) holds {} elements; the receiving tensor ({}) "
+        "expects {}",
+        kOp, source, tag, received_elements, describe(tensor), tensor.numel()));
+  counter.seconds += seconds_since(start);
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  if (color < 0) throw std::invalid_argument(fmt::format("split: color {} must be >= 0", color));
+  MPI_Comm group = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(comm_, color, key, &group), "split");
+  return std::make_unique<MpiCommunicator>(group, true);
+}
+
+}  // namespace zt::dist

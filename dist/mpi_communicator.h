@@ -1,0 +1,57 @@
+// MpiCommunicator: the Communicator contract over one MPI communicator, on host (CPU) tensors.
+// f16/bf16 travel as raw 2-byte data; their reductions are staged through f32 buffers tagged
+// MemoryTag::comm, reduced in f32 and rounded once. Invariants: MPI errors come back as
+// exceptions naming the op (the communicator uses MPI_ERRORS_RETURN); arguments are checked on
+// every rank before anything is sent, so a bad call throws everywhere instead of hanging.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <string>
+
+#include "dist/communicator.h"
+
+namespace zt::dist {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Wraps `comm`. With owns_comm the communicator is freed at destruction (while MPI is up);
+  // the world communicator is not owned.
+  MpiCommunicator(MPI_Comm comm, bool owns_comm);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "mpi"; }
+  MPI_Comm mpi_comm() const { return comm_; }
+
+  std::unique_ptr<Work> all_reduce_async(const Tensor& tensor,
+                                         ReduceOperation op = ReduceOperation::sum) override;
+  // `output` may alias `input` (rank r's slice of it, say): the result is then staged.
+  std::unique_ptr<Work> reduce_scatter_async(const Tensor& input, const Tensor& output,
+                                             ReduceOperation op = ReduceOperation::sum) override;
+  // `input` may be exactly output's slice rank() (a shard living in the full buffer, as ZeRO
+  // keeps it): that is gathered in place; any other overlap is an error.
+  std::unique_ptr<Work> all_gather_async(const Tensor& input, const Tensor& output) override;
+  std::unique_ptr<Work> broadcast_async(const Tensor& tensor, int root) override;
+
+  void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) override;
+  void barrier() override;
+  void send(const Tensor& tensor, int destination, int tag = 0) override;
+  // The message must hold exactly tensor.numel() elements; a shorter or longer one is an error.
+  void recv(const Tensor& tensor, int source, int tag = 0) override;
+
+  // Collective over this group; color must be >= 0.
+  std::unique_ptr<Communicator> split(int color, int key) override;
+
+ private:
+  MPI_Comm comm_;
+  bool owns_comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace zt::dist

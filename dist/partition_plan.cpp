@@ -1,0 +1,101 @@
+// Building flat partition plans.
+#include "dist/partition_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+
+namespace zt::dist {
+
+int64_t FlatGroup::slice_real_numel(int rank) const {
+  int64_t begin = slice_begin(rank);
+  return std::clamp<int64_t>(numel - begin, 0, slice_numel());
+}
+
+int64_t PartitionPlan::total_numel() const {
+  int64_t total = 0;
+  for (const FlatGroup& group : groups) total += group.numel;
+  return total;
+}
+
+int64_t PartitionPlan::total_padded_numel() const {
+  int64_t total = 0;
+  for (const FlatGroup& group : groups) total += group.padded_numel;
+  return total;
+}
+
+namespace {
+
+void check_param(const std::string& name, const Tensor& param, DType dtype) {
+  if (!is_floating(param.dtype())) {
+    throw std::invalid_argument(fmt::format("partition plan: parameter {} is {}, not floating",
+                                            name, dtype_name(param.dtype())));
+  }
+  if (param.dtype() != dtype) {
+    throw std::invalid_argument(fmt::format(
+        "partition plan: parameters mix dtypes ({} is {}, others {}); convert the model first",
+        name, dtype_name(param.dtype()), dtype_name(dtype)));
+  }
+}
+
+void close_group(FlatGroup& group, int world_size) {
+  group.world_size = world_size;
+  group.padded_numel = (group.numel + world_size - 1) / world_size * world_size;
+  if (group.padded_numel == 0) group.padded_numel = world_size;  // keep slices non-empty
+}
+
+void add_param(FlatGroup& group, const std::string& name, const Tensor& param) {
+  group.params.push_back({name, param, group.numel, param.numel()});
+  group.numel += param.numel();
+}
+
+}  // namespace
+
+PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, int world_size) {
+  if (world_size < 1) throw std::invalid_argument("partition plan: world_size must be >= 1");
+  if (bucket_numel < 1) throw std::invalid_argument("partition plan: bucket size must be >= 1");
+  PartitionPlan plan;
+  plan.world_size = world_size;
+  if (params.empty()) return plan;
+  DType dtype = params.front().second.dtype();
+  FlatGroup current;
+  for (auto entry = params.rbegin(); entry != params.rend(); ++entry) {
+    check_param(entry->first, entry->second, dtype);
+    if (!current.params.empty() && current.numel + entry->second.numel() > bucket_numel) {
+      close_group(current, world_size);
+      plan.groups.push_back(std::move(current));
+      current = FlatGroup{};
+    }
+    add_param(current, entry->first, entry->second);
+  }
+  close_group(current, world_size);
+  plan.groups.push_back(std::move(current));
+  return plan;
+}
+
+PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold) {
+  if (world_size < 1) throw std::invalid_argument("partition plan: world_size must be >= 1");
+  PartitionPlan plan;
+  plan.world_size = world_size;
+  std::optional<DType> dtype;
+  for (auto& [module_name, module] : model.named_modules()) {
+    NamedTensors own = module->named_parameters(/*recurse=*/false);
+    if (own.empty()) continue;
+    FlatGroup group;
+    group.module_name = module_name;
+    for (auto& [name, param] : own) {
+      std::string full_name = module_name.empty() ? name : module_name + "." + name;
+      if (!dtype) dtype = param.dtype();
+      check_param(full_name, param, *dtype);
+      add_param(group, full_name, param);
+    }
+    close_group(group, world_size);
+    group.partitioned = group.numel > persistence_threshold;
+    plan.groups.push_back(std::move(group));
+  }
+  return plan;
+}
+
+}  // namespace zt::dist

@@ -1,0 +1,677 @@
+// ds_config.json parsing against DeepSpeed's defaults, batch-size table and error rules (fact
+// sheet, reference/deepspeed.md section 1), and the optimizer and schedule built from a config.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/factory.h"
+#include "dist/config.h"
+#include "dist/config_builders.h"
+#include "dist/json_comments.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+
+using namespace zt;
+using namespace zt::dist;
+
+namespace {
+
+// Parses with the warnings collected (not printed).
+Config parse(const std::string& text, int world_size = 1,
+             std::vector<std::string>* warnings = nullptr) {
+  std::vector<std::string> ignored;
+  return parse_config(text, "ds_config.json", world_size, warnings ? warnings : &ignored);
+}
+
+// The ConfigError message `text` produces, or "(no error)".
+std::string error_of(const std::string& text, int world_size = 1) {
+  try {
+    parse(text, world_size);
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+// A config with a valid batch size plus `extra` top-level members ("" for none).
+std::string with_batch(const std::string& extra) {
+  return "{\"train_batch_size\": 8" + (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::filesystem::path repository_configs() {
+  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "configs";
+}
+
+}  // namespace
+
+TEST_CASE("every default is DeepSpeed's code default (steps_per_print: the documented 10)") {
+  std::vector<std::string> warnings;
+  Config config = parse("{\"train_batch_size\": 8}", 1, &warnings);
+  CHECK(warnings.empty());
+  CHECK(config.source_name == "ds_config.json");
+  CHECK(config.world_size == 1);
+  CHECK(config.train_batch_size == 8);
+  CHECK(config.train_micro_batch_size_per_gpu == 8);
+  CHECK(config.gradient_accumulation_steps == 1);
+  CHECK(config.steps_per_print == 10);
+  CHECK(config.wall_clock_breakdown == false);
+  CHECK(config.gradient_clipping == 0.0);
+  CHECK(config.prescale_gradients == false);
+  CHECK(config.gradient_predivide_factor == 1.0);
+  CHECK(config.zero_allow_untested_optimizer == false);
+  CHECK_FALSE(config.optimizer.present);
+  CHECK_FALSE(config.scheduler.present);
+
+  const ZeroConfig& zero = config.zero_optimization;
+  CHECK(zero.stage == 0);
+  CHECK(zero.contiguous_gradients);
+  CHECK(zero.reduce_scatter);
+  CHECK(zero.allgather_partitions);
+  CHECK(zero.overlap_comm == false);
+  CHECK(zero.reduce_bucket_size == 500'000'000);
+  CHECK(zero.allgather_bucket_size == 500'000'000);
+  CHECK(zero.stage3_prefetch_bucket_size == 50'000'000);
+  CHECK(zero.stage3_param_persistence_threshold == 100'000);
+  CHECK(zero.stage3_max_live_parameters == 1'000'000'000);
+  CHECK(zero.stage3_max_reuse_distance == 1'000'000'000);
+  CHECK(zero.offload_optimizer.device == "none");
+  CHECK(zero.offload_param.device == "none");
+
+  CHECK(config.fp16.enabled == false);
+  CHECK(config.fp16.auto_cast == false);
+  CHECK(config.fp16.loss_scale == 0.0);
+  CHECK(config.fp16.initial_scale_power == 16);
+  CHECK(config.fp16.loss_scale_window == 1000);
+  CHECK(config.fp16.hysteresis == 2);
+  CHECK(config.fp16.consecutive_hysteresis == false);
+  CHECK(config.fp16.min_loss_scale == 1.0);
+  CHECK(config.bf16.enabled == false);
+}
+
+TEST_CASE("optimizer and scheduler params default to DeepSpeed's constructor defaults") {
+  Config adam = parse(with_batch("\"optimizer\": {\"type\": \"Adam\"}"));
+  CHECK(adam.optimizer.present);
+  CHECK(adam.optimizer.type == "Adam");
+  CHECK(adam.optimizer.lr == 1e-3);
+  CHECK(adam.optimizer.betas[0] == 0.9);
+  CHECK(adam.optimizer.betas[1] == 0.999);
+  CHECK(adam.optimizer.eps == 1e-8);
+  CHECK(adam.optimizer.weight_decay == 0.0);
+  CHECK(adam.optimizer.bias_correction);
+  CHECK(adam.optimizer.adam_w_mode);  // DeepSpeed's "Adam" is AdamW by default
+  CHECK(adam.optimizer.torch_adam == false);
+
+  Config sgd = parse(with_batch("\"optimizer\": {\"type\": \"SGD\", \"params\": {}}"));
+  CHECK(sgd.optimizer.type == "SGD");
+  CHECK(sgd.optimizer.lr == 1e-3);
+  CHECK(sgd.optimizer.momentum == 0.0);
+  CHECK(sgd.optimizer.dampening == 0.0);
+  CHECK(sgd.optimizer.nesterov == false);
+
+  Config warmup = parse(with_batch("\"scheduler\": {\"type\": \"WarmupLR\"}"));
+  CHECK(warmup.scheduler.present);
+  CHECK(warmup.scheduler.type == "WarmupLR");
+  CHECK(warmup.scheduler.warmup.warmup_min_lr == 0.0);
+  CHECK(warmup.scheduler.warmup.warmup_max_lr == 0.001);
+  CHECK(warmup.scheduler.warmup.warmup_num_steps == 1000);
+  CHECK(warmup.scheduler.warmup.warmup_type == optim::WarmupType::log);
+  CHECK(warmup.scheduler.last_batch_iteration == -1);
+
+  Config cycle = parse(
+      with_batch("\"scheduler\": {\"type\": \"OneCycle\", \"params\": {\"cycle_min_lr\": 0.001, "
+                 "\"cycle_max_lr\": 0.01}}"));
+  const optim::OneCycleParams& one_cycle = cycle.scheduler.one_cycle;
+  CHECK(one_cycle.cycle_first_step_size == 2000);
+  CHECK(one_cycle.cycle_second_step_size == -1);  // same as the first
+  CHECK(one_cycle.decay_step_size == 0);
+  CHECK(one_cycle.decay_lr_rate == 0.0);
+  CHECK(one_cycle.cycle_momentum);
+  CHECK(one_cycle.cycle_min_mom == 0.8);
+  CHECK(one_cycle.cycle_max_mom == 0.9);
+  CHECK(one_cycle.decay_mom_rate == 0.0);
+
+  Config range = parse(with_batch("\"scheduler\": {\"type\": \"LRRangeTest\"}"));
+  CHECK(range.scheduler.lr_range_test.lr_range_test_min_lr == 1e-3);
+  CHECK(range.scheduler.lr_range_test.lr_range_test_step_size == 2000);
+  CHECK(range.scheduler.lr_range_test.lr_range_test_step_rate == 1.0);
+  CHECK(range.scheduler.lr_range_test.lr_range_test_staircase == false);
+
+  Config cosine = parse(
+      with_batch("\"scheduler\": {\"type\": \"WarmupCosineLR\", \"params\": {\"total_num_steps\": "
+                 "5000}}"));
+  CHECK(cosine.scheduler.warmup_cosine.total_num_steps == 5000);
+  CHECK(cosine.scheduler.warmup_cosine.warmup_min_ratio == 0.0);
+  CHECK(cosine.scheduler.warmup_cosine.warmup_num_steps == 1000);
+  CHECK(cosine.scheduler.warmup_cosine.cos_min_ratio == 1e-4);
+  CHECK(cosine.scheduler.warmup_cosine.warmup_type == optim::WarmupType::log);
+}
+
+TEST_CASE("overlap_comm left unset is true at stage 3 only, as in DeepSpeed's code") {
+  for (int stage = 0; stage <= 3; ++stage) {
+    Config config =
+        parse(with_batch(fmt::format("\"zero_optimization\": {{\"stage\": {}}}", stage)));
+    CHECK(config.zero_optimization.stage == stage);
+    CHECK(config.zero_optimization.overlap_comm == (stage == 3));
+  }
+  Config explicit_off =
+      parse(with_batch("\"zero_optimization\": {\"stage\": 3, \"overlap_comm\": false}"));
+  CHECK(explicit_off.zero_optimization.overlap_comm == false);
+}
+
+TEST_CASE("batch triple: every row of DeepSpeed's table at world sizes 1, 2, 4 and 8") {
+  for (int world : {1, 2, 4, 8}) {
+    CAPTURE(world);
+    // all three given: checked only
+    Config all = parse(fmt::format("{{\"train_batch_size\": {}, \"train_micro_batch_size_per_gpu\""
+                                   ": 4, \"gradient_accumulation_steps\": 2}}",
+                                   8 * world),
+                       world);
+    CHECK(all.train_batch_size == 8 * world);
+    // TBS + MBS: GAS = TBS // MBS // world
+    Config tbs_mbs =
+        parse(fmt::format("{{\"train_batch_size\": {}, \"train_micro_batch_size_per_gpu\": 2}}",
+                          6 * world),
+              world);
+    CHECK(tbs_mbs.gradient_accumulation_steps == 3);
+    CHECK(tbs_mbs.train_micro_batch_size_per_gpu == 2);
+    // TBS + GAS: MBS = TBS // world // GAS
+    Config tbs_gas = parse(
+        fmt::format("{{\"train_batch_size\": {}, \"gradient_accumulation_steps\": 2}}", 8 * world),
+        world);
+    CHECK(tbs_gas.train_micro_batch_size_per_gpu == 4);
+    CHECK(tbs_gas.gradient_accumulation_steps == 2);
+    // MBS + GAS: TBS = MBS * GAS * world
+    Config mbs_gas =
+        parse("{\"train_micro_batch_size_per_gpu\": 3, \"gradient_accumulation_steps\": 5}", world);
+    CHECK(mbs_gas.train_batch_size == 15 * world);
+    // TBS only: GAS = 1, MBS = TBS // world
+    Config tbs = parse(fmt::format("{{\"train_batch_size\": {}}}", 16 * world), world);
+    CHECK(tbs.gradient_accumulation_steps == 1);
+    CHECK(tbs.train_micro_batch_size_per_gpu == 16);
+    // MBS only: GAS = 1, TBS = MBS * world
+    Config mbs = parse("{\"train_micro_batch_size_per_gpu\": 7}", world);
+    CHECK(mbs.gradient_accumulation_steps == 1);
+    CHECK(mbs.train_batch_size == 7 * world);
+    // GAS only, or nothing: an error
+    CHECK(contains(error_of("{\"gradient_accumulation_steps\": 2}", world),
+                   "either train_batch_size or train_micro_batch_size_per_gpu needs to be "
+                   "provided"));
+    CHECK(contains(error_of("{}", world), "needs to be provided"));
+  }
+}
+
+TEST_CASE("inconsistent batch sizes name the three numbers and the world size") {
+  CHECK(error_of("{\"train_batch_size\": 16, \"train_micro_batch_size_per_gpu\": 2, "
+                 "\"gradient_accumulation_steps\": 1}",
+                 4) ==
+        "ds_config.json: train_batch_size 16 != train_micro_batch_size_per_gpu 2 * "
+        "gradient_accumulation_steps 1 * world size 4");
+  // Floor division: 10 // 3 // 1 = 3, and 3 * 3 * 1 != 10.
+  CHECK(error_of("{\"train_batch_size\": 10, \"train_micro_batch_size_per_gpu\": 3}") ==
+        "ds_config.json: train_batch_size 10 != train_micro_batch_size_per_gpu 3 * "
+        "gradient_accumulation_steps 3 * world size 1 (gradient_accumulation_steps derived as 10 "
+        "// 3 // 1)");
+  // A derived member of 0 fails too: 4 // 2 // 4 = 0.
+  CHECK(contains(error_of("{\"train_batch_size\": 4, \"train_micro_batch_size_per_gpu\": 2}", 4),
+                 "gradient_accumulation_steps 0 * world size 4"));
+  CHECK(contains(error_of("{\"train_batch_size\": 6}", 4), "train_micro_batch_size_per_gpu 1"));
+  CHECK(error_of("{\"train_batch_size\": 0}") ==
+        "ds_config.json: train_batch_size: expected an integer >= 1, got 0");
+  CHECK(error_of("{\"train_batch_size\": 8}", 0) == "ds_config.json: world size 0 must be >= 1");
+}
+
+TEST_CASE("comments: // and /* */ outside strings, comment markers inside strings are data") {
+  const std::string text = R"({
+    // a line comment
+    "train_batch_size": 32, /* a block
+       comment over lines */ "optimizer": {
+      "type": "Adam", // trailing
+      "params": {"lr": /* inline */ 0.5}
+    },
+    "wandb": {"enabled": false, "project": "http://example.com//x /* not a comment */"},
+    "tensorboard": {"enabled": false, "job_name": "say \"//\" here"}
+  } // last line without a newline)";
+  Config config = parse(text);
+  CHECK(config.train_batch_size == 32);
+  CHECK(config.optimizer.lr == 0.5);
+  nlohmann::json parsed = parse_json_with_comments(text, "x.json");
+  CHECK(parsed["wandb"]["project"] == "http://example.com//x /* not a comment */");
+  CHECK(parsed["tensorboard"]["job_name"] == "say \"//\" here");
+}
+
+TEST_CASE("an unterminated block comment is reported where it opens") {
+  CHECK(error_of("{\n  \"train_batch_size\": 8, /* never closed\n\n}") ==
+        "ds_config.json: unterminated /* comment opened at line 2, column 26");
+  // A "/*" inside a string does not open a comment.
+  CHECK(contains(error_of("{\"a\": \"/*\", \"train_batch_size\": 8 /* open"),
+                 "opened at line 1, column 35"));
+}
+
+TEST_CASE("invalid JSON is reported with its line and column") {
+  std::string message = error_of("{\n  \"train_batch_size\": 8,\n}");
+  CHECK(contains(message, "ds_config.json: invalid JSON at line 3, column 1: syntax error"));
+  CHECK(contains(error_of("[1, 2]"), "expected a JSON object at the top level, got array"));
+  CHECK(contains(error_of(""), "ds_config.json: invalid JSON at line 1, column 1"));
+}
+
+TEST_CASE("a duplicate key is an error naming its path, as DeepSpeed rejects them") {
+  CHECK(error_of("{\"train_batch_size\": 8, \"train_batch_size\": 16}") ==
+        "ds_config.json: train_batch_size: duplicate key");
+  CHECK(error_of(with_batch(
+            "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": 1, \"lr\": 2}}")) ==
+        "ds_config.json: optimizer.params.lr: duplicate key");
+  // The same key in sibling objects, or in objects inside an array, is not a duplicate.
+  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": false}, \"bf16\": {\"enabled\": false}")) ==
+        "(no error)");
+  CHECK_THROWS_WITH_AS(parse_json_with_comments("{\"a\": [{\"b\": 1}, {\"b\": 2, \"b\": 3}]}", "x"),
+                       "x: a[1].b: duplicate key", JsonTextError);
+}
+
+TEST_CASE("a missing file names the path and the system's reason") {
+  CHECK_THROWS_WITH_AS(load_config("no/such/ds_config.json", 1, nullptr),
+                       "no/such/ds_config.json: cannot open (No such file or directory)",
+                       ConfigError);
+}
+
+TEST_CASE("wrong types and values name the key's path and what was expected") {
+  CHECK(error_of(with_batch("\"zero_optimization\": {\"stage\": 4}")) ==
+        "ds_config.json: zero_optimization.stage: expected 0..3, got 4");
+  CHECK(error_of("{\"train_batch_size\": \"16\"}") ==
+        "ds_config.json: train_batch_size: expected an integer >= 1, got \"16\"");
+  CHECK(error_of("{\"train_batch_size\": 2.5}") ==
+        "ds_config.json: train_batch_size: expected an integer >= 1, got 2.5");
+  CHECK(error_of(with_batch("\"wall_clock_breakdown\": \"yes\"")) ==
+        "ds_config.json: wall_clock_breakdown: expected true or false, got \"yes\"");
+  CHECK(error_of(with_batch("\"gradient_clipping\": -1.0")) ==
+        "ds_config.json: gradient_clipping: expected a number >= 0, got -1.0");
+  CHECK(error_of(with_batch("\"gradient_predivide_factor\": 0")) ==
+        "ds_config.json: gradient_predivide_factor: expected a number > 0, got 0");
+  CHECK(error_of(with_batch("\"steps_per_print\": -5")) ==
+        "ds_config.json: steps_per_print: expected an integer >= 0, got -5");
+  CHECK(error_of(with_batch("\"optimizer\": \"Adam\"")) ==
+        "ds_config.json: optimizer: expected an object {...}, got \"Adam\"");
+  CHECK(error_of(with_batch("\"optimizer\": {\"type\": \"Adamm\"}")) ==
+        "ds_config.json: optimizer.type: unknown optimizer \"Adamm\" (expected Adam, AdamW, SGD)");
+  CHECK(error_of(with_batch("\"optimizer\": {\"params\": {\"lr\": 0.1}}")) ==
+        "ds_config.json: optimizer.type: required (Adam, AdamW or SGD)");
+  CHECK(error_of(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": -0.1}}")) ==
+        "ds_config.json: optimizer.params.lr: expected a number >= 0, got -0.1");
+  CHECK(error_of(with_batch(
+            "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"betas\": [0.9, 1.0]}}")) ==
+        "ds_config.json: optimizer.params.betas: expected [beta1, beta2] with each in [0, 1), got "
+        "[0.9,1.0]");
+  CHECK(error_of(with_batch("\"optimizer\": {\"type\": \"SGD\", \"params\": {\"nesterov\": "
+                            "true}}")) ==
+        "ds_config.json: optimizer.params.nesterov: needs momentum > 0 and dampening 0, got "
+        "momentum 0 and dampening 0");
+  CHECK(error_of(with_batch("\"zero_optimization\": {\"allgather_bucket_size\": 3}")) ==
+        "ds_config.json: zero_optimization.allgather_bucket_size: expected an even integer, got 3");
+  CHECK(error_of(with_batch("\"zero_optimization\": {\"reduce_bucket_size\": 0}")) ==
+        "ds_config.json: zero_optimization.reduce_bucket_size: expected an integer >= 1, got 0");
+  CHECK(error_of(with_batch("\"zero_optimization\": [0]")) ==
+        "ds_config.json: zero_optimization: expected an object {...}, got [0]");
+  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": false, \"hysteresis\": 0}")) ==
+        "ds_config.json: fp16.hysteresis: expected an integer >= 1, got 0");
+  CHECK(
+      error_of(with_batch(
+          "\"scheduler\": {\"type\": \"WarmupLR\", \"params\": {\"warmup_type\": \"cosine\"}}")) ==
+      "ds_config.json: scheduler.params.warmup_type: expected one of \"log\", \"linear\", got "
+      "\"cosine\"");
+}
+
+TEST_CASE("max_grad_norm in optimizer params points to gradient_clipping, as DeepSpeed does") {
+  CHECK(error_of(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": {\"max_grad_norm\": "
+                            "1.0}}")) ==
+        "ds_config.json: optimizer.params.max_grad_norm: not an optimizer parameter; use the "
+        "top-level \"gradient_clipping\" instead");
+}
+
+TEST_CASE("unknown optimizer or scheduler params are errors, as the constructors reject them") {
+  CHECK(error_of(with_batch(
+            "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"learning_rate\": 0.1}}")) ==
+        "ds_config.json: optimizer.params.learning_rate: unknown parameter for Adam (DeepSpeed "
+        "passes params to the optimizer's constructor, which rejects it)");
+  CHECK(contains(error_of(with_batch(
+                     "\"optimizer\": {\"type\": \"SGD\", \"params\": {\"betas\": [0.9, 0.99]}}")),
+                 "optimizer.params.betas: unknown parameter for SGD"));
+  CHECK(contains(error_of(with_batch("\"scheduler\": {\"type\": \"WarmupLR\", \"params\": "
+                                     "{\"warmup_max_lrr\": 0.1}}")),
+                 "rejects it) (did you mean \"warmup_max_lr\"?)"));
+  CHECK(contains(error_of(with_batch("\"scheduler\": {\"type\": \"WarmupLR\", \"params\": "
+                                     "{\"total_num_steps\": 10}}")),
+                 "scheduler.params.total_num_steps: unknown parameter for WarmupLR"));
+}
+
+TEST_CASE("optimizers and schedulers DeepSpeed or torch has but this engine lacks: not yet") {
+  for (const char* name : {"Lamb", "OneBitAdam", "Adagrad", "Lion", "lion", "RMSprop"}) {
+    CAPTURE(name);
+    std::string message =
+        error_of(with_batch(fmt::format("\"optimizer\": {{\"type\": \"{}\"}}", name)));
+    CHECK(contains(message, "ds_config.json: optimizer.type: optimizer"));
+    CHECK(contains(message, "is not implemented yet (implemented: Adam, AdamW, SGD)"));
+  }
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"StepLR\"}")) ==
+        "ds_config.json: scheduler.type: torch scheduler \"StepLR\" is not implemented yet "
+        "(implemented: WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest)");
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"Warmup\"}")) ==
+        "ds_config.json: scheduler.type: unknown scheduler \"Warmup\" (expected WarmupLR, "
+        "WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest)");
+}
+
+TEST_CASE("required scheduler params are errors when missing") {
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": "
+                            "{\"warmup_num_steps\": 10}}")) ==
+        "ds_config.json: scheduler.params.total_num_steps: required for WarmupDecayLR");
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"WarmupCosineLR\"}")) ==
+        "ds_config.json: scheduler.params.total_num_steps: required for WarmupCosineLR");
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"OneCycle\", \"params\": "
+                            "{\"cycle_max_lr\": 0.1}}")) ==
+        "ds_config.json: scheduler.params.cycle_min_lr: required for OneCycle");
+  CHECK(error_of(with_batch("\"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": "
+                            "{\"warmup_num_steps\": 100, \"total_num_steps\": 50}}")) ==
+        "ds_config.json: scheduler.params.total_num_steps: expected an integer >= "
+        "warmup_num_steps 100, got 50");
+  CHECK(error_of(with_batch("\"scheduler\": {\"params\": {}}")) ==
+        "ds_config.json: scheduler.type: required (WarmupLR, WarmupDecayLR, WarmupCosineLR, "
+        "OneCycle, LRRangeTest)");
+}
+
+TEST_CASE("features not implemented yet are errors when asked for, fine when off") {
+  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": true}")) ==
+        "ds_config.json: fp16.enabled: fp16 mixed precision is not implemented yet (set "
+        "\"enabled\": false)");
+  CHECK(error_of(with_batch("\"bf16\": {\"enabled\": true}")) ==
+        "ds_config.json: bf16.enabled: bf16 mixed precision is not implemented yet (set "
+        "\"enabled\": false)");
+  CHECK(error_of(with_batch("\"bfloat16\": {\"enabled\": true}")) ==
+        "ds_config.json: bfloat16.enabled: bf16 mixed precision is not implemented yet (set "
+        "\"enabled\": false)");
+  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": true}, \"bf16\": {\"enabled\": true}")) ==
+        "ds_config.json: bf16: bfloat16 and fp16 modes cannot be simultaneously enabled");
+  CHECK(contains(error_of(with_batch("\"bf16\": {}, \"bfloat16\": {}")),
+                 "deprecated alias of \"bf16\""));
+  CHECK(error_of(with_batch("\"activation_checkpointing\": {\"partition_activations\": true}")) ==
+        "ds_config.json: activation_checkpointing.partition_activations: true is not "
+        "implemented yet (only the default false is accepted)");
+  CHECK(contains(error_of(with_batch("\"activation_checkpointing\": {\"number_checkpoints\": 4}")),
+                 "activation_checkpointing.number_checkpoints: 4 is not implemented yet"));
+  CHECK(error_of(
+            with_batch("\"zero_optimization\": {\"stage\": 2, \"offload_optimizer\": {\"device\": "
+                       "\"cpu\"}}")) ==
+        "ds_config.json: zero_optimization.offload_optimizer.device: offload to \"cpu\" is not "
+        "implemented yet (only \"none\")");
+  CHECK(contains(
+      error_of(with_batch("\"zero_optimization\": {\"offload_param\": {\"device\": \"nvme\"}}")),
+      "zero_optimization.offload_param.device: offload to \"nvme\" is not implemented yet"));
+  CHECK(contains(error_of(with_batch("\"zero_optimization\": {\"cpu_offload\": true}")),
+                 "zero_optimization.cpu_offload: cpu offload"));
+  // DeepSpeed asserts when a deprecated key and its replacement are both set.
+  CHECK(contains(error_of(with_batch("\"zero_optimization\": {\"cpu_offload\": false, "
+                                     "\"offload_optimizer\": {\"device\": \"none\"}}")),
+                 "zero_optimization.cpu_offload: deprecated; set it or \"offload_optimizer\""));
+  CHECK(contains(error_of(with_batch("\"zero_optimization\": {\"zero_quantized_weights\": true}")),
+                 "zero_optimization.zero_quantized_weights: true is not implemented yet"));
+  CHECK(error_of(with_batch("\"tensorboard\": {\"enabled\": true}")) ==
+        "ds_config.json: tensorboard.enabled: tensorboard is not implemented yet");
+  CHECK(contains(error_of(with_batch("\"memory_breakdown\": true")),
+                 "memory_breakdown: true is not implemented yet"));
+  CHECK(contains(error_of(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": "
+                                     "{\"amsgrad\": true}}")),
+                 "optimizer.params.amsgrad: true is not implemented yet"));
+
+  std::vector<std::string> warnings;
+  Config off = parse(with_batch(R"("fp16": {"enabled": false, "loss_scale_window": 500},
+      "bf16": {"enabled": false},
+      "activation_checkpointing": {"partition_activations": false, "number_checkpoints": null},
+      "zero_optimization": {"offload_optimizer": {"device": "none", "pin_memory": true},
+                            "cpu_offload_param": false,
+                            "sub_group_size": 1e9},
+      "tensorboard": {"enabled": false, "output_path": "logs/"},
+      "memory_breakdown": false)"),
+                     1, &warnings);
+  CHECK(warnings.empty());
+  CHECK(off.fp16.loss_scale_window == 500);
+  CHECK(off.zero_optimization.offload_optimizer.device == "none");
+}
+
+TEST_CASE("unknown keys are warnings naming their path, with the nearest known key") {
+  std::vector<std::string> warnings;
+  Config config = parse(with_batch(R"("train_batch_sise": 1, "my_setting": {"a": 1},
+      "zero_optimization": {"stage": 2, "stage3_prefetch_bucket_sise": 10},
+      "fp16": {"enabled": false, "initial_scale_pow": 8})"),
+                        1, &warnings);
+  CHECK(config.zero_optimization.stage == 2);
+  CHECK(config.zero_optimization.stage3_prefetch_bucket_size == 50'000'000);
+  REQUIRE(warnings.size() == 4);
+  CHECK(warnings[0] ==
+        "ds_config.json: zero_optimization.stage3_prefetch_bucket_sise: unknown key, ignored "
+        "(did you mean \"stage3_prefetch_bucket_size\"?)");
+  CHECK(warnings[1] ==
+        "ds_config.json: fp16.initial_scale_pow: unknown key, ignored (did you mean "
+        "\"initial_scale_power\"?)");
+  CHECK(warnings[2] == "ds_config.json: my_setting: unknown key, ignored");
+  CHECK(warnings[3] ==
+        "ds_config.json: train_batch_sise: unknown key, ignored (did you mean "
+        "\"train_batch_size\"?)");
+}
+
+TEST_CASE("deprecated forms and \"auto\" are accepted with a warning") {
+  std::vector<std::string> warnings;
+  Config legacy = parse(with_batch("\"zero_optimization\": true"), 1, &warnings);
+  CHECK(legacy.zero_optimization.stage == 1);
+  REQUIRE(warnings.size() == 1);
+  CHECK(contains(warnings[0], "zero_optimization: a boolean is deprecated"));
+
+  warnings.clear();
+  Config automatic = parse(with_batch("\"zero_optimization\": {\"stage\": 2, "
+                                      "\"reduce_bucket_size\": \"auto\"}"),
+                           1, &warnings);
+  CHECK(automatic.zero_optimization.reduce_bucket_size == 500'000'000);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] ==
+        "ds_config.json: zero_optimization.reduce_bucket_size: \"auto\" keeps DeepSpeed's default");
+  // Outside pydantic-backed sections "auto" is not a value (the HF Trainer fills those in).
+  CHECK(contains(error_of("{\"train_batch_size\": \"auto\"}"), "got \"auto\""));
+}
+
+TEST_CASE("integer fields accept DeepSpeed's 5e8 spelling but not fractions") {
+  Config config = parse(with_batch(R"("zero_optimization": {"reduce_bucket_size": 5e8,
+      "allgather_bucket_size": 2E5, "stage3_param_persistence_threshold": 1e4},
+      "steps_per_print": 1e2)"));
+  CHECK(config.zero_optimization.reduce_bucket_size == 500'000'000);
+  CHECK(config.zero_optimization.allgather_bucket_size == 200'000);
+  CHECK(config.zero_optimization.stage3_param_persistence_threshold == 10'000);
+  CHECK(config.steps_per_print == 100);
+  CHECK(error_of(with_batch("\"zero_optimization\": {\"reduce_bucket_size\": 5.5e0}")) ==
+        "ds_config.json: zero_optimization.reduce_bucket_size: expected an integer >= 1, got 5.5");
+  CHECK(contains(error_of(with_batch("\"zero_optimization\": {\"reduce_bucket_size\": 1e30}")),
+                 "expected an integer >= 1"));
+}
+
+TEST_CASE("optimizer types are case-insensitive; Adam decouples decay unless adam_w_mode false") {
+  Config lower = parse(with_batch("\"optimizer\": {\"type\": \"adamw\"}"));
+  CHECK(lower.optimizer.type == "AdamW");
+  CHECK(lower.optimizer.adam_w_mode);
+  CHECK(parse(with_batch("\"optimizer\": {\"type\": \"sgd\"}")).optimizer.type == "SGD");
+
+  Config l2 =
+      parse(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": {\"adam_w_mode\": false, "
+                       "\"weight_decay\": 0.1, \"betas\": [0.8, 0.99], \"eps\": 1e-6}}"));
+  CHECK(l2.optimizer.adam_w_mode == false);
+  CHECK(l2.optimizer.weight_decay == 0.1);
+  CHECK(l2.optimizer.betas[0] == 0.8);
+  CHECK(l2.optimizer.betas[1] == 0.99);
+  CHECK(l2.optimizer.eps == 1e-6);
+  // "AdamW" decouples whatever adam_w_mode says (DeepSpeed's effective_adam_w_mode).
+  Config forced = parse(
+      with_batch("\"optimizer\": {\"type\": \"AdamW\", \"params\": {\"adam_w_mode\": false}}"));
+  CHECK(forced.optimizer.adam_w_mode);
+  // torch_adam builds torch.optim.AdamW, whose weight_decay default is 0.01.
+  Config torch_adamw =
+      parse(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": {\"torch_adam\": true}}"));
+  CHECK(torch_adamw.optimizer.weight_decay == 0.01);
+  Config torch_adam = parse(with_batch(
+      "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"torch_adam\": true, \"adam_w_mode\": "
+      "false}}"));
+  CHECK(torch_adam.optimizer.weight_decay == 0.0);
+}
+
+TEST_CASE("scheduler params are read into the typed params of their type") {
+  Config decay = parse(with_batch(
+      R"("scheduler": {"type": "warmupdecaylr", "params": {"warmup_min_lr": 0.0001,
+         "warmup_max_lr": 0.01, "warmup_num_steps": 50, "warmup_type": "linear",
+         "total_num_steps": 1000, "last_batch_iteration": 7}})"));
+  CHECK(decay.scheduler.type == "WarmupDecayLR");
+  CHECK(decay.scheduler.warmup.warmup_min_lr == 0.0001);
+  CHECK(decay.scheduler.warmup.warmup_max_lr == 0.01);
+  CHECK(decay.scheduler.warmup.warmup_num_steps == 50);
+  CHECK(decay.scheduler.warmup.warmup_type == optim::WarmupType::linear);
+  CHECK(decay.scheduler.total_num_steps == 1000);
+  CHECK(decay.scheduler.last_batch_iteration == 7);
+
+  Config cycle = parse(with_batch(
+      R"("scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 0.001, "cycle_max_lr": 0.1,
+         "cycle_first_step_size": 100, "cycle_second_step_size": 50, "decay_step_size": 10,
+         "decay_lr_rate": 0.5, "cycle_momentum": false, "cycle_first_stair_count": 0}})"));
+  CHECK(cycle.scheduler.one_cycle.cycle_max_lr == 0.1);
+  CHECK(cycle.scheduler.one_cycle.cycle_second_step_size == 50);
+  CHECK(cycle.scheduler.one_cycle.decay_lr_rate == 0.5);
+  CHECK(cycle.scheduler.one_cycle.cycle_momentum == false);
+}
+
+TEST_CASE("the repository's configs parse: the tutorial config and the four stage variants") {
+  std::vector<std::string> warnings;
+  Config tutorial = load_config((repository_configs() / "ds_config.json").string(), 8, &warnings);
+  CHECK(warnings.empty());
+  CHECK(tutorial.train_batch_size == 128);
+  CHECK(tutorial.train_micro_batch_size_per_gpu == 16);
+  CHECK(tutorial.gradient_accumulation_steps == 1);
+  CHECK(tutorial.optimizer.type == "Adam");
+  CHECK(tutorial.optimizer.lr == 0.00015);
+  CHECK(tutorial.zero_optimization.stage == 0);
+  for (int stage = 0; stage <= 3; ++stage) {
+    CAPTURE(stage);
+    std::string name = fmt::format("ds_config_stage{}.json", stage);
+    Config variant = load_config((repository_configs() / name).string(), 4, &warnings);
+    CHECK(warnings.empty());
+    CHECK(variant.zero_optimization.stage == stage);
+    CHECK(variant.train_micro_batch_size_per_gpu == 32);
+  }
+}
+
+TEST_CASE("make_optimizer builds the configured class with the configured hyperparameters") {
+  Tensor weight = zeros({3});
+  Config adamw = parse(with_batch(
+      "\"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.01, \"weight_decay\": 0.05, "
+      "\"betas\": [0.8, 0.95], \"eps\": 1e-7, \"bias_correction\": false}}"));
+  auto optimizer = make_optimizer(adamw.optimizer, optim::single_group({weight}, 0.5));
+  auto* adam = dynamic_cast<optim::Adam*>(optimizer.get());
+  REQUIRE(adam != nullptr);
+  CHECK(adam->name() == "AdamW");
+  CHECK(adam->lr() == 0.01);
+  CHECK(adam->param_groups()[0].weight_decay == 0.05);
+  CHECK(adam->options().beta1 == 0.8);
+  CHECK(adam->options().beta2 == 0.95);
+  CHECK(adam->options().eps == 1e-7);
+  CHECK(adam->options().bias_correction == false);
+  optim::AdamHyper hyper = adam_hyper(adamw.optimizer);
+  CHECK(hyper.lr == 0.01);
+  CHECK(hyper.weight_decay == 0.05);
+  CHECK(hyper.beta1 == 0.8);
+  CHECK(hyper.beta2 == 0.95);
+  CHECK(hyper.eps == 1e-7);
+  CHECK(hyper.decoupled_weight_decay);
+  CHECK(hyper.bias_correction == false);
+  CHECK_THROWS_AS(sgd_hyper(adamw.optimizer), std::invalid_argument);
+
+  Config torch_style = parse(
+      with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": {\"adam_w_mode\": false}}"));
+  auto l2_adam = make_optimizer(torch_style.optimizer, optim::single_group({weight}, 0.5));
+  CHECK(l2_adam->name() == "Adam");
+
+  Config sgd = parse(
+      with_batch("\"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.1, \"momentum\": 0.9, "
+                 "\"nesterov\": true, \"weight_decay\": 0.001}}"));
+  auto sgd_optimizer = make_optimizer(sgd.optimizer, optim::single_group({weight}, 0.5));
+  auto* plain_sgd = dynamic_cast<optim::Sgd*>(sgd_optimizer.get());
+  REQUIRE(plain_sgd != nullptr);
+  CHECK(plain_sgd->lr() == 0.1);
+  CHECK(plain_sgd->momentum() == 0.9);
+  CHECK(plain_sgd->param_groups()[0].weight_decay == 0.001);
+  optim::SgdHyper sgd_hyperparameters = sgd_hyper(sgd.optimizer);
+  CHECK(sgd_hyperparameters.lr == 0.1);
+  CHECK(sgd_hyperparameters.momentum == 0.9);
+  CHECK(sgd_hyperparameters.nesterov);
+  CHECK(sgd_hyperparameters.weight_decay == 0.001);
+  CHECK_THROWS_AS(adam_hyper(sgd.optimizer), std::invalid_argument);
+
+  Config none = parse(with_batch(""));
+  CHECK_THROWS_AS(make_optimizer(none.optimizer, optim::single_group({weight}, 0.5)),
+                  std::invalid_argument);
+}
+
+TEST_CASE("make_schedule builds the configured schedule; its lr_at follows DeepSpeed's formula") {
+  Tensor weight = zeros({2});
+  auto build = [&](const std::string& scheduler_json) {
+    Config config = parse(with_batch(
+        "\"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.2, \"momentum\": 0.9}}, " +
+        scheduler_json));
+    auto optimizer = make_optimizer(config.optimizer, optim::single_group({weight}, 0.5));
+    auto schedule = make_schedule(config.scheduler, *optimizer);
+    return std::make_pair(std::move(optimizer), std::move(schedule));
+  };
+
+  auto [warmup_optimizer, warmup] = build(
+      R"("scheduler": {"type": "WarmupLR", "params": {"warmup_max_lr": 0.01,
+         "warmup_num_steps": 100}})");
+  REQUIRE(warmup != nullptr);
+  CHECK(warmup->name() == "WarmupLR");
+  CHECK(warmup->lr_at(9) == doctest::Approx(0.01 * std::log(10.0) / std::log(100.0)));
+  CHECK(warmup_optimizer->lr() == 0.0);  // before the first step: warmup_min_lr
+
+  auto [decay_optimizer, decay] = build(
+      R"("scheduler": {"type": "WarmupDecayLR", "params": {"warmup_max_lr": 0.02,
+         "warmup_num_steps": 10, "warmup_type": "linear", "total_num_steps": 110}})");
+  CHECK(decay->name() == "WarmupDecayLR");
+  CHECK(decay->lr_at(5) == doctest::Approx(0.01));
+  CHECK(decay->lr_at(60) == doctest::Approx(0.01));  // (110 - 60) / (110 - 10) of the max
+
+  auto [cosine_optimizer, cosine] = build(
+      R"("scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": 110,
+         "warmup_num_steps": 10, "warmup_type": "linear", "cos_min_ratio": 0.0}})");
+  CHECK(cosine->name() == "WarmupCosineLR");
+  CHECK(cosine->lr_at(5) == doctest::Approx(0.2 * 0.5));   // scales the optimizer's lr 0.2
+  CHECK(cosine->lr_at(59) == doctest::Approx(0.2 * 0.5));  // s = 50 of 100: cos(pi/2)
+
+  auto [cycle_optimizer, cycle] = build(
+      R"("scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 0.01, "cycle_max_lr": 0.11,
+         "cycle_first_step_size": 10}})");
+  CHECK(cycle->name() == "OneCycle");
+  CHECK(cycle->lr_at(4) == doctest::Approx(0.01 + 0.1 * 0.5));  // t = 5 of the 10 rising steps
+  CHECK(cycle->momentum_at(4) == doctest::Approx(0.9 - 0.1 * 0.5));
+
+  auto [range_optimizer, range] = build(
+      R"("scheduler": {"type": "LRRangeTest", "params": {"lr_range_test_min_lr": 0.001,
+         "lr_range_test_step_size": 10, "lr_range_test_step_rate": 2.0,
+         "lr_range_test_staircase": true}})");
+  CHECK(range->name() == "LRRangeTest");
+  CHECK(range->lr_at(14) == doctest::Approx(0.001 * (1 + 2.0 * 1)));  // floor(15 / 10) = 1
+
+  auto [resumed_optimizer, resumed] = build(
+      R"("scheduler": {"type": "WarmupLR", "params": {"warmup_max_lr": 0.01,
+         "warmup_num_steps": 100, "last_batch_iteration": 9}})");
+  CHECK(resumed->last_batch_iteration() == 9);
+  CHECK(resumed_optimizer->lr() == doctest::Approx(resumed->lr_at(9)));
+
+  auto [plain_optimizer, no_schedule] = build("\"steps_per_print\": 5");
+  CHECK(no_schedule == nullptr);
+}

@@ -1,0 +1,77 @@
+// Multi-rank tests of ProcessGrid: the layout functions on shapes of every kind, the groups a
+// data-parallel grid cuts from the world, and the errors for shapes it can't build yet.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "core/factory.h"
+#include "dist/process_grid.h"
+#include "tests/mpi/mpi_test_world.h"
+
+namespace zt::dist {
+namespace {
+
+using testing::test_world;
+
+TEST_CASE("grid_layout_puts_tensor_fastest_then_pipeline_then_data") {
+  GridShape shape{.data = 2, .pipeline = 3, .tensor = 4};
+  CHECK(shape.ranks() == 24);
+  CHECK(grid_coordinates(shape, 0) == GridCoordinates{0, 0, 0});
+  CHECK(grid_coordinates(shape, 1) == GridCoordinates{0, 0, 1});
+  CHECK(grid_coordinates(shape, 4) == GridCoordinates{0, 1, 0});
+  CHECK(grid_coordinates(shape, 12) == GridCoordinates{1, 0, 0});
+  CHECK(grid_coordinates(shape, 23) == GridCoordinates{1, 2, 3});
+  for (int rank = 0; rank < shape.ranks(); ++rank)
+    CHECK(grid_world_rank(shape, grid_coordinates(shape, rank)) == rank);
+  CHECK_THROWS_AS(grid_coordinates(shape, 24), std::out_of_range);
+  CHECK_THROWS_AS(grid_world_rank(shape, {.data = 0, .pipeline = 3, .tensor = 0}),
+                  std::out_of_range);
+}
+
+TEST_CASE("data_parallel_grid_puts_every_rank_on_the_data_axis") {
+  Communicator& world = test_world();
+  ProcessGrid grid = ProcessGrid::data_parallel(world);
+  CHECK(grid.shape() == GridShape{.data = world.size()});
+  CHECK(grid.coordinates() == GridCoordinates{.data = world.rank()});
+  CHECK(grid.data_group().size() == world.size());
+  CHECK(grid.data_group().rank() == world.rank());
+  CHECK(grid.pipeline_group().size() == 1);
+  CHECK(grid.tensor_group().size() == 1);
+  CHECK(&grid.world() == &world);
+  // The data group reduces over every rank; the one-rank groups leave a tensor as it was.
+  Tensor rank_value = from_values({double(world.rank())}, {1}, {.dtype = DType::f64});
+  grid.data_group().all_reduce(rank_value);
+  CHECK(rank_value.item() == world.size() * (world.size() - 1) / 2.0);
+  grid.tensor_group().all_reduce(rank_value);
+  grid.pipeline_group().all_reduce(rank_value);
+  CHECK(rank_value.item() == world.size() * (world.size() - 1) / 2.0);
+}
+
+TEST_CASE("grid_shapes_it_cannot_build_are_errors_naming_the_shape") {
+  Communicator& world = test_world();
+  int ranks = world.size();
+  auto error_of = [&](const GridShape& shape) -> std::string {
+    try {
+      ProcessGrid grid(world, shape);
+    } catch (const std::invalid_argument& error) {
+      return error.what();
+    }
+    return "(no error)";
+  };
+  CHECK(error_of({.data = 1, .pipeline = 2, .tensor = 1}) ==
+        "process grid: data 1 x pipeline 2 x tensor 1: pipeline and tensor parallelism are not "
+        "implemented yet; only the data axis may be longer than 1");
+  CHECK(error_of({.data = 1, .pipeline = 1, .tensor = ranks})
+            .find(ranks > 1 ? "not implemented yet" : "(no error)") != std::string::npos);
+  CHECK(
+      error_of({.data = ranks + 1}) ==
+      fmt::format("process grid: data {} x pipeline 1 x tensor 1 needs {} ranks, the world has {}",
+                  ranks + 1, ranks + 1, ranks));
+  CHECK(error_of({.data = 0}) ==
+        "process grid: every axis needs at least 1 rank, got data 0 x pipeline 1 x tensor 1");
+}
+
+}  // namespace
+}  // namespace zt::dist

@@ -150,11 +150,15 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
       engine.backward(loss);
       engine.step();
       loss_sum += loss.item();
-      if (options.report && engine.is_gradient_accumulation_boundary()) {
-        // One full step (every micro-batch of it) is done: report and stop.
-        fmt::print("rank {}: {}", world.rank(), engine.model_state_report().str());
-        fmt::print("rank {}: {}\n", world.rank(),
-                   engine.data_parallel_communicator().stats().summary());
+      if (options.report && engine.micro_steps() % config.gradient_accumulation_steps == 0) {
+        // One full step is done: each rank reports in turn, then the program stops.
+        for (int turn = 0; turn < world.size(); ++turn) {
+          if (turn == world.rank()) {
+            fmt::print("{}", engine.step_report());
+            std::fflush(stdout);
+          }
+          world.barrier();
+        }
         return 0;
       }
       if (on_terminal && (b % 20 == 0 || b + 1 == batches)) {

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -63,6 +64,9 @@ struct Engine::GroupState {
   bool reduced = false;       // reduced in this backward
   std::unique_ptr<Work> in_flight;
   Tensor reduce_output;  // comm-tagged receive buffer of an in-flight reduce-scatter
+  // Stage 3: whether full_params holds the current values, and a gather still in flight.
+  bool gathered = false;
+  std::unique_ptr<Work> gather_in_flight;
 };
 
 Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel)
@@ -84,6 +88,9 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& d
   register_gradient_hooks();
   if (stage_ == 3) register_stage3_module_hooks();
   data_parallel_->reset_stats();
+  // Peaks count from here: building the model allocated it whole on every rank, which the
+  // engine then partitioned (there is no partitioned construction like zero.Init yet).
+  cpu_allocator().accounting().reset_peak();
   last_log_time_ = std::chrono::steady_clock::now();
 }
 
@@ -142,6 +149,7 @@ void Engine::build_groups() {
       group->owned_grads = zeros({slice}, {.dtype = dtype, .tag = MemoryTag::grad});
     }
     if (stage_ == 3 && group->plan.partitioned) group->full_storage->release();
+    group->gathered = !(stage_ == 3 && group->plan.partitioned);
     group->full_params = stage_ == 3 && group->plan.partitioned ? Tensor() : group->full_params;
     groups_.push_back(std::move(group));
   }
@@ -289,6 +297,9 @@ void Engine::finish_reductions() {
     }
     if (stage_ == 3) release_group(g);
   }
+  if (stage_ == 3) {
+    for (size_t g = 0; g < groups_.size(); ++g) release_group(g);  // unused prefetches
+  }
   timers_.reduce += seconds_since(start);
 }
 
@@ -340,6 +351,7 @@ void Engine::step() {
     }
   }
   zero_gradients();
+  recording_traces_ = false;  // the first step's module order drives prefetching from now on
   global_steps_ += 1;
   last_local_loss_ = loss_sum_ / double(config_.gradient_accumulation_steps);
   loss_sum_ = 0.0;
@@ -358,8 +370,9 @@ void Engine::all_gather_owned_slices() {
   }
 }
 
-void Engine::gather_group(size_t group_index) {
+void Engine::start_gather(size_t group_index) {
   GroupState& group = *groups_[group_index];
+  if (group.gathered || group.gather_in_flight) return;
   group.full_storage->materialize();
   if (!group.full_params.defined()) {
     auto impl = std::make_shared<TensorImpl>();
@@ -369,14 +382,53 @@ void Engine::gather_group(size_t group_index) {
     impl->dtype = DType::f32;
     group.full_params = Tensor(impl);
   }
-  data_parallel_->all_gather(group.owned_params, group.full_params);
+  group.gather_in_flight = data_parallel_->all_gather_async(group.owned_params, group.full_params);
+  live_gathered_numel_ += group.plan.padded_numel;
+  peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
+}
+
+void Engine::gather_group(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  if (group.gathered && group.plan.partitioned) return;
+  if (!group.plan.partitioned) group.gathered = false;  // persistent: refresh after an update
+  start_gather(group_index);
+  group.gather_in_flight->wait();
+  group.gather_in_flight.reset();
+  group.gathered = true;
+  if (!group.plan.partitioned) live_gathered_numel_ -= group.plan.padded_numel;
 }
 
 void Engine::release_group(size_t group_index) {
   GroupState& group = *groups_[group_index];
   if (!group.plan.partitioned) return;
+  if (group.gather_in_flight) {
+    group.gather_in_flight->wait();  // a prefetch nobody used: let it land, then drop it
+    group.gather_in_flight.reset();
+  } else if (!group.gathered) {
+    return;
+  }
+  group.gathered = false;
   group.full_params = Tensor();
   group.full_storage->release();
+  live_gathered_numel_ -= group.plan.padded_numel;
+}
+
+// Starts gathering the groups that follow `group_index` in `trace` (the order the first step
+// used them in), up to stage3_prefetch_bucket_size elements and without passing
+// stage3_max_live_parameters gathered elements, so they arrive while this module computes.
+void Engine::prefetch_after(const std::vector<size_t>& trace, size_t group_index) {
+  const ZeroConfig& zero = config_.zero_optimization;
+  auto position = std::find(trace.begin(), trace.end(), group_index);
+  if (position == trace.end()) return;
+  int64_t budget = zero.stage3_prefetch_bucket_size;
+  for (auto next = position + 1; next != trace.end(); ++next) {
+    GroupState& group = *groups_[*next];
+    if (!group.plan.partitioned || group.gathered || group.gather_in_flight) continue;
+    int64_t numel = group.plan.padded_numel;
+    if (numel > budget || live_gathered_numel_ + numel > zero.stage3_max_live_parameters) break;
+    start_gather(*next);
+    budget -= numel;
+  }
 }
 
 void Engine::register_stage3_module_hooks() {
@@ -387,8 +439,11 @@ void Engine::register_stage3_module_hooks() {
     }
     if (group_index == groups_.size() || !groups_[group_index]->plan.partitioned) continue;
     nn::Module* raw = module.get();
-    int64_t pre = raw->register_forward_pre_hook(
-        [this, group_index](nn::Module&, const Tensor&) { gather_group(group_index); });
+    int64_t pre = raw->register_forward_pre_hook([this, group_index](nn::Module&, const Tensor&) {
+      gather_group(group_index);
+      if (recording_traces_) forward_trace_.push_back(group_index);
+      prefetch_after(forward_trace_, group_index);
+    });
     int64_t post = raw->register_forward_hook(
         [this, group_index](nn::Module&, const Tensor&, const Tensor& output) {
           release_group(group_index);
@@ -396,6 +451,8 @@ void Engine::register_stage3_module_hooks() {
           if (output.requires_grad() && autograd::is_grad_enabled()) {
             output.register_hook([this, group_index](const Tensor&) {
               gather_group(group_index);
+              if (recording_traces_) backward_trace_.push_back(group_index);
+              prefetch_after(backward_trace_, group_index);
               return Tensor();
             });
           }
@@ -472,6 +529,55 @@ ModelStateReport Engine::model_state_report() const {
   report.expected_optim_state_bytes =
       stage_ >= 1 ? state_bytes_per_param * psi / n : state_bytes_per_param * psi;
   return report;
+}
+
+std::string Engine::step_report() const {
+  ModelStateReport report = model_state_report();
+  MemoryStats memory = cpu_allocator().accounting().stats();
+  auto mib = [](int64_t bytes) { return double(bytes) / double(1 << 20); };
+  std::string text = fmt::format(
+      "rank {}: ZeRO stage {}, {} ranks, {} parameters (Psi), {} micro-batches a step\n", rank(),
+      stage_, world_size(), report.parameter_count, config_.gradient_accumulation_steps);
+  text += fmt::format("  {:<12} {:>10} {:>10} {:>12}\n", "memory (MiB)", "live", "peak", "formula");
+  auto memory_line = [&](const char* kind, MemoryTag tag, int64_t expected) {
+    std::string formula = expected >= 0 ? fmt::format("{:12.3f}", mib(expected)) : "           -";
+    return fmt::format("  {:<12} {:10.3f} {:10.3f} {}\n", kind, mib(memory.live(tag)),
+                       mib(memory.peak(tag)), formula);
+  };
+  text += memory_line("parameters", MemoryTag::param, report.expected_param_bytes);
+  text += memory_line("gradients", MemoryTag::grad, report.expected_grad_bytes);
+  text += memory_line("optimizer", MemoryTag::optim_state, report.expected_optim_state_bytes);
+  text += memory_line("activations", MemoryTag::activation, -1);
+  text += memory_line("comm buffers", MemoryTag::comm, -1);
+  // Element-bytes per step by the paper: 2 Psi (N-1)/N at stages 0-2 (all-reduce, or
+  // reduce-scatter + all-gather), 3 Psi (N-1)/N at stage 3 (two all-gathers, a reduce-scatter);
+  // stages 2-3 reduce-scatter every micro-batch.
+  double n = double(world_size());
+  double share = (n - 1.0) / n * 4.0 * double(report.parameter_count);
+  double micro = double(config_.gradient_accumulation_steps);
+  std::vector<std::pair<CollectiveKind, double>> expected;
+  if (stage_ == 0) expected = {{CollectiveKind::all_reduce, 2.0 * share}};
+  if (stage_ == 1)
+    expected = {{CollectiveKind::reduce_scatter, share}, {CollectiveKind::all_gather, share}};
+  if (stage_ == 2)
+    expected = {{CollectiveKind::reduce_scatter, micro * share},
+                {CollectiveKind::all_gather, share}};
+  if (stage_ == 3) {
+    expected = {{CollectiveKind::all_gather, 2.0 * micro * share},
+                {CollectiveKind::reduce_scatter, micro * share}};
+  }
+  const CommStats& stats = data_parallel_->stats();
+  text +=
+      fmt::format("  {:<14} {:>6} {:>14} {:>14}\n", "traffic", "calls", "payload bytes", "formula");
+  double total_expected = 0.0;
+  for (auto& [kind, bytes] : expected) {
+    total_expected += bytes;
+    text += fmt::format("  {:<14} {:>6} {:>14} {:>14.0f}\n", collective_kind_name(kind),
+                        stats[kind].calls, stats[kind].payload_bytes, bytes);
+  }
+  text += fmt::format("  {:<14} {:>6} {:>14} {:>14.0f}\n", "total", "", stats.total_payload_bytes(),
+                      total_expected);
+  return text;
 }
 
 std::string ModelStateReport::str() const {

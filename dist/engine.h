@@ -85,9 +85,15 @@ class Engine {
   // a separate communicator so these counts are the paper's volumes).
   Communicator& data_parallel_communicator() { return *data_parallel_; }
 
+  // Stage 3: the most parameter elements gathered at once so far (prefetch included).
+  int64_t peak_gathered_numel() const { return peak_gathered_numel_; }
   // Every parameter, whole, on every rank (stage 3 gathers). Collective.
   NamedTensors consolidated_state_dict();
   ModelStateReport model_state_report() const;
+  // The --report text of this rank: live and peak bytes by kind since the engine was built,
+  // next to the ZeRO formulas, and payload bytes per collective since then next to the
+  // communication volumes. Meant to be printed after exactly one step.
+  std::string step_report() const;
 
  private:
   struct GroupState;
@@ -98,8 +104,10 @@ class Engine {
   void on_gradient_ready(size_t group_index, size_t param_index);
   void reduce_group(size_t group_index);
   void finish_reductions();
+  void start_gather(size_t group_index);
   void gather_group(size_t group_index);
   void release_group(size_t group_index);
+  void prefetch_after(const std::vector<size_t>& trace, size_t group_index);
   void all_gather_owned_slices();
   double global_grad_norm();
   void scale_owned_gradients(double factor);
@@ -124,6 +132,12 @@ class Engine {
   double loss_sum_ = 0.0;         // local losses of the current accumulation window
   double last_local_loss_ = 0.0;  // their mean at the last update
   bool in_backward_ = false;
+  // Stage 3: the order modules were gathered in during the first step, forward and backward,
+  // and how many parameter elements are gathered (or being gathered) right now.
+  bool recording_traces_ = true;
+  std::vector<size_t> forward_trace_, backward_trace_;
+  int64_t live_gathered_numel_ = 0;
+  int64_t peak_gathered_numel_ = 0;
 
   struct Timers {
     double forward = 0, backward = 0, reduce = 0, step = 0;

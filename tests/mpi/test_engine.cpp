@@ -48,7 +48,13 @@ GlobalBatch global_batch(int step) {
   return {inputs, from_int64(targets, {kGlobalBatch})};
 }
 
-Config engine_config(int stage, int64_t gas, int world, int64_t bucket = 20000) {
+struct Stage3Knobs {
+  int64_t prefetch_bucket_size = 50'000'000;
+  int64_t max_live_parameters = 1'000'000'000;
+};
+
+Config engine_config(int stage, int64_t gas, int world, int64_t bucket = 20000,
+                     Stage3Knobs knobs = {}) {
   std::string text = fmt::format(R"({{
     "train_batch_size": {},
     "gradient_accumulation_steps": {},
@@ -56,9 +62,12 @@ Config engine_config(int stage, int64_t gas, int world, int64_t bucket = 20000) 
     "steps_per_print": 0,
     "optimizer": {{"type": "Adam", "params": {{"lr": 0.01, "weight_decay": 0.01}}}},
     "zero_optimization": {{"stage": {}, "reduce_bucket_size": {},
-                          "stage3_param_persistence_threshold": 0}}
+                          "stage3_param_persistence_threshold": 0,
+                          "stage3_prefetch_bucket_size": {},
+                          "stage3_max_live_parameters": {}}}
   }})",
-                                 kGlobalBatch, gas, stage, bucket);
+                                 kGlobalBatch, gas, stage, bucket, knobs.prefetch_bucket_size,
+                                 knobs.max_live_parameters);
   return parse_config(text, "test_config", world, nullptr);
 }
 
@@ -67,6 +76,7 @@ struct RunResult {
   std::vector<double> losses;   // the global mean loss of every step
   int64_t payload_bytes_per_step = 0;
   ModelStateReport report;
+  int64_t peak_gathered_numel = 0;
 };
 
 std::vector<double> concatenated(const NamedTensors& state) {
@@ -78,10 +88,11 @@ std::vector<double> concatenated(const NamedTensors& state) {
   return values;
 }
 
-RunResult train_with_engine(int stage, int64_t gas) {
+RunResult train_with_engine(int stage, int64_t gas, Stage3Knobs knobs = {}) {
   MpiCommunicator& world = test_world();
   ProcessGrid grid = ProcessGrid::data_parallel(world);
-  Engine engine(engine_config(stage, gas, world.size()), make_mlp(), grid.data_group());
+  Engine engine(engine_config(stage, gas, world.size(), 20000, knobs), make_mlp(),
+                grid.data_group());
   int64_t micro = kGlobalBatch / (gas * world.size());
   RunResult result;
   for (int step = 0; step < kSteps; ++step) {
@@ -99,6 +110,7 @@ RunResult train_with_engine(int stage, int64_t gas) {
       result.report = engine.model_state_report();
     }
   }
+  result.peak_gathered_numel = engine.peak_gathered_numel();
   result.weights = concatenated(engine.consolidated_state_dict());
   return result;
 }
@@ -215,6 +227,23 @@ TEST_CASE("per-rank model-state bytes equal the ZeRO formula of each stage up to
     CHECK(std::abs(double(report.optim_state_bytes - report.expected_optim_state_bytes)) <=
           2 * slack);
   }
+}
+
+TEST_CASE("stage 3 prefetching changes nothing but timing and respects max live parameters") {
+  // The MLP's modules hold 8320, 16512 and 1290 parameters.
+  RunResult no_prefetch = train_with_engine(3, 1, {.prefetch_bucket_size = 0});
+  RunResult prefetch = train_with_engine(3, 1, {.prefetch_bucket_size = 1'000'000});
+  CHECK(prefetch.weights == no_prefetch.weights);
+  CHECK(prefetch.payload_bytes_per_step == no_prefetch.payload_bytes_per_step);
+  // Without prefetching one module is gathered at a time; with it, more.
+  CHECK(no_prefetch.peak_gathered_numel <= 16512 + 8);
+  CHECK(prefetch.peak_gathered_numel > no_prefetch.peak_gathered_numel);
+  // A live limit of 20000 allows prefetching the small modules but never two big ones.
+  RunResult limited =
+      train_with_engine(3, 1, {.prefetch_bucket_size = 1'000'000, .max_live_parameters = 20000});
+  CHECK(limited.weights == no_prefetch.weights);
+  CHECK(limited.peak_gathered_numel <= 20000);
+  CHECK(limited.peak_gathered_numel < prefetch.peak_gathered_numel);
 }
 
 }  // namespace zt::dist

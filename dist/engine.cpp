@@ -228,12 +228,16 @@ void Engine::on_gradient_ready(size_t group_index, size_t param_index) {
     // Move the fresh gradient into the group's collection buffer and drop it from the param.
     Tensor grad = entry.param.grad();
     if (grad.defined()) {
-      if (!group.full_grads.defined()) {
-        group.full_grads =
-            zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+      bool accumulated_in_place =
+          group.full_grads.defined() && grad.storage() == group.full_grads.storage();
+      if (!accumulated_in_place) {
+        if (!group.full_grads.defined()) {
+          group.full_grads =
+              zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+        }
+        ops::add_(flat_range(group.full_grads, entry.offset, entry.numel),
+                  ops::reshape(grad, {entry.numel}));
       }
-      ops::add_(flat_range(group.full_grads, entry.offset, entry.numel),
-                ops::reshape(grad, {entry.numel}));
       entry.param.set_grad(Tensor());
     }
   }
@@ -265,35 +269,47 @@ void Engine::reduce_group(size_t group_index) {
     MemoryTagGuard as_comm(MemoryTag::comm);
     group.reduce_output = empty({group.plan.slice_numel()});
     group.in_flight = data_parallel_->reduce_scatter_async(group.full_grads, group.reduce_output);
+    // Stages 2-3 keep no full gradient: the Work holds what it still reads, and the buffer
+    // goes as soon as the collective is done with it.
+    if (stage_ >= 2) group.full_grads = Tensor();
   }
-  if (!config_.zero_optimization.overlap_comm) group.in_flight->wait();
+  if (!config_.zero_optimization.overlap_comm) absorb_reduction(group_index);
   timers_.reduce += seconds_since(start);
 }
 
-// Waits for every reduction, applies the averaging and moves results into the owned slices.
+// Waits for a group's reduction and moves its averaged result where the update reads it.
+void Engine::absorb_reduction(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  if (!group.in_flight) return;
+  group.in_flight->wait();
+  group.in_flight.reset();
+  double world = double(world_size());
+  double postscale = config_.prescale_gradients ? 1.0 : config_.gradient_predivide_factor / world;
+  if (stage_ == 0) {
+    if (postscale != 1.0) ops::mul_(group.full_grads, postscale);
+    return;
+  }
+  Tensor reduced =
+      postscale != 1.0 ? ops::mul(group.reduce_output, postscale) : group.reduce_output;
+  if (stage_ == 1) {
+    ops::copy_(group.owned_grads, reduced);
+  } else {
+    ops::add_(group.owned_grads, reduced);  // accumulates over micro-batches
+  }
+  group.reduce_output = Tensor();
+}
+
+// Reduces what backward did not reach and waits for every reduction.
 void Engine::finish_reductions() {
   bool boundary = is_gradient_accumulation_boundary();
   if (stage_ <= 1 && !boundary) return;
   auto start = std::chrono::steady_clock::now();
-  double world = double(world_size());
-  double postscale = config_.prescale_gradients ? 1.0 : config_.gradient_predivide_factor / world;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    GroupState& group = *groups_[g];
-    if (!group.reduced) reduce_group(g);  // unused parameters: reduce in plan order
-    group.in_flight->wait();
-    group.in_flight.reset();
-    if (stage_ == 0) {
-      if (postscale != 1.0) ops::mul_(group.full_grads, postscale);
-    } else {
-      Tensor reduced =
-          postscale != 1.0 ? ops::mul(group.reduce_output, postscale) : group.reduce_output;
-      if (stage_ == 1) {
-        ops::copy_(group.owned_grads, reduced);
-      } else {
-        ops::add_(group.owned_grads, reduced);  // accumulates over micro-batches
-        group.full_grads = Tensor();            // stage 2-3: only the slice is kept
-      }
-      group.reduce_output = Tensor();
+    if (!groups_[g]->reduced) reduce_group(g);  // unused parameters: reduce in plan order
+    absorb_reduction(g);
+    if (stage_ >= 2) {
+      // A parameter backward never reached still points into this backward's buffer.
+      for (PlannedParam& entry : groups_[g]->plan.params) entry.param.set_grad(Tensor());
     }
     if (stage_ == 3) release_group(g);
   }
@@ -451,6 +467,7 @@ void Engine::register_stage3_module_hooks() {
           if (output.requires_grad() && autograd::is_grad_enabled()) {
             output.register_hook([this, group_index](const Tensor&) {
               gather_group(group_index);
+              collect_gradients_in_place(group_index);
               if (recording_traces_) backward_trace_.push_back(group_index);
               prefetch_after(backward_trace_, group_index);
               return Tensor();
@@ -458,6 +475,20 @@ void Engine::register_stage3_module_hooks() {
           }
         });
     module_hook_handles_.push_back({raw, {pre, post}});
+  }
+}
+
+// Points the group's parameters' .grad at a fresh zeroed group buffer, so autograd
+// accumulates into it directly instead of into a buffer of its own that is then copied.
+void Engine::collect_gradients_in_place(size_t group_index) {
+  GroupState& group = *groups_[group_index];
+  if (!in_backward_ || group.full_grads.defined() || group.reduced) return;
+  group.full_grads =
+      zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+  for (PlannedParam& entry : group.plan.params) {
+    if (entry.param.grad().defined()) continue;
+    entry.param.set_grad(
+        ops::view(flat_range(group.full_grads, entry.offset, entry.numel), entry.param.sizes()));
   }
 }
 

@@ -103,6 +103,8 @@ class Engine {
   void register_stage3_module_hooks();
   void on_gradient_ready(size_t group_index, size_t param_index);
   void reduce_group(size_t group_index);
+  void absorb_reduction(size_t group_index);
+  void collect_gradients_in_place(size_t group_index);
   void finish_reductions();
   void start_gather(size_t group_index);
   void gather_group(size_t group_index);

@@ -180,28 +180,31 @@ class MpiWork final : public Work {
 // that is what lets ZeRO stages 1-3 match stage 0 bit for bit.
 class RankOrderReduceWork final : public Work {
  public:
-  // `padded` holds the values to reduce, laid out as N equal slices (in the compute dtype).
-  // When gather_result, every rank ends with all reduced slices in `padded`; otherwise
-  // `on_slice` receives this rank's reduced slice.
+  // `send` holds the values to reduce as N equal slices, in the compute dtype; it is held until
+  // the exchange has read it. When `gather_into` is defined (all_reduce), every rank ends with
+  // all reduced slices in it (it may be `send` itself: the exchange is over by then); else
+  // (reduce_scatter) the reduced slice of this rank goes to on_done. on_done runs once, last.
   RankOrderReduceWork(std::string_view op_name, CollectiveCounter& counter, Clock::time_point start,
-                      MPI_Comm comm, int rank, int size, Tensor padded, ReduceOperation op,
-                      bool gather_result, std::function<void(const Tensor&)> on_done)
+                      MPI_Comm comm, int size, int64_t staging_numel, Tensor send,
+                      ReduceOperation op, Tensor gather_into,
+                      std::function<void(const Tensor&)> on_done)
       : op_name_(op_name),
         counter_(counter),
         start_(start),
         comm_(comm),
-        rank_(rank),
         size_(size),
-        padded_(std::move(padded)),
+        send_(std::move(send)),
+        gather_into_(std::move(gather_into)),
         op_(op),
-        gather_result_(gather_result),
         on_done_(std::move(on_done)) {
-    slice_numel_ = padded_.numel() / size_;
-    exchanged_ = empty(padded_.sizes(), {.dtype = padded_.dtype(), .tag = MemoryTag::comm});
-    MPI_Datatype datatype = mpi_datatype(padded_.dtype());
-    check_mpi(MPI_Ialltoall(padded_.raw_data(), int(slice_numel_), datatype, exchanged_.raw_data(),
-                            int(slice_numel_), datatype, comm_, &request_),
-              op_name_);
+    slice_numel_ = send_.numel() / size_;
+    // The exchange runs in rounds of chunk_numel_ elements of every slice, so the receive
+    // buffer holds N chunks rather than the whole buffer; sums stay in rank order.
+    chunk_numel_ =
+        std::clamp<int64_t>(staging_numel / size_, 1, std::max<int64_t>(slice_numel_, 1));
+    reduced_slice_ = empty({slice_numel_}, {.dtype = send_.dtype(), .tag = MemoryTag::comm});
+    exchanged_ = empty({chunk_numel_ * size_}, {.dtype = send_.dtype(), .tag = MemoryTag::comm});
+    start_exchange_round();
   }
   ~RankOrderReduceWork() override {
     if (phase_ == Phase::done) return;
@@ -219,57 +222,99 @@ class RankOrderReduceWork final : public Work {
 
   void wait() override {
     while (phase_ != Phase::done) {
-      check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_name_);
+      if (!request_completed_) check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_name_);
+      request_completed_ = true;
       advance();
     }
   }
 
+  // Completes what it can without starting a collective: every rank must start collectives on
+  // a communicator in the same order, and when a poll happens to see a round finish differs
+  // from rank to rank. The next round or the all-gather starts in wait(), which every rank
+  // reaches at the same point of the program.
   bool test() override {
-    while (phase_ != Phase::done) {
+    if (phase_ == Phase::done) return true;
+    if (!request_completed_) {
       int completed = 0;
       check_mpi(MPI_Test(&request_, &completed, MPI_STATUS_IGNORE), op_name_);
       if (!completed) return false;
-      advance();
+      request_completed_ = true;
     }
+    bool last_round = (round_ + 1) * chunk_numel_ >= slice_numel_;
+    if (phase_ == Phase::exchanging && (!last_round || gather_into_.defined())) return false;
+    advance();
     return true;
   }
 
  private:
   enum class Phase { exchanging, gathering, done };
 
+  // Starts exchanging chunk `round_` of every slice: rank r receives, from every rank, that
+  // rank's copy of chunk round_ of slice r.
+  void start_exchange_round() {
+    int64_t begin = round_ * chunk_numel_;
+    round_numel_ = std::min(chunk_numel_, slice_numel_ - begin);
+    send_counts_.assign(size_t(size_), int(round_numel_));
+    send_displacements_.resize(size_t(size_));
+    receive_displacements_.resize(size_t(size_));
+    for (int r = 0; r < size_; ++r) {
+      send_displacements_[size_t(r)] = int(int64_t(r) * slice_numel_ + begin);
+      receive_displacements_[size_t(r)] = int(int64_t(r) * round_numel_);
+    }
+    MPI_Datatype datatype = mpi_datatype(send_.dtype());
+    request_completed_ = false;
+    check_mpi(MPI_Ialltoallv(send_.raw_data(), send_counts_.data(), send_displacements_.data(),
+                             datatype, exchanged_.raw_data(), send_counts_.data(),
+                             receive_displacements_.data(), datatype, comm_, &request_),
+              op_name_);
+  }
+
+  // Sums the N received copies of this round's chunk in rank order into the reduced slice.
+  void reduce_exchange_round() {
+    Tensor target = ops::narrow(reduced_slice_, 0, round_ * chunk_numel_, round_numel_);
+    ops::copy_(target, ops::narrow(exchanged_, 0, 0, round_numel_));
+    for (int source = 1; source < size_; ++source) {
+      Tensor block = ops::narrow(exchanged_, 0, int64_t(source) * round_numel_, round_numel_);
+      if (op_ == ReduceOperation::sum)
+        ops::add_(target, block);
+      else if (op_ == ReduceOperation::max)
+        ops::copy_(target, ops::maximum(target, block));
+      else
+        ops::copy_(target, ops::minimum(target, block));
+    }
+  }
+
   // Called when the current request has completed.
   void advance() {
     if (phase_ == Phase::exchanging) {
-      Tensor reduced = ops::clone(ops::narrow(exchanged_, 0, 0, slice_numel_));
-      for (int source = 1; source < size_; ++source) {
-        Tensor block = ops::narrow(exchanged_, 0, int64_t(source) * slice_numel_, slice_numel_);
-        if (op_ == ReduceOperation::sum)
-          ops::add_(reduced, block);
-        else if (op_ == ReduceOperation::max)
-          reduced = ops::maximum(reduced, block);
-        else
-          reduced = ops::minimum(reduced, block);
-      }
-      exchanged_ = Tensor();
-      if (!gather_result_) {
-        finish(reduced);
+      reduce_exchange_round();
+      round_ += 1;
+      if (round_ * chunk_numel_ < slice_numel_) {
+        start_exchange_round();
         return;
       }
-      reduced_slice_ = reduced;
-      MPI_Datatype datatype = mpi_datatype(padded_.dtype());
-      check_mpi(MPI_Iallgather(reduced_slice_.raw_data(), int(slice_numel_), datatype,
-                               padded_.raw_data(), int(slice_numel_), datatype, comm_, &request_),
-                op_name_);
+      send_ = Tensor();  // read: the caller's buffer may go now
+      exchanged_ = Tensor();
+      if (!gather_into_.defined()) {
+        finish(reduced_slice_);
+        return;
+      }
+      MPI_Datatype datatype = mpi_datatype(gather_into_.dtype());
+      request_completed_ = false;
+      check_mpi(
+          MPI_Iallgather(reduced_slice_.raw_data(), int(slice_numel_), datatype,
+                         gather_into_.raw_data(), int(slice_numel_), datatype, comm_, &request_),
+          op_name_);
       phase_ = Phase::gathering;
       return;
     }
-    finish(padded_);
+    finish(gather_into_);
   }
 
   void finish(const Tensor& result) {
     phase_ = Phase::done;
     on_done_(result);
-    padded_ = Tensor();
+    gather_into_ = Tensor();
     reduced_slice_ = Tensor();
     counter_.seconds += seconds_since(start_);
   }
@@ -278,13 +323,15 @@ class RankOrderReduceWork final : public Work {
   CollectiveCounter& counter_;
   Clock::time_point start_;
   MPI_Comm comm_;
-  int rank_, size_;
-  Tensor padded_, exchanged_, reduced_slice_;
+  int size_;
+  Tensor send_, gather_into_, exchanged_, reduced_slice_;
   int64_t slice_numel_ = 0;
+  int64_t chunk_numel_ = 1, round_ = 0, round_numel_ = 0;
+  std::vector<int> send_counts_, send_displacements_, receive_displacements_;
   ReduceOperation op_;
-  bool gather_result_;
   std::function<void(const Tensor&)> on_done_;
   MPI_Request request_ = MPI_REQUEST_NULL;
+  bool request_completed_ = false;
   Phase phase_ = Phase::exchanging;
 };
 
@@ -319,14 +366,20 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(const Tensor& tensor, Re
   check_tensor(kOp, "tensor", tensor);
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::all_reduce, tensor.nbytes(), tensor.nbytes(), size_);
-  // Staged in the compute dtype (f32 for 16-bit) and padded to N equal slices.
+  if (!is_half(tensor.dtype()) && tensor.numel() > 0 && tensor.numel() % size_ == 0) {
+    // Already N equal slices of a reducible dtype: exchange from it and gather back into it.
+    Tensor flat = ops::reshape(tensor, {tensor.numel()});
+    return std::make_unique<RankOrderReduceWork>(kOp, counter, start, comm_, size_,
+                                                 reduce_staging_numel_, flat, op, flat,
+                                                 [](const Tensor&) {});
+  }
+  // Else staged in the compute dtype (f32 for 16-bit) and padded to N equal slices.
   DType compute = is_half(tensor.dtype()) ? DType::f32 : tensor.dtype();
-  int64_t padded_numel = (tensor.numel() + size_ - 1) / size_ * size_;
-  Tensor padded =
-      zeros({std::max<int64_t>(padded_numel, size_)}, {.dtype = compute, .tag = MemoryTag::comm});
+  int64_t padded_numel = std::max<int64_t>((tensor.numel() + size_ - 1) / size_ * size_, size_);
+  Tensor padded = zeros({padded_numel}, {.dtype = compute, .tag = MemoryTag::comm});
   ops::copy_(ops::narrow(padded, 0, 0, tensor.numel()), ops::reshape(tensor, {tensor.numel()}));
   return std::make_unique<RankOrderReduceWork>(
-      kOp, counter, start, comm_, rank_, size_, padded, op, /*gather_result=*/true,
+      kOp, counter, start, comm_, size_, reduce_staging_numel_, padded, op, padded,
       [tensor](const Tensor& result) {
         ops::copy_(ops::reshape(tensor, {tensor.numel()}),
                    ops::narrow(result, 0, 0, tensor.numel()));
@@ -347,12 +400,15 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
         describe(input), size_, describe(output), output.numel() * size_, input.numel()));
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::reduce_scatter, input.nbytes(), input.nbytes(), size_);
-  // The input is staged (in the compute dtype), so an output overlapping it is no problem.
-  DType compute = is_half(input.dtype()) ? DType::f32 : input.dtype();
-  Tensor staged = empty({input.numel()}, {.dtype = compute, .tag = MemoryTag::comm});
-  ops::copy_(staged, ops::reshape(input, {input.numel()}));
+  // 16-bit inputs are staged in f32; others are sent as they are. The output is written only
+  // after the exchange has read the input, so an output overlapping the input is no problem.
+  Tensor send = ops::reshape(input, {input.numel()});
+  if (is_half(input.dtype())) {
+    send = empty({input.numel()}, {.dtype = DType::f32, .tag = MemoryTag::comm});
+    ops::copy_(send, ops::reshape(input, {input.numel()}));
+  }
   return std::make_unique<RankOrderReduceWork>(
-      kOp, counter, start, comm_, rank_, size_, staged, op, /*gather_result=*/false,
+      kOp, counter, start, comm_, size_, reduce_staging_numel_, send, op, Tensor(),
       [output](const Tensor& slice) { ops::copy_(ops::reshape(output, {output.numel()}), slice); });
 }
 

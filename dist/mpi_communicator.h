@@ -7,6 +7,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -47,7 +48,15 @@ class MpiCommunicator final : public Communicator {
   // Collective over this group; color must be >= 0.
   std::unique_ptr<Communicator> split(int color, int key) override;
 
+  // all_reduce and reduce_scatter sum in rank order after exchanging slices in rounds; this is
+  // how many received elements (N chunks) one round may hold. Results do not depend on it.
+  void set_reduce_staging_numel(int64_t elements) {
+    reduce_staging_numel_ = std::max<int64_t>(elements, 1);
+  }
+  int64_t reduce_staging_numel() const { return reduce_staging_numel_; }
+
  private:
+  int64_t reduce_staging_numel_ = int64_t(1) << 20;  // 4 MiB of f32
   MPI_Comm comm_;
   bool owns_comm_;
   int rank_ = 0;

@@ -1,0 +1,125 @@
+// One trial of bench/zero_capacity.sh: does an MLP of a given width take training steps at ZeRO
+// stage S under a per-rank memory limit? Every rank builds the model, wraps it in the engine,
+// then sets the allocator's limit and runs the steps. Success: rank 0 prints one line
+//   fit <stage> <width> <parameters> <peak> <param> <grad> <optim_state> <activation> <comm>
+//   <other>
+// with the step peak of the rank that peaked highest and that rank's per-kind peaks, all in
+// bytes. Failure: an allocation past the limit throws OutOfMemoryError ("out of memory on cpu:
+// ...") on some rank, and dist::run_distributed_main ends the whole job with a non-zero status,
+// so a rank that ran out never leaves the others waiting in a collective. The script treats that
+// as "does not fit"; each trial is its own mpirun job, so no state survives a failed one.
+//
+// What the limit covers: every byte the accounted host allocator hands out after the engine is
+// constructed (parameters, gradients, optimizer state, activations, communication buffers),
+// not the process's other heap, MPI's own buffers or the code. The model is built and the
+// engine constructed with no limit because construction has no partitioned path yet (nothing
+// like deepspeed.zero.Init): every rank first builds the whole model, and the engine copies it
+// into flat buffers and only then (stage 3) drops the full copy, so construction peaks at the
+// full model at every stage. Limiting it would measure that, not the stage.
+//
+// Usage (under mpirun): zero_capacity --stage S --width W [--depth D] [--batch B]
+//                       [--limit-mib M (0: none)] [--steps K] [--prefetch ELEMENTS]
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "autograd/functions.h"
+#include "core/allocator.h"
+#include "core/factory.h"
+#include "dist/initialize.h"
+#include "nn/nn.h"
+
+using namespace zt;
+
+namespace {
+
+// 784 -> width -> ... (depth hidden layers of `width`) -> 10, ReLU between.
+std::shared_ptr<nn::Sequential> build_mlp(int64_t width, int64_t depth) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back(std::make_shared<nn::Linear>(784, width));
+  model->push_back(std::make_shared<nn::ReLU>());
+  for (int64_t layer = 1; layer < depth; ++layer) {
+    model->push_back(std::make_shared<nn::Linear>(width, width));
+    model->push_back(std::make_shared<nn::ReLU>());
+  }
+  model->push_back(std::make_shared<nn::Linear>(width, 10));
+  return model;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+    apps::Flags flags(argc, argv,
+                      {"stage", "width", "depth", "batch", "limit-mib", "steps", "prefetch"});
+    int64_t stage = flags.get_int("stage", 0, 0);
+    int64_t width = flags.get_int("width", 256, 1);
+    int64_t depth = flags.get_int("depth", 4, 1);
+    int64_t batch = flags.get_int("batch", 8, 1);
+    int64_t limit_mib = flags.get_int("limit-mib", 64, 0);
+    // Two steps by default: Adam creates its moments in the first update, so only the second
+    // backward runs with the optimizer state already live, which is the steady-state peak.
+    int64_t steps = flags.get_int("steps", 2, 1);
+    // Stage 3's prefetch holds the next modules' parameters gathered ahead of use: speed bought
+    // with memory. Off by default (0 elements), as a run sized to fit would set it; DeepSpeed's
+    // default (5e7 elements) would gather every layer of these models at once.
+    int64_t prefetch = flags.get_int("prefetch", 0, 0);
+    // Threshold 0: stage 3 partitions every module, so the measurement is of ZeRO itself and
+    // not of which small layers happen to stay whole. overlap_comm off: reductions in flight
+    // would hold their buffers longer.
+    std::string text = fmt::format(R"({{
+      "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0,
+      "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},
+      "zero_optimization": {{"stage": {}, "overlap_comm": false, "reduce_bucket_size": 500000,
+                            "stage3_param_persistence_threshold": 0,
+                            "stage3_prefetch_bucket_size": {}}}
+    }})",
+                                   batch, stage, prefetch);
+    dist::Config config = dist::parse_config(text, "zero_capacity", runtime.size(), nullptr);
+    manual_seed(7);
+    auto model = build_mlp(width, depth);
+    Initialized initialized = initialize(runtime, config, model);
+    dist::Engine& engine = *initialized.engine;
+
+    MemoryAccounting& accounting = cpu_allocator().accounting();
+    accounting.reset_peak();
+    accounting.set_limit(limit_mib << 20);
+    Tensor inputs = randn({batch, 784});
+    std::vector<int64_t> labels(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) labels[size_t(i)] = i % 10;
+    Tensor targets = from_int64(labels, {batch});
+    for (int64_t step = 0; step < steps; ++step) {
+      engine.backward(cross_entropy(engine.forward(inputs), targets));
+      engine.step();
+    }
+    accounting.set_limit(0);  // the report below allocates a little
+
+    // Rank 0 reports the rank whose step peaked highest: the one the limit binds first.
+    MemoryStats stats = accounting.stats();
+    constexpr size_t kFields = 1 + kMemoryTagCount;
+    std::array<double, kFields> mine{};
+    mine[0] = double(stats.total_peak_bytes);
+    for (size_t tag = 0; tag < kMemoryTagCount; ++tag)
+      mine[1 + tag] = double(stats.peak_bytes[tag]);
+    Tensor local = from_values(mine, {int64_t(kFields)}, {.dtype = DType::f64});
+    Tensor gathered = empty({runtime.size() * int64_t(kFields)}, {.dtype = DType::f64});
+    runtime.world().all_gather(local, gathered);
+    if (runtime.rank() == 0) {
+      std::vector<double> all = gathered.to_vector();
+      size_t highest = 0;
+      for (size_t r = 1; r < size_t(runtime.size()); ++r) {
+        if (all[r * kFields] > all[highest * kFields]) highest = r;
+      }
+      fmt::print("fit {} {} {}", stage, width, engine.module().num_parameters());
+      for (size_t field = 0; field < kFields; ++field) {
+        fmt::print(" {}", int64_t(all[highest * kFields + field]));
+      }
+      fmt::print("\n");
+    }
+    return 0;
+  });
+}

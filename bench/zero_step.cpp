@@ -1,0 +1,104 @@
+// One rank's side of bench/zero_step.sh: time per training step of the same MLP at ZeRO stages
+// 0, 1, 2 and 3 in one job. The four engines (each on its own copy of the model, same seed) are
+// built up front and then stepped in turn, one step each per round, so that whatever else the
+// machine is doing slows every stage alike and the ratios to stage 0 stay meaningful.
+// Rank 0 prints one line per stage: "stage median_ms parameters".
+// Usage (under mpirun): zero_step [--width W] [--depth D] [--batch B] [--rounds R]
+//                       [--warmup K] [--overlap -1|0|1 (-1: DeepSpeed's default, on at stage 3)]
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "autograd/functions.h"
+#include "core/factory.h"
+#include "dist/initialize.h"
+#include "nn/nn.h"
+
+using namespace zt;
+
+namespace {
+
+// 784 -> width -> ... (depth hidden layers of `width`) -> 10, ReLU between.
+std::shared_ptr<nn::Sequential> build_mlp(int64_t width, int64_t depth) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back(std::make_shared<nn::Linear>(784, width));
+  model->push_back(std::make_shared<nn::ReLU>());
+  for (int64_t layer = 1; layer < depth; ++layer) {
+    model->push_back(std::make_shared<nn::Linear>(width, width));
+    model->push_back(std::make_shared<nn::ReLU>());
+  }
+  model->push_back(std::make_shared<nn::Linear>(width, 10));
+  return model;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+    apps::Flags flags(argc, argv, {"width", "depth", "batch", "rounds", "warmup", "overlap"});
+    int64_t width = flags.get_int("width", 1024, 1);
+    int64_t depth = flags.get_int("depth", 4, 1);
+    int64_t batch = flags.get_int("batch", 32, 1);
+    int64_t rounds = flags.get_int("rounds", 10, 1);
+    // Two warm-up steps: the first creates Adam's state and records stage 3's module order,
+    // which the second is the first to prefetch by.
+    int64_t warmup = flags.get_int("warmup", 2, 0);
+    int64_t overlap = flags.get_int("overlap", -1, -1);
+    std::string overlap_entry =
+        overlap < 0 ? "" : fmt::format(R"("overlap_comm": {}, )", overlap ? "true" : "false");
+
+    constexpr int kStages = 4;
+    std::array<Initialized, kStages> engines;
+    for (int stage = 0; stage < kStages; ++stage) {
+      std::string text = fmt::format(R"({{
+        "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0,
+        "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},
+        "zero_optimization": {{"stage": {}, {}"reduce_bucket_size": 500000}}
+      }})",
+                                     batch, stage, overlap_entry);
+      dist::Config config = dist::parse_config(text, "zero_step", runtime.size(), nullptr);
+      manual_seed(7);
+      engines[size_t(stage)] = initialize(runtime, config, build_mlp(width, depth));
+    }
+    Tensor inputs = randn({batch, 784});
+    std::vector<int64_t> labels(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) labels[size_t(i)] = i % 10;
+    Tensor targets = from_int64(labels, {batch});
+
+    auto timed_step = [&](dist::Engine& engine) {
+      runtime.world().barrier();
+      auto start = std::chrono::steady_clock::now();
+      engine.backward(cross_entropy(engine.forward(inputs), targets));
+      engine.step();
+      runtime.world().barrier();
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+          .count();
+    };
+    for (int64_t step = 0; step < warmup; ++step) {
+      for (auto& initialized : engines) timed_step(*initialized.engine);
+    }
+    std::array<std::vector<double>, kStages> step_ms;
+    for (int64_t round = 0; round < rounds; ++round) {
+      // Each round starts at another stage, so no stage always follows the same one (whose
+      // freed buffers the allocator's cache hands to the next).
+      for (int turn = 0; turn < kStages; ++turn) {
+        int stage = int((round + turn) % kStages);
+        step_ms[size_t(stage)].push_back(timed_step(*engines[size_t(stage)].engine));
+      }
+    }
+    if (runtime.rank() == 0) {
+      for (int stage = 0; stage < kStages; ++stage) {
+        std::vector<double>& times = step_ms[size_t(stage)];
+        std::sort(times.begin(), times.end());
+        fmt::print("{} {:.3f} {}\n", stage, times[times.size() / 2],
+                   engines[size_t(stage)].engine->module().num_parameters());
+      }
+    }
+    return 0;
+  });
+}

@@ -70,8 +70,9 @@ int evaluate(int argc, char** argv) {
     throw std::runtime_error(model_path +
                              ": no \"model\"/\"dataset\" metadata; was it written by mnist_train?");
   }
-  std::shared_ptr<nn::Module> model = apps::make_mnist_model(model_name->second);
+  std::shared_ptr<nn::Module> model;
   try {
+    model = apps::make_mnist_model(model_name->second);
     model->load_state_dict(saved.tensors);
   } catch (const std::exception& error) {
     throw std::runtime_error(model_path + ": " + error.what());
@@ -80,10 +81,7 @@ int evaluate(int argc, char** argv) {
       apps::choose_dataset(dataset_name->second, flags.get_string("data-dir", "data/mnist"));
   data::MnistSplit test_split = data::load_mnist_split(dataset.dir, "t10k");
   Tensor test_images = data::normalize_images(test_split.images, dataset.mean, dataset.stddev);
-  double accuracy = apps::evaluate_accuracy(*model, test_images, test_split.labels);
-  fmt::print("{} on {} test set: accuracy {:.2f}% ({} images)\n", model_name->second, dataset.name,
-             100.0 * accuracy, test_images.size(0));
-
+  // The image is chosen (and --index checked) before any output, so an error is the only line.
   int64_t count = test_images.size(0);
   uint64_t seed = uint64_t(flags.get_int(
       "seed", std::chrono::steady_clock::now().time_since_epoch().count() & 0x7fffffff, 0));
@@ -92,6 +90,10 @@ int evaluate(int argc, char** argv) {
   if (index >= count) {
     throw std::runtime_error(fmt::format("--index: expected 0..{}, got {}", count - 1, index));
   }
+  double accuracy = apps::evaluate_accuracy(*model, test_images, test_split.labels);
+  fmt::print("{} on {} test set: accuracy {:.2f}% ({} images)\n", model_name->second, dataset.name,
+             100.0 * accuracy, count);
+
   NoGradGuard no_grad;
   model->eval();
   Tensor logits = (*model)(test_images.narrow(0, index, 1));

@@ -186,6 +186,7 @@ MnistSplit load_mnist_split(const std::string& dir, const std::string& split) {
     fail(labels_path, fmt::format("dims {}, expected [N]", shape_str(labels.dims)));
   }
   int64_t count = images.dims[0];
+  if (count == 0) fail(images_path, "holds 0 images, expected at least 1");
   if (labels.dims[0] != count) {
     fail(labels_path,
          fmt::format("holds {} labels but {} holds {} images", labels.dims[0], images_path, count));

@@ -31,7 +31,8 @@ struct MnistSplit {
 
 // Reads {dir}/{split}-images-idx3-ubyte and {dir}/{split}-labels-idx1-ubyte, each plain or with
 // a .gz suffix (plain preferred), for split "train" or "t10k". Checks that images are
-// [N, 28, 28], labels are [N] and below 10. Tensors are CPU ones with the caller's memory tag.
+// [N, 28, 28] with N > 0, labels are [N] and below 10. Tensors are CPU ones with the caller's
+// memory tag.
 MnistSplit load_mnist_split(const std::string& dir, const std::string& split);
 
 }  // namespace zt::data

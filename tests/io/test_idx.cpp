@@ -189,6 +189,10 @@ TEST_CASE("load_mnist_split rejects wrong dims, mismatched counts, bad labels an
   CHECK(error_message_of([&] { load_mnist_split(root, "t10k"); }) ==
         labels_path + ": dims [1, 2], expected [N]");
 
+  write_split(dir, "t10k", 0, "", false);
+  CHECK(error_message_of([&] { load_mnist_split(root, "t10k"); }) ==
+        images_path + ": holds 0 images, expected at least 1");
+
   std::string missing_message = error_message_of([&] { load_mnist_split(root, "train"); });
   CHECK(missing_message.find("train-images-idx3-ubyte.gz") != std::string::npos);
   CHECK_THROWS_AS(load_mnist_split(root, "validation"), std::invalid_argument);

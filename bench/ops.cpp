@@ -13,6 +13,8 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 
+extern "C" void openblas_set_num_threads(int num_threads);
+
 namespace {
 
 double seconds_of(const auto& body) {
@@ -59,9 +61,13 @@ Row bench_gemm(int64_t size) {
   Timing timing = time_pair(
       3, repeats, [&] { zt::Tensor product = zt::ops::matmul(a, b); },
       [&] {
+        // The baseline is OpenBLAS threading the product itself over the same threads (the
+        // library keeps OpenBLAS single-threaded and cuts large products into pieces).
+        openblas_set_num_threads(zt::num_threads());
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(size), blasint(size),
                     blasint(size), 1.0f, a.data_ptr<float>(), blasint(size), b.data_ptr<float>(),
                     blasint(size), 0.0f, c.data_ptr<float>(), blasint(size));
+        openblas_set_num_threads(1);
       });
   return {fmt::format("matmul f32 {}^3", size), timing.api_seconds, timing.raw_seconds, 1.05};
 }

@@ -1,4 +1,4 @@
-// Thread-count setting shared by OpenMP loops and OpenBLAS.
+// Thread-count setting of the OpenMP loops; OpenBLAS always runs single-threaded.
 #include "core/parallel.h"
 
 #include <sched.h>
@@ -46,7 +46,9 @@ int num_threads() {
 void set_num_threads(int threads) {
   if (threads < 1) threads = 1;
   configured_threads.store(threads, std::memory_order_relaxed);
-  openblas_set_num_threads(threads);
+  // OpenBLAS never threads on its own: its threaded driver rounds differently from the
+  // single-threaded one, so the CPU backend cuts large products itself (cpu_gemm.cpp).
+  openblas_set_num_threads(1);
 }
 
 }  // namespace zt

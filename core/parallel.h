@@ -7,7 +7,8 @@
 
 namespace zt {
 
-// Threads used by CPU kernels (OpenMP and OpenBLAS). Defaults to default_num_threads().
+// Threads used by CPU kernels (OpenMP loops; each OpenBLAS call runs on one of them).
+// Defaults to default_num_threads().
 int num_threads();
 void set_num_threads(int threads);
 // The cores this process may run on (sched affinity) divided by the ranks on this node

@@ -303,7 +303,10 @@ void Engine::step() {
   micro_steps_ += 1;
   global_samples_ += config_.train_micro_batch_size_per_gpu * world_size();
   if (!boundary) return;
-  last_grad_norm_ = global_grad_norm();
+  // The norm costs a pass over the gradients (and a collective from stage 1 on): taken when
+  // clipping needs it or the step is logged.
+  bool logging = config_.steps_per_print > 0 && (global_steps_ + 1) % config_.steps_per_print == 0;
+  if (config_.gradient_clipping > 0.0 || logging) last_grad_norm_ = global_grad_norm();
   if (config_.gradient_clipping > 0.0 && last_grad_norm_ > config_.gradient_clipping) {
     scale_owned_gradients(config_.gradient_clipping / (last_grad_norm_ + 1e-6));
   }

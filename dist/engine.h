@@ -65,7 +65,8 @@ class Engine {
   int64_t global_samples() const { return global_samples_; }
   int64_t micro_steps() const { return micro_steps_; }
   double get_lr() const { return optimizer_->lr(); }
-  // The global gradient norm of the last update (before clipping), as DeepSpeed reports it.
+  // The global gradient norm (before clipping) of the last update that took it: every update
+  // when gradient_clipping is on, else the updates that are logged.
   double get_global_grad_norm() const { return last_grad_norm_; }
   // The mean loss of the last update over ranks and micro-batches. Collective.
   double last_global_loss();

@@ -335,6 +335,16 @@ class RankOrderReduceWork final : public Work {
   Phase phase_ = Phase::exchanging;
 };
 
+// A collective that had nothing to send (a group of one): done when made.
+class CompletedWork final : public Work {
+ public:
+  CompletedWork(CollectiveCounter& counter, Clock::time_point start) {
+    counter.seconds += seconds_since(start);
+  }
+  void wait() override {}
+  bool test() override { return true; }
+};
+
 // Adds one call to the counter of `kind`; the caller adds the seconds.
 CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
                               int64_t full_bytes, int group_size) {
@@ -366,6 +376,7 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(const Tensor& tensor, Re
   check_tensor(kOp, "tensor", tensor);
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::all_reduce, tensor.nbytes(), tensor.nbytes(), size_);
+  if (size_ == 1) return std::make_unique<CompletedWork>(counter, start);  // nothing to combine
   if (!is_half(tensor.dtype()) && tensor.numel() > 0 && tensor.numel() % size_ == 0) {
     // Already N equal slices of a reducible dtype: exchange from it and gather back into it.
     Tensor flat = ops::reshape(tensor, {tensor.numel()});
@@ -400,6 +411,10 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
         describe(input), size_, describe(output), output.numel() * size_, input.numel()));
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::reduce_scatter, input.nbytes(), input.nbytes(), size_);
+  if (size_ == 1) {  // the one slice is the whole input
+    if (!input.is_same(output)) ops::copy_(output, input);
+    return std::make_unique<CompletedWork>(counter, start);
+  }
   // 16-bit inputs are staged in f32; others are sent as they are. The output is written only
   // after the exchange has read the input, so an output overlapping the input is no problem.
   Tensor send = ops::reshape(input, {input.numel()});

@@ -1,9 +1,12 @@
 // CpuBackend::gemm: row-major C = alpha * op(A) @ op(B) + beta * C through OpenBLAS.
 // f32/f64 call cblas_sgemm/cblas_dgemm directly on the caller's strided matrices; f16/bf16 are
 // widened to f32 scratch, multiplied by sgemm and rounded back. Debian's OpenBLAS 0.3.21 has no
-// cblas_?gemm_batch, so a batch is a loop: large products are threaded inside OpenBLAS, small
-// ones (which OpenBLAS computes on the calling thread anyway) run in parallel over the batch.
-// Either way each matrix is computed the same way whatever the thread count.
+// cblas_?gemm_batch, so a batch is a loop, in parallel over the matrices.
+// Invariant: OpenBLAS is only ever called single-threaded. Its threaded driver cuts the inner
+// dimension differently from the single-threaded one (for k between about 512 and 1024), so
+// the same product rounded differently on 1 and 2 threads. Instead a large product is cut into
+// column or row pieces whose number depends only on its size, computed in parallel by
+// single-threaded calls; each element then sums over k the same way on any thread count.
 #include <cblas.h>
 
 #include <algorithm>
@@ -18,9 +21,11 @@ namespace zt::cpu {
 
 namespace {
 
-// OpenBLAS runs a product with m*n*k at or below this on the calling thread (interface/gemm.c:
-// SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD), so such calls may safely run concurrently.
-constexpr double kSingleThreadedGemmWork = 65536.0 * 4.0;
+// Work (m*n*k) per piece of a cut product: large enough that OpenBLAS's packing stays a small
+// share of each call.
+constexpr double kGemmWorkPerPiece = double(1 << 22);
+constexpr int64_t kMaxGemmPieces = 64;
+constexpr int64_t kMinGemmPieceWidth = 32;
 
 // BLAS rejects a leading dimension below the stored row length even when the matrix has a
 // single row, where the stride is meaningless; give it the smallest legal value then.
@@ -48,18 +53,55 @@ void blas_gemm(const GemmArgs& args, const double* a, int64_t lda, const double*
               blasint(ldb), args.beta, c, blasint(ldc));
 }
 
-// One matrix product of the batch, for f32/f64 storage.
+// The part of one product that writes rows [row_begin, row_end) and columns
+// [col_begin, col_end) of C, for f32/f64 storage.
 template <typename T>
-void gemm_one(const GemmArgs& args, int64_t index) {
-  const T* a = static_cast<const T*>(args.a) + index * args.batch_stride_a;
-  const T* b = static_cast<const T*>(args.b) + index * args.batch_stride_b;
-  T* c = static_cast<T*>(args.c) + index * args.batch_stride_c;
+void gemm_piece(const GemmArgs& args, int64_t index, int64_t row_begin, int64_t row_end,
+                int64_t col_begin, int64_t col_end) {
   int64_t lda = legal_leading_dim(args.lda, args.transpose_a ? args.k : args.m,
                                   args.transpose_a ? args.m : args.k);
   int64_t ldb = legal_leading_dim(args.ldb, args.transpose_b ? args.n : args.k,
                                   args.transpose_b ? args.k : args.n);
   int64_t ldc = legal_leading_dim(args.ldc, args.m, args.n);
-  blas_gemm(args, a, lda, b, ldb, c, ldc);
+  // Row i of op(A) starts at a + i*lda (stored rows) or a + i (stored columns); column j of
+  // op(B) at b + j (stored columns) or b + j*ldb (stored rows).
+  const T* a = static_cast<const T*>(args.a) + index * args.batch_stride_a +
+               (args.transpose_a ? row_begin : row_begin * lda);
+  const T* b = static_cast<const T*>(args.b) + index * args.batch_stride_b +
+               (args.transpose_b ? col_begin * ldb : col_begin);
+  T* c = static_cast<T*>(args.c) + index * args.batch_stride_c + row_begin * ldc + col_begin;
+  GemmArgs piece = args;
+  piece.m = row_end - row_begin;
+  piece.n = col_end - col_begin;
+  blas_gemm(piece, a, lda, b, ldb, c, ldc);
+}
+
+// How many pieces a product is cut into: one per thread, fewer when it is small. (Each piece
+// packs its operands again, so more pieces than threads only cost.)
+int64_t gemm_piece_count(const GemmArgs& args) {
+  double work = double(args.m) * double(args.n) * double(args.k);
+  int64_t by_work = int64_t(work / kGemmWorkPerPiece);
+  int64_t by_width = std::max(args.m, args.n) / kMinGemmPieceWidth;
+  return std::clamp<int64_t>(std::min({by_work, by_width, int64_t(num_threads())}), 1,
+                             kMaxGemmPieces);
+}
+
+// One matrix product of the batch, for f32/f64 storage, cut along its longer side of C.
+template <typename T>
+void gemm_one(const GemmArgs& args, int64_t index, int64_t pieces) {
+  bool cut_columns = args.n >= args.m;
+  int64_t length = cut_columns ? args.n : args.m;
+  int64_t piece_length = (length + pieces - 1) / pieces;
+  parallel_for(0, pieces, 1, [&](int64_t first, int64_t last) {
+    for (int64_t piece = first; piece < last; ++piece) {
+      int64_t begin = piece * piece_length, end = std::min(length, begin + piece_length);
+      if (begin >= end) continue;
+      if (cut_columns)
+        gemm_piece<T>(args, index, 0, args.m, begin, end);
+      else
+        gemm_piece<T>(args, index, begin, end, 0, args.n);
+    }
+  });
 }
 
 // Copies a strided rows x cols matrix of 16-bit values into a dense f32 buffer.
@@ -118,14 +160,20 @@ void CpuBackend::gemm(const GemmArgs& args) {
     dispatch_floating(args.dtype, "gemm", [&]<typename T>() { scale_output<T>(args); });
     return;
   }
-  double work_per_matrix = double(args.m) * double(args.n) * double(args.k);
-  // Large products are threaded inside OpenBLAS; small ones are threaded over the batch.
-  int64_t matrices_per_chunk = work_per_matrix <= kSingleThreadedGemmWork ? 1 : args.batch;
+  int64_t pieces = gemm_piece_count(args);
   dispatch_floating(args.dtype, "gemm", [&]<typename T>() {
-    parallel_for(0, args.batch, matrices_per_chunk, [&](int64_t first, int64_t last) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      if (pieces > 1) {
+        // Large products: one at a time, each cut into pieces computed in parallel.
+        for (int64_t index = 0; index < args.batch; ++index) gemm_one<T>(args, index, pieces);
+        return;
+      }
+    }
+    // Small products (and 16-bit ones): whole, in parallel over the batch.
+    parallel_for(0, args.batch, 1, [&](int64_t first, int64_t last) {
       for (int64_t index = first; index < last; ++index) {
         if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-          gemm_one<T>(args, index);
+          gemm_piece<T>(args, index, 0, args.m, 0, args.n);
         } else {
           gemm_one_half<T>(args, index);
         }

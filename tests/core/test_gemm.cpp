@@ -9,6 +9,7 @@
 
 #include "core/backend.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "tests/core/kernel_test_util.h"
 
 namespace {
@@ -243,4 +244,36 @@ TEST_CASE("matmul errors name the op and both shapes") {
                        doctest::Contains("bmm:"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(ops::linear(zt::zeros({2, 3}), zt::zeros({4, 5}), Tensor()),
                        doctest::Contains("linear: input [2, 3]"), std::invalid_argument);
+}
+
+TEST_CASE("matmul gives the same bits on 1 and 2 threads, cut into pieces or not") {
+  // The shapes where OpenBLAS's own threading rounded differently (inner sizes 512-1024),
+  // edge-sized ones, both transposes, and a batch.
+  struct Shape3 {
+    int64_t m, n, k;
+    bool transpose_a, transpose_b;
+  };
+  for (Shape3 shape : {Shape3{64, 256, 784, false, false}, Shape3{64, 784, 256, false, true},
+                       Shape3{256, 128, 64, true, false}, Shape3{129, 517, 1000, true, true},
+                       Shape3{300, 33, 600, false, false}, Shape3{1, 1024, 1024, false, false}}) {
+    CAPTURE(shape.m);
+    CAPTURE(shape.n);
+    CAPTURE(shape.k);
+    Tensor a = operand(shape.m, shape.k, shape.transpose_a, 11, DType::f32);
+    Tensor b = operand(shape.k, shape.n, shape.transpose_b, 12, DType::f32);
+    zt::set_num_threads(1);
+    std::vector<double> one_thread = ops::matmul(a, b).to_vector();
+    zt::set_num_threads(2);
+    std::vector<double> two_threads = ops::matmul(a, b).to_vector();
+    zt::set_num_threads(zt::default_num_threads());
+    CHECK(two_threads == one_thread);
+  }
+  Tensor batched_a = ops::reshape(operand(3 * 96, 640, false, 13, DType::f32), {3, 96, 640});
+  Tensor batched_b = ops::reshape(operand(3 * 640, 200, false, 14, DType::f32), {3, 640, 200});
+  zt::set_num_threads(1);
+  std::vector<double> one_thread = ops::bmm(batched_a, batched_b).to_vector();
+  zt::set_num_threads(2);
+  std::vector<double> two_threads = ops::bmm(batched_a, batched_b).to_vector();
+  zt::set_num_threads(zt::default_num_threads());
+  CHECK(two_threads == one_thread);
 }

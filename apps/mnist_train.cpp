@@ -109,6 +109,17 @@ double distributed_accuracy(nn::Module& model, const Tensor& images, const Tenso
   return sum_over_ranks(world, {correct})[0] / double(count);
 }
 
+// Each rank's memory and traffic report next to the ZeRO formulas, rank by rank.
+void print_reports_in_rank_order(dist::Engine& engine, dist::Communicator& world) {
+  for (int turn = 0; turn < world.size(); ++turn) {
+    if (turn == world.rank()) {
+      fmt::print("{}", engine.step_report());
+      std::fflush(stdout);
+    }
+    world.barrier();
+  }
+}
+
 int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const TrainOptions& options) {
   dist::MpiCommunicator& world = runtime.world();
   bool leader = world.rank() == 0;
@@ -166,14 +177,7 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
       engine.step();
       loss_sum += loss.item();
       if (options.report && engine.micro_steps() % config.gradient_accumulation_steps == 0) {
-        // One full step is done: each rank reports in turn, then the program stops.
-        for (int turn = 0; turn < world.size(); ++turn) {
-          if (turn == world.rank()) {
-            fmt::print("{}", engine.step_report());
-            std::fflush(stdout);
-          }
-          world.barrier();
-        }
+        print_reports_in_rank_order(engine, world);  // one full step is done
         return 0;
       }
       if (on_terminal && (b % 20 == 0 || b + 1 == batches)) {
@@ -193,6 +197,7 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
                  seconds_since(epoch_start));
     }
   }
+  print_reports_in_rank_order(engine, world);
   NamedTensors state = engine.consolidated_state_dict();
   if (leader) {
     save_safetensors(options.save_path, state,

@@ -33,6 +33,19 @@ int64_t ring_payload_bytes(CollectiveKind kind, int64_t full_bytes, int group_si
   return 0;
 }
 
+CommStats CommStats::difference(const CommStats& later, const CommStats& earlier) {
+  CommStats result;
+  for (size_t kind = 0; kind < kCollectiveKindCount; ++kind) {
+    result.by_kind[kind].calls = later.by_kind[kind].calls - earlier.by_kind[kind].calls;
+    result.by_kind[kind].payload_bytes =
+        later.by_kind[kind].payload_bytes - earlier.by_kind[kind].payload_bytes;
+    result.by_kind[kind].buffer_bytes =
+        later.by_kind[kind].buffer_bytes - earlier.by_kind[kind].buffer_bytes;
+    result.by_kind[kind].seconds = later.by_kind[kind].seconds - earlier.by_kind[kind].seconds;
+  }
+  return result;
+}
+
 int64_t CommStats::total_payload_bytes() const {
   int64_t total = 0;
   for (const CollectiveCounter& counter : by_kind) total += counter.payload_bytes;

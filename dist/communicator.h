@@ -55,6 +55,8 @@ struct CommStats {
   const CollectiveCounter& operator[](CollectiveKind kind) const { return by_kind[size_t(kind)]; }
   CollectiveCounter& operator[](CollectiveKind kind) { return by_kind[size_t(kind)]; }
   int64_t total_payload_bytes() const;
+  // The counts of `later` minus those of `earlier`: what happened in between.
+  static CommStats difference(const CommStats& later, const CommStats& earlier);
   std::string summary() const;  // one line per kind that was used
 };
 

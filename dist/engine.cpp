@@ -319,6 +319,8 @@ void Engine::step() {
   }
   zero_gradients();
   recording_traces_ = false;  // the first step's module order drives prefetching from now on
+  last_step_traffic_ = CommStats::difference(data_parallel_->stats(), stats_at_last_step_);
+  stats_at_last_step_ = data_parallel_->stats();
   global_steps_ += 1;
   last_local_loss_ = loss_sum_ / double(config_.gradient_accumulation_steps);
   loss_sum_ = 0.0;

@@ -91,9 +91,9 @@ class Engine {
   // Every parameter, whole, on every rank (stage 3 gathers). Collective.
   NamedTensors consolidated_state_dict();
   ModelStateReport model_state_report() const;
-  // The --report text of this rank: live and peak bytes by kind since the engine was built,
-  // next to the ZeRO formulas, and payload bytes per collective since then next to the
-  // communication volumes. Meant to be printed after exactly one step.
+  // The report of this rank: live and peak bytes by kind since the engine was built, next to
+  // the ZeRO formulas, and the payload bytes per collective of the last training step (from
+  // the step before it to its update) next to the communication volumes.
   std::string step_report() const;
 
  private:
@@ -141,6 +141,9 @@ class Engine {
   std::vector<size_t> forward_trace_, backward_trace_;
   int64_t live_gathered_numel_ = 0;
   int64_t peak_gathered_numel_ = 0;
+  // Traffic at the end of the previous step, and that of the last step.
+  CommStats stats_at_last_step_;
+  CommStats last_step_traffic_;
 
   struct Timers {
     double forward = 0, backward = 0, reduce = 0, step = 0;

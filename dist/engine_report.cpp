@@ -69,7 +69,7 @@ std::string Engine::step_report() const {
     expected = {{CollectiveKind::all_gather, 2.0 * micro * share},
                 {CollectiveKind::reduce_scatter, micro * share}};
   }
-  const CommStats& stats = data_parallel_->stats();
+  const CommStats& stats = last_step_traffic_;
   text +=
       fmt::format("  {:<14} {:>6} {:>14} {:>14}\n", "traffic", "calls", "payload bytes", "formula");
   double total_expected = 0.0;

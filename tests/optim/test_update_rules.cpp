@@ -75,7 +75,8 @@ TEST_CASE("adam first step moves each weight by lr against the gradient's sign")
   CHECK(params[2] == doctest::Approx(0.9).epsilon(1e-4));
 }
 
-TEST_CASE("sgd_update matches torch SGD with momentum, dampening, nesterov and decay") {
+TEST_CASE(
+    "sgd_update matches torch SGD with momentum, dampening, nesterov and decay over 10 steps") {
   for (SgdHyper hyper :
        {SgdHyper{0.1, 0.0, 0.0, 0.0, false}, SgdHyper{0.1, 0.9, 0.0, 0.01, false},
         SgdHyper{0.05, 0.9, 0.3, 0.0, false}, SgdHyper{0.05, 0.8, 0.0, 0.02, true}}) {
@@ -83,7 +84,7 @@ TEST_CASE("sgd_update matches torch SGD with momentum, dampening, nesterov and d
     std::vector<float> params = ramp(count, 0.3f, -0.05f);
     std::vector<float> buffer(count, 0.0f);
     std::vector<double> ref_params(params.begin(), params.end()), ref_buffer(count, 0.0);
-    for (int step = 0; step < 5; ++step) {
+    for (int step = 0; step < 10; ++step) {
       std::vector<float> grads = ramp(count, 0.2f * float(step) - 0.3f, 0.01f);
       sgd_update(params, grads, buffer, hyper, step == 0);
       for (size_t i = 0; i < count; ++i) {

@@ -10,6 +10,7 @@
 
 #include "apps/cli_flags.h"
 #include "autograd/functions.h"
+#include "bench/bench_mlp.h"
 #include "core/factory.h"
 #include "dist/initialize.h"
 #include "nn/nn.h"
@@ -33,11 +34,7 @@ int main(int argc, char** argv) {
                                    batch, stage, overlap ? "true" : "false");
     dist::Config config = dist::parse_config(text, "dp_step", runtime.size(), nullptr);
     manual_seed(7);
-    auto model =
-        std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
-            std::make_shared<nn::Linear>(784, width), std::make_shared<nn::ReLU>(),
-            std::make_shared<nn::Linear>(width, width), std::make_shared<nn::ReLU>(),
-            std::make_shared<nn::Linear>(width, 10)});
+    auto model = bench::build_mlp(width, 2);
     Initialized initialized = initialize(runtime, config, model);
     dist::Engine& engine = *initialized.engine;
     Tensor inputs = randn({batch, 784});

@@ -28,29 +28,13 @@
 
 #include "apps/cli_flags.h"
 #include "autograd/functions.h"
+#include "bench/bench_mlp.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "dist/initialize.h"
 #include "nn/nn.h"
 
 using namespace zt;
-
-namespace {
-
-// 784 -> width -> ... (depth hidden layers of `width`) -> 10, ReLU between.
-std::shared_ptr<nn::Sequential> build_mlp(int64_t width, int64_t depth) {
-  auto model = std::make_shared<nn::Sequential>();
-  model->push_back(std::make_shared<nn::Linear>(784, width));
-  model->push_back(std::make_shared<nn::ReLU>());
-  for (int64_t layer = 1; layer < depth; ++layer) {
-    model->push_back(std::make_shared<nn::Linear>(width, width));
-    model->push_back(std::make_shared<nn::ReLU>());
-  }
-  model->push_back(std::make_shared<nn::Linear>(width, 10));
-  return model;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
@@ -81,7 +65,7 @@ int main(int argc, char** argv) {
                                    batch, stage, prefetch);
     dist::Config config = dist::parse_config(text, "zero_capacity", runtime.size(), nullptr);
     manual_seed(7);
-    auto model = build_mlp(width, depth);
+    auto model = bench::build_mlp(width, depth);
     Initialized initialized = initialize(runtime, config, model);
     dist::Engine& engine = *initialized.engine;
 

@@ -1,6 +1,7 @@
 // The backward engine: from root tensors and their gradients, runs every node of the graph
 // once, latest first, after all gradients for it have arrived, summing gradients that reach
-// the same input. Backward runs with grad mode off.
+// the same input. Backward runs with grad mode off. Re-entrant: all state lives on the call's
+// stack, so a node's apply may run a nested backward (activation checkpointing does).
 #pragma once
 
 #include <vector>

@@ -1,0 +1,38 @@
+// Activation checkpointing as one node of the graph: checkpoint(fn, inputs) runs fn without
+// recording, keeps only its inputs and the default generator's (seed, offset), and in backward
+// re-runs fn with recording on and back-propagates through the recomputed piece. Invariants:
+// gradients equal those of running fn directly, bit for bit; the RNG stream is left as if fn
+// had run once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace zt {
+
+namespace nn {
+class Sequential;
+}
+
+using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
+
+// Runs fn(inputs) keeping none of its intermediate activations. With grad mode on, the outputs
+// are made by one checkpoint node whose next edges are the inputs that require grad; its
+// backward recomputes fn and runs a nested backward, so parameters that fn captures (leaves)
+// get their gradients and grad-ready hooks there. fn must be a pure function of its inputs,
+// of leaves it captures and of the default generator: a captured non-leaf that requires grad
+// must be passed as an input (backward throws otherwise). The node is recorded even when no
+// input requires grad, since fn may capture parameters.
+std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
+Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& input);
+
+// Splits seq's layers into `segments` consecutive groups of size()/segments layers (the last
+// takes the remainder), checkpoints each group but the last, which runs normally, as PyTorch's
+// checkpoint_sequential. Each layer is called through its operator(), so module hooks fire
+// (in recomputation too); seq's own hooks do not.
+Tensor checkpoint_sequential(nn::Sequential& seq, int64_t segments, const Tensor& input);
+
+}  // namespace zt

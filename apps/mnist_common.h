@@ -1,20 +1,56 @@
 // What mnist_train and mnist_eval share: the two networks (with the parameter names of
 // PyTorch's MNIST example, so state dicts line up), the choice of dataset and its
-// normalisation, and the class names.
+// normalisation, and the class names. Either network can run its layers in checkpointed
+// segments (ds_config activation_checkpointing.number_checkpoints).
 #pragma once
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "autograd/checkpoint.h"
 #include "autograd/functions.h"
 #include "data/idx.h"
 #include "nn/nn.h"
 
 namespace zt::apps {
+
+using Stage = std::function<Tensor(const Tensor&)>;
+
+// Runs `stages` one after another. segments == 0: directly. segments > 0: in
+// min(segments, stages.size()) consecutive groups of stages.size() / groups stages (the last
+// takes the remainder), each through zt::checkpoint, so backward keeps only each group's input
+// and recomputes the rest; gradients are the same bit for bit.
+inline Tensor run_stages(const std::vector<Stage>& stages, int64_t segments, const Tensor& input) {
+  if (segments <= 0 || stages.empty()) {
+    Tensor x = input;
+    for (const Stage& stage : stages) x = stage(x);
+    return x;
+  }
+  // The checkpoint nodes keep their function until backward, after this returns.
+  auto kept = std::make_shared<const std::vector<Stage>>(stages);
+  const size_t groups = std::min(size_t(segments), kept->size());
+  const size_t per_group = kept->size() / groups;
+  Tensor x = input;
+  for (size_t group = 0; group < groups; ++group) {
+    const size_t begin = group * per_group;
+    const size_t end = group + 1 == groups ? kept->size() : begin + per_group;
+    x = checkpoint(
+        [kept, begin, end](const Tensor& group_input) {
+          Tensor y = group_input;
+          for (size_t i = begin; i < end; ++i) y = (*kept)[i](y);
+          return y;
+        },
+        x);
+  }
+  return x;
+}
 
 // PyTorch's MNIST example network: conv 32 3x3, conv 64 3x3, max-pool 2, dropout 0.25,
 // fc 128, dropout 0.5, fc 10 (logits).
@@ -31,13 +67,17 @@ class MnistCnn final : public nn::Module {
   }
   std::string type_name() const override { return "MnistCnn"; }
 
+  static constexpr int64_t kStages = 5;  // what forward runs, in order
+  int64_t checkpoint_segments = 0;       // > 0: the stages run in this many checkpoints
+
  protected:
   Tensor forward(const Tensor& images) override {
-    Tensor x = relu((*conv1)(images));
-    x = relu((*conv2)(x));
-    x = (*dropout1)((*pool)(x)).flatten(1);
-    x = (*dropout2)(relu((*fc1)(x)));
-    return (*fc2)(x);
+    return run_stages({[this](const Tensor& x) { return relu((*conv1)(x)); },
+                       [this](const Tensor& x) { return relu((*conv2)(x)); },
+                       [this](const Tensor& x) { return (*dropout1)((*pool)(x)).flatten(1); },
+                       [this](const Tensor& x) { return (*dropout2)(relu((*fc1)(x))); },
+                       [this](const Tensor& x) { return (*fc2)(x); }},
+                      checkpoint_segments, images);
   }
 
  private:
@@ -57,21 +97,34 @@ class MnistMlp final : public nn::Module {
   }
   std::string type_name() const override { return "MnistMlp"; }
 
+  static constexpr int64_t kStages = 3;  // what forward runs, in order
+  int64_t checkpoint_segments = 0;       // > 0: the stages run in this many checkpoints
+
  protected:
   Tensor forward(const Tensor& images) override {
-    Tensor x = images.flatten(1);
-    x = relu((*fc1)(x));
-    x = relu((*fc2)(x));
-    return (*fc3)(x);
+    return run_stages({[this](const Tensor& x) { return relu((*fc1)(x.flatten(1))); },
+                       [this](const Tensor& x) { return relu((*fc2)(x)); },
+                       [this](const Tensor& x) { return (*fc3)(x); }},
+                      checkpoint_segments, images);
   }
 
  private:
   std::shared_ptr<nn::Linear> fc1, fc2, fc3;
 };
 
-inline std::shared_ptr<nn::Module> make_mnist_model(const std::string& name) {
-  if (name == "cnn") return std::make_shared<MnistCnn>();
-  if (name == "mlp") return std::make_shared<MnistMlp>();
+// checkpoint_segments > 0 runs the network's layers in that many checkpointed segments.
+inline std::shared_ptr<nn::Module> make_mnist_model(const std::string& name,
+                                                    int64_t checkpoint_segments = 0) {
+  if (name == "cnn") {
+    auto cnn = std::make_shared<MnistCnn>();
+    cnn->checkpoint_segments = checkpoint_segments;
+    return cnn;
+  }
+  if (name == "mlp") {
+    auto mlp = std::make_shared<MnistMlp>();
+    mlp->checkpoint_segments = checkpoint_segments;
+    return mlp;
+  }
   throw std::invalid_argument(fmt::format("model: expected cnn or mlp, got '{}'", name));
 }
 

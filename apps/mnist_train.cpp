@@ -3,7 +3,8 @@
 // Without --deepspeed_config the engine runs plain data parallelism (ZeRO stage 0) with Adam,
 // --batch-size samples per rank per step and --lr. Each rank reads its share of every epoch
 // (distributed sampler); losses and test accuracy are combined over ranks; rank 0 prints and
-// saves the model as safetensors.
+// saves the model as safetensors. With activation_checkpointing.number_checkpoints in the config,
+// the network's layers run in that many checkpointed segments (recomputed in backward).
 // Usage: mnist_train [--epochs N] [--batch-size B] [--lr LR] [--model cnn|mlp]
 //                    [--dataset auto|mnist|fashion] [--data-dir DIR] [--seed S] [--save PATH]
 //                    [--report] [--deepspeed] [--deepspeed_config FILE] [--local_rank N]
@@ -126,7 +127,11 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
   // A config file is read first, so that its errors come before any data is loaded.
   std::optional<dist::Config> file_config;
   if (!deepspeed.deepspeed_config.empty()) {
-    file_config = dist::load_config(deepspeed.deepspeed_config, world.size(), nullptr);
+    std::vector<std::string> warnings;  // every rank reads the same file; rank 0 says them once
+    file_config = dist::load_config(deepspeed.deepspeed_config, world.size(), &warnings);
+    for (const std::string& warning : warnings) {
+      if (leader) fmt::print(stderr, "warning: {}\n", warning);
+    }
   }
   apps::DatasetChoice dataset = apps::choose_dataset(options.dataset, options.data_dir);
   if (leader) {
@@ -150,7 +155,17 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
                                           .num_replicas = world.size(), .rank = world.rank()}});
 
   manual_seed(options.seed);
-  Initialized initialized = initialize(runtime, config, apps::make_mnist_model(options.model));
+  const int64_t checkpoints = config.activation_checkpointing.number_checkpoints;
+  if (leader && checkpoints > 0) {
+    int64_t stages = options.model == "cnn" ? apps::MnistCnn::kStages : apps::MnistMlp::kStages;
+    fmt::print(
+        "activation checkpointing: the {}'s {} layer stages run in {} checkpointed "
+        "segments (activation_checkpointing.number_checkpoints {}), recomputed in "
+        "backward\n",
+        options.model, stages, std::min(checkpoints, stages), checkpoints);
+  }
+  Initialized initialized =
+      initialize(runtime, config, apps::make_mnist_model(options.model, checkpoints));
   dist::Engine& engine = *initialized.engine;
   if (leader) {
     fmt::print(

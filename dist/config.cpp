@@ -440,6 +440,38 @@ void read_precision(Section& top, Config& config) {
   }
 }
 
+// ---- activation_checkpointing (fact sheet 1.8 and 6) ----
+
+void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& checkpointing,
+                                   const ParseContext& context) {
+  Section section = top.section("activation_checkpointing");
+  section.read_bool("partition_activations", checkpointing.partition_activations);
+  section.read_bool("cpu_checkpointing", checkpointing.cpu_checkpointing);
+  section.read_bool("contiguous_memory_optimization", checkpointing.contiguous_memory_optimization);
+  section.read_bool("synchronize_checkpoint_boundary",
+                    checkpointing.synchronize_checkpoint_boundary);
+  section.read_bool("profile", checkpointing.profile);
+  section.read_int("number_checkpoints", checkpointing.number_checkpoints, kCount);
+  section.finish();
+  // DeepSpeed's checkpointing.configure asserts these.
+  if (checkpointing.contiguous_memory_optimization && !checkpointing.partition_activations) {
+    section.fail("contiguous_memory_optimization", "needs \"partition_activations\": true");
+  }
+  if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
+    section.fail("contiguous_memory_optimization",
+                 "needs \"number_checkpoints\" (the number of "
+                 "checkpointed layers)");
+  }
+  if (checkpointing.cpu_checkpointing && !checkpointing.partition_activations) {
+    section.fail("cpu_checkpointing", "needs \"partition_activations\": true");
+  }
+  if (checkpointing.partition_activations) {
+    context.warn(section.path_of("partition_activations"),
+                 "no model parallelism (tensor parallel size 1); activations are not "
+                 "partitioned");
+  }
+}
+
 // ---- sections and keys of features this engine does not implement yet ----
 
 void read_unimplemented(Section& top) {
@@ -451,15 +483,6 @@ void read_unimplemented(Section& top) {
   };
   for (const auto& [key, default_value] : top_defaults_only)
     top.require_default(key, default_value);
-
-  Section checkpointing = top.section("activation_checkpointing");
-  for (std::string_view key :
-       {"partition_activations", "cpu_checkpointing", "contiguous_memory_optimization",
-        "synchronize_checkpoint_boundary", "profile"}) {
-    checkpointing.require_default(key, false);
-  }
-  checkpointing.require_default("number_checkpoints", nullptr);
-  checkpointing.finish();
 
   Section data_types = top.section("data_types");
   data_types.require_default("grad_accum_dtype", nullptr);
@@ -522,6 +545,7 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   read_scheduler(top, config.scheduler);
   read_zero(top, config.zero_optimization, context);
   read_precision(top, config);
+  read_activation_checkpointing(top, config.activation_checkpointing, context);
   read_unimplemented(top);
   top.finish();
   return config;

@@ -93,6 +93,22 @@ struct Bf16Config {
   bool enabled = false;
 };
 
+// activation_checkpointing. Read with DeepSpeed's defaults and rules and recorded; what acts on
+// it is number_checkpoints, which apps/mnist_train turns into that many checkpointed segments
+// (zt::checkpoint). There is no model parallelism, so partition_activations has nothing to
+// split across (a warning says so); on the CPU backend host memory is the only memory, so
+// cpu_checkpointing changes nothing; contiguous_memory_optimization,
+// synchronize_checkpoint_boundary and profile are recorded only.
+struct ActivationCheckpointingConfig {
+  bool partition_activations = false;
+  bool cpu_checkpointing = false;  // needs partition_activations, as in DeepSpeed
+  // Needs partition_activations and number_checkpoints, as in DeepSpeed.
+  bool contiguous_memory_optimization = false;
+  bool synchronize_checkpoint_boundary = false;
+  bool profile = false;
+  int64_t number_checkpoints = 0;  // 0: unset (DeepSpeed's None)
+};
+
 struct Config {
   std::string source_name;  // the file the config came from, for later messages
   int world_size = 1;       // the data-parallel size the batch triple was resolved against
@@ -115,6 +131,7 @@ struct Config {
   ZeroConfig zero_optimization;
   Fp16Config fp16;
   Bf16Config bf16;
+  ActivationCheckpointingConfig activation_checkpointing;
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the

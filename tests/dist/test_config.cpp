@@ -399,11 +399,6 @@ TEST_CASE("features not implemented yet are errors when asked for, fine when off
         "ds_config.json: bf16: bfloat16 and fp16 modes cannot be simultaneously enabled");
   CHECK(contains(error_of(with_batch("\"bf16\": {}, \"bfloat16\": {}")),
                  "deprecated alias of \"bf16\""));
-  CHECK(error_of(with_batch("\"activation_checkpointing\": {\"partition_activations\": true}")) ==
-        "ds_config.json: activation_checkpointing.partition_activations: true is not "
-        "implemented yet (only the default false is accepted)");
-  CHECK(contains(error_of(with_batch("\"activation_checkpointing\": {\"number_checkpoints\": 4}")),
-                 "activation_checkpointing.number_checkpoints: 4 is not implemented yet"));
   CHECK(error_of(
             with_batch("\"zero_optimization\": {\"stage\": 2, \"offload_optimizer\": {\"device\": "
                        "\"cpu\"}}")) ==
@@ -441,6 +436,71 @@ TEST_CASE("features not implemented yet are errors when asked for, fine when off
   CHECK(warnings.empty());
   CHECK(off.fp16.loss_scale_window == 500);
   CHECK(off.zero_optimization.offload_optimizer.device == "none");
+}
+
+TEST_CASE("activation_checkpointing: DeepSpeed's defaults, each key read, its rules") {
+  std::vector<std::string> warnings;
+  Config defaults = parse(with_batch(R"("activation_checkpointing": {})"), 1, &warnings);
+  const ActivationCheckpointingConfig& unset = defaults.activation_checkpointing;
+  CHECK(!unset.partition_activations);
+  CHECK(!unset.cpu_checkpointing);
+  CHECK(!unset.contiguous_memory_optimization);
+  CHECK(!unset.synchronize_checkpoint_boundary);
+  CHECK(!unset.profile);
+  CHECK(unset.number_checkpoints == 0);
+  CHECK(warnings.empty());
+
+  Config null_count = parse(
+      with_batch(R"("activation_checkpointing": {"number_checkpoints": null, "profile": true})"), 1,
+      &warnings);
+  CHECK(null_count.activation_checkpointing.number_checkpoints == 0);
+  CHECK(null_count.activation_checkpointing.profile);
+  CHECK(warnings.empty());
+
+  Config all = parse(with_batch(R"("activation_checkpointing": {
+      "partition_activations": true, "cpu_checkpointing": true,
+      "contiguous_memory_optimization": true, "number_checkpoints": 4,
+      "synchronize_checkpoint_boundary": true, "profile": true})"),
+                     1, &warnings);
+  const ActivationCheckpointingConfig& set = all.activation_checkpointing;
+  CHECK(set.partition_activations);
+  CHECK(set.cpu_checkpointing);
+  CHECK(set.contiguous_memory_optimization);
+  CHECK(set.synchronize_checkpoint_boundary);
+  CHECK(set.profile);
+  CHECK(set.number_checkpoints == 4);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] ==
+        "ds_config.json: activation_checkpointing.partition_activations: no model parallelism "
+        "(tensor parallel size 1); activations are not partitioned");
+
+  Config count_only =
+      parse(with_batch(R"("activation_checkpointing": {"number_checkpoints": 2e0})"), 1, nullptr);
+  CHECK(count_only.activation_checkpointing.number_checkpoints == 2);
+
+  CHECK(error_of(with_batch(R"("activation_checkpointing": {"number_checkpoints": 0})")) ==
+        "ds_config.json: activation_checkpointing.number_checkpoints: expected an integer >= 1, "
+        "got 0");
+  CHECK(error_of(with_batch(R"("activation_checkpointing": {"profile": "yes"})")) ==
+        "ds_config.json: activation_checkpointing.profile: expected true or false, got \"yes\"");
+  CHECK(error_of(with_batch(R"("activation_checkpointing": {"contiguous_memory_optimization": true,
+      "number_checkpoints": 4})")) ==
+        "ds_config.json: activation_checkpointing.contiguous_memory_optimization: needs "
+        "\"partition_activations\": true");
+  CHECK(error_of(with_batch(R"("activation_checkpointing": {"contiguous_memory_optimization": true,
+      "partition_activations": true})")) ==
+        "ds_config.json: activation_checkpointing.contiguous_memory_optimization: needs "
+        "\"number_checkpoints\" (the number of checkpointed layers)");
+  CHECK(error_of(with_batch(R"("activation_checkpointing": {"cpu_checkpointing": true})")) ==
+        "ds_config.json: activation_checkpointing.cpu_checkpointing: needs "
+        "\"partition_activations\": true");
+
+  warnings.clear();
+  parse(with_batch(R"("activation_checkpointing": {"number_checkpoint": 4})"), 1, &warnings);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] ==
+        "ds_config.json: activation_checkpointing.number_checkpoint: unknown key, ignored (did "
+        "you mean \"number_checkpoints\"?)");
 }
 
 TEST_CASE("unknown keys are warnings naming their path, with the nearest known key") {

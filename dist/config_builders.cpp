@@ -27,30 +27,9 @@ optim::AdamOptions adam_options(const OptimizerConfig& config) {
           .bias_correction = config.bias_correction};
 }
 
-optim::AdamHyper adam_hyper(const OptimizerConfig& config) {
-  optim::AdamOptions options = adam_options(config);
-  return {.lr = config.lr,
-          .beta1 = options.beta1,
-          .beta2 = options.beta2,
-          .eps = options.eps,
-          .weight_decay = config.weight_decay,
-          .decoupled_weight_decay = options.decoupled_weight_decay,
-          .bias_correction = options.bias_correction,
-          .step = 1};
-}
-
 optim::SgdOptions sgd_options(const OptimizerConfig& config) {
   require_type(config, config.type == "SGD", "SGD");
   return {.momentum = config.momentum, .dampening = config.dampening, .nesterov = config.nesterov};
-}
-
-optim::SgdHyper sgd_hyper(const OptimizerConfig& config) {
-  optim::SgdOptions options = sgd_options(config);
-  return {.lr = config.lr,
-          .momentum = options.momentum,
-          .dampening = options.dampening,
-          .weight_decay = config.weight_decay,
-          .nesterov = options.nesterov};
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,

@@ -1,7 +1,6 @@
-// The optimizer and learning-rate schedule a Config names, built from optim/. The typed
-// OptimizerConfig stays the source of truth: the ZeRO engine, which applies optim/update_rules.h
-// to its flat shard instead of using these classes, takes its hyperparameters from adam_hyper()
-// and sgd_hyper(), so both paths update with the same numbers.
+// The optimizer and learning-rate schedule a Config names, built from optim/. The ZeRO engine
+// uses the same optimizers, over the owned slices of its partition, so plain and partitioned
+// training update with the same rule and the same numbers.
 #pragma once
 
 #include <memory>
@@ -12,14 +11,11 @@
 #include "optim/lr_schedules.h"
 #include "optim/optimizer.h"
 #include "optim/sgd.h"
-#include "optim/update_rules.h"
 
 namespace zt::dist {
 
-// Hyperparameters of the update rules (AdamHyper::step is left at 1; the caller counts steps).
-// Each requires the matching optimizer type and throws std::invalid_argument otherwise.
-optim::AdamHyper adam_hyper(const OptimizerConfig& config);
-optim::SgdHyper sgd_hyper(const OptimizerConfig& config);
+// The optimizers' options. Each requires the matching optimizer type and throws
+// std::invalid_argument otherwise.
 optim::AdamOptions adam_options(const OptimizerConfig& config);
 optim::SgdOptions sgd_options(const OptimizerConfig& config);
 

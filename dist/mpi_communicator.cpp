@@ -98,6 +98,18 @@ void check_rank(std::string_view op, std::string_view role, int rank, int group_
         fmt::format("{}: {} {} is outside the group of {} ranks", op, role, rank, group_size));
 }
 
+// A send or recv: a valid tensor, another rank of the group as the peer, a tag >= 0.
+void check_point_to_point(std::string_view op, std::string_view role, const Tensor& tensor,
+                          int peer, int rank, int group_size, int tag) {
+  check_tensor(op, "tensor", tensor);
+  check_rank(op, role, peer, group_size);
+  if (peer == rank) {
+    throw std::invalid_argument(fmt::format("{}: rank {} {} itself would block", op, rank,
+                                            op == "send" ? "sending to" : "receiving from"));
+  }
+  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", op, tag));
+}
+
 int element_count(const Tensor& tensor) {
   return int(tensor.numel());
 }
@@ -502,12 +514,7 @@ void MpiCommunicator::barrier() {
 void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
   constexpr std::string_view kOp = "send";
   Clock::time_point start = Clock::now();
-  check_tensor(kOp, "tensor", tensor);
-  check_rank(kOp, "destination", destination, size_);
-  if (destination == rank_)
-    throw std::invalid_argument(
-        fmt::format("{}: rank {} sending to itself would block", kOp, rank_));
-  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", kOp, tag));
+  check_point_to_point(kOp, "destination", tensor, destination, rank_, size_, tag);
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::send, tensor.nbytes(), tensor.nbytes(), size_);
   check_mpi(MPI_Send(tensor.raw_data(), element_count(tensor), mpi_datatype(tensor.dtype()),
@@ -519,12 +526,7 @@ void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
 void MpiCommunicator::recv(const Tensor& tensor, int source, int tag) {
   constexpr std::string_view kOp = "recv";
   Clock::time_point start = Clock::now();
-  check_tensor(kOp, "tensor", tensor);
-  check_rank(kOp, "source", source, size_);
-  if (source == rank_)
-    throw std::invalid_argument(
-        fmt::format("{}: rank {} receiving from itself would block", kOp, rank_));
-  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", kOp, tag));
+  check_point_to_point(kOp, "source", tensor, source, rank_, size_, tag);
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::recv, tensor.nbytes(), tensor.nbytes(), size_);
   MPI_Datatype datatype = mpi_datatype(tensor.dtype());

@@ -85,10 +85,10 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double>
 // Test accuracy over all ranks: rank r classifies positions r, r + N, ... of the test set
 // (padded by wrap-around so every rank runs the same forwards, which stage 3 needs) and counts
 // only positions inside the set.
-double distributed_accuracy(nn::Module& model, const Tensor& images, const Tensor& labels,
+double distributed_accuracy(dist::Engine& engine, const Tensor& images, const Tensor& labels,
                             dist::Communicator& world) {
   NoGradGuard no_grad;
-  model.eval();
+  engine.eval();
   int64_t count = images.size(0);
   data::DistributedSampler sampler(
       count, {.num_replicas = world.size(), .rank = world.rank(), .shuffle = false});
@@ -100,13 +100,14 @@ double distributed_accuracy(nn::Module& model, const Tensor& images, const Tenso
     size_t end = std::min(indices.size(), begin + kEvalBatch);
     std::vector<int64_t> chunk(indices.begin() + long(begin), indices.begin() + long(end));
     Tensor index = from_int64(chunk, {int64_t(chunk.size())});
-    std::vector<double> predicted = argmax(model(index_select(images, 0, index)), 1).to_vector();
+    std::vector<double> predicted =
+        argmax(engine.forward(index_select(images, 0, index)), 1).to_vector();
     for (size_t i = 0; i < chunk.size(); ++i) {
       int64_t position = int64_t(begin + i) * world.size() + world.rank();
       if (position < count && predicted[i] == truth[size_t(chunk[i])]) correct += 1.0;
     }
   }
-  model.train();
+  engine.train();
   return sum_over_ranks(world, {correct})[0] / double(count);
 }
 
@@ -169,11 +170,15 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
   dist::Engine& engine = *initialized.engine;
   if (leader) {
     fmt::print(
-        "model: {} ({} parameters), {} ranks x {} threads, ZeRO stage {}, {} lr {}, batch {} "
+        "model: {} ({} parameters, {}), {} ranks x {} threads, ZeRO stage {}, {} lr {}, batch {} "
         "({} per rank x {} accumulation steps x {} ranks)\n",
-        options.model, engine.module().num_parameters(), world.size(), num_threads(),
-        engine.zero_stage(), config.optimizer.type, config.optimizer.lr, config.train_batch_size,
-        config.train_micro_batch_size_per_gpu, config.gradient_accumulation_steps, world.size());
+        options.model, engine.module().num_parameters(),
+        engine.mixed_precision()
+            ? fmt::format("{} with fp32 master weights", dtype_name(engine.model_dtype()))
+            : "f32",
+        world.size(), num_threads(), engine.zero_stage(), config.optimizer.type,
+        config.optimizer.lr, config.train_batch_size, config.train_micro_batch_size_per_gpu,
+        config.gradient_accumulation_steps, world.size());
   }
 
   // The progress line would interleave with the engine's own step log.
@@ -187,7 +192,8 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
     int64_t batches = loader.num_batches();
     for (int64_t b = 0; b < batches; ++b) {
       data::Batch batch = loader.batch(b);
-      Tensor loss = cross_entropy(engine.forward(batch.inputs), batch.targets);
+      // The loss is taken in f32 whatever the model's dtype, as mixed-precision training does.
+      Tensor loss = cross_entropy(engine.forward(batch.inputs).to(DType::f32), batch.targets);
       engine.backward(loss);
       engine.step();
       loss_sum += loss.item();
@@ -204,17 +210,23 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
     if (on_terminal) fmt::print("\r");
     double train_seconds = seconds_since(epoch_start);
     double mean_loss = sum_over_ranks(world, {loss_sum / double(batches)})[0] / world.size();
-    double accuracy = distributed_accuracy(engine.module(), test_images, test_split.labels, world);
+    double accuracy = distributed_accuracy(engine, test_images, test_split.labels, world);
     if (leader) {
-      fmt::print("epoch {}: loss {:.4f}, test accuracy {:.2f}%, {:.0f} samples/s, {:.1f} s\n",
+      std::string scaling = engine.loss_scaler()
+                                ? fmt::format(", loss scale {:g}, {} skipped steps",
+                                              engine.loss_scale(), engine.skipped_steps())
+                                : "";
+      fmt::print("epoch {}: loss {:.4f}, test accuracy {:.2f}%, {:.0f} samples/s, {:.1f} s{}\n",
                  epoch, mean_loss, 100.0 * accuracy,
                  double(loader.num_samples() * world.size()) / train_seconds,
-                 seconds_since(epoch_start));
+                 seconds_since(epoch_start), scaling);
     }
   }
   print_reports_in_rank_order(engine, world);
   NamedTensors state = engine.consolidated_state_dict();
   if (leader) {
+    // Saved in f32 whatever the training dtype, so mnist_eval and PyTorch load it as they are.
+    for (auto& [name, tensor] : state) tensor = tensor.to(DType::f32);
     save_safetensors(options.save_path, state,
                      {{"model", options.model}, {"dataset", dataset.name}});
     fmt::print("saved {} ({:.1f} s in all)\n", options.save_path, seconds_since(run_start));

@@ -430,14 +430,6 @@ void read_precision(Section& top, Config& config) {
   if (config.fp16.enabled && config.bf16.enabled) {
     top.fail(bf16.path(), "bfloat16 and fp16 modes cannot be simultaneously enabled");
   }
-  if (config.fp16.enabled) {
-    top.fail("fp16.enabled",
-             "fp16 mixed precision is not implemented yet (set \"enabled\": false)");
-  }
-  if (config.bf16.enabled) {
-    top.fail(bf16.path_of("enabled"),
-             "bf16 mixed precision is not implemented yet (set \"enabled\": false)");
-  }
 }
 
 // ---- activation_checkpointing (fact sheet 1.8 and 6) ----

@@ -76,10 +76,12 @@ struct ZeroConfig {
   OffloadConfig offload_param;
 };
 
-// fp16: parsed and validated for the loss scaler to come; enabled == true is not implemented.
+// fp16: 16-bit parameters, gradients and traffic, fp32 master weights, and loss scaling (static
+// when loss_scale > 0, else dynamic: optim::LossScaler). The engine casts floating inputs to the
+// model's dtype whatever auto_cast says, since a mismatched input could only be an error.
 struct Fp16Config {
   bool enabled = false;
-  bool auto_cast = false;
+  bool auto_cast = false;   // recorded
   double loss_scale = 0.0;  // 0: dynamic; > 0: static
   int initial_scale_power = 16;
   int64_t loss_scale_window = 1000;
@@ -88,7 +90,8 @@ struct Fp16Config {
   double min_loss_scale = 1.0;
 };
 
-// bf16 (alias "bfloat16"): enabled == true is not implemented.
+// bf16 (alias "bfloat16"): as fp16 with bfloat16 and no loss scaling (its range is f32's), as in
+// DeepSpeed, which also does not check bf16 gradients for overflow.
 struct Bf16Config {
   bool enabled = false;
 };

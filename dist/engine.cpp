@@ -31,6 +31,21 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& d
   }
   stage_ = config_.zero_optimization.stage;
   control_ = data_parallel_->split(0, data_parallel_->rank());
+  if (config_.fp16.enabled) model_dtype_ = DType::f16;
+  if (config_.bf16.enabled) model_dtype_ = DType::bf16;
+  if (config_.fp16.enabled) {
+    const Fp16Config& fp16 = config_.fp16;
+    loss_scaler_ = std::make_unique<optim::LossScaler>(
+        optim::LossScalerOptions{.static_scale = fp16.loss_scale,
+                                 .initial_scale_power = fp16.initial_scale_power,
+                                 .scale_window = fp16.loss_scale_window,
+                                 .hysteresis = fp16.hysteresis,
+                                 .consecutive_hysteresis = fp16.consecutive_hysteresis,
+                                 .min_scale = fp16.min_loss_scale});
+  }
+  // As DeepSpeed's module.half() / .bfloat16(): parameters and buffers become 16-bit, and the
+  // fp32 master weights start from those rounded values.
+  if (mixed_precision()) model_->to(model_dtype_);
   build_groups();
   build_optimizer();
   register_gradient_hooks();
@@ -60,12 +75,13 @@ void Engine::build_groups() {
   for (FlatGroup& planned : plan_.groups) {
     auto group = std::make_unique<GroupState>();
     group->plan = planned;
-    DType dtype = planned.params.front().param.dtype();
-    if (dtype != DType::f32) {
+    DType dtype = model_dtype_;
+    for (const PlannedParam& entry : planned.params) {
+      if (entry.param.dtype() == dtype) continue;
       throw std::invalid_argument(fmt::format(
-          "Engine: parameter {} is {}; the engine trains f32 parameters (16-bit training "
-          "comes with the fp16/bf16 config blocks)",
-          planned.params.front().name, dtype_name(dtype)));
+          "Engine: parameter {} is {}, but the config trains {} parameters (16-bit training "
+          "is asked for with the fp16 or bf16 block, and the engine converts the model)",
+          entry.name, dtype_name(entry.param.dtype()), dtype_name(dtype)));
     }
     group->full_params = zeros({planned.padded_numel}, {.dtype = dtype, .tag = MemoryTag::param});
     group->full_storage = group->full_params.storage();
@@ -106,9 +122,15 @@ void Engine::build_groups() {
 void Engine::build_optimizer() {
   std::vector<Tensor> owned;
   for (auto& group : groups_) {
-    group->owned_params.set_requires_grad(true);
-    group->owned_params.set_grad(group->owned_grads);
-    owned.push_back(group->owned_params);
+    if (mixed_precision()) {
+      group->master_params =
+          empty(group->owned_params.sizes(), {.dtype = DType::f32, .tag = MemoryTag::optim_state});
+      ops::copy_(group->master_params, group->owned_params);
+    } else {
+      group->owned_params.set_grad(group->owned_grads);
+    }
+    group->update_params().set_requires_grad(true);
+    owned.push_back(group->update_params());
   }
   const OptimizerConfig& settings = config_.optimizer;
   optimizer_ =
@@ -132,7 +154,8 @@ bool Engine::is_gradient_accumulation_boundary() const {
 Tensor Engine::forward(const Tensor& input) {
   auto start = std::chrono::steady_clock::now();
   MemoryTagGuard as_activation(MemoryTag::activation);
-  Tensor output = (*model_)(input);
+  bool cast = is_floating(input.dtype()) && input.dtype() != model_dtype_;
+  Tensor output = (*model_)(cast ? input.to(model_dtype_) : input);
   timers_.forward += seconds_since(start);
   return output;
 }
@@ -151,9 +174,11 @@ Tensor Engine::backward(const Tensor& loss) {
   in_backward_ = true;
   {
     MemoryTagGuard as_activation(MemoryTag::activation);
-    // Averaging over micro-batches happens in the gradient seed: d(loss / GAS) = 1 / GAS.
-    double seed = 1.0 / double(config_.gradient_accumulation_steps);
-    loss.backward(full(loss.sizes(), seed, {.dtype = loss.dtype()}));
+    // Averaging over micro-batches and loss scaling happen in the gradient seed:
+    // d(loss * scale / GAS) = scale / GAS, in f32 (2^16 is past f16's largest finite value).
+    double seed = loss_scale() / double(config_.gradient_accumulation_steps);
+    Tensor loss32 = loss.dtype() == DType::f32 ? loss : loss.to(DType::f32);
+    loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32}));
   }
   in_backward_ = false;
   finish_reductions();
@@ -181,7 +206,7 @@ void Engine::on_gradient_ready(size_t group_index, size_t param_index) {
       if (!accumulated_in_place) {
         if (!group.full_grads.defined()) {
           group.full_grads =
-              zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+              zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
         }
         ops::add_(flat_range(group.full_grads, entry.offset, entry.numel),
                   ops::reshape(grad, {entry.numel}));
@@ -208,14 +233,14 @@ void Engine::reduce_group(size_t group_index) {
     // No gradient reached this group in this backward: it still takes part (every rank must
     // issue the same collectives), contributing zeros.
     group.full_grads =
-        zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+        zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
   }
   if (predivide != 1.0) ops::mul_(group.full_grads, 1.0 / predivide);
   if (stage_ == 0) {
     group.in_flight = data_parallel_->all_reduce_async(group.full_grads);
   } else {
     MemoryTagGuard as_comm(MemoryTag::comm);
-    group.reduce_output = empty({group.plan.slice_numel()});
+    group.reduce_output = empty({group.plan.slice_numel()}, {.dtype = model_dtype_});
     group.in_flight = data_parallel_->reduce_scatter_async(group.full_grads, group.reduce_output);
     // Stages 2-3 keep no full gradient: the Work holds what it still reads, and the buffer
     // goes as soon as the collective is done with it.
@@ -275,13 +300,13 @@ double Engine::global_grad_norm() {
   if (stage_ == 0) {
     for (auto& group : groups_) {
       for (int r = 0; r < world; ++r) {
-        partials[size_t(r)] += sum_of_squares(
-            flat_range(group->full_grads, group->plan.slice_begin(r), group->plan.slice_numel()));
+        partials[size_t(r)] += sum_of_squares(flat_range(
+            group->update_grads(), group->plan.slice_begin(r), group->plan.slice_numel()));
       }
     }
   } else {
     double mine = 0.0;
-    for (auto& group : groups_) mine += sum_of_squares(group->owned_grads);
+    for (auto& group : groups_) mine += sum_of_squares(group->update_grads());
     Tensor gathered = empty({world}, {.dtype = DType::f64, .tag = MemoryTag::comm});
     Tensor local = full({1}, mine, {.dtype = DType::f64, .tag = MemoryTag::comm});
     control_->all_gather(local, gathered);
@@ -293,8 +318,42 @@ double Engine::global_grad_norm() {
   return std::sqrt(total);
 }
 
-void Engine::scale_owned_gradients(double factor) {
-  for (auto& group : groups_) ops::mul_(group->owned_grads, factor);
+void Engine::scale_update_gradients(double factor) {
+  for (auto& group : groups_) ops::mul_(group->update_grads(), factor);
+}
+
+// Mixed precision: the optimizer's fp32 gradients, unscaled, from the reduced 16-bit ones. They
+// live only for the update (DeepSpeed allocates its fp32 gradient partition the same way).
+void Engine::make_master_gradients() {
+  double unscale = 1.0 / loss_scale();
+  for (auto& group : groups_) {
+    group->master_grads =
+        empty(group->owned_grads.sizes(), {.dtype = DType::f32, .tag = MemoryTag::grad});
+    ops::copy_(group->master_grads, group->owned_grads);
+    if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
+    group->master_params.set_grad(group->master_grads);
+  }
+}
+
+// Whether any rank's reduced gradients hold an inf or a NaN. Each rank checks what it updates
+// (its owned slice), and the flags are combined so that every rank skips the same steps.
+bool Engine::gradients_overflowed() {
+  double local = 0.0;
+  for (auto& group : groups_) {
+    const Tensor& grads = group->update_grads();
+    const float* data = grads.data_ptr<float>();
+    for (int64_t i = 0; i < grads.numel() && local == 0.0; ++i) {
+      if (!std::isfinite(data[i])) local = 1.0;
+    }
+  }
+  Tensor flag = full({1}, local, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  control_->all_reduce(flag, ReduceOperation::max);
+  return flag.item() != 0.0;
+}
+
+// Mixed precision: rounds each updated fp32 master slice into the 16-bit parameters it shadows.
+void Engine::copy_master_to_parameters() {
+  for (auto& group : groups_) ops::copy_(group->owned_params, group->master_params);
 }
 
 void Engine::step() {
@@ -303,19 +362,24 @@ void Engine::step() {
   micro_steps_ += 1;
   global_samples_ += config_.train_micro_batch_size_per_gpu * world_size();
   if (!boundary) return;
-  // The norm costs a pass over the gradients (and a collective from stage 1 on): taken when
-  // clipping needs it or the step is logged.
-  bool logging = config_.steps_per_print > 0 && (global_steps_ + 1) % config_.steps_per_print == 0;
-  if (config_.gradient_clipping > 0.0 || logging) last_grad_norm_ = global_grad_norm();
-  if (config_.gradient_clipping > 0.0 && last_grad_norm_ > config_.gradient_clipping) {
-    scale_owned_gradients(config_.gradient_clipping / (last_grad_norm_ + 1e-6));
-  }
-  optimizer_->step();
-  if (stage_ == 1 || stage_ == 2) all_gather_owned_slices();
-  if (stage_ == 3) {
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      if (!groups_[g]->plan.partitioned) gather_group(g);  // persistent groups stay current
+  if (mixed_precision()) make_master_gradients();
+  last_step_overflowed_ = loss_scaler_ && gradients_overflowed();
+  if (loss_scaler_) {
+    std::string overflow_message = loss_scaler_->update(last_step_overflowed_);
+    if (!overflow_message.empty() && rank() == 0) {
+      fmt::print("step={}: {}\n", global_steps_ + 1, overflow_message);
+      std::fflush(stdout);
     }
+  }
+  if (last_step_overflowed_) {
+    skipped_steps_ += 1;
+  } else {
+    update_parameters();
+  }
+  for (auto& group : groups_) {
+    if (!group->master_grads.defined()) continue;
+    group->master_params.set_grad(Tensor());
+    group->master_grads = Tensor();
   }
   zero_gradients();
   recording_traces_ = false;  // the first step's module order drives prefetching from now on
@@ -324,9 +388,29 @@ void Engine::step() {
   global_steps_ += 1;
   last_local_loss_ = loss_sum_ / double(config_.gradient_accumulation_steps);
   loss_sum_ = 0.0;
-  if (schedule_) schedule_->step();
+  // As in DeepSpeed, a skipped step counts as a global step but does not advance the schedule.
+  if (schedule_ && !last_step_overflowed_) schedule_->step();
   timers_.step += seconds_since(start);
   if (config_.steps_per_print > 0 && global_steps_ % config_.steps_per_print == 0) log_step();
+}
+
+// Clips, updates the owned slices and brings the parameters every rank uses up to date.
+void Engine::update_parameters() {
+  // The norm costs a pass over the gradients (and a collective from stage 1 on): taken when
+  // clipping needs it or the step is logged.
+  bool logging = config_.steps_per_print > 0 && (global_steps_ + 1) % config_.steps_per_print == 0;
+  if (config_.gradient_clipping > 0.0 || logging) last_grad_norm_ = global_grad_norm();
+  if (config_.gradient_clipping > 0.0 && last_grad_norm_ > config_.gradient_clipping) {
+    scale_update_gradients(config_.gradient_clipping / (last_grad_norm_ + 1e-6));
+  }
+  optimizer_->step();
+  if (mixed_precision()) copy_master_to_parameters();
+  if (stage_ == 1 || stage_ == 2) all_gather_owned_slices();
+  if (stage_ == 3) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (!groups_[g]->plan.partitioned) gather_group(g);  // persistent groups stay current
+    }
+  }
 }
 
 void Engine::all_gather_owned_slices() {
@@ -362,8 +446,10 @@ void Engine::log_step() {
   last_log_time_ = std::chrono::steady_clock::now();
   samples_at_last_log_ = global_samples_;
   if (rank() != 0) return;
-  fmt::print("step={}, skipped=0, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}, samples/s={:.1f}\n",
-             global_steps_, get_lr(), loss, last_grad_norm_, samples_per_second);
+  std::string scale = loss_scaler_ ? fmt::format(", loss_scale={:g}", loss_scale()) : "";
+  fmt::print(
+      "step={}, skipped={}, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}{}, samples/s={:.1f}\n",
+      global_steps_, skipped_steps_, get_lr(), loss, last_grad_norm_, scale, samples_per_second);
   if (config_.wall_clock_breakdown) {
     fmt::print("time (ms): forward {:.1f} | backward {:.1f} | reduce {:.1f} | step {:.1f}\n",
                1e3 * timers_.forward, 1e3 * timers_.backward, 1e3 * timers_.reduce,

@@ -10,6 +10,11 @@
 //   owned gradient slice; full gradient buffers live only while a group is being reduced.
 // - stage 3: parameters are partitioned too: a module's group is all-gathered before its
 //   forward and its backward and released after each.
+// Mixed precision (fp16 or bf16 enabled in the config): the model's parameters, gradients and
+// all ZeRO traffic are 16-bit; the optimizer updates an fp32 master copy of each owned slice
+// (counted as optimizer state, with the moments) and rounds it back into the 16-bit parameters.
+// fp16 scales the loss dynamically; a step whose gradients overflow on any rank is skipped on
+// every rank.
 // Invariants: every rank computes the same plan and issues the same collectives in the same
 // order; the communicator sums in rank order, so stages 0-3 produce bitwise equal weights
 // whenever they sum the same values (see docs/zero.md for where they cannot).
@@ -26,6 +31,7 @@
 #include "dist/config.h"
 #include "dist/partition_plan.h"
 #include "nn/module.h"
+#include "optim/loss_scaler.h"
 #include "optim/lr_schedules.h"
 #include "optim/optimizer.h"
 
@@ -35,7 +41,8 @@ namespace zt::dist {
 struct ModelStateReport {
   int stage = 0;
   int world_size = 1;
-  int64_t parameter_count = 0;                                     // Psi
+  int64_t parameter_count = 0;     // Psi
+  DType model_dtype = DType::f32;  // f16/bf16: mixed precision with fp32 master weights
   int64_t param_bytes = 0, grad_bytes = 0, optim_state_bytes = 0;  // measured, live
   int64_t expected_param_bytes = 0, expected_grad_bytes = 0, expected_optim_state_bytes = 0;
   std::string str() const;
@@ -51,13 +58,16 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Floating-point inputs are cast to the model's dtype first (16-bit under fp16/bf16).
   Tensor forward(const Tensor& input);
   Tensor operator()(const Tensor& input) { return forward(input); }
-  // Back-propagates loss / gradient_accumulation_steps and reduces gradients as the stage
-  // says. Returns the loss it was given.
+  // Back-propagates loss * loss_scale / gradient_accumulation_steps (the seed in f32, the loss
+  // cast to f32 first) and reduces gradients as the stage says. Returns the loss it was given.
   Tensor backward(const Tensor& loss);
   // Counts a micro-step; at the accumulation boundary: finishes reduction, clips by global
-  // norm, updates, zeroes gradients, advances the schedule, and logs.
+  // norm, updates, zeroes gradients, advances the schedule, and logs. Under fp16, gradients
+  // with an inf or NaN on any rank skip the update and the schedule on every rank; the loss
+  // scale drops by DeepSpeed's rules and rank 0 logs the attempted and the new scale.
   void step();
 
   bool is_gradient_accumulation_boundary() const;
@@ -65,6 +75,15 @@ class Engine {
   int64_t global_samples() const { return global_samples_; }
   int64_t micro_steps() const { return micro_steps_; }
   double get_lr() const { return optimizer_->lr(); }
+  // Updates skipped because gradients overflowed (fp16), and the current loss scale (1 when
+  // the loss is not scaled).
+  int64_t skipped_steps() const { return skipped_steps_; }
+  double loss_scale() const { return loss_scaler_ ? loss_scaler_->scale() : 1.0; }
+  const optim::LossScaler* loss_scaler() const { return loss_scaler_.get(); }
+  // Whether the last update was skipped for an overflow.
+  bool last_step_overflowed() const { return last_step_overflowed_; }
+  DType model_dtype() const { return model_dtype_; }
+  bool mixed_precision() const { return model_dtype_ != DType::f32; }
   // The global gradient norm (before clipping) of the last update that took it: every update
   // when gradient_clipping is on, else the updates that are logged.
   double get_global_grad_norm() const { return last_grad_norm_; }
@@ -112,8 +131,12 @@ class Engine {
   void release_group(size_t group_index);
   void prefetch_after(const std::vector<size_t>& trace, size_t group_index);
   void all_gather_owned_slices();
+  void make_master_gradients();
+  bool gradients_overflowed();
   double global_grad_norm();
-  void scale_owned_gradients(double factor);
+  void scale_update_gradients(double factor);
+  void copy_master_to_parameters();
+  void update_parameters();
   void zero_gradients();
   void log_step();
 
@@ -122,6 +145,8 @@ class Engine {
   Communicator* data_parallel_;
   std::unique_ptr<Communicator> control_;  // scalars: norms, losses
   int stage_ = 0;
+  DType model_dtype_ = DType::f32;
+  std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;
   std::vector<std::unique_ptr<GroupState>> groups_;
   std::unique_ptr<optim::Optimizer> optimizer_;
@@ -131,6 +156,8 @@ class Engine {
   int64_t micro_steps_ = 0;
   int64_t global_steps_ = 0;
   int64_t global_samples_ = 0;
+  int64_t skipped_steps_ = 0;
+  bool last_step_overflowed_ = false;
   double last_grad_norm_ = 0.0;
   double loss_sum_ = 0.0;         // local losses of the current accumulation window
   double last_local_loss_ = 0.0;  // their mean at the last update

@@ -46,6 +46,11 @@ inline double sum_of_squares(const Tensor& values) {
 //                 while the group's gradients are being collected and reduced
 //   owned_grads   the reduced gradient of owned_params: a view of full_grads at stages 0-1,
 //                 its own buffer at stages 2-3
+//   master_params mixed precision only: the fp32 copy of owned_params that the optimizer
+//                 updates (optimizer state); owned_params is rounded from it after each update
+//   master_grads  mixed precision only, during an update: owned_grads in fp32, unscaled
+// The optimizer steps update_params() with update_grads(): the master pair under mixed
+// precision, else owned_params and owned_grads.
 struct Engine::GroupState {
   FlatGroup plan;
   Storage full_storage;
@@ -53,6 +58,14 @@ struct Engine::GroupState {
   Tensor owned_params;
   Tensor full_grads;
   Tensor owned_grads;
+  Tensor master_params;
+  Tensor master_grads;
+  const Tensor& update_params() const {
+    return master_params.defined() ? master_params : owned_params;
+  }
+  const Tensor& update_grads() const {
+    return master_params.defined() ? master_grads : owned_grads;
+  }
   int64_t pending_grads = 0;  // gradients still expected in this backward
   bool reduced = false;       // reduced in this backward
   std::unique_ptr<Work> in_flight;

@@ -14,21 +14,25 @@ ModelStateReport Engine::model_state_report() const {
   report.stage = stage_;
   report.world_size = world_size();
   report.parameter_count = plan_.total_numel();
+  report.model_dtype = model_dtype_;
   MemoryStats stats = cpu_allocator().accounting().stats();
   report.param_bytes = stats.live(MemoryTag::param);
   report.grad_bytes = stats.live(MemoryTag::grad);
   report.optim_state_bytes = stats.live(MemoryTag::optim_state);
-  // fp32 training: 4 bytes of parameters, 4 of gradients, K of optimizer state per parameter
-  // (Adam: 8, the two moments; SGD with momentum: 4); ZeRO divides what the stage partitions.
+  // Per parameter: B bytes of parameters and B of gradients (B = 4 in fp32, 2 in fp16/bf16),
+  // and K of optimizer state (Adam: 8, the two moments; SGD with momentum: 4), plus 4 for the
+  // fp32 master weights under mixed precision: the paper's 2 + 2 + 12 for mixed-precision
+  // Adam. ZeRO divides what the stage partitions.
   int64_t psi = report.parameter_count;
   int64_t n = report.world_size;
-  int64_t state_bytes_per_param = 0;
+  int64_t element_bytes = int64_t(dtype_size(model_dtype_));
+  int64_t state_bytes_per_param = mixed_precision() ? 4 : 0;
   if (config_.optimizer.is_adam())
-    state_bytes_per_param = 8;
+    state_bytes_per_param += 8;
   else if (config_.optimizer.momentum != 0.0)
-    state_bytes_per_param = 4;
-  report.expected_param_bytes = stage_ == 3 ? 4 * psi / n : 4 * psi;
-  report.expected_grad_bytes = stage_ >= 2 ? 4 * psi / n : 4 * psi;
+    state_bytes_per_param += 4;
+  report.expected_param_bytes = stage_ == 3 ? element_bytes * psi / n : element_bytes * psi;
+  report.expected_grad_bytes = stage_ >= 2 ? element_bytes * psi / n : element_bytes * psi;
   report.expected_optim_state_bytes =
       stage_ >= 1 ? state_bytes_per_param * psi / n : state_bytes_per_param * psi;
   return report;
@@ -56,7 +60,7 @@ std::string Engine::step_report() const {
   // reduce-scatter + all-gather), 3 Psi (N-1)/N at stage 3 (two all-gathers, a reduce-scatter);
   // stages 2-3 reduce-scatter every micro-batch.
   double n = double(world_size());
-  double share = (n - 1.0) / n * 4.0 * double(report.parameter_count);
+  double share = (n - 1.0) / n * double(dtype_size(model_dtype_)) * double(report.parameter_count);
   double micro = double(config_.gradient_accumulation_steps);
   std::vector<std::pair<CollectiveKind, double>> expected;
   if (stage_ == 0) expected = {{CollectiveKind::all_reduce, 2.0 * share}};

@@ -22,7 +22,7 @@ void Engine::start_gather(size_t group_index) {
     impl->storage = group.full_storage;
     impl->sizes = {group.plan.padded_numel};
     impl->strides = {1};
-    impl->dtype = DType::f32;
+    impl->dtype = model_dtype_;
     group.full_params = Tensor(impl);
   }
   group.gather_in_flight = data_parallel_->all_gather_async(group.owned_params, group.full_params);
@@ -111,7 +111,7 @@ void Engine::collect_gradients_in_place(size_t group_index) {
   GroupState& group = *groups_[group_index];
   if (!in_backward_ || group.full_grads.defined() || group.reduced) return;
   group.full_grads =
-      zeros({group.plan.padded_numel}, {.dtype = DType::f32, .tag = MemoryTag::grad});
+      zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
   for (PlannedParam& entry : group.plan.params) {
     if (entry.param.grad().defined()) continue;
     entry.param.set_grad(

@@ -192,10 +192,13 @@ class MpiWork final : public Work {
 // that is what lets ZeRO stages 1-3 match stage 0 bit for bit.
 class RankOrderReduceWork final : public Work {
  public:
-  // `send` holds the values to reduce as N equal slices, in the compute dtype; it is held until
-  // the exchange has read it. When `gather_into` is defined (all_reduce), every rank ends with
-  // all reduced slices in it (it may be `send` itself: the exchange is over by then); else
-  // (reduce_scatter) the reduced slice of this rank goes to on_done. on_done runs once, last.
+  // `send` holds the values to reduce as N equal slices; it is held until the exchange has read
+  // it. They travel in their own dtype and are summed in the compute dtype (f32 for 16-bit
+  // values, rounded once per element at the end), so 16-bit buffers cost 2 bytes an element on
+  // the wire and lose no precision to intermediate roundings. When `gather_into` is defined
+  // (all_reduce), every rank ends with all reduced slices in it (it may be `send` itself: the
+  // exchange is over by then); else (reduce_scatter) the reduced slice of this rank goes to
+  // on_done. on_done runs once, last.
   RankOrderReduceWork(std::string_view op_name, CollectiveCounter& counter, Clock::time_point start,
                       MPI_Comm comm, int size, int64_t staging_numel, Tensor send,
                       ReduceOperation op, Tensor gather_into,
@@ -214,8 +217,12 @@ class RankOrderReduceWork final : public Work {
     // buffer holds N chunks rather than the whole buffer; sums stay in rank order.
     chunk_numel_ =
         std::clamp<int64_t>(staging_numel / size_, 1, std::max<int64_t>(slice_numel_, 1));
-    reduced_slice_ = empty({slice_numel_}, {.dtype = send_.dtype(), .tag = MemoryTag::comm});
-    exchanged_ = empty({chunk_numel_ * size_}, {.dtype = send_.dtype(), .tag = MemoryTag::comm});
+    DType wire = send_.dtype();
+    DType compute = is_half(wire) ? DType::f32 : wire;
+    reduced_slice_ = empty({slice_numel_}, {.dtype = compute, .tag = MemoryTag::comm});
+    exchanged_ = empty({chunk_numel_ * size_}, {.dtype = wire, .tag = MemoryTag::comm});
+    if (compute != wire)
+      widened_ = empty({chunk_numel_}, {.dtype = compute, .tag = MemoryTag::comm});
     start_exchange_round();
   }
   ~RankOrderReduceWork() override {
@@ -287,6 +294,11 @@ class RankOrderReduceWork final : public Work {
     ops::copy_(target, ops::narrow(exchanged_, 0, 0, round_numel_));
     for (int source = 1; source < size_; ++source) {
       Tensor block = ops::narrow(exchanged_, 0, int64_t(source) * round_numel_, round_numel_);
+      if (widened_.defined()) {
+        Tensor wide = ops::narrow(widened_, 0, 0, round_numel_);
+        ops::copy_(wide, block);
+        block = wide;
+      }
       if (op_ == ReduceOperation::sum)
         ops::add_(target, block);
       else if (op_ == ReduceOperation::max)
@@ -307,9 +319,17 @@ class RankOrderReduceWork final : public Work {
       }
       send_ = Tensor();  // read: the caller's buffer may go now
       exchanged_ = Tensor();
+      widened_ = Tensor();
       if (!gather_into_.defined()) {
         finish(reduced_slice_);
         return;
+      }
+      // The reduced slice goes back out in the wire dtype, rounded once.
+      if (reduced_slice_.dtype() != gather_into_.dtype()) {
+        Tensor rounded =
+            empty({slice_numel_}, {.dtype = gather_into_.dtype(), .tag = MemoryTag::comm});
+        ops::copy_(rounded, reduced_slice_);
+        reduced_slice_ = rounded;
       }
       MPI_Datatype datatype = mpi_datatype(gather_into_.dtype());
       request_completed_ = false;
@@ -336,7 +356,7 @@ class RankOrderReduceWork final : public Work {
   Clock::time_point start_;
   MPI_Comm comm_;
   int size_;
-  Tensor send_, gather_into_, exchanged_, reduced_slice_;
+  Tensor send_, gather_into_, exchanged_, widened_, reduced_slice_;
   int64_t slice_numel_ = 0;
   int64_t chunk_numel_ = 1, round_ = 0, round_numel_ = 0;
   std::vector<int> send_counts_, send_displacements_, receive_displacements_;
@@ -389,17 +409,16 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(const Tensor& tensor, Re
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::all_reduce, tensor.nbytes(), tensor.nbytes(), size_);
   if (size_ == 1) return std::make_unique<CompletedWork>(counter, start);  // nothing to combine
-  if (!is_half(tensor.dtype()) && tensor.numel() > 0 && tensor.numel() % size_ == 0) {
-    // Already N equal slices of a reducible dtype: exchange from it and gather back into it.
+  if (tensor.numel() > 0 && tensor.numel() % size_ == 0) {
+    // Already N equal slices: exchange from it and gather back into it.
     Tensor flat = ops::reshape(tensor, {tensor.numel()});
     return std::make_unique<RankOrderReduceWork>(kOp, counter, start, comm_, size_,
                                                  reduce_staging_numel_, flat, op, flat,
                                                  [](const Tensor&) {});
   }
-  // Else staged in the compute dtype (f32 for 16-bit) and padded to N equal slices.
-  DType compute = is_half(tensor.dtype()) ? DType::f32 : tensor.dtype();
+  // Else staged, padded to N equal slices.
   int64_t padded_numel = std::max<int64_t>((tensor.numel() + size_ - 1) / size_ * size_, size_);
-  Tensor padded = zeros({padded_numel}, {.dtype = compute, .tag = MemoryTag::comm});
+  Tensor padded = zeros({padded_numel}, {.dtype = tensor.dtype(), .tag = MemoryTag::comm});
   ops::copy_(ops::narrow(padded, 0, 0, tensor.numel()), ops::reshape(tensor, {tensor.numel()}));
   return std::make_unique<RankOrderReduceWork>(
       kOp, counter, start, comm_, size_, reduce_staging_numel_, padded, op, padded,
@@ -427,13 +446,9 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
     if (!input.is_same(output)) ops::copy_(output, input);
     return std::make_unique<CompletedWork>(counter, start);
   }
-  // 16-bit inputs are staged in f32; others are sent as they are. The output is written only
-  // after the exchange has read the input, so an output overlapping the input is no problem.
+  // The output is written only after the exchange has read the input, so an output
+  // overlapping the input is no problem.
   Tensor send = ops::reshape(input, {input.numel()});
-  if (is_half(input.dtype())) {
-    send = empty({input.numel()}, {.dtype = DType::f32, .tag = MemoryTag::comm});
-    ops::copy_(send, ops::reshape(input, {input.numel()}));
-  }
   return std::make_unique<RankOrderReduceWork>(
       kOp, counter, start, comm_, size_, reduce_staging_numel_, send, op, Tensor(),
       [output](const Tensor& slice) { ops::copy_(ops::reshape(output, {output.numel()}), slice); });

@@ -385,16 +385,24 @@ TEST_CASE("required scheduler params are errors when missing") {
         "OneCycle, LRRangeTest)");
 }
 
+TEST_CASE("fp16 and bf16 enable mixed precision, one at a time") {
+  Config fp16 = parse(with_batch(R"("fp16": {"enabled": true, "loss_scale": 0,
+      "initial_scale_power": 12, "loss_scale_window": 50, "hysteresis": 3,
+      "consecutive_hysteresis": true, "min_loss_scale": 4})"));
+  CHECK(fp16.fp16.enabled);
+  CHECK_FALSE(fp16.bf16.enabled);
+  CHECK(fp16.fp16.initial_scale_power == 12);
+  CHECK(fp16.fp16.loss_scale_window == 50);
+  CHECK(fp16.fp16.hysteresis == 3);
+  CHECK(fp16.fp16.consecutive_hysteresis);
+  CHECK(fp16.fp16.min_loss_scale == 4.0);
+  CHECK(parse(with_batch("\"bf16\": {\"enabled\": true}")).bf16.enabled);
+  CHECK(parse(with_batch("\"bfloat16\": {\"enabled\": true}")).bf16.enabled);
+  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": true, \"fp16_master_weights_and_grads\": "
+                            "true}")) != "(no error)");
+}
+
 TEST_CASE("features not implemented yet are errors when asked for, fine when off") {
-  CHECK(error_of(with_batch("\"fp16\": {\"enabled\": true}")) ==
-        "ds_config.json: fp16.enabled: fp16 mixed precision is not implemented yet (set "
-        "\"enabled\": false)");
-  CHECK(error_of(with_batch("\"bf16\": {\"enabled\": true}")) ==
-        "ds_config.json: bf16.enabled: bf16 mixed precision is not implemented yet (set "
-        "\"enabled\": false)");
-  CHECK(error_of(with_batch("\"bfloat16\": {\"enabled\": true}")) ==
-        "ds_config.json: bfloat16.enabled: bf16 mixed precision is not implemented yet (set "
-        "\"enabled\": false)");
   CHECK(error_of(with_batch("\"fp16\": {\"enabled\": true}, \"bf16\": {\"enabled\": true}")) ==
         "ds_config.json: bf16: bfloat16 and fp16 modes cannot be simultaneously enabled");
   CHECK(contains(error_of(with_batch("\"bf16\": {}, \"bfloat16\": {}")),

@@ -12,6 +12,7 @@
 
 #include "core/allocator.h"
 #include "core/factory.h"
+#include "core/half.h"
 #include "core/ops/view.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -367,17 +368,37 @@ TEST_CASE("send_and_recv_stats_count_the_sender_payload_only") {
   world.reset_stats();
 }
 
-TEST_CASE("half_precision_reduction_stages_through_f32_comm_memory") {
+TEST_CASE("half_precision_reductions_travel_16_bit_and_sum_in_f32_rounding_once") {
   Communicator& world = test_world();
   MemoryAccounting& accounting = cpu_allocator().accounting();
-  Tensor tensor = rank_tensor(world.rank(), 129, DType::f16);
-  accounting.reset_peak();
-  int64_t comm_before = accounting.stats().live(MemoryTag::comm);
-  world.all_reduce(tensor);
-  MemoryStats after = accounting.stats();
-  // A group of one has nothing to combine and stages nothing.
-  if (world.size() > 1) CHECK(after.peak(MemoryTag::comm) >= comm_before + 129 * 4);
-  CHECK(after.live(MemoryTag::comm) == comm_before);  // the staging buffer is gone
+  // Rank 0 holds 2048, every other rank 1. f16 steps by 2 at 2048, so adding the ones one at
+  // a time in f16 would stay at 2048 (each 2049 rounds to even); summed in f32 and rounded
+  // once, the result is 2048 + (N - 1) rounded to f16.
+  float exact = 2048.0f + float(world.size() - 1);
+  float expected = f16_bits_to_float(float_to_f16_bits(exact));
+  for (bool reduce_scatter : {false, true}) {
+    CAPTURE(reduce_scatter);
+    int64_t elems = 8 * world.size();
+    Tensor values = full({elems}, world.rank() == 0 ? 2048.0 : 1.0, {.dtype = DType::f16});
+    int64_t comm_before = accounting.stats().live(MemoryTag::comm);
+    world.reset_stats();
+    std::vector<double> result;
+    if (reduce_scatter) {
+      Tensor slice = zeros({8}, {.dtype = DType::f16});
+      world.reduce_scatter(values, slice);
+      result = slice.to_vector();
+    } else {
+      world.all_reduce(values);
+      result = values.to_vector();
+    }
+    for (double value : result) CHECK(value == double(expected));
+    CollectiveKind kind =
+        reduce_scatter ? CollectiveKind::reduce_scatter : CollectiveKind::all_reduce;
+    // Two bytes an element travel: the payload counted is the 16-bit buffer's.
+    CHECK(world.stats()[kind].buffer_bytes == elems * 2);
+    CHECK(accounting.stats().live(MemoryTag::comm) == comm_before);  // staging is gone
+  }
+  world.reset_stats();
 }
 
 TEST_CASE("argument_errors_name_the_op_and_the_shapes") {

@@ -1,6 +1,7 @@
 # ZeroTrain build. `make` builds the library, apps, benchmarks and tests; `make test` runs every
 # suite and ends with one line "N passed, N failed"; `make asan` does the same under
-# AddressSanitizer and UndefinedBehaviorSanitizer; `make deps` installs what is missing.
+# AddressSanitizer and UndefinedBehaviorSanitizer; `make fuzz` runs the libFuzzer targets of
+# the file readers (not part of `make test`); `make deps` installs what is missing.
 # CUDA code (cuda/) is compiled when nvcc is found; CUDA=0 turns it off.
 
 MAKEFLAGS += --no-builtin-rules -j$(shell nproc 2>/dev/null || echo 2)
@@ -49,7 +50,7 @@ APP_BINS := $(APP_SRCS:%.cpp=%)
 BENCH_SRCS := $(wildcard bench/*.cpp)
 BENCH_BINS := $(BENCH_SRCS:%.cpp=%)
 
-.PHONY: all lib tests test asan deps run bench clean format
+.PHONY: all lib tests test asan fuzz fuzz-build deps run bench clean format
 all: lib tests $(APP_BINS) $(BENCH_BINS)
 lib: $(LIB)
 tests: $(TEST_BIN) $(MPI_TEST_BIN) $(ABORT_PROBE)
@@ -101,6 +102,44 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  bash scripts/run-tests build-asan/tests/unit_tests
 
+# libFuzzer targets (fuzz/) for the IDX, safetensors and ds_config readers, built with clang++
+# in their own tree with coverage, ASan and UBSan, each run for FUZZ_SECONDS on a scratch copy
+# of its seeds in tests/fuzz/<target>/ (scripts/run-fuzz). The library sources they reach are
+# compiled without OpenMP (its pragmas are then inert) and without dist/'s MPI code, so the
+# targets need neither libomp nor MPI at run time.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := idx safetensors config
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+FUZZ_LIB_SRCS := $(filter-out data/% dist/%,$(LIB_SRCS)) data/idx.cpp dist/config.cpp \
+                 dist/json_comments.cpp
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB := $(FUZZ_BUILD)/libzerotrain_fuzz.a
+FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CXXFLAGS := $(filter-out -fopenmp $(OPT),$(CXXFLAGS)) -O1 -fsanitize=fuzzer-no-link \
+                 $(FUZZ_SANITIZE)
+FUZZ_LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -lpthread
+
+$(FUZZ_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CLANG++ $<"
+	@clang++ $(FUZZ_CXXFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	@echo "  AR  $@"
+	@rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ_BUILD)/fuzz/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@echo "  LD  $@"
+	@clang++ -fsanitize=fuzzer $(FUZZ_SANITIZE) $< $(FUZZ_LIB) $(FUZZ_LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@command -v clang++ >/dev/null || { echo "make fuzz: needs clang++ with libFuzzer (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build
+	@bash scripts/run-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # Open MPI on one small machine: more ranks than cores (--oversubscribe), no pinning of ranks to
 # cores (--bind-to none), shared memory between ranks (btl self,vader), waiting ranks yield their
 # core (mpi_yield_when_idle), and root allowed (containers and CI run as root).
@@ -121,6 +160,7 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
 
 clean:
-	rm -rf build build-asan $(APP_BINS) $(BENCH_BINS)
+	rm -rf build build-asan $(FUZZ_BUILD) $(APP_BINS) $(BENCH_BINS)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
+         $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d)

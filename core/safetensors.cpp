@@ -14,6 +14,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <stdexcept>
 
 #include "core/atomic_file.h"
@@ -32,6 +33,7 @@ namespace {
 constexpr DType kSafetensorsDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
                                         DType::i32, DType::i64, DType::u8};
 constexpr const char* kMetadataKey = "__metadata__";
+constexpr int kMaxHeaderNesting = 16;
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw std::runtime_error(fmt::format("{}: {}", path, what));
@@ -191,6 +193,27 @@ class InputFile {
   uint64_t size_bytes_ = 0;
 };
 
+// Bytes in memory read by absolute offsets, with the same checks and messages as InputFile.
+class InputBytes {
+ public:
+  InputBytes(std::span<const uint8_t> bytes, const std::string& source_name)
+      : bytes_(bytes), source_name_(source_name) {}
+
+  uint64_t size_bytes() const { return bytes_.size(); }
+
+  void read_at(uint64_t offset, void* destination, size_t bytes, std::string_view what) const {
+    if (offset > bytes_.size() || bytes > bytes_.size() - offset) {
+      fail(source_name_,
+           fmt::format("reading {}: input ends before byte {}", what, offset + bytes));
+    }
+    if (bytes > 0) std::memcpy(destination, bytes_.data() + offset, bytes);
+  }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  std::string source_name_;
+};
+
 std::string json_type_name(const OrderedJson& value) {
   if (value.is_number_unsigned()) return "non-negative integer";
   if (value.is_number_integer()) return "negative integer";
@@ -203,8 +226,16 @@ std::string json_type_name(const OrderedJson& value) {
 OrderedJson parse_header_json(const std::string& path, const std::string& text) {
   std::vector<std::set<std::string>> keys_per_open_object;
   std::string duplicate_key;
-  auto reject_duplicates = [&](int, nlohmann::json::parse_event_t event, OrderedJson& parsed) {
+  auto reject_duplicates = [&](int depth, nlohmann::json::parse_event_t event,
+                               OrderedJson& parsed) {
     using Event = nlohmann::json::parse_event_t;
+    // Printing or comparing JSON recurses once per level: a header nested thousands deep would
+    // overflow the stack in an error message. A valid header nests 3 deep (root, tensor, shape).
+    if ((event == Event::object_start || event == Event::array_start) &&
+        depth >= kMaxHeaderNesting) {
+      fail(path, fmt::format("header nests deeper than {} levels; a safetensors header needs 3",
+                             kMaxHeaderNesting));
+    }
     if (event == Event::object_start) keys_per_open_object.emplace_back();
     if (event == Event::object_end) keys_per_open_object.pop_back();
     if (event == Event::key &&
@@ -325,6 +356,17 @@ TensorEntry parse_entry(const std::string& path, const std::string& name, const 
     fail_tensor(path, name,
                 fmt::format("shape {} of {} needs more than 2^64 bytes", shape_text, dtype_text));
   }
+  // Strides are products of the later sizes (zero counted as one), so even an empty tensor such
+  // as [0, 2^40, 2^40] must have them fit in int64 to be laid out at all.
+  Shape stride_shape = entry.shape;
+  for (int64_t& size : stride_shape) size = std::max<int64_t>(size, 1);
+  std::optional<uint64_t> stride_bytes = checked_byte_count(stride_shape, dtype_size(entry.dtype));
+  if (!stride_bytes || *stride_bytes > uint64_t(INT64_MAX)) {
+    fail_tensor(path, name,
+                fmt::format("shape {} of {} cannot be laid out: its nonzero sizes need more than "
+                            "2^63 bytes",
+                            shape_text, dtype_text));
+  }
   uint64_t held_bytes = entry.end - entry.begin;
   if (held_bytes != *needed_bytes) {
     fail_tensor(
@@ -390,6 +432,44 @@ ParsedHeader parse_header(const std::string& path, const std::string& text,
   return parsed;
 }
 
+// The contents of `file` (an InputFile or InputBytes): the header is checked whole against the
+// input's size before anything is allocated from it.
+template <typename Input>
+SafetensorsContents read_contents(const std::string& path, const Input& file) {
+  uint64_t file_bytes = file.size_bytes();
+  if (file_bytes < 8) {
+    fail(path,
+         fmt::format("file holds {} bytes, too short for the 8-byte header length", file_bytes));
+  }
+  uint64_t header_bytes = 0;
+  file.read_at(0, &header_bytes, sizeof header_bytes, "the header length");
+  if (header_bytes > kSafetensorsMaxHeaderBytes) {
+    fail(path, fmt::format("header length {} is past the limit of {} bytes", header_bytes,
+                           kSafetensorsMaxHeaderBytes));
+  }
+  if (header_bytes > file_bytes - 8) {
+    fail(path, fmt::format("header length {} is larger than the {} bytes after the length field",
+                           header_bytes, file_bytes - 8));
+  }
+  std::string header_text(header_bytes, '\0');
+  file.read_at(8, header_text.data(), header_text.size(), "the header");
+  uint64_t data_region_start = 8 + header_bytes;
+  ParsedHeader header = parse_header(path, header_text, file_bytes - data_region_start);
+
+  SafetensorsContents contents;
+  contents.metadata = std::move(header.metadata);
+  contents.tensors.reserve(header.entries.size());
+  for (const TensorEntry& entry : header.entries) {
+    Tensor tensor = empty(entry.shape, {.dtype = entry.dtype, .device = Device::cpu()});
+    if (entry.end > entry.begin) {
+      file.read_at(data_region_start + entry.begin, tensor.raw_data(), entry.end - entry.begin,
+                   fmt::format("tensor '{}'", entry.name));
+    }
+    contents.tensors.emplace_back(entry.name, std::move(tensor));
+  }
+  return contents;
+}
+
 }  // namespace
 
 std::string_view safetensors_dtype_name(DType dtype) {
@@ -444,39 +524,12 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 }
 
 SafetensorsContents load_safetensors(const std::string& path) {
-  InputFile file(path);
-  uint64_t file_bytes = file.size_bytes();
-  if (file_bytes < 8) {
-    fail(path,
-         fmt::format("file holds {} bytes, too short for the 8-byte header length", file_bytes));
-  }
-  uint64_t header_bytes = 0;
-  file.read_at(0, &header_bytes, sizeof header_bytes, "the header length");
-  if (header_bytes > kSafetensorsMaxHeaderBytes) {
-    fail(path, fmt::format("header length {} is past the limit of {} bytes", header_bytes,
-                           kSafetensorsMaxHeaderBytes));
-  }
-  if (header_bytes > file_bytes - 8) {
-    fail(path, fmt::format("header length {} is larger than the {} bytes after the length field",
-                           header_bytes, file_bytes - 8));
-  }
-  std::string header_text(header_bytes, '\0');
-  file.read_at(8, header_text.data(), header_text.size(), "the header");
-  uint64_t data_region_start = 8 + header_bytes;
-  ParsedHeader header = parse_header(path, header_text, file_bytes - data_region_start);
+  return read_contents(path, InputFile(path));
+}
 
-  SafetensorsContents contents;
-  contents.metadata = std::move(header.metadata);
-  contents.tensors.reserve(header.entries.size());
-  for (const TensorEntry& entry : header.entries) {
-    Tensor tensor = empty(entry.shape, {.dtype = entry.dtype, .device = Device::cpu()});
-    if (entry.end > entry.begin) {
-      file.read_at(data_region_start + entry.begin, tensor.raw_data(), entry.end - entry.begin,
-                   fmt::format("tensor '{}'", entry.name));
-    }
-    contents.tensors.emplace_back(entry.name, std::move(tensor));
-  }
-  return contents;
+SafetensorsContents parse_safetensors(std::span<const uint8_t> bytes,
+                                      const std::string& source_name) {
+  return read_contents(source_name, InputBytes(bytes, source_name));
 }
 
 }  // namespace zt

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,10 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 // Reads every tensor into a new contiguous CPU tensor (allocated with the caller's current
 // memory tag). Throws std::runtime_error on any malformed, truncated or inconsistent file.
 SafetensorsContents load_safetensors(const std::string& path);
+
+// The same from the bytes of a whole file in memory; `source_name` starts every message.
+SafetensorsContents parse_safetensors(std::span<const uint8_t> bytes,
+                                      const std::string& source_name);
 
 // The format's dtype names: "F32", "F64", "F16", "BF16", "I32", "I64", "U8".
 std::string_view safetensors_dtype_name(DType dtype);

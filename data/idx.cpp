@@ -1,6 +1,7 @@
-// IDX reading through zlib's gzFile, which reads gzip and plain files alike. The header is read
-// and checked first; the data is then read in chunks, so memory grows with what the file really
-// holds, never with what a corrupt header claims.
+// IDX parsing from bytes in memory: read_idx loads the file's (possibly compressed) bytes and
+// parses them, so files and fuzzed buffers run one code path. The header is read and checked
+// first; the data is then copied or inflated in growing chunks, so memory grows with what the
+// input really holds, never with what a corrupt header claims.
 #include "data/idx.h"
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -41,45 +43,93 @@ std::string idx_type_name(uint8_t type) {
   }
 }
 
-// A gzFile that closes itself; read() fills as much as the file holds and reports zlib errors
-// (a corrupt or truncated gzip stream) instead of passing them off as a short file.
-class GzInput {
+bool starts_with_gzip_magic(std::span<const uint8_t> bytes) {
+  return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+}
+
+// The IDX bytes in order: copied when plain, inflated when gzip (one or more concatenated
+// members, as gzip allows). read() fills as much as there is and reports a corrupt or truncated
+// gzip stream instead of passing it off as a short file.
+class IdxInput {
  public:
-  explicit GzInput(const std::string& path) : path_(path) {
-    file_ = gzopen(path.c_str(), "rb");
-    if (file_ == nullptr) fail(path, fmt::format("cannot open: {}", std::strerror(errno)));
-    gzbuffer(file_, 1 << 18);
+  IdxInput(std::span<const uint8_t> bytes, const std::string& source_name)
+      : bytes_(bytes), source_name_(source_name), gzip_(starts_with_gzip_magic(bytes)) {
+    if (!gzip_) return;
+    // 16 + MAX_WBITS: a gzip wrapper only, as the magic said.
+    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) fail(source_name_, "zlib: out of memory");
   }
-  ~GzInput() { gzclose(file_); }
-  GzInput(const GzInput&) = delete;
-  GzInput& operator=(const GzInput&) = delete;
+  ~IdxInput() {
+    if (gzip_) inflateEnd(&stream_);
+  }
+  IdxInput(const IdxInput&) = delete;
+  IdxInput& operator=(const IdxInput&) = delete;
 
   // Reads up to `bytes`; returns how many were read (fewer only at the end of the data).
   size_t read(void* destination, size_t bytes) {
-    size_t total = 0;
-    char* cursor = static_cast<char*>(destination);
-    while (total < bytes) {
-      unsigned request = unsigned(std::min<size_t>(bytes - total, 1u << 30));
-      int got = gzread(file_, cursor + total, request);
-      if (got < 0) check_stream();
-      if (got <= 0) break;
-      total += size_t(got);
+    if (!gzip_) {
+      size_t count = std::min(bytes, bytes_.size() - consumed_);
+      if (count > 0) std::memcpy(destination, bytes_.data() + consumed_, count);
+      consumed_ += count;
+      return count;
     }
-    check_stream();
-    return total;
+    return inflate_into(static_cast<uint8_t*>(destination), bytes);
   }
 
  private:
-  void check_stream() {
-    int status = Z_OK;
-    const char* message = gzerror(file_, &status);
-    if (status != Z_OK && status != Z_STREAM_END) {
-      fail(path_, fmt::format("corrupt or truncated gzip data: {}", message));
+  // zlib counts in 32-bit uInt: input and output go through in slices of at most this.
+  static constexpr size_t kZlibSliceBytes = size_t(1) << 30;
+
+  size_t inflate_into(uint8_t* destination, size_t bytes) {
+    size_t total = 0;
+    while (total < bytes && !stream_ended_) {
+      if (stream_.avail_in == 0 && consumed_ < bytes_.size()) {
+        size_t slice = std::min(kZlibSliceBytes, bytes_.size() - consumed_);
+        // zlib never writes through next_in; the cast only satisfies its pre-const API.
+        stream_.next_in = const_cast<Bytef*>(bytes_.data() + consumed_);
+        stream_.avail_in = uInt(slice);
+        consumed_ += slice;
+      }
+      uInt request = uInt(std::min(kZlibSliceBytes, bytes - total));
+      stream_.next_out = destination + total;
+      stream_.avail_out = request;
+      int status = inflate(&stream_, Z_NO_FLUSH);
+      total += request - stream_.avail_out;
+      if (status == Z_STREAM_END) {
+        next_member();
+      } else if (status == Z_BUF_ERROR && stream_.avail_in == 0 && consumed_ < bytes_.size()) {
+        continue;  // zlib used up its slice of input; the next turn hands it more
+      } else if (status == Z_BUF_ERROR) {
+        // No progress with all the input given: the stream stops before its end marker.
+        fail(source_name_, "corrupt or truncated gzip data: the input ends inside the stream");
+      } else if (status != Z_OK) {
+        fail(source_name_, fmt::format("corrupt or truncated gzip data: {}",
+                                       stream_.msg != nullptr ? stream_.msg : zError(status)));
+      }
+    }
+    return total;
+  }
+
+  // After a member's end: the input ends, another member follows, or it is an error (gzread
+  // would skip such garbage silently; an IDX input with stray bytes is a corrupt one).
+  void next_member() {
+    std::span<const uint8_t> rest = bytes_.subspan(consumed_ - stream_.avail_in);
+    if (rest.empty()) {
+      stream_ended_ = true;
+    } else if (starts_with_gzip_magic(rest)) {
+      inflateReset(&stream_);
+    } else {
+      fail(source_name_, fmt::format("corrupt or truncated gzip data: {} bytes after the gzip "
+                                     "stream are not gzip data",
+                                     rest.size()));
     }
   }
 
-  std::string path_;
-  gzFile file_ = nullptr;
+  std::span<const uint8_t> bytes_;
+  std::string source_name_;
+  bool gzip_;
+  size_t consumed_ = 0;  // bytes copied (plain) or handed to zlib (gzip)
+  z_stream stream_{};
+  bool stream_ended_ = false;
 };
 
 uint32_t big_endian_u32(const uint8_t* bytes) {
@@ -88,7 +138,7 @@ uint32_t big_endian_u32(const uint8_t* bytes) {
 }
 
 // The header's dims after checking the magic and type; leaves `input` at the first element.
-std::vector<int64_t> read_header(const std::string& path, GzInput& input) {
+std::vector<int64_t> read_header(const std::string& path, IdxInput& input) {
   uint8_t magic[4];
   size_t magic_bytes = input.read(magic, sizeof magic);
   if (magic_bytes < sizeof magic) {
@@ -119,39 +169,67 @@ std::vector<int64_t> read_header(const std::string& path, GzInput& input) {
   return dims;
 }
 
+// The whole file, as stored (compressed or not).
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) fail(path, fmt::format("cannot open: {}", std::strerror(errno)));
+  std::vector<uint8_t> bytes;
+  constexpr size_t kReadBytes = size_t(1) << 20;
+  size_t got = 0;
+  do {
+    size_t before = bytes.size();
+    bytes.resize(before + kReadBytes);
+    got = std::fread(bytes.data() + before, 1, kReadBytes, file);
+    bytes.resize(before + got);
+  } while (got == kReadBytes);
+  int read_errno = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (read_errno != 0) fail(path, fmt::format("cannot read: {}", std::strerror(read_errno)));
+  return bytes;
+}
+
 }  // namespace
 
-IdxArray read_idx(const std::string& path) {
-  GzInput input(path);
+IdxArray parse_idx(std::span<const uint8_t> bytes, const std::string& source_name) {
+  IdxInput input(bytes, source_name);
   IdxArray array;
-  array.dims = read_header(path, input);
+  array.dims = read_header(source_name, input);
   uint64_t expected_bytes = 1;
   for (int64_t size : array.dims) {
     if (__builtin_mul_overflow(expected_bytes, uint64_t(size), &expected_bytes)) {
-      fail(path, fmt::format("dims {} hold more than 2^64 elements", shape_str(array.dims)));
+      fail(source_name, fmt::format("dims {} hold more than 2^64 elements", shape_str(array.dims)));
     }
   }
 
-  constexpr size_t kChunkBytes = size_t(1) << 20;
+  // Chunks start small and double, so a header that lies about a huge size costs at most twice
+  // the data really present (plus the first chunk), and a real large file few reallocations.
+  size_t chunk_bytes = size_t(1) << 16;
+  constexpr size_t kMaxChunkBytes = size_t(1) << 24;
   uint64_t actual_bytes = 0;
   while (actual_bytes < expected_bytes) {
-    size_t request = size_t(std::min<uint64_t>(kChunkBytes, expected_bytes - actual_bytes));
+    size_t request = size_t(std::min<uint64_t>(chunk_bytes, expected_bytes - actual_bytes));
     array.values.resize(actual_bytes + request);
     size_t got = input.read(array.values.data() + actual_bytes, request);
     actual_bytes += got;
     if (got < request) break;
+    chunk_bytes = std::min(chunk_bytes * 2, kMaxChunkBytes);
   }
   array.values.resize(actual_bytes);
   // Count what is left past the expected end, so the error says how long the data really is.
-  std::vector<uint8_t> scratch(kChunkBytes);
+  std::vector<uint8_t> scratch(size_t(1) << 16);
   for (size_t got; (got = input.read(scratch.data(), scratch.size())) > 0;) actual_bytes += got;
 
   if (actual_bytes != expected_bytes) {
     std::string kind = actual_bytes < expected_bytes ? "truncated" : "trailing bytes";
-    fail(path, fmt::format("{}: data holds {} bytes, dims {} need {}", kind, actual_bytes,
-                           shape_str(array.dims), expected_bytes));
+    fail(source_name, fmt::format("{}: data holds {} bytes, dims {} need {}", kind, actual_bytes,
+                                  shape_str(array.dims), expected_bytes));
   }
   return array;
+}
+
+IdxArray read_idx(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  return parse_idx(bytes, path);
 }
 
 namespace {

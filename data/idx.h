@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,14 @@ struct IdxArray {
   std::vector<uint8_t> values;  // row-major, exactly the product of dims
 };
 
-// Reads `path`, decompressing it when it is gzip (detected from its content, so a .gz name on a
-// plain file or the reverse both work). Throws std::runtime_error naming `path` on a bad magic,
-// an unsupported type, zero dimensions, or a data length other than the product of the dims.
+// Parses the bytes of an IDX file, inflating them first when they are gzip (detected from the
+// content, so a .gz name on a plain file or the reverse both work). Throws std::runtime_error
+// starting "<source_name>: " on a bad magic, an unsupported type, zero dimensions, a data length
+// other than the product of the dims, or corrupt or truncated gzip data. Memory grows with the
+// data really present, never with what the header claims.
+IdxArray parse_idx(std::span<const uint8_t> bytes, const std::string& source_name);
+
+// Reads the file at `path` and parses it as parse_idx does, naming `path` in every error.
 IdxArray read_idx(const std::string& path);
 
 struct MnistSplit {

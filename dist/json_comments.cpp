@@ -16,6 +16,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// Printing or comparing a JSON value recurses once per level, so a text nested thousands deep
+// would overflow the stack in an error message; configs nest a few levels.
+constexpr size_t kMaxJsonNesting = 64;
+
 // One open object or array while parsing, to name a duplicate key by its dotted path.
 struct OpenContainer {
   std::string path;  // "" for the root
@@ -39,6 +43,10 @@ class DuplicateKeyCheck {
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
+        if (open_.size() >= kMaxJsonNesting) {
+          throw JsonTextError(fmt::format("{}: {}: nests deeper than {} levels", source_name_,
+                                          child_path(open_.back()), kMaxJsonNesting));
+        }
         open_.push_back({.path = open_.empty() ? "" : child_path(open_.back()),
                          .is_array = event == json::parse_event_t::array_start});
         break;
@@ -110,6 +118,23 @@ std::string parse_error_detail(const json::parse_error& error) {
                                                      : message.substr(start + prefix.size()));
 }
 
+// nlohmann's message minus its "[json.exception.out_of_range.406] " prefix.
+std::string exception_detail(const json::exception& error) {
+  std::string_view message = error.what();
+  size_t end_of_id = message.find("] ");
+  return std::string(end_of_id == std::string_view::npos ? message : message.substr(end_of_id + 2));
+}
+
+// " at line L, column C" of the first occurrence of the literal that `message` quotes
+// ('...'), or "" when there is none or the text does not hold it.
+std::string quoted_literal_position(std::string_view text, std::string_view message) {
+  size_t open = message.find('\'');
+  size_t close = open == std::string_view::npos ? open : message.find('\'', open + 1);
+  if (close == std::string_view::npos || close == open + 1) return "";
+  size_t offset = text.find(message.substr(open + 1, close - open - 1));
+  return offset == std::string_view::npos ? "" : " at " + line_and_column(text, offset);
+}
+
 }  // namespace
 
 nlohmann::json parse_json_with_comments(std::string_view text, std::string_view source_name) {
@@ -128,6 +153,12 @@ nlohmann::json parse_json_with_comments(std::string_view text, std::string_view 
                                       line_and_column(text, *start)));
     }
     throw JsonTextError(fmt::format("{}: invalid JSON {}", source_name, parse_error_detail(error)));
+  } catch (const json::out_of_range& error) {
+    // A number past double's range (1e400) is reported as out_of_range, not as a parse_error,
+    // and without a position: find the literal it quotes to say where it is.
+    throw JsonTextError(fmt::format("{}: invalid JSON{}: {}", source_name,
+                                    quoted_literal_position(text, error.what()),
+                                    exception_detail(error)));
   }
 }
 

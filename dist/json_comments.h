@@ -10,7 +10,8 @@
 
 namespace zt::dist {
 
-// Invalid JSON, an unterminated comment or a duplicate key.
+// Invalid JSON (a number past double's range included), an unterminated comment, a duplicate key
+// or nesting deeper than 64 levels.
 class JsonTextError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -204,8 +204,10 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   // Check every shape before copying anything, so a bad file changes nothing.
   std::vector<std::pair<Tensor, Tensor>> copies;
   for (auto& [name, target] : own) {
-    auto found = std::find_if(state.begin(), state.end(),
-                              [&](const auto& entry) { return entry.first == name; });
+    // An init-capture, since clang before 16 cannot capture a structured binding.
+    auto found = std::find_if(state.begin(), state.end(), [&wanted = name](const auto& entry) {
+      return entry.first == wanted;
+    });
     if (found == state.end()) {
       if (strict) {
         throw std::invalid_argument(fmt::format(

@@ -17,6 +17,7 @@
 
 #include "apps/cli_flags.h"
 #include "apps/mnist_common.h"
+#include "autograd/checkpointing_options.h"
 #include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
@@ -223,6 +224,11 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
     }
   }
   print_reports_in_rank_order(engine, world);
+  if (leader && config.activation_checkpointing.profile) {
+    CheckpointingProfile profile = checkpointing_profile();
+    fmt::print("activation checkpointing profile (rank 0): {} recomputations, {:.3f} s\n",
+               profile.recompute_count, profile.recompute_seconds);
+  }
   NamedTensors state = engine.consolidated_state_dict();
   if (leader) {
     // Saved in f32 whatever the training dtype, so mnist_eval and PyTorch load it as they are.

@@ -1,16 +1,20 @@
-// CheckpointNode: the backward of a checkpointed piece. It holds fn, detached aliases of the
-// inputs and the RNG state at entry; apply() replays fn on fresh leaves under the saved RNG
-// state and runs a nested Engine::backward (the engine keeps all state on its stack, so it is
-// re-entrant), then returns the gradients those leaves received.
+// CheckpointNode: the backward of a checkpointed piece. It holds fn, the saved inputs (aliases,
+// or copies placed by the checkpointing options: checkpoint_storage.h) and the RNG state at
+// entry; apply() replays fn on fresh leaves under the saved RNG state and runs a nested
+// Engine::backward (the engine keeps all state on its stack, so it is re-entrant), then returns
+// the gradients those leaves received.
 #include "autograd/checkpoint.h"
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <unordered_set>
 #include <utility>
 
 #include "autograd/autograd_meta.h"
+#include "autograd/checkpoint_storage.h"
+#include "autograd/checkpointing_options.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -49,8 +53,8 @@ class ReplayRngGuard {
 class CheckpointNode : public autograd::Node {
  public:
   CheckpointNode(std::vector<autograd::Edge> next_edges, uint32_t num_outputs, CheckpointFn fn,
-                 std::vector<Tensor> saved_inputs, std::vector<bool> input_requires_grad,
-                 RngState rng_at_entry)
+                 std::vector<SavedCheckpointInput> saved_inputs,
+                 std::vector<bool> input_requires_grad, RngState rng_at_entry)
       : Node(std::move(next_edges), num_outputs),
         fn_(std::move(fn)),
         saved_inputs_(std::move(saved_inputs)),
@@ -70,7 +74,7 @@ class CheckpointNode : public autograd::Node {
     std::vector<Tensor> replay_inputs;
     std::vector<Tensor> grad_leaves;
     for (size_t i = 0; i < saved_inputs_.size(); ++i) {
-      const Tensor& saved = saved_inputs_[i];
+      Tensor saved = restore_checkpoint_input(saved_inputs_[i]);
       if (input_requires_grad_[i]) {
         Tensor leaf = saved.detach();
         leaf.set_requires_grad(true);
@@ -80,11 +84,20 @@ class CheckpointNode : public autograd::Node {
         replay_inputs.push_back(saved);
       }
     }
+    // On a device, synchronize_checkpoint_boundary would wait for the stream here and after
+    // the nested backward; CPU backend kernels are complete when they return.
+    const bool profile = checkpointing_options().profile;
+    const auto recompute_start = std::chrono::steady_clock::now();
     std::vector<Tensor> recomputed;
     {
       ReplayRngGuard replay(rng_at_entry_);
       autograd::GradModeGuard record(true);
       recomputed = fn_(replay_inputs);
+    }
+    if (profile) {
+      record_recomputation(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - recompute_start)
+              .count());
     }
     if (recomputed.size() != num_inputs()) {
       throw std::logic_error(
@@ -146,8 +159,8 @@ class CheckpointNode : public autograd::Node {
     }
   }
 
-  CheckpointFn fn_;                        // empty once released
-  std::vector<Tensor> saved_inputs_;       // detached aliases, in fn's argument order
+  CheckpointFn fn_;                                 // empty once released
+  std::vector<SavedCheckpointInput> saved_inputs_;  // in fn's argument order
   std::vector<bool> input_requires_grad_;  // true for the inputs that have an edge, in order
   RngState rng_at_entry_;
 };
@@ -166,17 +179,16 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   }
 
   std::vector<autograd::Edge> edges;
-  std::vector<Tensor> saved_inputs;
   std::vector<bool> input_requires_grad;
   for (const Tensor& input : inputs) {
     const bool requires_grad = input.defined() && input.requires_grad();
     if (requires_grad) edges.push_back(autograd::gradient_edge(input));
     input_requires_grad.push_back(requires_grad);
-    saved_inputs.push_back(input.defined() ? input.detach() : Tensor());
   }
-  auto node = std::make_shared<CheckpointNode>(std::move(edges), uint32_t(outputs.size()), fn,
-                                               std::move(saved_inputs),
-                                               std::move(input_requires_grad), rng_at_entry);
+  auto node =
+      std::make_shared<CheckpointNode>(std::move(edges), uint32_t(outputs.size()), fn,
+                                       save_checkpoint_inputs(inputs, checkpointing_options()),
+                                       std::move(input_requires_grad), rng_at_entry);
 
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (!outputs[i].defined()) continue;

@@ -26,6 +26,9 @@ using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>
 // of leaves it captures and of the default generator: a captured non-leaf that requires grad
 // must be passed as an input (backward throws otherwise). The node is recorded even when no
 // input requires grad, since fn may capture parameters.
+// Where the saved inputs are kept (aliases, host copies under activation_offload, a contiguous
+// buffer) and whether recomputation is profiled follow checkpointing_options() as they are when
+// the checkpoint is made and recomputed (autograd/checkpointing_options.h).
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
 Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& input);
 

@@ -1,8 +1,11 @@
 // What activation checkpointing buys and costs on a 32-layer MLP (width x width Linear + ReLU
-// per layer, f32): peak bytes tagged `activation` over one forward+backward, and the median
-// step time, without checkpointing and with checkpoint_sequential at several segment counts,
-// each as a ratio against no checkpointing measured in the same run.
-// Usage: bench/checkpoint_mlp [width=512] [batch=64] [repeats=5]
+// per layer, f32): peak bytes by tag (activation, activation_offload, all tags) over one
+// forward+backward and the median step time, without checkpointing, with checkpoint_sequential,
+// and with it and cpu_checkpointing, each as a ratio against no checkpointing in the same run.
+// The segment count and the other keys come from a ds_config's activation_checkpointing block
+// (number_checkpoints, cpu_checkpointing, contiguous_memory_optimization, profile); without one,
+// 8 segments and a sweep over segment counts.
+// Usage: bench/checkpoint_mlp [--deepspeed_config FILE] [width=512] [batch=64] [repeats=5]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,13 +14,19 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "autograd/checkpoint.h"
+#include "autograd/checkpointing_options.h"
 #include "autograd/functions.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/generator.h"
+#include "dist/activation_checkpointing.h"
+#include "dist/config.h"
+#include "dist/initialize.h"
 #include "nn/nn.h"
 
 using namespace zt;
@@ -28,41 +37,77 @@ constexpr int64_t kDepth = 32;
 
 struct StepCost {
   int64_t peak_activation_bytes = 0;
+  int64_t peak_offload_bytes = 0;
+  int64_t peak_total_bytes = 0;  // every tag, the inputs and parameters' gradients included
   double median_step_ms = 0.0;
+  CheckpointingProfile profile;  // per step, when profiling
 };
 
-// One forward+backward of sum(model(x)) through `forward`, under the activation tag (so
-// recomputation inside backward counts as activation too), measured `repeats` times.
+// One forward+backward of sum(model(x)) through `forward` under `options`, under the activation
+// tag (so recomputation inside backward counts as activation too), measured `repeats` times.
+// Peaks are measured above the bytes live before the step.
 StepCost measure(nn::Sequential& model, const Tensor& x, int repeats,
+                 const CheckpointingOptions& options,
                  const std::function<Tensor(const Tensor&)>& forward) {
+  configure_checkpointing(options);
+  reset_checkpointing_profile();
   MemoryAccounting& accounting = cpu_allocator().accounting();
   StepCost cost;
   std::vector<double> step_ms;
   for (int repeat = 0; repeat < repeats + 1; ++repeat) {  // the first run warms up
+    if (repeat == 1) reset_checkpointing_profile();
     MemoryTagGuard activations(MemoryTag::activation);
     accounting.reset_peak();
-    const int64_t live_before = accounting.stats().live(MemoryTag::activation);
+    const MemoryStats before = accounting.stats();
     auto start = std::chrono::steady_clock::now();
     Tensor out = forward(x);
     sum(out).backward();
     double elapsed_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    cost.peak_activation_bytes = std::max(
-        cost.peak_activation_bytes, accounting.stats().peak(MemoryTag::activation) - live_before);
+    const MemoryStats after = accounting.stats();
+    auto peak_above = [&](MemoryTag tag) { return after.peak(tag) - before.live(tag); };
+    cost.peak_activation_bytes =
+        std::max(cost.peak_activation_bytes, peak_above(MemoryTag::activation));
+    cost.peak_offload_bytes =
+        std::max(cost.peak_offload_bytes, peak_above(MemoryTag::activation_offload));
+    cost.peak_total_bytes =
+        std::max(cost.peak_total_bytes, after.total_peak_bytes - before.total_live_bytes);
     if (repeat > 0) step_ms.push_back(elapsed_ms);
     model.zero_grad();
   }
   std::nth_element(step_ms.begin(), step_ms.begin() + int64_t(step_ms.size() / 2), step_ms.end());
   cost.median_step_ms = step_ms[step_ms.size() / 2];
+  cost.profile = checkpointing_profile();
+  cost.profile.recompute_seconds /= double(repeats);
+  cost.profile.recompute_count /= repeats;
+  configure_checkpointing(CheckpointingOptions{});
   return cost;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  DeepSpeedArgs deepspeed = take_deepspeed_args(argc, argv);
   const int64_t width = argc > 1 ? std::atoll(argv[1]) : 512;
   const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 5;
+
+  // Without a config: 8 segments (about sqrt of the 64 modules), nothing else on.
+  CheckpointingOptions configured{.number_checkpoints = 8};
+  if (!deepspeed.deepspeed_config.empty()) {
+    std::vector<std::string> warnings;
+    dist::Config config = dist::load_config(deepspeed.deepspeed_config, 1, &warnings);
+    for (const std::string& warning : warnings) fmt::print(stderr, "warning: {}\n", warning);
+    configured = dist::checkpointing_options_of(config.activation_checkpointing);
+    if (configured.number_checkpoints == 0) {
+      fmt::print(stderr,
+                 "{}: activation_checkpointing.number_checkpoints: expected the number of "
+                 "checkpointed segments (1..{}), got none\n",
+                 deepspeed.deepspeed_config, 2 * kDepth);
+      return 1;
+    }
+  }
+  const int64_t segments = std::min<int64_t>(configured.number_checkpoints, 2 * kDepth);
 
   manual_seed(0);
   auto model = std::make_shared<nn::Sequential>();
@@ -75,22 +120,49 @@ int main(int argc, char** argv) {
   }
   Tensor x = uniform({batch, width}, -1.0, 1.0);
 
-  fmt::print("{}-layer MLP ({} modules), width {}, batch {}, f32; median of {} steps\n", kDepth,
-             model->size(), width, batch, repeats);
-  StepCost plain = measure(*model, x, repeats, [&](const Tensor& in) { return (*model)(in); });
-  fmt::print("{:>22} {:>14} {:>8} {:>10} {:>8}\n", "", "peak act MiB", "ratio", "step ms", "ratio");
+  fmt::print("{}-layer MLP ({} modules), width {}, batch {}, f32; median of {} steps{}\n", kDepth,
+             model->size(), width, batch, repeats,
+             deepspeed.deepspeed_config.empty()
+                 ? ""
+                 : "; checkpointing from " + deepspeed.deepspeed_config);
+  auto plain_forward = [&](const Tensor& in) { return (*model)(in); };
+  StepCost plain = measure(*model, x, repeats, CheckpointingOptions{}, plain_forward);
+  fmt::print("{:>34} {:>12} {:>12} {:>10} {:>7} {:>9} {:>7} {:>14}\n", "", "activation",
+             "act_offload", "all tags", "ratio", "step ms", "ratio", "recompute ms");
+  fmt::print("{:>34} {:>12} {:>12} {:>10}\n", "", "peak MiB", "peak MiB", "peak MiB");
+  auto mib = [](int64_t bytes) { return double(bytes) / double(1 << 20); };
   auto print_row = [&](const std::string& label, const StepCost& cost) {
-    fmt::print("{:>22} {:>14.2f} {:>8.2f} {:>10.1f} {:>8.2f}\n", label,
-               double(cost.peak_activation_bytes) / (1 << 20),
+    std::string recompute = cost.profile.recompute_count > 0
+                                ? fmt::format("{:.1f} ({}x)", 1e3 * cost.profile.recompute_seconds,
+                                              cost.profile.recompute_count)
+                                : "-";
+    fmt::print("{:>34} {:>12.2f} {:>12.2f} {:>10.2f} {:>7.2f} {:>9.1f} {:>7.2f} {:>14}\n", label,
+               mib(cost.peak_activation_bytes), mib(cost.peak_offload_bytes),
+               mib(cost.peak_total_bytes),
                double(cost.peak_activation_bytes) / double(plain.peak_activation_bytes),
-               cost.median_step_ms, cost.median_step_ms / plain.median_step_ms);
+               cost.median_step_ms, cost.median_step_ms / plain.median_step_ms, recompute);
   };
   print_row("no checkpointing", plain);
-  for (int64_t segments : {2, 4, 6, 8, 11}) {
-    StepCost cost = measure(*model, x, repeats, [&](const Tensor& in) {
-      return checkpoint_sequential(*model, segments, in);
-    });
-    print_row(fmt::format("{} segments", segments), cost);
+  auto checkpointed = [&](int64_t count) {
+    return [&, count](const Tensor& in) { return checkpoint_sequential(*model, count, in); };
+  };
+  CheckpointingOptions kept_on_device = configured;
+  kept_on_device.cpu_checkpointing = false;
+  CheckpointingOptions offloaded = configured;
+  offloaded.partition_activations = true;  // what DeepSpeed's rule asks alongside it
+  offloaded.cpu_checkpointing = true;
+  print_row(fmt::format("{} segments", segments),
+            measure(*model, x, repeats, kept_on_device, checkpointed(segments)));
+  print_row(fmt::format("{} segments, cpu_checkpointing", segments),
+            measure(*model, x, repeats, offloaded, checkpointed(segments)));
+  if (deepspeed.deepspeed_config.empty()) {
+    for (int64_t count : {2, 4, 6, 11}) {
+      print_row(fmt::format("{} segments", count),
+                measure(*model, x, repeats, kept_on_device, checkpointed(count)));
+    }
   }
+  fmt::print(
+      "activation: peak above the step's start; act_offload: cpu_checkpointing's host copies; "
+      "ratio: activation peak and step time over no checkpointing\n");
   return 0;
 }

@@ -1,8 +1,8 @@
 // One trial of bench/zero_capacity.sh: does an MLP of a given width take training steps at ZeRO
 // stage S under a per-rank memory limit? Every rank builds the model, wraps it in the engine,
 // then sets the allocator's limit and runs the steps. Success: rank 0 prints one line
-//   fit <stage> <width> <parameters> <peak> <param> <grad> <optim_state> <activation> <comm>
-//   <other>
+//   fit <stage> <width> <parameters> <peak> <param> <grad> <optim_state> <activation>
+//   <activation_offload> <comm> <other>
 // with the step peak of the rank that peaked highest and that rank's per-kind peaks, all in
 // bytes. Failure: an allocation past the limit throws OutOfMemoryError ("out of memory on cpu:
 // ...") on some rank, and dist::run_distributed_main ends the whole job with a non-zero status,

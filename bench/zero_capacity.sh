@@ -81,7 +81,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 start=$SECONDS
 printf "\n%5s %7s %12s %8s %10s   %s\n" stage width parameters "vs st.0" "peak MiB" \
-  "step peak by kind (MiB): param grad optim_state activation comm other"
+  "step peak by kind (MiB): param grad optim_state activation activation_offload comm other"
 guess=128
 base_params=""
 stage3_ratio=""
@@ -91,13 +91,13 @@ for stage in 0 1 2 3; do
     printf "%5s %7s\n" "$stage" "none"
     continue
   fi
-  read -r _ _ _ params peak param grad optim activation comm other <"$scratch/best"
+  read -r _ _ _ params peak param grad optim activation offload comm other <"$scratch/best"
   base_params=${base_params:-$params}
   ratio=$(awk -v a="$params" -v b="$base_params" 'BEGIN { printf "%.2f", a / b }')
   [ "$stage" -eq 3 ] && stage3_ratio=$ratio
-  printf "%5s %7s %12s %8s %10s   %s %s %s %s %s %s\n" "$stage" "$width" "$params" "${ratio}x" \
+  printf "%5s %7s %12s %8s %10s   %s %s %s %s %s %s %s\n" "$stage" "$width" "$params" "${ratio}x" \
     "$(mib "$peak")" "$(mib "$param")" "$(mib "$grad")" "$(mib "$optim")" "$(mib "$activation")" \
-    "$(mib "$comm")" "$(mib "$other")"
+    "$(mib "$offload")" "$(mib "$comm")" "$(mib "$other")"
   guess=$width  # a later stage holds at least as much, so its search starts here
 done
 echo "($((SECONDS - start)) s; load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -21,6 +21,8 @@ std::string_view memory_tag_name(MemoryTag tag) {
       return "optim_state";
     case MemoryTag::activation:
       return "activation";
+    case MemoryTag::activation_offload:
+      return "activation_offload";
     case MemoryTag::comm:
       return "comm";
     case MemoryTag::other:

@@ -18,8 +18,18 @@
 
 namespace zt {
 
-enum class MemoryTag : uint8_t { param, grad, optim_state, activation, comm, other };
-inline constexpr size_t kMemoryTagCount = 6;
+// activation_offload: the inputs a checkpoint saves, moved to host memory (cpu_checkpointing),
+// kept apart from `activation` so that reports show what offloading moved.
+enum class MemoryTag : uint8_t {
+  param,
+  grad,
+  optim_state,
+  activation,
+  activation_offload,
+  comm,
+  other
+};
+inline constexpr size_t kMemoryTagCount = 7;
 std::string_view memory_tag_name(MemoryTag tag);
 
 inline constexpr size_t kAllocationAlignment = 64;

@@ -96,12 +96,18 @@ struct Bf16Config {
   bool enabled = false;
 };
 
-// activation_checkpointing. Read with DeepSpeed's defaults and rules and recorded; what acts on
-// it is number_checkpoints, which apps/mnist_train turns into that many checkpointed segments
-// (zt::checkpoint). There is no model parallelism, so partition_activations has nothing to
-// split across (a warning says so); on the CPU backend host memory is the only memory, so
-// cpu_checkpointing changes nothing; contiguous_memory_optimization,
-// synchronize_checkpoint_boundary and profile are recorded only.
+// activation_checkpointing. Read with DeepSpeed's defaults and rules; zt::initialize applies it
+// to the process-wide checkpointing options (autograd/checkpointing_options.h), which every
+// zt::checkpoint reads. number_checkpoints: apps/mnist_train runs its network in that many
+// checkpointed segments, and it sizes the contiguous buffer. There is no model parallelism, so
+// partition_activations has nothing to split (a warning says so); it only gates the two keys that
+// need it. cpu_checkpointing: saved inputs are copied to host memory under the
+// activation_offload tag and back for recomputation (a plain copy on the CPU backend, counted
+// apart). contiguous_memory_optimization: the saved inputs of a forward's checkpoints are copied
+// into one buffer preallocated for number_checkpoints checkpoints and reused by later forwards.
+// synchronize_checkpoint_boundary: recorded only; DeepSpeed synchronizes the device at each
+// checkpoint boundary, and CPU backend kernels are finished when they return (no stream to wait
+// on). profile: recomputation time and count accumulate in zt::checkpointing_profile().
 struct ActivationCheckpointingConfig {
   bool partition_activations = false;
   bool cpu_checkpointing = false;  // needs partition_activations, as in DeepSpeed

@@ -55,6 +55,7 @@ std::string Engine::step_report() const {
   text += memory_line("gradients", MemoryTag::grad, report.expected_grad_bytes);
   text += memory_line("optimizer", MemoryTag::optim_state, report.expected_optim_state_bytes);
   text += memory_line("activations", MemoryTag::activation, -1);
+  text += memory_line("act. offload", MemoryTag::activation_offload, -1);  // cpu_checkpointing
   text += memory_line("comm buffers", MemoryTag::comm, -1);
   // Element-bytes per step by the paper: 2 Psi (N-1)/N at stages 0-2 (all-reduce, or
   // reduce-scatter + all-gather), 3 Psi (N-1)/N at stage 3 (two all-gathers, a reduce-scatter);

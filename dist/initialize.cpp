@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dist/activation_checkpointing.h"
+
 namespace zt {
 
 DeepSpeedArgs take_deepspeed_args(int& argc, char** argv) {
@@ -53,6 +55,7 @@ Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
 
 Initialized initialize(dist::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model) {
+  dist::apply_activation_checkpointing(config.activation_checkpointing);
   Initialized result;
   result.grid =
       std::make_unique<dist::ProcessGrid>(dist::ProcessGrid::data_parallel(runtime.world()));

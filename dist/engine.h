@@ -22,7 +22,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,8 @@
 #include "optim/optimizer.h"
 
 namespace zt::dist {
+
+struct ConsolidatedCheckpoint;
 
 // Model-state bytes of one rank, measured and by the ZeRO paper's formula for this stage.
 struct ModelStateReport {
@@ -110,6 +114,18 @@ class Engine {
   // Every parameter, whole, on every rank (stage 3 gathers). Collective.
   NamedTensors consolidated_state_dict();
   ModelStateReport model_state_report() const;
+
+  // Checkpoints, as DeepSpeed's (layout and crash safety: dist/checkpoint_files.h). Saves the
+  // parameters, the fp32 master slices and optimizer state of every rank, the schedule, the
+  // loss scaler, the step counters and each rank's generator, with `client_state`; `tag` ""
+  // means "global_step<N>". Call it at an accumulation boundary. Collective; returns DIR/TAG.
+  std::string save_checkpoint(const std::string& dir, const std::string& tag = "",
+                              const nlohmann::json& client_state = nullptr,
+                              bool save_latest = true);
+  // Restores all of that from DIR/TAG (TAG "" = the one `latest` names), whatever world size
+  // and stage saved it, and returns the client state (null when none was saved). Every file is
+  // read and checked before anything changes; an error leaves the engine as it was. Collective.
+  nlohmann::json load_checkpoint(const std::string& dir, const std::string& tag = "");
   // The report of this rank: live and peak bytes by kind since the engine was built, next to
   // the ZeRO formulas, and the payload bytes per collective of the last training step (from
   // the step before it to its update) next to the communication volumes.
@@ -117,6 +133,11 @@ class Engine {
 
  private:
   struct GroupState;
+  struct LoadedState;
+  void run_on_all_ranks(const std::string& what, const std::function<void()>& body);
+  nlohmann::json engine_state_json() const;
+  void check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const;
+  LoadedState read_loaded_state(const std::string& dir, const std::string& tag) const;
   void build_groups();
   void build_optimizer();
   void register_gradient_hooks();

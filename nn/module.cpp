@@ -17,7 +17,8 @@ namespace zt::nn {
 
 namespace {
 std::string joined(const std::string& prefix, const std::string& name) {
-  return prefix.empty() ? name : prefix + "." + name;
+  if (prefix.empty()) return name;
+  return name.empty() ? prefix : prefix + "." + name;  // a child module itself: just its name
 }
 
 // Replaces what `target`'s impl holds with `source`'s data, so that every handle to the impl

@@ -30,6 +30,8 @@ class Adam final : public Optimizer {
     int64_t step = 0;
   };
   const State& state(size_t group, size_t index) const { return states_[group][index]; }
+  ParamState param_state(size_t group, size_t index) const override;
+  void set_param_state(size_t group, size_t index, const ParamState& state) override;
 
  private:
   AdamOptions options_;

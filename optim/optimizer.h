@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -16,6 +17,15 @@ struct ParamGroup {
   std::vector<Tensor> params;
   double lr = 1e-3;
   double weight_decay = 0.0;
+};
+
+// One parameter's optimizer state, for checkpoints: named f32 tensors of the parameter's shape
+// (Adam: exp_avg and exp_avg_sq; SGD with momentum: momentum_buffer) and the number of updates
+// it has had. No tensors before the parameter's first update: that is state too (SGD's first
+// update starts its momentum from the gradient).
+struct ParamState {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  int64_t step = 0;
 };
 
 class Optimizer {
@@ -38,6 +48,11 @@ class Optimizer {
   // First-moment coefficient: SGD's momentum, Adam's beta1 (for OneCycle's momentum cycling).
   virtual void set_momentum(double momentum) = 0;
   virtual double momentum() const = 0;
+
+  // The state of parameter `index` of group `group` (views of the optimizer's own tensors), and
+  // its replacement by copies of `state`'s tensors, which must have the parameter's shape.
+  virtual ParamState param_state(size_t group, size_t index) const = 0;
+  virtual void set_param_state(size_t group, size_t index, const ParamState& state) = 0;
 
  protected:
   std::vector<ParamGroup> groups_;

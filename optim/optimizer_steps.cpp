@@ -33,6 +33,26 @@ Tensor new_state_like(const Tensor& param) {
                {.dtype = DType::f32, .device = param.device(), .tag = MemoryTag::optim_state});
 }
 
+// A copy of `value` in a fresh optimizer-state tensor, checked against the parameter's shape.
+Tensor restored_state(const Tensor& param, const std::string& optimizer, const std::string& name,
+                      const Tensor& value) {
+  if (!value.defined() || value.sizes() != param.sizes()) {
+    throw std::invalid_argument(fmt::format(
+        "{}: state {} has shape {}, expected the parameter's {}", optimizer, name,
+        value.defined() ? shape_str(value.sizes()) : "(undefined)", shape_str(param.sizes())));
+  }
+  Tensor state = new_state_like(param);
+  ops::copy_(state, value);
+  return state;
+}
+
+// The tensor named `name` in `state`, or an undefined one.
+Tensor find_state(const ParamState& state, const std::string& name) {
+  for (const auto& [key, value] : state.tensors)
+    if (key == name) return value;
+  return Tensor();
+}
+
 }  // namespace
 
 Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions options)
@@ -48,6 +68,20 @@ Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions options)
 
 const Tensor& Sgd::momentum_buffer(size_t group, size_t index) const {
   return momentum_buffers_.at(group).at(index);
+}
+
+ParamState Sgd::param_state(size_t group, size_t index) const {
+  ParamState state;
+  const Tensor& buffer = momentum_buffer(group, index);
+  if (buffer.defined()) state.tensors.emplace_back("momentum_buffer", buffer);
+  return state;
+}
+
+void Sgd::set_param_state(size_t group, size_t index, const ParamState& state) {
+  const Tensor& param = groups_.at(group).params.at(index);
+  Tensor buffer = find_state(state, "momentum_buffer");
+  momentum_buffers_.at(group).at(index) =
+      buffer.defined() ? restored_state(param, "SGD", "momentum_buffer", buffer) : Tensor();
 }
 
 void Sgd::step() {
@@ -77,6 +111,29 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
   check(options_.beta2 >= 0.0 && options_.beta2 < 1.0, "beta2 (expected [0, 1))", options_.beta2);
   check(options_.eps >= 0.0, "eps (expected >= 0)", options_.eps);
   for (const ParamGroup& group : groups_) states_.emplace_back(group.params.size());
+}
+
+ParamState Adam::param_state(size_t group, size_t index) const {
+  const State& current = states_.at(group).at(index);
+  ParamState state;
+  state.step = current.step;
+  if (current.exp_avg.defined()) {
+    state.tensors = {{"exp_avg", current.exp_avg}, {"exp_avg_sq", current.exp_avg_sq}};
+  }
+  return state;
+}
+
+void Adam::set_param_state(size_t group, size_t index, const ParamState& state) {
+  const Tensor& param = groups_.at(group).params.at(index);
+  State& target = states_.at(group).at(index);
+  Tensor exp_avg = find_state(state, "exp_avg"), exp_avg_sq = find_state(state, "exp_avg_sq");
+  if (exp_avg.defined() != exp_avg_sq.defined()) {
+    throw std::invalid_argument(name() + ": state needs both exp_avg and exp_avg_sq, or neither");
+  }
+  target.exp_avg = exp_avg.defined() ? restored_state(param, name(), "exp_avg", exp_avg) : Tensor();
+  target.exp_avg_sq =
+      exp_avg.defined() ? restored_state(param, name(), "exp_avg_sq", exp_avg_sq) : Tensor();
+  target.step = state.step;
 }
 
 void Adam::step() {

@@ -21,6 +21,8 @@ class Sgd final : public Optimizer {
   double momentum() const override { return options_.momentum; }
   // The momentum buffer of one parameter (undefined before its first step).
   const Tensor& momentum_buffer(size_t group, size_t index) const;
+  ParamState param_state(size_t group, size_t index) const override;
+  void set_param_state(size_t group, size_t index, const ParamState& state) override;
 
  private:
   SgdOptions options_;

@@ -61,6 +61,13 @@ TEST_CASE("named_parameters use PyTorch's dotted names in registration order") {
         std::string::npos);
 }
 
+TEST_CASE("named_modules use PyTorch's dotted names: \"\" for the root, then depth first") {
+  auto model = std::make_shared<TwoLayer>();
+  std::vector<std::string> names;
+  for (auto& [name, module] : model->named_modules()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"", "encoder", "encoder.0", "encoder.1", "head"});
+}
+
 TEST_CASE("Linear and Conv2d initialise uniformly within 1/sqrt(fan_in) like PyTorch") {
   manual_seed(3);
   nn::Linear linear(400, 300);

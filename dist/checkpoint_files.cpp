@@ -1,0 +1,208 @@
+// Reading checkpoints back whole: the rank files' flat slices are joined per parameter by the
+// layout each file records, so a checkpoint loads at any world size and any ZeRO stage.
+#include "dist/checkpoint_files.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "core/factory.h"
+#include "core/ops/view.h"
+
+namespace zt::dist {
+namespace fs = std::filesystem;
+
+std::string model_states_file(const std::string& tag_dir) {
+  return (fs::path(tag_dir) / "mp_rank_00_model_states.safetensors").string();
+}
+
+std::string optim_states_file(const std::string& tag_dir, int rank) {
+  return (fs::path(tag_dir) /
+          fmt::format("zero_pp_rank_{}_mp_rank_00_optim_states.safetensors", rank))
+      .string();
+}
+
+std::string latest_file(const std::string& dir) {
+  return (fs::path(dir) / "latest").string();
+}
+
+std::string read_latest_tag(const std::string& dir) {
+  std::string path = latest_file(dir);
+  std::ifstream in(path);
+  if (!in)
+    throw std::runtime_error(path + ": not found (no checkpoint has been saved in " + dir + ")");
+  std::string tag;
+  std::getline(in, tag);
+  if (tag.empty() || tag.find('/') != std::string::npos || tag == "." || tag == "..") {
+    throw std::runtime_error(path + ": expected the name of a tag directory, got \"" + tag + "\"");
+  }
+  return tag;
+}
+
+std::string resolve_tag_dir(const std::string& dir, const std::string& tag) {
+  std::string chosen = tag.empty() ? read_latest_tag(dir) : tag;
+  fs::path tag_dir = fs::path(dir) / chosen;
+  if (!fs::is_directory(tag_dir)) {
+    // A save that replaced this very tag may have been stopped between its two renames.
+    fs::path replaced = fs::path(dir) / ("." + chosen + ".old");
+    if (fs::is_directory(replaced)) return replaced.string();
+    throw std::runtime_error(tag_dir.string() + ": no such checkpoint directory");
+  }
+  return tag_dir.string();
+}
+
+namespace {
+
+nlohmann::json metadata_json(const SafetensorsContents& contents, const std::string& key,
+                             const std::string& path, bool required) {
+  auto found = contents.metadata.find(key);
+  if (found == contents.metadata.end()) {
+    if (!required) return nullptr;
+    throw std::runtime_error(
+        fmt::format("{}: no \"{}\" metadata (not a ZeroTrain checkpoint file)", path, key));
+  }
+  try {
+    return nlohmann::json::parse(found->second);
+  } catch (const nlohmann::json::exception& error) {
+    throw std::runtime_error(
+        fmt::format("{}: metadata \"{}\" is not valid JSON: {}", path, key, error.what()));
+  }
+}
+
+// A JSON value that must exist with the right type; nlohmann's own messages do not say where.
+template <typename T>
+T field(const nlohmann::json& object, const std::string& key, const std::string& where) {
+  if (!object.is_object() || !object.contains(key))
+    throw std::runtime_error(fmt::format("{}: missing \"{}\"", where, key));
+  try {
+    return object.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error(
+        fmt::format("{}: \"{}\" has the wrong type ({})", where, key, object.at(key).dump()));
+  }
+}
+
+// A parameter being joined: its whole fp32 values and state, and how many elements have arrived.
+struct Joining {
+  Shape shape;
+  int64_t numel = 0;
+  int64_t covered = 0;
+};
+
+}  // namespace
+
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
+  ConsolidatedCheckpoint checkpoint;
+  checkpoint.tag_dir = tag_dir;
+  std::string model_path = model_states_file(tag_dir);
+  if (!fs::exists(model_path)) throw std::runtime_error(model_path + ": missing");
+  SafetensorsContents model = load_safetensors(model_path);
+  checkpoint.engine_state = metadata_json(model, "zerotrain", model_path, true);
+  checkpoint.client_state = metadata_json(model, "client_state", model_path, false);
+  checkpoint.model_tensors = model.tensors;
+  checkpoint.world_size = field<int>(checkpoint.engine_state, "world_size", model_path);
+  if (checkpoint.world_size < 1 || checkpoint.world_size > 1'000'000) {
+    throw std::runtime_error(
+        fmt::format("{}: world_size {} is not a rank count", model_path, checkpoint.world_size));
+  }
+  std::map<std::string, Joining> joining;
+  for (int rank = 0; rank < checkpoint.world_size; ++rank) {
+    std::string path = optim_states_file(tag_dir, rank);
+    if (!fs::exists(path)) {
+      throw std::runtime_error(fmt::format("{}: missing (the checkpoint was saved by {} ranks)",
+                                           path, checkpoint.world_size));
+    }
+    SafetensorsContents file = load_safetensors(path);
+    nlohmann::json layout = metadata_json(file, "zerotrain", path, true);
+    if (field<int>(layout, "rank", path) != rank ||
+        field<int>(layout, "world_size", path) != checkpoint.world_size) {
+      throw std::runtime_error(fmt::format("{}: saved by rank {} of {}, expected rank {} of {}",
+                                           path, layout["rank"].dump(), layout["world_size"].dump(),
+                                           rank, checkpoint.world_size));
+    }
+    auto generator = field<std::vector<uint64_t>>(layout, "generator", path);
+    if (generator.size() != 2)
+      throw std::runtime_error(path + ": \"generator\" needs [seed, offset]");
+    checkpoint.generators.push_back({generator[0], generator[1]});
+    auto groups = field<nlohmann::json>(layout, "groups", path);
+    if (!groups.is_array()) throw std::runtime_error(path + ": \"groups\" must be an array");
+    for (size_t g = 0; g < groups.size(); ++g) {
+      std::string where = fmt::format("{}: groups[{}]", path, g);
+      const nlohmann::json& group = groups[g];
+      int64_t slice_begin = field<int64_t>(group, "slice_begin", where);
+      int64_t slice_numel = field<int64_t>(group, "slice_numel", where);
+      int64_t step = field<int64_t>(group, "step", where);
+      auto state_names = field<std::vector<std::string>>(group, "state", where);
+      std::string prefix = fmt::format("group.{}.", g);
+      auto slice_of = [&](const std::string& name) {
+        if (!file.contains(prefix + name))
+          throw std::runtime_error(fmt::format("{}: tensor {}{} missing", path, prefix, name));
+        const Tensor& tensor = file.at(prefix + name);
+        if (tensor.dtype() != DType::f32 || tensor.dim() != 1 || tensor.numel() != slice_numel) {
+          throw std::runtime_error(fmt::format("{}: tensor {}{} is {} {}, expected f32 [{}]", path,
+                                               prefix, name, dtype_name(tensor.dtype()),
+                                               shape_str(tensor.sizes()), slice_numel));
+        }
+        return tensor;
+      };
+      Tensor fp32 = slice_of("fp32");
+      std::vector<std::pair<std::string, Tensor>> states;
+      for (const std::string& name : state_names) states.emplace_back(name, slice_of(name));
+      for (const nlohmann::json& entry : field<nlohmann::json>(group, "params", where)) {
+        auto name = field<std::string>(entry, "name", where);
+        auto offset = field<int64_t>(entry, "offset", where + " " + name);
+        auto shape = field<Shape>(entry, "shape", where + " " + name);
+        int64_t numel = 1;
+        for (int64_t size : shape) {
+          if (size < 0 || (size > 0 && numel > (int64_t(1) << 40) / size))
+            throw std::runtime_error(fmt::format("{} {}: bad shape", where, name));
+          numel *= size;
+        }
+        auto [it, added] = joining.try_emplace(name, Joining{shape, numel, 0});
+        Joining& target = it->second;
+        if (added) {
+          checkpoint.parameter_names.push_back(name);
+          checkpoint.fp32_params[name] = zeros({numel});
+          checkpoint.optimizer_steps[name] = step;
+        } else if (target.shape != shape) {
+          throw std::runtime_error(fmt::format("{} {}: shape {} disagrees with another rank's {}",
+                                               where, name, shape_str(shape),
+                                               shape_str(target.shape)));
+        }
+        // The part of [offset, offset + numel) inside this rank's slice.
+        int64_t begin = std::max(offset, slice_begin);
+        int64_t end = std::min(offset + numel, slice_begin + slice_numel);
+        if (offset < 0 || begin >= end) continue;
+        auto copy_part = [&](const Tensor& slice, Tensor& whole) {
+          ops::copy_(ops::narrow(whole, 0, begin - offset, end - begin),
+                     ops::narrow(slice, 0, begin - slice_begin, end - begin));
+        };
+        copy_part(fp32, checkpoint.fp32_params[name]);
+        for (auto& [state_name, slice] : states) {
+          Tensor& whole = checkpoint.optimizer_state[name][state_name];
+          if (!whole.defined()) whole = zeros({numel});
+          copy_part(slice, whole);
+        }
+        target.covered += end - begin;
+      }
+    }
+  }
+  for (const std::string& name : checkpoint.parameter_names) {
+    Joining& joined = joining.at(name);
+    if (joined.covered != joined.numel) {
+      throw std::runtime_error(fmt::format(
+          "{}: parameter {} has {} of its {} elements in the rank files (overlapping or missing "
+          "slices)",
+          tag_dir, name, joined.covered, joined.numel));
+    }
+    checkpoint.fp32_params[name] = ops::reshape(checkpoint.fp32_params[name], joined.shape);
+    for (auto& [state_name, tensor] : checkpoint.optimizer_state[name])
+      tensor = ops::reshape(tensor, joined.shape);
+  }
+  return checkpoint;
+}
+
+}  // namespace zt::dist

@@ -1,0 +1,58 @@
+// The on-disk layout of engine checkpoints: DeepSpeed's, with safetensors files.
+//   DIR/latest                          the newest complete tag (one line)
+//   DIR/TAG/mp_rank_00_model_states.safetensors
+//       the model's tensors in its dtype; metadata "zerotrain" (engine state: steps, schedule,
+//       loss scaler, world size, stage) and "client_state" (the caller's JSON)
+//   DIR/TAG/zero_pp_rank_R_mp_rank_00_optim_states.safetensors
+//       rank R's fp32 slice of every flat group ("group.G.fp32") and its optimizer state
+//       ("group.G.exp_avg", ...); metadata "zerotrain": the groups' layout (which parameter sits
+//       where), optimizer steps and the rank's generator state
+// Invariant: a tag directory appears under its name only once all of its files are complete,
+// and `latest` names only such a directory (see Engine::save_checkpoint).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+
+namespace zt::dist {
+
+std::string model_states_file(const std::string& tag_dir);
+std::string optim_states_file(const std::string& tag_dir, int rank);
+std::string latest_file(const std::string& dir);
+
+// The tag `latest` names; throws naming DIR/latest when it is missing, empty or unreadable.
+std::string read_latest_tag(const std::string& dir);
+// DIR/TAG for `tag`, or for `latest` when tag is empty; throws when that directory is missing.
+std::string resolve_tag_dir(const std::string& dir, const std::string& tag);
+
+// One rank's saved generator state.
+struct SavedGenerator {
+  uint64_t seed = 0, offset = 0;
+};
+
+// A whole checkpoint joined from its rank files, whatever world size saved it: every
+// parameter's fp32 values and optimizer state, whole, by parameter name.
+struct ConsolidatedCheckpoint {
+  std::string tag_dir;
+  nlohmann::json engine_state;  // the model file's "zerotrain" metadata
+  nlohmann::json client_state;  // null when none was saved
+  NamedTensors model_tensors;   // as saved: parameters and buffers, in the model's dtype
+  std::vector<std::string> parameter_names;  // in layout order
+  std::map<std::string, Tensor> fp32_params;
+  std::map<std::string, std::map<std::string, Tensor>> optimizer_state;  // name -> state -> tensor
+  std::map<std::string, int64_t> optimizer_steps;
+  std::vector<SavedGenerator> generators;  // per saving rank
+  int world_size = 0;
+};
+
+// Reads and checks every file of the checkpoint in `tag_dir`. Each error is one line naming
+// the file (and tensor or key) at fault: a missing rank file, a truncated or lying file, a
+// layout that does not cover every parameter exactly once, shapes that disagree.
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir);
+
+}  // namespace zt::dist

@@ -1,0 +1,344 @@
+// Engine::save_checkpoint and load_checkpoint (layout: dist/checkpoint_files.h).
+// Crash safety: every rank writes into DIR/.TAG.partial; once all have finished, rank 0 renames
+// it to DIR/TAG and only then rewrites `latest` (atomically), so a process killed at any point
+// leaves the previous checkpoint and `latest` as they were. Loading joins the rank files per
+// parameter, so a checkpoint saved by N ranks at one stage loads on M ranks at any stage.
+// ZEROTRAIN_CHECKPOINT_KILL_AT=after_model_file|before_latest makes rank 0 SIGKILL itself at
+// that point of a save: the crash tests use it to stop a save midway, deterministically.
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "core/atomic_file.h"
+#include "core/factory.h"
+#include "core/generator.h"
+#include "dist/checkpoint_files.h"
+#include "dist/engine_internal.h"
+
+namespace zt::dist {
+namespace fs = std::filesystem;
+
+namespace {
+
+void kill_point(const char* name, int rank) {
+  const char* requested = std::getenv("ZEROTRAIN_CHECKPOINT_KILL_AT");
+  if (rank != 0 || requested == nullptr || std::string(requested) != name) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
+void check_tag(const std::string& tag) {
+  if (tag.empty() || tag.front() == '.' || tag.find('/') != std::string::npos ||
+      tag.find('\n') != std::string::npos) {
+    throw std::invalid_argument(fmt::format(
+        "save_checkpoint: tag \"{}\" must be a plain directory name (not empty, no '/', not "
+        "starting with '.')",
+        tag));
+  }
+}
+
+// `flat` (a group's padded length) filled from the whole per-parameter tensors of `values`.
+Tensor flat_group_values(const FlatGroup& plan, const std::map<std::string, Tensor>& values) {
+  Tensor flat = zeros({plan.padded_numel});
+  for (const PlannedParam& entry : plan.params) {
+    auto found = values.find(entry.name);
+    if (found == values.end())
+      throw std::runtime_error("checkpoint: no values for parameter " + entry.name);
+    ops::copy_(flat_range(flat, entry.offset, entry.numel),
+               ops::reshape(found->second, {entry.numel}));
+  }
+  return flat;
+}
+
+}  // namespace
+
+// Runs `body` on every rank and agrees on the outcome: when it throws on any rank, every rank
+// throws (the failing ones their own error), so no rank is left waiting in a later collective.
+void Engine::run_on_all_ranks(const std::string& what, const std::function<void()>& body) {
+  std::string error;
+  try {
+    body();
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  Tensor failed =
+      full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  control_->all_reduce(failed, ReduceOperation::max);
+  if (!error.empty()) throw std::runtime_error(error);
+  if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
+}
+
+nlohmann::json Engine::engine_state_json() const {
+  nlohmann::json state = {{"format_version", 1},
+                          {"world_size", world_size()},
+                          {"zero_stage", stage_},
+                          {"dtype", dtype_name(model_dtype_)},
+                          {"optimizer", optimizer_->name()},
+                          {"global_steps", global_steps_},
+                          {"global_samples", global_samples_},
+                          {"micro_steps", micro_steps_},
+                          {"skipped_steps", skipped_steps_},
+                          {"lr_scheduler", nullptr},
+                          {"loss_scaler", nullptr}};
+  if (schedule_)
+    state["lr_scheduler"] = {{"last_batch_iteration", schedule_->last_batch_iteration()}};
+  if (loss_scaler_) {
+    const optim::LossScalerState& scaler = loss_scaler_->state();
+    state["loss_scaler"] = {{"scale", scaler.scale},
+                            {"iteration", scaler.iteration},
+                            {"last_overflow_iteration", scaler.last_overflow_iteration},
+                            {"hysteresis_left", scaler.hysteresis_left}};
+  }
+  return state;
+}
+
+std::string Engine::save_checkpoint(const std::string& dir, const std::string& tag,
+                                    const nlohmann::json& client_state, bool save_latest) {
+  if (micro_steps_ % config_.gradient_accumulation_steps != 0) {
+    throw std::logic_error(fmt::format(
+        "save_checkpoint: micro-step {} is inside an accumulation window of {}; save after the "
+        "step() that ends one",
+        micro_steps_, config_.gradient_accumulation_steps));
+  }
+  std::string chosen = tag.empty() ? fmt::format("global_step{}", global_steps_) : tag;
+  check_tag(chosen);
+  fs::path staging = fs::path(dir) / ("." + chosen + ".partial");
+  fs::path final_dir = fs::path(dir) / chosen;
+  run_on_all_ranks("save_checkpoint", [&] {
+    if (rank() != 0) return;
+    fs::create_directories(dir);
+    fs::remove_all(staging);  // left by a save that was killed
+    fs::create_directory(staging);
+  });
+  NamedTensors model_state = consolidated_state_dict();  // collective at stage 3
+  run_on_all_ranks("save_checkpoint", [&] {
+    if (rank() == 0) {
+      save_safetensors(model_states_file(staging.string()), model_state,
+                       {{"format", "pt"},
+                        {"zerotrain", engine_state_json().dump()},
+                        {"client_state", client_state.dump()}});
+      kill_point("after_model_file", rank());
+    }
+    NamedTensors tensors;
+    nlohmann::json groups = nlohmann::json::array();
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      GroupState& group = *groups_[g];
+      // Stage 0 keeps everything on every rank; each rank saves its rank slice of it, so the
+      // files partition the state at every stage.
+      int64_t slice_begin = group.plan.slice_begin(rank());
+      int64_t slice_numel = group.plan.slice_numel();
+      int64_t local_begin = stage_ == 0 ? slice_begin : 0;
+      auto mine = [&](const Tensor& tensor) {
+        return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel);
+      };
+      std::string prefix = fmt::format("group.{}.", g);
+      tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
+      optim::ParamState state = optimizer_->param_state(0, g);
+      nlohmann::json state_names = nlohmann::json::array();
+      for (auto& [name, tensor] : state.tensors) {
+        tensors.emplace_back(prefix + name, mine(tensor));
+        state_names.push_back(name);
+      }
+      nlohmann::json params = nlohmann::json::array();
+      for (const PlannedParam& entry : group.plan.params) {
+        params.push_back(
+            {{"name", entry.name}, {"offset", entry.offset}, {"shape", entry.param.sizes()}});
+      }
+      groups.push_back({{"slice_begin", slice_begin},
+                        {"slice_numel", slice_numel},
+                        {"step", state.step},
+                        {"state", state_names},
+                        {"params", params}});
+    }
+    const Generator& generator = default_generator();
+    nlohmann::json layout = {{"rank", rank()},
+                             {"world_size", world_size()},
+                             {"zero_stage", stage_},
+                             {"generator", {generator.seed(), generator.offset()}},
+                             {"groups", groups}};
+    save_safetensors(optim_states_file(staging.string(), rank()), tensors,
+                     {{"zerotrain", layout.dump()}});
+  });
+  run_on_all_ranks("save_checkpoint", [&] {
+    if (rank() != 0) return;
+    fs::path replaced = fs::path(dir) / ("." + chosen + ".old");
+    if (fs::exists(final_dir)) {
+      fs::remove_all(replaced);
+      fs::rename(final_dir, replaced);
+    }
+    fs::rename(staging, final_dir);
+    fs::remove_all(replaced);
+    kill_point("before_latest", rank());
+    if (save_latest) {
+      AtomicFileWriter latest(latest_file(dir));
+      std::string line = chosen + "\n";
+      latest.write(line.data(), line.size());
+      latest.commit();
+    }
+  });
+  return final_dir.string();
+}
+
+void Engine::check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const {
+  NamedTensors params = model_->named_parameters();
+  for (auto& [name, param] : params) {
+    auto found = checkpoint.fp32_params.find(name);
+    if (found == checkpoint.fp32_params.end()) {
+      throw std::runtime_error(fmt::format(
+          "{}: parameter {} {} is not in the checkpoint, which holds {} parameters (a checkpoint "
+          "of a different model?)",
+          checkpoint.tag_dir, name, shape_str(param.sizes()), checkpoint.fp32_params.size()));
+    }
+    if (found->second.sizes() != param.sizes()) {
+      throw std::runtime_error(fmt::format(
+          "{}: parameter {} has shape {} in the checkpoint, {} in the model", checkpoint.tag_dir,
+          name, shape_str(found->second.sizes()), shape_str(param.sizes())));
+    }
+  }
+  if (checkpoint.fp32_params.size() != params.size()) {
+    throw std::runtime_error(fmt::format(
+        "{}: the checkpoint holds {} parameters, the model {} (a checkpoint of a different model?)",
+        checkpoint.tag_dir, checkpoint.fp32_params.size(), params.size()));
+  }
+}
+
+// What a checkpoint sets in this engine, all read and checked before anything changes.
+struct Engine::LoadedState {
+  std::vector<Tensor> update_slices;         // per group: this rank's fp32 slice
+  std::vector<Tensor> full_values;           // per group: every element, padded
+  std::vector<optim::ParamState> optimizer;  // per group
+  NamedTensors buffers;                      // the model's buffers, by its names
+  int64_t global_steps = 0, global_samples = 0, micro_steps = 0, skipped_steps = 0;
+  std::optional<int64_t> schedule_iteration;
+  std::optional<optim::LossScalerState> scaler;
+  std::optional<SavedGenerator> generator;
+  nlohmann::json client_state;
+};
+
+Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
+                                              const std::string& tag) const {
+  ConsolidatedCheckpoint checkpoint = read_checkpoint(resolve_tag_dir(dir, tag));
+  check_checkpoint_matches_model(checkpoint);
+  LoadedState loaded;
+  std::string where = model_states_file(checkpoint.tag_dir) + ": zerotrain";
+  const nlohmann::json& state = checkpoint.engine_state;
+  auto count = [&](const char* key) {
+    if (!state.contains(key) || !state[key].is_number_integer() || state[key].get<int64_t>() < 0)
+      throw std::runtime_error(fmt::format("{}: \"{}\" must be an integer >= 0", where, key));
+    return state[key].get<int64_t>();
+  };
+  loaded.global_steps = count("global_steps");
+  loaded.global_samples = count("global_samples");
+  loaded.micro_steps = count("micro_steps");
+  loaded.skipped_steps = count("skipped_steps");
+  try {
+    if (state.contains("lr_scheduler") && state["lr_scheduler"].is_object())
+      loaded.schedule_iteration = state["lr_scheduler"].at("last_batch_iteration").get<int64_t>();
+    if (state.contains("loss_scaler") && state["loss_scaler"].is_object()) {
+      const nlohmann::json& scaler = state["loss_scaler"];
+      loaded.scaler = optim::LossScalerState{
+          .scale = scaler.at("scale").get<double>(),
+          .iteration = scaler.at("iteration").get<int64_t>(),
+          .last_overflow_iteration = scaler.at("last_overflow_iteration").get<int64_t>(),
+          .hysteresis_left = scaler.at("hysteresis_left").get<int>()};
+      if (!(loaded.scaler->scale > 0.0) || loaded.scaler->hysteresis_left < 1)
+        throw std::runtime_error("loss_scaler: scale must be > 0 and hysteresis_left >= 1");
+    }
+  } catch (const nlohmann::json::exception& error) {
+    throw std::runtime_error(fmt::format("{}: {}", where, error.what()));
+  } catch (const std::runtime_error& error) {
+    throw std::runtime_error(fmt::format("{}: {}", where, error.what()));
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const GroupState& group = *groups_[g];
+    Tensor flat = flat_group_values(group.plan, checkpoint.fp32_params);
+    int64_t begin = stage_ == 0 ? 0 : group.plan.slice_begin(rank());
+    int64_t numel = group.update_params().numel();
+    loaded.full_values.push_back(flat);
+    loaded.update_slices.push_back(flat_range(flat, begin, numel));
+    // Every parameter of a group must bring the same optimizer state (one update count, the
+    // same tensors): the group is one tensor to the optimizer.
+    optim::ParamState restored;
+    const std::string& first = group.plan.params.front().name;
+    restored.step = checkpoint.optimizer_steps.at(first);
+    static const std::map<std::string, Tensor> kNoState;
+    auto state_of = [&](const std::string& name) -> const std::map<std::string, Tensor>& {
+      auto found = checkpoint.optimizer_state.find(name);
+      return found == checkpoint.optimizer_state.end() ? kNoState : found->second;
+    };
+    const std::map<std::string, Tensor>& first_state = state_of(first);
+    for (const PlannedParam& entry : group.plan.params) {
+      if (checkpoint.optimizer_steps.at(entry.name) != restored.step ||
+          state_of(entry.name).size() != first_state.size()) {
+        throw std::runtime_error(fmt::format(
+            "{}: parameters {} and {} have different optimizer states, but this engine updates "
+            "them as one group",
+            checkpoint.tag_dir, first, entry.name));
+      }
+    }
+    for (auto& [name, ignored] : first_state) {
+      std::map<std::string, Tensor> values;
+      for (const PlannedParam& entry : group.plan.params) {
+        auto found = state_of(entry.name).find(name);
+        if (found == state_of(entry.name).end())
+          throw std::runtime_error(fmt::format("{}: parameter {} has no optimizer state {}",
+                                               checkpoint.tag_dir, entry.name, name));
+        values[entry.name] = found->second;
+      }
+      restored.tensors.emplace_back(
+          name, flat_range(flat_group_values(group.plan, values), begin, numel));
+    }
+    loaded.optimizer.push_back(restored);
+  }
+  for (auto& [name, tensor] : model_->named_buffers()) {
+    Tensor saved;
+    for (auto& [saved_name, value] : checkpoint.model_tensors)
+      if (saved_name == name && value.sizes() == tensor.sizes()) saved = value;
+    if (!saved.defined())
+      throw std::runtime_error(fmt::format("{}: buffer {} {} missing",
+                                           model_states_file(checkpoint.tag_dir), name,
+                                           shape_str(tensor.sizes())));
+    loaded.buffers.emplace_back(name, saved);
+  }
+  if (size_t(rank()) < checkpoint.generators.size())
+    loaded.generator = checkpoint.generators[size_t(rank())];
+  loaded.client_state = checkpoint.client_state;
+  return loaded;
+}
+
+nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string& tag) {
+  LoadedState loaded;
+  run_on_all_ranks("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
+  autograd::NoGradGuard no_grad;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    GroupState& group = *groups_[g];
+    ops::copy_(group.update_params(), loaded.update_slices[g]);
+    if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
+    if (stage_ == 3) ops::copy_(group.owned_params, loaded.update_slices[g]);
+    optimizer_->set_param_state(0, g, loaded.optimizer[g]);
+  }
+  NamedTensors buffers = model_->named_buffers();
+  for (size_t i = 0; i < buffers.size(); ++i)
+    ops::copy_(buffers[i].second, loaded.buffers[i].second);
+  global_steps_ = loaded.global_steps;
+  global_samples_ = loaded.global_samples;
+  micro_steps_ = loaded.micro_steps;
+  skipped_steps_ = loaded.skipped_steps;
+  if (schedule_ && loaded.schedule_iteration)
+    schedule_->set_last_batch_iteration(*loaded.schedule_iteration);
+  if (loss_scaler_ && loaded.scaler) loss_scaler_->set_state(*loaded.scaler);
+  if (loaded.generator)
+    default_generator().set_state(loaded.generator->seed, loaded.generator->offset);
+  zero_gradients();
+  return loaded.client_state;
+}
+
+}  // namespace zt::dist

@@ -1,8 +1,9 @@
 // CUDA softmax / log_softmax over the last dimension of a contiguous [rows, cols] tensor, their
 // backward, and fused cross entropy on [N, C] logits, with the CPU backend's formulas
 // (core/cpu/cpu_softmax.cpp). One block per row; every row subtracts its maximum before
-// exponentiating. Sums accumulate in float for f32 and 16-bit inputs (the CPU uses double), in
-// double for f64: the kernels are bandwidth-bound and double exponentials would not be.
+// exponentiating. Row sums accumulate in double, as on the CPU, because softmax_backward's
+// g - sum(g * y) cancels; element math (exp, products) is float for f32 and 16-bit inputs:
+// the kernels are bandwidth-bound, and double exponentials would not be.
 #include <stdexcept>
 #include <string>
 
@@ -47,11 +48,11 @@ __device__ void row_max_and_log_sum_exp(const T* row, int64_t cols, acc_t<T>& ro
     local_max = Max{}(local_max, load_acc(row[col]));
   }
   row_max = block_reduce(local_max, Max{});
-  A local_sum = 0;
+  double local_sum = 0;
   for (int64_t col = threadIdx.x; col < cols; col += blockDim.x) {
-    local_sum += exp(load_acc(row[col]) - row_max);
+    local_sum += double(exp(load_acc(row[col]) - row_max));
   }
-  log_sum = log(block_reduce(local_sum, Sum{}));
+  log_sum = A(log(block_reduce(local_sum, Sum{})));
 }
 
 template <typename T>
@@ -76,11 +77,11 @@ __global__ void softmax_backward_kernel(const T* grad_out, const T* out, T* grad
   const T* y = out + base;
   T* dx = grad_in + base;
   // log: dx = g - softmax * sum(g); else dx = y * (g - sum(g * y)).
-  A local = 0;
+  double local = 0;
   for (int64_t col = threadIdx.x; col < cols; col += blockDim.x) {
-    local += log_output ? load_acc(g[col]) : load_acc(g[col]) * load_acc(y[col]);
+    local += double(log_output ? load_acc(g[col]) : load_acc(g[col]) * load_acc(y[col]));
   }
-  A total = block_reduce(local, Sum{});
+  A total = A(block_reduce(local, Sum{}));
   for (int64_t col = threadIdx.x; col < cols; col += blockDim.x) {
     A value = log_output ? load_acc(g[col]) - exp(load_acc(y[col])) * total
                          : load_acc(y[col]) * (load_acc(g[col]) - total);
@@ -98,13 +99,13 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
   T* log_prob_row = log_probs + sample * classes;
   A row_max = 0, log_sum = 0;
   if (classes > 0) row_max_and_log_sum_exp(row, classes, row_max, log_sum);
-  A local = 0;
+  double local = 0;
   for (int64_t col = threadIdx.x; col < classes; col += blockDim.x) {
     A value = load_acc(row[col]) - row_max - log_sum;
-    local += value;
+    local += double(value);
     log_prob_row[col] = store_compute<T>(compute_t<T>(value));
   }
-  A log_prob_sum = block_reduce(local, Sum{});
+  double log_prob_sum = block_reduce(local, Sum{});
   if (threadIdx.x != 0) return;
   int64_t target = targets[sample];
   if (target == ignore_index) {
@@ -112,8 +113,8 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
     return;
   }
   double target_log_prob = double(load_acc(row[target]) - row_max - log_sum);
-  double value = -(1.0 - label_smoothing) * target_log_prob -
-                 label_smoothing / double(classes) * double(log_prob_sum);
+  double value =
+      -(1.0 - label_smoothing) * target_log_prob - label_smoothing / double(classes) * log_prob_sum;
   losses[sample] = round_from_double<T>(value);
 }
 

@@ -30,11 +30,32 @@ LDLIBS += $(MPI_LINK_FLAGS)
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA ?= $(if $(NVCC),1,0)
+# cuda/ (the CUDA backend) goes into its own archive, linked whole so that its static
+# registration of the backend runs in every binary; CUDA=0 leaves it out and builds as before.
+# One PTX pass per file: SASS for sm_90 (H100/H200) plus compute_90 PTX for later GPUs.
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_CXXFLAGS := -isystem $(CUDA_HOME)/include
+NVCCFLAGS := -std=c++20 $(OPT) -g -lineinfo -gencode arch=compute_90,code=[sm_90,compute_90] -I. \
+             -Xcompiler -Wall,-Wextra,-Werror,-Wno-unknown-pragmas,-Wno-missing-field-initializers \
+             --Werror all-warnings
+CUDA_SRCS := $(wildcard cuda/*.cu)
+CUDA_CPP_SRCS := $(wildcard cuda/*.cpp)
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o)
+CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
 LIB_DIRS := core core/cpu core/ops autograd nn data optim dist
 LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a
+# What binaries link: the CUDA archive first (it uses the core library after it).
+ifeq ($(CUDA),1)
+LINK_DEPS := $(CUDA_LIB) $(LIB)
+LINK_LIBS := -Wl,--whole-archive $(CUDA_LIB) -Wl,--no-whole-archive $(LIB)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+else
+LINK_DEPS := $(LIB)
+LINK_LIBS := $(LIB)
+endif
 
 TEST_SRCS := $(filter-out tests/mpi/%,$(wildcard tests/*.cpp tests/*/*.cpp))
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
@@ -52,7 +73,7 @@ BENCH_BINS := $(BENCH_SRCS:%.cpp=%)
 
 .PHONY: all lib tests test asan fuzz fuzz-build deps run bench clean format
 all: lib tests $(APP_BINS) $(BENCH_BINS)
-lib: $(LIB)
+lib: $(LINK_DEPS)
 tests: $(TEST_BIN) $(MPI_TEST_BIN) $(ABORT_PROBE)
 
 $(BUILD)/%.o: %.cpp
@@ -65,27 +86,43 @@ $(LIB): $(LIB_OBJS)
 	@echo "  AR  $@"
 	@rm -f $@ && ar rcs $@ $^
 
-$(TEST_BIN): $(TEST_OBJS) $(LIB)
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"
+	@$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+# cuda/*.cpp and the CUDA benchmark are host code that includes the CUDA runtime headers.
+$(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
+ifeq ($(CUDA),1)
+$(BUILD)/bench/cuda_ops.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_CUDA=1
+endif
+
+$(CUDA_LIB): $(CUDA_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  AR  $@"
+	@rm -f $@ && ar rcs $@ $^
+
+$(TEST_BIN): $(TEST_OBJS) $(LINK_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) $(LDLIBS) -o $@
+	@$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LINK_LIBS) $(LDLIBS) -o $@
 
-$(MPI_TEST_BIN): $(MPI_TEST_OBJS) $(LIB)
+$(MPI_TEST_BIN): $(MPI_TEST_OBJS) $(LINK_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) $(LDLIBS) -o $@
+	@$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LINK_LIBS) $(LDLIBS) -o $@
 
-$(ABORT_PROBE): $(BUILD)/tests/mpi/abort_probe.o $(LIB)
+$(ABORT_PROBE): $(BUILD)/tests/mpi/abort_probe.o $(LINK_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
 
-$(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LIB)
+$(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
-	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
-$(BENCH_BINS): bench/%: $(BUILD)/bench/%.o $(LIB)
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
+$(BENCH_BINS): bench/%: $(BUILD)/bench/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
-	@$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
 
 deps:
 	@bash scripts/install-deps
@@ -94,9 +131,11 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/run-tests $(TEST_BIN)
 
-# A separate build tree so that sanitizer objects never mix with the normal ones.
+# A separate build tree so that sanitizer objects never mix with the normal ones. Without CUDA:
+# the CUDA runtime's device mappings collide with ASan's shadow memory (it needs
+# protect_shadow_gap=0), and the sanitizers cannot see into device code anyway.
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 CUDA=0 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -162,5 +201,5 @@ format:
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) $(APP_BINS) $(BENCH_BINS)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
+-include $(LIB_OBJS:.o=.d) $(CUDA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d)

@@ -219,6 +219,13 @@ Tensor Tensor::to(DType target) const {
       [input_dtype = dtype()](const Tensor& grad) { return ops::to_dtype(grad, input_dtype); });
 }
 
+Tensor Tensor::to(Device target) const {
+  if (device() == target) return *this;
+  return record_unary(
+      "ToDeviceBackward", *this, ops::to_device(*this, target),
+      [input_device = device()](const Tensor& grad) { return ops::to_device(grad, input_device); });
+}
+
 Tensor Tensor::clone() const {
   return record_unary("CloneBackward", *this, ops::clone(*this),
                       [](const Tensor& grad) { return grad; });

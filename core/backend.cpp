@@ -18,14 +18,24 @@ std::array<Backend*, 2>& registry() {
 Backend& backend_for(Device device) {
   Backend* backend = registry()[size_t(device.type)];
   if (backend == nullptr) {
-    throw std::runtime_error("no backend for device " + device.str() +
-                             ": this build has no CUDA backend, or it found no GPU");
+    throw std::runtime_error(
+        "no backend for device " + device.str() +
+        ": this build has no CUDA backend (built with CUDA=0 or without nvcc)");
   }
   return *backend;
 }
 
 void register_backend(DeviceType type, Backend* backend) {
   registry()[size_t(type)] = backend;
+}
+
+Backend& backend_for_copy(Device from, Device to) {
+  return backend_for(from.is_cpu() ? to : from);
+}
+
+int device_count(DeviceType type) {
+  Backend* backend = registry()[size_t(type)];
+  return backend == nullptr ? 0 : backend->device_count();
 }
 
 }  // namespace zt

@@ -101,11 +101,16 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
-  virtual Allocator& allocator() = 0;
+  // The accounted allocator of one device of this backend's type (the CPU has one).
+  virtual Allocator& allocator(Device device) = 0;
+  // How many devices of this type the machine has; 0 when none (never throws).
+  virtual int device_count() const = 0;
 
   // ---- memory, casts, fills, random -----------------------------------------------------
   // dst = src elementwise; same shape, any strides, any dtypes (a cast when they differ).
   // Float -> integer truncates toward zero; anything -> 16-bit rounds to nearest even.
+  // A device backend's copy also takes one operand on the host (or on another device of its
+  // type): that is how tensors move between devices (see backend_for_copy).
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& dst, double value) = 0;                 // any strides
   virtual void arange(const Tensor& dst, double start, double step) = 0;  // contiguous 1-d
@@ -212,5 +217,13 @@ class Backend {
 // without CUDA).
 Backend& backend_for(Device device);
 void register_backend(DeviceType type, Backend* backend);
+// The backend whose copy() moves data from `from` to `to`: the device one when either is not
+// the host, so that the CPU backend never sees device memory.
+Backend& backend_for_copy(Device from, Device to);
+// Devices of a type: 0 when no backend is registered for it or the machine has none.
+int device_count(DeviceType type);
+inline int cuda_device_count() {
+  return device_count(DeviceType::cuda);
+}
 
 }  // namespace zt

@@ -25,7 +25,7 @@ void StorageImpl::materialize() {
 }
 
 Storage make_storage(size_t bytes, Device device, MemoryTag tag) {
-  return std::make_shared<StorageImpl>(bytes, backend_for(device).allocator(), tag);
+  return std::make_shared<StorageImpl>(bytes, backend_for(device).allocator(device), tag);
 }
 
 }  // namespace zt

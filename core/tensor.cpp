@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "core/backend.h"
+#include "core/factory.h"
 #include "core/half.h"
 
 namespace zt {
@@ -149,9 +150,11 @@ static double element_as_double(const void* base, DType dtype, int64_t index) {
 }
 
 std::vector<double> Tensor::to_vector() const {
-  if (!device().is_cpu()) {
-    throw std::invalid_argument("to_vector: tensor is on " + device().str() +
-                                "; copy it to the cpu first");
+  if (!device().is_cpu()) {  // through a host copy; the device backend's copy waits for it
+    Tensor host =
+        empty(sizes(), {.dtype = dtype(), .device = Device::cpu(), .tag = MemoryTag::other});
+    if (numel() > 0) backend_for_copy(device(), Device::cpu()).copy(*this, host);
+    return host.to_vector();
   }
   std::vector<double> values(static_cast<size_t>(numel()));
   const Shape& shape = sizes();

@@ -107,6 +107,7 @@ class Tensor {
   Tensor unsqueeze(int64_t dim) const;
   Tensor contiguous() const;
   Tensor to(DType dtype) const;
+  Tensor to(Device device) const;  // a copy on `device` (the same tensor when already there)
   Tensor clone() const;
 
  private:

@@ -14,7 +14,8 @@ namespace zt::cpu {
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::cpu(); }
-  Allocator& allocator() override { return cpu_allocator(); }
+  Allocator& allocator(Device) override { return cpu_allocator(); }
+  int device_count() const override { return 1; }
 
   void copy(const Tensor& src, const Tensor& dst) override;
   void fill(const Tensor& dst, double value) override;

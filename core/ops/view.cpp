@@ -314,12 +314,20 @@ Tensor to_dtype(const Tensor& tensor, DType dtype) {
   return copy_into_new(tensor, dtype, current_memory_tag());
 }
 
+Tensor to_device(const Tensor& tensor, Device device) {
+  if (tensor.device() == device) return tensor;
+  Tensor out = empty(tensor.sizes(),
+                     {.dtype = tensor.dtype(), .device = device, .tag = tensor.storage()->tag()});
+  if (out.numel() > 0) backend_for_copy(tensor.device(), device).copy(tensor, out);
+  return out;
+}
+
 void copy_(const Tensor& dst, const Tensor& src) {
-  if (dst.device() != src.device()) {
-    throw std::invalid_argument(fmt::format("copy_: from {} to {} needs a cross-device copy",
-                                            src.device().str(), dst.device().str()));
-  }
   Tensor source = expand(src, dst.sizes());
+  if (dst.device() != src.device()) {
+    if (dst.numel() > 0) backend_for_copy(src.device(), dst.device()).copy(source, dst);
+    return;
+  }
   // Overlapping source and destination would read values already overwritten.
   bool same_view =
       source.storage_offset() == dst.storage_offset() && source.strides() == dst.strides();

@@ -33,7 +33,9 @@ Tensor alias(const Tensor& tensor);
 Tensor contiguous(const Tensor& tensor);             // the same tensor when already contiguous
 Tensor clone(const Tensor& tensor);                  // always a contiguous copy, same tag
 Tensor to_dtype(const Tensor& tensor, DType dtype);  // the same tensor when dtype matches
-// dst = src, src broadcast to dst's shape; dtypes may differ (a cast). dst may be a view.
+// A contiguous copy on `device` with the same dtype and tag; the same tensor when it is there.
+Tensor to_device(const Tensor& tensor, Device device);
+// dst = src, src broadcast to dst's shape; dtypes and devices may differ. dst may be a view.
 void copy_(const Tensor& dst, const Tensor& src);
 void fill_(const Tensor& dst, double value);
 

@@ -1,0 +1,107 @@
+// CUDA kernel speed, as ratios within one run: elementwise add, an f32 -> bf16 cast and layer
+// norm forward, each as a fraction of the bandwidth of a device-to-device copy of the same
+// bytes measured in the same process, and GEMM TFLOP/s through the Tensor API (ops::matmul)
+// against cublasGemmEx called directly on the same buffers. Prints "no CUDA device" and exits
+// 0 on a machine without a GPU or in a build without CUDA.
+#include <cstdio>
+
+#ifndef ZT_CUDA
+int main() {
+  std::printf("no CUDA device (built without CUDA)\n");
+  return 0;
+}
+#else
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <string>
+
+#include "core/backend.h"
+#include "core/factory.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/linalg.h"
+#include "core/ops/nn.h"
+#include "core/ops/view.h"
+#include "cuda/device.h"
+
+using namespace zt;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+// Milliseconds per call of `fn` on the compute stream, after warm-up, by CUDA events.
+double time_ms(const std::function<void()>& fn, int repeats = 20) {
+  cudaStream_t stream = cuda::compute_stream(0);
+  for (int i = 0; i < 3; ++i) fn();
+  cuda::Event start(true), stop(true);
+  start.record(stream);
+  for (int i = 0; i < repeats; ++i) fn();
+  stop.record(stream);
+  stop.synchronize();
+  return double(start.elapsed_ms(stop)) / repeats;
+}
+
+double gib_per_s(double bytes, double ms) {
+  return bytes / (ms * 1e-3) / double(1 << 30);
+}
+
+}  // namespace
+
+int main() {
+  if (cuda_device_count() == 0) {
+    std::printf("no CUDA device\n");
+    return 0;
+  }
+  cudaDeviceProp properties{};
+  cudaGetDeviceProperties(&properties, 0);
+  std::printf("device: %s\n", properties.name);
+  const int64_t n = int64_t(1) << 26;  // 64 Mi elements: 256 MiB in f32
+  Tensor a = rand({n}, {.device = kGpu}), b = rand({n}, {.device = kGpu});
+  Tensor out = empty({n}, {.device = kGpu});
+  Tensor half_out = empty({n}, {.dtype = DType::bf16, .device = kGpu});
+
+  double copy_ms = time_ms([&] { ops::copy_(out, a); });
+  double copy_bw = gib_per_s(2.0 * 4 * double(n), copy_ms);
+  std::printf("%-28s %10s %12s %10s\n", "kernel", "ms", "GiB/s", "of copy");
+  std::printf("%-28s %10.3f %12.1f %10s\n", "copy d2d f32 (baseline)", copy_ms, copy_bw, "1.00");
+  auto report = [&](const char* name, double bytes, double ms) {
+    double bw = gib_per_s(bytes, ms);
+    std::printf("%-28s %10.3f %12.1f %10.2f\n", name, ms, bw, bw / copy_bw);
+  };
+  report("add f32", 3.0 * 4 * double(n),
+         time_ms([&] { backend_for(kGpu).binary(BinaryOp::add, a, b, out); }));
+  report("cast f32 -> bf16", 6.0 * double(n), time_ms([&] { ops::copy_(half_out, a); }));
+  const int64_t cols = 1024, rows = n / cols;
+  Tensor x = ops::view(a, {rows, cols}), y = ops::view(out, {rows, cols});
+  Tensor gamma = ones({cols}, {.device = kGpu}), beta = zeros({cols}, {.device = kGpu});
+  Tensor mean = empty({rows}, {.device = kGpu}), rstd = empty({rows}, {.device = kGpu});
+  report("layer norm f32 [65536,1024]", 2.0 * 4 * double(n), time_ms([&] {
+           backend_for(kGpu).layer_norm_forward(x, gamma, beta, 1e-5, y, mean, rstd);
+         }));
+
+  std::printf("\n%-28s %10s %12s %12s\n", "gemm m=n=k", "dtype", "zt TFLOP/s", "cublas TFLOP/s");
+  cublasHandle_t handle = cuda::context(0).blas;
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    const int size = 4096;
+    Tensor left = rand({size, size}, {.dtype = dtype, .device = kGpu});
+    Tensor right = rand({size, size}, {.dtype = dtype, .device = kGpu});
+    Tensor product = empty({size, size}, {.dtype = dtype, .device = kGpu});
+    double flops = 2.0 * size * double(size) * size;
+    double api_ms = time_ms([&] { product = ops::matmul(left, right); }, 10);
+    cudaDataType_t type = dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+    float alpha = 1.0f, beta_value = 0.0f;
+    double direct_ms = time_ms(
+        [&] {
+          cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, size, size, size, &alpha, right.raw_data(),
+                       type, size, left.raw_data(), type, size, &beta_value, product.raw_data(),
+                       type, size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        },
+        10);
+    std::printf("%-28d %10s %12.1f %12.1f\n", size, std::string(dtype_name(dtype)).c_str(),
+                flops / (api_ms * 1e-3) / 1e12, flops / (direct_ms * 1e-3) / 1e12);
+  }
+  return 0;
+}
+#endif

@@ -1,0 +1,149 @@
+// Device discovery, selection by local rank, and lazily created per-device contexts.
+// Contexts are created once under a mutex and never destroyed: streams and handles destroyed
+// during static destruction race the CUDA runtime's own teardown.
+#include "cuda/device.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda/check.h"
+
+namespace zt::cuda {
+
+int device_count() {
+  static const int count = [] {
+    int devices = 0;
+    cudaError_t status = cudaGetDeviceCount(&devices);
+    if (status != cudaSuccess) {
+      (void)cudaGetLastError();  // no driver or no device: clear the sticky-free error
+      return 0;
+    }
+    return devices;
+  }();
+  return count;
+}
+
+void require_device(int index) {
+  int count = device_count();
+  if (index < 0 || index >= count) {
+    throw std::runtime_error("cuda:" + std::to_string(index) + ": no such CUDA device (" +
+                             std::to_string(count) + " visible" +
+                             (count == 0 ? "; no GPU or no driver on this machine)" : ")"));
+  }
+}
+
+int select_device_for_local_rank() {
+  int count = device_count();
+  if (count == 0) require_device(0);  // throws with the reason
+  int local_rank = 0;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "LOCAL_RANK"}) {
+    if (const char* value = std::getenv(name)) {
+      local_rank = std::atoi(value);
+      break;
+    }
+  }
+  int index = local_rank % count;
+  ZT_CUDA_CHECK(cudaSetDevice(index));
+  return index;
+}
+
+namespace {
+std::atomic<bool> tf32_allowed{false};
+}
+
+void set_allow_tf32(bool allow) {
+  tf32_allowed = allow;
+  // Handles already created follow the new setting.
+  for (int index = 0; index < device_count(); ++index) {
+    DeviceContext& ctx = context(index);
+    ZT_CUBLAS_CHECK(
+        cublasSetMathMode(ctx.blas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  }
+}
+
+bool allow_tf32() {
+  return tf32_allowed;
+}
+
+DeviceContext& context(int index) {
+  require_device(index);
+  static std::mutex mutex;
+  static std::vector<DeviceContext*> contexts(size_t(device_count()), nullptr);
+  std::lock_guard lock(mutex);
+  DeviceContext*& slot = contexts[size_t(index)];
+  if (slot == nullptr) {
+    DeviceGuard guard(index);
+    auto ctx = std::make_unique<DeviceContext>();
+    ctx->index = index;
+    ZT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->compute_stream, cudaStreamNonBlocking));
+    ZT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->comm_stream, cudaStreamNonBlocking));
+    ZT_CUDA_CHECK(
+        cudaDeviceGetAttribute(&ctx->multiprocessor_count, cudaDevAttrMultiProcessorCount, index));
+    ZT_CUBLAS_CHECK(cublasCreate(&ctx->blas));
+    ZT_CUBLAS_CHECK(cublasSetStream(ctx->blas, ctx->compute_stream));
+    ZT_CUBLAS_CHECK(cublasSetMathMode(
+        ctx->blas, tf32_allowed ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    slot = ctx.release();  // never destroyed, see the file comment
+  }
+  return *slot;
+}
+
+cudaStream_t compute_stream(int index) {
+  return context(index).compute_stream;
+}
+
+void synchronize(int index) {
+  ZT_CUDA_CHECK(cudaStreamSynchronize(compute_stream(index)));
+}
+
+void stream_wait(cudaStream_t waiter, cudaStream_t producer) {
+  Event ready;
+  ready.record(producer);
+  ready.wait(waiter);
+}
+
+DeviceGuard::DeviceGuard(int index) {
+  ZT_CUDA_CHECK(cudaGetDevice(&previous_));
+  if (previous_ != index) {
+    ZT_CUDA_CHECK(cudaSetDevice(index));
+    changed_ = true;
+  }
+}
+
+DeviceGuard::~DeviceGuard() {
+  if (changed_) (void)cudaSetDevice(previous_);  // a destructor must not throw
+}
+
+Event::Event(bool timing) {
+  ZT_CUDA_CHECK(
+      cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming));
+}
+
+Event::~Event() {
+  (void)cudaEventDestroy(event_);
+}
+
+void Event::record(cudaStream_t stream) {
+  ZT_CUDA_CHECK(cudaEventRecord(event_, stream));
+}
+
+void Event::wait(cudaStream_t stream) const {
+  ZT_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0));
+}
+
+void Event::synchronize() const {
+  ZT_CUDA_CHECK(cudaEventSynchronize(event_));
+}
+
+float Event::elapsed_ms(const Event& later) const {
+  float ms = 0;
+  ZT_CUDA_CHECK(cudaEventElapsedTime(&ms, event_, later.event_));
+  return ms;
+}
+
+}  // namespace zt::cuda

@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/factory.h"
 #include "core/ops/view.h"
@@ -88,9 +90,31 @@ T field(const nlohmann::json& object, const std::string& key, const std::string&
 // A parameter being joined: its whole fp32 values and state, and how many elements have arrived.
 struct Joining {
   Shape shape;
+  int64_t offset = 0;  // in its flat group, the same in every rank file
   int64_t numel = 0;
   int64_t covered = 0;
 };
+
+// A parameter's place in a flat group as one rank file's layout states it.
+struct PlacedRange {
+  int64_t begin, end;
+  std::string name;
+};
+
+// The layout of one group must place its parameters inside the group (the ranks' slices laid end
+// to end) without overlap: otherwise two parameters would read the same saved values.
+void check_ranges_disjoint(std::vector<PlacedRange> ranges, const std::string& where) {
+  std::sort(ranges.begin(), ranges.end(), [](const PlacedRange& a, const PlacedRange& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i].begin < ranges[i - 1].end) {
+      throw std::runtime_error(fmt::format(
+          "{}: parameters {} at [{}, {}) and {} at [{}, {}) overlap", where, ranges[i - 1].name,
+          ranges[i - 1].begin, ranges[i - 1].end, ranges[i].name, ranges[i].begin, ranges[i].end));
+    }
+  }
+}
 
 }  // namespace
 
@@ -149,6 +173,16 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
         return tensor;
       };
       Tensor fp32 = slice_of("fp32");
+      // Equal slices in rank order (the partition plan's rule), so the files' slices tile the
+      // group exactly once. slice_numel is the size of a tensor in the file here, so no product
+      // below overflows.
+      if (slice_begin != int64_t(rank) * slice_numel) {
+        throw std::runtime_error(
+            fmt::format("{}: slice_begin {} with slice_numel {} is not rank {}'s slice", where,
+                        slice_begin, slice_numel, rank));
+      }
+      const int64_t group_numel = slice_numel * checkpoint.world_size;
+      std::vector<PlacedRange> ranges;
       std::vector<std::pair<std::string, Tensor>> states;
       for (const std::string& name : state_names) states.emplace_back(name, slice_of(name));
       for (const nlohmann::json& entry : field<nlohmann::json>(group, "params", where)) {
@@ -161,8 +195,18 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
             throw std::runtime_error(fmt::format("{} {}: bad shape", where, name));
           numel *= size;
         }
-        auto [it, added] = joining.try_emplace(name, Joining{shape, numel, 0});
+        if (offset < 0 || offset > group_numel - numel) {
+          throw std::runtime_error(
+              fmt::format("{} {}: offset {} with {} elements is outside the group's {} elements",
+                          where, name, offset, numel, group_numel));
+        }
+        ranges.push_back({offset, offset + numel, name});
+        auto [it, added] = joining.try_emplace(name, Joining{shape, offset, numel, 0});
         Joining& target = it->second;
+        if (!added && target.offset != offset) {
+          throw std::runtime_error(fmt::format("{} {}: offset {} disagrees with another rank's {}",
+                                               where, name, offset, target.offset));
+        }
         if (added) {
           checkpoint.parameter_names.push_back(name);
           checkpoint.fp32_params[name] = zeros({numel});
@@ -175,7 +219,7 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
         // The part of [offset, offset + numel) inside this rank's slice.
         int64_t begin = std::max(offset, slice_begin);
         int64_t end = std::min(offset + numel, slice_begin + slice_numel);
-        if (offset < 0 || begin >= end) continue;
+        if (begin >= end) continue;
         auto copy_part = [&](const Tensor& slice, Tensor& whole) {
           ops::copy_(ops::narrow(whole, 0, begin - offset, end - begin),
                      ops::narrow(slice, 0, begin - slice_begin, end - begin));
@@ -188,6 +232,7 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
         }
         target.covered += end - begin;
       }
+      check_ranges_disjoint(std::move(ranges), where);
     }
   }
   for (const std::string& name : checkpoint.parameter_names) {

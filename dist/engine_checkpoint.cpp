@@ -4,7 +4,9 @@
 // leaves the previous checkpoint and `latest` as they were. Loading joins the rank files per
 // parameter, so a checkpoint saved by N ranks at one stage loads on M ranks at any stage.
 // ZEROTRAIN_CHECKPOINT_KILL_AT=after_model_file|before_latest makes rank 0 SIGKILL itself at
-// that point of a save: the crash tests use it to stop a save midway, deterministically.
+// that point of a save: the crash tests use it to stop a save midway, deterministically; with
+// ZEROTRAIN_CHECKPOINT_KILL_AFTER_SAVES=n only a save after n complete ones is stopped, so that
+// a previous checkpoint exists to survive it.
 #include <fmt/format.h>
 
 #include <csignal>
@@ -27,9 +29,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Saves this process has started (the test hook counts them).
+int64_t saves_started = 0;
+
 void kill_point(const char* name, int rank) {
   const char* requested = std::getenv("ZEROTRAIN_CHECKPOINT_KILL_AT");
   if (rank != 0 || requested == nullptr || std::string(requested) != name) return;
+  const char* after_saves = std::getenv("ZEROTRAIN_CHECKPOINT_KILL_AFTER_SAVES");
+  if (after_saves != nullptr && saves_started <= std::atoll(after_saves)) return;
   std::fflush(stdout);
   std::fflush(stderr);
   std::raise(SIGKILL);
@@ -110,6 +117,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
   }
   std::string chosen = tag.empty() ? fmt::format("global_step{}", global_steps_) : tag;
   check_tag(chosen);
+  ++saves_started;
   fs::path staging = fs::path(dir) / ("." + chosen + ".partial");
   fs::path final_dir = fs::path(dir) / chosen;
   run_on_all_ranks("save_checkpoint", [&] {

@@ -120,6 +120,11 @@ $(ABORT_PROBE): $(BUILD)/tests/mpi/abort_probe.o $(LINK_DEPS)
 $(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
+# The apps linked inside a build tree too, so that `make asan` can run them sanitized.
+$(BUILD)/bin/%: $(BUILD)/apps/%.o $(LINK_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
 $(BENCH_BINS): bench/%: $(BUILD)/bench/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
@@ -137,8 +142,9 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 CUDA=0 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe \
+	  $(APP_SRCS:apps/%.cpp=build-asan/bin/%)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ZT_APPS_DIR=build-asan/bin \
 	  bash scripts/run-tests build-asan/tests/unit_tests
 
 # libFuzzer targets (fuzz/) for the IDX, safetensors and ds_config readers, built with clang++

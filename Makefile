@@ -45,13 +45,19 @@ CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
 LIB_DIRS := core core/cpu core/ops autograd nn data optim dist
 LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
+# dist/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
+# built only with CUDA, and its multi-rank test sees ZT_NCCL to know it may use it.
+NCCL_SRCS := dist/nccl_communicator.cpp
+ifneq ($(CUDA),1)
+LIB_SRCS := $(filter-out $(NCCL_SRCS),$(LIB_SRCS))
+endif
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a
 # What binaries link: the CUDA archive first (it uses the core library after it).
 ifeq ($(CUDA),1)
 LINK_DEPS := $(CUDA_LIB) $(LIB)
 LINK_LIBS := -Wl,--whole-archive $(CUDA_LIB) -Wl,--no-whole-archive $(LIB)
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart
 else
 LINK_DEPS := $(LIB)
 LINK_LIBS := $(LIB)
@@ -95,6 +101,8 @@ $(BUILD)/%.cu.o: %.cu
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)
 $(BUILD)/bench/cuda_ops.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_CUDA=1
+$(BUILD)/dist/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o: \
+  CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
 endif
 
 $(CUDA_LIB): $(CUDA_OBJS)

@@ -1,11 +1,7 @@
-// Registration of the CUDA backend for DeviceType::cuda, its allocators, and the kernels it
-// does not have yet. Registering touches no GPU (the backend object holds no state), so a
-// build with CUDA runs on a machine without one; the first tensor on a missing device throws
-// from the allocator, naming the device.
+// Registration of the CUDA backend for DeviceType::cuda and its allocators. Registering
+// touches no GPU (the backend object holds no state), so a build with CUDA runs on a machine
+// without one; the first tensor on a missing device throws from the allocator, naming it.
 #include "cuda/cuda_backend.h"
-
-#include <stdexcept>
-#include <string>
 
 #include "cuda/allocator.h"
 #include "cuda/device.h"
@@ -23,11 +19,6 @@ const bool registered = [] {
   register_backend(DeviceType::cuda, &cuda_backend());
   return true;
 }();
-
-[[noreturn]] void not_implemented(const char* op, const Tensor& on) {
-  throw std::runtime_error(std::string(op) + " is not implemented on CUDA yet (tensor on " +
-                           on.device().str() + "); move the tensors to the cpu for it");
-}
 }  // namespace
 
 Allocator& CudaBackend::allocator(Device device) {
@@ -37,21 +28,6 @@ Allocator& CudaBackend::allocator(Device device) {
 
 int CudaBackend::device_count() const {
   return cuda::device_count();
-}
-
-void CudaBackend::conv2d_forward(const Tensor& input, const Tensor&, const Tensor&, const Tensor&,
-                                 const Conv2dParams&) {
-  not_implemented("conv2d_forward", input);
-}
-
-void CudaBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor&, const Tensor&,
-                                        const Conv2dParams&) {
-  not_implemented("conv2d_backward_input", grad_out);
-}
-
-void CudaBackend::conv2d_backward_weight(const Tensor& grad_out, const Tensor&, const Tensor&,
-                                         const Conv2dParams&) {
-  not_implemented("conv2d_backward_weight", grad_out);
 }
 
 }  // namespace zt::cuda

@@ -5,8 +5,7 @@
 // entropy targets), wait. The methods are defined across cuda/*.cu, one file per kind of
 // kernel: copy.cu (copy, fill, arange), random.cu (uniform, normal, dropout), elementwise.cu,
 // reduce.cu, gemm.cu (cuBLAS), softmax.cu (softmax, cross entropy), layer_norm.cu,
-// embedding.cu (embedding, index_select, index_add), pool.cu; conv2d is not implemented yet
-// (cuda_backend.cpp).
+// embedding.cu (embedding, index_select, index_add), pool.cu, conv.cu (cuDNN).
 #pragma once
 
 #include "core/backend.h"

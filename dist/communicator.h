@@ -1,6 +1,6 @@
 // Communicator: the collectives data parallelism needs, over one group of ranks. MPI works on
-// host memory (MpiCommunicator); NCCL on device memory (later). Every collective is counted:
-// calls, payload bytes and seconds per kind.
+// host memory (MpiCommunicator); NCCL on device memory (NcclCommunicator, CUDA builds only).
+// Every collective is counted: calls, payload bytes and seconds per kind.
 //
 // Payload bytes are what a bandwidth-optimal ring algorithm sends from this rank, which is what
 // the ZeRO paper's communication volumes count: all_reduce of B bytes sends 2B(N-1)/N,

@@ -465,12 +465,66 @@ TEST_SUITE("cuda") {
     CHECK(cpu_allocator().accounting().stats().live(MemoryTag::grad) >= 0);
   }
 
-  TEST_CASE("conv2d_on_cuda_says_it_is_not_implemented_yet") {
+  TEST_CASE("conv2d_forward_and_backward_through_cudnn_match_the_cpu") {
     SKIP_WITHOUT_CUDA();
-    Tensor input = zeros({1, 1, 4, 4}, {.device = kGpu}),
-           weight = zeros({1, 1, 3, 3}, {.device = kGpu});
-    CHECK_THROWS_WITH_AS(ops::conv2d(input, weight, Tensor(), Conv2dParams{}),
-                         doctest::Contains("not implemented on CUDA"), std::runtime_error);
+    struct ConvCase {
+      Shape input, weight;
+      Conv2dParams params;
+      bool bias;
+    };
+    const ConvCase cases[] = {
+        {{2, 4, 9, 10}, {6, 4, 3, 3}, {.padding_h = 1, .padding_w = 1}, true},
+        // Strides, padding and dilation differing by axis, two groups, a non-square kernel.
+        {{3, 6, 11, 9},
+         {4, 3, 3, 2},
+         {.stride_h = 2,
+          .stride_w = 1,
+          .padding_h = 2,
+          .padding_w = 1,
+          .dilation_h = 1,
+          .dilation_w = 2,
+          .groups = 2},
+         true},
+        {{2, 8, 5, 5}, {8, 1, 3, 3}, {.padding_h = 1, .padding_w = 1, .groups = 8}, false},
+        {{1, 5, 7, 6}, {3, 5, 1, 1}, {}, false},
+    };
+    for (DType dtype : kFloatDTypes) {
+      // Sums of up to a few hundred products in another order (and, for f32, possibly through
+      // Winograd or FFT transforms, which cuDNN's heuristics may pick): relative bounds with a
+      // floor of 1% of the largest result for sums that cancel. 16-bit outputs with a bias round
+      // twice on the device (cuDNN's result, then the bias sum), once on the CPU.
+      double rtol = dtype == DType::f32
+                        ? 1e-4
+                        : (dtype == DType::f64 ? 1e-10 : 4 * relative_tolerance(dtype));
+      for (size_t index = 0; index < std::size(cases); ++index) {
+        const ConvCase& conv = cases[index];
+        uint32_t seed = uint32_t(40 + 4 * index);
+        Tensor x = random_tensor(conv.input, dtype, seed);
+        Tensor w = random_tensor(conv.weight, dtype, seed + 1);
+        Tensor b = conv.bias ? random_tensor({conv.weight[0]}, dtype, seed + 2) : Tensor();
+        std::vector<Tensor> inputs = {x, w};
+        if (conv.bias) inputs.push_back(b);
+        compare(
+            inputs,
+            [&](const std::vector<Tensor>& in) {
+              Tensor out = ops::conv2d(in[0], in[1], conv.bias ? in[2] : Tensor(), conv.params);
+              Tensor grad =
+                  ops::to_device(random_tensor(out.sizes(), dtype, seed + 3), in[0].device());
+              return std::vector<Tensor>{
+                  out, ops::conv2d_backward_input(grad, in[1], in[0].sizes(), conv.params),
+                  ops::conv2d_backward_weight(grad, in[0], in[1].sizes(), conv.params)};
+            },
+            "conv2d case " + std::to_string(index) + " " + std::string(dtype_name(dtype)), rtol,
+            1e-2);
+      }
+    }
+    // No images: the output is empty and the weight gradient is zero (cuDNN rejects 0 sizes).
+    Tensor no_images = zeros({0, 2, 5, 5}, {.device = kGpu});
+    Tensor weight = ones({3, 2, 3, 3}, {.device = kGpu});
+    Tensor out = ops::conv2d(no_images, weight, Tensor(), Conv2dParams{});
+    CHECK(out.numel() == 0);
+    Tensor grad_weight = ops::conv2d_backward_weight(out, no_images, weight.sizes(), {});
+    CHECK(grad_weight.to_vector() == std::vector<double>(size_t(weight.numel()), 0.0));
   }
 
 }  // TEST_SUITE("cuda")

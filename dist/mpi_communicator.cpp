@@ -17,9 +17,17 @@
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
+#include "dist/communicator_checks.h"
 
 namespace zt::dist {
 namespace {
+
+using detail::check_peer;
+using detail::check_rank;
+using detail::check_same_dtype;
+using detail::count_call;
+using detail::describe;
+using detail::overlaps;
 
 using Clock = std::chrono::steady_clock;
 
@@ -66,59 +74,23 @@ MPI_Op mpi_op(ReduceOperation op) {
   throw std::invalid_argument("mpi: unknown ReduceOperation");
 }
 
-std::string describe(const Tensor& tensor) {
-  if (!tensor.defined()) return "undefined tensor";
-  return fmt::format("{} {}", dtype_name(tensor.dtype()), shape_str(tensor.sizes()));
-}
-
+// Defined, on the host, contiguous, and countable by MPI's int counts.
 void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor) {
-  if (!tensor.defined()) throw std::invalid_argument(fmt::format("{}: {} is undefined", op, role));
-  if (!tensor.device().is_cpu())
-    throw std::invalid_argument(
-        fmt::format("{}: {} ({}) is on {}; MpiCommunicator works on host tensors", op, role,
-                    describe(tensor), tensor.device().str()));
-  if (!tensor.is_contiguous())
-    throw std::invalid_argument(fmt::format("{}: {} ({}, strides {}) must be contiguous", op, role,
-                                            describe(tensor), shape_str(tensor.strides())));
+  detail::check_tensor(op, role, tensor, Device::cpu(), "MpiCommunicator works on host tensors");
   if (tensor.numel() > INT_MAX)
     throw std::invalid_argument(fmt::format("{}: {} ({}) has {} elements; MPI counts stop at {}",
                                             op, role, describe(tensor), tensor.numel(), INT_MAX));
-}
-
-void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output) {
-  if (input.dtype() != output.dtype())
-    throw std::invalid_argument(
-        fmt::format("{}: input ({}) and output ({}) must have the same dtype", op, describe(input),
-                    describe(output)));
-}
-
-void check_rank(std::string_view op, std::string_view role, int rank, int group_size) {
-  if (rank < 0 || rank >= group_size)
-    throw std::invalid_argument(
-        fmt::format("{}: {} {} is outside the group of {} ranks", op, role, rank, group_size));
 }
 
 // A send or recv: a valid tensor, another rank of the group as the peer, a tag >= 0.
 void check_point_to_point(std::string_view op, std::string_view role, const Tensor& tensor,
                           int peer, int rank, int group_size, int tag) {
   check_tensor(op, "tensor", tensor);
-  check_rank(op, role, peer, group_size);
-  if (peer == rank) {
-    throw std::invalid_argument(fmt::format("{}: rank {} {} itself would block", op, rank,
-                                            op == "send" ? "sending to" : "receiving from"));
-  }
-  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", op, tag));
+  check_peer(op, role, peer, rank, group_size, tag);
 }
 
 int element_count(const Tensor& tensor) {
   return int(tensor.numel());
-}
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.nbytes() == 0 || b.nbytes() == 0) return false;
-  int64_t a_begin = a.storage_offset() * int64_t(a.element_size());
-  int64_t b_begin = b.storage_offset() * int64_t(b.element_size());
-  return a_begin < b_begin + int64_t(b.nbytes()) && b_begin < a_begin + int64_t(a.nbytes());
 }
 
 // An f32 copy of a 16-bit tensor (or an empty f32 buffer of its shape), counted as comm memory.
@@ -376,16 +348,6 @@ class CompletedWork final : public Work {
   void wait() override {}
   bool test() override { return true; }
 };
-
-// Adds one call to the counter of `kind`; the caller adds the seconds.
-CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
-                              int64_t full_bytes, int group_size) {
-  CollectiveCounter& counter = stats[kind];
-  counter.calls += 1;
-  counter.buffer_bytes += buffer_bytes;
-  counter.payload_bytes += ring_payload_bytes(kind, full_bytes, group_size);
-  return counter;
-}
 
 }  // namespace
 

@@ -1,7 +1,7 @@
-// NcclCommunicator: argument checks (worded as MpiCommunicator's), the stream ordering of each
-// NCCL call, its Work, and the stats. Every call: check, count, make the communication stream
-// wait for the compute stream, launch, record a completion event; Work::wait makes the
-// compute stream wait for that event and only then lets go of the tensors it held, so the
+// NcclCommunicator: argument checks (shared with MpiCommunicator, communicator_checks.h), the
+// stream ordering of each NCCL call, its Work, and the stats. Every call: check, count, make the
+// communication stream wait for the compute stream, launch, record a completion event; Work::wait
+// makes the compute stream wait for that event and only then lets go of the tensors it held, so the
 // caching allocator (which reuses blocks in compute-stream order) never recycles memory NCCL
 // may still touch.
 #include "dist/nccl_communicator.h"
@@ -23,9 +23,17 @@
 #include "core/ops/view.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
+#include "dist/communicator_checks.h"
 
 namespace zt::dist {
 namespace {
+
+using detail::check_peer;
+using detail::check_rank;
+using detail::check_same_dtype;
+using detail::count_call;
+using detail::describe;
+using detail::overlaps;
 
 using Clock = std::chrono::steady_clock;
 
@@ -72,60 +80,15 @@ ncclRedOp_t nccl_op(ReduceOperation op) {
   throw std::invalid_argument("nccl: unknown ReduceOperation");
 }
 
-std::string describe(const Tensor& tensor) {
-  if (!tensor.defined()) return "undefined tensor";
-  return fmt::format("{} {}", dtype_name(tensor.dtype()), shape_str(tensor.sizes()));
-}
-
 void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor, int device) {
-  if (!tensor.defined()) throw std::invalid_argument(fmt::format("{}: {} is undefined", op, role));
-  if (tensor.device() != Device::cuda(device))
-    throw std::invalid_argument(
-        fmt::format("{}: {} ({}) is on {}; this NcclCommunicator works on tensors on cuda:{}", op,
-                    role, describe(tensor), tensor.device().str(), device));
-  if (!tensor.is_contiguous())
-    throw std::invalid_argument(fmt::format("{}: {} ({}, strides {}) must be contiguous", op, role,
-                                            describe(tensor), shape_str(tensor.strides())));
-}
-
-void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output) {
-  if (input.dtype() != output.dtype())
-    throw std::invalid_argument(
-        fmt::format("{}: input ({}) and output ({}) must have the same dtype", op, describe(input),
-                    describe(output)));
-}
-
-void check_rank(std::string_view op, std::string_view role, int rank, int group_size) {
-  if (rank < 0 || rank >= group_size)
-    throw std::invalid_argument(
-        fmt::format("{}: {} {} is outside the group of {} ranks", op, role, rank, group_size));
+  detail::check_tensor(op, role, tensor, Device::cuda(device),
+                       fmt::format("this NcclCommunicator works on tensors on cuda:{}", device));
 }
 
 void check_point_to_point(std::string_view op, std::string_view role, const Tensor& tensor,
                           int peer, int rank, int group_size, int tag, int device) {
   check_tensor(op, "tensor", tensor, device);
-  check_rank(op, role, peer, group_size);
-  if (peer == rank) {
-    throw std::invalid_argument(fmt::format("{}: rank {} {} itself would block", op, rank,
-                                            op == "send" ? "sending to" : "receiving from"));
-  }
-  if (tag < 0) throw std::invalid_argument(fmt::format("{}: tag {} must be >= 0", op, tag));
-}
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.nbytes() == 0 || b.nbytes() == 0) return false;
-  int64_t a_begin = a.storage_offset() * int64_t(a.element_size());
-  int64_t b_begin = b.storage_offset() * int64_t(b.element_size());
-  return a_begin < b_begin + int64_t(b.nbytes()) && b_begin < a_begin + int64_t(a.nbytes());
-}
-
-CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
-                              int64_t full_bytes, int group_size) {
-  CollectiveCounter& counter = stats[kind];
-  counter.calls += 1;
-  counter.buffer_bytes += buffer_bytes;
-  counter.payload_bytes += ring_payload_bytes(kind, full_bytes, group_size);
-  return counter;
+  check_peer(op, role, peer, rank, group_size, tag);
 }
 
 [[noreturn]] void abort_from_destructor(const std::exception& error) {

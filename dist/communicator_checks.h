@@ -1,0 +1,33 @@
+// What every Communicator implementation shares before it talks to its transport: the
+// argument checks (one wording for MPI and NCCL), the overlap test for in-place collectives,
+// and the per-call counting of CommStats. Not a public header: communicators include it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/device.h"
+#include "core/tensor.h"
+#include "dist/communicator.h"
+
+namespace zt::dist::detail {
+
+// "f32 [2, 3]", or "undefined tensor".
+std::string describe(const Tensor& tensor);
+// Defined, on `device`, contiguous. `device_rule` ends the message for a tensor elsewhere
+// ("MpiCommunicator works on host tensors").
+void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor, Device device,
+                  std::string_view device_rule);
+void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output);
+void check_rank(std::string_view op, std::string_view role, int rank, int group_size);
+// A send's or recv's peer: another rank of the group; and a tag >= 0.
+void check_peer(std::string_view op, std::string_view role, int peer, int rank, int group_size,
+                int tag);
+// Whether two tensors share any byte of storage.
+bool overlaps(const Tensor& a, const Tensor& b);
+// Adds one call to the counter of `kind` (buffer bytes and the ring model's payload); the
+// caller adds the seconds.
+CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
+                              int64_t full_bytes, int group_size);
+
+}  // namespace zt::dist::detail

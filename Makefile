@@ -103,6 +103,9 @@ ifeq ($(CUDA),1)
 $(BUILD)/bench/cuda_ops.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_CUDA=1
 $(BUILD)/dist/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o: \
   CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
+# zt::initialize picks NCCL for ZeRO traffic when it can (--dist_backend).
+$(BUILD)/dist/initialize.o $(BUILD)/tests/mpi/test_engine_device.o: \
+  CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
 endif
 
 $(CUDA_LIB): $(CUDA_OBJS)

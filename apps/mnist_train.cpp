@@ -11,7 +11,10 @@
 // Usage: mnist_train [--epochs N] [--batch-size B] [--lr LR] [--model cnn|mlp]
 //                    [--dataset auto|mnist|fashion] [--data-dir DIR] [--seed S] [--save PATH]
 //                    [--save-dir DIR [--save-every N|epoch] [--resume]] [--max-steps N]
-//                    [--report] [--deepspeed] [--deepspeed_config FILE] [--local_rank N]
+//                    [--device cpu|cuda] [--report] [--deepspeed] [--deepspeed_config FILE]
+//                    [--local_rank N] [--dist_backend auto|nccl|mpi]
+// --device cuda trains on GPU cuda:(local rank modulo the GPU count): ranks with a GPU of their
+// own exchange gradients through NCCL, ranks sharing a GPU through MPI (--dist_backend).
 // Test hook: ZEROTRAIN_TEST_KILL_RANK_AT_STEP=R:S makes rank R SIGKILL itself right after
 // optimizer step S (and any checkpoint of that step), for the crash tests of scripts/run-tests.
 #include <fmt/format.h>
@@ -29,6 +32,7 @@
 #include "apps/cli_flags.h"
 #include "apps/mnist_common.h"
 #include "autograd/checkpointing_options.h"
+#include "core/backend.h"
 #include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
@@ -51,12 +55,13 @@ struct TrainOptions {
   int64_t save_every_steps = 0;  // 0: at each epoch end
   bool resume = false;
   int64_t max_steps = 0;  // 0: no limit
+  std::string device = "cpu";
 };
 
 TrainOptions parse(int argc, char** argv) {
   apps::Flags flags(argc, argv,
                     {"epochs", "batch-size", "lr", "model", "dataset", "data-dir", "seed", "save",
-                     "save-dir", "save-every", "max-steps"},
+                     "save-dir", "save-every", "max-steps", "device"},
                     {"report", "resume"});
   TrainOptions options{flags.get_int("epochs", 3, 1),
                        flags.get_int("batch-size", 64, 1),
@@ -79,6 +84,7 @@ TrainOptions parse(int argc, char** argv) {
   }
   options.resume = flags.has("resume");
   options.max_steps = flags.get_int("max-steps", 0, 1);
+  options.device = flags.get_choice("device", "cpu", {"cpu", "cuda"});
   for (const char* needs_dir : {"save-every", "resume"}) {
     if (flags.has(needs_dir) && options.save_dir.empty())
       throw apps::FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
@@ -255,7 +261,7 @@ double distributed_accuracy(dist::Engine& engine, const Tensor& images, const Te
     std::vector<int64_t> chunk(indices.begin() + long(begin), indices.begin() + long(end));
     Tensor index = from_int64(chunk, {int64_t(chunk.size())});
     std::vector<double> predicted =
-        argmax(engine.forward(index_select(images, 0, index)), 1).to_vector();
+        argmax(engine.forward(index_select(images, 0, index).to(engine.device())), 1).to_vector();
     for (size_t i = 0; i < chunk.size(); ++i) {
       int64_t position = int64_t(begin + i) * world.size() + world.rank();
       if (position < count && predicted[i] == truth[size_t(chunk[i])]) correct += 1.0;
@@ -274,6 +280,17 @@ void print_reports_in_rank_order(dist::Engine& engine, dist::Communicator& world
     }
     world.barrier();
   }
+}
+
+// The device --device names for this rank: the host, or GPU (local rank modulo the GPU count).
+Device training_device(const std::string& choice, const dist::MpiRuntime& runtime) {
+  if (choice == "cpu") return Device::cpu();
+  int gpus = cuda_device_count();
+  if (gpus == 0) {
+    throw apps::FlagError(
+        "--device cuda: no CUDA device is visible (or this build has no CUDA backend)");
+  }
+  return Device::cuda(runtime.local_rank() % gpus);
 }
 
 int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const TrainOptions& options) {
@@ -321,8 +338,9 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
         "backward\n",
         options.model, stages, std::min(checkpoints, stages), checkpoints);
   }
-  Initialized initialized =
-      initialize(runtime, config, apps::make_mnist_model(options.model, checkpoints));
+  std::shared_ptr<nn::Module> model = apps::make_mnist_model(options.model, checkpoints);
+  model->to(training_device(options.device, runtime));
+  Initialized initialized = initialize(runtime, config, model, deepspeed.dist_backend);
   dist::Engine& engine = *initialized.engine;
   const int64_t micro_batch = config.train_micro_batch_size_per_gpu;
   Position position{.loss_sums = std::vector<double>(size_t(world.size()), 0.0),
@@ -338,14 +356,15 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
   if (leader) {
     fmt::print(
         "model: {} ({} parameters, {}), {} ranks x {} threads, ZeRO stage {}, {} lr {}, batch {} "
-        "({} per rank x {} accumulation steps x {} ranks)\n",
+        "({} per rank x {} accumulation steps x {} ranks), on {}, ZeRO traffic over {}\n",
         options.model, engine.module().num_parameters(),
         engine.mixed_precision()
             ? fmt::format("{} with fp32 master weights", dtype_name(engine.model_dtype()))
             : "f32",
         world.size(), num_threads(), engine.zero_stage(), config.optimizer.type,
         config.optimizer.lr, config.train_batch_size, config.train_micro_batch_size_per_gpu,
-        config.gradient_accumulation_steps, world.size());
+        config.gradient_accumulation_steps, world.size(), engine.device().str(),
+        engine.data_parallel_communicator().name());
     if (options.resume) {
       fmt::print("resumed from {} at epoch {}, batch {} (optimizer step {})\n", resume_file,
                  position.epoch, position.next_batch, engine.global_steps());
@@ -398,7 +417,8 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
       }
       data::Batch batch = loader.batch(b);
       // The loss is taken in f32 whatever the model's dtype, as mixed-precision training does.
-      Tensor loss = cross_entropy(engine.forward(batch.inputs).to(DType::f32), batch.targets);
+      Tensor loss = cross_entropy(engine.forward(batch.inputs.to(engine.device())).to(DType::f32),
+                                  batch.targets.to(engine.device()));
       engine.backward(loss);
       engine.step();
       loss_sum += loss.item();

@@ -9,12 +9,30 @@
 
 #include "autograd/autograd_meta.h"
 #include "autograd/grad_mode.h"
+#include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/reduce.h"
 #include "core/ops/view.h"
 #include "dist/config_builders.h"
 #include "dist/engine_internal.h"
 
+// TEMP-SHIM begin
+namespace zt::ops {
+std::vector<double> sum_of_squares(const std::vector<Tensor>& tensors) {
+  std::vector<double> out;
+  for (const Tensor& t : tensors) {
+    Tensor h = t.to(Device::cpu()).to(DType::f32);
+    h = ops::contiguous(h);
+    const float* data = h.data_ptr<float>();
+    double sum = 0.0;
+    for (int64_t i = 0; i < h.numel(); ++i) sum += double(data[i]) * double(data[i]);
+    out.push_back(sum);
+  }
+  return out;
+}
+}  // namespace zt::ops
+// TEMP-SHIM end
 namespace zt::dist {
 
 Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel)
@@ -30,7 +48,10 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& d
                                 ": optimizer: the engine needs an optimizer block");
   }
   stage_ = config_.zero_optimization.stage;
-  control_ = data_parallel_->split(0, data_parallel_->rank());
+  device_ = device_of_parameters(*model_);
+  // Scalars (norms, overflow flags, losses) are host tensors: their communicator is the
+  // host-memory one over the same ranks even when ZeRO traffic goes through NCCL.
+  control_ = data_parallel_->split(/*TEMP-SHIM*/ 0, data_parallel_->rank());
   if (config_.fp16.enabled) model_dtype_ = DType::f16;
   if (config_.bf16.enabled) model_dtype_ = DType::bf16;
   if (config_.fp16.enabled) {
@@ -53,8 +74,27 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& d
   data_parallel_->reset_stats();
   // Peaks count from here: building the model allocated it whole on every rank, which the
   // engine then partitioned (there is no partitioned construction like zero.Init yet).
-  cpu_allocator().accounting().reset_peak();
+  memory_accounting().reset_peak();
   last_log_time_ = std::chrono::steady_clock::now();
+}
+
+// The one device every parameter is on (the host when the model has none).
+Device device_of_parameters(nn::Module& model) {
+  NamedTensors params = model.named_parameters();
+  if (params.empty()) return Device::cpu();
+  Device device = params.front().second.device();
+  for (auto& [name, param] : params) {
+    if (param.device() == device) continue;
+    throw std::invalid_argument(fmt::format(
+        "Engine: parameter {} is on {}, but {} is on {}: move the model to one device first "
+        "(module.to(device))",
+        name, param.device().str(), params.front().first, device.str()));
+  }
+  return device;
+}
+
+MemoryAccounting& Engine::memory_accounting() const {
+  return backend_for(device_).allocator(device_).accounting();
 }
 
 Engine::~Engine() {
@@ -83,7 +123,8 @@ void Engine::build_groups() {
           "is asked for with the fp16 or bf16 block, and the engine converts the model)",
           entry.name, dtype_name(entry.param.dtype()), dtype_name(dtype)));
     }
-    group->full_params = zeros({planned.padded_numel}, {.dtype = dtype, .tag = MemoryTag::param});
+    group->full_params =
+        zeros({planned.padded_numel}, {.dtype = dtype, .device = device_, .tag = MemoryTag::param});
     group->full_storage = group->full_params.storage();
     for (PlannedParam& entry : group->plan.params) {
       ops::copy_(flat_range(group->full_params, entry.offset, entry.numel),
@@ -102,7 +143,8 @@ void Engine::build_groups() {
       group->owned_params = ops::clone(flat_range(group->full_params, slice_begin, slice));
     }
     if (stage_ <= 1) {
-      group->full_grads = zeros({planned.padded_numel}, {.dtype = dtype, .tag = MemoryTag::grad});
+      group->full_grads = zeros({planned.padded_numel},
+                                {.dtype = dtype, .device = device_, .tag = MemoryTag::grad});
       group->owned_grads =
           stage_ == 0 ? group->full_grads : flat_range(group->full_grads, slice_begin, slice);
       for (PlannedParam& entry : group->plan.params) {
@@ -110,7 +152,8 @@ void Engine::build_groups() {
                                        entry.param.sizes()));
       }
     } else {
-      group->owned_grads = zeros({slice}, {.dtype = dtype, .tag = MemoryTag::grad});
+      group->owned_grads =
+          zeros({slice}, {.dtype = dtype, .device = device_, .tag = MemoryTag::grad});
     }
     if (stage_ == 3 && group->plan.partitioned) group->full_storage->release();
     group->gathered = !(stage_ == 3 && group->plan.partitioned);
@@ -124,7 +167,8 @@ void Engine::build_optimizer() {
   for (auto& group : groups_) {
     if (mixed_precision()) {
       group->master_params =
-          empty(group->owned_params.sizes(), {.dtype = DType::f32, .tag = MemoryTag::optim_state});
+          empty(group->owned_params.sizes(),
+                {.dtype = DType::f32, .device = device_, .tag = MemoryTag::optim_state});
       ops::copy_(group->master_params, group->owned_params);
     } else {
       group->owned_params.set_grad(group->owned_grads);
@@ -178,7 +222,7 @@ Tensor Engine::backward(const Tensor& loss) {
     // d(loss * scale / GAS) = scale / GAS, in f32 (2^16 is past f16's largest finite value).
     double seed = loss_scale() / double(config_.gradient_accumulation_steps);
     Tensor loss32 = loss.dtype() == DType::f32 ? loss : loss.to(DType::f32);
-    loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32}));
+    loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
   }
   in_backward_ = false;
   finish_reductions();
@@ -206,7 +250,8 @@ void Engine::on_gradient_ready(size_t group_index, size_t param_index) {
       if (!accumulated_in_place) {
         if (!group.full_grads.defined()) {
           group.full_grads =
-              zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
+              zeros({group.plan.padded_numel},
+                    {.dtype = model_dtype_, .device = device_, .tag = MemoryTag::grad});
         }
         ops::add_(flat_range(group.full_grads, entry.offset, entry.numel),
                   ops::reshape(grad, {entry.numel}));
@@ -232,15 +277,16 @@ void Engine::reduce_group(size_t group_index) {
   if (stage_ >= 2 && !group.full_grads.defined()) {
     // No gradient reached this group in this backward: it still takes part (every rank must
     // issue the same collectives), contributing zeros.
-    group.full_grads =
-        zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
+    group.full_grads = zeros({group.plan.padded_numel},
+                             {.dtype = model_dtype_, .device = device_, .tag = MemoryTag::grad});
   }
   if (predivide != 1.0) ops::mul_(group.full_grads, 1.0 / predivide);
   if (stage_ == 0) {
     group.in_flight = data_parallel_->all_reduce_async(group.full_grads);
   } else {
     MemoryTagGuard as_comm(MemoryTag::comm);
-    group.reduce_output = empty({group.plan.slice_numel()}, {.dtype = model_dtype_});
+    group.reduce_output =
+        empty({group.plan.slice_numel()}, {.dtype = model_dtype_, .device = device_});
     group.in_flight = data_parallel_->reduce_scatter_async(group.full_grads, group.reduce_output);
     // Stages 2-3 keep no full gradient: the Work holds what it still reads, and the buffer
     // goes as soon as the collective is done with it.
@@ -292,21 +338,37 @@ void Engine::finish_reductions() {
   timers_.reduce += seconds_since(start);
 }
 
-double Engine::global_grad_norm() {
-  // Sum of squares per rank slice of every group, in double, then combined in rank order: the
+// Sums of squares of what this rank updates, in one fused pass (one kernel launch on a GPU):
+// at stage 0 one per group and rank slice (so that the norm is combined exactly as at the
+// other stages), else one per group's owned slice. A non-finite sum is an inf or NaN gradient.
+std::vector<double> Engine::local_square_sums() {
+  std::vector<Tensor> pieces;
+  for (auto& group : groups_) {
+    if (stage_ == 0) {
+      for (int r = 0; r < world_size(); ++r) {
+        pieces.push_back(flat_range(group->update_grads(), group->plan.slice_begin(r),
+                                    group->plan.slice_numel()));
+      }
+    } else {
+      pieces.push_back(group->update_grads());
+    }
+  }
+  return ops::sum_of_squares(pieces);
+}
+
+double Engine::global_grad_norm(const std::vector<double>& square_sums) {
+  // Sums of squares per rank slice of every group, in double, combined in rank order: the
   // same arithmetic at every stage, so the clipping coefficient is bitwise the same.
   int world = world_size();
   std::vector<double> partials(size_t(world), 0.0);
   if (stage_ == 0) {
-    for (auto& group : groups_) {
-      for (int r = 0; r < world; ++r) {
-        partials[size_t(r)] += sum_of_squares(flat_range(
-            group->update_grads(), group->plan.slice_begin(r), group->plan.slice_numel()));
-      }
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      for (int r = 0; r < world; ++r)
+        partials[size_t(r)] += square_sums[g * size_t(world) + size_t(r)];
     }
   } else {
     double mine = 0.0;
-    for (auto& group : groups_) mine += sum_of_squares(group->update_grads());
+    for (double sum : square_sums) mine += sum;
     Tensor gathered = empty({world}, {.dtype = DType::f64, .tag = MemoryTag::comm});
     Tensor local = full({1}, mine, {.dtype = DType::f64, .tag = MemoryTag::comm});
     control_->all_gather(local, gathered);
@@ -327,8 +389,8 @@ void Engine::scale_update_gradients(double factor) {
 void Engine::make_master_gradients() {
   double unscale = 1.0 / loss_scale();
   for (auto& group : groups_) {
-    group->master_grads =
-        empty(group->owned_grads.sizes(), {.dtype = DType::f32, .tag = MemoryTag::grad});
+    group->master_grads = empty(group->owned_grads.sizes(),
+                                {.dtype = DType::f32, .device = device_, .tag = MemoryTag::grad});
     ops::copy_(group->master_grads, group->owned_grads);
     if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
     group->master_params.set_grad(group->master_grads);
@@ -336,15 +398,12 @@ void Engine::make_master_gradients() {
 }
 
 // Whether any rank's reduced gradients hold an inf or a NaN. Each rank checks what it updates
-// (its owned slice), and the flags are combined so that every rank skips the same steps.
-bool Engine::gradients_overflowed() {
+// (its owned slice, through its sums of squares), and the flags are combined so that every
+// rank skips the same steps.
+bool Engine::gradients_overflowed(const std::vector<double>& square_sums) {
   double local = 0.0;
-  for (auto& group : groups_) {
-    const Tensor& grads = group->update_grads();
-    const float* data = grads.data_ptr<float>();
-    for (int64_t i = 0; i < grads.numel() && local == 0.0; ++i) {
-      if (!std::isfinite(data[i])) local = 1.0;
-    }
+  for (double sum : square_sums) {
+    if (!std::isfinite(sum)) local = 1.0;
   }
   Tensor flag = full({1}, local, {.dtype = DType::f64, .tag = MemoryTag::comm});
   control_->all_reduce(flag, ReduceOperation::max);
@@ -363,7 +422,13 @@ void Engine::step() {
   global_samples_ += config_.train_micro_batch_size_per_gpu * world_size();
   if (!boundary) return;
   if (mixed_precision()) make_master_gradients();
-  last_step_overflowed_ = loss_scaler_ && gradients_overflowed();
+  // One pass over the gradients serves both the overflow check and the norm (clipping and
+  // logging), which read the same unclipped values.
+  bool logging = config_.steps_per_print > 0 && (global_steps_ + 1) % config_.steps_per_print == 0;
+  bool needs_norm = config_.gradient_clipping > 0.0 || logging;
+  std::vector<double> square_sums;
+  if (loss_scaler_ || needs_norm) square_sums = local_square_sums();
+  last_step_overflowed_ = loss_scaler_ && gradients_overflowed(square_sums);
   if (loss_scaler_) {
     std::string overflow_message = loss_scaler_->update(last_step_overflowed_);
     if (!overflow_message.empty() && rank() == 0) {
@@ -374,6 +439,7 @@ void Engine::step() {
   if (last_step_overflowed_) {
     skipped_steps_ += 1;
   } else {
+    if (needs_norm) last_grad_norm_ = global_grad_norm(square_sums);
     update_parameters();
   }
   for (auto& group : groups_) {
@@ -396,10 +462,7 @@ void Engine::step() {
 
 // Clips, updates the owned slices and brings the parameters every rank uses up to date.
 void Engine::update_parameters() {
-  // The norm costs a pass over the gradients (and a collective from stage 1 on): taken when
-  // clipping needs it or the step is logged.
-  bool logging = config_.steps_per_print > 0 && (global_steps_ + 1) % config_.steps_per_print == 0;
-  if (config_.gradient_clipping > 0.0 || logging) last_grad_norm_ = global_grad_norm();
+  // last_grad_norm_ is this step's norm when clipping is on (step() took it).
   if (config_.gradient_clipping > 0.0 && last_grad_norm_ > config_.gradient_clipping) {
     scale_update_gradients(config_.gradient_clipping / (last_grad_norm_ + 1e-6));
   }
@@ -463,7 +526,10 @@ NamedTensors Engine::consolidated_state_dict() {
     for (size_t g = 0; g < groups_.size(); ++g) gather_group(g);
   }
   NamedTensors state;
-  for (auto& [name, tensor] : model_->state_dict()) state.emplace_back(name, ops::clone(tensor));
+  for (auto& [name, tensor] : model_->state_dict()) {
+    state.emplace_back(name,
+                       tensor.device().is_cpu() ? ops::clone(tensor) : tensor.to(Device::cpu()));
+  }
   if (stage_ == 3) {
     for (size_t g = 0; g < groups_.size(); ++g) release_group(g);
   }

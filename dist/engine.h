@@ -41,6 +41,10 @@ namespace zt::dist {
 
 struct ConsolidatedCheckpoint;
 
+// The one device every parameter of `model` is on (the host when it has none); throws
+// std::invalid_argument naming two parameters on different devices.
+Device device_of_parameters(nn::Module& model);
+
 // Model-state bytes of one rank, measured and by the ZeRO paper's formula for this stage.
 struct ModelStateReport {
   int stage = 0;
@@ -87,6 +91,9 @@ class Engine {
   // Whether the last update was skipped for an overflow.
   bool last_step_overflowed() const { return last_step_overflowed_; }
   DType model_dtype() const { return model_dtype_; }
+  // The device of the model's parameters: flat buffers, gradients and optimizer state live
+  // there too. Inputs and targets must be moved there by the caller, as in PyTorch.
+  Device device() const { return device_; }
   bool mixed_precision() const { return model_dtype_ != DType::f32; }
   // The global gradient norm (before clipping) of the last update that took it: every update
   // when gradient_clipping is on, else the updates that are logged.
@@ -111,7 +118,7 @@ class Engine {
 
   // Stage 3: the most parameter elements gathered at once so far (prefetch included).
   int64_t peak_gathered_numel() const { return peak_gathered_numel_; }
-  // Every parameter, whole, on every rank (stage 3 gathers). Collective.
+  // Every parameter, whole, on every rank, in host memory (stage 3 gathers). Collective.
   NamedTensors consolidated_state_dict();
   ModelStateReport model_state_report() const;
 
@@ -153,8 +160,10 @@ class Engine {
   void prefetch_after(const std::vector<size_t>& trace, size_t group_index);
   void all_gather_owned_slices();
   void make_master_gradients();
-  bool gradients_overflowed();
-  double global_grad_norm();
+  std::vector<double> local_square_sums();
+  bool gradients_overflowed(const std::vector<double>& square_sums);
+  double global_grad_norm(const std::vector<double>& square_sums);
+  MemoryAccounting& memory_accounting() const;
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
   void update_parameters();
@@ -166,6 +175,7 @@ class Engine {
   Communicator* data_parallel_;
   std::unique_ptr<Communicator> control_;  // scalars: norms, losses
   int stage_ = 0;
+  Device device_ = Device::cpu();  // where the parameters, gradients and optimizer state live
   DType model_dtype_ = DType::f32;
   std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;

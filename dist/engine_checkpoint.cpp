@@ -144,8 +144,10 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
       int64_t slice_begin = group.plan.slice_begin(rank());
       int64_t slice_numel = group.plan.slice_numel();
       int64_t local_begin = stage_ == 0 ? slice_begin : 0;
+      // Files are written from host memory: device slices come back to the host first.
       auto mine = [&](const Tensor& tensor) {
-        return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel);
+        return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel)
+            .to(Device::cpu());
       };
       std::string prefix = fmt::format("group.{}.", g);
       tensors.emplace_back(prefix + "fp32", mine(group.update_params()));

@@ -31,13 +31,6 @@ inline void rebind_to_storage(const Tensor& param, const Storage& storage, int64
   impl.strides = contiguous_strides(impl.sizes);
 }
 
-inline double sum_of_squares(const Tensor& values) {
-  const float* data = values.data_ptr<float>();
-  double sum = 0.0;
-  for (int64_t i = 0; i < values.numel(); ++i) sum += double(data[i]) * double(data[i]);
-  return sum;
-}
-
 // One flat group's buffers. Which ones exist depends on the stage:
 //   full_params   stages 0-2 always; stage 3 only while gathered (or always if persistent)
 //   owned_params  the slice the optimizer updates: a view of full_params at stages 0-2 (all of

@@ -15,7 +15,7 @@ ModelStateReport Engine::model_state_report() const {
   report.world_size = world_size();
   report.parameter_count = plan_.total_numel();
   report.model_dtype = model_dtype_;
-  MemoryStats stats = cpu_allocator().accounting().stats();
+  MemoryStats stats = memory_accounting().stats();
   report.param_bytes = stats.live(MemoryTag::param);
   report.grad_bytes = stats.live(MemoryTag::grad);
   report.optim_state_bytes = stats.live(MemoryTag::optim_state);
@@ -40,23 +40,32 @@ ModelStateReport Engine::model_state_report() const {
 
 std::string Engine::step_report() const {
   ModelStateReport report = model_state_report();
-  MemoryStats memory = cpu_allocator().accounting().stats();
+  // Model states, activations and communication buffers live on the engine's device; what
+  // cpu_checkpointing offloads, and MPI's staging of device tensors, is host memory.
+  MemoryStats memory = memory_accounting().stats();
+  MemoryStats host_memory = cpu_allocator().accounting().stats();
+  bool on_device = !device_.is_cpu();
   auto mib = [](int64_t bytes) { return double(bytes) / double(1 << 20); };
   std::string text = fmt::format(
       "rank {}: ZeRO stage {}, {} ranks, {} parameters (Psi), {} micro-batches a step\n", rank(),
       stage_, world_size(), report.parameter_count, config_.gradient_accumulation_steps);
   text += fmt::format("  {:<12} {:>10} {:>10} {:>12}\n", "memory (MiB)", "live", "peak", "formula");
-  auto memory_line = [&](const char* kind, MemoryTag tag, int64_t expected) {
+  auto memory_line = [&](const char* kind, MemoryTag tag, int64_t expected,
+                         const MemoryStats& stats) {
     std::string formula = expected >= 0 ? fmt::format("{:12.3f}", mib(expected)) : "           -";
-    return fmt::format("  {:<12} {:10.3f} {:10.3f} {}\n", kind, mib(memory.live(tag)),
-                       mib(memory.peak(tag)), formula);
+    return fmt::format("  {:<12} {:10.3f} {:10.3f} {}\n", kind, mib(stats.live(tag)),
+                       mib(stats.peak(tag)), formula);
   };
-  text += memory_line("parameters", MemoryTag::param, report.expected_param_bytes);
-  text += memory_line("gradients", MemoryTag::grad, report.expected_grad_bytes);
-  text += memory_line("optimizer", MemoryTag::optim_state, report.expected_optim_state_bytes);
-  text += memory_line("activations", MemoryTag::activation, -1);
-  text += memory_line("act. offload", MemoryTag::activation_offload, -1);  // cpu_checkpointing
-  text += memory_line("comm buffers", MemoryTag::comm, -1);
+  if (on_device) text += fmt::format("  on {} (host memory where marked)\n", device_.str());
+  text += memory_line("parameters", MemoryTag::param, report.expected_param_bytes, memory);
+  text += memory_line("gradients", MemoryTag::grad, report.expected_grad_bytes, memory);
+  text +=
+      memory_line("optimizer", MemoryTag::optim_state, report.expected_optim_state_bytes, memory);
+  text += memory_line("activations", MemoryTag::activation, -1, memory);
+  // cpu_checkpointing's copies are on the host wherever the model is.
+  text += memory_line("act. offload", MemoryTag::activation_offload, -1, host_memory);
+  text += memory_line("comm buffers", MemoryTag::comm, -1, memory);
+  if (on_device) text += memory_line("comm (host)", MemoryTag::comm, -1, host_memory);
   // Element-bytes per step by the paper: 2 Psi (N-1)/N at stages 0-2 (all-reduce, or
   // reduce-scatter + all-gather), 3 Psi (N-1)/N at stage 3 (two all-gathers, a reduce-scatter);
   // stages 2-3 reduce-scatter every micro-batch.

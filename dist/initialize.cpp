@@ -6,9 +6,71 @@
 #include <stdexcept>
 #include <string>
 
+#include <fmt/format.h>
+
+#include "core/factory.h"
 #include "dist/activation_checkpointing.h"
+#ifdef ZT_NCCL
+#include "dist/nccl_communicator.h"
+#endif
 
 namespace zt {
+
+DistBackend parse_dist_backend(const std::string& text, const std::string& flag) {
+  if (text == "auto") return DistBackend::automatic;
+  if (text == "nccl") return DistBackend::nccl;
+  if (text == "mpi") return DistBackend::mpi;
+  throw std::invalid_argument(
+      fmt::format("{}: expected one of auto, nccl, mpi, got '{}'", flag, text));
+}
+
+namespace {
+
+// Whether `condition` holds on every rank of `world` (a host all-reduce, so that every rank
+// takes the same branch).
+bool on_every_rank(dist::Communicator& world, bool condition) {
+  Tensor flag = full({1}, condition ? 1.0 : 0.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  world.all_reduce(flag, dist::ReduceOperation::min);
+  return flag.item() != 0.0;
+}
+
+// The communicator for ZeRO traffic on `device` (see DistBackend), or null for the grid's MPI
+// one. Collective over the data-parallel group; every rank decides the same way.
+std::unique_ptr<dist::Communicator> make_device_data_group(dist::ProcessGrid& grid, Device device,
+                                                           DistBackend backend) {
+  bool on_gpu = on_every_rank(grid.world(), !device.is_cpu());
+  if (backend == DistBackend::mpi || (!on_gpu && backend == DistBackend::automatic)) return nullptr;
+  if (!on_gpu) {
+    throw std::invalid_argument(
+        "dist_backend nccl: NCCL moves GPU tensors, but the model is on the cpu on at least one "
+        "rank (move it with module.to(Device::cuda(i)) before initialize)");
+  }
+#ifdef ZT_NCCL
+  auto* mpi = dynamic_cast<dist::MpiCommunicator*>(&grid.data_group());
+  if (mpi == nullptr) throw std::logic_error("initialize: the data-parallel group is not MPI");
+  std::unique_ptr<dist::NcclCommunicator> nccl;
+  std::string failure;
+  try {
+    nccl = dist::make_nccl_communicator(*mpi);  // throws on every rank alike
+  } catch (const std::runtime_error& error) {
+    failure = error.what();
+  }
+  // NCCL runs on the rank's own GPU (its local rank); a model elsewhere cannot use it.
+  bool usable = on_every_rank(grid.world(), nccl && nccl->device_index() == device.index);
+  if (usable) return nccl;
+  if (backend == DistBackend::automatic) return nullptr;
+  if (!failure.empty()) throw std::runtime_error("dist_backend nccl: " + failure);
+  throw std::runtime_error(fmt::format(
+      "dist_backend nccl: every rank's model must be on its own GPU (cuda:local_rank); this "
+      "rank's model is on {} and its NCCL device is cuda:{}",
+      device.str(), nccl ? nccl->device_index() : -1));
+#else
+  if (backend == DistBackend::automatic) return nullptr;
+  throw std::invalid_argument("dist_backend nccl: this build has no NCCL (built with CUDA=0)");
+#endif
+}
+
+}  // namespace
 
 DeepSpeedArgs take_deepspeed_args(int& argc, char** argv) {
   DeepSpeedArgs args;
@@ -34,6 +96,8 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv) {
         throw std::invalid_argument("--local_rank: expected an integer >= 0, got '" + text + "'");
       }
       args.local_rank = int(value);
+    } else if (arg == "--dist_backend" || arg.rfind("--dist_backend=", 0) == 0) {
+      args.dist_backend = parse_dist_backend(value_of("--dist_backend"), "--dist_backend");
     } else {
       argv[kept++] = argv[i];
     }
@@ -50,17 +114,21 @@ Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
         "ZeroTrain requires --deepspeed_config to specify a configuration file");
   }
   return initialize(runtime, dist::load_config(args.deepspeed_config, runtime.size(), nullptr),
-                    std::move(model));
+                    std::move(model), args.dist_backend);
 }
 
 Initialized initialize(dist::MpiRuntime& runtime, dist::Config config,
-                       std::shared_ptr<nn::Module> model) {
+                       std::shared_ptr<nn::Module> model, DistBackend dist_backend) {
+  if (!model) throw std::invalid_argument("initialize: no model");
   dist::apply_activation_checkpointing(config.activation_checkpointing);
   Initialized result;
   result.grid =
       std::make_unique<dist::ProcessGrid>(dist::ProcessGrid::data_parallel(runtime.world()));
-  result.engine = std::make_unique<dist::Engine>(std::move(config), std::move(model),
-                                                 result.grid->data_group());
+  result.device_data_group =
+      make_device_data_group(*result.grid, dist::device_of_parameters(*model), dist_backend);
+  dist::Communicator& data_group =
+      result.device_data_group ? *result.device_data_group : result.grid->data_group();
+  result.engine = std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group);
   result.optimizer = &result.engine->optimizer();
   result.lr_scheduler = result.engine->lr_scheduler();
   return result;

@@ -15,12 +15,22 @@
 
 namespace zt {
 
+// Which communicator carries ZeRO traffic when the model is on a GPU (deepspeed's
+// init_distributed(dist_backend=...)): automatic picks NCCL when every rank has a GPU of its
+// own and the model is on it, else MPI, which stages device tensors through pinned host
+// memory (several ranks sharing one GPU). A model on the host always uses MPI.
+enum class DistBackend { automatic, nccl, mpi };
+// "auto", "nccl" or "mpi"; anything else throws std::invalid_argument naming `flag`.
+DistBackend parse_dist_backend(const std::string& text, const std::string& flag);
+
 // deepspeed.add_config_arguments: --deepspeed (informational), --deepspeed_config PATH and
-// --local_rank N (set by launchers; the local rank comes from MPI anyway).
+// --local_rank N (set by launchers; the local rank comes from MPI anyway), and ours:
+// --dist_backend auto|nccl|mpi.
 struct DeepSpeedArgs {
   bool deepspeed = false;
   std::string deepspeed_config;  // empty: none given
   int local_rank = -1;
+  DistBackend dist_backend = DistBackend::automatic;
 };
 
 // Reads those flags from argv and removes them (argc adjusted), leaving the program's own
@@ -30,16 +40,21 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv);
 struct Initialized {
   // Declared before the engine: the engine's communicator lives in the grid.
   std::unique_ptr<dist::ProcessGrid> grid;
+  // The NCCL communicator over the data-parallel ranks when ZeRO traffic uses it (null when
+  // it goes through the grid's MPI communicator); declared before the engine, which uses it.
+  std::unique_ptr<dist::Communicator> device_data_group;
   std::unique_ptr<dist::Engine> engine;
   optim::Optimizer* optimizer = nullptr;
   optim::LRSchedule* lr_scheduler = nullptr;  // null without a scheduler block
 };
 
-// Loads args.deepspeed_config (required) for the runtime's world size. Collective.
+// Loads args.deepspeed_config (required) for the runtime's world size. Collective. The engine
+// trains on the device of the model's parameters (move the model first: model->to(device)).
 Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
                        std::shared_ptr<nn::Module> model);
 // With a config already built (its world_size must be the runtime's). Collective.
 Initialized initialize(dist::MpiRuntime& runtime, dist::Config config,
-                       std::shared_ptr<nn::Module> model);
+                       std::shared_ptr<nn::Module> model,
+                       DistBackend dist_backend = DistBackend::automatic);
 
 }  // namespace zt

@@ -152,8 +152,20 @@ void Module::to(DType dtype) {
   }
   for (auto& [name, buffer] : named_buffers()) {
     if (!is_floating(buffer.dtype()) || buffer.dtype() == dtype) continue;
-    MemoryTagGuard as_buffer(buffer.storage()->tag());
     replace_in_place(buffer, ops::to_dtype(buffer, dtype));
+  }
+}
+
+void Module::to(Device device) {
+  autograd::NoGradGuard no_grad;
+  for (auto& [name, param] : named_parameters()) {
+    if (param.device() == device) continue;
+    param.set_grad(Tensor());
+    replace_in_place(param, param.to(device));
+  }
+  for (auto& [name, buffer] : named_buffers()) {
+    if (buffer.device() == device) continue;
+    replace_in_place(buffer, buffer.to(device));
   }
 }
 

@@ -56,6 +56,9 @@ class Module : public std::enable_shared_from_this<Module> {
   bool is_training() const { return training_; }
   // Converts every floating parameter and buffer in place (gradients are dropped).
   void to(DType dtype);
+  // Moves every parameter and buffer to `device` in place (gradients are dropped), keeping
+  // dtypes and memory tags, as PyTorch's module.to(device).
+  void to(Device device);
   void zero_grad();  // drops the gradients of every parameter
 
   // ---- hooks --------------------------------------------------------------------------

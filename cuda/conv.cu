@@ -140,6 +140,10 @@ struct ConvCall {
 struct Algorithm {
   int algo = 0;
   size_t workspace_bytes = 0;
+  // The math type the heuristics paired the algorithm with: it is set on the descriptor before
+  // the workspace query and every run, since an algorithm may need another math type than the
+  // one the descriptor was made with (PyTorch applies the result's mathType the same way).
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
 // Every size and parameter that can change cuDNN's choice, plus the device, the dtype and the
@@ -180,8 +184,8 @@ std::map<AlgorithmKey, Algorithm> algorithm_cache;
 // ZeRO's stage-equality checks need reproducible gradients (backward algorithms that
 // accumulate with atomics are not).
 template <typename Perf, int kCount, typename Heuristic, typename WorkspaceSize>
-Algorithm choose_algorithm(const char* op, DType dtype, Heuristic heuristic,
-                           WorkspaceSize workspace_size) {
+Algorithm choose_algorithm(const char* op, DType dtype, cudnnConvolutionDescriptor_t conv,
+                           Heuristic heuristic, WorkspaceSize workspace_size) {
   const bool fma_only = math_type(dtype) == CUDNN_FMA_MATH;
   Perf results[kCount];
   int returned = 0;
@@ -194,9 +198,12 @@ Algorithm choose_algorithm(const char* op, DType dtype, Heuristic heuristic,
       if (fma_only && (result.mathType == CUDNN_TENSOR_OP_MATH ||
                        result.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
         continue;
+      // DEFAULT_MATH permits TF32 on sm_80+: f32 without TF32 runs every algorithm with FMA.
+      cudnnMathType_t math = fma_only ? CUDNN_FMA_MATH : result.mathType;
       size_t bytes = 0;
+      if (cudnnSetConvolutionMathType(conv, math) != CUDNN_STATUS_SUCCESS) continue;
       if (workspace_size(result.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
-      return {int(result.algo), bytes};
+      return {int(result.algo), bytes, math};
     }
   }
   throw std::runtime_error(std::string(op) + " on CUDA: cuDNN offers no algorithm for this " +
@@ -273,7 +280,7 @@ void CudaBackend::conv2d_forward(const Tensor& input, const Tensor& weight, cons
       algorithm_key(ConvPass::forward, call.scope.index(), input, weight, out, params);
   Algorithm algorithm = cached_algorithm(key, [&] {
     return choose_algorithm<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-        kOp, out.dtype(),
+        kOp, out.dtype(), call.conv.get(),
         [&](int count, int* returned, cudnnConvolutionFwdAlgoPerf_t* results) {
           return cudnnGetConvolutionForwardAlgorithm_v7(call.handle, call.x.get(), call.w.get(),
                                                         call.conv.get(), call.y.get(), count,
@@ -286,6 +293,7 @@ void CudaBackend::conv2d_forward(const Tensor& input, const Tensor& weight, cons
   });
   Tensor scratch = workspace(algorithm.workspace_bytes, out.device());
   Scale scale(out.dtype());
+  ZT_CUDNN_CHECK(cudnnSetConvolutionMathType(call.conv.get(), algorithm.math));
   ZT_CUDNN_CHECK(cudnnConvolutionForward(
       call.handle, scale.one(), call.x.get(), input.raw_data(), call.w.get(), weight.raw_data(),
       call.conv.get(), cudnnConvolutionFwdAlgo_t(algorithm.algo), data_or_null(scratch),
@@ -307,7 +315,7 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor& we
   Algorithm algorithm = cached_algorithm(key, [&] {
     return choose_algorithm<cudnnConvolutionBwdDataAlgoPerf_t,
                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-        kOp, grad_input.dtype(),
+        kOp, grad_input.dtype(), call.conv.get(),
         [&](int count, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* results) {
           return cudnnGetConvolutionBackwardDataAlgorithm_v7(
               call.handle, call.w.get(), call.y.get(), call.conv.get(), call.x.get(), count,
@@ -320,6 +328,7 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor& we
   });
   Tensor scratch = workspace(algorithm.workspace_bytes, grad_input.device());
   Scale scale(grad_input.dtype());
+  ZT_CUDNN_CHECK(cudnnSetConvolutionMathType(call.conv.get(), algorithm.math));
   ZT_CUDNN_CHECK(cudnnConvolutionBackwardData(
       call.handle, scale.one(), call.w.get(), weight.raw_data(), call.y.get(), grad_out.raw_data(),
       call.conv.get(), cudnnConvolutionBwdDataAlgo_t(algorithm.algo), data_or_null(scratch),
@@ -340,7 +349,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& grad_out, const Tensor& i
   Algorithm algorithm = cached_algorithm(key, [&] {
     return choose_algorithm<cudnnConvolutionBwdFilterAlgoPerf_t,
                             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-        kOp, grad_weight.dtype(),
+        kOp, grad_weight.dtype(), call.conv.get(),
         [&](int count, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* results) {
           return cudnnGetConvolutionBackwardFilterAlgorithm_v7(
               call.handle, call.x.get(), call.y.get(), call.conv.get(), call.w.get(), count,
@@ -353,6 +362,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& grad_out, const Tensor& i
   });
   Tensor scratch = workspace(algorithm.workspace_bytes, grad_weight.device());
   Scale scale(grad_weight.dtype());
+  ZT_CUDNN_CHECK(cudnnSetConvolutionMathType(call.conv.get(), algorithm.math));
   ZT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
       call.handle, scale.one(), call.x.get(), input.raw_data(), call.y.get(), grad_out.raw_data(),
       call.conv.get(), cudnnConvolutionBwdFilterAlgo_t(algorithm.algo), data_or_null(scratch),

@@ -37,6 +37,31 @@ void require_device(int index) {
   }
 }
 
+namespace {
+std::atomic<bool> tf32_allowed{false};
+
+// The devices this process has made current. Since CUDA 12, cudaSetDevice creates the primary
+// context of its device at once; restoring a device nobody here used (cudaGetDevice answers 0
+// before any device is set) would give every rank of a node a context on GPU 0, hundreds of MB
+// each, and fail outright in exclusive-process mode. Devices past 63 count as used.
+std::atomic<uint64_t> devices_used{0};
+
+void mark_used(int index) {
+  if (index < 64) devices_used.fetch_or(uint64_t(1) << index);
+}
+
+bool was_used(int index) {
+  return index >= 64 || (devices_used.load() >> index & 1u) != 0;
+}
+
+std::mutex contexts_mutex;
+// Created on first use, one per device, never destroyed (see the file comment).
+std::vector<DeviceContext*>& contexts() {
+  static std::vector<DeviceContext*> all(size_t(device_count()), nullptr);
+  return all;
+}
+}  // namespace
+
 int select_device_for_local_rank() {
   int count = device_count();
   if (count == 0) require_device(0);  // throws with the reason
@@ -49,20 +74,20 @@ int select_device_for_local_rank() {
   }
   int index = local_rank % count;
   ZT_CUDA_CHECK(cudaSetDevice(index));
+  mark_used(index);
   return index;
-}
-
-namespace {
-std::atomic<bool> tf32_allowed{false};
 }
 
 void set_allow_tf32(bool allow) {
   tf32_allowed = allow;
-  // Handles already created follow the new setting.
-  for (int index = 0; index < device_count(); ++index) {
-    DeviceContext& ctx = context(index);
+  // Handles already created follow the new setting; contexts not yet created read it when they
+  // are (creating them here would put a context on every GPU of the node).
+  std::lock_guard lock(contexts_mutex);
+  for (DeviceContext* ctx : contexts()) {
+    if (ctx == nullptr) continue;
+    DeviceGuard guard(ctx->index);
     ZT_CUBLAS_CHECK(
-        cublasSetMathMode(ctx.blas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        cublasSetMathMode(ctx->blas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
 }
 
@@ -72,10 +97,8 @@ bool allow_tf32() {
 
 DeviceContext& context(int index) {
   require_device(index);
-  static std::mutex mutex;
-  static std::vector<DeviceContext*> contexts(size_t(device_count()), nullptr);
-  std::lock_guard lock(mutex);
-  DeviceContext*& slot = contexts[size_t(index)];
+  std::lock_guard lock(contexts_mutex);
+  DeviceContext*& slot = contexts()[size_t(index)];
   if (slot == nullptr) {
     DeviceGuard guard(index);
     auto ctx = std::make_unique<DeviceContext>();
@@ -111,8 +134,12 @@ DeviceGuard::DeviceGuard(int index) {
   ZT_CUDA_CHECK(cudaGetDevice(&previous_));
   if (previous_ != index) {
     ZT_CUDA_CHECK(cudaSetDevice(index));
-    changed_ = true;
+    // Only a device this process used before is restored: the default answer of cudaGetDevice
+    // (0) must not become a context on GPU 0 (see devices_used). Otherwise `index` stays
+    // current, which is what a rank that uses one GPU wants.
+    changed_ = was_used(previous_);
   }
+  mark_used(index);
 }
 
 DeviceGuard::~DeviceGuard() {

@@ -41,7 +41,9 @@ void synchronize(int index);
 // on `producer`.
 void stream_wait(cudaStream_t waiter, cudaStream_t producer);
 
-// Makes device `index` current for its lifetime and restores the previous one after.
+// Makes device `index` current for its lifetime and restores the previous one after, if this
+// process used that one before; otherwise `index` stays current (restoring the never-set
+// default, device 0, would create a context there in every rank of the node).
 class DeviceGuard {
  public:
   explicit DeviceGuard(int index);

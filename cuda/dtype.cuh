@@ -40,6 +40,17 @@ __device__ inline float double_to_float_round_to_odd(double value) {
 
 template <typename Dst>
 __device__ inline Dst half_from_float(float value) {
+  // NaNs keep their sign and top payload bits, as core/half.h does (the intrinsics return one
+  // canonical NaN), so that casts stay bitwise equal to the CPU's for every input.
+  if (value != value) {
+    unsigned bits = __float_as_uint(value);
+    if constexpr (std::is_same_v<Dst, __half>) {
+      return __ushort_as_half(static_cast<unsigned short>(((bits >> 16) & 0x8000u) | 0x7e00u |
+                                                          ((bits & 0x7fffffffu) >> 13 & 0x3ffu)));
+    } else {
+      return __ushort_as_bfloat16(static_cast<unsigned short>((bits >> 16) | 0x0040u));
+    }
+  }
   if constexpr (std::is_same_v<Dst, __half>) {
     return __float2half_rn(value);
   } else {

@@ -42,6 +42,16 @@ class KernelScope {
   DeviceGuard guard_;
 };
 
+// The grid of a kernel that gives each row its own block: CUDA allows at most 2^31 - 1 blocks
+// in x, and a silent wrap would leave rows uncomputed, so more rows is an error naming `op`.
+inline unsigned one_block_per_row(int64_t rows, const char* op) {
+  if (rows > int64_t(0x7fffffff)) {
+    throw std::invalid_argument(std::string(op) + " on CUDA: " + std::to_string(rows) +
+                                " rows exceed the 2^31 - 1 blocks of one launch");
+  }
+  return unsigned(rows);
+}
+
 __device__ inline int64_t global_thread() {
   return int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
 }

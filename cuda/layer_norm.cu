@@ -128,10 +128,12 @@ void CudaBackend::layer_norm_forward(const Tensor& input, const Tensor& weight, 
   if (rows == 0) return;
   KernelScope scope(out.device());
   dispatch_floating(input.dtype(), "layer_norm", [&]<typename T>() {
-    layer_norm_forward_kernel<T><<<unsigned(rows), kRowThreads, 0, scope.stream()>>>(
-        static_cast<const T*>(input.raw_data()), optional_data<T>(weight), optional_data<T>(bias),
-        eps, cols, static_cast<T*>(out.raw_data()), static_cast<compute_t<T>*>(mean.raw_data()),
-        static_cast<compute_t<T>*>(rstd.raw_data()));
+    layer_norm_forward_kernel<T>
+        <<<one_block_per_row(rows, "layer_norm"), kRowThreads, 0, scope.stream()>>>(
+            static_cast<const T*>(input.raw_data()), optional_data<T>(weight),
+            optional_data<T>(bias), eps, cols, static_cast<T*>(out.raw_data()),
+            static_cast<compute_t<T>*>(mean.raw_data()),
+            static_cast<compute_t<T>*>(rstd.raw_data()));
     ZT_CUDA_CHECK_LAUNCH();
   });
 }
@@ -150,9 +152,10 @@ void CudaBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& inpu
     const Stat* mean_data = static_cast<const Stat*>(mean.raw_data());
     const Stat* rstd_data = static_cast<const Stat*>(rstd.raw_data());
     if (grad_input.defined() && rows > 0 && cols > 0) {
-      layer_norm_backward_input_kernel<T><<<unsigned(rows), kRowThreads, 0, scope.stream()>>>(
-          grad, in, mean_data, rstd_data, optional_data<T>(weight), cols,
-          static_cast<T*>(grad_input.raw_data()));
+      layer_norm_backward_input_kernel<T>
+          <<<one_block_per_row(rows, "layer_norm"), kRowThreads, 0, scope.stream()>>>(
+              grad, in, mean_data, rstd_data, optional_data<T>(weight), cols,
+              static_cast<T*>(grad_input.raw_data()));
       ZT_CUDA_CHECK_LAUNCH();
     }
     if ((!grad_weight.defined() && !grad_bias.defined()) || cols == 0) return;

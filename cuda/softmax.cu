@@ -76,16 +76,19 @@ __global__ void softmax_backward_kernel(const T* grad_out, const T* out, T* grad
   const T* g = grad_out + base;
   const T* y = out + base;
   T* dx = grad_in + base;
-  // log: dx = g - softmax * sum(g); else dx = y * (g - sum(g * y)).
+  // log: dx = g - softmax * sum(g); else dx = y * (g - sum(g * y)). All in double, as on the
+  // CPU: g - sum(g * y) cancels (by 440x in the tests' rows), so a float product, sum or
+  // difference would lose digits the CPU keeps.
   double local = 0;
   for (int64_t col = threadIdx.x; col < cols; col += blockDim.x) {
-    local += double(log_output ? load_acc(g[col]) : load_acc(g[col]) * load_acc(y[col]));
+    double grad = double(load_acc(g[col]));
+    local += log_output ? grad : grad * double(load_acc(y[col]));
   }
-  A total = A(block_reduce(local, Sum{}));
+  double total = block_reduce(local, Sum{});
   for (int64_t col = threadIdx.x; col < cols; col += blockDim.x) {
-    A value = log_output ? load_acc(g[col]) - exp(load_acc(y[col])) * total
-                         : load_acc(y[col]) * (load_acc(g[col]) - total);
-    dx[col] = store_compute<T>(compute_t<T>(value));
+    double grad = double(load_acc(g[col])), output = double(load_acc(y[col]));
+    double value = log_output ? grad - exp(output) * total : output * (grad - total);
+    dx[col] = round_from_double<T>(value);
   }
 }
 
@@ -156,8 +159,9 @@ void CudaBackend::softmax_forward(const Tensor& in, const Tensor& out, bool log)
   int64_t rows = in.numel() / cols;
   KernelScope scope(out.device());
   dispatch_floating(in.dtype(), "softmax", [&]<typename T>() {
-    softmax_forward_kernel<T><<<unsigned(rows), kRowThreads, 0, scope.stream()>>>(
-        static_cast<const T*>(in.raw_data()), static_cast<T*>(out.raw_data()), cols, log);
+    softmax_forward_kernel<T>
+        <<<one_block_per_row(rows, "softmax"), kRowThreads, 0, scope.stream()>>>(
+            static_cast<const T*>(in.raw_data()), static_cast<T*>(out.raw_data()), cols, log);
     ZT_CUDA_CHECK_LAUNCH();
   });
 }
@@ -169,9 +173,10 @@ void CudaBackend::softmax_backward(const Tensor& grad_out, const Tensor& out, co
   int64_t rows = out.numel() / cols;
   KernelScope scope(grad_in.device());
   dispatch_floating(out.dtype(), "softmax_backward", [&]<typename T>() {
-    softmax_backward_kernel<T><<<unsigned(rows), kRowThreads, 0, scope.stream()>>>(
-        static_cast<const T*>(grad_out.raw_data()), static_cast<const T*>(out.raw_data()),
-        static_cast<T*>(grad_in.raw_data()), cols, log);
+    softmax_backward_kernel<T>
+        <<<one_block_per_row(rows, "softmax"), kRowThreads, 0, scope.stream()>>>(
+            static_cast<const T*>(grad_out.raw_data()), static_cast<const T*>(out.raw_data()),
+            static_cast<T*>(grad_in.raw_data()), cols, log);
     ZT_CUDA_CHECK_LAUNCH();
   });
 }
@@ -184,10 +189,11 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
   if (samples == 0) return;
   KernelScope scope(losses.device());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
-    cross_entropy_forward_kernel<T><<<unsigned(samples), kRowThreads, 0, scope.stream()>>>(
-        static_cast<const T*>(logits.raw_data()), static_cast<const int64_t*>(target.raw_data()),
-        classes, ignore_index, label_smoothing, static_cast<T*>(losses.raw_data()),
-        static_cast<T*>(log_probs.raw_data()));
+    cross_entropy_forward_kernel<T>
+        <<<one_block_per_row(samples, "cross_entropy"), kRowThreads, 0, scope.stream()>>>(
+            static_cast<const T*>(logits.raw_data()),
+            static_cast<const int64_t*>(target.raw_data()), classes, ignore_index, label_smoothing,
+            static_cast<T*>(losses.raw_data()), static_cast<T*>(log_probs.raw_data()));
     ZT_CUDA_CHECK_LAUNCH();
   });
 }
@@ -200,10 +206,12 @@ void CudaBackend::cross_entropy_backward(const Tensor& grad_losses, const Tensor
   if (samples == 0) return;
   KernelScope scope(grad_logits.device());
   dispatch_floating(log_probs.dtype(), "cross_entropy_backward", [&]<typename T>() {
-    cross_entropy_backward_kernel<T><<<unsigned(samples), kRowThreads, 0, scope.stream()>>>(
-        static_cast<const T*>(grad_losses.raw_data()), static_cast<const T*>(log_probs.raw_data()),
-        static_cast<const int64_t*>(target.raw_data()), classes, ignore_index, label_smoothing,
-        static_cast<T*>(grad_logits.raw_data()));
+    cross_entropy_backward_kernel<T>
+        <<<one_block_per_row(samples, "cross_entropy"), kRowThreads, 0, scope.stream()>>>(
+            static_cast<const T*>(grad_losses.raw_data()),
+            static_cast<const T*>(log_probs.raw_data()),
+            static_cast<const int64_t*>(target.raw_data()), classes, ignore_index, label_smoothing,
+            static_cast<T*>(grad_logits.raw_data()));
     ZT_CUDA_CHECK_LAUNCH();
   });
 }

@@ -224,6 +224,22 @@ Allocator& cpu_allocator() {
   return *allocator;
 }
 
+namespace {
+// A function-local static: registration runs during other files' static initialisation.
+Allocator*& registered_pinned_host_allocator() {
+  static Allocator* allocator = nullptr;
+  return allocator;
+}
+}  // namespace
+
+void register_pinned_host_allocator(Allocator* allocator) {
+  registered_pinned_host_allocator() = allocator;
+}
+
+Allocator* pinned_host_allocator() {
+  return registered_pinned_host_allocator();
+}
+
 MemoryTag current_memory_tag() {
   return current_tag;
 }

@@ -83,6 +83,15 @@ class Allocator {
 // unique pointer.
 Allocator& cpu_allocator();
 
+// Page-locked (pinned) host memory, for staging device tensors through the host (MPI without
+// CUDA awareness) and for asynchronous copies: an Allocator whose device() is the host and
+// whose bytes are accounted on cpu_allocator()'s accounting. A device backend registers it at
+// static initialisation; nullptr when none did (a CUDA=0 build), so callers fall back to
+// cpu_allocator(). Registering must not touch a GPU; the first allocation may, and throws
+// without one.
+void register_pinned_host_allocator(Allocator* allocator);
+Allocator* pinned_host_allocator();
+
 // The tag given to allocations that do not name one: `other` unless a MemoryTagGuard is live
 // on this thread (the training engine sets `activation` around forward, `param` when building
 // models, and so on).

@@ -2,8 +2,8 @@
 // and arange. Between devices, bytes move only contiguous and in the source dtype: a strided
 // or casting copy is packed on the source side and/or finished by a same-device copy on the
 // destination side. A copy to the host waits for the device; a copy from the host returns once
-// the driver has staged the source (cudaMemcpyAsync from pageable memory), so the source may
-// be freed at once.
+// the driver has staged the source (cudaMemcpyAsync from pageable memory) or, from pinned
+// memory, once the copy has finished, so the source may be freed at once.
 #include "core/backend.h"
 #include "core/factory.h"
 #include "cuda/cuda_backend.h"
@@ -47,6 +47,16 @@ void same_device_copy(const Tensor& src, const Tensor& dst) {
   });
 }
 
+// Whether `host` lies in memory the CUDA driver has page-locked (cudaHostAlloc, pinned tensors).
+bool is_page_locked(const void* host) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, host) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+
 // Copies the bytes of contiguous `from` into contiguous `to` (same dtype and size), with at
 // least one of them on a CUDA device.
 void transfer_bytes(const Tensor& from, const Tensor& to) {
@@ -55,6 +65,9 @@ void transfer_bytes(const Tensor& from, const Tensor& to) {
     KernelScope scope(to.device());
     ZT_CUDA_CHECK(cudaMemcpyAsync(to.raw_data(), from.raw_data(), bytes, cudaMemcpyHostToDevice,
                                   scope.stream()));
+    // From page-locked memory the copy is truly asynchronous: wait for it, so that the source
+    // may be freed (and a pinned block reused) at once, as from pageable memory.
+    if (is_page_locked(from.raw_data())) ZT_CUDA_CHECK(cudaStreamSynchronize(scope.stream()));
     return;
   }
   if (to.device().is_cpu()) {

@@ -1,5 +1,6 @@
 // Communicator: the collectives data parallelism needs, over one group of ranks. MPI works on
-// host memory (MpiCommunicator); NCCL on device memory (NcclCommunicator, CUDA builds only).
+// host memory and stages device tensors through it (MpiCommunicator); NCCL works on device
+// memory (NcclCommunicator, CUDA builds only).
 // Every collective is counted: calls, payload bytes and seconds per kind.
 //
 // Payload bytes are what a bandwidth-optimal ring algorithm sends from this rank, which is what
@@ -109,6 +110,10 @@ class Communicator {
 
   // Ranks with the same color form a new group, ordered by key then by rank (MPI_Comm_split).
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+
+  // The communicator over the same ranks, in the same order, for small host tensors (norms,
+  // overflow flags, losses): itself for MPI, the MPI communicator an NCCL one was made from.
+  virtual Communicator& host_communicator() = 0;
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = CommStats{}; }

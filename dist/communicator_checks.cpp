@@ -23,6 +23,22 @@ void check_tensor(std::string_view op, std::string_view role, const Tensor& tens
                                             describe(tensor), shape_str(tensor.strides())));
 }
 
+Device call_device(std::string_view op, std::initializer_list<NamedTensor> tensors) {
+  const NamedTensor& first = *tensors.begin();
+  if (!first.tensor.defined())
+    throw std::invalid_argument(fmt::format("{}: {} is undefined", op, first.role));
+  Device device = first.tensor.device();
+  for (const NamedTensor& argument : tensors) {
+    if (argument.tensor.defined() && argument.tensor.device() != device)
+      throw std::invalid_argument(fmt::format(
+          "{}: {} ({}) is on {} but {} is on {}; the tensors of one call must be on one device", op,
+          argument.role, describe(argument.tensor), argument.tensor.device().str(), first.role,
+          device.str()));
+    check_tensor(op, argument.role, argument.tensor, device, "");
+  }
+  return device;
+}
+
 void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output) {
   if (input.dtype() != output.dtype())
     throw std::invalid_argument(

@@ -3,6 +3,7 @@
 // and the per-call counting of CommStats. Not a public header: communicators include it.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -15,9 +16,18 @@ namespace zt::dist::detail {
 // "f32 [2, 3]", or "undefined tensor".
 std::string describe(const Tensor& tensor);
 // Defined, on `device`, contiguous. `device_rule` ends the message for a tensor elsewhere
-// ("MpiCommunicator works on host tensors").
+// ("this NcclCommunicator works on tensors on cuda:0").
 void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor, Device device,
                   std::string_view device_rule);
+// One tensor argument of a call and its role in messages ("input", "output", "tensor").
+struct NamedTensor {
+  std::string_view role;
+  const Tensor& tensor;
+};
+// The device that every tensor of one call is on (the host, or one CUDA device), each checked
+// to be defined and contiguous; a tensor on another device than the first is an error naming
+// the op, both roles and both devices.
+Device call_device(std::string_view op, std::initializer_list<NamedTensor> tensors);
 void check_same_dtype(std::string_view op, const Tensor& input, const Tensor& output);
 void check_rank(std::string_view op, std::string_view role, int rank, int group_size);
 // A send's or recv's peer: another rank of the group; and a tag >= 0.

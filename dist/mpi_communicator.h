@@ -1,4 +1,7 @@
 // MpiCommunicator: the Communicator contract over one MPI communicator, on host (CPU) tensors.
+// Tensors on a CUDA device are accepted by every call and staged through pinned host copies
+// (dist/host_staging.h): same results, bit for bit, and the same stats as on host tensors; all
+// tensors of one call must be on one device.
 // f16/bf16 travel as raw 2-byte data; their reductions are staged through f32 buffers tagged
 // MemoryTag::comm, reduced in f32 and rounded once. Invariants: MPI errors come back as
 // exceptions naming the op (the communicator uses MPI_ERRORS_RETURN); arguments are checked on
@@ -47,6 +50,8 @@ class MpiCommunicator final : public Communicator {
 
   // Collective over this group; color must be >= 0.
   std::unique_ptr<Communicator> split(int color, int key) override;
+  std::unique_ptr<MpiCommunicator> split_group(int color, int key);  // split(), typed
+  Communicator& host_communicator() override { return *this; }
 
   // all_reduce and reduce_scatter sum in rank order after exchanging slices in rounds; this is
   // how many received elements (N chunks) one round may hold. Results do not depend on it.

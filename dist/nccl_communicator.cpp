@@ -186,9 +186,16 @@ Tensor device_scratch(const Shape& shape, DType dtype, int device) {
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(ncclComm_t comm, int device) : comm_(comm), device_(device) {
+NcclCommunicator::NcclCommunicator(ncclComm_t comm, int device, MpiCommunicator& host)
+    : comm_(comm), device_(device), host_(host) {
   check_nccl(ncclCommUserRank(comm_, &rank_), "NcclCommunicator", comm_);
   check_nccl(ncclCommCount(comm_, &size_), "NcclCommunicator", comm_);
+}
+
+NcclCommunicator::NcclCommunicator(ncclComm_t comm, int device,
+                                   std::unique_ptr<MpiCommunicator> host)
+    : NcclCommunicator(comm, device, *host) {
+  owned_host_ = std::move(host);
 }
 
 NcclCommunicator::~NcclCommunicator() {
@@ -388,10 +395,11 @@ void NcclCommunicator::recv(const Tensor& tensor, int source, int tag) {
 
 std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
   if (color < 0) throw std::invalid_argument(fmt::format("split: color {} must be >= 0", color));
+  std::unique_ptr<MpiCommunicator> host_group = host_.split_group(color, key);
   cuda::DeviceGuard guard(device_);
   ncclComm_t group = nullptr;
   check_nccl(ncclCommSplit(comm_, color, key, &group, nullptr), "split", comm_);
-  return std::make_unique<NcclCommunicator>(group, device_);
+  return std::make_unique<NcclCommunicator>(group, device_, std::move(host_group));
 }
 
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world) {
@@ -418,7 +426,7 @@ std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world)
   cuda::DeviceGuard guard(local_rank);
   ncclComm_t comm = nullptr;
   check_nccl(ncclCommInitRank(&comm, world.size(), id, world.rank()), kOp);
-  return std::make_unique<NcclCommunicator>(comm, local_rank);
+  return std::make_unique<NcclCommunicator>(comm, local_rank, world);
 }
 
 }  // namespace zt::dist

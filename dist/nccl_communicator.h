@@ -26,8 +26,11 @@ namespace zt::dist {
 
 class NcclCommunicator final : public Communicator {
  public:
-  // Takes ownership of `comm`, whose tensors live on cuda:`device`.
-  NcclCommunicator(ncclComm_t comm, int device);
+  // Takes ownership of `comm`, whose tensors live on cuda:`device`; `host` is the MPI
+  // communicator over the same ranks in the same order, and must outlive this one.
+  NcclCommunicator(ncclComm_t comm, int device, MpiCommunicator& host);
+  // The same, owning `host` (a group split from another's host communicator).
+  NcclCommunicator(ncclComm_t comm, int device, std::unique_ptr<MpiCommunicator> host);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -55,12 +58,17 @@ class NcclCommunicator final : public Communicator {
   void send(const Tensor& tensor, int destination, int tag = 0) override;
   void recv(const Tensor& tensor, int source, int tag = 0) override;
 
-  // ncclCommSplit: collective over this group; color must be >= 0.
+  // ncclCommSplit, and the same split of the host communicator: collective over this group;
+  // color must be >= 0.
   std::unique_ptr<Communicator> split(int color, int key) override;
+  // The MPI communicator this one was made from (for a split one, the same split of that).
+  Communicator& host_communicator() override { return host_; }
 
  private:
   ncclComm_t comm_;
   int device_;
+  std::unique_ptr<MpiCommunicator> owned_host_;  // null when host_ belongs to the caller
+  MpiCommunicator& host_;
   int rank_ = 0;
   int size_ = 1;
 };
@@ -70,7 +78,8 @@ class NcclCommunicator final : public Communicator {
 // the ncclUniqueId travels by MPI_Bcast and the device check is agreed by MPI_Allreduce, both
 // on world's MPI communicator directly, so world's stats are unchanged. Throws
 // std::runtime_error on every rank, naming the rank and its device count, when any rank has no
-// device of its own (no GPU, or more ranks on a node than devices).
+// device of its own (no GPU, or more ranks on a node than devices). The result keeps a
+// reference to `world` as its host_communicator(): world must outlive it.
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world);
 
 }  // namespace zt::dist

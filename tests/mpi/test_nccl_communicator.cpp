@@ -288,6 +288,15 @@ TEST_SUITE("nccl") {
     std::unique_ptr<Communicator> reversed = world.split(parity, -world.rank());
     CHECK(reversed->rank() == expected_size - 1 - world.rank() / 2);
     CHECK(group->stats()[CollectiveKind::all_reduce].calls == 1);
+    // Host communicators: the MPI world it was made from, and the same split of it.
+    CHECK(&world.host_communicator() == &testing::test_world());
+    Communicator& host_group = group->host_communicator();
+    CHECK(host_group.name() == "mpi");
+    CHECK(host_group.size() == expected_size);
+    CHECK(host_group.rank() == group->rank());
+    Tensor flag = from_values({1.0}, {1});
+    host_group.all_reduce(flag);
+    CHECK(flag.item() == double(expected_size));
   }
 
   TEST_CASE("nccl_stats_count_like_mpi_and_16_bit_sums_are_native") {

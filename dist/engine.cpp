@@ -51,7 +51,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& d
   device_ = device_of_parameters(*model_);
   // Scalars (norms, overflow flags, losses) are host tensors: their communicator is the
   // host-memory one over the same ranks even when ZeRO traffic goes through NCCL.
-  control_ = data_parallel_->split(/*TEMP-SHIM*/ 0, data_parallel_->rank());
+  control_ = data_parallel_->host_communicator().split(0, data_parallel_->rank());
   if (config_.fp16.enabled) model_dtype_ = DType::f16;
   if (config_.bf16.enabled) model_dtype_ = DType::bf16;
   if (config_.fp16.enabled) {

@@ -1,6 +1,8 @@
 // CUDA kernel speed, as ratios within one run: elementwise add, an f32 -> bf16 cast and layer
 // norm forward, each as a fraction of the bandwidth of a device-to-device copy of the same
-// bytes measured in the same process, and GEMM TFLOP/s through the Tensor API (ops::matmul)
+// bytes measured in the same process; the fused multi-tensor Adam over 100M parameters (one
+// flat tensor, and the same bytes as 100 tensors in one call) and sum_of_squares, against a
+// copy of 100M f32; and GEMM TFLOP/s through the Tensor API (ops::matmul)
 // against cublasGemmEx called directly on the same buffers. Prints "no CUDA device" and exits
 // 0 on a machine without a GPU or in a build without CUDA.
 #include <cstdio>
@@ -16,14 +18,17 @@ int main() {
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
 #include "core/ops/nn.h"
+#include "core/ops/reduce.h"
 #include "core/ops/view.h"
 #include "cuda/device.h"
+#include "optim/update_rules.h"
 
 using namespace zt;
 
@@ -80,6 +85,41 @@ int main() {
   report("layer norm f32 [65536,1024]", 2.0 * 4 * double(n), time_ms([&] {
            backend_for(kGpu).layer_norm_forward(x, gamma, beta, 1e-5, y, mean, rstd);
          }));
+
+  // Adam reads param, grad, exp_avg, exp_avg_sq and writes param, exp_avg, exp_avg_sq.
+  {
+    const int64_t params = 100'000'000, pieces = 100;
+    Tensor param = rand({params}, {.device = kGpu}), grad = rand({params}, {.device = kGpu});
+    Tensor exp_avg = zeros({params}, {.device = kGpu}),
+           exp_avg_sq = zeros({params}, {.device = kGpu});
+    Tensor param_copy = empty({params}, {.device = kGpu});
+    double adam_copy_bw =
+        gib_per_s(2.0 * 4 * double(params), time_ms([&] { ops::copy_(param_copy, param); }));
+    AdamStepConstants k =
+        optim::adam_step_constants({.lr = 1e-3, .weight_decay = 0.01, .step = 10});
+    std::vector<AdamOperands> flat = {{param, grad, exp_avg, exp_avg_sq}}, split;
+    for (int64_t piece = 0; piece < pieces; ++piece) {
+      auto slice = [&](const Tensor& t) {
+        return ops::narrow(t, 0, piece * (params / pieces), params / pieces);
+      };
+      split.push_back({slice(param), slice(grad), slice(exp_avg), slice(exp_avg_sq)});
+    }
+    auto report_100m = [&](const char* name, double bytes, double ms) {
+      double bw = gib_per_s(bytes, ms);
+      std::printf("%-28s %10.3f %12.1f %10.2f\n", name, ms, bw, bw / adam_copy_bw);
+    };
+    std::printf("\n%-28s %10s %12s %10s\n", "100M f32 parameters", "ms", "GiB/s", "of copy");
+    std::printf("%-28s %10s %12.1f %10s\n", "copy d2d f32 (baseline)", "", adam_copy_bw, "1.00");
+    const double adam_bytes = 7.0 * 4 * double(params);
+    report_100m("adam fused, 1 tensor", adam_bytes,
+                time_ms([&] { backend_for(kGpu).adam_update(flat, k); }));
+    report_100m("adam fused, 100 tensors", adam_bytes,
+                time_ms([&] { backend_for(kGpu).adam_update(split, k); }));
+    std::vector<double> sums(1);
+    report_100m("sum_of_squares f32 (+sync)", 4.0 * double(params), time_ms([&] {
+                  backend_for(kGpu).sum_of_squares({&grad, 1}, sums);
+                }));
+  }
 
   std::printf("\n%-28s %10s %12s %12s\n", "gemm m=n=k", "dtype", "zt TFLOP/s", "cublas TFLOP/s");
   cublasHandle_t handle = cuda::context(0).blas;

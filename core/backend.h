@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/device.h"
 #include "core/dtype.h"
@@ -95,6 +96,43 @@ struct Pool2dParams {
   int64_t padding_h = 0, padding_w = 0;
   int64_t dilation_h = 1, dilation_w = 1;  // max pool only
   bool count_include_pad = true;           // avg pool only
+};
+
+// ---- fused optimizer updates ----------------------------------------------------------------
+// The per-step constants of one Adam/AdamW update, already rounded to f32 (optim/update_rules.cpp
+// computes them from the hyperparameters in double). Every backend applies them in the same
+// order of f32 operations, without fused multiply-adds, so CPU and CUDA agree bit for bit.
+struct AdamStepConstants {
+  float l2_decay = 0.0f;  // torch.optim.Adam's L2 term (0 with decoupled decay)
+  float beta1 = 0.0f;
+  float one_minus_beta1 = 0.0f;
+  float beta2 = 0.0f;
+  float one_minus_beta2 = 0.0f;
+  float inverse_sqrt_correction2 = 1.0f;  // 1 / sqrt(1 - beta2^step), or 1
+  float eps = 0.0f;
+  float decay_factor = 1.0f;  // 1 - lr * weight_decay with decoupled decay, else 1
+  float step_size = 0.0f;     // lr / (1 - beta1^step), or lr
+};
+
+// The per-step constants of one SGD update (PyTorch's semantics).
+struct SgdStepConstants {
+  float lr = 0.0f;
+  float weight_decay = 0.0f;  // L2, added to the gradient
+  float momentum = 0.0f;
+  float grad_scale = 1.0f;  // 1 - dampening
+  bool use_momentum = false;
+  bool nesterov = false;
+  bool first_step = false;  // the momentum buffer starts as the gradient
+};
+
+// One parameter of a multi-tensor update: contiguous f32 tensors of equal numel on the
+// backend's device. param and the state tensors are updated in place; grad is read only.
+struct AdamOperands {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+};
+// momentum_buffer is ignored (and may be undefined) when !use_momentum.
+struct SgdOperands {
+  Tensor param, grad, momentum_buffer;
 };
 
 class Backend {
@@ -211,6 +249,24 @@ class Backend {
                                uint64_t seed, uint64_t offset) = 0;
   virtual void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p,
                                 const Tensor& grad_input) = 0;
+
+  // ---- fused optimizer updates (see AdamStepConstants above) ----------------------------
+  // One update of every tensor of the list, all on one device, as one fused call (on CUDA one
+  // kernel launch for the whole list). Element i of each tensor depends only on element i of
+  // its operands, so the result does not depend on how the list or the work is split.
+  virtual void adam_update(std::span<const AdamOperands> tensors, const AdamStepConstants& k) = 0;
+  virtual void sgd_update(std::span<const SgdOperands> tensors, const SgdStepConstants& k) = 0;
+
+  // ---- sum of squares of each tensor of a list -----------------------------------------
+  // out[i] = sum over tensors[i] of double(x)^2, accumulated in f64, for contiguous floating
+  // tensors (f32, f64, f16, bf16) on one device; out.size() == tensors.size(). Deterministic:
+  // the order of additions depends only on the sizes, so the same input gives the same bits on
+  // every run (the CPU adds in index order; CUDA in a fixed tree). A non-finite element makes
+  // its sum non-finite (squares are never negative, so inf cannot cancel), and finite f32 or
+  // 16-bit values can never overflow it (each square is below 2^256, far from the f64 limit of
+  // 2^1024), so isfinite(out[i]) is also the loss scaler's overflow check, fused into the norm.
+  // Blocks the host until the sums are ready (they are returned in host memory).
+  virtual void sum_of_squares(std::span<const Tensor> tensors, std::span<double> out) = 0;
 };
 
 // The backend registered for a device type; throws if none is (for example, cuda in a build

@@ -5,7 +5,9 @@
 // entropy targets), wait. The methods are defined across cuda/*.cu, one file per kind of
 // kernel: copy.cu (copy, fill, arange), random.cu (uniform, normal, dropout), elementwise.cu,
 // reduce.cu, gemm.cu (cuBLAS), softmax.cu (softmax, cross entropy), layer_norm.cu,
-// embedding.cu (embedding, index_select, index_add), pool.cu, conv.cu (cuDNN).
+// embedding.cu (embedding, index_select, index_add), pool.cu, conv.cu (cuDNN), optimizer.cu
+// (multi-tensor adam_update and sgd_update), sum_of_squares.cu (which waits: it returns host
+// values).
 #pragma once
 
 #include "core/backend.h"
@@ -77,6 +79,10 @@ class CudaBackend final : public Backend {
                        uint64_t seed, uint64_t offset) override;
   void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p,
                         const Tensor& grad_input) override;
+
+  void adam_update(std::span<const AdamOperands> tensors, const AdamStepConstants& k) override;
+  void sgd_update(std::span<const SgdOperands> tensors, const SgdStepConstants& k) override;
+  void sum_of_squares(std::span<const Tensor> tensors, std::span<double> out) override;
 };
 
 CudaBackend& cuda_backend();

@@ -1,6 +1,7 @@
-// Optimizers for plain (single-process, unpartitioned) use: they apply the update rules of
-// update_rules.h tensor by tensor to parameters that hold their own gradients. The ZeRO engine
-// does not use these classes; it applies the same rules to its flat shard.
+// Optimizers over parameters that hold their own gradients: step() applies the update rules of
+// update_rules.h as fused multi-tensor calls (ops::adam_update / ops::sgd_update: one per group
+// and set of per-step constants), on the parameters' device. The ZeRO engine runs them over
+// its flat f32 slices, one tensor per flat group.
 // Invariant: parameters are contiguous f32 leaves; their state tensors are tagged optim_state.
 #pragma once
 

@@ -1,10 +1,14 @@
 // The step() of each plain optimizer: gather each parameter's gradient as contiguous f32 and
-// apply the flat update rule to it.
+// apply the fused update (ops::adam_update / ops::sgd_update) to the parameters of a group
+// that share the same per-step constants, one call for all of them, on whatever device they
+// live (their state tensors are created on it).
 #include <fmt/format.h>
 
+#include <map>
 #include <stdexcept>
 
 #include "core/factory.h"
+#include "core/ops/optimizer.h"
 #include "core/ops/view.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -12,10 +16,6 @@
 namespace zt::optim {
 
 namespace {
-
-std::span<float> float_span(const Tensor& tensor) {
-  return {tensor.data_ptr<float>(), size_t(tensor.numel())};
-}
 
 // The gradient as a contiguous f32 tensor of the parameter's shape.
 Tensor gradient_of(const Tensor& param, const char* optimizer) {
@@ -89,16 +89,21 @@ void Sgd::step() {
     ParamGroup& group = groups_[g];
     SgdHyper hyper{group.lr, options_.momentum, options_.dampening, group.weight_decay,
                    options_.nesterov};
+    bool use_momentum = hyper.momentum != 0.0;
+    // Parameters whose momentum continues, and those whose momentum starts from the gradient.
+    std::vector<SgdOperands> continuing, starting;
     for (size_t p = 0; p < group.params.size(); ++p) {
       Tensor& param = group.params[p];
       if (!param.grad().defined()) continue;
       Tensor grad = gradient_of(param, "SGD");
       Tensor& buffer = momentum_buffers_[g][p];
       bool first_step = !buffer.defined();
-      if (hyper.momentum != 0.0 && first_step) buffer = new_state_like(param);
-      std::span<float> buffer_span = buffer.defined() ? float_span(buffer) : std::span<float>();
-      sgd_update(float_span(param), float_span(grad), buffer_span, hyper, first_step);
+      if (use_momentum && first_step) buffer = new_state_like(param);
+      (first_step ? starting : continuing)
+          .push_back({param, grad, use_momentum ? buffer : Tensor()});
     }
+    ops::sgd_update(continuing, sgd_step_constants(hyper, /*first_step=*/false));
+    ops::sgd_update(starting, sgd_step_constants(hyper, /*first_step=*/true));
   }
 }
 
@@ -139,6 +144,13 @@ void Adam::set_param_state(size_t group, size_t index, const ParamState& state) 
 void Adam::step() {
   for (size_t g = 0; g < groups_.size(); ++g) {
     ParamGroup& group = groups_[g];
+    // Parameters by the number of their update (bias correction depends on it): usually one
+    // batch. A parameter's count advances once its update has been applied.
+    struct Batch {
+      std::vector<AdamOperands> operands;
+      std::vector<State*> states;
+    };
+    std::map<int64_t, Batch> by_step;
     for (size_t p = 0; p < group.params.size(); ++p) {
       Tensor& param = group.params[p];
       if (!param.grad().defined()) continue;
@@ -148,7 +160,11 @@ void Adam::step() {
         state.exp_avg = new_state_like(param);
         state.exp_avg_sq = new_state_like(param);
       }
-      state.step += 1;
+      Batch& batch = by_step[state.step + 1];
+      batch.operands.push_back({param, grad, state.exp_avg, state.exp_avg_sq});
+      batch.states.push_back(&state);
+    }
+    for (const auto& [step, batch] : by_step) {
       AdamHyper hyper{group.lr,
                       options_.beta1,
                       options_.beta2,
@@ -156,9 +172,9 @@ void Adam::step() {
                       group.weight_decay,
                       options_.decoupled_weight_decay,
                       options_.bias_correction,
-                      state.step};
-      adam_update(float_span(param), float_span(grad), float_span(state.exp_avg),
-                  float_span(state.exp_avg_sq), hyper);
+                      step};
+      ops::adam_update(batch.operands, adam_step_constants(hyper));
+      for (State* state : batch.states) state->step = step;
     }
   }
 }

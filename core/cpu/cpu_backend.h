@@ -3,7 +3,8 @@
 //   cpu_copy.cpp (copy, fill, arange), cpu_random.cpp (uniform, normal, dropout),
 //   cpu_elementwise.cpp (unary, binary, where), cpu_reduce.cpp, cpu_gemm.cpp,
 //   cpu_softmax.cpp (softmax, cross entropy), cpu_conv.cpp, cpu_pool.cpp, cpu_layer_norm.cpp,
-//   cpu_embedding.cpp (embedding, index_select, index_add).
+//   cpu_embedding.cpp (embedding, index_select, index_add), cpu_optimizer.cpp (adam_update,
+//   sgd_update; sum_of_squares is in cpu_reduce.cpp).
 #pragma once
 
 #include "core/allocator.h"
@@ -76,6 +77,10 @@ class CpuBackend final : public Backend {
                        uint64_t seed, uint64_t offset) override;
   void dropout_backward(const Tensor& grad_out, const Tensor& mask, double p,
                         const Tensor& grad_input) override;
+
+  void adam_update(std::span<const AdamOperands> tensors, const AdamStepConstants& k) override;
+  void sgd_update(std::span<const SgdOperands> tensors, const SgdStepConstants& k) override;
+  void sum_of_squares(std::span<const Tensor> tensors, std::span<double> out) override;
 };
 
 CpuBackend& cpu_backend();

@@ -2,7 +2,9 @@
 // Invariant: results do not depend on the thread count. A row of up to kBlockElems elements is
 // reduced by one thread in index order; a longer row is cut into fixed blocks of kBlockElems,
 // reduced in parallel, and the block results are combined in block order. Floating sums and
-// moments accumulate in double (16-bit inputs too), integer sums in int64.
+// moments accumulate in double (16-bit inputs too), integer sums in int64. sum_of_squares adds
+// each tensor of its list in index order on one thread (tensors in parallel): exactly the loop
+// `sum += double(x) * double(x)` that gradient norms have always used, so norms keep their bits.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -170,7 +172,33 @@ void reduce_extremum(const T* in, int64_t rows, int64_t cols, const Tensor& out)
   reduce_rows<Extremum>(rows, cols, reduce_block, combine, finish);
 }
 
+template <typename T>
+double sum_of_squares_in_order(const T* values, int64_t count) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    double x = double(compute_type<T>(values[i]));
+    sum += x * x;
+  }
+  return sum;
+}
+
 }  // namespace
+
+void CpuBackend::sum_of_squares(std::span<const Tensor> tensors, std::span<double> out) {
+  // Checked before the parallel loop: an exception must not leave an OpenMP region.
+  for (const Tensor& tensor : tensors) {
+    if (!is_floating(tensor.dtype())) unsupported_dtype("sum_of_squares", tensor.dtype());
+  }
+  parallel_for(0, int64_t(tensors.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const Tensor& tensor = tensors[size_t(t)];
+      dispatch_floating(tensor.dtype(), "sum_of_squares", [&]<typename T>() {
+        out[size_t(t)] =
+            sum_of_squares_in_order(static_cast<const T*>(tensor.raw_data()), tensor.numel());
+      });
+    }
+  });
+}
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& in, const Tensor& out, int64_t correction) {
   const int64_t rows = out.numel();

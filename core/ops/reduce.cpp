@@ -142,4 +142,27 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   return view(sum(x, dims, /*keepdim=*/true), shape);
 }
 
+std::vector<double> sum_of_squares(const std::vector<Tensor>& tensors) {
+  std::vector<double> sums(tensors.size(), 0.0);
+  if (tensors.empty()) return sums;
+  std::vector<Tensor> contiguous_tensors;
+  contiguous_tensors.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& tensor = tensors[i];
+    if (!tensor.defined() || !is_floating(tensor.dtype()) ||
+        tensor.device() != tensors[0].device()) {
+      throw std::invalid_argument(fmt::format(
+          "sum_of_squares: tensors[{}]: expected a floating tensor (f32, f64, f16, bf16) on {}, "
+          "got {}",
+          i, tensors[0].defined() ? tensors[0].device().str() : "the device of tensors[0]",
+          tensor.defined() ? fmt::format("{} {} on {}", dtype_name(tensor.dtype()),
+                                         shape_str(tensor.sizes()), tensor.device().str())
+                           : "undefined"));
+    }
+    contiguous_tensors.push_back(contiguous(tensor));
+  }
+  backend_for(tensors[0].device()).sum_of_squares(contiguous_tensors, sums);
+  return sums;
+}
+
 }  // namespace zt::ops

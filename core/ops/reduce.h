@@ -3,6 +3,8 @@
 // argmax/argmin throw std::invalid_argument.
 #pragma once
 
+#include <vector>
+
 #include "core/backend.h"
 #include "core/tensor.h"
 
@@ -21,5 +23,11 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
 // Sums `x` down to `shape` (the inverse of broadcasting `shape` to x's shape): the gradient
 // of a broadcast input.
 Tensor sum_to_shape(const Tensor& x, const Shape& shape);
+
+// The sum of squares of each tensor, in f64, as one backend call (Backend::sum_of_squares:
+// deterministic; a non-finite result means the tensor holds an inf or a NaN). The tensors must
+// be defined, floating and on one device; non-contiguous ones are made contiguous first.
+// Returns host values, so it waits for the device.
+std::vector<double> sum_of_squares(const std::vector<Tensor>& tensors);
 
 }  // namespace zt::ops

@@ -21,18 +21,13 @@
 #include "core/ops/nn.h"
 #include "core/ops/reduce.h"
 #include "core/ops/view.h"
+#include "tests/cuda/cuda_test_util.h"
 
 using namespace zt;
 
 namespace {
 
-#define SKIP_WITHOUT_CUDA()             \
-  if (cuda_device_count() == 0) {       \
-    MESSAGE("skipped: no CUDA device"); \
-    return;                             \
-  }
-
-const Device kGpu = Device::cuda(0);
+using cuda_test::kGpu;
 constexpr DType kFloatDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 
 double relative_tolerance(DType dtype) {

@@ -17,22 +17,6 @@
 #include "dist/config_builders.h"
 #include "dist/engine_internal.h"
 
-// TEMP-SHIM begin
-namespace zt::ops {
-std::vector<double> sum_of_squares(const std::vector<Tensor>& tensors) {
-  std::vector<double> out;
-  for (const Tensor& t : tensors) {
-    Tensor h = t.to(Device::cpu()).to(DType::f32);
-    h = ops::contiguous(h);
-    const float* data = h.data_ptr<float>();
-    double sum = 0.0;
-    for (int64_t i = 0; i < h.numel(); ++i) sum += double(data[i]) * double(data[i]);
-    out.push_back(sum);
-  }
-  return out;
-}
-}  // namespace zt::ops
-// TEMP-SHIM end
 namespace zt::dist {
 
 Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel)

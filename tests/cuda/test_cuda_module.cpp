@@ -11,16 +11,11 @@
 #include "core/backend.h"
 #include "core/factory.h"
 #include "nn/nn.h"
+#include "tests/cuda/cuda_test_util.h"
 
 using namespace zt;
 
 namespace {
-
-#define SKIP_WITHOUT_CUDA()             \
-  if (cuda_device_count() == 0) {       \
-    MESSAGE("skipped: no CUDA device"); \
-    return;                             \
-  }
 
 std::shared_ptr<nn::Module> small_model() {
   manual_seed(7);

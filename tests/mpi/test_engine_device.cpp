@@ -20,6 +20,7 @@
 #include "dist/engine.h"
 #include "dist/initialize.h"
 #include "dist/process_grid.h"
+#include "tests/cuda/cuda_test_util.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -29,12 +30,6 @@ namespace {
 using namespace testing;
 
 constexpr int kSteps = 12;
-
-#define SKIP_WITHOUT_CUDA()             \
-  if (cuda_device_count() == 0) {       \
-    MESSAGE("skipped: no CUDA device"); \
-    return;                             \
-  }
 
 Config device_config(int stage, const std::string& precision) {
   std::string text = fmt::format(R"({{

@@ -97,6 +97,9 @@ $(BUILD)/%.cu.o: %.cu
 	@echo "  NVCC $<"
 	@$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
+# The CPU optimizer kernels must round like the CUDA ones, which never fuse a multiply and an
+# add: no contraction to FMA where the target has it (aarch64, -march=native).
+$(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += -ffp-contract=off
 # cuda/*.cpp and the CUDA benchmark are host code that includes the CUDA runtime headers.
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)

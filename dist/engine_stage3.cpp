@@ -110,8 +110,8 @@ void Engine::register_stage3_module_hooks() {
 void Engine::collect_gradients_in_place(size_t group_index) {
   GroupState& group = *groups_[group_index];
   if (!in_backward_ || group.full_grads.defined() || group.reduced) return;
-  group.full_grads =
-      zeros({group.plan.padded_numel}, {.dtype = model_dtype_, .tag = MemoryTag::grad});
+  group.full_grads = zeros({group.plan.padded_numel},
+                           {.dtype = model_dtype_, .device = device_, .tag = MemoryTag::grad});
   for (PlannedParam& entry : group.plan.params) {
     if (entry.param.grad().defined()) continue;
     entry.param.set_grad(

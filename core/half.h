@@ -58,19 +58,15 @@ inline uint16_t float_to_f16_bits(float value) {
 }
 
 inline float f16_bits_to_float(uint16_t half_bits) {
+  // Exponent and mantissa moved to their f32 places, then rescaled by 2^(127 - 15) in one
+  // multiply, which is exact: f16 subnormals arrive as f32 subnormals and leave as normal
+  // numbers, so no normalisation loop is needed (this assumes no flush-to-zero/denormals-are-
+  // zero mode, which nothing here sets). Only infinities and NaNs (payload kept) are forced.
   uint32_t sign = uint32_t(half_bits & 0x8000u) << 16;
-  uint32_t exponent = (half_bits >> 10) & 0x1fu;
-  uint32_t mantissa = half_bits & 0x3ffu;
-  if (exponent == 0x1fu) return bits_float(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent != 0) return bits_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-  if (mantissa == 0) return bits_float(sign);
-  // Subnormal: normalise the mantissa into an f32 normal number.
-  uint32_t shift = 0;
-  while ((mantissa & 0x400u) == 0) {
-    mantissa <<= 1;
-    ++shift;
-  }
-  return bits_float(sign | ((113u - shift) << 23) | ((mantissa & 0x3ffu) << 13));
+  uint32_t shifted = uint32_t(half_bits & 0x7fffu) << 13;
+  uint32_t magnitude = float_bits(bits_float(shifted) * 0x1p112f);
+  if ((half_bits & 0x7c00u) == 0x7c00u) magnitude = 0x7f800000u | shifted;
+  return bits_float(sign | magnitude);
 }
 
 struct f16 {

@@ -1,8 +1,10 @@
 // What every Communicator implementation shares before it talks to its transport: the
 // argument checks (one wording for MPI and NCCL), the overlap test for in-place collectives,
-// and the per-call counting of CommStats. Not a public header: communicators include it.
+// the per-call counting of CommStats with its clock, and the Work of a call with nothing to
+// exchange. Not a public header: communicators include it.
 #pragma once
 
+#include <chrono>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -39,5 +41,21 @@ bool overlaps(const Tensor& a, const Tensor& b);
 // caller adds the seconds.
 CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buffer_bytes,
                               int64_t full_bytes, int group_size);
+
+// The clock of CollectiveCounter::seconds.
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A collective with nothing to exchange (a group of one, or no elements): done when made.
+class CompletedWork final : public Work {
+ public:
+  CompletedWork(CollectiveCounter& counter, Clock::time_point start) {
+    counter.seconds += seconds_since(start);
+  }
+  void wait() override {}
+  bool test() override { return true; }
+};
 
 }  // namespace zt::dist::detail

@@ -28,15 +28,12 @@ using detail::call_device;
 using detail::check_peer;
 using detail::check_rank;
 using detail::check_same_dtype;
+using detail::Clock;
+using detail::CompletedWork;
 using detail::count_call;
 using detail::describe;
 using detail::overlaps;
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using detail::seconds_since;
 
 void check_mpi(int code, std::string_view op) {
   if (code == MPI_SUCCESS) return;
@@ -342,16 +339,6 @@ class RankOrderReduceWork final : public Work {
   MPI_Request request_ = MPI_REQUEST_NULL;
   bool request_completed_ = false;
   Phase phase_ = Phase::exchanging;
-};
-
-// A collective that had nothing to send (a group of one): done when made.
-class CompletedWork final : public Work {
- public:
-  CompletedWork(CollectiveCounter& counter, Clock::time_point start) {
-    counter.seconds += seconds_since(start);
-  }
-  void wait() override {}
-  bool test() override { return true; }
 };
 
 }  // namespace

@@ -31,15 +31,12 @@ namespace {
 using detail::check_peer;
 using detail::check_rank;
 using detail::check_same_dtype;
+using detail::Clock;
+using detail::CompletedWork;
 using detail::count_call;
 using detail::describe;
 using detail::overlaps;
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using detail::seconds_since;
 
 void check_nccl(ncclResult_t result, std::string_view op, ncclComm_t comm = nullptr) {
   if (result == ncclSuccess) return;
@@ -152,16 +149,6 @@ class NcclWork final : public Work {
   std::function<void()> on_complete_;
   cuda::Event event_;  // created after the caller made device_ current
   bool done_ = false;
-};
-
-// A collective with nothing to exchange (a group of one, or no elements): done when made.
-class CompletedWork final : public Work {
- public:
-  CompletedWork(CollectiveCounter& counter, Clock::time_point start) {
-    counter.seconds += seconds_since(start);
-  }
-  void wait() override {}
-  bool test() override { return true; }
 };
 
 // Queues `launch` on device's communication stream after everything on its compute stream,

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <stdexcept>
 
@@ -138,35 +139,37 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+namespace {
+// Replaces, in place, every parameter and buffer of `module` that `convert` returns another
+// tensor for (it returns its argument to keep one), allocating under the tensor's own memory
+// tag; a replaced parameter's gradient is dropped.
+void convert_in_place(Module& module, const std::function<Tensor(const Tensor&)>& convert) {
+  autograd::NoGradGuard no_grad;
+  auto replace = [&](const Tensor& tensor, bool is_param) {
+    MemoryTagGuard same_tag(tensor.storage()->tag());
+    Tensor converted = convert(tensor);
+    if (converted.impl() == tensor.impl()) return;
+    if (is_param) tensor.set_grad(Tensor());
+    replace_in_place(tensor, converted);
+  };
+  for (auto& [name, param] : module.named_parameters()) replace(param, true);
+  for (auto& [name, buffer] : module.named_buffers()) replace(buffer, false);
+}
+}  // namespace
+
 void Module::to(DType dtype) {
   if (!is_floating(dtype)) {
     throw std::invalid_argument(
         fmt::format("{}.to: {} is not a floating dtype", type_name(), dtype_name(dtype)));
   }
-  autograd::NoGradGuard no_grad;
-  for (auto& [name, param] : named_parameters()) {
-    if (!is_floating(param.dtype()) || param.dtype() == dtype) continue;
-    param.set_grad(Tensor());
-    MemoryTagGuard as_param(MemoryTag::param);
-    replace_in_place(param, ops::to_dtype(param, dtype));
-  }
-  for (auto& [name, buffer] : named_buffers()) {
-    if (!is_floating(buffer.dtype()) || buffer.dtype() == dtype) continue;
-    replace_in_place(buffer, ops::to_dtype(buffer, dtype));
-  }
+  convert_in_place(*this, [dtype](const Tensor& tensor) {
+    return is_floating(tensor.dtype()) ? ops::to_dtype(tensor, dtype) : tensor;
+  });
 }
 
 void Module::to(Device device) {
-  autograd::NoGradGuard no_grad;
-  for (auto& [name, param] : named_parameters()) {
-    if (param.device() == device) continue;
-    param.set_grad(Tensor());
-    replace_in_place(param, param.to(device));
-  }
-  for (auto& [name, buffer] : named_buffers()) {
-    if (buffer.device() == device) continue;
-    replace_in_place(buffer, buffer.to(device));
-  }
+  convert_in_place(*this,
+                   [device](const Tensor& tensor) { return ops::to_device(tensor, device); });
 }
 
 void Module::zero_grad() {

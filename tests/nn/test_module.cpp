@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "autograd/functions.h"
+#include "core/allocator.h"
 #include "core/factory.h"
 #include "core/safetensors.h"
 #include "nn/nn.h"
@@ -180,6 +182,30 @@ TEST_CASE("to(f64) converts parameters in place so the layer's members see it") 
   CHECK(layer.parameters()[0].dtype() == DType::f64);
   for (size_t i = 0; i < before.size(); ++i) CHECK(layer.weight.to_vector()[i] == before[i]);
   CHECK(layer(ones({1, 3}, {.dtype = DType::f64})).dtype() == DType::f64);
+}
+
+TEST_CASE("to(f16) converts floating parameters and buffers, keeping their memory tags") {
+  std::optional<TwoLayer> built;
+  {
+    MemoryTagGuard buffers_as_comm(MemoryTag::comm);  // any tag other than the default
+    built.emplace();
+  }
+  TwoLayer& model = *built;
+  MemoryTag buffer_tag = model.scale.storage()->tag();
+  REQUIRE(buffer_tag == MemoryTag::comm);
+  model.head->weight.set_grad(ones(model.head->weight.sizes()));
+  model.to(DType::f16);
+  for (auto& [name, param] : model.named_parameters()) {
+    CAPTURE(name);
+    CHECK(param.dtype() == DType::f16);
+    CHECK(param.storage()->tag() == MemoryTag::param);
+    CHECK(param.requires_grad());
+  }
+  CHECK_FALSE(model.head->weight.grad().defined());
+  CHECK(model.scale.dtype() == DType::f16);
+  CHECK(model.scale.storage()->tag() == buffer_tag);
+  model.to(Device::cpu());  // already there: the same storage stays
+  CHECK(model.scale.dtype() == DType::f16);
 }
 
 TEST_CASE("a small MLP trained with Adam separates two Gaussian blobs") {

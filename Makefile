@@ -43,11 +43,11 @@ CUDA_CPP_SRCS := $(wildcard cuda/*.cpp)
 CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd nn data optim dist
+LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist
 LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
-# dist/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
+# comm/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
 # built only with CUDA, and its multi-rank test sees ZT_NCCL to know it may use it.
-NCCL_SRCS := dist/nccl_communicator.cpp
+NCCL_SRCS := comm/nccl_communicator.cpp
 ifneq ($(CUDA),1)
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(LIB_SRCS))
 endif
@@ -104,7 +104,7 @@ $(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += -ffp-contract=off
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)
 $(BUILD)/bench/cuda_ops.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_CUDA=1
-$(BUILD)/dist/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o: \
+$(BUILD)/comm/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o: \
   CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
 # zt::initialize picks NCCL for ZeRO traffic when it can (--dist_backend).
 $(BUILD)/dist/initialize.o $(BUILD)/tests/mpi/test_engine_device.o: \
@@ -164,13 +164,13 @@ asan: deps
 # libFuzzer targets (fuzz/) for the IDX, safetensors and ds_config readers, built with clang++
 # in their own tree with coverage, ASan and UBSan, each run for FUZZ_SECONDS on a scratch copy
 # of its seeds in tests/fuzz/<target>/ (scripts/run-fuzz). The library sources they reach are
-# compiled without OpenMP (its pragmas are then inert) and without dist/'s MPI code, so the
+# compiled without OpenMP (its pragmas are then inert) and without comm/ and dist/ (MPI), so the
 # targets need neither libomp nor MPI at run time.
 FUZZ_BUILD := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := idx safetensors config
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
-FUZZ_LIB_SRCS := $(filter-out data/% dist/%,$(LIB_SRCS)) data/idx.cpp dist/config.cpp \
+FUZZ_LIB_SRCS := $(filter-out data/% dist/% comm/%,$(LIB_SRCS)) data/idx.cpp dist/config.cpp \
                  dist/json_comments.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_LIB := $(FUZZ_BUILD)/libzerotrain_fuzz.a

@@ -236,7 +236,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Sums `values` over all ranks of `comm` in place.
-std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
+std::vector<double> sum_over_ranks(comm::Communicator& comm, std::vector<double> values) {
   Tensor buffer = from_values(values, {int64_t(values.size())}, {.dtype = DType::f64});
   comm.all_reduce(buffer);
   return buffer.to_vector();
@@ -246,7 +246,7 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double>
 // (padded by wrap-around so every rank runs the same forwards, which stage 3 needs) and counts
 // only positions inside the set.
 double distributed_accuracy(dist::Engine& engine, const Tensor& images, const Tensor& labels,
-                            dist::Communicator& world) {
+                            comm::Communicator& world) {
   NoGradGuard no_grad;
   engine.eval();
   int64_t count = images.size(0);
@@ -272,7 +272,7 @@ double distributed_accuracy(dist::Engine& engine, const Tensor& images, const Te
 }
 
 // Each rank's memory and traffic report next to the ZeRO formulas, rank by rank.
-void print_reports_in_rank_order(dist::Engine& engine, dist::Communicator& world) {
+void print_reports_in_rank_order(dist::Engine& engine, comm::Communicator& world) {
   for (int turn = 0; turn < world.size(); ++turn) {
     if (turn == world.rank()) {
       fmt::print("{}", engine.step_report());
@@ -283,7 +283,7 @@ void print_reports_in_rank_order(dist::Engine& engine, dist::Communicator& world
 }
 
 // The device --device names for this rank: the host, or GPU (local rank modulo the GPU count).
-Device training_device(const std::string& choice, const dist::MpiRuntime& runtime) {
+Device training_device(const std::string& choice, const comm::MpiRuntime& runtime) {
   if (choice == "cpu") return Device::cpu();
   int gpus = cuda_device_count();
   if (gpus == 0) {
@@ -293,8 +293,8 @@ Device training_device(const std::string& choice, const dist::MpiRuntime& runtim
   return Device::cuda(runtime.local_rank() % gpus);
 }
 
-int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const TrainOptions& options) {
-  dist::MpiCommunicator& world = runtime.world();
+int train(comm::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const TrainOptions& options) {
+  comm::MpiCommunicator& world = runtime.world();
   bool leader = world.rank() == 0;
   // A config file is read first, so that its errors come before any data is loaded.
   std::optional<dist::Config> file_config;
@@ -495,7 +495,7 @@ int train(dist::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed, const Train
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     DeepSpeedArgs deepspeed = take_deepspeed_args(argc, argv);
     TrainOptions options = parse(argc, argv);
     return train(runtime, deepspeed, options);

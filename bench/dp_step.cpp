@@ -18,7 +18,7 @@
 using namespace zt;
 
 int main(int argc, char** argv) {
-  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     apps::Flags flags(argc, argv, {"stage", "overlap", "steps", "width", "batch"});
     int64_t stage = flags.get_int("stage", 0, 0);
     int64_t overlap = flags.get_int("overlap", 0, 0);

@@ -5,7 +5,7 @@
 //   <activation_offload> <comm> <other>
 // with the step peak of the rank that peaked highest and that rank's per-kind peaks, all in
 // bytes. Failure: an allocation past the limit throws OutOfMemoryError ("out of memory on cpu:
-// ...") on some rank, and dist::run_distributed_main ends the whole job with a non-zero status,
+// ...") on some rank, and comm::run_distributed_main ends the whole job with a non-zero status,
 // so a rank that ran out never leaves the others waiting in a collective. The script treats that
 // as "does not fit"; each trial is its own mpirun job, so no state survives a failed one.
 //
@@ -37,7 +37,7 @@
 using namespace zt;
 
 int main(int argc, char** argv) {
-  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     apps::Flags flags(argc, argv,
                       {"stage", "width", "depth", "batch", "limit-mib", "steps", "prefetch"});
     int64_t stage = flags.get_int("stage", 0, 0);

@@ -23,7 +23,7 @@
 using namespace zt;
 
 int main(int argc, char** argv) {
-  return dist::run_distributed_main(argc, argv, [&](dist::MpiRuntime& runtime) {
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     apps::Flags flags(argc, argv, {"width", "depth", "batch", "rounds", "warmup", "overlap"});
     int64_t width = flags.get_int("width", 1024, 1);
     int64_t depth = flags.get_int("depth", 4, 1);

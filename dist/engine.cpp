@@ -19,7 +19,7 @@
 
 namespace zt::dist {
 
-Engine::Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel)
+Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel)
     : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
   if (!model_) throw std::invalid_argument("Engine: no model");
   if (config_.world_size != data_parallel_->size()) {
@@ -390,7 +390,7 @@ bool Engine::gradients_overflowed(const std::vector<double>& square_sums) {
     if (!std::isfinite(sum)) local = 1.0;
   }
   Tensor flag = full({1}, local, {.dtype = DType::f64, .tag = MemoryTag::comm});
-  control_->all_reduce(flag, ReduceOperation::max);
+  control_->all_reduce(flag, comm::ReduceOperation::max);
   return flag.item() != 0.0;
 }
 
@@ -433,7 +433,7 @@ void Engine::step() {
   }
   zero_gradients();
   recording_traces_ = false;  // the first step's module order drives prefetching from now on
-  last_step_traffic_ = CommStats::difference(data_parallel_->stats(), stats_at_last_step_);
+  last_step_traffic_ = comm::CommStats::difference(data_parallel_->stats(), stats_at_last_step_);
   stats_at_last_step_ = data_parallel_->stats();
   global_steps_ += 1;
   last_local_loss_ = loss_sum_ / double(config_.gradient_accumulation_steps);

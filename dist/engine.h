@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "core/allocator.h"
-#include "dist/communicator.h"
 #include "dist/config.h"
 #include "dist/partition_plan.h"
 #include "nn/module.h"
@@ -61,7 +61,7 @@ class Engine {
   // `data_parallel` is the data axis of the rank grid and must outlive the engine. The
   // model's parameters are moved into the engine's flat buffers (the model's tensors keep
   // working as views of them). Collective over data_parallel.
-  Engine(Config config, std::shared_ptr<nn::Module> model, Communicator& data_parallel);
+  Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -114,7 +114,7 @@ class Engine {
   const PartitionPlan& plan() const { return plan_; }
   // ZeRO traffic only: gradients and parameters (scalars such as losses and norms travel on
   // a separate communicator so these counts are the paper's volumes).
-  Communicator& data_parallel_communicator() { return *data_parallel_; }
+  comm::Communicator& data_parallel_communicator() { return *data_parallel_; }
 
   // Stage 3: the most parameter elements gathered at once so far (prefetch included).
   int64_t peak_gathered_numel() const { return peak_gathered_numel_; }
@@ -172,8 +172,8 @@ class Engine {
 
   Config config_;
   std::shared_ptr<nn::Module> model_;
-  Communicator* data_parallel_;
-  std::unique_ptr<Communicator> control_;  // scalars: norms, losses
+  comm::Communicator* data_parallel_;
+  std::unique_ptr<comm::Communicator> control_;  // scalars: norms, losses
   int stage_ = 0;
   Device device_ = Device::cpu();  // where the parameters, gradients and optimizer state live
   DType model_dtype_ = DType::f32;
@@ -200,8 +200,8 @@ class Engine {
   int64_t live_gathered_numel_ = 0;
   int64_t peak_gathered_numel_ = 0;
   // Traffic at the end of the previous step, and that of the last step.
-  CommStats stats_at_last_step_;
-  CommStats last_step_traffic_;
+  comm::CommStats stats_at_last_step_;
+  comm::CommStats last_step_traffic_;
 
   struct Timers {
     double forward = 0, backward = 0, reduce = 0, step = 0;

@@ -78,7 +78,7 @@ void Engine::run_on_all_ranks(const std::string& what, const std::function<void(
   }
   Tensor failed =
       full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
-  control_->all_reduce(failed, ReduceOperation::max);
+  control_->all_reduce(failed, comm::ReduceOperation::max);
   if (!error.empty()) throw std::runtime_error(error);
   if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
 }

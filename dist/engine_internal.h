@@ -6,8 +6,8 @@
 #include <chrono>
 #include <memory>
 
+#include "comm/communicator.h"
 #include "core/ops/view.h"
-#include "dist/communicator.h"
 #include "dist/engine.h"
 #include "dist/partition_plan.h"
 
@@ -61,11 +61,11 @@ struct Engine::GroupState {
   }
   int64_t pending_grads = 0;  // gradients still expected in this backward
   bool reduced = false;       // reduced in this backward
-  std::unique_ptr<Work> in_flight;
+  std::unique_ptr<comm::Work> in_flight;
   Tensor reduce_output;  // comm-tagged receive buffer of an in-flight reduce-scatter
   // Stage 3: whether full_params holds the current values, and a gather still in flight.
   bool gathered = false;
-  std::unique_ptr<Work> gather_in_flight;
+  std::unique_ptr<comm::Work> gather_in_flight;
 };
 
 }  // namespace zt::dist

@@ -72,24 +72,25 @@ std::string Engine::step_report() const {
   double n = double(world_size());
   double share = (n - 1.0) / n * double(dtype_size(model_dtype_)) * double(report.parameter_count);
   double micro = double(config_.gradient_accumulation_steps);
-  std::vector<std::pair<CollectiveKind, double>> expected;
-  if (stage_ == 0) expected = {{CollectiveKind::all_reduce, 2.0 * share}};
+  std::vector<std::pair<comm::CollectiveKind, double>> expected;
+  if (stage_ == 0) expected = {{comm::CollectiveKind::all_reduce, 2.0 * share}};
   if (stage_ == 1)
-    expected = {{CollectiveKind::reduce_scatter, share}, {CollectiveKind::all_gather, share}};
+    expected = {{comm::CollectiveKind::reduce_scatter, share},
+                {comm::CollectiveKind::all_gather, share}};
   if (stage_ == 2)
-    expected = {{CollectiveKind::reduce_scatter, micro * share},
-                {CollectiveKind::all_gather, share}};
+    expected = {{comm::CollectiveKind::reduce_scatter, micro * share},
+                {comm::CollectiveKind::all_gather, share}};
   if (stage_ == 3) {
-    expected = {{CollectiveKind::all_gather, 2.0 * micro * share},
-                {CollectiveKind::reduce_scatter, micro * share}};
+    expected = {{comm::CollectiveKind::all_gather, 2.0 * micro * share},
+                {comm::CollectiveKind::reduce_scatter, micro * share}};
   }
-  const CommStats& stats = last_step_traffic_;
+  const comm::CommStats& stats = last_step_traffic_;
   text +=
       fmt::format("  {:<14} {:>6} {:>14} {:>14}\n", "traffic", "calls", "payload bytes", "formula");
   double total_expected = 0.0;
   for (auto& [kind, bytes] : expected) {
     total_expected += bytes;
-    text += fmt::format("  {:<14} {:>6} {:>14} {:>14.0f}\n", collective_kind_name(kind),
+    text += fmt::format("  {:<14} {:>6} {:>14} {:>14.0f}\n", comm::collective_kind_name(kind),
                         stats[kind].calls, stats[kind].payload_bytes, bytes);
   }
   text += fmt::format("  {:<14} {:>6} {:>14} {:>14.0f}\n", "total", "", stats.total_payload_bytes(),

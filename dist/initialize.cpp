@@ -11,7 +11,7 @@
 #include "core/factory.h"
 #include "dist/activation_checkpointing.h"
 #ifdef ZT_NCCL
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 #endif
 
 namespace zt {
@@ -28,15 +28,15 @@ namespace {
 
 // Whether `condition` holds on every rank of `world` (a host all-reduce, so that every rank
 // takes the same branch).
-bool on_every_rank(dist::Communicator& world, bool condition) {
+bool on_every_rank(comm::Communicator& world, bool condition) {
   Tensor flag = full({1}, condition ? 1.0 : 0.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
-  world.all_reduce(flag, dist::ReduceOperation::min);
+  world.all_reduce(flag, comm::ReduceOperation::min);
   return flag.item() != 0.0;
 }
 
 // The communicator for ZeRO traffic on `device` (see DistBackend), or null for the grid's MPI
 // one. Collective over the data-parallel group; every rank decides the same way.
-std::unique_ptr<dist::Communicator> make_device_data_group(dist::ProcessGrid& grid, Device device,
+std::unique_ptr<comm::Communicator> make_device_data_group(comm::ProcessGrid& grid, Device device,
                                                            DistBackend backend) {
   bool on_gpu = on_every_rank(grid.world(), !device.is_cpu());
   if (backend == DistBackend::mpi || (!on_gpu && backend == DistBackend::automatic)) return nullptr;
@@ -46,12 +46,12 @@ std::unique_ptr<dist::Communicator> make_device_data_group(dist::ProcessGrid& gr
         "rank (move it with module.to(Device::cuda(i)) before initialize)");
   }
 #ifdef ZT_NCCL
-  auto* mpi = dynamic_cast<dist::MpiCommunicator*>(&grid.data_group());
+  auto* mpi = dynamic_cast<comm::MpiCommunicator*>(&grid.data_group());
   if (mpi == nullptr) throw std::logic_error("initialize: the data-parallel group is not MPI");
-  std::unique_ptr<dist::NcclCommunicator> nccl;
+  std::unique_ptr<comm::NcclCommunicator> nccl;
   std::string failure;
   try {
-    nccl = dist::make_nccl_communicator(*mpi);  // throws on every rank alike
+    nccl = comm::make_nccl_communicator(*mpi);  // throws on every rank alike
   } catch (const std::runtime_error& error) {
     failure = error.what();
   }
@@ -107,7 +107,7 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv) {
   return args;
 }
 
-Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
+Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
                        std::shared_ptr<nn::Module> model) {
   if (args.deepspeed_config.empty()) {
     throw std::invalid_argument(
@@ -117,16 +117,16 @@ Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
                     std::move(model), args.dist_backend);
 }
 
-Initialized initialize(dist::MpiRuntime& runtime, dist::Config config,
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model, DistBackend dist_backend) {
   if (!model) throw std::invalid_argument("initialize: no model");
   dist::apply_activation_checkpointing(config.activation_checkpointing);
   Initialized result;
   result.grid =
-      std::make_unique<dist::ProcessGrid>(dist::ProcessGrid::data_parallel(runtime.world()));
+      std::make_unique<comm::ProcessGrid>(comm::ProcessGrid::data_parallel(runtime.world()));
   result.device_data_group =
       make_device_data_group(*result.grid, dist::device_of_parameters(*model), dist_backend);
-  dist::Communicator& data_group =
+  comm::Communicator& data_group =
       result.device_data_group ? *result.device_data_group : result.grid->data_group();
   result.engine = std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group);
   result.optimizer = &result.engine->optimizer();

@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "comm/mpi_runtime.h"
+#include "comm/process_grid.h"
 #include "dist/config.h"
 #include "dist/engine.h"
-#include "dist/mpi_runtime.h"
-#include "dist/process_grid.h"
 #include "nn/module.h"
 
 namespace zt {
@@ -39,10 +39,10 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv);
 
 struct Initialized {
   // Declared before the engine: the engine's communicator lives in the grid.
-  std::unique_ptr<dist::ProcessGrid> grid;
+  std::unique_ptr<comm::ProcessGrid> grid;
   // The NCCL communicator over the data-parallel ranks when ZeRO traffic uses it (null when
   // it goes through the grid's MPI communicator); declared before the engine, which uses it.
-  std::unique_ptr<dist::Communicator> device_data_group;
+  std::unique_ptr<comm::Communicator> device_data_group;
   std::unique_ptr<dist::Engine> engine;
   optim::Optimizer* optimizer = nullptr;
   optim::LRSchedule* lr_scheduler = nullptr;  // null without a scheduler block
@@ -50,10 +50,10 @@ struct Initialized {
 
 // Loads args.deepspeed_config (required) for the runtime's world size. Collective. The engine
 // trains on the device of the model's parameters (move the model first: model->to(device)).
-Initialized initialize(dist::MpiRuntime& runtime, const DeepSpeedArgs& args,
+Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
                        std::shared_ptr<nn::Module> model);
 // With a config already built (its world_size must be the runtime's). Collective.
-Initialized initialize(dist::MpiRuntime& runtime, dist::Config config,
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model,
                        DistBackend dist_backend = DistBackend::automatic);
 

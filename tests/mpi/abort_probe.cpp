@@ -8,13 +8,13 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "comm/mpi_runtime.h"
 #include "core/factory.h"
-#include "dist/mpi_runtime.h"
 
 int main(int argc, char** argv) {
   std::string_view mode = argc > 1 ? argv[1] : "throw";
-  return zt::dist::run_distributed_main(argc, argv, [mode](zt::dist::MpiRuntime& runtime) {
-    zt::dist::MpiCommunicator& world = runtime.world();
+  return zt::comm::run_distributed_main(argc, argv, [mode](zt::comm::MpiRuntime& runtime) {
+    zt::comm::MpiCommunicator& world = runtime.world();
     if (mode == "every-rank")
       throw std::invalid_argument("abort_probe: ds_config.json: train_batch_size: expected > 0");
     zt::Tensor gradients = zt::ones({17});

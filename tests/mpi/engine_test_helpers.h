@@ -13,7 +13,7 @@
 #include "core/safetensors.h"
 #include "nn/nn.h"
 
-namespace zt::dist::testing {
+namespace zt::testing {
 
 constexpr int64_t kGlobalBatch = 24;  // divisible by N * GAS for N in {1, 2, 4, 8}, GAS in {1, 3}
 
@@ -58,4 +58,4 @@ inline double relative_error(const std::vector<double>& a, const std::vector<dou
   return std::sqrt(difference / reference);
 }
 
-}  // namespace zt::dist::testing
+}  // namespace zt::testing

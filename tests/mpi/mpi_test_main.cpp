@@ -15,10 +15,10 @@
 
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist::testing {
+namespace zt::testing {
 namespace {
 
-MpiRuntime* g_runtime = nullptr;
+comm::MpiRuntime* g_runtime = nullptr;
 
 // What this rank's doctest run produced, gathered by the reporter for the final reduction.
 struct RankResults {
@@ -101,14 +101,14 @@ int print_summary_over_ranks(MPI_Comm world, int rank) {
 
 DOCTEST_REGISTER_REPORTER("mpi_ranks", 1, RankReporter);
 
-MpiRuntime& test_runtime() {
+comm::MpiRuntime& test_runtime() {
   return *g_runtime;
 }
 
-}  // namespace zt::dist::testing
+}  // namespace zt::testing
 
 int main(int argc, char** argv) {
-  using namespace zt::dist;
+  using namespace zt::comm;
   return run_distributed_main(argc, argv, [argc, argv](MpiRuntime& runtime) {
     testing::g_runtime = &runtime;
     testing::g_results.rank = runtime.rank();

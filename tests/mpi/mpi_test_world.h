@@ -3,13 +3,12 @@
 // as long as every rank calls them (checks go after the collective, never around it).
 #pragma once
 
-#include "dist/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 
-namespace zt::dist::testing {
-
-MpiRuntime& test_runtime();
-inline MpiCommunicator& test_world() {
+namespace zt::testing {
+comm::MpiRuntime& test_runtime();
+inline comm::MpiCommunicator& test_world() {
   return test_runtime().world();
 }
 
-}  // namespace zt::dist::testing
+}  // namespace zt::testing

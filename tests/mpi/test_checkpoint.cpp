@@ -20,6 +20,8 @@
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
+using namespace zt::comm;
+
 namespace zt::dist {
 namespace {
 

@@ -16,7 +16,7 @@
 #include "core/ops/view.h"
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 using testing::test_world;
@@ -514,4 +514,4 @@ TEST_CASE(
   }
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

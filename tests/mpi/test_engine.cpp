@@ -11,15 +11,17 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "comm/process_grid.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
 #include "dist/engine.h"
-#include "dist/process_grid.h"
 #include "nn/nn.h"
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
+
+using namespace zt::comm;
 
 namespace zt::dist {
 namespace {

@@ -16,15 +16,17 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "comm/process_grid.h"
 #include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
 #include "dist/engine.h"
 #include "dist/initialize.h"
-#include "dist/process_grid.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
+
+using namespace zt::comm;
 
 namespace zt::dist {
 namespace {

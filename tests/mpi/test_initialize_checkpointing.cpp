@@ -12,6 +12,8 @@
 #include "nn/nn.h"
 #include "tests/mpi/mpi_test_world.h"
 
+using namespace zt::comm;
+
 namespace zt::dist {
 namespace {
 

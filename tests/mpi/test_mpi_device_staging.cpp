@@ -12,13 +12,13 @@
 #include <memory>
 #include <vector>
 
+#include "comm/host_staging.h"
 #include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
-#include "dist/host_staging.h"
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 using testing::test_world;
@@ -294,4 +294,4 @@ TEST_SUITE("mpi_device_staging") {
 }
 
 }  // namespace
-}  // namespace zt::dist
+}  // namespace zt::comm

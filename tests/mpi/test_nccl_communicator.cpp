@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "comm/nccl_communicator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
-#include "dist/nccl_communicator.h"
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 constexpr int64_t kOddSizes[] = {1, 3, 17, 129};
@@ -357,7 +357,7 @@ TEST_SUITE("nccl") {
 }
 
 }  // namespace
-}  // namespace zt::dist
+}  // namespace zt::comm
 
 #else
 

@@ -6,11 +6,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "comm/process_grid.h"
 #include "core/factory.h"
-#include "dist/process_grid.h"
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 using testing::test_world;
@@ -74,4 +74,4 @@ TEST_CASE("grid_shapes_it_cannot_build_are_errors_naming_the_shape") {
 }
 
 }  // namespace
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -4,7 +4,7 @@
 
 #include "tests/mpi/mpi_test_world.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 TEST_CASE("runtime_world_and_node_ranks_agree_on_one_machine") {
@@ -21,4 +21,4 @@ TEST_CASE("runtime_world_and_node_ranks_agree_on_one_machine") {
 }
 
 }  // namespace
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -1,6 +1,6 @@
 // MpiCommunicator: the Communicator contract over one MPI communicator, on host (CPU) tensors.
 // Tensors on a CUDA device are accepted by every call and staged through pinned host copies
-// (dist/host_staging.h): same results, bit for bit, and the same stats as on host tensors; all
+// (comm/host_staging.h): same results, bit for bit, and the same stats as on host tensors; all
 // tensors of one call must be on one device.
 // f16/bf16 travel as raw 2-byte data; their reductions are staged through f32 buffers tagged
 // MemoryTag::comm, reduced in f32 and rounded once. Invariants: MPI errors come back as
@@ -14,9 +14,9 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -68,4 +68,4 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
 };
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -19,10 +19,10 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
-#include "dist/mpi_communicator.h"
+#include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -82,4 +82,4 @@ class NcclCommunicator final : public Communicator {
 // reference to `world` as its host_communicator(): world must outlive it.
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world);
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -1,13 +1,13 @@
 // ProcessGrid: checks the shape, places this rank on the grid and cuts the axis groups. Each
 // group's color is the rank's coordinates on the other two axes (flattened), its key the
 // coordinate on its own axis, so group rank == coordinate on that axis.
-#include "dist/process_grid.h"
+#include "comm/process_grid.h"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 
-namespace zt::dist {
+namespace zt::comm {
 
 std::string GridShape::str() const {
   return fmt::format("data {} x pipeline {} x tensor {}", data, pipeline, tensor);
@@ -59,4 +59,4 @@ ProcessGrid ProcessGrid::data_parallel(Communicator& world) {
   return ProcessGrid(world, {.data = world.size()});
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -1,10 +1,10 @@
 // The parts of the Communicator contract that every implementation shares: kind names, the
 // stats summary, and the blocking collectives, each of which is its async form then wait().
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 #include <fmt/format.h>
 
-namespace zt::dist {
+namespace zt::comm {
 
 std::string_view collective_kind_name(CollectiveKind kind) {
   static constexpr std::string_view kNames[kCollectiveKindCount] = {
@@ -81,4 +81,4 @@ void Communicator::broadcast(const Tensor& tensor, int root) {
   broadcast_async(tensor, root)->wait();
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

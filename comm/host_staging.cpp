@@ -1,5 +1,5 @@
 // Host staging of device tensors (see host_staging.h).
-#include "dist/host_staging.h"
+#include "comm/host_staging.h"
 
 #include <fmt/format.h>
 
@@ -8,12 +8,12 @@
 #include <optional>
 #include <utility>
 
+#include "comm/mpi_runtime.h"
 #include "core/allocator.h"
 #include "core/ops/view.h"
 #include "core/storage.h"
-#include "dist/mpi_runtime.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 // Pinned memory for copies of device tensors (the copies are DMA, with no bounce buffer in the
@@ -147,4 +147,4 @@ std::unique_ptr<Work> run_async_on_host(
   return std::make_unique<StagedWork>(std::move(host_work), std::move(staging));
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -16,10 +16,10 @@
 #include <memory>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "core/tensor.h"
-#include "dist/communicator.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 // What a call does with one of its tensors (broadcast reads on its root, writes elsewhere).
 enum class StagedAccess : uint8_t { reads, writes, reads_and_writes };
@@ -54,4 +54,4 @@ std::unique_ptr<Work> run_async_on_host(
     std::initializer_list<StagedTensor> tensors,
     const std::function<std::unique_ptr<Work>(const HostStaging&)>& host_call);
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string_view>
 
-#include "dist/mpi_communicator.h"
+#include "comm/mpi_communicator.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 class MpiRuntime {
  public:
@@ -49,4 +49,4 @@ class MpiRuntime {
 // on any rank goes to abort_distributed_job, so no rank waits forever for a rank that failed.
 int run_distributed_main(int argc, char** argv, std::function<int(MpiRuntime&)> body);
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -27,7 +27,7 @@
 
 #include "core/tensor.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 enum class ReduceOperation : uint8_t { sum, max, min };
 
@@ -122,4 +122,4 @@ class Communicator {
   CommStats stats_;
 };
 
-}  // namespace zt::dist
+}  // namespace zt::comm

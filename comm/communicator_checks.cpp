@@ -1,11 +1,11 @@
 // The checks and counting every communicator shares (see communicator_checks.h).
-#include "dist/communicator_checks.h"
+#include "comm/communicator_checks.h"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 
-namespace zt::dist::detail {
+namespace zt::comm::detail {
 
 std::string describe(const Tensor& tensor) {
   if (!tensor.defined()) return "undefined tensor";
@@ -78,4 +78,4 @@ CollectiveCounter& count_call(CommStats& stats, CollectiveKind kind, int64_t buf
   return counter;
 }
 
-}  // namespace zt::dist::detail
+}  // namespace zt::comm::detail

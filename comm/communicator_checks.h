@@ -9,11 +9,11 @@
 #include <string>
 #include <string_view>
 
+#include "comm/communicator.h"
 #include "core/device.h"
 #include "core/tensor.h"
-#include "dist/communicator.h"
 
-namespace zt::dist::detail {
+namespace zt::comm::detail {
 
 // "f32 [2, 3]", or "undefined tensor".
 std::string describe(const Tensor& tensor);
@@ -58,4 +58,4 @@ class CompletedWork final : public Work {
   bool test() override { return true; }
 };
 
-}  // namespace zt::dist::detail
+}  // namespace zt::comm::detail

@@ -4,7 +4,7 @@
 // makes the compute stream wait for that event and only then lets go of the tensors it held, so the
 // caching allocator (which reuses blocks in compute-stream order) never recycles memory NCCL
 // may still touch.
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 
 #include <fmt/format.h>
 
@@ -18,14 +18,14 @@
 #include <utility>
 #include <vector>
 
+#include "comm/communicator_checks.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
-#include "dist/communicator_checks.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 using detail::check_peer;
@@ -416,4 +416,4 @@ std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world)
   return std::make_unique<NcclCommunicator>(comm, local_rank, world);
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace zt::dist {
+namespace zt::comm {
 
 struct GridShape {
   int data = 1;
@@ -62,4 +62,4 @@ class ProcessGrid {
   std::unique_ptr<Communicator> tensor_group_;
 };
 
-}  // namespace zt::dist
+}  // namespace zt::comm

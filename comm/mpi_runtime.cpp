@@ -1,6 +1,6 @@
 // MpiRuntime and the distributed failure rule. The rule relies on MPI_Abort ending every rank
 // (Open MPI's mpirun kills the whole job when one process aborts or dies from a signal).
-#include "dist/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 
 #include <fmt/format.h>
 
@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 // How long a rank other than 0 waits before printing its error and aborting, in case rank 0
@@ -113,4 +113,4 @@ int run_distributed_main(int argc, char** argv, std::function<int(MpiRuntime&)> 
   }
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

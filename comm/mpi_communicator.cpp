@@ -1,8 +1,8 @@
 // MpiCommunicator: argument checks, f32 staging of 16-bit reductions, and the MPI calls with
 // their stats. Each async op starts one MPI request; its Work finishes it (copying staged
 // results back) and adds the elapsed time to the op's counter. A call on device tensors runs
-// the same host call on host copies of them (dist/host_staging.h).
-#include "dist/mpi_communicator.h"
+// the same host call on host copies of them (comm/host_staging.h).
+#include "comm/mpi_communicator.h"
 
 #include <fmt/format.h>
 
@@ -15,13 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "comm/communicator_checks.h"
+#include "comm/host_staging.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
-#include "dist/communicator_checks.h"
-#include "dist/host_staging.h"
 
-namespace zt::dist {
+namespace zt::comm {
 namespace {
 
 using detail::call_device;
@@ -573,4 +573,4 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::split_group(int color, int key
   return std::make_unique<MpiCommunicator>(group, true);
 }
 
-}  // namespace zt::dist
+}  // namespace zt::comm

@@ -63,7 +63,7 @@ LINK_DEPS := $(LIB)
 LINK_LIBS := $(LIB)
 endif
 
-TEST_SRCS := $(filter-out tests/mpi/%,$(wildcard tests/*.cpp tests/*/*.cpp))
+TEST_SRCS := $(filter-out tests/mpi/% tests/faults/%,$(wildcard tests/*.cpp tests/*/*.cpp))
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/unit_tests
 # Multi-rank tests (run under mpirun by scripts/run-tests) and the job-failure probe.
@@ -71,6 +71,12 @@ MPI_TEST_SRCS := $(filter-out tests/mpi/abort_probe.cpp,$(wildcard tests/mpi/*.c
 MPI_TEST_OBJS := $(MPI_TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MPI_TEST_BIN := $(BUILD)/tests/mpi_tests
 ABORT_PROBE := $(BUILD)/tests/abort_probe
+
+# mnist_train once more with the crash tests' fault handler linked in (tests/faults/): the build
+# that scripts/check-checkpoints kills at fault points. The apps themselves have no handler.
+FAULT_APPS_DIR := $(BUILD)/fault-apps
+FAULT_TRAIN := $(FAULT_APPS_DIR)/mnist_train
+FAULT_HANDLER_OBJ := $(BUILD)/tests/faults/env_fault_handler.o
 
 APP_SRCS := $(wildcard apps/*.cpp)
 APP_BINS := $(APP_SRCS:%.cpp=%)
@@ -80,7 +86,7 @@ BENCH_BINS := $(BENCH_SRCS:%.cpp=%)
 .PHONY: all lib tests test asan fuzz fuzz-build deps run bench clean format
 all: lib tests $(APP_BINS) $(BENCH_BINS)
 lib: $(LINK_DEPS)
-tests: $(TEST_BIN) $(MPI_TEST_BIN) $(ABORT_PROBE)
+tests: $(TEST_BIN) $(MPI_TEST_BIN) $(ABORT_PROBE) $(FAULT_TRAIN)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -131,6 +137,11 @@ $(ABORT_PROBE): $(BUILD)/tests/mpi/abort_probe.o $(LINK_DEPS)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
 
+$(FAULT_TRAIN): $(BUILD)/apps/mnist_train.o $(FAULT_HANDLER_OBJ) $(LINK_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $(BUILD)/apps/mnist_train.o $(FAULT_HANDLER_OBJ) $(LINK_LIBS) $(LDLIBS) -o $@
+
 $(APP_BINS): apps/%: $(BUILD)/apps/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
@@ -157,6 +168,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 CUDA=0 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe \
+	  build-asan/fault-apps/mnist_train \
 	  $(APP_SRCS:apps/%.cpp=build-asan/bin/%)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ZT_APPS_DIR=build-asan/bin \
 	  bash scripts/run-tests build-asan/tests/unit_tests
@@ -221,5 +233,5 @@ format:
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) $(APP_BINS) $(BENCH_BINS)
 
--include $(LIB_OBJS:.o=.d) $(CUDA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
+-include $(LIB_OBJS:.o=.d) $(CUDA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(FAULT_HANDLER_OBJ:.o=.d) $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d)

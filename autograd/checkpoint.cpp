@@ -19,7 +19,6 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "core/generator.h"
-#include "nn/containers.h"
 
 namespace zt {
 
@@ -208,30 +207,6 @@ Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& 
     return std::vector<Tensor>{fn(inputs[0])};
   };
   return checkpoint(wrapped, std::vector<Tensor>{input})[0];
-}
-
-Tensor checkpoint_sequential(nn::Sequential& seq, int64_t segments, const Tensor& input) {
-  const int64_t layer_count = int64_t(seq.size());
-  if (segments < 1 || segments > layer_count) {
-    throw std::invalid_argument(fmt::format(
-        "checkpoint_sequential: segments: expected 1..{} (the number of layers), got {}",
-        layer_count, segments));
-  }
-  // Layers [begin, end) run through operator(), so module hooks fire.
-  auto run_layers = [&seq](int64_t begin, int64_t end, const Tensor& x) {
-    Tensor value = x;
-    for (int64_t i = begin; i < end; ++i) value = (*seq[size_t(i)])(value);
-    return value;
-  };
-  const int64_t segment_size = layer_count / segments;
-  Tensor value = input;
-  int64_t begin = 0;
-  for (int64_t segment = 0; segment + 1 < segments; ++segment, begin += segment_size) {
-    const int64_t end = begin + segment_size;
-    value = checkpoint(
-        [run_layers, begin, end](const Tensor& x) { return run_layers(begin, end, x); }, value);
-  }
-  return run_layers(begin, layer_count, value);
 }
 
 }  // namespace zt

@@ -13,10 +13,6 @@
 
 namespace zt {
 
-namespace nn {
-class Sequential;
-}
-
 using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
 
 // Runs fn(inputs) keeping none of its intermediate activations. With grad mode on, the outputs
@@ -32,10 +28,6 @@ using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
 Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& input);
 
-// Splits seq's layers into `segments` consecutive groups of size()/segments layers (the last
-// takes the remainder), checkpoints each group but the last, which runs normally, as PyTorch's
-// checkpoint_sequential. Each layer is called through its operator(), so module hooks fire
-// (in recomputation too); seq's own hooks do not.
-Tensor checkpoint_sequential(nn::Sequential& seq, int64_t segments, const Tensor& input);
+// checkpoint_sequential, which walks an nn::Sequential, is in nn/checkpoint_sequential.h.
 
 }  // namespace zt

@@ -27,6 +27,7 @@
 #include "dist/activation_checkpointing.h"
 #include "dist/config.h"
 #include "dist/initialize.h"
+#include "nn/checkpoint_sequential.h"
 #include "nn/nn.h"
 
 using namespace zt;

@@ -115,8 +115,9 @@ class Communicator {
   // overflow flags, losses): itself for MPI, the MPI communicator an NCCL one was made from.
   virtual Communicator& host_communicator() = 0;
 
-  const CommStats& stats() const { return stats_; }
-  void reset_stats() { stats_ = CommStats{}; }
+  // What this communicator's calls moved (a decorator reports the wrapped one's).
+  virtual const CommStats& stats() const { return stats_; }
+  virtual void reset_stats() { stats_ = CommStats{}; }
 
  protected:
   CommStats stats_;

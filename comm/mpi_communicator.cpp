@@ -1,7 +1,6 @@
 // MpiCommunicator: argument checks, f32 staging of 16-bit reductions, and the MPI calls with
-// their stats. Each async op starts one MPI request; its Work finishes it (copying staged
-// results back) and adds the elapsed time to the op's counter. A call on device tensors runs
-// the same host call on host copies of them (comm/host_staging.h).
+// their stats. Each async op starts one MPI request; its Work finishes it and adds the elapsed
+// time to the op's counter. Host tensors only: StagingCommunicator brings device tensors.
 #include "comm/mpi_communicator.h"
 
 #include <fmt/format.h>
@@ -16,7 +15,6 @@
 #include <vector>
 
 #include "comm/communicator_checks.h"
-#include "comm/host_staging.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
@@ -24,7 +22,6 @@
 namespace zt::comm {
 namespace {
 
-using detail::call_device;
 using detail::check_peer;
 using detail::check_rank;
 using detail::check_same_dtype;
@@ -74,11 +71,13 @@ MPI_Op mpi_op(ReduceOperation op) {
   throw std::invalid_argument("mpi: unknown ReduceOperation");
 }
 
-// Defined, on the host (device tensors are staged before this), contiguous, and countable by
+// Defined, on the host (StagingCommunicator stages device tensors before this), contiguous, and
+// countable by
 // MPI's int counts.
 void check_tensor(std::string_view op, std::string_view role, const Tensor& tensor) {
   detail::check_tensor(op, role, tensor, Device::cpu(),
-                       "MpiCommunicator stages device tensors through host ones");
+                       "MpiCommunicator works on host tensors (wrap it in a "
+                       "StagingCommunicator to pass device tensors)");
   if (tensor.numel() > INT_MAX)
     throw std::invalid_argument(fmt::format("{}: {} ({}) has {} elements; MPI counts stop at {}",
                                             op, role, describe(tensor), tensor.numel(), INT_MAX));
@@ -358,11 +357,6 @@ MpiCommunicator::~MpiCommunicator() {
 
 std::unique_ptr<Work> MpiCommunicator::all_reduce_async(const Tensor& tensor, ReduceOperation op) {
   constexpr std::string_view kOp = "all_reduce";
-  if (call_device(kOp, {{"tensor", tensor}}).is_cuda()) {
-    return run_async_on_host(
-        {{tensor, StagedAccess::reads_and_writes}},
-        [&](const HostStaging& host) { return all_reduce_async(host.host_tensor(0), op); });
-  }
   Clock::time_point start = Clock::now();
   check_tensor(kOp, "tensor", tensor);
   CollectiveCounter& counter =
@@ -391,13 +385,6 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
                                                             const Tensor& output,
                                                             ReduceOperation op) {
   constexpr std::string_view kOp = "reduce_scatter";
-  if (call_device(kOp, {{"input", input}, {"output", output}}).is_cuda()) {
-    return run_async_on_host({{input, StagedAccess::reads}, {output, StagedAccess::writes}},
-                             [&](const HostStaging& host) {
-                               return reduce_scatter_async(host.host_tensor(0), host.host_tensor(1),
-                                                           op);
-                             });
-  }
   Clock::time_point start = Clock::now();
   check_tensor(kOp, "input", input);
   check_tensor(kOp, "output", output);
@@ -422,12 +409,6 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(const Tensor& input,
 
 std::unique_ptr<Work> MpiCommunicator::all_gather_async(const Tensor& input, const Tensor& output) {
   constexpr std::string_view kOp = "all_gather";
-  if (call_device(kOp, {{"input", input}, {"output", output}}).is_cuda()) {
-    return run_async_on_host({{input, StagedAccess::reads}, {output, StagedAccess::writes}},
-                             [&](const HostStaging& host) {
-                               return all_gather_async(host.host_tensor(0), host.host_tensor(1));
-                             });
-  }
   Clock::time_point start = Clock::now();
   check_tensor(kOp, "input", input);
   check_tensor(kOp, "output", output);
@@ -460,12 +441,6 @@ std::unique_ptr<Work> MpiCommunicator::all_gather_async(const Tensor& input, con
 
 std::unique_ptr<Work> MpiCommunicator::broadcast_async(const Tensor& tensor, int root) {
   constexpr std::string_view kOp = "broadcast";
-  if (call_device(kOp, {{"tensor", tensor}}).is_cuda()) {
-    StagedAccess access = rank_ == root ? StagedAccess::reads : StagedAccess::writes;
-    return run_async_on_host({{tensor, access}}, [&](const HostStaging& host) {
-      return broadcast_async(host.host_tensor(0), root);
-    });
-  }
   Clock::time_point start = Clock::now();
   check_tensor(kOp, "tensor", tensor);
   check_rank(kOp, "root", root, size_);
@@ -481,13 +456,6 @@ std::unique_ptr<Work> MpiCommunicator::broadcast_async(const Tensor& tensor, int
 
 void MpiCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op) {
   constexpr std::string_view kOp = "reduce";
-  if (call_device(kOp, {{"tensor", tensor}}).is_cuda()) {
-    // Only the root's tensor changes.
-    StagedAccess access = rank_ == root ? StagedAccess::reads_and_writes : StagedAccess::reads;
-    run_on_host({{tensor, access}},
-                [&](const HostStaging& host) { reduce(host.host_tensor(0), root, op); });
-    return;
-  }
   Clock::time_point start = Clock::now();
   check_tensor(kOp, "tensor", tensor);
   check_rank(kOp, "root", root, size_);
@@ -513,11 +481,6 @@ void MpiCommunicator::barrier() {
 
 void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
   constexpr std::string_view kOp = "send";
-  if (call_device(kOp, {{"tensor", tensor}}).is_cuda()) {
-    run_on_host({{tensor, StagedAccess::reads}},
-                [&](const HostStaging& host) { send(host.host_tensor(0), destination, tag); });
-    return;
-  }
   Clock::time_point start = Clock::now();
   check_point_to_point(kOp, "destination", tensor, destination, rank_, size_, tag);
   CollectiveCounter& counter =
@@ -530,11 +493,6 @@ void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
 
 void MpiCommunicator::recv(const Tensor& tensor, int source, int tag) {
   constexpr std::string_view kOp = "recv";
-  if (call_device(kOp, {{"tensor", tensor}}).is_cuda()) {
-    run_on_host({{tensor, StagedAccess::writes}},
-                [&](const HostStaging& host) { recv(host.host_tensor(0), source, tag); });
-    return;
-  }
   Clock::time_point start = Clock::now();
   check_point_to_point(kOp, "source", tensor, source, rank_, size_, tag);
   CollectiveCounter& counter =

@@ -1,7 +1,6 @@
 // MpiCommunicator: the Communicator contract over one MPI communicator, on host (CPU) tensors.
-// Tensors on a CUDA device are accepted by every call and staged through pinned host copies
-// (comm/host_staging.h): same results, bit for bit, and the same stats as on host tensors; all
-// tensors of one call must be on one device.
+// A tensor on a device is an error naming it; wrap the communicator in a StagingCommunicator
+// (comm/staging_communicator.h) to pass device tensors through pinned host copies.
 // f16/bf16 travel as raw 2-byte data; their reductions are staged through f32 buffers tagged
 // MemoryTag::comm, reduced in f32 and rounded once. Invariants: MPI errors come back as
 // exceptions naming the op (the communicator uses MPI_ERRORS_RETURN); arguments are checked on

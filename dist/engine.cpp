@@ -180,12 +180,27 @@ bool Engine::is_gradient_accumulation_boundary() const {
 }
 
 Tensor Engine::forward(const Tensor& input) {
+  nn::TensorList outputs = forward(nn::TensorList{input});
+  if (outputs.size() != 1) {
+    throw std::invalid_argument(fmt::format(
+        "Engine::forward: the model returned {} outputs; pass a TensorList to receive several",
+        outputs.size()));
+  }
+  return outputs.front();
+}
+
+nn::TensorList Engine::forward(const nn::TensorList& inputs) {
   auto start = std::chrono::steady_clock::now();
   MemoryTagGuard as_activation(MemoryTag::activation);
-  bool cast = is_floating(input.dtype()) && input.dtype() != model_dtype_;
-  Tensor output = (*model_)(cast ? input.to(model_dtype_) : input);
+  nn::TensorList model_inputs;
+  model_inputs.reserve(inputs.size());
+  for (const Tensor& input : inputs) {
+    bool cast = input.defined() && is_floating(input.dtype()) && input.dtype() != model_dtype_;
+    model_inputs.push_back(cast ? input.to(model_dtype_) : input);
+  }
+  nn::TensorList outputs = (*model_)(model_inputs);
   timers_.forward += seconds_since(start);
-  return output;
+  return outputs;
 }
 
 Tensor Engine::backward(const Tensor& loss) {

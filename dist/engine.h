@@ -26,6 +26,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -66,9 +67,23 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Floating-point inputs are cast to the model's dtype first (16-bit under fp16/bf16).
+  // Calls the model. Floating-point inputs are cast to the model's dtype first (16-bit under
+  // fp16/bf16); undefined tensors (None) and integer inputs pass as they are. The one-tensor
+  // form needs one output; the list form passes several inputs and returns every output.
   Tensor forward(const Tensor& input);
+  nn::TensorList forward(const nn::TensorList& inputs);
+  template <typename... More>
+  requires(std::is_convertible_v<const More&, const Tensor&>&&...) nn::TensorList
+      forward(const Tensor& first, const Tensor& second, const More&... more) {
+    return forward(nn::TensorList{first, second, Tensor(more)...});
+  }
   Tensor operator()(const Tensor& input) { return forward(input); }
+  nn::TensorList operator()(const nn::TensorList& inputs) { return forward(inputs); }
+  template <typename... More>
+  requires(std::is_convertible_v<const More&, const Tensor&>&&...) nn::TensorList operator()(
+      const Tensor& first, const Tensor& second, const More&... more) {
+    return forward(nn::TensorList{first, second, Tensor(more)...});
+  }
   // Back-propagates loss * loss_scale / gradient_accumulation_steps (the seed in f32, the loss
   // cast to f32 first) and reduces gradients as the stage says. Returns the loss it was given.
   Tensor backward(const Tensor& loss);

@@ -9,7 +9,6 @@
 // a previous checkpoint exists to survive it.
 #include <fmt/format.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,24 +22,12 @@
 #include "core/generator.h"
 #include "dist/checkpoint_files.h"
 #include "dist/engine_internal.h"
+#include "dist/fault_points.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Saves this process has started (the test hook counts them).
-int64_t saves_started = 0;
-
-void kill_point(const char* name, int rank) {
-  const char* requested = std::getenv("ZEROTRAIN_CHECKPOINT_KILL_AT");
-  if (rank != 0 || requested == nullptr || std::string(requested) != name) return;
-  const char* after_saves = std::getenv("ZEROTRAIN_CHECKPOINT_KILL_AFTER_SAVES");
-  if (after_saves != nullptr && saves_started <= std::atoll(after_saves)) return;
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::raise(SIGKILL);
-}
 
 void check_tag(const std::string& tag) {
   if (tag.empty() || tag.front() == '.' || tag.find('/') != std::string::npos ||
@@ -117,7 +104,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
   }
   std::string chosen = tag.empty() ? fmt::format("global_step{}", global_steps_) : tag;
   check_tag(chosen);
-  ++saves_started;
+  reach_fault_point("checkpoint_save_begin", rank(), global_steps_);
   fs::path staging = fs::path(dir) / ("." + chosen + ".partial");
   fs::path final_dir = fs::path(dir) / chosen;
   run_on_all_ranks("save_checkpoint", [&] {
@@ -133,7 +120,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
                        {{"format", "pt"},
                         {"zerotrain", engine_state_json().dump()},
                         {"client_state", client_state.dump()}});
-      kill_point("after_model_file", rank());
+      reach_fault_point("checkpoint_after_model_file", rank(), global_steps_);
     }
     NamedTensors tensors;
     nlohmann::json groups = nlohmann::json::array();
@@ -186,7 +173,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     }
     fs::rename(staging, final_dir);
     fs::remove_all(replaced);
-    kill_point("before_latest", rank());
+    reach_fault_point("checkpoint_before_latest", rank(), global_steps_);
     if (save_latest) {
       AtomicFileWriter latest(latest_file(dir));
       std::string line = chosen + "\n";

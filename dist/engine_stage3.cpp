@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "autograd/autograd_meta.h"
 #include "autograd/grad_mode.h"
@@ -82,17 +83,24 @@ void Engine::register_stage3_module_hooks() {
     }
     if (group_index == groups_.size() || !groups_[group_index]->plan.partitioned) continue;
     nn::Module* raw = module.get();
-    int64_t pre = raw->register_forward_pre_hook([this, group_index](nn::Module&, const Tensor&) {
-      gather_group(group_index);
-      if (recording_traces_) forward_trace_.push_back(group_index);
-      prefetch_after(forward_trace_, group_index);
-    });
+    int64_t pre =
+        raw->register_forward_pre_hook([this, group_index](nn::Module&, const nn::TensorList&) {
+          gather_group(group_index);
+          if (recording_traces_) forward_trace_.push_back(group_index);
+          prefetch_after(forward_trace_, group_index);
+        });
     int64_t post = raw->register_forward_hook(
-        [this, group_index](nn::Module&, const Tensor&, const Tensor& output) {
+        [this, group_index](nn::Module&, const nn::TensorList&, const nn::TensorList& outputs) {
           release_group(group_index);
-          // Gather again when backward reaches this module: its gradient arrives at `output`.
-          if (output.requires_grad() && autograd::is_grad_enabled()) {
-            output.register_hook([this, group_index](const Tensor&) {
+          if (!autograd::is_grad_enabled()) return;
+          // Gather again when backward reaches this call of the module: its gradient arrives
+          // at the first of its outputs that backward reaches (once per call).
+          auto reached = std::make_shared<bool>(false);
+          for (const Tensor& output : outputs) {
+            if (!output.defined() || !output.requires_grad()) continue;
+            output.register_hook([this, group_index, reached](const Tensor&) {
+              if (*reached) return Tensor();
+              *reached = true;
               gather_group(group_index);
               collect_gradients_in_place(group_index);
               if (recording_traces_) backward_trace_.push_back(group_index);

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "comm/staging_communicator.h"
 #include "core/factory.h"
 #include "dist/activation_checkpointing.h"
 #ifdef ZT_NCCL
@@ -34,12 +35,18 @@ bool on_every_rank(comm::Communicator& world, bool condition) {
   return flag.item() != 0.0;
 }
 
-// The communicator for ZeRO traffic on `device` (see DistBackend), or null for the grid's MPI
-// one. Collective over the data-parallel group; every rank decides the same way.
+// The communicator for ZeRO traffic on `device` (see DistBackend): null for the grid's MPI one
+// (the model on the host), NCCL, or the grid's MPI one behind a StagingCommunicator. Collective
+// over the data-parallel group; every rank decides the same way.
 std::unique_ptr<comm::Communicator> make_device_data_group(comm::ProcessGrid& grid, Device device,
                                                            DistBackend backend) {
   bool on_gpu = on_every_rank(grid.world(), !device.is_cpu());
-  if (backend == DistBackend::mpi || (!on_gpu && backend == DistBackend::automatic)) return nullptr;
+  if (!on_gpu && backend != DistBackend::nccl) return nullptr;
+  // MPI moves host memory: device tensors go through pinned host copies.
+  auto staged_mpi = [&grid] {
+    return std::make_unique<comm::StagingCommunicator>(grid.data_group());
+  };
+  if (backend == DistBackend::mpi) return staged_mpi();
   if (!on_gpu) {
     throw std::invalid_argument(
         "dist_backend nccl: NCCL moves GPU tensors, but the model is on the cpu on at least one "
@@ -58,14 +65,14 @@ std::unique_ptr<comm::Communicator> make_device_data_group(comm::ProcessGrid& gr
   // NCCL runs on the rank's own GPU (its local rank); a model elsewhere cannot use it.
   bool usable = on_every_rank(grid.world(), nccl && nccl->device_index() == device.index);
   if (usable) return nccl;
-  if (backend == DistBackend::automatic) return nullptr;
+  if (backend == DistBackend::automatic) return staged_mpi();
   if (!failure.empty()) throw std::runtime_error("dist_backend nccl: " + failure);
   throw std::runtime_error(fmt::format(
       "dist_backend nccl: every rank's model must be on its own GPU (cuda:local_rank); this "
       "rank's model is on {} and its NCCL device is cuda:{}",
       device.str(), nccl ? nccl->device_index() : -1));
 #else
-  if (backend == DistBackend::automatic) return nullptr;
+  if (backend == DistBackend::automatic) return staged_mpi();
   throw std::invalid_argument("dist_backend nccl: this build has no NCCL (built with CUDA=0)");
 #endif
 }

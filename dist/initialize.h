@@ -40,8 +40,9 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv);
 struct Initialized {
   // Declared before the engine: the engine's communicator lives in the grid.
   std::unique_ptr<comm::ProcessGrid> grid;
-  // The NCCL communicator over the data-parallel ranks when ZeRO traffic uses it (null when
-  // it goes through the grid's MPI communicator); declared before the engine, which uses it.
+  // The communicator of ZeRO traffic when the model is on a GPU (NCCL, or the grid's MPI one
+  // behind a StagingCommunicator); null when the model is on the host and ZeRO traffic goes
+  // through the grid's MPI communicator. Declared before the engine, which uses it.
   std::unique_ptr<comm::Communicator> device_data_group;
   std::unique_ptr<dist::Engine> engine;
   optim::Optimizer* optimizer = nullptr;

@@ -25,10 +25,10 @@ const std::shared_ptr<Module>& Sequential::operator[](size_t index) const {
   return layers_[index];
 }
 
-Tensor Sequential::forward(const Tensor& input) {
-  Tensor value = input;
-  for (const auto& layer : layers_) value = (*layer)(value);
-  return value;
+TensorList Sequential::forward_many(const TensorList& inputs) {
+  TensorList values = inputs;
+  for (const auto& layer : layers_) values = (*layer)(values);
+  return values;
 }
 
 ModuleList::ModuleList(std::initializer_list<std::shared_ptr<Module>> modules) {
@@ -48,7 +48,7 @@ const std::shared_ptr<Module>& ModuleList::operator[](size_t index) const {
   return items_[index];
 }
 
-Tensor ModuleList::forward(const Tensor&) {
+TensorList ModuleList::forward_many(const TensorList&) {
   throw std::logic_error("ModuleList is a container and has no forward; call its items");
 }
 

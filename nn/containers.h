@@ -1,4 +1,5 @@
-// Sequential (calls its children in order) and ModuleList (holds children, no forward).
+// Sequential (calls its children in order, each child's outputs being the next one's inputs)
+// and ModuleList (holds children, no forward).
 // Children are named "0", "1", ... as in PyTorch, so state-dict names match.
 #pragma once
 
@@ -20,7 +21,7 @@ class Sequential final : public Module {
   std::string type_name() const override { return "Sequential"; }
 
  protected:
-  Tensor forward(const Tensor& input) override;
+  TensorList forward_many(const TensorList& inputs) override;
 
  private:
   std::vector<std::shared_ptr<Module>> layers_;
@@ -36,7 +37,7 @@ class ModuleList final : public Module {
   std::string type_name() const override { return "ModuleList"; }
 
  protected:
-  Tensor forward(const Tensor& input) override;  // throws: a ModuleList is not callable
+  TensorList forward_many(const TensorList& inputs) override;  // throws: not callable
 
  private:
   std::vector<std::shared_ptr<Module>> items_;

@@ -35,10 +35,46 @@ void replace_in_place(const Tensor& target, const Tensor& source) {
 }  // namespace
 
 Tensor Module::operator()(const Tensor& input) {
-  for (auto& [handle, hook] : pre_hooks_) hook(*this, input);
-  Tensor output = forward(input);
-  for (auto& [handle, hook] : post_hooks_) hook(*this, input, output);
-  return output;
+  TensorList outputs = (*this)(TensorList{input});
+  if (outputs.size() != 1) {
+    throw std::invalid_argument(
+        fmt::format("{}: returned {} outputs; call it with a TensorList to receive several",
+                    type_name(), outputs.size()));
+  }
+  return std::move(outputs.front());
+}
+
+TensorList Module::operator()(const TensorList& inputs) {
+  // Hooks may add or remove hooks of this module: iterate over a snapshot.
+  std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks = pre_hooks_;
+  TensorList call_inputs = inputs;
+  for (auto& [handle, hook] : pre_hooks) {
+    if (std::optional<TensorList> replaced = hook(*this, call_inputs)) {
+      call_inputs = std::move(*replaced);
+    }
+  }
+  TensorList outputs = forward_many(call_inputs);
+  std::vector<std::pair<int64_t, ForwardHook>> post_hooks = post_hooks_;
+  for (auto& [handle, hook] : post_hooks) {
+    if (std::optional<TensorList> replaced = hook(*this, call_inputs, outputs)) {
+      outputs = std::move(*replaced);
+    }
+  }
+  return outputs;
+}
+
+Tensor Module::forward(const Tensor&) {
+  throw std::invalid_argument(
+      fmt::format("{}: forward takes several inputs; call it with all of them (module(a, b, ...))",
+                  type_name()));
+}
+
+TensorList Module::forward_many(const TensorList& inputs) {
+  if (inputs.size() != 1) {
+    throw std::invalid_argument(
+        fmt::format("{}: forward takes 1 input, got {}", type_name(), inputs.size()));
+  }
+  return {forward(inputs.front())};
 }
 
 void Module::check_new_name(const std::string& name) const {
@@ -176,12 +212,12 @@ void Module::zero_grad() {
   for (const Tensor& param : parameters()) param.set_grad(Tensor());
 }
 
-int64_t Module::register_forward_pre_hook(ForwardPreHook hook) {
+int64_t Module::add_pre_hook(ForwardPreHook hook) {
   pre_hooks_.emplace_back(next_hook_handle_, std::move(hook));
   return next_hook_handle_++;
 }
 
-int64_t Module::register_forward_hook(ForwardHook hook) {
+int64_t Module::add_post_hook(ForwardHook hook) {
   post_hooks_.emplace_back(next_hook_handle_, std::move(hook));
   return next_hook_handle_++;
 }

@@ -1,9 +1,13 @@
 // Module: the unit models are written in. A module owns named parameters and buffers and named
 // child modules, in registration order; names of nested entries are joined with '.', as in
 // PyTorch, so state dicts line up with PyTorch's for the same model.
-// Calling a module (operator()) runs its forward pre-hooks, forward() and forward hooks: ZeRO
+// Calling a module (operator()) runs its forward pre-hooks, forward and forward hooks: ZeRO
 // stage 3 gathers a module's parameters in a pre-hook and releases them in a post-hook, so
 // every call of a child must go through operator(), never through forward() directly.
+// A module takes and returns one tensor or several, as PyTorch modules do (an input and a mask,
+// `(idx, targets)` in and `(logits, loss)` out, a KV cache); an undefined Tensor in a list
+// stands for None, an optional argument left out. A module with one input and one output
+// overrides forward(const Tensor&); one with several overrides forward_many(const TensorList&).
 // Invariant: the Tensor handles a module registered are the same impls as the members that
 // subclasses keep, so to(dtype) and load_state_dict change both at once (in place).
 #pragma once
@@ -11,7 +15,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -22,18 +28,31 @@ namespace zt::nn {
 
 using zt::NamedTensors;
 
+// The inputs or the outputs of one call of a module, in order; an undefined Tensor is None.
+using TensorList = std::vector<Tensor>;
+
 class Module : public std::enable_shared_from_this<Module> {
  public:
-  using ForwardPreHook = std::function<void(Module& module, const Tensor& input)>;
-  using ForwardHook =
-      std::function<void(Module& module, const Tensor& input, const Tensor& output)>;
+  // A pre-hook sees the inputs before forward and may return replacements for them; a forward
+  // hook sees inputs and outputs after it and may return replacement outputs, as PyTorch's
+  // hooks may. std::nullopt (or a hook returning void) keeps what was there.
+  using ForwardPreHook =
+      std::function<std::optional<TensorList>(Module& module, const TensorList& inputs)>;
+  using ForwardHook = std::function<std::optional<TensorList>(
+      Module& module, const TensorList& inputs, const TensorList& outputs)>;
 
   virtual ~Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
-  // Runs pre-hooks, forward, hooks.
+  // Runs pre-hooks, forward, hooks. The one-tensor form needs exactly one output.
   Tensor operator()(const Tensor& input);
+  TensorList operator()(const TensorList& inputs);
+  template <typename... More>
+  requires(std::is_convertible_v<const More&, const Tensor&>&&...) TensorList operator()(
+      const Tensor& first, const Tensor& second, const More&... more) {
+    return (*this)(TensorList{first, second, Tensor(more)...});
+  }
   // The module's type, for printing and errors ("Linear", "Sequential", ...).
   virtual std::string type_name() const = 0;
   // One line describing the module's configuration, e.g. "in=784, out=128, bias=true".
@@ -62,8 +81,35 @@ class Module : public std::enable_shared_from_this<Module> {
   void zero_grad();  // drops the gradients of every parameter
 
   // ---- hooks --------------------------------------------------------------------------
-  int64_t register_forward_pre_hook(ForwardPreHook hook);
-  int64_t register_forward_hook(ForwardHook hook);
+  // Hooks run in registration order; each returns a handle for remove_hook. A hook may
+  // return void or std::optional<TensorList> (see ForwardPreHook).
+  template <typename Hook>
+  int64_t register_forward_pre_hook(Hook hook) {
+    if constexpr (std::is_void_v<std::invoke_result_t<Hook&, Module&, const TensorList&>>) {
+      return add_pre_hook(
+          [hook = std::move(hook)](Module& module,
+                                   const TensorList& inputs) -> std::optional<TensorList> {
+            hook(module, inputs);
+            return std::nullopt;
+          });
+    } else {
+      return add_pre_hook(ForwardPreHook(std::move(hook)));
+    }
+  }
+  template <typename Hook>
+  int64_t register_forward_hook(Hook hook) {
+    using Result = std::invoke_result_t<Hook&, Module&, const TensorList&, const TensorList&>;
+    if constexpr (std::is_void_v<Result>) {
+      return add_post_hook(
+          [hook = std::move(hook)](Module& module, const TensorList& inputs,
+                                   const TensorList& outputs) -> std::optional<TensorList> {
+            hook(module, inputs, outputs);
+            return std::nullopt;
+          });
+    } else {
+      return add_post_hook(ForwardHook(std::move(hook)));
+    }
+  }
   void remove_hook(int64_t handle);
 
   // ---- state dict -------------------------------------------------------------------------
@@ -78,7 +124,11 @@ class Module : public std::enable_shared_from_this<Module> {
 
  protected:
   Module() = default;
-  virtual Tensor forward(const Tensor& input) = 0;
+  // One input, one output. The default throws: a module overrides this or forward_many.
+  virtual Tensor forward(const Tensor& input);
+  // Any number of inputs and outputs. The default passes a single input to forward(Tensor)
+  // and refuses any other count, naming the module.
+  virtual TensorList forward_many(const TensorList& inputs);
 
   // A parameter: tagged `param` in memory accounting and a leaf that requires grad.
   Tensor register_parameter(const std::string& name, Tensor tensor);
@@ -92,6 +142,8 @@ class Module : public std::enable_shared_from_this<Module> {
   void add_child(const std::string& name, std::shared_ptr<Module> module);
 
  private:
+  int64_t add_pre_hook(ForwardPreHook hook);
+  int64_t add_post_hook(ForwardHook hook);
   void check_new_name(const std::string& name) const;
   void repr_into(std::string& text, int indent) const;
 

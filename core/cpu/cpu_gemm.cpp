@@ -26,6 +26,7 @@ namespace {
 constexpr double kGemmWorkPerPiece = double(1 << 22);
 constexpr int64_t kMaxGemmPieces = 64;
 constexpr int64_t kMinGemmPieceWidth = 32;
+constexpr int64_t kGemmPieceAlignment = 64;
 
 // BLAS rejects a leading dimension below the stored row length even when the matrix has a
 // single row, where the stride is meaningless; give it the smallest legal value then.
@@ -91,7 +92,13 @@ template <typename T>
 void gemm_one(const GemmArgs& args, int64_t index, int64_t pieces) {
   bool cut_columns = args.n >= args.m;
   int64_t length = cut_columns ? args.n : args.m;
+  // Piece edges fall on multiples of kGemmPieceAlignment, so that OpenBLAS's edge kernels
+  // (which round differently on some CPUs) see the same columns or rows in a piece as in the
+  // uncut product: each element's bits do not depend on how it was cut.
   int64_t piece_length = (length + pieces - 1) / pieces;
+  piece_length =
+      (piece_length + kGemmPieceAlignment - 1) / kGemmPieceAlignment * kGemmPieceAlignment;
+  pieces = (length + piece_length - 1) / piece_length;
   parallel_for(0, pieces, 1, [&](int64_t first, int64_t last) {
     for (int64_t piece = first; piece < last; ++piece) {
       int64_t begin = piece * piece_length, end = std::min(length, begin + piece_length);

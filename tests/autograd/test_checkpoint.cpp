@@ -14,6 +14,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/generator.h"
+#include "nn/checkpoint_sequential.h"
 #include "nn/nn.h"
 
 using namespace zt;
@@ -218,7 +219,8 @@ TEST_CASE("module hooks fire in forward and again in recomputation") {
   auto model = mlp(4, 2, 0.0);  // 4 layers
   int calls = 0;
   for (size_t i = 0; i < model->size(); ++i) {
-    (*model)[i]->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor&) { ++calls; });
+    (*model)[i]->register_forward_hook(
+        [&](nn::Module&, const nn::TensorList&, const nn::TensorList&) { ++calls; });
   }
   Tensor x = leaf({2, 4}, 16);
   Tensor out = checkpoint_sequential(*model, 2, x);  // layers 0-1 checkpointed, 2-3 plain

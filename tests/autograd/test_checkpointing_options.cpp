@@ -20,6 +20,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/generator.h"
+#include "nn/checkpoint_sequential.h"
 #include "nn/nn.h"
 
 using namespace zt;

@@ -1,17 +1,12 @@
-// What the CUDA test files share: the device they test and the guard that turns a case into a
-// pass with the message "skipped: no CUDA device" on a machine without one.
+// What the CUDA test files share: the device they test, and the decorator of the cases that
+// need one (ZT_NEEDS_CUDA_DEVICE, tests/requirements.h): skipped on a machine without a GPU.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include "core/backend.h"
 #include "core/device.h"
-
-#define SKIP_WITHOUT_CUDA()             \
-  if (::zt::cuda_device_count() == 0) { \
-    MESSAGE("skipped: no CUDA device"); \
-    return;                             \
-  }
+#include "tests/requirements.h"
 
 namespace zt::cuda_test {
 

@@ -46,8 +46,8 @@ TEST_SUITE("cuda") {
       CHECK(param.data_ptr<float>() == before[i++]);
   }
 
-  TEST_CASE("Module::to(cuda) moves parameters in place and back, values and tags unchanged") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("Module::to(cuda) moves parameters in place and back, values and tags unchanged" *
+            ZT_NEEDS_CUDA_DEVICE) {
     std::shared_ptr<nn::Module> model = small_model();
     NamedTensors params = model->named_parameters();  // handles that must follow the move
     std::vector<double> host_values = values_of(params);
@@ -64,8 +64,8 @@ TEST_SUITE("cuda") {
     CHECK(values_of(params) == host_values);
   }
 
-  TEST_CASE("a model moved to the GPU gives the host's outputs and gradients") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("a model moved to the GPU gives the host's outputs and gradients" *
+            ZT_NEEDS_CUDA_DEVICE) {
     std::shared_ptr<nn::Module> host = small_model();
     std::shared_ptr<nn::Module> gpu = small_model();
     gpu->to(Device::cuda(0));

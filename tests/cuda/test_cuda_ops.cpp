@@ -106,8 +106,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("copy_casts_between_all_dtypes_bitwise_like_the_cpu_on_strided_views") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("copy_casts_between_all_dtypes_bitwise_like_the_cpu_on_strided_views" *
+            ZT_NEEDS_CUDA_DEVICE) {
     for (DType from : kAllDTypes) {
       Tensor source = random_tensor({5, 7}, from, 1, -300.0, 300.0);
       for (DType to : kAllDTypes) {
@@ -124,8 +124,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("host_device_round_trip_keeps_values_tags_and_views") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("host_device_round_trip_keeps_values_tags_and_views" * ZT_NEEDS_CUDA_DEVICE) {
     Tensor host = random_tensor({3, 4, 5}, DType::f32, 2);
     Tensor device = ops::to_device(ops::permute(host, {2, 0, 1}), kGpu);
     CHECK(device.device() == kGpu);
@@ -143,8 +142,7 @@ TEST_SUITE("cuda") {
           ops::to_dtype(ops::permute(host, {2, 0, 1}), DType::f16).to_vector());
   }
 
-  TEST_CASE("fill_and_arange_match_the_cpu_for_every_dtype") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("fill_and_arange_match_the_cpu_for_every_dtype" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kAllDTypes) {
       Tensor gpu_full = full({33}, 3.7, {.dtype = dtype, .device = kGpu});
       CHECK(gpu_full.to_vector() == full({33}, 3.7, {.dtype = dtype}).to_vector());
@@ -153,8 +151,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("uniform_and_dropout_are_bitwise_equal_to_the_cpu_and_normal_within_ulps") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("uniform_and_dropout_are_bitwise_equal_to_the_cpu_and_normal_within_ulps" *
+            ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       Generator cpu_gen(1234), gpu_gen(1234);
       Tensor cpu_u = uniform({1001}, -3.0, 5.0, {.dtype = dtype}, &cpu_gen);
@@ -178,8 +176,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("unary_ops_match_the_cpu_on_contiguous_and_strided_inputs") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("unary_ops_match_the_cpu_on_contiguous_and_strided_inputs" * ZT_NEEDS_CUDA_DEVICE) {
     const UnaryOp float_ops[] = {
         UnaryOp::neg,       UnaryOp::exp,  UnaryOp::log,     UnaryOp::sqrt,      UnaryOp::rsqrt,
         UnaryOp::abs,       UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::relu,      UnaryOp::gelu,
@@ -212,8 +209,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("binary_ops_match_the_cpu_with_broadcasting_and_views") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("binary_ops_match_the_cpu_with_broadcasting_and_views" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       Tensor a = random_tensor({3, 1, 45}, dtype, 8, 0.2, 2.0);
       Tensor b = random_tensor({4, 45}, dtype, 9, 0.2, 2.0);
@@ -243,8 +239,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("where_and_in_place_updates_match_the_cpu") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("where_and_in_place_updates_match_the_cpu" * ZT_NEEDS_CUDA_DEVICE) {
     Tensor a = random_tensor({9, 13}, DType::f32, 13), b = random_tensor({13}, DType::f32, 14);
     compare(
         {a, b},
@@ -258,8 +253,7 @@ TEST_SUITE("cuda") {
         "where");
   }
 
-  TEST_CASE("reductions_match_the_cpu_on_short_long_and_split_rows") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("reductions_match_the_cpu_on_short_long_and_split_rows" * ZT_NEEDS_CUDA_DEVICE) {
     const ReduceOp all_ops[] = {ReduceOp::sum,    ReduceOp::mean,   ReduceOp::max, ReduceOp::min,
                                 ReduceOp::argmax, ReduceOp::argmin, ReduceOp::var};
     const Shape shapes[] = {{7, 5}, {3, 1000}, {2, 300001}, {40, 3, 17}};
@@ -293,8 +287,7 @@ TEST_SUITE("cuda") {
         "integer reductions", 0.0);
   }
 
-  TEST_CASE("softmax_and_log_softmax_forward_and_backward_match_the_cpu") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("softmax_and_log_softmax_forward_and_backward_match_the_cpu" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       for (const Shape& shape : {Shape{5, 10}, Shape{3, 4, 1000}, Shape{2, 5000}}) {
         Tensor x = random_tensor(shape, dtype, 17, -8, 8), g = random_tensor(shape, dtype, 18);
@@ -312,8 +305,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("cross_entropy_forward_and_backward_match_the_cpu_and_reject_bad_targets") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cross_entropy_forward_and_backward_match_the_cpu_and_reject_bad_targets" *
+            ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       Tensor logits = random_tensor({17, 11}, dtype, 19, -5, 5);
       std::vector<int64_t> labels;
@@ -338,8 +331,7 @@ TEST_SUITE("cuda") {
     CHECK_THROWS_AS(ops::cross_entropy_forward(logits, bad), std::out_of_range);
   }
 
-  TEST_CASE("layer_norm_forward_and_backward_match_the_cpu") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("layer_norm_forward_and_backward_match_the_cpu" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       for (const Shape& shape : {Shape{4, 7}, Shape{3, 5, 768}, Shape{1000, 33}}) {
         int64_t cols = shape.back();
@@ -360,8 +352,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("embedding_index_select_and_index_add_match_the_cpu_and_reject_bad_indices") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("embedding_index_select_and_index_add_match_the_cpu_and_reject_bad_indices" *
+            ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       Tensor weight = random_tensor({50, 24}, dtype, 26);
       std::vector<int64_t> picks;
@@ -388,8 +380,7 @@ TEST_SUITE("cuda") {
     CHECK_THROWS_AS(ops::index_select(weight, 0, bad), std::out_of_range);
   }
 
-  TEST_CASE("max_and_average_pooling_match_the_cpu") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("max_and_average_pooling_match_the_cpu" * ZT_NEEDS_CUDA_DEVICE) {
     Pool2dParams plain{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
     Pool2dParams overlapping{.kernel_h = 3,
                              .kernel_w = 3,
@@ -422,8 +413,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("matmul_through_cublas_matches_the_cpu_for_every_float_dtype") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("matmul_through_cublas_matches_the_cpu_for_every_float_dtype" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kFloatDTypes) {
       Tensor a = random_tensor({3, 33, 65}, dtype, 33), b = random_tensor({3, 65, 17}, dtype, 34);
       Tensor w = random_tensor({17, 65}, dtype, 35), bias = random_tensor({17}, dtype, 36);
@@ -446,8 +436,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("device_allocator_accounts_by_tag_and_enforces_its_limit") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("device_allocator_accounts_by_tag_and_enforces_its_limit" * ZT_NEEDS_CUDA_DEVICE) {
     MemoryAccounting& accounting = backend_for(kGpu).allocator(kGpu).accounting();
     int64_t before = accounting.stats().live(MemoryTag::grad);
     {
@@ -463,8 +452,7 @@ TEST_SUITE("cuda") {
     CHECK(cpu_allocator().accounting().stats().live(MemoryTag::grad) >= 0);
   }
 
-  TEST_CASE("conv2d_forward_and_backward_through_cudnn_match_the_cpu") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("conv2d_forward_and_backward_through_cudnn_match_the_cpu" * ZT_NEEDS_CUDA_DEVICE) {
     struct ConvCase {
       Shape input, weight;
       Conv2dParams params;

@@ -99,8 +99,8 @@ std::vector<int64_t> standard_sizes() {
 }  // namespace
 
 TEST_SUITE("cuda") {
-  TEST_CASE("cuda_adam_equals_the_cpu_bitwise_with_and_without_decoupled_decay") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cuda_adam_equals_the_cpu_bitwise_with_and_without_decoupled_decay" *
+            ZT_NEEDS_CUDA_DEVICE) {
     for (bool decoupled : {true, false}) {
       for (bool bias_correction : {true, false}) {
         CAPTURE(decoupled);
@@ -115,8 +115,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("cuda_sgd_equals_the_cpu_bitwise_with_momentum_nesterov_first_step_and_decay") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cuda_sgd_equals_the_cpu_bitwise_with_momentum_nesterov_first_step_and_decay" *
+            ZT_NEEDS_CUDA_DEVICE) {
     const SgdHyper hypers[] = {{0.1, 0.0, 0.0, 0.0, false},
                                {0.1, 0.0, 0.0, 0.01, false},
                                {0.1, 0.9, 0.0, 0.01, false},
@@ -145,8 +145,8 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("cuda_adam_handles_unaligned_views_and_3000_small_tensors_in_one_call") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cuda_adam_handles_unaligned_views_and_3000_small_tensors_in_one_call" *
+            ZT_NEEDS_CUDA_DEVICE) {
     // Views at odd offsets of one flat buffer (no float4 path), as ZeRO slices can be.
     Tensor flat_param = random_f32(10007, 9, -1.0, 1.0), flat_grad = random_f32(10007, 10, -1, 1);
     Tensor gpu_param = ops::to_device(flat_param, kGpu), gpu_grad = ops::to_device(flat_grad, kGpu);
@@ -171,8 +171,8 @@ TEST_SUITE("cuda") {
     compare_adam(small, {.lr = 1e-2, .weight_decay = 0.01}, 2);
   }
 
-  TEST_CASE("cuda_sum_of_squares_matches_the_cpu_repeats_bitwise_and_flags_non_finite") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cuda_sum_of_squares_matches_the_cpu_repeats_bitwise_and_flags_non_finite" *
+            ZT_NEEDS_CUDA_DEVICE) {
     std::vector<Tensor> host;
     uint32_t seed = 20;
     for (DType dtype : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
@@ -215,8 +215,7 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("cuda_fused_updates_reject_a_list_across_devices") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("cuda_fused_updates_reject_a_list_across_devices" * ZT_NEEDS_CUDA_DEVICE) {
     Tensor host = zeros({4}), gpu = zeros({4}, {.device = kGpu});
     std::vector<AdamOperands> mixed = {{gpu, gpu, gpu, gpu}, {gpu, host, gpu, gpu}};
     CHECK_THROWS_WITH_AS(ops::adam_update(mixed, adam_step_constants({})),

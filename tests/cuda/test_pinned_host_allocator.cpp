@@ -14,6 +14,7 @@
 #include "core/factory.h"
 #include "core/ops/view.h"
 #include "core/storage.h"
+#include "tests/requirements.h"
 
 namespace zt {
 namespace {
@@ -31,12 +32,10 @@ TEST_CASE("pinned_host_allocator_is_registered_exactly_in_a_cuda_build") {
   CHECK((pinned_host_allocator() != nullptr) == has_cuda_backend());
 }
 
-TEST_CASE("pinned_host_allocator_is_host_memory_accounted_on_the_host_allocator") {
+TEST_CASE("pinned_host_allocator_is_host_memory_accounted_on_the_host_allocator" *
+          ZT_NEEDS_CUDA_BUILD) {
   Allocator* pinned = pinned_host_allocator();
-  if (pinned == nullptr) {
-    MESSAGE("skipped: built without CUDA, so without pinned memory");
-    return;
-  }
+  REQUIRE(pinned != nullptr);
   CHECK(pinned->device() == Device::cpu());
   CHECK(&pinned->accounting() == &cpu_allocator().accounting());
   int64_t comm_before = cpu_allocator().accounting().stats().live(MemoryTag::comm);
@@ -72,11 +71,9 @@ Tensor pinned_empty_like(const Tensor& like) {
   return Tensor(std::move(impl));
 }
 
-TEST_CASE("a_pinned_tensor_may_be_freed_and_its_block_reused_right_after_a_copy_to_the_device") {
-  if (pinned_host_allocator() == nullptr || cuda_device_count() == 0) {
-    MESSAGE("skipped: no CUDA device");
-    return;
-  }
+TEST_CASE("a_pinned_tensor_may_be_freed_and_its_block_reused_right_after_a_copy_to_the_device" *
+          ZT_NEEDS_CUDA_DEVICE) {
+  REQUIRE(pinned_host_allocator() != nullptr);
   Tensor values = arange(0, 300000, 1, {.dtype = DType::f32});
   Tensor on_device;
   {

@@ -15,6 +15,7 @@
 #include "core/factory.h"
 #include "data/idx.h"
 #include "tests/io/temp_dir.h"
+#include "tests/requirements.h"
 
 using namespace zt;
 using zt::data::IdxArray;
@@ -198,12 +199,9 @@ TEST_CASE("load_mnist_split rejects wrong dims, mismatched counts, bad labels an
   CHECK_THROWS_AS(load_mnist_split(root, "validation"), std::invalid_argument);
 }
 
-TEST_CASE("load_mnist_split reads the real Fashion-MNIST t10k split: 10000 images, 1000 a class") {
-  const std::string fashion_dir = "/usr/share/datasets/fashion-mnist";
-  if (!std::filesystem::exists(fashion_dir + "/t10k-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: " << fashion_dir << " is not installed (Debian dataset-fashion-mnist)");
-    return;
-  }
+TEST_CASE("load_mnist_split reads the real Fashion-MNIST t10k split: 10000 images, 1000 a class" *
+          ZT_NEEDS_FASHION_MNIST) {
+  const std::string fashion_dir = zt::testing::kFashionMnistDir;
   zt::data::MnistSplit split = load_mnist_split(fashion_dir, "t10k");
   CHECK(split.images.sizes() == Shape{10000, 28, 28});
   REQUIRE(split.labels.sizes() == Shape{10000});

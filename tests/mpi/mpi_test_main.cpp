@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/requirements.h"
 
 namespace zt::testing {
 namespace {
@@ -97,6 +98,17 @@ int print_summary_over_ranks(MPI_Comm world, int rank) {
   return failed;
 }
 
+// What every rank has (each flag the minimum over ranks, so that every rank runs the same cases):
+// gpu_per_rank when the node has at least as many GPUs as ranks on it.
+Availability availability_on_every_rank(comm::MpiRuntime& runtime) {
+  Availability available = detect_availability();
+  available.gpu_per_rank = cuda_device_count() >= runtime.local_size();
+  int flags[4] = {available.cuda_build, available.cuda_device, available.gpu_per_rank,
+                  available.fashion_mnist};
+  MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MIN, runtime.world().mpi_comm());
+  return {flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0};
+}
+
 }  // namespace
 
 DOCTEST_REGISTER_REPORTER("mpi_ranks", 1, RankReporter);
@@ -108,11 +120,13 @@ comm::MpiRuntime& test_runtime() {
 }  // namespace zt::testing
 
 int main(int argc, char** argv) {
-  using namespace zt::comm;
-  return run_distributed_main(argc, argv, [argc, argv](MpiRuntime& runtime) {
+  using namespace zt;
+  return comm::run_distributed_main(argc, argv, [argc, argv](comm::MpiRuntime& runtime) {
     testing::g_runtime = &runtime;
     testing::g_results.rank = runtime.rank();
     doctest::Context context;
+    testing::exclude_unavailable(context, testing::availability_on_every_rank(runtime),
+                                 /*print=*/runtime.rank() == 0);
     context.applyCommandLine(argc, argv);
     context.setOption("reporters", "mpi_ranks");
     // mpirun hands each rank a terminal, so doctest would colour output that is mostly piped

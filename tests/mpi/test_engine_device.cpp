@@ -112,8 +112,8 @@ TEST_SUITE("cuda_engine") {
     }
   }
 
-  TEST_CASE("on a GPU, ZeRO stages 1-3 give weights bitwise equal to stage 0 (f32, MPI staging)") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("on a GPU, ZeRO stages 1-3 give weights bitwise equal to stage 0 (f32, MPI staging)" *
+            ZT_NEEDS_CUDA_DEVICE) {
     DeviceRun reference = train_on(rank_device(), 0);
     CHECK(reference.device == rank_device());
     CHECK(reference.communicator == "mpi");
@@ -125,8 +125,8 @@ TEST_SUITE("cuda_engine") {
     }
   }
 
-  TEST_CASE("on a GPU, fp16 ZeRO stages 1-3 give weights bitwise equal to stage 0") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("on a GPU, fp16 ZeRO stages 1-3 give weights bitwise equal to stage 0" *
+            ZT_NEEDS_CUDA_DEVICE) {
     const std::string fp16 = R"(, "fp16": {"enabled": true, "initial_scale_power": 12})";
     DeviceRun reference = train_on(rank_device(), 0, fp16);
     for (int stage = 1; stage <= 3; ++stage) {
@@ -136,8 +136,8 @@ TEST_SUITE("cuda_engine") {
     }
   }
 
-  TEST_CASE("the GPU run of a training matches the host run of the same training") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("the GPU run of a training matches the host run of the same training" *
+            ZT_NEEDS_CUDA_DEVICE) {
     // cuBLAS and the host GEMM sum in different orders: f32 rounding differences, which SGD
     // (see kSgd) carries through 12 steps without amplifying them.
     DeviceRun host = train_on(Device::cpu(), 2, "", DistBackend::mpi, kSgd);
@@ -146,8 +146,8 @@ TEST_SUITE("cuda_engine") {
     CHECK(relative_error(gpu.losses, host.losses) < 1e-4);
   }
 
-  TEST_CASE("with a GPU per rank, automatic picks NCCL and trains as MPI does") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("with a GPU per rank, automatic picks NCCL and trains as MPI does" *
+            ZT_NEEDS_CUDA_DEVICE) {
     bool own_gpu = test_runtime().local_size() <= cuda_device_count();
     DeviceRun mpi = train_on(rank_device(), 2, "", DistBackend::mpi, kSgd);
     DeviceRun automatic = train_on(rank_device(), 2, "", DistBackend::automatic, kSgd);
@@ -164,8 +164,8 @@ TEST_SUITE("cuda_engine") {
 #endif
   }
 
-  TEST_CASE("a checkpoint saved on the GPU loads into a host engine with the same weights") {
-    SKIP_WITHOUT_CUDA();
+  TEST_CASE("a checkpoint saved on the GPU loads into a host engine with the same weights" *
+            ZT_NEEDS_CUDA_DEVICE) {
     namespace fs = std::filesystem;
     // One folder per job (rank 0's process id), so concurrent jobs never share it.
     Tensor job = full({1}, double(getpid()), {.dtype = DType::f64});

@@ -77,15 +77,16 @@ MixedRun train_mixed(const Config& config, MixedOptions options = {}) {
   // exist only inside the module's forward and backward.)
   bool armed = false;
   nn::Module& first_layer = *engine.module().named_modules().at(1).second;
-  first_layer.register_forward_hook([&armed](nn::Module&, const Tensor&, const Tensor& output) {
-    if (!armed) return;
-    output.register_hook([](const Tensor& grad) {
-      Tensor poisoned = ops::clone(grad);
-      ops::fill_(ops::narrow(ops::reshape(poisoned, {poisoned.numel()}), 0, 3, 1),
-                 std::numeric_limits<double>::infinity());
-      return poisoned;
-    });
-  });
+  first_layer.register_forward_hook(
+      [&armed](nn::Module&, const nn::TensorList&, const nn::TensorList& outputs) {
+        if (!armed) return;
+        outputs.at(0).register_hook([](const Tensor& grad) {
+          Tensor poisoned = ops::clone(grad);
+          ops::fill_(ops::narrow(ops::reshape(poisoned, {poisoned.numel()}), 0, 3, 1),
+                     std::numeric_limits<double>::infinity());
+          return poisoned;
+        });
+      });
   MixedRun run;
   for (int step = 0; step < kMixedSteps; ++step) {
     armed = step == options.inject_inf_at_step && world.rank() == world.size() - 1;

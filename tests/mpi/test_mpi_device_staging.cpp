@@ -1,8 +1,9 @@
-// Multi-rank tests of MpiCommunicator on CUDA tensors, which it stages through pinned host
-// copies: every collective, send/recv and the async forms on device tensors of f32, f16 and
-// bf16 must give the same bits and the same stats (calls, buffer and payload bytes) as the same
-// call on host tensors. They need a CUDA device (ranks may share one); without one each case
-// says "skipped: no CUDA device" and passes. host_communicator() is checked on every machine.
+// Multi-rank tests of MpiCommunicator behind the StagingCommunicator decorator on CUDA tensors,
+// which it stages through pinned host copies: every collective, send/recv and the async forms
+// on device tensors of f32, f16 and bf16 must give the same bits and the same stats (calls,
+// buffer and payload bytes) as the same call on host tensors. Those cases need a CUDA device
+// (ranks may share one) and are skipped without one. The staging machinery on host tensors,
+// host_communicator() and the decorator's pass-through of host calls run on every machine.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -13,23 +14,26 @@
 #include <vector>
 
 #include "comm/host_staging.h"
+#include "comm/staging_communicator.h"
 #include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/requirements.h"
 
 namespace zt::comm {
 namespace {
 
 using testing::test_world;
 
-constexpr DType kStagedDTypes[] = {DType::f32, DType::f16, DType::bf16};
+// The test world behind the staging decorator, as zt::initialize gives it to an engine whose
+// model is on a GPU and whose ZeRO traffic goes through MPI.
+Communicator& staged_world() {
+  static StagingCommunicator staged(test_world());
+  return staged;
+}
 
-#define SKIP_WITHOUT_CUDA_DEVICE()      \
-  if (cuda_device_count() == 0) {       \
-    MESSAGE("skipped: no CUDA device"); \
-    return;                             \
-  }
+constexpr DType kStagedDTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // This rank's device: ranks share the node's devices in turn.
 Device gpu() {
@@ -69,7 +73,7 @@ void check_device_call_equals_host_call(
     std::vector<Tensor> host_tensors, const std::function<void(const std::vector<Tensor>&)>& call) {
   std::vector<Tensor> device_tensors;
   for (const Tensor& tensor : host_tensors) device_tensors.push_back(tensor.to(gpu()));
-  Communicator& world = test_world();
+  Communicator& world = staged_world();
   world.reset_stats();
   call(host_tensors);
   CommStats host_stats = world.stats();
@@ -96,6 +100,29 @@ TEST_SUITE("mpi_device_staging") {
     CHECK(&world.host_communicator() == &world);
     std::unique_ptr<Communicator> half = world.split(world.rank() % 2, world.rank());
     CHECK(&half->host_communicator() == half.get());
+  }
+
+  TEST_CASE("a_staging_communicator_passes_host_calls_to_the_wrapped_one_with_its_stats") {
+    Communicator& world = test_world();
+    StagingCommunicator staged(world);
+    CHECK(staged.rank() == world.rank());
+    CHECK(staged.size() == world.size());
+    CHECK(staged.name() == "mpi");
+    CHECK(&staged.host_communicator() == &world);
+    Tensor through_staged = rank_values(37, DType::f32);
+    Tensor through_world = ops::clone(through_staged);
+    world.reset_stats();
+    staged.all_reduce(through_staged);
+    CommStats staged_stats = staged.stats();
+    CHECK(&staged.stats() == &world.stats());
+    world.reset_stats();
+    world.all_reduce(through_world);
+    CHECK(bytes_of(through_staged) == bytes_of(through_world));
+    CHECK(same_counts(staged_stats, world.stats()));
+    std::unique_ptr<Communicator> half = staged.split(world.rank() % 2, world.rank());
+    CHECK(dynamic_cast<StagingCommunicator*>(half.get()) != nullptr);
+    CHECK(half->size() == (world.size() + 1 - world.rank() % 2) / 2);
+    world.reset_stats();
   }
 
   // The staging machinery itself, on host tensors, so that it runs without a GPU too.
@@ -140,8 +167,7 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_all_reduce_sum_and_max_equal_the_host_bits_and_stats") {
-    SKIP_WITHOUT_CUDA_DEVICE();
+  TEST_CASE("staged_all_reduce_sum_and_max_equal_the_host_bits_and_stats" * ZT_NEEDS_CUDA_DEVICE) {
     for (DType dtype : kStagedDTypes) {
       for (int64_t elems : staged_sizes()) {
         for (ReduceOperation op : {ReduceOperation::sum, ReduceOperation::max}) {
@@ -149,15 +175,15 @@ TEST_SUITE("mpi_device_staging") {
           CAPTURE(elems);
           check_device_call_equals_host_call(
               {rank_values(elems, dtype)},
-              [&](const std::vector<Tensor>& t) { test_world().all_reduce(t[0], op); });
+              [&](const std::vector<Tensor>& t) { staged_world().all_reduce(t[0], op); });
         }
       }
     }
   }
 
-  TEST_CASE("staged_reduce_scatter_equals_the_host_bits_and_stats_also_in_place") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_reduce_scatter_equals_the_host_bits_and_stats_also_in_place" *
+            ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     for (DType dtype : kStagedDTypes) {
       for (int64_t slice : {int64_t(1), int64_t(17)}) {
         CAPTURE(dtype_name(dtype));
@@ -175,9 +201,9 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_all_gather_equals_the_host_bits_and_stats_also_in_place") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_all_gather_equals_the_host_bits_and_stats_also_in_place" *
+            ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     for (DType dtype : kStagedDTypes) {
       CAPTURE(dtype_name(dtype));
       int64_t slice = 13, full = slice * world.size();
@@ -193,9 +219,8 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_broadcast_and_reduce_equal_the_host_bits_and_stats") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_broadcast_and_reduce_equal_the_host_bits_and_stats" * ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     for (DType dtype : kStagedDTypes) {
       for (int root : {0, world.size() - 1}) {
         CAPTURE(dtype_name(dtype));
@@ -210,9 +235,8 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_send_recv_ring_equals_the_host_bits_and_stats") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_send_recv_ring_equals_the_host_bits_and_stats" * ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     if (world.size() == 1) return;
     int next = (world.rank() + 1) % world.size();
     int previous = (world.rank() + world.size() - 1) % world.size();
@@ -232,9 +256,8 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_async_collectives_copy_back_in_wait_and_in_test") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_async_collectives_copy_back_in_wait_and_in_test" * ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     int64_t ranks = world.size();
     for (DType dtype : kStagedDTypes) {
       CAPTURE(dtype_name(dtype));
@@ -261,9 +284,8 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
-  TEST_CASE("staged_buffers_are_comm_memory_and_are_released") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("staged_buffers_are_comm_memory_and_are_released" * ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     Tensor tensor = rank_values(1000, DType::f32).to(gpu());
     int64_t comm_before = cpu_allocator().accounting().stats().live(MemoryTag::comm);
     cpu_allocator().accounting().reset_peak();
@@ -273,9 +295,9 @@ TEST_SUITE("mpi_device_staging") {
     CHECK(after.live(MemoryTag::comm) == comm_before);
   }
 
-  TEST_CASE("a_call_mixing_host_and_device_tensors_is_rejected_naming_both") {
-    SKIP_WITHOUT_CUDA_DEVICE();
-    Communicator& world = test_world();
+  TEST_CASE("a_call_mixing_host_and_device_tensors_is_rejected_naming_both" *
+            ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
     int64_t ranks = world.size();
     Tensor host_input = zeros({4});
     Tensor device_output = zeros({4 * ranks}, {.device = gpu()});

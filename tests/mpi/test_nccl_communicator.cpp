@@ -18,6 +18,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/requirements.h"
 
 namespace zt::comm {
 namespace {
@@ -28,31 +29,14 @@ constexpr DType kReducibleDTypes[] = {DType::f32, DType::f64, DType::f16, DType:
 constexpr ReduceOperation kOperations[] = {ReduceOperation::sum, ReduceOperation::max,
                                            ReduceOperation::min};
 
-std::string& skip_reason() {
-  static std::string reason;
-  return reason;
-}
-
 // The NCCL communicator over the test world, made by every rank in the first test case (each
-// case runs on every rank in order, so the collective creation lines up). Null when a rank has
-// no GPU of its own. Never destroyed: its teardown would race MPI's and the CUDA runtime's.
+// case runs on every rank in order, so the collective creation lines up). The cases run only
+// when every rank has a GPU of its own (ZT_NEEDS_GPU_PER_RANK), so a failure to make it is a
+// failure of the case. Never destroyed: its teardown would race MPI's and the CUDA runtime's.
 NcclCommunicator* nccl_world() {
-  static NcclCommunicator* world = []() -> NcclCommunicator* {
-    try {
-      return make_nccl_communicator(testing::test_world()).release();
-    } catch (const std::runtime_error& error) {
-      skip_reason() = error.what();
-      return nullptr;
-    }
-  }();
+  static NcclCommunicator* world = make_nccl_communicator(testing::test_world()).release();
   return world;
 }
-
-#define SKIP_WITHOUT_NCCL()                \
-  if (nccl_world() == nullptr) {           \
-    MESSAGE("skipped: " << skip_reason()); \
-    return;                                \
-  }
 
 Device gpu() {
   return Device::cuda(nccl_world()->device_index());
@@ -112,8 +96,8 @@ std::string error_of(const std::function<void()>& call) {
 }
 
 TEST_SUITE("nccl") {
-  TEST_CASE("nccl_all_reduce_equals_closed_form_for_every_dtype_op_and_odd_size") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_all_reduce_equals_closed_form_for_every_dtype_op_and_odd_size" *
+            ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     CHECK(world.name() == "nccl");
     for (DType dtype : kReducibleDTypes)
@@ -136,8 +120,7 @@ TEST_SUITE("nccl") {
         }
   }
 
-  TEST_CASE("nccl_reduce_scatter_gives_each_rank_its_slice_also_in_place") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_reduce_scatter_gives_each_rank_its_slice_also_in_place" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     for (DType dtype : kReducibleDTypes)
       for (int64_t slice : kOddSizes) {
@@ -169,8 +152,7 @@ TEST_SUITE("nccl") {
     CHECK(first.to_vector() == expected);
   }
 
-  TEST_CASE("nccl_all_gather_and_broadcast_for_every_dtype") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_all_gather_and_broadcast_for_every_dtype" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     for (DType dtype : kAllDTypes)
       for (int64_t elems : kOddSizes) {
@@ -193,8 +175,7 @@ TEST_SUITE("nccl") {
       }
   }
 
-  TEST_CASE("nccl_reduce_lands_on_root_and_leaves_other_ranks_unchanged") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_reduce_lands_on_root_and_leaves_other_ranks_unchanged" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     int root = world.size() / 2;
     for (DType dtype : kReducibleDTypes)
@@ -211,8 +192,7 @@ TEST_SUITE("nccl") {
       }
   }
 
-  TEST_CASE("nccl_async_collectives_in_flight_complete_in_any_wait_order") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_async_collectives_in_flight_complete_in_any_wait_order" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     Tensor first = rank_tensor(world.rank(), int64_t(1) << 18, DType::f32);
     Tensor second = rank_tensor(world.rank(), 3, DType::i64);
@@ -233,8 +213,7 @@ TEST_SUITE("nccl") {
     CHECK(gathered.to_vector() == gathered_values(world.size(), 17));
   }
 
-  TEST_CASE("nccl_send_recv_ring_and_length_mismatch") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_send_recv_ring_and_length_mismatch" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     if (world.size() == 1) return;
     int next = (world.rank() + 1) % world.size();
@@ -271,8 +250,8 @@ TEST_SUITE("nccl") {
     world.reset_stats();
   }
 
-  TEST_CASE("nccl_split_into_even_and_odd_groups_reduces_within_each_group") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_split_into_even_and_odd_groups_reduces_within_each_group" *
+            ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     int parity = world.rank() % 2;
     std::unique_ptr<Communicator> group = world.split(parity, world.rank());
@@ -299,8 +278,7 @@ TEST_SUITE("nccl") {
     CHECK(flag.item() == double(expected_size));
   }
 
-  TEST_CASE("nccl_stats_count_like_mpi_and_16_bit_sums_are_native") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_stats_count_like_mpi_and_16_bit_sums_are_native" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     int64_t ranks = world.size();
     world.reset_stats();
@@ -335,8 +313,7 @@ TEST_SUITE("nccl") {
     world.reset_stats();
   }
 
-  TEST_CASE("nccl_argument_errors_name_the_op_and_the_shapes") {
-    SKIP_WITHOUT_NCCL();
+  TEST_CASE("nccl_argument_errors_name_the_op_and_the_shapes" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
     int ranks = world.size();
     CHECK(error_of([&] { world.all_reduce(zeros({2})); })
@@ -358,11 +335,5 @@ TEST_SUITE("nccl") {
 
 }  // namespace
 }  // namespace zt::comm
-
-#else
-
-TEST_CASE("nccl_communicator_needs_a_cuda_build") {
-  MESSAGE("skipped: built without CUDA (CUDA=0), so without NcclCommunicator");
-}
 
 #endif

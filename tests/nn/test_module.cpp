@@ -151,12 +151,13 @@ TEST_CASE("load_state_dict names a missing, unexpected or mis-shaped tensor and 
 TEST_CASE("forward hooks run around forward, in order, and can be removed") {
   nn::Linear layer(2, 2);
   std::vector<std::string> events;
-  int64_t pre = layer.register_forward_pre_hook([&](nn::Module&, const Tensor& input) {
-    events.push_back(fmt::format("pre {}", input.size(0)));
+  int64_t pre = layer.register_forward_pre_hook([&](nn::Module&, const nn::TensorList& inputs) {
+    events.push_back(fmt::format("pre {}", inputs.at(0).size(0)));
   });
-  layer.register_forward_hook([&](nn::Module& module, const Tensor&, const Tensor& output) {
-    events.push_back(module.type_name() + " post " + std::to_string(output.size(1)));
-  });
+  layer.register_forward_hook(
+      [&](nn::Module& module, const nn::TensorList&, const nn::TensorList& outputs) {
+        events.push_back(module.type_name() + " post " + std::to_string(outputs.at(0).size(1)));
+      });
   layer(zeros({3, 2}));
   CHECK(events == std::vector<std::string>{"pre 3", "Linear post 2"});
   layer.remove_hook(pre);

@@ -43,7 +43,7 @@ CUDA_CPP_SRCS := $(wildcard cuda/*.cpp)
 CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist
+LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist dist/zero
 LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
 # comm/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
 # built only with CUDA, and its multi-rank test sees ZT_NCCL to know it may use it.

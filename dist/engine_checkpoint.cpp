@@ -22,7 +22,9 @@
 #include "core/factory.h"
 #include "core/generator.h"
 #include "dist/checkpoint_files.h"
-#include "dist/engine_internal.h"
+#include "dist/engine.h"
+#include "dist/zero/gradient_reducer.h"
+#include "dist/zero/optimizer_shard.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
@@ -86,9 +88,9 @@ void Engine::run_on_all_ranks(const std::string& what, const std::function<void(
 nlohmann::json Engine::engine_state_json() const {
   nlohmann::json state = {{"format_version", 1},
                           {"world_size", world_size()},
-                          {"zero_stage", stage_},
+                          {"zero_stage", zero_stage()},
                           {"dtype", dtype_name(model_dtype_)},
-                          {"optimizer", optimizer_->name()},
+                          {"optimizer", shard_->optimizer().name()},
                           {"global_steps", global_steps_},
                           {"global_samples", global_samples_},
                           {"micro_steps", micro_steps_},
@@ -138,12 +140,12 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     NamedTensors tensors;
     nlohmann::json groups = nlohmann::json::array();
     for (size_t g = 0; g < groups_.size(); ++g) {
-      GroupState& group = *groups_[g];
-      // Stage 0 keeps everything on every rank; each rank saves its rank slice of it, so the
+      FlatGroupBuffers& group = *groups_[g];
+      // Without P_os every rank holds everything; each rank saves its rank slice of it, so the
       // files partition the state at every stage.
       int64_t slice_begin = group.plan.slice_begin(rank());
       int64_t slice_numel = group.plan.slice_numel();
-      int64_t local_begin = stage_ == 0 ? slice_begin : 0;
+      int64_t local_begin = partitioning_.optimizer_states ? 0 : slice_begin;
       // Files are written from host memory: device slices come back to the host first.
       auto mine = [&](const Tensor& tensor) {
         return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel)
@@ -151,7 +153,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
       };
       std::string prefix = fmt::format("group.{}.", g);
       tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
-      optim::ParamState state = optimizer_->param_state(0, g);
+      optim::ParamState state = shard_->optimizer().param_state(0, g);
       nlohmann::json state_names = nlohmann::json::array();
       for (auto& [name, tensor] : state.tensors) {
         tensors.emplace_back(prefix + name, mine(tensor));
@@ -171,7 +173,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     const Generator& generator = default_generator();
     nlohmann::json layout = {{"rank", rank()},
                              {"world_size", world_size()},
-                             {"zero_stage", stage_},
+                             {"zero_stage", zero_stage()},
                              {"generator", {generator.seed(), generator.offset()}},
                              {"groups", groups}};
     save_safetensors(optim_states_file(staging.string(), rank()), tensors,
@@ -268,9 +270,9 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
     throw std::runtime_error(fmt::format("{}: {}", where, error.what()));
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
-    const GroupState& group = *groups_[g];
+    const FlatGroupBuffers& group = *groups_[g];
     Tensor flat = flat_group_values(group.plan, checkpoint.fp32_params);
-    int64_t begin = stage_ == 0 ? 0 : group.plan.slice_begin(rank());
+    int64_t begin = partitioning_.optimizer_states ? group.plan.slice_begin(rank()) : 0;
     int64_t numel = group.update_params().numel();
     loaded.full_values.push_back(flat);
     loaded.update_slices.push_back(flat_range(flat, begin, numel));
@@ -329,11 +331,12 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   run_on_all_ranks("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
   autograd::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    GroupState& group = *groups_[g];
+    FlatGroupBuffers& group = *groups_[g];
     ops::copy_(group.update_params(), loaded.update_slices[g]);
     if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
-    if (stage_ == 3) ops::copy_(group.owned_params, loaded.update_slices[g]);
-    optimizer_->set_param_state(0, g, loaded.optimizer[g]);
+    // With P_p the owned slice is a buffer of its own, not a view of full_params.
+    if (partitioning_.parameters) ops::copy_(group.owned_params, loaded.update_slices[g]);
+    shard_->optimizer().set_param_state(0, g, loaded.optimizer[g]);
   }
   NamedTensors buffers = model_->named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i)
@@ -347,7 +350,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   if (loss_scaler_ && loaded.scaler) loss_scaler_->set_state(*loaded.scaler);
   if (loaded.generator)
     default_generator().set_state(loaded.generator->seed, loaded.generator->offset);
-  zero_gradients();
+  reducer_->zero_gradients();
   return loaded.client_state;
 }
 

@@ -108,8 +108,8 @@ comm::MpiRuntime& test_runtime() {
 }  // namespace zt::testing
 
 int main(int argc, char** argv) {
-  using namespace zt::comm;
-  return run_distributed_main(argc, argv, [argc, argv](MpiRuntime& runtime) {
+  using namespace zt;
+  return comm::run_distributed_main(argc, argv, [argc, argv](comm::MpiRuntime& runtime) {
     testing::g_runtime = &runtime;
     testing::g_results.rank = runtime.rank();
     doctest::Context context;

@@ -1,20 +1,32 @@
-// ZeRO stage 3's parameter movement: gathering a module's group before its forward and its
-// backward, releasing it after each, prefetching along the first step's module order, and
-// pointing gradients into the group's reduction buffer. Every gather is issued in the same
-// order on every rank (the module order is the same everywhere).
-#include <fmt/format.h>
+// Gathering, releasing and prefetching parameter groups, and publishing updated slices
+// (dist/zero/parameter_gatherer.h).
+#include "dist/zero/parameter_gatherer.h"
 
 #include <algorithm>
 
-#include "autograd/autograd_meta.h"
 #include "autograd/grad_mode.h"
-#include "core/factory.h"
-#include "dist/engine_internal.h"
+#include "core/allocator.h"
+#include "core/ops/elementwise.h"
 
 namespace zt::dist {
 
-void Engine::start_gather(size_t group_index) {
-  GroupState& group = *groups_[group_index];
+ParameterGatherer::ParameterGatherer(ZeroPartitioning partitioning, const ZeroConfig& zero,
+                                     comm::Communicator& data_parallel, FlatGroupList& groups,
+                                     DType model_dtype)
+    : partitioning_(partitioning),
+      zero_(zero),
+      data_parallel_(data_parallel),
+      groups_(groups),
+      model_dtype_(model_dtype) {}
+
+ParameterGatherer::~ParameterGatherer() {
+  for (auto& [module, handles] : module_hook_handles_) {
+    for (int64_t handle : handles) module->remove_hook(handle);
+  }
+}
+
+void ParameterGatherer::start_gather(size_t group_index) {
+  FlatGroupBuffers& group = *groups_[group_index];
   if (group.gathered || group.gather_in_flight) return;
   group.full_storage->materialize();
   if (!group.full_params.defined()) {
@@ -25,13 +37,13 @@ void Engine::start_gather(size_t group_index) {
     impl->dtype = model_dtype_;
     group.full_params = Tensor(impl);
   }
-  group.gather_in_flight = data_parallel_->all_gather_async(group.owned_params, group.full_params);
+  group.gather_in_flight = data_parallel_.all_gather_async(group.owned_params, group.full_params);
   live_gathered_numel_ += group.plan.padded_numel;
   peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
 }
 
-void Engine::gather_group(size_t group_index) {
-  GroupState& group = *groups_[group_index];
+void ParameterGatherer::gather_group(size_t group_index) {
+  FlatGroupBuffers& group = *groups_[group_index];
   if (group.gathered && group.plan.partitioned) return;
   if (!group.plan.partitioned) group.gathered = false;  // persistent: refresh after an update
   start_gather(group_index);
@@ -41,8 +53,8 @@ void Engine::gather_group(size_t group_index) {
   if (!group.plan.partitioned) live_gathered_numel_ -= group.plan.padded_numel;
 }
 
-void Engine::release_group(size_t group_index) {
-  GroupState& group = *groups_[group_index];
+void ParameterGatherer::release_group(size_t group_index) {
+  FlatGroupBuffers& group = *groups_[group_index];
   if (!group.plan.partitioned) return;
   if (group.gather_in_flight) {
     group.gather_in_flight->wait();  // a prefetch nobody used: let it land, then drop it
@@ -56,26 +68,34 @@ void Engine::release_group(size_t group_index) {
   live_gathered_numel_ -= group.plan.padded_numel;
 }
 
+void ParameterGatherer::gather_all() {
+  for (size_t g = 0; g < groups_.size(); ++g) gather_group(g);
+}
+
+void ParameterGatherer::release_all() {
+  for (size_t g = 0; g < groups_.size(); ++g) release_group(g);
+}
+
 // Starts gathering the groups that follow `group_index` in `trace` (the order the first step
 // used them in), up to stage3_prefetch_bucket_size elements and without passing
 // stage3_max_live_parameters gathered elements, so they arrive while this module computes.
-void Engine::prefetch_after(const std::vector<size_t>& trace, size_t group_index) {
-  const ZeroConfig& zero = config_.zero_optimization;
+void ParameterGatherer::prefetch_after(const std::vector<size_t>& trace, size_t group_index) {
   auto position = std::find(trace.begin(), trace.end(), group_index);
   if (position == trace.end()) return;
-  int64_t budget = zero.stage3_prefetch_bucket_size;
+  int64_t budget = zero_.stage3_prefetch_bucket_size;
   for (auto next = position + 1; next != trace.end(); ++next) {
-    GroupState& group = *groups_[*next];
+    FlatGroupBuffers& group = *groups_[*next];
     if (!group.plan.partitioned || group.gathered || group.gather_in_flight) continue;
     int64_t numel = group.plan.padded_numel;
-    if (numel > budget || live_gathered_numel_ + numel > zero.stage3_max_live_parameters) break;
+    if (numel > budget || live_gathered_numel_ + numel > zero_.stage3_max_live_parameters) break;
     start_gather(*next);
     budget -= numel;
   }
 }
 
-void Engine::register_stage3_module_hooks() {
-  for (auto& [name, module] : model_->named_modules()) {
+void ParameterGatherer::register_module_hooks(nn::Module& model,
+                                              std::function<void(size_t)> before_group_backward) {
+  for (auto& [name, module] : model.named_modules()) {
     size_t group_index = groups_.size();
     for (size_t g = 0; g < groups_.size(); ++g) {
       if (groups_[g]->plan.module_name == name) group_index = g;
@@ -87,14 +107,15 @@ void Engine::register_stage3_module_hooks() {
       if (recording_traces_) forward_trace_.push_back(group_index);
       prefetch_after(forward_trace_, group_index);
     });
-    int64_t post = raw->register_forward_hook(
-        [this, group_index](nn::Module&, const Tensor&, const Tensor& output) {
+    int64_t post =
+        raw->register_forward_hook([this, group_index, before_group_backward](
+                                       nn::Module&, const Tensor&, const Tensor& output) {
           release_group(group_index);
           // Gather again when backward reaches this module: its gradient arrives at `output`.
           if (output.requires_grad() && autograd::is_grad_enabled()) {
-            output.register_hook([this, group_index](const Tensor&) {
+            output.register_hook([this, group_index, before_group_backward](const Tensor&) {
               gather_group(group_index);
-              collect_gradients_in_place(group_index);
+              before_group_backward(group_index);
               if (recording_traces_) backward_trace_.push_back(group_index);
               prefetch_after(backward_trace_, group_index);
               return Tensor();
@@ -105,17 +126,23 @@ void Engine::register_stage3_module_hooks() {
   }
 }
 
-// Points the group's parameters' .grad at a fresh zeroed group buffer, so autograd
-// accumulates into it directly instead of into a buffer of its own that is then copied.
-void Engine::collect_gradients_in_place(size_t group_index) {
-  GroupState& group = *groups_[group_index];
-  if (!in_backward_ || group.full_grads.defined() || group.reduced) return;
-  group.full_grads = zeros({group.plan.padded_numel},
-                           {.dtype = model_dtype_, .device = device_, .tag = MemoryTag::grad});
-  for (PlannedParam& entry : group.plan.params) {
-    if (entry.param.grad().defined()) continue;
-    entry.param.set_grad(
-        ops::view(flat_range(group.full_grads, entry.offset, entry.numel), entry.param.sizes()));
+void ParameterGatherer::publish_updated_parameters() {
+  if (partitioning_.parameters) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (!groups_[g]->plan.partitioned) gather_group(g);  // persistent groups stay current
+    }
+  } else if (partitioning_.optimizer_states) {
+    all_gather_owned_slices();
+  }
+}
+
+void ParameterGatherer::all_gather_owned_slices() {
+  for (auto& group : groups_) {
+    MemoryTagGuard as_comm(MemoryTag::comm);
+    // The collective may not read and write overlapping buffers, so the slice goes out from a
+    // copy.
+    Tensor outgoing = ops::clone(group->owned_params);
+    data_parallel_.all_gather(outgoing, group->full_params);
   }
 }
 

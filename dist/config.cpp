@@ -22,6 +22,7 @@
 
 #include "dist/config_section.h"
 #include "dist/json_comments.h"
+#include "dist/zero/partitioning.h"
 
 namespace zt::dist {
 namespace {
@@ -354,7 +355,9 @@ void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
   section.read_bool("contiguous_gradients", zero.contiguous_gradients);
   section.read_bool("reduce_scatter", zero.reduce_scatter);
   section.read_bool("allgather_partitions", zero.allgather_partitions);
-  if (!section.read_bool("overlap_comm", zero.overlap_comm)) zero.overlap_comm = zero.stage == 3;
+  // DeepSpeed overlaps by default where parameters are partitioned (its stage 3 engine).
+  if (!section.read_bool("overlap_comm", zero.overlap_comm))
+    zero.overlap_comm = ZeroPartitioning::for_stage(zero.stage).parameters;
   section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
   if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
       zero.allgather_bucket_size % 2 != 0) {

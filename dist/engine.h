@@ -156,6 +156,7 @@ class Engine {
   struct LoadedState;
   void run_on_all_ranks(const std::string& what, const std::function<void()>& body);
   nlohmann::json engine_state_json() const;
+  void write_optimizer_states(const std::string& staging_dir) const;
   void check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const;
   LoadedState read_loaded_state(const std::string& dir, const std::string& tag) const;
   MemoryAccounting& memory_accounting() const;

@@ -43,7 +43,7 @@ CUDA_CPP_SRCS := $(wildcard cuda/*.cpp)
 CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist
+LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist dist/zero
 LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
 # comm/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
 # built only with CUDA, and its multi-rank test sees ZT_NCCL to know it may use it.
@@ -183,7 +183,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := idx safetensors config
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
 FUZZ_LIB_SRCS := $(filter-out data/% dist/% comm/%,$(LIB_SRCS)) data/idx.cpp dist/config.cpp \
-                 dist/json_comments.cpp
+                 dist/config_optimizer_blocks.cpp dist/json_comments.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_LIB := $(FUZZ_BUILD)/libzerotrain_fuzz.a
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -116,6 +116,105 @@ void check_ranges_disjoint(std::vector<PlacedRange> ranges, const std::string& w
   }
 }
 
+// One parameter of a group's layout, checked to lie inside the group's `group_numel` elements.
+struct LaidOutParam {
+  std::string name;
+  int64_t offset = 0;
+  Shape shape;
+  int64_t numel = 1;
+};
+
+LaidOutParam read_laid_out_param(const nlohmann::json& entry, const std::string& where,
+                                 int64_t group_numel) {
+  LaidOutParam param;
+  param.name = field<std::string>(entry, "name", where);
+  param.offset = field<int64_t>(entry, "offset", where + " " + param.name);
+  param.shape = field<Shape>(entry, "shape", where + " " + param.name);
+  for (int64_t size : param.shape) {
+    if (size < 0 || (size > 0 && param.numel > (int64_t(1) << 40) / size))
+      throw std::runtime_error(fmt::format("{} {}: bad shape", where, param.name));
+    param.numel *= size;
+  }
+  if (param.offset < 0 || param.offset > group_numel - param.numel) {
+    throw std::runtime_error(
+        fmt::format("{} {}: offset {} with {} elements is outside the group's {} elements", where,
+                    param.name, param.offset, param.numel, group_numel));
+  }
+  return param;
+}
+
+// Joins group `g` of rank `rank`'s file (at `path`) into `checkpoint`: the part of each
+// parameter's fp32 values and optimizer state inside the rank's slice, with every offset and
+// shape checked against the other ranks' (`joining`).
+void join_group(const SafetensorsContents& file, const std::string& path, int rank, size_t g,
+                const nlohmann::json& group, ConsolidatedCheckpoint& checkpoint,
+                std::map<std::string, Joining>& joining) {
+  std::string where = fmt::format("{}: groups[{}]", path, g);
+  int64_t slice_begin = field<int64_t>(group, "slice_begin", where);
+  int64_t slice_numel = field<int64_t>(group, "slice_numel", where);
+  int64_t step = field<int64_t>(group, "step", where);
+  auto state_names = field<std::vector<std::string>>(group, "state", where);
+  std::string prefix = fmt::format("group.{}.", g);
+  auto slice_of = [&](const std::string& name) {
+    if (!file.contains(prefix + name))
+      throw std::runtime_error(fmt::format("{}: tensor {}{} missing", path, prefix, name));
+    const Tensor& tensor = file.at(prefix + name);
+    if (tensor.dtype() != DType::f32 || tensor.dim() != 1 || tensor.numel() != slice_numel) {
+      throw std::runtime_error(fmt::format("{}: tensor {}{} is {} {}, expected f32 [{}]", path,
+                                           prefix, name, dtype_name(tensor.dtype()),
+                                           shape_str(tensor.sizes()), slice_numel));
+    }
+    return tensor;
+  };
+  Tensor fp32 = slice_of("fp32");
+  // Equal slices in rank order (the partition plan's rule), so the files' slices tile the
+  // group exactly once. slice_numel is the size of a tensor in the file here, so no product
+  // below overflows.
+  if (slice_begin != int64_t(rank) * slice_numel) {
+    throw std::runtime_error(
+        fmt::format("{}: slice_begin {} with slice_numel {} is not rank {}'s slice", where,
+                    slice_begin, slice_numel, rank));
+  }
+  const int64_t group_numel = slice_numel * checkpoint.world_size;
+  std::vector<PlacedRange> ranges;
+  std::vector<std::pair<std::string, Tensor>> states;
+  for (const std::string& name : state_names) states.emplace_back(name, slice_of(name));
+  for (const nlohmann::json& entry : field<nlohmann::json>(group, "params", where)) {
+    auto [name, offset, shape, numel] = read_laid_out_param(entry, where, group_numel);
+    ranges.push_back({offset, offset + numel, name});
+    auto [it, added] = joining.try_emplace(name, Joining{shape, offset, numel, 0});
+    Joining& target = it->second;
+    if (!added && target.offset != offset) {
+      throw std::runtime_error(fmt::format("{} {}: offset {} disagrees with another rank's {}",
+                                           where, name, offset, target.offset));
+    }
+    if (added) {
+      checkpoint.parameter_names.push_back(name);
+      checkpoint.fp32_params[name] = zeros({numel});
+      checkpoint.optimizer_steps[name] = step;
+    } else if (target.shape != shape) {
+      throw std::runtime_error(fmt::format("{} {}: shape {} disagrees with another rank's {}",
+                                           where, name, shape_str(shape), shape_str(target.shape)));
+    }
+    // The part of [offset, offset + numel) inside this rank's slice.
+    int64_t begin = std::max(offset, slice_begin);
+    int64_t end = std::min(offset + numel, slice_begin + slice_numel);
+    if (begin >= end) continue;
+    auto copy_part = [&](const Tensor& slice, Tensor& whole) {
+      ops::copy_(ops::narrow(whole, 0, begin - offset, end - begin),
+                 ops::narrow(slice, 0, begin - slice_begin, end - begin));
+    };
+    copy_part(fp32, checkpoint.fp32_params[name]);
+    for (auto& [state_name, slice] : states) {
+      Tensor& whole = checkpoint.optimizer_state[name][state_name];
+      if (!whole.defined()) whole = zeros({numel});
+      copy_part(slice, whole);
+    }
+    target.covered += end - begin;
+  }
+  check_ranges_disjoint(std::move(ranges), where);
+}
+
 }  // namespace
 
 ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
@@ -153,87 +252,8 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
     checkpoint.generators.push_back({generator[0], generator[1]});
     auto groups = field<nlohmann::json>(layout, "groups", path);
     if (!groups.is_array()) throw std::runtime_error(path + ": \"groups\" must be an array");
-    for (size_t g = 0; g < groups.size(); ++g) {
-      std::string where = fmt::format("{}: groups[{}]", path, g);
-      const nlohmann::json& group = groups[g];
-      int64_t slice_begin = field<int64_t>(group, "slice_begin", where);
-      int64_t slice_numel = field<int64_t>(group, "slice_numel", where);
-      int64_t step = field<int64_t>(group, "step", where);
-      auto state_names = field<std::vector<std::string>>(group, "state", where);
-      std::string prefix = fmt::format("group.{}.", g);
-      auto slice_of = [&](const std::string& name) {
-        if (!file.contains(prefix + name))
-          throw std::runtime_error(fmt::format("{}: tensor {}{} missing", path, prefix, name));
-        const Tensor& tensor = file.at(prefix + name);
-        if (tensor.dtype() != DType::f32 || tensor.dim() != 1 || tensor.numel() != slice_numel) {
-          throw std::runtime_error(fmt::format("{}: tensor {}{} is {} {}, expected f32 [{}]", path,
-                                               prefix, name, dtype_name(tensor.dtype()),
-                                               shape_str(tensor.sizes()), slice_numel));
-        }
-        return tensor;
-      };
-      Tensor fp32 = slice_of("fp32");
-      // Equal slices in rank order (the partition plan's rule), so the files' slices tile the
-      // group exactly once. slice_numel is the size of a tensor in the file here, so no product
-      // below overflows.
-      if (slice_begin != int64_t(rank) * slice_numel) {
-        throw std::runtime_error(
-            fmt::format("{}: slice_begin {} with slice_numel {} is not rank {}'s slice", where,
-                        slice_begin, slice_numel, rank));
-      }
-      const int64_t group_numel = slice_numel * checkpoint.world_size;
-      std::vector<PlacedRange> ranges;
-      std::vector<std::pair<std::string, Tensor>> states;
-      for (const std::string& name : state_names) states.emplace_back(name, slice_of(name));
-      for (const nlohmann::json& entry : field<nlohmann::json>(group, "params", where)) {
-        auto name = field<std::string>(entry, "name", where);
-        auto offset = field<int64_t>(entry, "offset", where + " " + name);
-        auto shape = field<Shape>(entry, "shape", where + " " + name);
-        int64_t numel = 1;
-        for (int64_t size : shape) {
-          if (size < 0 || (size > 0 && numel > (int64_t(1) << 40) / size))
-            throw std::runtime_error(fmt::format("{} {}: bad shape", where, name));
-          numel *= size;
-        }
-        if (offset < 0 || offset > group_numel - numel) {
-          throw std::runtime_error(
-              fmt::format("{} {}: offset {} with {} elements is outside the group's {} elements",
-                          where, name, offset, numel, group_numel));
-        }
-        ranges.push_back({offset, offset + numel, name});
-        auto [it, added] = joining.try_emplace(name, Joining{shape, offset, numel, 0});
-        Joining& target = it->second;
-        if (!added && target.offset != offset) {
-          throw std::runtime_error(fmt::format("{} {}: offset {} disagrees with another rank's {}",
-                                               where, name, offset, target.offset));
-        }
-        if (added) {
-          checkpoint.parameter_names.push_back(name);
-          checkpoint.fp32_params[name] = zeros({numel});
-          checkpoint.optimizer_steps[name] = step;
-        } else if (target.shape != shape) {
-          throw std::runtime_error(fmt::format("{} {}: shape {} disagrees with another rank's {}",
-                                               where, name, shape_str(shape),
-                                               shape_str(target.shape)));
-        }
-        // The part of [offset, offset + numel) inside this rank's slice.
-        int64_t begin = std::max(offset, slice_begin);
-        int64_t end = std::min(offset + numel, slice_begin + slice_numel);
-        if (begin >= end) continue;
-        auto copy_part = [&](const Tensor& slice, Tensor& whole) {
-          ops::copy_(ops::narrow(whole, 0, begin - offset, end - begin),
-                     ops::narrow(slice, 0, begin - slice_begin, end - begin));
-        };
-        copy_part(fp32, checkpoint.fp32_params[name]);
-        for (auto& [state_name, slice] : states) {
-          Tensor& whole = checkpoint.optimizer_state[name][state_name];
-          if (!whole.defined()) whole = zeros({numel});
-          copy_part(slice, whole);
-        }
-        target.covered += end - begin;
-      }
-      check_ranges_disjoint(std::move(ranges), where);
-    }
+    for (size_t g = 0; g < groups.size(); ++g)
+      join_group(file, path, rank, g, groups[g], checkpoint, joining);
   }
   for (const std::string& name : checkpoint.parameter_names) {
     Joining& joined = joining.at(name);

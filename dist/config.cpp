@@ -20,8 +20,10 @@
 #include <set>
 #include <string_view>
 
+#include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
 #include "dist/json_comments.h"
+#include "dist/zero/partitioning.h"
 
 namespace zt::dist {
 namespace {
@@ -81,236 +83,6 @@ void resolve_batch_triple(Section& top, int world_size, Config& config) {
   config.gradient_accumulation_steps = *accumulation;
 }
 
-// ---- optimizer (fact sheet 1.4) ----
-
-// DeepSpeed's own optimizers and torch.optim's, by lowercase name, that are not implemented.
-const std::map<std::string, std::string>& unimplemented_optimizers() {
-  static const std::map<std::string, std::string> names = [] {
-    std::map<std::string, std::string> by_lowercase;
-    for (const char* name : {"Lamb", "OneBitAdam", "ZeroOneAdam", "OneBitLamb", "Adagrad", "Lion",
-                             "MuAdam", "MuAdamW", "MuSGD", "Adadelta", "Adamax", "ASGD", "LBFGS",
-                             "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Adafactor"}) {
-      by_lowercase[lowercase(name)] = name;
-    }
-    return by_lowercase;
-  }();
-  return names;
-}
-
-void read_betas(Section& params, std::array<double, 2>& betas) {
-  const json* value = params.take("betas");
-  if (value == nullptr) return;
-  bool valid = value->is_array() && value->size() == 2;
-  for (size_t i = 0; valid && i < 2; ++i) {
-    valid = (*value)[i].is_number() && kUnitOpenRight.contains((*value)[i].get<double>());
-  }
-  if (!valid) {
-    params.fail("betas",
-                fmt::format("expected [beta1, beta2] with each in [0, 1), got {}", shown(*value)));
-  }
-  betas = {(*value)[0].get<double>(), (*value)[1].get<double>()};
-}
-
-void read_adam_params(Section& params, OptimizerConfig& optimizer) {
-  params.read_number("lr", optimizer.lr, kNonNegative);
-  read_betas(params, optimizer.betas);
-  params.read_number("eps", optimizer.eps, kNonNegative);
-  params.read_bool("bias_correction", optimizer.bias_correction);
-  bool adam_w_mode = true;
-  params.read_bool("adam_w_mode", adam_w_mode);
-  params.read_bool("torch_adam", optimizer.torch_adam);
-  // DeepSpeed: effective_adam_w_mode = (type == AdamW) or adam_w_mode.
-  optimizer.adam_w_mode = optimizer.type == "AdamW" || adam_w_mode;
-  // torch_adam builds torch.optim.AdamW, whose weight_decay defaults to 0.01 (FusedAdam's: 0).
-  if (optimizer.torch_adam && optimizer.adam_w_mode) optimizer.weight_decay = 0.01;
-  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
-  params.require_default("amsgrad", false);
-}
-
-void read_sgd_params(Section& params, OptimizerConfig& optimizer) {
-  params.read_number("lr", optimizer.lr, kNonNegative);
-  params.read_number("momentum", optimizer.momentum, kNonNegative);
-  params.read_number("dampening", optimizer.dampening, NumberRange{});
-  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
-  params.read_bool("nesterov", optimizer.nesterov);
-  params.require_default("maximize", false);
-  if (optimizer.nesterov && (optimizer.momentum <= 0.0 || optimizer.dampening != 0.0)) {
-    params.fail("nesterov", fmt::format("needs momentum > 0 and dampening 0, got momentum {} and "
-                                        "dampening {}",
-                                        optimizer.momentum, optimizer.dampening));
-  }
-}
-
-void read_optimizer(Section& top, OptimizerConfig& optimizer) {
-  Section section = top.section("optimizer");
-  if (!section.present()) return;
-  optimizer.present = true;
-  const json* type = section.take("type");
-  if (type == nullptr) section.fail("type", "required (Adam, AdamW or SGD)");
-  if (!type->is_string()) {
-    section.fail("type",
-                 fmt::format("expected a string (Adam, AdamW or SGD), got {}", shown(*type)));
-  }
-  std::string type_lowercase = lowercase(type->get<std::string>());
-  if (type_lowercase == "adam") {
-    optimizer.type = "Adam";
-  } else if (type_lowercase == "adamw") {
-    optimizer.type = "AdamW";
-  } else if (type_lowercase == "sgd") {
-    optimizer.type = "SGD";
-  } else if (auto found = unimplemented_optimizers().find(type_lowercase);
-             found != unimplemented_optimizers().end()) {
-    section.fail("type", fmt::format("optimizer \"{}\" is not implemented yet (implemented: Adam, "
-                                     "AdamW, SGD)",
-                                     found->second));
-  } else {
-    section.fail("type",
-                 fmt::format("unknown optimizer {} (expected Adam, AdamW, SGD)", shown(*type)));
-  }
-  Section params = section.section(
-      "params", {.unknown_key_error = fmt::format("unknown parameter for {} (DeepSpeed passes "
-                                                  "params to the optimizer's constructor, which "
-                                                  "rejects it)",
-                                                  optimizer.type)});
-  if (params.present() && params.take("max_grad_norm") != nullptr) {
-    params.fail("max_grad_norm",
-                "not an optimizer parameter; use the top-level \"gradient_clipping\" instead");
-  }
-  if (optimizer.is_adam()) {
-    read_adam_params(params, optimizer);
-  } else {
-    read_sgd_params(params, optimizer);
-  }
-  params.finish();
-  section.finish();
-}
-
-// ---- scheduler (fact sheet 1.5) ----
-
-constexpr std::array<std::string_view, 5> kSchedulers = {
-    "WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle", "LRRangeTest"};
-constexpr std::array<std::string_view, 15> kTorchSchedulers = {"LambdaLR",
-                                                               "MultiplicativeLR",
-                                                               "StepLR",
-                                                               "MultiStepLR",
-                                                               "ConstantLR",
-                                                               "LinearLR",
-                                                               "ExponentialLR",
-                                                               "SequentialLR",
-                                                               "CosineAnnealingLR",
-                                                               "ChainedScheduler",
-                                                               "ReduceLROnPlateau",
-                                                               "CyclicLR",
-                                                               "OneCycleLR",
-                                                               "CosineAnnealingWarmRestarts",
-                                                               "PolynomialLR"};
-
-void read_warmup_type(Section& params, optim::WarmupType& type) {
-  std::string text;
-  if (params.read_choice("warmup_type", text, {"log", "linear"})) {
-    type = optim::parse_warmup_type(text);
-  }
-}
-
-// A required key: present, or an error naming it.
-void require_present(Section& params, std::string_view key, const std::string& scheduler) {
-  if (params.take(key) == nullptr) params.fail(key, fmt::format("required for {}", scheduler));
-}
-
-void read_warmup_params(Section& params, optim::WarmupLRParams& warmup) {
-  params.read_number("warmup_min_lr", warmup.warmup_min_lr, kNonNegative);
-  params.read_number("warmup_max_lr", warmup.warmup_max_lr, kNonNegative);
-  params.read_int("warmup_num_steps", warmup.warmup_num_steps, kNonNegativeCount);
-  read_warmup_type(params, warmup.warmup_type);
-}
-
-// total_num_steps must reach past the warm-up (warmup_num_steps counts as at least 2).
-void check_total_covers_warmup(Section& params, int64_t total_num_steps, int64_t warmup_steps) {
-  int64_t effective_warmup = std::max<int64_t>(2, warmup_steps);
-  if (total_num_steps < effective_warmup) {
-    params.fail("total_num_steps", fmt::format("expected an integer >= warmup_num_steps {}, got {}",
-                                               effective_warmup, total_num_steps));
-  }
-}
-
-void read_scheduler_params(Section& params, SchedulerConfig& scheduler) {
-  params.read_int("last_batch_iteration", scheduler.last_batch_iteration, IntRange{.min = -1});
-  const std::string& type = scheduler.type;
-  if (type == "WarmupLR" || type == "WarmupDecayLR") {
-    read_warmup_params(params, scheduler.warmup);
-    if (type == "WarmupDecayLR") {
-      require_present(params, "total_num_steps", type);
-      params.read_int("total_num_steps", scheduler.total_num_steps, kCount);
-      check_total_covers_warmup(params, scheduler.total_num_steps,
-                                scheduler.warmup.warmup_num_steps);
-    }
-  } else if (type == "WarmupCosineLR") {
-    optim::WarmupCosineLRParams& cosine = scheduler.warmup_cosine;
-    require_present(params, "total_num_steps", type);
-    params.read_int("total_num_steps", cosine.total_num_steps, kCount);
-    params.read_number("warmup_min_ratio", cosine.warmup_min_ratio, kUnitClosed);
-    params.read_int("warmup_num_steps", cosine.warmup_num_steps, kNonNegativeCount);
-    params.read_number("cos_min_ratio", cosine.cos_min_ratio, kUnitClosed);
-    read_warmup_type(params, cosine.warmup_type);
-    check_total_covers_warmup(params, cosine.total_num_steps, cosine.warmup_num_steps);
-  } else if (type == "OneCycle") {
-    optim::OneCycleParams& cycle = scheduler.one_cycle;
-    require_present(params, "cycle_min_lr", type);
-    require_present(params, "cycle_max_lr", type);
-    params.read_number("cycle_min_lr", cycle.cycle_min_lr, kNonNegative);
-    params.read_number("cycle_max_lr", cycle.cycle_max_lr, NumberRange{.min = cycle.cycle_min_lr});
-    params.read_int("cycle_first_step_size", cycle.cycle_first_step_size, kCount);
-    params.read_int("cycle_second_step_size", cycle.cycle_second_step_size, kCount);
-    params.read_int("decay_step_size", cycle.decay_step_size, kNonNegativeCount);
-    params.read_number("decay_lr_rate", cycle.decay_lr_rate, kNonNegative);
-    params.read_bool("cycle_momentum", cycle.cycle_momentum);
-    params.read_number("cycle_min_mom", cycle.cycle_min_mom, kUnitOpenRight);
-    params.read_number("cycle_max_mom", cycle.cycle_max_mom, kUnitOpenRight);
-    params.read_number("decay_mom_rate", cycle.decay_mom_rate, kNonNegative);
-    // Stair counts are in DeepSpeed's signature but unused by its formulas.
-    int64_t unused_stair_count = 0;
-    params.read_int("cycle_first_stair_count", unused_stair_count, kNonNegativeCount);
-    params.read_int("cycle_second_stair_count", unused_stair_count, kNonNegativeCount);
-  } else {
-    optim::LRRangeTestParams& range_test = scheduler.lr_range_test;
-    params.read_number("lr_range_test_min_lr", range_test.lr_range_test_min_lr, kNonNegative);
-    params.read_int("lr_range_test_step_size", range_test.lr_range_test_step_size, kCount);
-    params.read_number("lr_range_test_step_rate", range_test.lr_range_test_step_rate, kNonNegative);
-    params.read_bool("lr_range_test_staircase", range_test.lr_range_test_staircase);
-  }
-}
-
-void read_scheduler(Section& top, SchedulerConfig& scheduler) {
-  Section section = top.section("scheduler");
-  if (!section.present()) return;
-  scheduler.present = true;
-  const json* type = section.take("type");
-  if (type == nullptr)
-    section.fail("type", fmt::format("required ({})", fmt::join(kSchedulers, ", ")));
-  std::string type_lowercase = type->is_string() ? lowercase(type->get<std::string>()) : "";
-  auto matches = [&](std::string_view name) { return lowercase(name) == type_lowercase; };
-  if (auto found = std::find_if(kSchedulers.begin(), kSchedulers.end(), matches);
-      found != kSchedulers.end()) {
-    scheduler.type = std::string(*found);
-  } else if (auto torch = std::find_if(kTorchSchedulers.begin(), kTorchSchedulers.end(), matches);
-             torch != kTorchSchedulers.end()) {
-    section.fail("type", fmt::format("torch scheduler \"{}\" is not implemented yet (implemented: "
-                                     "{})",
-                                     *torch, fmt::join(kSchedulers, ", ")));
-  } else {
-    section.fail("type", fmt::format("unknown scheduler {} (expected {})", shown(*type),
-                                     fmt::join(kSchedulers, ", ")));
-  }
-  Section params = section.section(
-      "params", {.unknown_key_error = fmt::format("unknown parameter for {} (DeepSpeed passes "
-                                                  "params to the scheduler's constructor, which "
-                                                  "rejects it)",
-                                                  scheduler.type)});
-  read_scheduler_params(params, scheduler);
-  params.finish();
-  section.finish();
-}
-
 // ---- zero_optimization (fact sheet 1.7) ----
 
 // offload_optimizer / offload_param: device "none" only; the other keys are inert without one.
@@ -354,7 +126,9 @@ void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
   section.read_bool("contiguous_gradients", zero.contiguous_gradients);
   section.read_bool("reduce_scatter", zero.reduce_scatter);
   section.read_bool("allgather_partitions", zero.allgather_partitions);
-  if (!section.read_bool("overlap_comm", zero.overlap_comm)) zero.overlap_comm = zero.stage == 3;
+  // DeepSpeed overlaps by default where parameters are partitioned (its stage 3 engine).
+  if (!section.read_bool("overlap_comm", zero.overlap_comm))
+    zero.overlap_comm = ZeroPartitioning::for_stage(zero.stage).parameters;
   section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
   if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
       zero.allgather_bucket_size % 2 != 0) {

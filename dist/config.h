@@ -59,19 +59,30 @@ struct OffloadConfig {
   std::string device = "none";
 };
 
-// zero_optimization. Sizes and counts are elements, as in DeepSpeed.
+// zero_optimization. Sizes and counts are elements, as in DeepSpeed. The engine reads the stage
+// only through the three switches it implies (dist/zero/partitioning.h).
+// Recorded only (parsed and checked so that DeepSpeed configs load, never read by the engine):
+// - contiguous_gradients: gradients are always collected in one contiguous buffer per group;
+// - reduce_scatter: with P_os gradients are always reduce-scattered (DeepSpeed's false means
+//   all-reduce, which would give the same values with more traffic);
+// - allgather_partitions: updated slices are always all-gathered, never broadcast one by one;
+// - allgather_bucket_size: one all-gather per group, and groups are sized by reduce_bucket_size
+//   (or are one module's parameters with P_p);
+// - stage3_max_reuse_distance: a gathered group is released after every use, so none is kept
+//   for reuse.
+// offload_optimizer / offload_param: only "none" parses (anything else is an error).
 struct ZeroConfig {
   int stage = 0;  // 0: data parallel; 1: + optimizer states; 2: + gradients; 3: + parameters
-  bool contiguous_gradients = true;
-  bool reduce_scatter = true;
-  bool allgather_partitions = true;
-  bool overlap_comm = false;  // unset in the file: true at stage 3, false otherwise
+  bool contiguous_gradients = true;  // recorded only
+  bool reduce_scatter = true;        // recorded only
+  bool allgather_partitions = true;  // recorded only
+  bool overlap_comm = false;         // unset in the file: true with P_p (stage 3), false otherwise
   int64_t reduce_bucket_size = 500'000'000;
-  int64_t allgather_bucket_size = 500'000'000;  // even
+  int64_t allgather_bucket_size = 500'000'000;  // even; recorded only
   int64_t stage3_prefetch_bucket_size = 50'000'000;
   int64_t stage3_param_persistence_threshold = 100'000;
   int64_t stage3_max_live_parameters = 1'000'000'000;
-  int64_t stage3_max_reuse_distance = 1'000'000'000;
+  int64_t stage3_max_reuse_distance = 1'000'000'000;  // recorded only
   OffloadConfig offload_optimizer;
   OffloadConfig offload_param;
 };

@@ -1,7 +1,8 @@
 // Reading one JSON object of ds_config.json with DeepSpeed's rules: each typed read registers
 // its key, so whatever is left at finish() is an unknown key (a warning naming its path, or an
 // error where a section says so); a wrong type or value is a ConfigError naming the path and
-// what was expected. Internal to dist/config.cpp, which holds the sections themselves.
+// what was expected. Internal to dist/config.cpp and dist/config_optimizer_blocks.cpp, which
+// hold the sections themselves.
 #pragma once
 
 #include <fmt/format.h>

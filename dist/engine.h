@@ -1,15 +1,20 @@
 // Engine: the training engine zt::initialize returns, mirroring DeepSpeed's: forward, backward,
-// step, with ZeRO stages 0-3 over the data-parallel communicator.
+// step, with ZeRO stages 0-3 over the data-parallel communicator. It coordinates the pieces of
+// dist/zero/, each written against the stage's three switches (dist/zero/partitioning.h):
+// the flat buffers of the partition plan, the gradient reducer, the parameter gatherer and the
+// optimizer shard.
 //
-// How a step works (N ranks, the partition plan of partition_plan.h):
-// - stage 0: every rank holds all parameters, gradients and optimizer state; each group's
-//   gradients are all-reduced when its last gradient of the boundary micro-batch is ready.
-// - stage 1: as stage 0, but optimizer state exists only for the owned slice of each group;
-//   gradients are reduce-scattered, the owned slice is updated, parameters all-gathered.
-// - stage 2: gradients are reduce-scattered group by group during every backward into the
-//   owned gradient slice; full gradient buffers live only while a group is being reduced.
-// - stage 3: parameters are partitioned too: a module's group is all-gathered before its
-//   forward and its backward and released after each.
+// How a step works (N ranks, the partition plan of dist/zero/partition_plan.h):
+// - forward: with P_p, each module's group is all-gathered before its forward and released
+//   after it (the parameter gatherer); otherwise every rank holds every parameter.
+// - backward: each group's gradients are reduced when its last gradient is ready (the
+//   gradient reducer): all-reduced without P_os, reduce-scattered into the owned slice with it;
+//   without P_g only at the boundary micro-batch, with P_g at every one (full gradient buffers
+//   then live only while a group is being reduced). With P_p the group is gathered again for
+//   its backward and released after its reduction.
+// - step, at the accumulation boundary: the optimizer shard checks overflow, takes the norm,
+//   clips and updates the owned slices (every element without P_os); then the gatherer
+//   all-gathers the updated slices (P_os without P_p) or refreshes the groups kept whole (P_p).
 // Mixed precision (fp16 or bf16 enabled in the config): the model's parameters, gradients and
 // all ZeRO traffic are 16-bit; the optimizer updates an fp32 master copy of each owned slice
 // (counted as optimizer state, with the moments) and rounds it back into the 16-bit parameters.
@@ -32,7 +37,10 @@
 #include "comm/communicator.h"
 #include "core/allocator.h"
 #include "dist/config.h"
-#include "dist/partition_plan.h"
+#include "dist/step_timers.h"
+#include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/partition_plan.h"
+#include "dist/zero/partitioning.h"
 #include "nn/module.h"
 #include "optim/loss_scaler.h"
 #include "optim/lr_schedules.h"
@@ -41,6 +49,9 @@
 namespace zt::dist {
 
 struct ConsolidatedCheckpoint;
+class GradientReducer;
+class OptimizerShard;
+class ParameterGatherer;
 
 // The one device every parameter of `model` is on (the host when it has none); throws
 // std::invalid_argument naming two parameters on different devices.
@@ -97,7 +108,7 @@ class Engine {
   int64_t global_steps() const { return global_steps_; }
   int64_t global_samples() const { return global_samples_; }
   int64_t micro_steps() const { return micro_steps_; }
-  double get_lr() const { return optimizer_->lr(); }
+  double get_lr() const;
   // Updates skipped because gradients overflowed (fp16), and the current loss scale (1 when
   // the loss is not scaled).
   int64_t skipped_steps() const { return skipped_steps_; }
@@ -121,19 +132,22 @@ class Engine {
   void train() { model_->train(); }
   void eval() { model_->eval(); }
   const Config& config() const { return config_; }
-  optim::Optimizer& optimizer() { return *optimizer_; }
+  optim::Optimizer& optimizer();
   optim::LRSchedule* lr_scheduler() { return schedule_.get(); }
   int rank() const { return data_parallel_->rank(); }
   int world_size() const { return data_parallel_->size(); }
-  int zero_stage() const { return stage_; }
+  int zero_stage() const { return config_.zero_optimization.stage; }
+  // The stage as the paper's switches: which of optimizer states, gradients, parameters are
+  // partitioned.
+  ZeroPartitioning partitioning() const { return partitioning_; }
   const PartitionPlan& plan() const { return plan_; }
   // ZeRO traffic only: gradients and parameters (scalars such as losses and norms travel on
   // a separate communicator so these counts are the paper's volumes).
   comm::Communicator& data_parallel_communicator() { return *data_parallel_; }
 
-  // Stage 3: the most parameter elements gathered at once so far (prefetch included).
-  int64_t peak_gathered_numel() const { return peak_gathered_numel_; }
-  // Every parameter, whole, on every rank, in host memory (stage 3 gathers). Collective.
+  // With P_p: the most parameter elements gathered at once so far (prefetch included).
+  int64_t peak_gathered_numel() const;
+  // Every parameter, whole, on every rank, in host memory (gathered with P_p). Collective.
   NamedTensors consolidated_state_dict();
   ModelStateReport model_state_report() const;
 
@@ -154,50 +168,30 @@ class Engine {
   std::string step_report() const;
 
  private:
-  struct GroupState;
   struct LoadedState;
   void run_on_all_ranks(const std::string& what, const std::function<void()>& body);
   nlohmann::json engine_state_json() const;
+  void write_optimizer_states(const std::string& staging_dir) const;
   void check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const;
   LoadedState read_loaded_state(const std::string& dir, const std::string& tag) const;
-  void build_groups();
-  void build_optimizer();
-  void register_gradient_hooks();
-  void register_stage3_module_hooks();
-  void on_gradient_ready(size_t group_index, size_t param_index);
-  void reduce_group(size_t group_index);
-  void absorb_reduction(size_t group_index);
-  void collect_gradients_in_place(size_t group_index);
-  void finish_reductions();
-  void start_gather(size_t group_index);
-  void gather_group(size_t group_index);
-  void release_group(size_t group_index);
-  void prefetch_after(const std::vector<size_t>& trace, size_t group_index);
-  void all_gather_owned_slices();
-  void make_master_gradients();
-  std::vector<double> local_square_sums();
-  bool gradients_overflowed(const std::vector<double>& square_sums);
-  double global_grad_norm(const std::vector<double>& square_sums);
   MemoryAccounting& memory_accounting() const;
-  void scale_update_gradients(double factor);
-  void copy_master_to_parameters();
-  void update_parameters();
-  void zero_gradients();
+  bool take_update_decision();
   void log_step();
 
   Config config_;
   std::shared_ptr<nn::Module> model_;
   comm::Communicator* data_parallel_;
   std::unique_ptr<comm::Communicator> control_;  // scalars: norms, losses
-  int stage_ = 0;
+  ZeroPartitioning partitioning_;
   Device device_ = Device::cpu();  // where the parameters, gradients and optimizer state live
   DType model_dtype_ = DType::f32;
   std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;
-  std::vector<std::unique_ptr<GroupState>> groups_;
-  std::unique_ptr<optim::Optimizer> optimizer_;
+  FlatGroupList groups_;  // the pieces below work on these; declared first, destroyed last
+  std::unique_ptr<ParameterGatherer> gatherer_;
+  std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<OptimizerShard> shard_;
   std::unique_ptr<optim::LRSchedule> schedule_;
-  std::vector<std::pair<nn::Module*, std::vector<int64_t>>> module_hook_handles_;
 
   int64_t micro_steps_ = 0;
   int64_t global_steps_ = 0;
@@ -207,20 +201,11 @@ class Engine {
   double last_grad_norm_ = 0.0;
   double loss_sum_ = 0.0;         // local losses of the current accumulation window
   double last_local_loss_ = 0.0;  // their mean at the last update
-  bool in_backward_ = false;
-  // Stage 3: the order modules were gathered in during the first step, forward and backward,
-  // and how many parameter elements are gathered (or being gathered) right now.
-  bool recording_traces_ = true;
-  std::vector<size_t> forward_trace_, backward_trace_;
-  int64_t live_gathered_numel_ = 0;
-  int64_t peak_gathered_numel_ = 0;
   // Traffic at the end of the previous step, and that of the last step.
   comm::CommStats stats_at_last_step_;
   comm::CommStats last_step_traffic_;
 
-  struct Timers {
-    double forward = 0, backward = 0, reduce = 0, step = 0;
-  } timers_;
+  StepTimers timers_;
   std::chrono::steady_clock::time_point last_log_time_;
   int64_t samples_at_last_log_ = 0;
 };

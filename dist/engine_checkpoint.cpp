@@ -21,8 +21,10 @@
 #include "core/factory.h"
 #include "core/generator.h"
 #include "dist/checkpoint_files.h"
-#include "dist/engine_internal.h"
+#include "dist/engine.h"
 #include "dist/fault_points.h"
+#include "dist/zero/gradient_reducer.h"
+#include "dist/zero/optimizer_shard.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
@@ -52,6 +54,44 @@ Tensor flat_group_values(const FlatGroup& plan, const std::map<std::string, Tens
   return flat;
 }
 
+// The optimizer state of one group from the checkpoint's per-parameter states: elements
+// [begin, begin + numel) of the group's flat layout.
+optim::ParamState group_optimizer_state(const ConsolidatedCheckpoint& checkpoint,
+                                        const FlatGroup& plan, int64_t begin, int64_t numel) {
+  // Every parameter of a group must bring the same optimizer state (one update count, the
+  // same tensors): the group is one tensor to the optimizer.
+  optim::ParamState restored;
+  const std::string& first = plan.params.front().name;
+  restored.step = checkpoint.optimizer_steps.at(first);
+  static const std::map<std::string, Tensor> kNoState;
+  auto state_of = [&](const std::string& name) -> const std::map<std::string, Tensor>& {
+    auto found = checkpoint.optimizer_state.find(name);
+    return found == checkpoint.optimizer_state.end() ? kNoState : found->second;
+  };
+  const std::map<std::string, Tensor>& first_state = state_of(first);
+  for (const PlannedParam& entry : plan.params) {
+    if (checkpoint.optimizer_steps.at(entry.name) != restored.step ||
+        state_of(entry.name).size() != first_state.size()) {
+      throw std::runtime_error(fmt::format(
+          "{}: parameters {} and {} have different optimizer states, but this engine updates "
+          "them as one group",
+          checkpoint.tag_dir, first, entry.name));
+    }
+  }
+  for (auto& [name, ignored] : first_state) {
+    std::map<std::string, Tensor> values;
+    for (const PlannedParam& entry : plan.params) {
+      auto found = state_of(entry.name).find(name);
+      if (found == state_of(entry.name).end())
+        throw std::runtime_error(fmt::format("{}: parameter {} has no optimizer state {}",
+                                             checkpoint.tag_dir, entry.name, name));
+      values[entry.name] = found->second;
+    }
+    restored.tensors.emplace_back(name, flat_range(flat_group_values(plan, values), begin, numel));
+  }
+  return restored;
+}
+
 }  // namespace
 
 // Runs `body` on every rank and agrees on the outcome: when it throws on any rank, every rank
@@ -73,9 +113,9 @@ void Engine::run_on_all_ranks(const std::string& what, const std::function<void(
 nlohmann::json Engine::engine_state_json() const {
   nlohmann::json state = {{"format_version", 1},
                           {"world_size", world_size()},
-                          {"zero_stage", stage_},
+                          {"zero_stage", zero_stage()},
                           {"dtype", dtype_name(model_dtype_)},
-                          {"optimizer", optimizer_->name()},
+                          {"optimizer", shard_->optimizer().name()},
                           {"global_steps", global_steps_},
                           {"global_samples", global_samples_},
                           {"micro_steps", micro_steps_},
@@ -92,6 +132,51 @@ nlohmann::json Engine::engine_state_json() const {
                             {"hysteresis_left", scaler.hysteresis_left}};
   }
   return state;
+}
+
+// This rank's optimizer file in `staging_dir`: its slice of every group's fp32 values and
+// optimizer state, with the layout that lets any world size and stage read them back.
+void Engine::write_optimizer_states(const std::string& staging_dir) const {
+  NamedTensors tensors;
+  nlohmann::json groups = nlohmann::json::array();
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const FlatGroupBuffers& group = *groups_[g];
+    // Without P_os every rank holds everything; each rank saves its rank slice of it, so the
+    // files partition the state at every stage.
+    int64_t slice_begin = group.plan.slice_begin(rank());
+    int64_t slice_numel = group.plan.slice_numel();
+    int64_t local_begin = partitioning_.optimizer_states ? 0 : slice_begin;
+    // Files are written from host memory: device slices come back to the host first.
+    auto mine = [&](const Tensor& tensor) {
+      return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel)
+          .to(Device::cpu());
+    };
+    std::string prefix = fmt::format("group.{}.", g);
+    tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
+    optim::ParamState state = shard_->optimizer().param_state(0, g);
+    nlohmann::json state_names = nlohmann::json::array();
+    for (auto& [name, tensor] : state.tensors) {
+      tensors.emplace_back(prefix + name, mine(tensor));
+      state_names.push_back(name);
+    }
+    nlohmann::json params = nlohmann::json::array();
+    for (const PlannedParam& entry : group.plan.params) {
+      params.push_back(
+          {{"name", entry.name}, {"offset", entry.offset}, {"shape", entry.param.sizes()}});
+    }
+    groups.push_back({{"slice_begin", slice_begin},
+                      {"slice_numel", slice_numel},
+                      {"step", state.step},
+                      {"state", state_names},
+                      {"params", params}});
+  }
+  const Generator& generator = default_generator();
+  nlohmann::json layout = {{"rank", rank()},
+                           {"world_size", world_size()},
+                           {"zero_stage", zero_stage()},
+                           {"generator", {generator.seed(), generator.offset()}},
+                           {"groups", groups}};
+  save_safetensors(optim_states_file(staging_dir, rank()), tensors, {{"zerotrain", layout.dump()}});
 }
 
 std::string Engine::save_checkpoint(const std::string& dir, const std::string& tag,
@@ -113,7 +198,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     fs::remove_all(staging);  // left by a save that was killed
     fs::create_directory(staging);
   });
-  NamedTensors model_state = consolidated_state_dict();  // collective at stage 3
+  NamedTensors model_state = consolidated_state_dict();  // collective with P_p
   run_on_all_ranks("save_checkpoint", [&] {
     if (rank() == 0) {
       save_safetensors(model_states_file(staging.string()), model_state,
@@ -122,47 +207,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
                         {"client_state", client_state.dump()}});
       reach_fault_point("checkpoint_after_model_file", rank(), global_steps_);
     }
-    NamedTensors tensors;
-    nlohmann::json groups = nlohmann::json::array();
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      GroupState& group = *groups_[g];
-      // Stage 0 keeps everything on every rank; each rank saves its rank slice of it, so the
-      // files partition the state at every stage.
-      int64_t slice_begin = group.plan.slice_begin(rank());
-      int64_t slice_numel = group.plan.slice_numel();
-      int64_t local_begin = stage_ == 0 ? slice_begin : 0;
-      // Files are written from host memory: device slices come back to the host first.
-      auto mine = [&](const Tensor& tensor) {
-        return flat_range(ops::reshape(tensor, {tensor.numel()}), local_begin, slice_numel)
-            .to(Device::cpu());
-      };
-      std::string prefix = fmt::format("group.{}.", g);
-      tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
-      optim::ParamState state = optimizer_->param_state(0, g);
-      nlohmann::json state_names = nlohmann::json::array();
-      for (auto& [name, tensor] : state.tensors) {
-        tensors.emplace_back(prefix + name, mine(tensor));
-        state_names.push_back(name);
-      }
-      nlohmann::json params = nlohmann::json::array();
-      for (const PlannedParam& entry : group.plan.params) {
-        params.push_back(
-            {{"name", entry.name}, {"offset", entry.offset}, {"shape", entry.param.sizes()}});
-      }
-      groups.push_back({{"slice_begin", slice_begin},
-                        {"slice_numel", slice_numel},
-                        {"step", state.step},
-                        {"state", state_names},
-                        {"params", params}});
-    }
-    const Generator& generator = default_generator();
-    nlohmann::json layout = {{"rank", rank()},
-                             {"world_size", world_size()},
-                             {"zero_stage", stage_},
-                             {"generator", {generator.seed(), generator.offset()}},
-                             {"groups", groups}};
-    save_safetensors(optim_states_file(staging.string(), rank()), tensors,
-                     {{"zerotrain", layout.dump()}});
+    write_optimizer_states(staging.string());
   });
   run_on_all_ranks("save_checkpoint", [&] {
     if (rank() != 0) return;
@@ -255,45 +300,13 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
     throw std::runtime_error(fmt::format("{}: {}", where, error.what()));
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
-    const GroupState& group = *groups_[g];
+    const FlatGroupBuffers& group = *groups_[g];
     Tensor flat = flat_group_values(group.plan, checkpoint.fp32_params);
-    int64_t begin = stage_ == 0 ? 0 : group.plan.slice_begin(rank());
+    int64_t begin = partitioning_.optimizer_states ? group.plan.slice_begin(rank()) : 0;
     int64_t numel = group.update_params().numel();
     loaded.full_values.push_back(flat);
     loaded.update_slices.push_back(flat_range(flat, begin, numel));
-    // Every parameter of a group must bring the same optimizer state (one update count, the
-    // same tensors): the group is one tensor to the optimizer.
-    optim::ParamState restored;
-    const std::string& first = group.plan.params.front().name;
-    restored.step = checkpoint.optimizer_steps.at(first);
-    static const std::map<std::string, Tensor> kNoState;
-    auto state_of = [&](const std::string& name) -> const std::map<std::string, Tensor>& {
-      auto found = checkpoint.optimizer_state.find(name);
-      return found == checkpoint.optimizer_state.end() ? kNoState : found->second;
-    };
-    const std::map<std::string, Tensor>& first_state = state_of(first);
-    for (const PlannedParam& entry : group.plan.params) {
-      if (checkpoint.optimizer_steps.at(entry.name) != restored.step ||
-          state_of(entry.name).size() != first_state.size()) {
-        throw std::runtime_error(fmt::format(
-            "{}: parameters {} and {} have different optimizer states, but this engine updates "
-            "them as one group",
-            checkpoint.tag_dir, first, entry.name));
-      }
-    }
-    for (auto& [name, ignored] : first_state) {
-      std::map<std::string, Tensor> values;
-      for (const PlannedParam& entry : group.plan.params) {
-        auto found = state_of(entry.name).find(name);
-        if (found == state_of(entry.name).end())
-          throw std::runtime_error(fmt::format("{}: parameter {} has no optimizer state {}",
-                                               checkpoint.tag_dir, entry.name, name));
-        values[entry.name] = found->second;
-      }
-      restored.tensors.emplace_back(
-          name, flat_range(flat_group_values(group.plan, values), begin, numel));
-    }
-    loaded.optimizer.push_back(restored);
+    loaded.optimizer.push_back(group_optimizer_state(checkpoint, group.plan, begin, numel));
   }
   for (auto& [name, tensor] : model_->named_buffers()) {
     Tensor saved;
@@ -316,11 +329,12 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   run_on_all_ranks("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
   autograd::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    GroupState& group = *groups_[g];
+    FlatGroupBuffers& group = *groups_[g];
     ops::copy_(group.update_params(), loaded.update_slices[g]);
     if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
-    if (stage_ == 3) ops::copy_(group.owned_params, loaded.update_slices[g]);
-    optimizer_->set_param_state(0, g, loaded.optimizer[g]);
+    // With P_p the owned slice is a buffer of its own, not a view of full_params.
+    if (partitioning_.parameters) ops::copy_(group.owned_params, loaded.update_slices[g]);
+    shard_->optimizer().set_param_state(0, g, loaded.optimizer[g]);
   }
   NamedTensors buffers = model_->named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i)
@@ -334,7 +348,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   if (loss_scaler_ && loaded.scaler) loss_scaler_->set_state(*loaded.scaler);
   if (loaded.generator)
     default_generator().set_state(loaded.generator->seed, loaded.generator->offset);
-  zero_gradients();
+  reducer_->zero_gradients();
   return loaded.client_state;
 }
 

@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "core/allocator.h"
-#include "dist/engine_internal.h"
+#include "dist/engine.h"
+#include "dist/zero/expected_footprint.h"
 
 namespace zt::dist {
 
 ModelStateReport Engine::model_state_report() const {
   ModelStateReport report;
-  report.stage = stage_;
+  report.stage = zero_stage();
   report.world_size = world_size();
   report.parameter_count = plan_.total_numel();
   report.model_dtype = model_dtype_;
@@ -19,22 +20,12 @@ ModelStateReport Engine::model_state_report() const {
   report.param_bytes = stats.live(MemoryTag::param);
   report.grad_bytes = stats.live(MemoryTag::grad);
   report.optim_state_bytes = stats.live(MemoryTag::optim_state);
-  // Per parameter: B bytes of parameters and B of gradients (B = 4 in fp32, 2 in fp16/bf16),
-  // and K of optimizer state (Adam: 8, the two moments; SGD with momentum: 4), plus 4 for the
-  // fp32 master weights under mixed precision: the paper's 2 + 2 + 12 for mixed-precision
-  // Adam. ZeRO divides what the stage partitions.
-  int64_t psi = report.parameter_count;
-  int64_t n = report.world_size;
-  int64_t element_bytes = int64_t(dtype_size(model_dtype_));
-  int64_t state_bytes_per_param = mixed_precision() ? 4 : 0;
-  if (config_.optimizer.is_adam())
-    state_bytes_per_param += 8;
-  else if (config_.optimizer.momentum != 0.0)
-    state_bytes_per_param += 4;
-  report.expected_param_bytes = stage_ == 3 ? element_bytes * psi / n : element_bytes * psi;
-  report.expected_grad_bytes = stage_ >= 2 ? element_bytes * psi / n : element_bytes * psi;
-  report.expected_optim_state_bytes =
-      stage_ >= 1 ? state_bytes_per_param * psi / n : state_bytes_per_param * psi;
+  ExpectedModelStateBytes expected = expected_model_state_bytes(
+      partitioning_, report.parameter_count, report.world_size, int64_t(dtype_size(model_dtype_)),
+      optimizer_state_bytes_per_param(config_.optimizer, mixed_precision()));
+  report.expected_param_bytes = expected.params;
+  report.expected_grad_bytes = expected.grads;
+  report.expected_optim_state_bytes = expected.optim_state;
   return report;
 }
 
@@ -48,7 +39,7 @@ std::string Engine::step_report() const {
   auto mib = [](int64_t bytes) { return double(bytes) / double(1 << 20); };
   std::string text = fmt::format(
       "rank {}: ZeRO stage {}, {} ranks, {} parameters (Psi), {} micro-batches a step\n", rank(),
-      stage_, world_size(), report.parameter_count, config_.gradient_accumulation_steps);
+      zero_stage(), world_size(), report.parameter_count, config_.gradient_accumulation_steps);
   text += fmt::format("  {:<12} {:>10} {:>10} {:>12}\n", "memory (MiB)", "live", "peak", "formula");
   auto memory_line = [&](const char* kind, MemoryTag tag, int64_t expected,
                          const MemoryStats& stats) {
@@ -66,24 +57,12 @@ std::string Engine::step_report() const {
   text += memory_line("act. offload", MemoryTag::activation_offload, -1, host_memory);
   text += memory_line("comm buffers", MemoryTag::comm, -1, memory);
   if (on_device) text += memory_line("comm (host)", MemoryTag::comm, -1, host_memory);
-  // Element-bytes per step by the paper: 2 Psi (N-1)/N at stages 0-2 (all-reduce, or
-  // reduce-scatter + all-gather), 3 Psi (N-1)/N at stage 3 (two all-gathers, a reduce-scatter);
-  // stages 2-3 reduce-scatter every micro-batch.
+  // Element-bytes per step by the paper (dist/zero/expected_footprint.h).
   double n = double(world_size());
   double share = (n - 1.0) / n * double(dtype_size(model_dtype_)) * double(report.parameter_count);
   double micro = double(config_.gradient_accumulation_steps);
-  std::vector<std::pair<comm::CollectiveKind, double>> expected;
-  if (stage_ == 0) expected = {{comm::CollectiveKind::all_reduce, 2.0 * share}};
-  if (stage_ == 1)
-    expected = {{comm::CollectiveKind::reduce_scatter, share},
-                {comm::CollectiveKind::all_gather, share}};
-  if (stage_ == 2)
-    expected = {{comm::CollectiveKind::reduce_scatter, micro * share},
-                {comm::CollectiveKind::all_gather, share}};
-  if (stage_ == 3) {
-    expected = {{comm::CollectiveKind::all_gather, 2.0 * micro * share},
-                {comm::CollectiveKind::reduce_scatter, micro * share}};
-  }
+  std::vector<std::pair<comm::CollectiveKind, double>> expected =
+      expected_step_traffic(partitioning_, share, micro);
   const comm::CommStats& stats = last_step_traffic_;
   text +=
       fmt::format("  {:<14} {:>6} {:>14} {:>14}\n", "traffic", "calls", "payload bytes", "formula");

@@ -1,15 +1,16 @@
 // The flat partition plan of ZeRO: parameters grouped into flat groups; each group's
 // parameters lie end to end in one contiguous buffer, padded to a multiple of the world size N
 // and cut into N equal slices; rank r owns slice r of every group. Everything partitioned
-// (optimizer state, gradient slices, stage-3 parameter shards) is "the owned slices of the plan".
+// (optimizer state with P_os, gradient slices with P_g, parameter shards with P_p) is "the
+// owned slices of the plan".
 //
 // Two ways to group:
-// - by bucket (stages 0-2): consecutive parameters, taken in reverse registration order (the
+// - by bucket (without P_p): consecutive parameters, taken in reverse registration order (the
 //   order backward produces their gradients), up to reduce_bucket_size elements a group, so a
 //   group is also the unit of gradient reduction and its reduction can start as soon as its
 //   last gradient is ready. DESIGN.md's "one group per dtype" would make that impossible
 //   without copying into buckets, so the bucket is the group.
-// - by module (stage 3): each module's own parameters, so gathering a module is one
+// - by module (with P_p): each module's own parameters, so gathering a module is one
 //   all-gather of one group. Groups under the persistence threshold stay whole on every rank.
 // Invariant: the plan is a pure function of the model's parameter list, the sizes and N, so
 // every rank computes the same plan without communicating.
@@ -37,25 +38,22 @@ struct FlatGroup {
   int64_t numel = 0;         // sum of the parameters' numels
   int64_t padded_numel = 0;  // numel rounded up to a multiple of world_size
   int world_size = 1;
-  bool partitioned = true;  // false: kept whole on every rank (stage-3 persistence)
+  bool partitioned = true;  // false: kept whole on every rank (P_p persistence threshold)
 
   int64_t slice_numel() const { return padded_numel / world_size; }
   int64_t slice_begin(int rank) const { return int64_t(rank) * slice_numel(); }
-  // Elements of the slice of `rank` that hold parameters (the rest is padding).
-  int64_t slice_real_numel(int rank) const;
 };
 
 struct PartitionPlan {
   std::vector<FlatGroup> groups;
   int world_size = 1;
   int64_t total_numel() const;
-  int64_t total_padded_numel() const;
 };
 
-// Stages 0-2. Parameters must be floating, of one dtype; bucket_numel >= 1.
+// Without P_p. Parameters must be floating, of one dtype; bucket_numel >= 1.
 PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, int world_size);
 
-// Stage 3: one group per module with parameters of its own; groups of at most
+// With P_p: one group per module with parameters of its own; groups of at most
 // persistence_threshold elements are not partitioned.
 PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold);
 

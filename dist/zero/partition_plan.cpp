@@ -1,28 +1,16 @@
-// Building flat partition plans.
-#include "dist/partition_plan.h"
+// Building flat partition plans (dist/zero/partition_plan.h).
+#include "dist/zero/partition_plan.h"
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <optional>
 #include <stdexcept>
 
 namespace zt::dist {
 
-int64_t FlatGroup::slice_real_numel(int rank) const {
-  int64_t begin = slice_begin(rank);
-  return std::clamp<int64_t>(numel - begin, 0, slice_numel());
-}
-
 int64_t PartitionPlan::total_numel() const {
   int64_t total = 0;
   for (const FlatGroup& group : groups) total += group.numel;
-  return total;
-}
-
-int64_t PartitionPlan::total_padded_numel() const {
-  int64_t total = 0;
-  for (const FlatGroup& group : groups) total += group.padded_numel;
   return total;
 }
 

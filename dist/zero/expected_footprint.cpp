@@ -1,0 +1,38 @@
+// The paper's memory and traffic formulas (dist/zero/expected_footprint.h).
+#include "dist/zero/expected_footprint.h"
+
+namespace zt::dist {
+
+int64_t optimizer_state_bytes_per_param(const OptimizerConfig& optimizer, bool mixed_precision) {
+  int64_t bytes = mixed_precision ? 4 : 0;
+  if (optimizer.is_adam())
+    bytes += 8;
+  else if (optimizer.momentum != 0.0)
+    bytes += 4;
+  return bytes;
+}
+
+ExpectedModelStateBytes expected_model_state_bytes(ZeroPartitioning partitioning, int64_t psi,
+                                                   int64_t world_size, int64_t element_bytes,
+                                                   int64_t state_bytes_per_param) {
+  auto share = [&](bool partitioned, int64_t bytes_per_param) {
+    return partitioned ? bytes_per_param * psi / world_size : bytes_per_param * psi;
+  };
+  return {.params = share(partitioning.parameters, element_bytes),
+          .grads = share(partitioning.gradients, element_bytes),
+          .optim_state = share(partitioning.optimizer_states, state_bytes_per_param)};
+}
+
+std::vector<std::pair<comm::CollectiveKind, double>> expected_step_traffic(
+    ZeroPartitioning partitioning, double share, double micro_batches) {
+  using comm::CollectiveKind;
+  if (!partitioning.optimizer_states) return {{CollectiveKind::all_reduce, 2.0 * share}};
+  double reduce_scatter = partitioning.gradients ? micro_batches * share : share;
+  if (partitioning.parameters) {
+    return {{CollectiveKind::all_gather, 2.0 * micro_batches * share},
+            {CollectiveKind::reduce_scatter, reduce_scatter}};
+  }
+  return {{CollectiveKind::reduce_scatter, reduce_scatter}, {CollectiveKind::all_gather, share}};
+}
+
+}  // namespace zt::dist

@@ -1,0 +1,60 @@
+// OptimizerShard: the optimizer over this rank's owned slices. With P_os a rank owns slice r of
+// every group; without it, it owns (and updates) every element. Under mixed precision the
+// optimizer steps an fp32 master copy of each owned slice (optimizer state) and rounds it back
+// into the 16-bit parameters. The overflow check and the global gradient norm read only the
+// owned gradients, combined across ranks in rank order, so every rank takes the same decision
+// and the norm is bitwise the same with and without P_os.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "dist/config.h"
+#include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/partitioning.h"
+#include "optim/optimizer.h"
+
+namespace zt::dist {
+
+class OptimizerShard {
+ public:
+  // Makes the master weights (mixed precision) and the configured optimizer over one tensor
+  // per group. `groups` and `control` (the host communicator for scalars) outlive the shard.
+  OptimizerShard(ZeroPartitioning partitioning, const Config& config, FlatGroupList& groups,
+                 Device device, bool mixed_precision, comm::Communicator& control);
+
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  const optim::Optimizer& optimizer() const { return *optimizer_; }
+
+  // Mixed precision: the optimizer's fp32 gradients, unscaled by `loss_scale`, from the reduced
+  // 16-bit ones. They live only for the update (DeepSpeed allocates its fp32 gradient
+  // partition the same way), until drop_master_gradients.
+  void make_master_gradients(double loss_scale);
+  void drop_master_gradients();
+  // Sums of squares of what this rank updates, in one fused pass (one kernel launch on a GPU):
+  // without P_os one per group and rank slice (so that the norm is combined exactly as with
+  // it), else one per group's owned slice. A non-finite sum is an inf or NaN gradient.
+  std::vector<double> local_square_sums();
+  // Whether any rank's sums hold an inf or a NaN. Collective over `control`.
+  bool gradients_overflowed(const std::vector<double>& square_sums);
+  // The global L2 norm from every rank's sums. Collective over `control` with P_os.
+  double global_grad_norm(const std::vector<double>& square_sums);
+  // Clips by `grad_norm` when gradient_clipping asks for it, steps the optimizer and, under
+  // mixed precision, rounds the masters into owned_params.
+  void update(double grad_norm);
+
+ private:
+  void scale_update_gradients(double factor);
+  void copy_master_to_parameters();
+
+  ZeroPartitioning partitioning_;
+  const Config& config_;
+  FlatGroupList& groups_;
+  Device device_;
+  bool mixed_precision_;
+  comm::Communicator& control_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+};
+
+}  // namespace zt::dist

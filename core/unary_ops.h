@@ -41,7 +41,8 @@
   X_WITH_BACKWARD(gelu_tanh, GeluTanh)   \
   X(sign, Sign)                          \
   X(square, Square)                      \
-  X(reciprocal, Reciprocal)
+  X(reciprocal, Reciprocal)              \
+  X_WITH_BACKWARD(silu, Silu)
 
 // Expands to nothing: passed for the half of ZT_UNARY_OPS a generator does not want.
 #define ZT_UNARY_SKIP(name, Struct)
@@ -208,6 +209,21 @@ struct GeluTanh {
     C t = ZT_MATH(tanh)(inner);
     C inner_derivative = C(kSqrtTwoOverPi) * (C(1) + C(3 * kGeluTanhCubic) * x * x);
     return grad * (C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * inner_derivative);
+  }
+};
+
+// x * sigmoid(x) (SiLU, or swish); d/dx = sigmoid(x) * (1 + x * (1 - sigmoid(x))).
+struct Silu {
+  static constexpr bool kAcceptsIntegers = false;
+  static constexpr bool kBackwardSavesOutput = false;
+  template <typename C>
+  ZT_HOST_DEVICE static C forward(C x) {
+    return x * (C(1) / (C(1) + ZT_MATH(exp)(-x)));
+  }
+  template <typename C>
+  ZT_HOST_DEVICE static C backward(C grad, C x) {
+    C sigmoid = C(1) / (C(1) + ZT_MATH(exp)(-x));
+    return grad * (sigmoid * (C(1) + x * (C(1) - sigmoid)));
   }
 };
 

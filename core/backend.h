@@ -19,10 +19,13 @@ namespace zt {
 
 class Allocator;
 
+// One entry per line of ZT_UNARY_OPS (core/unary_ops.h), in its order; codes 0 .. count - 1.
 #define ZT_UNARY_ENUM_ENTRY(name, Struct) name,
 enum class UnaryOp : uint8_t { ZT_UNARY_OPS(ZT_UNARY_ENUM_ENTRY, ZT_UNARY_ENUM_ENTRY) };
+#undef ZT_UNARY_ENUM_ENTRY
 #define ZT_UNARY_COUNT_ONE(name, Struct) +1
 inline constexpr int kUnaryOpCount = 0 ZT_UNARY_OPS(ZT_UNARY_COUNT_ONE, ZT_UNARY_COUNT_ONE);
+#undef ZT_UNARY_COUNT_ONE
 
 enum class BinaryOp : uint8_t {
   add,
@@ -44,11 +47,13 @@ enum class BinaryOp : uint8_t {
 // grad, a * d op / dx: relu_backward, gelu_backward, ..., sigmoid_backward (b = y), ...
 #define ZT_UNARY_BACKWARD_ENTRY(name, Struct) name##_backward,
   ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_UNARY_BACKWARD_ENTRY)
+#undef ZT_UNARY_BACKWARD_ENTRY
 };
+// The arithmetic and comparison ops, then the backwards: codes 0 .. count - 1.
 #define ZT_UNARY_BACKWARD_COUNT_ONE(name, Struct) +1
-// The arithmetic and comparison ops, then the backwards.
 inline constexpr int kBinaryOpCount =
     int(BinaryOp::ge) + 1 ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_UNARY_BACKWARD_COUNT_ONE);
+#undef ZT_UNARY_BACKWARD_COUNT_ONE
 
 // The op's name ("relu", "gelu_backward", ...), and whether it also runs on integer dtypes
 // (every other op needs a floating dtype).

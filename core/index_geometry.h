@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/host_device.h"
 #include "core/tensor.h"
-#include "core/unary_ops.h"  // ZT_HOST_DEVICE
 
 namespace zt {
 

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
+#include "core/host_device.h"
 #include "core/tensor.h"
-#include "core/unary_ops.h"  // ZT_HOST_DEVICE
 
 namespace zt {
 

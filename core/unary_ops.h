@@ -10,18 +10,14 @@
 #include <cmath>
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define ZT_HOST_DEVICE __host__ __device__
-#else
-#define ZT_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 // On the device the CUDA math library's overloads (global namespace), on the host <cmath>'s:
 // written out so that no zt::exp(Tensor) in an including file can capture the call.
 #if defined(__CUDA_ARCH__)
-#define ZT_MATH(function) ::function
+#define ZT_MATH(name) ::name
 #else
-#define ZT_MATH(function) std::function
+#define ZT_MATH(name) std::name
 #endif
 
 // X(name, Struct): an op without a fused backward; X_WITH_BACKWARD(name, Struct): an

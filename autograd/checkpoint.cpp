@@ -18,11 +18,25 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "core/backend.h"
 #include "core/generator.h"
 
 namespace zt {
 
 namespace {
+
+// synchronize_checkpoint_boundary: waits for the device's queued work at each boundary of a
+// checkpointed piece (entering and leaving it in forward, before the recomputation and after
+// its nested backward), as DeepSpeed does, so that a profile or timer at the boundary sees the
+// piece's kernels finished. A no-op on the CPU, whose kernels are done when they return.
+void synchronize_at_boundary(const std::vector<Tensor>& tensors) {
+  if (!checkpointing_options().synchronize_checkpoint_boundary) return;
+  for (const Tensor& tensor : tensors) {
+    if (!tensor.defined()) continue;
+    backend_for(tensor.device()).synchronize(tensor.device());
+    return;
+  }
+}
 
 struct RngState {
   uint64_t seed = 0;
@@ -83,8 +97,7 @@ class CheckpointNode : public autograd::Node {
         replay_inputs.push_back(saved);
       }
     }
-    // On a device, synchronize_checkpoint_boundary would wait for the stream here and after
-    // the nested backward; CPU backend kernels are complete when they return.
+    synchronize_at_boundary(replay_inputs);
     const bool profile = checkpointing_options().profile;
     const auto recompute_start = std::chrono::steady_clock::now();
     std::vector<Tensor> recomputed;
@@ -117,6 +130,7 @@ class CheckpointNode : public autograd::Node {
     recomputed.clear();
     // The recomputed graph is rebuilt by every apply, so it is always freed here.
     if (!roots.empty()) autograd::Engine::backward(roots, root_grads, /*retain_graph=*/false);
+    synchronize_at_boundary(replay_inputs);
 
     std::vector<Tensor> input_grads;
     for (const Tensor& leaf : grad_leaves) input_grads.push_back(leaf.grad());
@@ -171,11 +185,13 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   if (!autograd::is_grad_enabled()) return fn(inputs);
 
   RngState rng_at_entry = rng_state_of(default_generator());
+  synchronize_at_boundary(inputs);
   std::vector<Tensor> outputs;
   {
     NoGradGuard no_grad;  // records nothing, so fn's intermediates die as it returns
     outputs = fn(inputs);
   }
+  synchronize_at_boundary(outputs);
 
   std::vector<autograd::Edge> edges;
   std::vector<bool> input_requires_grad;

@@ -19,8 +19,9 @@ struct CheckpointingOptions {
   // Saved inputs of successive checkpoints are copied into one buffer preallocated for
   // number_checkpoints checkpoints and reused from forward to forward (see checkpoint_storage.h).
   bool contiguous_memory_optimization = false;
-  // DeepSpeed synchronizes the device before and after each checkpoint. CPU backend kernels have
-  // finished when they return and there is no device stream, so there is nothing to wait for.
+  // Waits for the device's queued work at each checkpoint boundary (entering and leaving a
+  // checkpointed piece, before its recomputation and after its nested backward), as DeepSpeed
+  // does. A no-op on the CPU, whose kernels have finished when they return.
   bool synchronize_checkpoint_boundary = false;
   // Recomputation time and count accumulate in checkpointing_profile().
   bool profile = false;

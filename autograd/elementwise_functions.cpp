@@ -190,32 +190,30 @@ Tensor abs(const Tensor& x) {
                       [x = x.detach()](const Tensor& g) { return ops::mul(g, ops::sign(x)); });
 }
 
-Tensor tanh(const Tensor& x) {
-  Tensor out = ops::tanh(x);
-  return record_unary("TanhBackward", x, out, [out = out.detach()](const Tensor& g) {
-    return ops::binary(BinaryOp::tanh_backward, g, out);
-  });
+// The activations of core/unary_ops.h: the forward kernel, and a node that saves the input or
+// the output (as the op's struct says) for the fused backward kernel.
+namespace {
+template <typename Struct>
+Tensor activation(UnaryOp op, BinaryOp backward_op, const char* node_name, const Tensor& x) {
+  Tensor out = ops::unary(op, x);
+  Tensor saved = Struct::kBackwardSavesOutput ? out.detach() : x.detach();
+  return record_unary(node_name, x, std::move(out),
+                      [saved = std::move(saved), backward_op](const Tensor& g) {
+                        return ops::binary(backward_op, g, saved);
+                      });
 }
+}  // namespace
 
-Tensor sigmoid(const Tensor& x) {
-  Tensor out = ops::sigmoid(x);
-  return record_unary("SigmoidBackward", x, out, [out = out.detach()](const Tensor& g) {
-    return ops::binary(BinaryOp::sigmoid_backward, g, out);
-  });
-}
-
-Tensor relu(const Tensor& x) {
-  return record_unary("ReluBackward", x, ops::relu(x), [x = x.detach()](const Tensor& g) {
-    return ops::binary(BinaryOp::relu_backward, g, x);
-  });
-}
+#define ZT_DEFINE_ACTIVATION(name, Struct)                                          \
+  Tensor name(const Tensor& x) {                                                    \
+    return activation<unary_math::Struct>(UnaryOp::name, BinaryOp::name##_backward, \
+                                          #Struct "Backward", x);                   \
+  }
+ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_DEFINE_ACTIVATION)
+#undef ZT_DEFINE_ACTIVATION
 
 Tensor gelu(const Tensor& x, bool tanh_approximation) {
-  BinaryOp backward_op =
-      tanh_approximation ? BinaryOp::gelu_tanh_backward : BinaryOp::gelu_backward;
-  return record_unary(
-      "GeluBackward", x, ops::gelu(x, tanh_approximation),
-      [x = x.detach(), backward_op](const Tensor& g) { return ops::binary(backward_op, g, x); });
+  return tanh_approximation ? gelu_tanh(x) : gelu(x);
 }
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {

@@ -36,10 +36,12 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
-Tensor tanh(const Tensor& x);
-Tensor sigmoid(const Tensor& x);
-Tensor relu(const Tensor& x);
-Tensor gelu(const Tensor& x, bool tanh_approximation = false);
+// The activations of core/unary_ops.h (tanh, sigmoid, relu, gelu, gelu_tanh, ...), one per
+// line of its list with a fused backward.
+#define ZT_DECLARE_ACTIVATION(name, Struct) Tensor name(const Tensor& x);
+ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_DECLARE_ACTIVATION)
+#undef ZT_DECLARE_ACTIVATION
+Tensor gelu(const Tensor& x, bool tanh_approximation);  // gelu or gelu_tanh
 // condition (u8) selects a where nonzero, else b; all three broadcast.
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 

@@ -100,8 +100,8 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     }
     if (!meta.grad.defined()) {
       // A fresh buffer: the incoming gradient may be a broadcast view or shared with another
-      // node, and later accumulation writes in place.
-      meta.grad = zeros(leaf_.sizes(), options_of(leaf_).with_tag(MemoryTag::grad));
+      // node, and later accumulation writes in place. Left unfilled: copy_ writes every element.
+      meta.grad = empty(leaf_.sizes(), options_of(leaf_).with_tag(MemoryTag::grad));
       ops::copy_(meta.grad, grad);
     } else {
       ops::add_(meta.grad, grad);

@@ -1,10 +1,9 @@
-// Device discovery, selection by local rank, and lazily created per-device contexts.
+// Device discovery and lazily created per-device contexts.
 // Contexts are created once under a mutex and never destroyed: streams and handles destroyed
 // during static destruction race the CUDA runtime's own teardown.
 #include "cuda/device.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -61,22 +60,6 @@ std::vector<DeviceContext*>& contexts() {
   return all;
 }
 }  // namespace
-
-int select_device_for_local_rank() {
-  int count = device_count();
-  if (count == 0) require_device(0);  // throws with the reason
-  int local_rank = 0;
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "LOCAL_RANK"}) {
-    if (const char* value = std::getenv(name)) {
-      local_rank = std::atoi(value);
-      break;
-    }
-  }
-  int index = local_rank % count;
-  ZT_CUDA_CHECK(cudaSetDevice(index));
-  mark_used(index);
-  return index;
-}
 
 void set_allow_tf32(bool allow) {
   tf32_allowed = allow;

@@ -16,9 +16,6 @@ namespace zt::cuda {
 int device_count();
 // Throws std::runtime_error naming cuda:`index` when it does not exist.
 void require_device(int index);
-// The local rank from the launcher (OMPI_COMM_WORLD_LOCAL_RANK, else MPI_LOCALRANKID, else
-// LOCAL_RANK, else 0) modulo the device count, made current. Throws without a device.
-int select_device_for_local_rank();
 // TF32 tensor cores for f32 GEMM: off by default, so that f32 products keep f32 precision.
 void set_allow_tf32(bool allow);
 bool allow_tf32();

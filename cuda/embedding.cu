@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/index_geometry.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/dtype.cuh"
 #include "cuda/index_check.h"
@@ -17,25 +18,8 @@ namespace zt::cuda {
 
 namespace {
 
-// A contiguous tensor read as [outer, dim_size, inner] around `dim`.
-struct DimSplit {
-  int64_t outer = 1, dim_size = 1, inner = 1;
-};
-
-DimSplit split_around(const Tensor& tensor, int64_t dim) {
-  DimSplit split;
-  for (int64_t d = 0; d < dim; ++d) split.outer *= tensor.size(d);
-  split.dim_size = tensor.size(dim);
-  for (int64_t d = dim + 1; d < tensor.dim(); ++d) split.inner *= tensor.size(d);
-  return split;
-}
-
 void check_indices(const Tensor& indices, int64_t size, const char* op, int64_t dim) {
-  if (auto bad = find_bad_index(indices, size)) {
-    throw std::out_of_range(std::string(op) + ": index " + std::to_string(bad->value) +
-                            " is out of range for dimension " + std::to_string(dim) +
-                            " with size " + std::to_string(size));
-  }
+  if (auto bad = find_bad_index(indices, size)) throw_index_out_of_range(op, bad->value, dim, size);
 }
 
 // out[o, i, j] = in[o, indices[i], j] over elements of E (a word as wide as the dtype).

@@ -1,5 +1,6 @@
 // The device-side index range check (see index_check.h).
 #include "core/factory.h"
+#include "core/index_geometry.h"
 #include "cuda/index_check.h"
 #include "cuda/launch.cuh"
 
@@ -13,7 +14,7 @@ __global__ void first_bad_index_kernel(const int64_t* indices, int64_t count, in
   for (int64_t i = global_thread(); i < count; i += grid_threads()) {
     int64_t index = indices[i];
     if (has_allowed && index == allowed) continue;
-    if (index < 0 || index >= size) atomicMin(first_bad, (unsigned long long)i);
+    if (!index_in_range(index, size)) atomicMin(first_bad, (unsigned long long)i);
   }
 }
 

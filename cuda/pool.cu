@@ -6,6 +6,7 @@
 // need no atomics, and round as the CPU's do (16-bit types accumulate in float, rounded once).
 // Max-pool backward, which is not told the window, works plane by plane instead.
 #include "core/factory.h"
+#include "core/pool_geometry.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/dtype.cuh"
 #include "cuda/launch.cuh"
@@ -13,19 +14,6 @@
 namespace zt::cuda {
 
 namespace {
-
-struct PoolGeometry {
-  int64_t planes, in_h, in_w, out_h, out_w;
-};
-
-PoolGeometry pool_geometry(const Tensor& input_like, const Tensor& out_like) {
-  int64_t rank = input_like.dim();
-  int64_t in_h = input_like.size(rank - 2), in_w = input_like.size(rank - 1);
-  int64_t out_h = out_like.size(rank - 2), out_w = out_like.size(rank - 1);
-  int64_t planes = in_h * in_w > 0 ? input_like.numel() / (in_h * in_w) : 0;
-  if (planes == 0 && out_h * out_w > 0) planes = out_like.numel() / (out_h * out_w);
-  return {planes, in_h, in_w, out_h, out_w};
-}
 
 __device__ inline int64_t ceil_div_nonnegative(int64_t a, int64_t b) {
   return a <= 0 ? 0 : (a + b - 1) / b;
@@ -87,24 +75,6 @@ __global__ void max_pool_backward_kernel(const T* grad_out, const int64_t* indic
       if (index_plane[p] >= 0) target[index_plane[p]] += load_compute(grad_plane[p]);
     }
   }
-}
-
-struct AvgWindow {
-  int64_t start, end, padded_count;
-};
-
-__device__ inline AvgWindow avg_window(int64_t out_pos, int64_t stride, int64_t padding,
-                                       int64_t kernel, int64_t size) {
-  int64_t start = out_pos * stride - padding;
-  int64_t end = start + kernel < size + padding ? start + kernel : size + padding;
-  int64_t padded_count = end - start;
-  return {start > 0 ? start : 0, end < size ? end : size, padded_count};
-}
-
-__device__ inline int64_t avg_divisor(const AvgWindow& rows, const AvgWindow& cols,
-                                      bool count_include_pad) {
-  if (count_include_pad) return rows.padded_count * cols.padded_count;
-  return (rows.end - rows.start) * (cols.end - cols.start);
 }
 
 template <typename T>

@@ -116,9 +116,9 @@ struct Bf16Config {
 // activation_offload tag and back for recomputation (a plain copy on the CPU backend, counted
 // apart). contiguous_memory_optimization: the saved inputs of a forward's checkpoints are copied
 // into one buffer preallocated for number_checkpoints checkpoints and reused by later forwards.
-// synchronize_checkpoint_boundary: recorded only; DeepSpeed synchronizes the device at each
-// checkpoint boundary, and CPU backend kernels are finished when they return (no stream to wait
-// on). profile: recomputation time and count accumulate in zt::checkpointing_profile().
+// synchronize_checkpoint_boundary: the device is synchronized at each checkpoint boundary, as
+// in DeepSpeed (Backend::synchronize; a no-op on the CPU, whose kernels are finished when they
+// return). profile: recomputation time and count accumulate in zt::checkpointing_profile().
 struct ActivationCheckpointingConfig {
   bool partition_activations = false;
   bool cpu_checkpointing = false;  // needs partition_activations, as in DeepSpeed

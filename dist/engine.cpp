@@ -143,7 +143,7 @@ nn::TensorList Engine::forward(const nn::TensorList& inputs) {
     model_inputs.push_back(cast ? input.to(model_dtype_) : input);
   }
   nn::TensorList outputs = (*model_)(model_inputs);
-  timers_.forward += seconds_since(start);
+  timers_.forward += phase_seconds(start, device_, config_.wall_clock_breakdown);
   return outputs;
 }
 
@@ -164,7 +164,7 @@ Tensor Engine::backward(const Tensor& loss) {
     loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
   }
   reducer_->end_backward();
-  timers_.backward += seconds_since(start);
+  timers_.backward += phase_seconds(start, device_, config_.wall_clock_breakdown);
   return loss;
 }
 
@@ -212,7 +212,7 @@ void Engine::step() {
   loss_sum_ = 0.0;
   // As in DeepSpeed, a skipped step counts as a global step but does not advance the schedule.
   if (schedule_ && !last_step_overflowed_) schedule_->step();
-  timers_.step += seconds_since(start);
+  timers_.step += phase_seconds(start, device_, config_.wall_clock_breakdown);
   if (config_.steps_per_print > 0 && global_steps_ % config_.steps_per_print == 0) log_step();
 }
 

@@ -1,4 +1,4 @@
-// Parameter-free activation layers: ReLU, GELU (exact or tanh), Tanh, Sigmoid.
+// Parameter-free activation layers: ReLU, GELU (exact or tanh), Tanh, Sigmoid, SiLU.
 #pragma once
 
 #include "autograd/functions.h"
@@ -43,6 +43,14 @@ class Sigmoid final : public Module {
 
  protected:
   Tensor forward(const Tensor& input) override { return sigmoid(input); }
+};
+
+class SiLU final : public Module {
+ public:
+  std::string type_name() const override { return "SiLU"; }
+
+ protected:
+  Tensor forward(const Tensor& input) override { return silu(input); }
 };
 
 }  // namespace zt::nn

@@ -1,6 +1,6 @@
 // The update rules over host spans: the hyperparameters become the f32 per-step constants of
 // the fused update (computed here once, for every backend), and the CPU kernels of
-// core/cpu/optimizer_kernels.h apply them, in parallel over fixed chunks.
+// core/host_optimizer_kernels.h apply them, in parallel over fixed chunks.
 #include "optim/update_rules.h"
 
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/cpu/optimizer_kernels.h"
+#include "core/host_optimizer_kernels.h"
 
 namespace zt::optim {
 

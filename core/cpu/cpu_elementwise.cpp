@@ -1,6 +1,7 @@
 // CPU elementwise kernels: unary math, binary arithmetic and comparisons, fused activation
-// backwards, and where. Inputs arrive already broadcast to out's shape (stride 0 where
-// broadcast). Invariant: each element is computed independently, in compute_type<T> (float
+// backwards, and where; the unary ops and backwards run the scalar functions of
+// core/unary_ops.h, which the CUDA kernels share. Inputs arrive already broadcast to out's
+// shape (stride 0 where broadcast). Invariant: each element is computed independently, in compute_type<T> (float
 // for 16-bit types), so results do not depend on chunking or thread count.
 #include <cmath>
 #include <cstring>
@@ -64,45 +65,9 @@ inline void store(char* pointer, int64_t stride, int64_t index, T value) {
   std::memcpy(pointer + index * stride, &value, sizeof(T));
 }
 
-// ---- unary ---------------------------------------------------------------------------------
+// ---- unary: the ops of core/unary_ops.h ---------------------------------------------------
 
-constexpr double kSqrtHalf = 0.70710678118654752440;       // 1 / sqrt(2)
-constexpr double kSqrtTwoOverPi = 0.79788456080286535588;  // sqrt(2 / pi)
-constexpr double kInvSqrtTwoPi = 0.39894228040143267794;   // 1 / sqrt(2 pi)
-constexpr double kGeluTanhCubic = 0.044715;
-
-template <UnaryOp Op, typename C>
-constexpr bool unary_supports() {
-  if constexpr (std::is_floating_point_v<C>) return true;
-  return Op == UnaryOp::neg || Op == UnaryOp::abs || Op == UnaryOp::sign || Op == UnaryOp::square ||
-         Op == UnaryOp::relu;
-}
-
-template <UnaryOp Op, typename C>
-inline C apply_unary(C x) {
-  if constexpr (Op == UnaryOp::neg) return C(-x);
-  if constexpr (Op == UnaryOp::abs) return x < C(0) ? C(-x) : x;
-  if constexpr (Op == UnaryOp::sign) return x > C(0) ? C(1) : (x < C(0) ? C(-1) : x);
-  if constexpr (Op == UnaryOp::square) return C(x * x);
-  if constexpr (Op == UnaryOp::relu) return x < C(0) ? C(0) : x;  // NaN passes through
-  if constexpr (std::is_floating_point_v<C>) {
-    if constexpr (Op == UnaryOp::exp) return std::exp(x);
-    if constexpr (Op == UnaryOp::log) return std::log(x);
-    if constexpr (Op == UnaryOp::sqrt) return std::sqrt(x);
-    if constexpr (Op == UnaryOp::rsqrt) return C(1) / std::sqrt(x);
-    if constexpr (Op == UnaryOp::tanh) return std::tanh(x);
-    if constexpr (Op == UnaryOp::sigmoid) return C(1) / (C(1) + std::exp(-x));
-    if constexpr (Op == UnaryOp::reciprocal) return C(1) / x;
-    if constexpr (Op == UnaryOp::gelu) return C(0.5) * x * (C(1) + std::erf(x * C(kSqrtHalf)));
-    if constexpr (Op == UnaryOp::gelu_tanh) {
-      C inner = C(kSqrtTwoOverPi) * (x + C(kGeluTanhCubic) * x * x * x);
-      return C(0.5) * x * (C(1) + std::tanh(inner));
-    }
-  }
-  return x;  // unreachable: unary_supports filters the rest
-}
-
-template <UnaryOp Op, typename T>
+template <typename Op, typename T>
 void unary_run(std::array<char*, 2> pointers, std::array<int64_t, 2> strides, int64_t count) {
   using C = compute_type<T>;
   constexpr int64_t element = sizeof(T);
@@ -110,64 +75,29 @@ void unary_run(std::array<char*, 2> pointers, std::array<int64_t, 2> strides, in
     T* out = reinterpret_cast<T*>(pointers[0]);
     const T* in = reinterpret_cast<const T*>(pointers[1]);
     if constexpr (is_half_type<T>) {
-      for (int64_t i = 0; i < count; ++i) out[i] = T(apply_unary<Op, C>(C(in[i])));
+      for (int64_t i = 0; i < count; ++i) out[i] = T(Op::forward(C(in[i])));
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < count; ++i) out[i] = apply_unary<Op, C>(in[i]);
+      for (int64_t i = 0; i < count; ++i) out[i] = Op::forward(C(in[i]));
     }
     return;
   }
   for (int64_t i = 0; i < count; ++i) {
     C value = C(load<T>(pointers[1], strides[1], i));
-    store<T>(pointers[0], strides[0], i, T(apply_unary<Op, C>(value)));
+    store<T>(pointers[0], strides[0], i, T(Op::forward(value)));
   }
 }
 
+// Calls fn.operator()<Struct>() for the op's struct of core/unary_ops.h.
 template <typename Fn>
 void dispatch_unary_op(UnaryOp op, Fn&& fn) {
   switch (op) {
-    case UnaryOp::neg:
-      fn.template operator()<UnaryOp::neg>();
-      return;
-    case UnaryOp::exp:
-      fn.template operator()<UnaryOp::exp>();
-      return;
-    case UnaryOp::log:
-      fn.template operator()<UnaryOp::log>();
-      return;
-    case UnaryOp::sqrt:
-      fn.template operator()<UnaryOp::sqrt>();
-      return;
-    case UnaryOp::rsqrt:
-      fn.template operator()<UnaryOp::rsqrt>();
-      return;
-    case UnaryOp::abs:
-      fn.template operator()<UnaryOp::abs>();
-      return;
-    case UnaryOp::tanh:
-      fn.template operator()<UnaryOp::tanh>();
-      return;
-    case UnaryOp::sigmoid:
-      fn.template operator()<UnaryOp::sigmoid>();
-      return;
-    case UnaryOp::relu:
-      fn.template operator()<UnaryOp::relu>();
-      return;
-    case UnaryOp::gelu:
-      fn.template operator()<UnaryOp::gelu>();
-      return;
-    case UnaryOp::gelu_tanh:
-      fn.template operator()<UnaryOp::gelu_tanh>();
-      return;
-    case UnaryOp::sign:
-      fn.template operator()<UnaryOp::sign>();
-      return;
-    case UnaryOp::square:
-      fn.template operator()<UnaryOp::square>();
-      return;
-    case UnaryOp::reciprocal:
-      fn.template operator()<UnaryOp::reciprocal>();
-      return;
+#define ZT_UNARY_DISPATCH_CASE(name, Struct)      \
+  case UnaryOp::name:                             \
+    fn.template operator()<unary_math::Struct>(); \
+    return;
+    ZT_UNARY_OPS(ZT_UNARY_DISPATCH_CASE, ZT_UNARY_DISPATCH_CASE)
+#undef ZT_UNARY_DISPATCH_CASE
   }
 }
 
@@ -211,20 +141,10 @@ inline auto apply_binary(C a, C b) {
     if constexpr (std::is_floating_point_v<C>) {
       if constexpr (Op == BinaryOp::div) return C(a / b);
       if constexpr (Op == BinaryOp::pow) return C(std::pow(a, b));
-      if constexpr (Op == BinaryOp::relu_backward) return b > C(0) ? a : C(0);
-      if constexpr (Op == BinaryOp::gelu_backward) {
-        C cdf = C(0.5) * (C(1) + std::erf(b * C(kSqrtHalf)));
-        C pdf = C(kInvSqrtTwoPi) * std::exp(C(-0.5) * b * b);
-        return a * (cdf + b * pdf);
-      }
-      if constexpr (Op == BinaryOp::gelu_tanh_backward) {
-        C inner = C(kSqrtTwoOverPi) * (b + C(kGeluTanhCubic) * b * b * b);
-        C t = std::tanh(inner);
-        C inner_derivative = C(kSqrtTwoOverPi) * (C(1) + C(3 * kGeluTanhCubic) * b * b);
-        return a * (C(0.5) * (C(1) + t) + C(0.5) * b * (C(1) - t * t) * inner_derivative);
-      }
-      if constexpr (Op == BinaryOp::sigmoid_backward) return a * b * (C(1) - b);
-      if constexpr (Op == BinaryOp::tanh_backward) return a * (C(1) - b * b);
+#define ZT_BACKWARD_APPLY(name, Struct) \
+  if constexpr (Op == BinaryOp::name##_backward) return unary_math::Struct::backward(a, b);
+      ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_BACKWARD_APPLY)
+#undef ZT_BACKWARD_APPLY
     }
     return a;  // unreachable: binary_supports filters the rest
   }
@@ -314,21 +234,12 @@ void dispatch_binary_op(BinaryOp op, Fn&& fn) {
     case BinaryOp::ge:
       fn.template operator()<BinaryOp::ge>();
       return;
-    case BinaryOp::relu_backward:
-      fn.template operator()<BinaryOp::relu_backward>();
-      return;
-    case BinaryOp::gelu_backward:
-      fn.template operator()<BinaryOp::gelu_backward>();
-      return;
-    case BinaryOp::gelu_tanh_backward:
-      fn.template operator()<BinaryOp::gelu_tanh_backward>();
-      return;
-    case BinaryOp::sigmoid_backward:
-      fn.template operator()<BinaryOp::sigmoid_backward>();
-      return;
-    case BinaryOp::tanh_backward:
-      fn.template operator()<BinaryOp::tanh_backward>();
-      return;
+#define ZT_BACKWARD_DISPATCH_CASE(name, Struct)          \
+  case BinaryOp::name##_backward:                        \
+    fn.template operator()<BinaryOp::name##_backward>(); \
+    return;
+      ZT_UNARY_OPS(ZT_UNARY_SKIP, ZT_BACKWARD_DISPATCH_CASE)
+#undef ZT_BACKWARD_DISPATCH_CASE
   }
 }
 
@@ -336,8 +247,8 @@ void dispatch_binary_op(BinaryOp op, Fn&& fn) {
 
 void CpuBackend::unary(UnaryOp op, const Tensor& in, const Tensor& out) {
   dispatch_all(in.dtype(), "unary", [&]<typename T>() {
-    dispatch_unary_op(op, [&]<UnaryOp Op>() {
-      if constexpr (unary_supports<Op, compute_type<T>>()) {
+    dispatch_unary_op(op, [&]<typename Op>() {
+      if constexpr (unary_math::kSupports<Op, compute_type<T>>) {
         elementwise_loop<2>({&out, &in}, unary_run<Op, T>);
       } else {
         unsupported_dtype("unary", in.dtype());

@@ -10,6 +10,7 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/dispatch.h"
+#include "core/index_geometry.h"
 #include "core/parallel.h"
 
 namespace zt::cpu {
@@ -19,25 +20,8 @@ namespace {
 void check_indices(const int64_t* indices, int64_t count, int64_t size, const char* op,
                    int64_t dim) {
   for (int64_t i = 0; i < count; ++i) {
-    if (indices[i] < 0 || indices[i] >= size) {
-      throw std::out_of_range(std::string(op) + ": index " + std::to_string(indices[i]) +
-                              " is out of range for dimension " + std::to_string(dim) +
-                              " with size " + std::to_string(size));
-    }
+    if (!index_in_range(indices[i], size)) throw_index_out_of_range(op, indices[i], dim, size);
   }
-}
-
-// A contiguous tensor read as [outer, dim_size, inner] around `dim`.
-struct DimSplit {
-  int64_t outer = 1, dim_size = 1, inner = 1;
-};
-
-DimSplit split_around(const Tensor& tensor, int64_t dim) {
-  DimSplit split;
-  for (int64_t d = 0; d < dim; ++d) split.outer *= tensor.size(d);
-  split.dim_size = tensor.size(dim);
-  for (int64_t d = dim + 1; d < tensor.dim(); ++d) split.inner *= tensor.size(d);
-  return split;
 }
 
 // Copies `count` rows of `row_bytes`: destination row r comes from source row rows[r].

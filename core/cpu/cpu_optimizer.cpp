@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
-#include "core/cpu/optimizer_kernels.h"
+#include "core/host_optimizer_kernels.h"
 #include "core/parallel.h"
 
 #if defined(__x86_64__)

@@ -11,47 +11,14 @@
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/dispatch.h"
 #include "core/parallel.h"
+#include "core/pool_geometry.h"
 
 namespace zt::cpu {
 
 namespace {
 
-struct PoolGeometry {
-  int64_t planes, in_h, in_w, out_h, out_w;
-  int64_t in_plane() const { return in_h * in_w; }
-  int64_t out_plane() const { return out_h * out_w; }
-};
-
-PoolGeometry pool_geometry(const Tensor& input_like, const Tensor& out_like) {
-  int64_t rank = input_like.dim();
-  int64_t in_h = input_like.size(rank - 2), in_w = input_like.size(rank - 1);
-  int64_t out_h = out_like.size(rank - 2), out_w = out_like.size(rank - 1);
-  int64_t planes = in_h * in_w > 0 ? input_like.numel() / (in_h * in_w) : 0;
-  if (planes == 0 && out_h * out_w > 0) planes = out_like.numel() / (out_h * out_w);
-  return {planes, in_h, in_w, out_h, out_w};
-}
-
 int64_t planes_per_chunk(const PoolGeometry& g) {
   return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.in_plane()));
-}
-
-// The window of output position `out_pos` along one axis for average pooling, PyTorch's rule:
-// the divisor with padding counts the window clipped to [-pad, size + pad).
-struct AvgWindow {
-  int64_t start, end, padded_count;
-};
-
-AvgWindow avg_window(int64_t out_pos, int64_t stride, int64_t padding, int64_t kernel,
-                     int64_t size) {
-  int64_t start = out_pos * stride - padding;
-  int64_t end = std::min(start + kernel, size + padding);
-  int64_t padded_count = end - start;
-  return {std::max<int64_t>(start, 0), std::min(end, size), padded_count};
-}
-
-int64_t avg_divisor(const AvgWindow& rows, const AvgWindow& cols, bool count_include_pad) {
-  if (count_include_pad) return rows.padded_count * cols.padded_count;
-  return (rows.end - rows.start) * (cols.end - cols.start);
 }
 
 // Whether `value` replaces `best` as a window's maximum: larger, or the first NaN.

@@ -16,98 +16,6 @@ namespace zt::ops {
 
 namespace {
 
-const char* unary_name(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::neg:
-      return "neg";
-    case UnaryOp::exp:
-      return "exp";
-    case UnaryOp::log:
-      return "log";
-    case UnaryOp::sqrt:
-      return "sqrt";
-    case UnaryOp::rsqrt:
-      return "rsqrt";
-    case UnaryOp::abs:
-      return "abs";
-    case UnaryOp::tanh:
-      return "tanh";
-    case UnaryOp::sigmoid:
-      return "sigmoid";
-    case UnaryOp::relu:
-      return "relu";
-    case UnaryOp::gelu:
-      return "gelu";
-    case UnaryOp::gelu_tanh:
-      return "gelu_tanh";
-    case UnaryOp::sign:
-      return "sign";
-    case UnaryOp::square:
-      return "square";
-    case UnaryOp::reciprocal:
-      return "reciprocal";
-  }
-  return "unary";
-}
-
-const char* binary_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add:
-      return "add";
-    case BinaryOp::sub:
-      return "sub";
-    case BinaryOp::mul:
-      return "mul";
-    case BinaryOp::div:
-      return "div";
-    case BinaryOp::pow:
-      return "pow";
-    case BinaryOp::maximum:
-      return "maximum";
-    case BinaryOp::minimum:
-      return "minimum";
-    case BinaryOp::eq:
-      return "eq";
-    case BinaryOp::ne:
-      return "ne";
-    case BinaryOp::lt:
-      return "lt";
-    case BinaryOp::le:
-      return "le";
-    case BinaryOp::gt:
-      return "gt";
-    case BinaryOp::ge:
-      return "ge";
-    case BinaryOp::relu_backward:
-      return "relu_backward";
-    case BinaryOp::gelu_backward:
-      return "gelu_backward";
-    case BinaryOp::gelu_tanh_backward:
-      return "gelu_tanh_backward";
-    case BinaryOp::sigmoid_backward:
-      return "sigmoid_backward";
-    case BinaryOp::tanh_backward:
-      return "tanh_backward";
-  }
-  return "binary";
-}
-
-bool is_comparison(BinaryOp op) {
-  return op == BinaryOp::eq || op == BinaryOp::ne || op == BinaryOp::lt || op == BinaryOp::le ||
-         op == BinaryOp::gt || op == BinaryOp::ge;
-}
-
-// Ops the kernels also run on integer dtypes; everything else needs a floating dtype.
-bool unary_accepts_integers(UnaryOp op) {
-  return op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::sign || op == UnaryOp::square ||
-         op == UnaryOp::relu;
-}
-
-bool binary_accepts_integers(BinaryOp op) {
-  return is_comparison(op) || op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul ||
-         op == BinaryOp::maximum || op == BinaryOp::minimum;
-}
-
 void check_defined(const Tensor& tensor, const char* op, const char* role) {
   if (!tensor.defined()) {
     throw std::invalid_argument(fmt::format("{}: {} is an undefined tensor", op, role));
@@ -164,7 +72,7 @@ Tensor scalar_like(double value, const Tensor& like) {
 }
 
 Tensor unary(UnaryOp op, const Tensor& x) {
-  const char* name = unary_name(op);
+  const char* name = unary_op_name(op);
   check_defined(x, name, "input");
   if (!is_floating(x.dtype()) && !unary_accepts_integers(op)) {
     throw std::invalid_argument(fmt::format("{}: needs a floating dtype, got {} {}", name,
@@ -176,7 +84,7 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
-  const char* name = binary_name(op);
+  const char* name = binary_op_name(op);
   check_defined(a, name, "first input");
   check_defined(b, name, "second input");
   check_same_device(a, b, name);
@@ -194,44 +102,15 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor neg(const Tensor& x) {
-  return unary(UnaryOp::neg, x);
-}
-Tensor exp(const Tensor& x) {
-  return unary(UnaryOp::exp, x);
-}
-Tensor log(const Tensor& x) {
-  return unary(UnaryOp::log, x);
-}
-Tensor sqrt(const Tensor& x) {
-  return unary(UnaryOp::sqrt, x);
-}
-Tensor rsqrt(const Tensor& x) {
-  return unary(UnaryOp::rsqrt, x);
-}
-Tensor abs(const Tensor& x) {
-  return unary(UnaryOp::abs, x);
-}
-Tensor tanh(const Tensor& x) {
-  return unary(UnaryOp::tanh, x);
-}
-Tensor sigmoid(const Tensor& x) {
-  return unary(UnaryOp::sigmoid, x);
-}
-Tensor relu(const Tensor& x) {
-  return unary(UnaryOp::relu, x);
-}
+#define ZT_DEFINE_UNARY_OP(name, Struct) \
+  Tensor name(const Tensor& x) {         \
+    return unary(UnaryOp::name, x);      \
+  }
+ZT_UNARY_OPS(ZT_DEFINE_UNARY_OP, ZT_DEFINE_UNARY_OP)
+#undef ZT_DEFINE_UNARY_OP
+
 Tensor gelu(const Tensor& x, bool tanh_approximation) {
   return unary(tanh_approximation ? UnaryOp::gelu_tanh : UnaryOp::gelu, x);
-}
-Tensor sign(const Tensor& x) {
-  return unary(UnaryOp::sign, x);
-}
-Tensor square(const Tensor& x) {
-  return unary(UnaryOp::square, x);
-}
-Tensor reciprocal(const Tensor& x) {
-  return unary(UnaryOp::reciprocal, x);
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {

@@ -16,19 +16,13 @@ Tensor scalar_like(double value, const Tensor& like);
 Tensor unary(UnaryOp op, const Tensor& x);
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 
-Tensor neg(const Tensor& x);
-Tensor exp(const Tensor& x);
-Tensor log(const Tensor& x);
-Tensor sqrt(const Tensor& x);
-Tensor rsqrt(const Tensor& x);
-Tensor abs(const Tensor& x);
-Tensor tanh(const Tensor& x);
-Tensor sigmoid(const Tensor& x);
-Tensor relu(const Tensor& x);
-Tensor gelu(const Tensor& x, bool tanh_approximation = false);
-Tensor sign(const Tensor& x);
-Tensor square(const Tensor& x);
-Tensor reciprocal(const Tensor& x);
+// One op per line of core/unary_ops.h: neg, exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu,
+// gelu, gelu_tanh, sign, square, reciprocal, ...
+#define ZT_DECLARE_UNARY_OP(name, Struct) Tensor name(const Tensor& x);
+ZT_UNARY_OPS(ZT_DECLARE_UNARY_OP, ZT_DECLARE_UNARY_OP)
+#undef ZT_DECLARE_UNARY_OP
+// gelu (exact) or gelu_tanh.
+Tensor gelu(const Tensor& x, bool tanh_approximation);
 
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);

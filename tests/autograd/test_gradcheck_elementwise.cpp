@@ -145,6 +145,11 @@ TEST_CASE("gradcheck gelu tanh approximation") {
                   {test::f64_leaf({3, 4}, 36, -3.0, 3.0)});
 }
 
+TEST_CASE("gradcheck silu") {
+  check_gradients([](const Inputs& in) { return silu(in[0]); },
+                  {test::f64_leaf({3, 4}, 37, -4.0, 4.0)});
+}
+
 TEST_CASE("gradcheck where with broadcasting condition [3,1], a [3,4], b [4]") {
   Tensor condition = from_values({1, 0, 1}, {3, 1}, {.dtype = DType::u8});
   check_gradients([condition](const Inputs& in) { return where(condition, in[0], in[1]); },

@@ -88,6 +88,9 @@ int64_t broadcast_source_index(const Shape& out_shape, const Shape& source, int6
 double gelu_reference(double x) {
   return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
 }
+double silu_reference(double x) {
+  return x / (1.0 + std::exp(-x));
+}
 double gelu_tanh_reference(double x) {
   return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
@@ -115,6 +118,7 @@ std::vector<UnaryCase> unary_cases() {
       {UnaryOp::sign, "sign", [](double x) { return double((x > 0) - (x < 0)); }, -3, 3},
       {UnaryOp::square, "square", [](double x) { return x * x; }, -3, 3},
       {UnaryOp::reciprocal, "reciprocal", [](double x) { return 1 / x; }, 0.2, 4},
+      {UnaryOp::silu, "silu", silu_reference, -8, 8},
   };
 }
 
@@ -150,6 +154,18 @@ TEST_CASE("gelu is the exact erf form and gelu with tanh_approximation the tanh 
   CHECK(approximate[2] == doctest::Approx(0.8411919906082768).epsilon(1e-14));
   CHECK(exact[0] == doctest::Approx(-0.15865525393145707).epsilon(1e-14));
   CHECK(exact[1] == 0.0);
+}
+
+TEST_CASE("silu is x * sigmoid(x) on the cpu, element by element like a reference loop") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    Tensor x = spread_tensor({4, 33}, dtype, 41, -20, 20);
+    std::vector<double> expected;
+    for (double value : x.to_vector()) expected.push_back(value / (1.0 + std::exp(-value)));
+    check_close(ops::silu(x).to_vector(), expected, dtype,
+                "silu " + std::string(dtype_name(dtype)));
+  }
+  Tensor extremes = from_values({-1000.0, 0.0, 1000.0}, {3}, {.dtype = DType::f32});
+  CHECK(ops::silu(extremes).to_vector() == std::vector<double>{0.0, 0.0, 1000.0});
 }
 
 TEST_CASE("unary ops on transposed and step-sliced inputs match a reference loop") {
@@ -305,7 +321,8 @@ TEST_CASE("fused activation backward ops equal upstream times the derivative of 
         BackwardCase{BinaryOp::gelu_backward, gelu_reference, false},
         BackwardCase{BinaryOp::gelu_tanh_backward, gelu_tanh_reference, false},
         BackwardCase{BinaryOp::sigmoid_backward, sigmoid, true},
-        BackwardCase{BinaryOp::tanh_backward, tanh, true}}) {
+        BackwardCase{BinaryOp::tanh_backward, tanh, true},
+        BackwardCase{BinaryOp::silu_backward, silu_reference, false}}) {
     std::vector<double> saved;
     for (double v : xs) saved.push_back(backward.saves_output ? backward.forward(v) : v);
     Tensor grad =

@@ -1,5 +1,5 @@
 # ZeroTrain build. `make` builds the library, apps, benchmarks and tests; `make test` runs every
-# suite and ends with one line "N passed, N failed"; `make asan` does the same under
+# suite and ends with one line "N passed, N failed, N skipped"; `make asan` does the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer; `make fuzz` runs the libFuzzer targets of
 # the file readers (not part of `make test`); `make deps` installs what is missing.
 # CUDA code (cuda/) is compiled when nvcc is found; CUDA=0 turns it off.

@@ -1,6 +1,6 @@
 // Communicator: the collectives data parallelism needs, over one group of ranks. MPI works on
-// host memory and stages device tensors through it (MpiCommunicator); NCCL works on device
-// memory (NcclCommunicator, CUDA builds only).
+// host memory (MpiCommunicator), and a StagingCommunicator in front of it takes device tensors
+// through pinned host copies; NCCL works on device memory (NcclCommunicator, CUDA builds only).
 // Every collective is counted: calls, payload bytes and seconds per kind.
 //
 // Payload bytes are what a bandwidth-optimal ring algorithm sends from this rank, which is what

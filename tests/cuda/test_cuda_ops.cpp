@@ -2,7 +2,7 @@
 // test-backend-ops idea): each case builds the same inputs on both devices, runs the op, and
 // compares the CUDA result, copied back, with the CPU's. Tolerances scale with the dtype (f32
 // 1e-5 relative); casts, random draws and dropout masks must be bitwise equal. Without a GPU
-// every case but the first reports "skipped: no CUDA device" and passes.
+// every case but the first is skipped (ZT_NEEDS_CUDA_DEVICE).
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -2,7 +2,7 @@
 // must give the CPU's bits exactly (same operations, same order, no FMA), over lists that
 // mix tiny, odd and large tensors, unaligned views and thousands of tensors in one call;
 // sums of squares agree to 1e-12 relative, repeat bit for bit, and flag infs and NaNs. Without
-// a GPU every case reports "skipped: no CUDA device" and passes.
+// a GPU the cases that need one are skipped (ZT_NEEDS_CUDA_DEVICE).
 #include <doctest/doctest.h>
 
 #include <cmath>

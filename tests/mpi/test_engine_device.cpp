@@ -3,7 +3,7 @@
 // every rank has a GPU of its own). Checks, as on the host: ZeRO stages 1-3 give weights
 // bitwise equal to stage 0 (f32 and fp16), the GPU run matches the host run of the same
 // training, and checkpoints saved from the GPU load on the host. Without a GPU the cases that
-// need one say "skipped: no CUDA device"; the dist_backend choice is checked on the host.
+// need one are skipped (ZT_NEEDS_CUDA_DEVICE); the dist_backend choice is checked on the host.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "comm/communicator_checks.h"
+#include "comm/mpi_work.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
@@ -88,16 +89,6 @@ void check_point_to_point(std::string_view op, std::string_view role, const Tens
   check_peer(op, role, peer, rank, group_size, tag);
 }
 
-[[noreturn]] void abort_from_destructor(const std::exception& error) {
-  int world_rank = -1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  fmt::print(stderr, "rank {}: {} (in an unfinished Work being destroyed)\n", world_rank,
-             error.what());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();
-}
-
 // NCCL work queued on the communication stream up to `done_`. wait() orders the compute stream
 // after it, then runs on_complete (queued on the compute stream too: copying staged results
 // back) and releases the held tensors.
@@ -111,12 +102,7 @@ class NcclWork final : public Work {
         held_(std::move(held)),
         on_complete_(std::move(on_complete)) {}
   ~NcclWork() override {
-    if (done_) return;
-    try {
-      wait();
-    } catch (const std::exception& error) {
-      abort_from_destructor(error);
-    }
+    if (!done_) detail::wait_or_abort_job(*this);
   }
 
   void record(cudaStream_t comm_stream) { event_.record(comm_stream); }

@@ -60,9 +60,11 @@ AdamStepConstants adam_step_constants(const AdamHyper& hyper) {
   constants.step_size = float(hyper.lr / correction1);
   constants.inverse_sqrt_correction2 = float(1.0 / std::sqrt(correction2));
   constants.beta1 = float(hyper.beta1);
-  constants.one_minus_beta1 = 1.0f - constants.beta1;
+  // 1 - beta from the exact beta, rounded once, as PyTorch does: 1 - float(0.999) would be
+  // 1.3e-5 low and bias every update the same way (tests/optim/test_adam_against_torch.cpp).
+  constants.one_minus_beta1 = float(1.0 - hyper.beta1);
   constants.beta2 = float(hyper.beta2);
-  constants.one_minus_beta2 = 1.0f - constants.beta2;
+  constants.one_minus_beta2 = float(1.0 - hyper.beta2);
   constants.eps = float(hyper.eps);
   constants.l2_decay = hyper.decoupled_weight_decay ? 0.0f : float(hyper.weight_decay);
   // Decoupled decay shrinks the weight before the Adam step: p *= 1 - lr * wd.

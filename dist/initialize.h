@@ -18,7 +18,8 @@ namespace zt {
 // Which communicator carries ZeRO traffic when the model is on a GPU (deepspeed's
 // init_distributed(dist_backend=...)): automatic picks NCCL when every rank has a GPU of its
 // own and the model is on it, else MPI behind a StagingCommunicator, which stages device
-// tensors through pinned host memory (several ranks sharing one GPU). A model on the host always uses MPI.
+// tensors through pinned host memory (several ranks sharing one GPU). A model on the host always
+// uses MPI.
 enum class DistBackend { automatic, nccl, mpi };
 // "auto", "nccl" or "mpi"; anything else throws std::invalid_argument naming `flag`.
 DistBackend parse_dist_backend(const std::string& text, const std::string& flag);

@@ -45,20 +45,18 @@ Tensor Module::operator()(const Tensor& input) {
 }
 
 TensorList Module::operator()(const TensorList& inputs) {
-  // Hooks may add or remove hooks of this module: iterate over a snapshot.
-  std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks = pre_hooks_;
-  TensorList call_inputs = inputs;
-  for (auto& [handle, hook] : pre_hooks) {
-    if (std::optional<TensorList> replaced = hook(*this, call_inputs)) {
-      call_inputs = std::move(*replaced);
-    }
+  // The inputs are copied only when a pre-hook replaces them.
+  std::optional<TensorList> replaced_inputs;
+  for (auto& [handle, hook] : pre_hooks_) {
+    if (std::optional<TensorList> replaced =
+            hook(*this, replaced_inputs ? *replaced_inputs : inputs))
+      replaced_inputs = std::move(replaced);
   }
+  const TensorList& call_inputs = replaced_inputs ? *replaced_inputs : inputs;
   TensorList outputs = forward_many(call_inputs);
-  std::vector<std::pair<int64_t, ForwardHook>> post_hooks = post_hooks_;
-  for (auto& [handle, hook] : post_hooks) {
-    if (std::optional<TensorList> replaced = hook(*this, call_inputs, outputs)) {
+  for (auto& [handle, hook] : post_hooks_) {
+    if (std::optional<TensorList> replaced = hook(*this, call_inputs, outputs))
       outputs = std::move(*replaced);
-    }
   }
   return outputs;
 }

@@ -1,8 +1,8 @@
 // CPU elementwise kernels: unary math, binary arithmetic and comparisons, fused activation
 // backwards, and where; the unary ops and backwards run the scalar functions of
 // core/unary_ops.h, which the CUDA kernels share. Inputs arrive already broadcast to out's
-// shape (stride 0 where broadcast). Invariant: each element is computed independently, in compute_type<T> (float
-// for 16-bit types), so results do not depend on chunking or thread count.
+// shape (stride 0 where broadcast). Invariant: each element is computed independently, in
+// compute_type<T> (float for 16-bit types), so results do not depend on chunking or thread count.
 #include <cmath>
 #include <cstring>
 #include <type_traits>

@@ -1,7 +1,7 @@
 // Module::to(Device): a model moved to the GPU keeps its values, dtypes, memory tags and
 // trainability, trains there to the host's gradients, and comes back unchanged. Without a GPU
-// the cases that need one are skipped (ZT_NEEDS_CUDA_DEVICE); moving to the device a tensor is already on is
-// checked on the host.
+// the cases that need one are skipped (ZT_NEEDS_CUDA_DEVICE); moving to the device a tensor is
+// already on is checked on the host.
 #include <doctest/doctest.h>
 
 #include <memory>

@@ -17,17 +17,14 @@
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
+#include "tests/mpi/communicator_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 #include "tests/requirements.h"
 
 namespace zt::comm {
 namespace {
 
-constexpr int64_t kOddSizes[] = {1, 3, 17, 129};
-constexpr DType kReducibleDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
-                                      DType::i32, DType::i64, DType::u8};
-constexpr ReduceOperation kOperations[] = {ReduceOperation::sum, ReduceOperation::max,
-                                           ReduceOperation::min};
+using namespace communicator_testing;
 
 // The NCCL communicator over the test world, made by every rank in the first test case (each
 // case runs on every rank in order, so the collective creation lines up). The cases run only
@@ -42,35 +39,13 @@ Device gpu() {
   return Device::cuda(nccl_world()->device_index());
 }
 
-double rank_value(int rank, int64_t index) {
-  return double(rank + 1) * double(index % 7 + 1);
-}
-
-Tensor rank_tensor(int rank, int64_t elems, DType dtype) {
-  std::vector<double> values(static_cast<size_t>(elems));
-  for (int64_t i = 0; i < elems; ++i) values[size_t(i)] = rank_value(rank, i);
-  return from_values(values, {elems}, {.dtype = dtype}).to(gpu());
+// communicator_testing::rank_tensor, on this rank's GPU.
+Tensor gpu_rank_tensor(int rank, int64_t elems, DType dtype) {
+  return rank_tensor(rank, elems, dtype).to(gpu());
 }
 
 Tensor device_zeros(int64_t elems, DType dtype = DType::f32) {
   return zeros({elems}, {.dtype = dtype, .device = gpu()});
-}
-
-double reduced_value(ReduceOperation op, int ranks, int64_t index) {
-  double factor = double(index % 7 + 1);
-  switch (op) {
-    case ReduceOperation::sum:
-      return factor * ranks * (ranks + 1) / 2;
-    case ReduceOperation::max:
-      return factor * ranks;
-    case ReduceOperation::min:
-      return factor;
-  }
-  return 0;
-}
-
-const char* op_name(ReduceOperation op) {
-  return op == ReduceOperation::sum ? "sum" : op == ReduceOperation::max ? "max" : "min";
 }
 
 Tensor gather_input(int rank, int64_t elems, DType dtype) {
@@ -84,15 +59,6 @@ std::vector<double> gathered_values(int ranks, int64_t elems) {
   for (int rank = 0; rank < ranks; ++rank)
     for (int64_t i = 0; i < elems; ++i) values.push_back(rank * 10 + i % 10);
   return values;
-}
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 TEST_SUITE("nccl") {
@@ -109,10 +75,10 @@ TEST_SUITE("nccl") {
           std::vector<double> expected(static_cast<size_t>(elems));
           for (int64_t i = 0; i < elems; ++i)
             expected[size_t(i)] = reduced_value(op, world.size(), i);
-          Tensor blocking = rank_tensor(world.rank(), elems, dtype);
+          Tensor blocking = gpu_rank_tensor(world.rank(), elems, dtype);
           world.all_reduce(blocking, op);
           CHECK(blocking.to_vector() == expected);
-          Tensor async = rank_tensor(world.rank(), elems, dtype);
+          Tensor async = gpu_rank_tensor(world.rank(), elems, dtype);
           std::unique_ptr<Work> work = world.all_reduce_async(async, op);
           work->wait();
           CHECK(work->test());
@@ -130,7 +96,7 @@ TEST_SUITE("nccl") {
         for (int64_t i = 0; i < slice; ++i)
           expected[size_t(i)] =
               reduced_value(ReduceOperation::sum, world.size(), world.rank() * slice + i);
-        Tensor input = rank_tensor(world.rank(), slice * world.size(), dtype);
+        Tensor input = gpu_rank_tensor(world.rank(), slice * world.size(), dtype);
         Tensor output = device_zeros(slice, dtype);
         std::unique_ptr<Work> work = world.reduce_scatter_async(input, output);
         while (!work->test()) {
@@ -142,7 +108,7 @@ TEST_SUITE("nccl") {
       }
     // An output overlapping the input elsewhere than its own slice is staged.
     int64_t slice = 17;
-    Tensor input = rank_tensor(world.rank(), slice * world.size(), DType::f32);
+    Tensor input = gpu_rank_tensor(world.rank(), slice * world.size(), DType::f32);
     Tensor first = ops::narrow(input, 0, 0, slice);
     world.reduce_scatter(input, first);
     std::vector<double> expected(static_cast<size_t>(slice));
@@ -167,7 +133,7 @@ TEST_SUITE("nccl") {
         world.all_gather_async(own, full)->wait();
         CHECK(full.to_vector() == gathered_values(world.size(), elems));
         for (int root : {0, world.size() - 1}) {
-          Tensor expected = rank_tensor(root, elems, dtype);
+          Tensor expected = gpu_rank_tensor(root, elems, dtype);
           Tensor tensor = world.rank() == root ? expected.clone() : device_zeros(elems, dtype);
           world.broadcast(tensor, root);
           CHECK(tensor.to_vector() == expected.to_vector());
@@ -182,7 +148,7 @@ TEST_SUITE("nccl") {
       for (ReduceOperation op : kOperations) {
         CAPTURE(dtype_name(dtype));
         CAPTURE(op_name(op));
-        Tensor tensor = rank_tensor(world.rank(), 17, dtype);
+        Tensor tensor = gpu_rank_tensor(world.rank(), 17, dtype);
         world.reduce(tensor, root, op);
         std::vector<double> expected(17);
         for (int64_t i = 0; i < 17; ++i)
@@ -194,8 +160,8 @@ TEST_SUITE("nccl") {
 
   TEST_CASE("nccl_async_collectives_in_flight_complete_in_any_wait_order" * ZT_NEEDS_GPU_PER_RANK) {
     Communicator& world = *nccl_world();
-    Tensor first = rank_tensor(world.rank(), int64_t(1) << 18, DType::f32);
-    Tensor second = rank_tensor(world.rank(), 3, DType::i64);
+    Tensor first = gpu_rank_tensor(world.rank(), int64_t(1) << 18, DType::f32);
+    Tensor second = gpu_rank_tensor(world.rank(), 3, DType::i64);
     Tensor gathered = device_zeros(17 * world.size(), DType::f16);
     std::unique_ptr<Work> first_work = world.all_reduce_async(first);
     std::unique_ptr<Work> second_work = world.all_reduce_async(second, ReduceOperation::max);
@@ -222,19 +188,19 @@ TEST_SUITE("nccl") {
       CAPTURE(dtype_name(dtype));
       Tensor incoming = device_zeros(129, dtype);
       if (world.rank() % 2 == 0) {
-        world.send(rank_tensor(world.rank(), 129, dtype), next, 7);
+        world.send(gpu_rank_tensor(world.rank(), 129, dtype), next, 7);
         world.recv(incoming, previous, 7);
       } else {
         world.recv(incoming, previous, 7);
-        world.send(rank_tensor(world.rank(), 129, dtype), next, 7);
+        world.send(gpu_rank_tensor(world.rank(), 129, dtype), next, 7);
       }
-      CHECK(incoming.to_vector() == rank_tensor(previous, 129, dtype).to_vector());
+      CHECK(incoming.to_vector() == gpu_rank_tensor(previous, 129, dtype).to_vector());
     }
     std::string longer, shorter;
     world.reset_stats();
     if (world.rank() == 0) {
-      world.send(rank_tensor(0, 5, DType::f32), 1, 3);
-      world.send(rank_tensor(0, 5, DType::f32), 1, 4);
+      world.send(gpu_rank_tensor(0, 5, DType::f32), 1, 3);
+      world.send(gpu_rank_tensor(0, 5, DType::f32), 1, 4);
       CHECK(world.stats()[CollectiveKind::send].payload_bytes == 40);
     } else if (world.rank() == 1) {
       longer = error_of([&] { world.recv(device_zeros(4), 0, 3); });

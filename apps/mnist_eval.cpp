@@ -1,15 +1,18 @@
 // Loads a model saved by mnist_train, prints its test accuracy, then classifies one test image
 // (random, or --index N): prints the prediction and the true label, draws the image in the
-// terminal, and writes it with both labels to a PNG.
-// Usage: mnist_eval [--model-file PATH] [--index N] [--png out.png] [--data-dir DIR] [--seed S]
+// terminal, and writes it with both labels to a PNG. Flags: `mnist_eval --help`. The PNG's path
+// is checked before anything is read, so a path that cannot be written fails first.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <exception>
+#include <optional>
 
 #include "apps/bitmap_font.h"
 #include "apps/cli_flags.h"
 #include "apps/mnist_common.h"
+#include "apps/output_paths.h"
+#include "apps/read_command_line.h"
 #include "core/safetensors.h"
 #include "data/dataloader.h"
 #include "data/png_writer.h"
@@ -17,6 +20,18 @@
 using namespace zt;
 
 namespace {
+
+const apps::CommandLine kEvalCommandLine{
+    "mnist_eval",
+    "Loads a model saved by mnist_train, prints its test accuracy, classifies one test image,\n"
+    "draws it in the terminal and writes it with the predicted and true labels to a PNG.",
+    {
+        {"model-file", "PATH", "deepspeed_train_model.safetensors", "the model to evaluate"},
+        {"index", "N", "", "the test image to classify", "random, from --seed"},
+        {"png", "PATH", "mnist_eval.png", "where the labelled image is written"},
+        {"data-dir", "DIR", "data/mnist", "the folder of MNIST's IDX files (for MNIST models)"},
+        {"seed", "S", "", "seed of the random choice of image", "from the clock"},
+    }};
 
 // The image in the terminal: one character per pixel, darker characters for brighter pixels.
 void draw_in_terminal(const uint8_t* pixels, int64_t height, int64_t width) {
@@ -60,9 +75,10 @@ void write_labelled_png(const std::string& path, const uint8_t* pixels, int64_t 
   data::write_png(path, rgb, width, height, 3);
 }
 
-int evaluate(int argc, char** argv) {
-  apps::Flags flags(argc, argv, {"model-file", "index", "png", "data-dir", "seed"});
-  std::string model_path = flags.get_string("model-file", "deepspeed_train_model.safetensors");
+int evaluate(const apps::Flags& flags) {
+  std::string png_path = flags.get_string("png");
+  apps::check_output_file("--png", png_path);
+  std::string model_path = flags.get_string("model-file");
   SafetensorsContents saved = load_safetensors(model_path);
   auto model_name = saved.metadata.find("model");
   auto dataset_name = saved.metadata.find("dataset");
@@ -78,15 +94,16 @@ int evaluate(int argc, char** argv) {
     throw std::runtime_error(model_path + ": " + error.what());
   }
   apps::DatasetChoice dataset =
-      apps::choose_dataset(dataset_name->second, flags.get_string("data-dir", "data/mnist"));
+      apps::choose_dataset(dataset_name->second, flags.get_string("data-dir"));
   data::MnistSplit test_split = data::load_mnist_split(dataset.dir, "t10k");
   Tensor test_images = data::normalize_images(test_split.images, dataset.mean, dataset.stddev);
   // The image is chosen (and --index checked) before any output, so an error is the only line.
   int64_t count = test_images.size(0);
-  uint64_t seed = uint64_t(flags.get_int(
-      "seed", std::chrono::steady_clock::now().time_since_epoch().count() & 0x7fffffff, 0));
-  int64_t index =
-      flags.has("index") ? flags.get_int("index", 0, 0) : int64_t(seed % uint64_t(count));
+  uint64_t seed =
+      flags.has("seed")
+          ? uint64_t(flags.get_int("seed", 0))
+          : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count() & 0x7fffffff);
+  int64_t index = flags.has("index") ? flags.get_int("index", 0) : int64_t(seed % uint64_t(count));
   if (index >= count) {
     throw std::runtime_error(fmt::format("--index: expected 0..{}, got {}", count - 1, index));
   }
@@ -104,7 +121,6 @@ int evaluate(int argc, char** argv) {
              names[size_t(truth)], predicted == truth ? "right" : "wrong");
   Tensor image = test_split.images.select(0, index).contiguous();
   draw_in_terminal(image.data_ptr<uint8_t>(), image.size(0), image.size(1));
-  std::string png_path = flags.get_string("png", "mnist_eval.png");
   write_labelled_png(png_path, image.data_ptr<uint8_t>(), image.size(0), names[size_t(predicted)],
                      names[size_t(truth)]);
   fmt::print("wrote {}\n", png_path);
@@ -114,8 +130,12 @@ int evaluate(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::optional<apps::Flags> flags;
+  std::optional<int> status = apps::read_command_line(
+      argc, argv, kEvalCommandLine, [&](const apps::Flags& parsed) { flags.emplace(parsed); });
+  if (status) return *status;
   try {
-    return evaluate(argc, argv);
+    return evaluate(*flags);
   } catch (const std::exception& error) {
     fmt::print(stderr, "mnist_eval: {}\n", error.what());
     return 1;

@@ -8,11 +8,9 @@
 // With --save-dir, engine checkpoints are saved every --save-every N optimizer steps (or at each
 // epoch end) and when training ends; --resume continues from the newest one exactly where it
 // was, so the final model is byte-identical to an uninterrupted run's with the same flags.
-// Usage: mnist_train [--epochs N] [--batch-size B] [--lr LR] [--model cnn|mlp]
-//                    [--dataset auto|mnist|fashion] [--data-dir DIR] [--seed S] [--save PATH]
-//                    [--save-dir DIR [--save-every N|epoch] [--resume]] [--max-steps N]
-//                    [--device cpu|cuda] [--report] [--deepspeed] [--deepspeed_config FILE]
-//                    [--local_rank N] [--dist_backend auto|nccl|mpi]
+// Flags: `mnist_train --help` (apps/mnist_train_options.h). Every output path is checked before
+// the data is read (apps/output_paths.h), so a path that cannot be written ends the job before
+// its first step rather than after training.
 // --device cuda trains on GPU cuda:(local rank modulo the GPU count): ranks with a GPU of their
 // own exchange gradients through NCCL, ranks sharing a GPU through MPI (--dist_backend).
 // After each optimizer step (and any checkpoint of it) the fault point "train_step_end" is
@@ -30,6 +28,9 @@
 #include "apps/distributed_metrics.h"
 #include "apps/mnist_common.h"
 #include "apps/mnist_resume.h"
+#include "apps/mnist_train_options.h"
+#include "apps/output_paths.h"
+#include "apps/read_command_line.h"
 #include "autograd/checkpointing_options.h"
 #include "core/backend.h"
 #include "core/factory.h"
@@ -45,52 +46,7 @@ using namespace zt;
 
 namespace {
 
-struct TrainOptions {
-  int64_t epochs, batch_size;
-  double lr;
-  std::string model, dataset, data_dir, save_path;
-  uint64_t seed;
-  bool report;
-  std::string save_dir;          // "": no checkpoints
-  int64_t save_every_steps = 0;  // 0: at each epoch end
-  bool resume = false;
-  int64_t max_steps = 0;  // 0: no limit
-  std::string device = "cpu";
-};
-
-TrainOptions parse(int argc, char** argv) {
-  apps::Flags flags(argc, argv,
-                    {"epochs", "batch-size", "lr", "model", "dataset", "data-dir", "seed", "save",
-                     "save-dir", "save-every", "max-steps", "device"},
-                    {"report", "resume"});
-  TrainOptions options{flags.get_int("epochs", 3, 1),
-                       flags.get_int("batch-size", 64, 1),
-                       flags.get_double("lr", 1e-3, 0.0),
-                       flags.get_choice("model", "cnn", {"cnn", "mlp"}),
-                       flags.get_choice("dataset", "auto", {"auto", "mnist", "fashion"}),
-                       flags.get_string("data-dir", "data/mnist"),
-                       flags.get_string("save", "deepspeed_train_model.safetensors"),
-                       uint64_t(flags.get_int("seed", 1, 0)),
-                       flags.has("report")};
-  options.save_dir = flags.get_string("save-dir", "");
-  if (flags.get_string("save-every", "epoch") != "epoch") {
-    try {
-      options.save_every_steps = flags.get_int("save-every", 0, 1);
-    } catch (const apps::FlagError&) {
-      throw apps::FlagError(
-          fmt::format("--save-every: expected an integer >= 1 or 'epoch', got '{}'",
-                      flags.get_string("save-every", "")));
-    }
-  }
-  options.resume = flags.has("resume");
-  options.max_steps = flags.get_int("max-steps", 0, 1);
-  options.device = flags.get_choice("device", "cpu", {"cpu", "cuda"});
-  for (const char* needs_dir : {"save-every", "resume"}) {
-    if (flags.has(needs_dir) && options.save_dir.empty())
-      throw apps::FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
-  }
-  return options;
-}
+using apps::TrainOptions;
 
 // Plain data parallelism with Adam when no ds_config.json is given: --batch-size samples per
 // rank per step, and the learning rate warmed up linearly over 100 steps from 0 to --lr, then
@@ -135,10 +91,10 @@ Device training_device(const std::string& choice, const comm::MpiRuntime& runtim
 // is read, the seed before the model's initialisation), then run() trains epoch by epoch.
 class TrainingRun {
  public:
-  TrainingRun(comm::MpiRuntime& runtime, const DeepSpeedArgs& deepspeed,
-              const TrainOptions& options)
+  TrainingRun(comm::MpiRuntime& runtime, const TrainOptions& options)
       : options_(options), world_(runtime.world()), leader_(world_.rank() == 0) {
-    std::optional<dist::Config> file_config = read_config_file(deepspeed);
+    std::optional<dist::Config> file_config = read_config_file(options.deepspeed);
+    check_output_paths();
     dataset_ = apps::choose_dataset(options.dataset, options.data_dir);
     if (leader_) {
       fmt::print("dataset: {} from {}\n", dataset_.name == "fashion" ? "Fashion-MNIST" : "MNIST",
@@ -159,7 +115,7 @@ class TrainingRun {
                                      .distributed = data::DistributedSamplerOptions{
                                          .num_replicas = world_.size(), .rank = world_.rank()}});
     manual_seed(options.seed);
-    build_engine(runtime, deepspeed.dist_backend);
+    build_engine(runtime, options.deepspeed.dist_backend);
     print_startup();
   }
 
@@ -200,6 +156,13 @@ class TrainingRun {
       if (leader_) fmt::print(stderr, "warning: {}\n", warning);
     }
     return config;
+  }
+
+  // Where the run will write, checked by the ranks that write there: rank 0 the model file
+  // (which --report never writes), every rank its files in the checkpoint folder.
+  void check_output_paths() const {
+    if (leader_ && !options_.report) apps::check_output_file("--save", options_.save_path);
+    if (!options_.save_dir.empty()) apps::check_output_folder("--save-dir", options_.save_dir);
   }
 
   void load_data() {
@@ -412,9 +375,11 @@ class TrainingRun {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
-    DeepSpeedArgs deepspeed = take_deepspeed_args(argc, argv);
-    TrainOptions options = parse(argc, argv);
-    return TrainingRun(runtime, deepspeed, options).run();
-  });
+  TrainOptions options;
+  std::optional<int> status = apps::read_command_line(
+      argc, argv, apps::train_command_line(),
+      [&](const apps::Flags& flags) { options = apps::read_train_options(flags); });
+  if (status) return *status;
+  return comm::run_distributed_main(
+      argc, argv, [&](comm::MpiRuntime& runtime) { return TrainingRun(runtime, options).run(); });
 }

@@ -3,21 +3,33 @@
 // and precision saved them) under the model's names, its buffers cast to f32, and metadata
 // {"format": "pt"} plus the strings of the client state's "metadata" object (mnist_train's
 // "model" and "dataset"), so mnist_eval and PyTorch's safetensors loader open the result.
-// Runs without mpirun: it never initialises MPI. Each error is one line naming the file or key.
-// Usage: zero_to_fp32 DIR [TAG] OUT.safetensors   (TAG omitted: the one DIR/latest names)
+// Runs without mpirun: it never initialises MPI. Each error is one line naming the file or key;
+// OUT is checked before the checkpoint is read. Usage: `zero_to_fp32 --help`.
 #include <fmt/format.h>
 
 #include <exception>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 
+#include "apps/output_paths.h"
+#include "apps/read_command_line.h"
 #include "core/safetensors.h"
 #include "dist/checkpoint_files.h"
 
 using namespace zt;
 
 namespace {
+
+const apps::CommandLine kConvertCommandLine{
+    "zero_to_fp32",
+    "Joins the rank files of the engine checkpoint in DIR (tag TAG, or the one DIR/latest\n"
+    "names) into one fp32 model file OUT.safetensors, which mnist_eval and PyTorch open.",
+    {},
+    "DIR [TAG] OUT.safetensors",
+    2,
+    3};
 
 // The checkpoint in `tag_dir` as one model: parameters from the fp32 masters, buffers from the
 // model file, in the model file's order.
@@ -67,16 +79,11 @@ SafetensorsMetadata output_metadata(const dist::ConsolidatedCheckpoint& checkpoi
   return metadata;
 }
 
-int convert(int argc, char** argv) {
-  if (argc != 3 && argc != 4) {
-    throw std::invalid_argument(fmt::format(
-        "expected DIR [TAG] OUT.safetensors, got {} arguments (usage: zero_to_fp32 DIR [TAG] "
-        "OUT.safetensors)",
-        argc - 1));
-  }
-  std::string dir = argv[1];
-  std::string tag = argc == 4 ? argv[2] : "";
-  std::string out = argv[argc - 1];
+int convert(const std::vector<std::string>& arguments) {
+  std::string dir = arguments.front();
+  std::string tag = arguments.size() == 3 ? arguments[1] : "";
+  std::string out = arguments.back();
+  apps::check_output_file("OUT", out);
   dist::ConsolidatedCheckpoint checkpoint = dist::read_checkpoint(dist::resolve_tag_dir(dir, tag));
   NamedTensors tensors = fp32_model_tensors(checkpoint);
   save_safetensors(out, tensors, output_metadata(checkpoint));
@@ -90,8 +97,13 @@ int convert(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<std::string> arguments;
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kConvertCommandLine,
+                              [&](const apps::Flags& flags) { arguments = flags.positionals(); });
+  if (status) return *status;
   try {
-    return convert(argc, argv);
+    return convert(arguments);
   } catch (const std::exception& error) {
     fmt::print(stderr, "zero_to_fp32: {}\n", error.what());
     return 1;

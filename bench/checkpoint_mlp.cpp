@@ -4,8 +4,7 @@
 // and with it and cpu_checkpointing, each as a ratio against no checkpointing in the same run.
 // The segment count and the other keys come from a ds_config's activation_checkpointing block
 // (number_checkpoints, cpu_checkpointing, contiguous_memory_optimization, profile); without one,
-// 8 segments and a sweep over segment counts.
-// Usage: bench/checkpoint_mlp [--deepspeed_config FILE] [width=512] [batch=64] [repeats=5]
+// 8 segments and a sweep over segment counts. Flags: `bench/checkpoint_mlp --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "apps/deepspeed_flags.h"
+#include "apps/read_command_line.h"
 #include "autograd/checkpoint.h"
 #include "autograd/checkpointing_options.h"
 #include "autograd/functions.h"
@@ -35,6 +36,22 @@ using namespace zt;
 namespace {
 
 constexpr int64_t kDepth = 32;
+
+const apps::CommandLine kCheckpointMlpCommandLine{
+    "bench/checkpoint_mlp",
+    "Peak activation memory and step time of a 32-layer MLP without activation checkpointing,\n"
+    "with checkpoint_sequential, and with it and cpu_checkpointing, as ratios.",
+    {
+        apps::deepspeed_config_flag(),
+        {"width", "W", "512", "width of every layer"},
+        {"batch", "B", "64", "samples per step"},
+        {"repeats", "R", "5", "timed steps (the median counts), after one warm-up step"},
+    }};
+
+struct CheckpointMlpOptions {
+  std::string deepspeed_config;
+  int64_t width = 0, batch = 0, repeats = 0;
+};
 
 struct StepCost {
   int64_t peak_activation_bytes = 0;
@@ -85,26 +102,23 @@ StepCost measure(nn::Sequential& model, const Tensor& x, int repeats,
   return cost;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  DeepSpeedArgs deepspeed = take_deepspeed_args(argc, argv);
-  const int64_t width = argc > 1 ? std::atoll(argv[1]) : 512;
-  const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
-  const int repeats = argc > 3 ? std::atoi(argv[3]) : 5;
+// One measurement of the three ways, or a sweep without a config.
+int run(const CheckpointMlpOptions& options) {
+  const int64_t width = options.width, batch = options.batch;
+  const int repeats = int(options.repeats);
 
   // Without a config: 8 segments (about sqrt of the 64 modules), nothing else on.
   CheckpointingOptions configured{.number_checkpoints = 8};
-  if (!deepspeed.deepspeed_config.empty()) {
+  if (!options.deepspeed_config.empty()) {
     std::vector<std::string> warnings;
-    dist::Config config = dist::load_config(deepspeed.deepspeed_config, 1, &warnings);
+    dist::Config config = dist::load_config(options.deepspeed_config, 1, &warnings);
     for (const std::string& warning : warnings) fmt::print(stderr, "warning: {}\n", warning);
     configured = dist::checkpointing_options_of(config.activation_checkpointing);
     if (configured.number_checkpoints == 0) {
       fmt::print(stderr,
                  "{}: activation_checkpointing.number_checkpoints: expected the number of "
                  "checkpointed segments (1..{}), got none\n",
-                 deepspeed.deepspeed_config, 2 * kDepth);
+                 options.deepspeed_config, 2 * kDepth);
       return 1;
     }
   }
@@ -121,11 +135,10 @@ int main(int argc, char** argv) {
   }
   Tensor x = uniform({batch, width}, -1.0, 1.0);
 
-  fmt::print("{}-layer MLP ({} modules), width {}, batch {}, f32; median of {} steps{}\n", kDepth,
-             model->size(), width, batch, repeats,
-             deepspeed.deepspeed_config.empty()
-                 ? ""
-                 : "; checkpointing from " + deepspeed.deepspeed_config);
+  fmt::print(
+      "{}-layer MLP ({} modules), width {}, batch {}, f32; median of {} steps{}\n", kDepth,
+      model->size(), width, batch, repeats,
+      options.deepspeed_config.empty() ? "" : "; checkpointing from " + options.deepspeed_config);
   auto plain_forward = [&](const Tensor& in) { return (*model)(in); };
   StepCost plain = measure(*model, x, repeats, CheckpointingOptions{}, plain_forward);
   fmt::print("{:>34} {:>12} {:>12} {:>10} {:>7} {:>9} {:>7} {:>14}\n", "", "activation",
@@ -156,7 +169,7 @@ int main(int argc, char** argv) {
             measure(*model, x, repeats, kept_on_device, checkpointed(segments)));
   print_row(fmt::format("{} segments, cpu_checkpointing", segments),
             measure(*model, x, repeats, offloaded, checkpointed(segments)));
-  if (deepspeed.deepspeed_config.empty()) {
+  if (options.deepspeed_config.empty()) {
     for (int64_t count : {2, 4, 6, 11}) {
       print_row(fmt::format("{} segments", count),
                 measure(*model, x, repeats, kept_on_device, checkpointed(count)));
@@ -166,4 +179,22 @@ int main(int argc, char** argv) {
       "activation: peak above the step's start; act_offload: cpu_checkpointing's host copies; "
       "ratio: activation peak and step time over no checkpointing\n");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CheckpointMlpOptions options;
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kCheckpointMlpCommandLine, [&](const apps::Flags& flags) {
+        options = {flags.get_string("deepspeed_config"), flags.get_int("width", 1),
+                   flags.get_int("batch", 1), flags.get_int("repeats", 1)};
+      });
+  if (status) return *status;
+  try {
+    return run(options);
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "bench/checkpoint_mlp: {}\n", error.what());
+    return 1;
+  }
 }

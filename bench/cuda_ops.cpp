@@ -6,9 +6,29 @@
 // against cublasGemmEx called directly on the same buffers. Prints "no CUDA device" and exits
 // 0 on a machine without a GPU or in a build without CUDA.
 #include <cstdio>
+#include <optional>
+
+#include "apps/read_command_line.h"
+
+namespace {
+
+const zt::apps::CommandLine kCudaOpsCommandLine{
+    "bench/cuda_ops",
+    "CUDA kernel speed as ratios within one run: add, cast and layer norm against a device copy;\n"
+    "fused Adam over 100M parameters; GEMM through the Tensor API against cuBLAS.",
+    {}};
+
+// nullopt when the program goes on; else the status that --help or a bad flag ends it with.
+std::optional<int> read_flags(int argc, char** argv) {
+  return zt::apps::read_command_line(argc, argv, kCudaOpsCommandLine,
+                                     [](const zt::apps::Flags&) {});
+}
+
+}  // namespace
 
 #ifndef ZT_CUDA
-int main() {
+int main(int argc, char** argv) {
+  if (std::optional<int> status = read_flags(argc, argv)) return *status;
   std::printf("no CUDA device (built without CUDA)\n");
   return 0;
 }
@@ -54,7 +74,8 @@ double gib_per_s(double bytes, double ms) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (std::optional<int> status = read_flags(argc, argv)) return *status;
   if (cuda_device_count() == 0) {
     std::printf("no CUDA device\n");
     return 0;

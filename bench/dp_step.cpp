@@ -1,14 +1,16 @@
 // One rank's side of bench/dp_step.sh: times training steps of an MLP under the engine at this
 // world size (a fixed micro-batch per rank, so the work per rank stays the same as N grows) and
-// rank 0 prints "N overlap ms_per_step".
-// Usage (under mpirun): dp_step [--stage S] [--overlap 0|1] [--steps K] [--width W]
+// rank 0 prints "N stage overlap median_ms_per_step parameters". Flags: `dp_step --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "apps/cli_flags.h"
+#include "apps/read_command_line.h"
 #include "autograd/functions.h"
 #include "bench/bench_mlp.h"
 #include "core/factory.h"
@@ -17,14 +19,36 @@
 
 using namespace zt;
 
+namespace {
+
+const apps::CommandLine kDpStepCommandLine{
+    "bench/dp_step",
+    "Times training steps of an MLP (784-W-W-10, Adam) under the engine at this world size, a\n"
+    "fixed micro-batch per rank; run under mpirun by bench/dp_step.sh.",
+    {
+        {"stage", "0|1|2|3", "0", "the ZeRO stage"},
+        {"overlap", "0|1", "0", "overlap_comm: reduce gradients during backward"},
+        {"steps", "K", "20", "steps timed (the first warms up and is left out)"},
+        {"width", "W", "1024", "width of the two hidden layers"},
+        {"batch", "B", "32", "samples per rank per step"},
+    }};
+
+struct DpStepOptions {
+  int64_t stage, overlap, steps, width, batch;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  DpStepOptions options{};
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kDpStepCommandLine, [&](const apps::Flags& flags) {
+        options = {std::stoll(flags.get_choice("stage")), std::stoll(flags.get_choice("overlap")),
+                   flags.get_int("steps", 2), flags.get_int("width", 1), flags.get_int("batch", 1)};
+      });
+  if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
-    apps::Flags flags(argc, argv, {"stage", "overlap", "steps", "width", "batch"});
-    int64_t stage = flags.get_int("stage", 0, 0);
-    int64_t overlap = flags.get_int("overlap", 0, 0);
-    int64_t steps = flags.get_int("steps", 20, 2);
-    int64_t width = flags.get_int("width", 1024, 1);
-    int64_t batch = flags.get_int("batch", 32, 1);
+    auto [stage, overlap, steps, width, batch] = options;
     std::string text = fmt::format(R"({{
       "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0,
       "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},

@@ -3,9 +3,7 @@
 // CNN at 1 and 2 threads. Each figure is the best of --repeats windows of a fixed number of
 // batches after a short warm-up, so a busy neighbour on a shared machine costs less.
 // --torch FILE adds PyTorch's figures (lines "model threads samples_per_s", as printed by the
-// optional bench/mnist_pytorch.py) and our ratio against them.
-// Usage: mnist [--mlp-batches N] [--cnn-batches N] [--repeats R] [--threads 1,2]
-//              [--models mlp,cnn] [--batch-size B] [--data-dir DIR] [--torch FILE]
+// optional bench/mnist_pytorch.py) and our ratio against them. Flags: `bench/mnist --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include <exception>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -20,6 +19,7 @@
 
 #include "apps/cli_flags.h"
 #include "apps/mnist_common.h"
+#include "apps/read_command_line.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "data/dataloader.h"
@@ -47,19 +47,32 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-BenchOptions parse(int argc, char** argv) {
-  apps::Flags flags(argc, argv,
-                    {"mlp-batches", "cnn-batches", "repeats", "threads", "models", "batch-size",
-                     "data-dir", "torch"});
-  BenchOptions options{flags.get_int("mlp-batches", 200, 1),
-                       flags.get_int("cnn-batches", 20, 1),
-                       flags.get_int("repeats", 3, 1),
-                       flags.get_int("batch-size", 64, 1),
+const apps::CommandLine kMnistBenchCommandLine{
+    "bench/mnist",
+    "Training throughput (samples/s) of the MNIST example networks on Fashion-MNIST: forward,\n"
+    "cross entropy, backward and Adam step, best of --repeats windows.",
+    {
+        {"mlp-batches", "N", "200", "batches per timed window of the MLP"},
+        {"cnn-batches", "N", "20", "batches per timed window of the CNN"},
+        {"repeats", "R", "3", "timed windows; the best counts"},
+        {"threads", "LIST", "1,2", "thread counts to time, comma-separated"},
+        {"models", "LIST", "mlp,cnn", "networks to time: mlp and/or cnn, comma-separated"},
+        {"batch-size", "B", "64", "samples per step"},
+        {"data-dir", "DIR", apps::kFashionMnistDir, "the folder of Fashion-MNIST's IDX files"},
+        {"torch", "FILE", "", "PyTorch's figures (from bench/mnist_pytorch.py) to compare with",
+         "none"},
+    }};
+
+BenchOptions read_options(const apps::Flags& flags) {
+  BenchOptions options{flags.get_int("mlp-batches", 1),
+                       flags.get_int("cnn-batches", 1),
+                       flags.get_int("repeats", 1),
+                       flags.get_int("batch-size", 1),
                        {},
-                       split_list(flags.get_string("models", "mlp,cnn")),
-                       flags.get_string("data-dir", apps::kFashionMnistDir),
-                       flags.get_string("torch", "")};
-  for (const std::string& count : split_list(flags.get_string("threads", "1,2"))) {
+                       split_list(flags.get_string("models")),
+                       flags.get_string("data-dir"),
+                       flags.get_string("torch")};
+  for (const std::string& count : split_list(flags.get_string("threads"))) {
     int threads = std::atoi(count.c_str());
     if (threads < 1)
       throw apps::FlagError(fmt::format("--threads: expected counts >= 1, got '{}'", count));
@@ -160,8 +173,13 @@ int run(const BenchOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  BenchOptions options;
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kMnistBenchCommandLine,
+                              [&](const apps::Flags& flags) { options = read_options(flags); });
+  if (status) return *status;
   try {
-    return run(parse(argc, argv));
+    return run(options);
   } catch (const std::exception& error) {
     fmt::print(stderr, "bench/mnist: {}\n", error.what());
     return 1;

@@ -16,17 +16,18 @@
 // like deepspeed.zero.Init): every rank first builds the whole model, and the engine copies it
 // into flat buffers and only then (stage 3) drops the full copy, so construction peaks at the
 // full model at every stage. Limiting it would measure that, not the stage.
-//
-// Usage (under mpirun): zero_capacity --stage S --width W [--depth D] [--batch B]
-//                       [--limit-mib M (0: none)] [--steps K] [--prefetch ELEMENTS]
+// Flags: `zero_capacity --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "apps/cli_flags.h"
+#include "apps/read_command_line.h"
 #include "autograd/functions.h"
 #include "bench/bench_mlp.h"
 #include "core/allocator.h"
@@ -36,22 +37,48 @@
 
 using namespace zt;
 
+namespace {
+
+// Two steps by default: Adam creates its moments in the first update, so only the second
+// backward runs with the optimizer state already live, which is the steady-state peak.
+// Stage 3's prefetch holds the next modules' parameters gathered ahead of use: speed bought with
+// memory. Off by default (0 elements), as a run sized to fit would set it; DeepSpeed's default
+// (5e7 elements) would gather every layer of these models at once.
+const apps::CommandLine kZeroCapacityCommandLine{
+    "bench/zero_capacity",
+    "One trial of bench/zero_capacity.sh: does an MLP of this width take training steps at\n"
+    "this ZeRO stage under a per-rank memory limit? Prints \"fit ...\" if it does.",
+    {
+        {"stage", "0|1|2|3", "0", "the ZeRO stage"},
+        {"width", "W", "256", "width of the hidden layers"},
+        {"depth", "D", "4", "hidden layers"},
+        {"batch", "B", "8", "samples per rank per step"},
+        {"limit-mib", "M", "64", "memory limit per rank in MiB after construction (0: none)"},
+        {"steps", "K", "2", "training steps"},
+        {"prefetch", "ELEMENTS", "0", "stage 3's prefetch bucket in elements (0: off)"},
+    }};
+
+struct CapacityOptions {
+  int64_t stage, width, depth, batch, limit_mib, steps, prefetch;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  CapacityOptions options{};
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kZeroCapacityCommandLine, [&](const apps::Flags& flags) {
+        options = {std::stoll(flags.get_choice("stage")),
+                   flags.get_int("width", 1),
+                   flags.get_int("depth", 1),
+                   flags.get_int("batch", 1),
+                   flags.get_int("limit-mib", 0),
+                   flags.get_int("steps", 1),
+                   flags.get_int("prefetch", 0)};
+      });
+  if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
-    apps::Flags flags(argc, argv,
-                      {"stage", "width", "depth", "batch", "limit-mib", "steps", "prefetch"});
-    int64_t stage = flags.get_int("stage", 0, 0);
-    int64_t width = flags.get_int("width", 256, 1);
-    int64_t depth = flags.get_int("depth", 4, 1);
-    int64_t batch = flags.get_int("batch", 8, 1);
-    int64_t limit_mib = flags.get_int("limit-mib", 64, 0);
-    // Two steps by default: Adam creates its moments in the first update, so only the second
-    // backward runs with the optimizer state already live, which is the steady-state peak.
-    int64_t steps = flags.get_int("steps", 2, 1);
-    // Stage 3's prefetch holds the next modules' parameters gathered ahead of use: speed bought
-    // with memory. Off by default (0 elements), as a run sized to fit would set it; DeepSpeed's
-    // default (5e7 elements) would gather every layer of these models at once.
-    int64_t prefetch = flags.get_int("prefetch", 0, 0);
+    auto [stage, width, depth, batch, limit_mib, steps, prefetch] = options;
     // Threshold 0: stage 3 partitions every module, so the measurement is of ZeRO itself and
     // not of which small layers happen to stay whole. overlap_comm off: reductions in flight
     // would hold their buffers longer.

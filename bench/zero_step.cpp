@@ -2,18 +2,19 @@
 // 0, 1, 2 and 3 in one job. The four engines (each on its own copy of the model, same seed) are
 // built up front and then stepped in turn, one step each per round, so that whatever else the
 // machine is doing slows every stage alike and the ratios to stage 0 stay meaningful.
-// Rank 0 prints one line per stage: "stage median_ms parameters".
-// Usage (under mpirun): zero_step [--width W] [--depth D] [--batch B] [--rounds R]
-//                       [--warmup K] [--overlap -1|0|1 (-1: DeepSpeed's default, on at stage 3)]
+// Rank 0 prints one line per stage: "stage median_ms parameters". Flags: `zero_step --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "apps/cli_flags.h"
+#include "apps/read_command_line.h"
 #include "autograd/functions.h"
 #include "bench/bench_mlp.h"
 #include "core/factory.h"
@@ -22,17 +23,40 @@
 
 using namespace zt;
 
+namespace {
+
+// Two warm-up steps by default: the first creates Adam's state and records stage 3's module
+// order, which the second is the first to prefetch by.
+const apps::CommandLine kZeroStepCommandLine{
+    "bench/zero_step",
+    "Times a training step of one MLP (784-W..-10, Adam) at ZeRO stages 0-3 in one job, the\n"
+    "stages stepped in turn; run under mpirun by bench/zero_step.sh.",
+    {
+        {"width", "W", "1024", "width of the hidden layers"},
+        {"depth", "D", "4", "hidden layers"},
+        {"batch", "B", "32", "samples per rank per step"},
+        {"rounds", "R", "10", "timed steps per stage"},
+        {"warmup", "K", "2", "untimed steps per stage first"},
+        {"overlap", "-1|0|1", "-1", "overlap_comm at every stage (-1: DeepSpeed's, on at stage 3)"},
+    }};
+
+struct ZeroStepOptions {
+  int64_t width, depth, batch, rounds, warmup, overlap;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  ZeroStepOptions options{};
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kZeroStepCommandLine, [&](const apps::Flags& flags) {
+        options = {flags.get_int("width", 1),  flags.get_int("depth", 1),
+                   flags.get_int("batch", 1),  flags.get_int("rounds", 1),
+                   flags.get_int("warmup", 0), std::stoll(flags.get_choice("overlap"))};
+      });
+  if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
-    apps::Flags flags(argc, argv, {"width", "depth", "batch", "rounds", "warmup", "overlap"});
-    int64_t width = flags.get_int("width", 1024, 1);
-    int64_t depth = flags.get_int("depth", 4, 1);
-    int64_t batch = flags.get_int("batch", 32, 1);
-    int64_t rounds = flags.get_int("rounds", 10, 1);
-    // Two warm-up steps: the first creates Adam's state and records stage 3's module order,
-    // which the second is the first to prefetch by.
-    int64_t warmup = flags.get_int("warmup", 2, 0);
-    int64_t overlap = flags.get_int("overlap", -1, -1);
+    auto [width, depth, batch, rounds, warmup, overlap] = options;
     std::string overlap_entry =
         overlap < 0 ? "" : fmt::format(R"("overlap_comm": {}, )", overlap ? "true" : "false");
 

@@ -1,5 +1,6 @@
-// MpiRuntime and the distributed failure rule. The rule relies on MPI_Abort ending every rank
-// (Open MPI's mpirun kills the whole job when one process aborts or dies from a signal).
+// MpiRuntime and the distributed failure rule. With several ranks the rule relies on MPI_Abort
+// ending every rank (Open MPI's mpirun kills the whole job when one process aborts or dies from a
+// signal). A world of one has nobody to end, so its errors end it as any program's do.
 #include "comm/mpi_runtime.h"
 
 #include <fmt/format.h>
@@ -91,8 +92,12 @@ void abort_distributed_job(std::string_view message) {
   if (rank >= 0) MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (rank > 0 && size > 1) std::this_thread::sleep_for(kNonRootAbortDelay);
   fmt::print(stderr, "rank {}: {}\n", rank, message);
-  std::fflush(stderr);
-  if (rank >= 0) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::fflush(nullptr);
+  // A world of one: MPI_Abort would only add Open MPI's banner (and, started without mpirun,
+  // sometimes ORTE's "Data unpack would read past end of buffer"). This may be called from a
+  // destructor with MPI work unfinished, so the process ends without MPI_Finalize, which Open
+  // MPI accepts silently for a status other than 0.
+  if (rank >= 0 && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
 }
 
@@ -104,13 +109,20 @@ int run_distributed_main(int argc, char** argv, std::function<int(MpiRuntime&)> 
     fmt::print(stderr, "{}: {}\n", argc > 0 ? argv[0] : "zerotrain", error.what());
     return 1;
   }
+  std::string failure;
   try {
     return body(*runtime);
   } catch (const std::exception& error) {
-    abort_distributed_job(error.what());
+    failure = error.what();
   } catch (...) {
-    abort_distributed_job("an exception not derived from std::exception");
+    failure = "an exception not derived from std::exception";
   }
+  if (runtime->size() > 1) abort_distributed_job(failure);
+  // A world of one waits for nobody: body's objects are gone, so MPI is finalised and the
+  // process exits with status 1 as any failed program does, with no MPI banner.
+  fmt::print(stderr, "rank 0: {}\n", failure);
+  runtime.reset();
+  return 1;
 }
 
 }  // namespace zt::comm

@@ -3,9 +3,10 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <exception>
 #include <stdexcept>
+
+#include "comm/mpi_runtime.h"
 
 namespace zt::comm::detail {
 
@@ -57,12 +58,7 @@ void wait_or_abort_job(Work& work) {
     work.wait();
   } catch (const std::exception& error) {
     // A destructor can't throw, and a collective that failed leaves the group unusable.
-    int world_rank = -1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    fmt::print(stderr, "rank {}: {} (in an unfinished Work being destroyed)\n", world_rank,
-               error.what());
-    std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    abort_distributed_job(fmt::format("{} (in an unfinished Work being destroyed)", error.what()));
   }
 }
 

@@ -1,0 +1,39 @@
+// DeepSpeed's command-line flags (deepspeed.add_config_arguments, plus our --dist_backend) as
+// entries of a program's flag table, and DeepSpeedArgs read from the parsed flags, so that
+// --help lists them beside the program's own and one parser reads them all.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "dist/initialize.h"
+
+namespace zt::apps {
+
+inline FlagSpec deepspeed_config_flag() {
+  return {"deepspeed_config", "FILE", "", "the ds_config.json to train with",
+          "the program's built-in config"};
+}
+
+inline std::vector<FlagSpec> deepspeed_flags() {
+  return {
+      {"deepspeed", "", "", "accepted as DeepSpeed's launch lines pass it (always on)"},
+      deepspeed_config_flag(),
+      {"local_rank", "N", "", "set by launchers; ignored, MPI gives the local rank", "from MPI"},
+      {"dist_backend", "auto|nccl|mpi", "auto",
+       "ZeRO traffic of a GPU model: NCCL (auto: where each rank has its own GPU) or MPI"}};
+}
+
+inline DeepSpeedArgs deepspeed_args(const Flags& flags) {
+  DeepSpeedArgs args;
+  args.deepspeed = flags.has("deepspeed");
+  args.deepspeed_config = flags.get_string("deepspeed_config");
+  if (flags.has("deepspeed_config") && args.deepspeed_config.empty())
+    throw FlagError("--deepspeed_config: expected a file path, got ''");
+  if (flags.has("local_rank")) args.local_rank = int(flags.get_int("local_rank", 0));
+  args.dist_backend = parse_dist_backend(flags.get_string("dist_backend"), "--dist_backend");
+  return args;
+}
+
+}  // namespace zt::apps

@@ -1,0 +1,95 @@
+// mnist_train's command line: its flag table (the parser's and --help's one source) and the
+// options read from it. Everything here is checked before MPI starts; what needs the job
+// (a GPU for --device cuda, writable output paths) is checked by the run itself.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "apps/deepspeed_flags.h"
+
+namespace zt::apps {
+
+// Filled by read_train_options; the defaults are the flag table's.
+struct TrainOptions {
+  int64_t epochs = 0, batch_size = 0;
+  double lr = 0.0;
+  std::string model, dataset, data_dir, save_path;
+  uint64_t seed = 0;
+  bool report = false;
+  std::string save_dir;          // "": no checkpoints
+  int64_t save_every_steps = 0;  // 0: at each epoch end
+  bool resume = false;
+  int64_t max_steps = 0;  // 0: no limit
+  std::string device;
+  DeepSpeedArgs deepspeed;
+};
+
+inline const CommandLine& train_command_line() {
+  static const CommandLine command_line = [] {
+    CommandLine table{
+        "mnist_train",
+        "Trains the MNIST example network with the ZeroTrain engine, on one process or many\n"
+        "(mpirun -np N mnist_train ...). Without --deepspeed_config: ZeRO stage 0 with Adam,\n"
+        "--batch-size samples per rank per step, lr warmed up to --lr and decayed to 0.",
+        {
+            {"epochs", "N", "3", "epochs to train"},
+            {"batch-size", "N", "64", "samples per rank per step (without --deepspeed_config)"},
+            {"lr", "LR", "0.001", "Adam's peak learning rate (without --deepspeed_config)"},
+            {"model", "cnn|mlp", "cnn", "the network: PyTorch's MNIST CNN, or 784-256-128-10"},
+            {"dataset", "auto|mnist|fashion", "auto",
+             "auto: MNIST if --data-dir holds it, else Debian's Fashion-MNIST"},
+            {"data-dir", "DIR", "data/mnist", "the folder of MNIST's IDX files"},
+            {"seed", "S", "1", "seed of the initial weights, dropout and data order"},
+            {"save", "PATH", "deepspeed_train_model.safetensors",
+             "the trained model, written by rank 0 (safetensors, f32)"},
+            {"save-dir", "DIR", "", "engine checkpoints go in DIR", "none, no checkpoints"},
+            {"save-every", "N|epoch", "epoch",
+             "checkpoint every N optimizer steps, or at each epoch's end"},
+            {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
+            {"max-steps", "N", "", "stop after N optimizer steps", "no limit"},
+            {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
+            {"report", "", "", "train one step, print each rank's memory and traffic, stop"},
+        }};
+    for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
+    return table;
+  }();
+  return command_line;
+}
+
+inline TrainOptions read_train_options(const Flags& flags) {
+  TrainOptions options;
+  options.epochs = flags.get_int("epochs", 1);
+  options.batch_size = flags.get_int("batch-size", 1);
+  options.lr = flags.get_double("lr", 0.0);
+  options.model = flags.get_choice("model");
+  options.dataset = flags.get_choice("dataset");
+  options.data_dir = flags.get_string("data-dir");
+  options.save_path = flags.get_string("save");
+  options.seed = uint64_t(flags.get_int("seed", 0));
+  options.report = flags.has("report");
+  options.save_dir = flags.get_string("save-dir");
+  if (flags.get_string("save-every") != "epoch") {
+    try {
+      options.save_every_steps = flags.get_int("save-every", 1);
+    } catch (const FlagError&) {
+      throw FlagError(fmt::format("--save-every: expected an integer >= 1 or 'epoch', got '{}'",
+                                  flags.get_string("save-every")));
+    }
+  }
+  options.resume = flags.has("resume");
+  if (flags.has("max-steps")) options.max_steps = flags.get_int("max-steps", 1);
+  options.device = flags.get_choice("device");
+  for (const char* needs_dir : {"save-every", "resume"}) {
+    if (flags.has(needs_dir) && options.save_dir.empty())
+      throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
+  }
+  options.deepspeed = deepspeed_args(flags);
+  return options;
+}
+
+}  // namespace zt::apps

@@ -2,7 +2,7 @@
 //   DIR/latest                          the newest complete tag (one line)
 //   DIR/TAG/mp_rank_00_model_states.safetensors
 //       the model's tensors in its dtype; metadata "zerotrain" (engine state: steps, schedule,
-//       loss scaler, world size, stage) and "client_state" (the caller's JSON)
+//       loss scaler, world size, stage, parameter groups) and "client_state" (the caller's JSON)
 //   DIR/TAG/zero_pp_rank_R_mp_rank_00_optim_states.safetensors
 //       rank R's fp32 slice of every flat group ("group.G.fp32") and its optimizer state
 //       ("group.G.exp_avg", ...); metadata "zerotrain": the groups' layout (which parameter sits

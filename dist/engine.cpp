@@ -3,6 +3,7 @@
 #include "dist/engine.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -43,10 +44,13 @@ std::unique_ptr<optim::LossScaler> make_loss_scaler(const Fp16Config& fp16) {
 
 }  // namespace
 
-Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel)
+Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel,
+               const ParamGroupSpecs& param_groups)
     : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
   if (!model_) throw std::invalid_argument("Engine: no model");
   check_engine_config(config_, data_parallel_->size());
+  // By the parameters' names, before the tensors the caller named are converted or moved.
+  param_groups_ = resolve_param_groups(param_groups, *model_, config_);
   const ZeroConfig& zero = config_.zero_optimization;
   partitioning_ = ZeroPartitioning::for_stage(zero.stage);
   device_ = device_of_parameters(*model_);
@@ -66,7 +70,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
               ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
   groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_);
-  shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, device_,
+  shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
                                             mixed_precision(), *control_);
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
   gatherer_ = std::make_unique<ParameterGatherer>(partitioning_, zero, *data_parallel_, groups_,
@@ -112,6 +116,11 @@ Engine::~Engine() {
 double Engine::get_lr() const {
   return shard_->optimizer().lr();
 }
+std::vector<double> Engine::get_group_lrs() const {
+  std::vector<double> lrs;
+  for (const optim::ParamGroup& group : shard_->optimizer().param_groups()) lrs.push_back(group.lr);
+  return lrs;
+}
 optim::Optimizer& Engine::optimizer() {
   return shard_->optimizer();
 }
@@ -152,6 +161,16 @@ Tensor Engine::backward(const Tensor& loss) {
     throw std::invalid_argument(fmt::format(
         "Engine::backward: the loss must be a scalar, got shape {}", shape_str(loss.sizes())));
   }
+  check_gradients_came_from_engine_backward("Engine::backward");
+  if (backward_since_step_) {
+    throw std::logic_error(fmt::format(
+        "Engine::backward: called again with no engine.step() after the previous "
+        "engine.backward (micro-step {}, gradient_accumulation_steps {}); call engine.step() "
+        "after every engine.backward(loss): it counts the micro-step and updates at the "
+        "accumulation boundary (to back-propagate several losses, add them and call backward "
+        "once)",
+        micro_steps_, config_.gradient_accumulation_steps));
+  }
   auto start = std::chrono::steady_clock::now();
   loss_sum_ += loss.item();
   reducer_->begin_backward(is_gradient_accumulation_boundary());
@@ -164,6 +183,7 @@ Tensor Engine::backward(const Tensor& loss) {
     loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
   }
   reducer_->end_backward();
+  backward_since_step_ = true;
   timers_.backward += phase_seconds(start, device_, config_.wall_clock_breakdown);
   return loss;
 }
@@ -188,7 +208,25 @@ bool Engine::take_update_decision() {
   return true;
 }
 
+void Engine::check_gradients_came_from_engine_backward(const char* caller) const {
+  const std::string& param = reducer_->gradient_outside_engine_backward();
+  if (param.empty()) return;
+  throw std::logic_error(fmt::format(
+      "{}: parameter {} (and maybe others) got a gradient from a backward the engine did not "
+      "run, such as loss.backward(); the engine neither scales nor reduces such gradients, so "
+      "no update could use them. Call engine.backward(loss) instead of loss.backward()",
+      caller, param));
+}
+
 void Engine::step() {
+  check_gradients_came_from_engine_backward("Engine::step");
+  if (!backward_since_step_) {
+    throw std::logic_error(fmt::format(
+        "Engine::step: no engine.backward(loss) since the last step() (micro-step {}), so "
+        "there is nothing to update; call engine.backward(loss) before every engine.step()",
+        micro_steps_));
+  }
+  backward_since_step_ = false;
   auto start = std::chrono::steady_clock::now();
   bool boundary = is_gradient_accumulation_boundary();
   micro_steps_ += 1;
@@ -233,7 +271,8 @@ void Engine::log_step() {
   std::string scale = loss_scaler_ ? fmt::format(", loss_scale={:g}", loss_scale()) : "";
   fmt::print(
       "step={}, skipped={}, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}{}, samples/s={:.1f}\n",
-      global_steps_, skipped_steps_, get_lr(), loss, last_grad_norm_, scale, samples_per_second);
+      global_steps_, skipped_steps_, fmt::join(get_group_lrs(), ", "), loss, last_grad_norm_, scale,
+      samples_per_second);
   if (config_.wall_clock_breakdown) {
     fmt::print("time (ms): forward {:.1f} | backward {:.1f} | reduce {:.1f} | step {:.1f}\n",
                1e3 * timers_.forward, 1e3 * timers_.backward, 1e3 * timers_.reduce,

@@ -20,6 +20,12 @@
 // (counted as optimizer state, with the moments) and rounds it back into the 16-bit parameters.
 // fp16 scales the loss dynamically; a step whose gradients overflow on any rank is skipped on
 // every rank.
+// Use: every micro-batch is forward, engine.backward(loss), engine.step(), as in DeepSpeed. The
+// engine refuses (std::logic_error saying what to call) a step() with no engine.backward since
+// the last one, a second engine.backward before step(), and gradients that a backward the
+// engine did not run (loss.backward()) put on the model's parameters: each of these would
+// otherwise update nothing, or the wrong thing, without a word.
+// Parameter groups (dist/param_groups.h) give parts of the model their own lr and weight decay.
 // Invariants: every rank computes the same plan and issues the same collectives in the same
 // order; the communicator sums in rank order, so stages 0-3 produce bitwise equal weights
 // whenever they sum the same values (see docs/zero.md for where they cannot).
@@ -37,6 +43,7 @@
 #include "comm/communicator.h"
 #include "core/allocator.h"
 #include "dist/config.h"
+#include "dist/param_groups.h"
 #include "dist/step_timers.h"
 #include "dist/zero/flat_group_buffers.h"
 #include "dist/zero/partition_plan.h"
@@ -72,8 +79,10 @@ class Engine {
  public:
   // `data_parallel` is the data axis of the rank grid and must outlive the engine. The
   // model's parameters are moved into the engine's flat buffers (the model's tensors keep
-  // working as views of them). Collective over data_parallel.
-  Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel);
+  // working as views of them). `param_groups`: the optimizer's groups (none: one group of every
+  // parameter with the optimizer block's values). Collective over data_parallel.
+  Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel,
+         const ParamGroupSpecs& param_groups = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -97,18 +106,27 @@ class Engine {
   }
   // Back-propagates loss * loss_scale / gradient_accumulation_steps (the seed in f32, the loss
   // cast to f32 first) and reduces gradients as the stage says. Returns the loss it was given.
+  // Throws std::logic_error, changing nothing, when the previous engine.backward has had no
+  // step() yet, or when the model's parameters hold gradients of a backward the engine did
+  // not run.
   Tensor backward(const Tensor& loss);
   // Counts a micro-step; at the accumulation boundary: finishes reduction, clips by global
-  // norm, updates, zeroes gradients, advances the schedule, and logs. Under fp16, gradients
-  // with an inf or NaN on any rank skip the update and the schedule on every rank; the loss
-  // scale drops by DeepSpeed's rules and rank 0 logs the attempted and the new scale.
+  // norm, updates, zeroes gradients, advances the schedule, and logs. Follows every
+  // engine.backward; throws std::logic_error, changing nothing, when there was none since the
+  // last step() (as after loss.backward(), whose gradients the engine never reduced). Under fp16,
+  // gradients with an inf or NaN on any rank skip the update and the schedule on every rank; the
+  // loss scale drops by DeepSpeed's rules and rank 0 logs the attempted and the new scale.
   void step();
 
   bool is_gradient_accumulation_boundary() const;
   int64_t global_steps() const { return global_steps_; }
   int64_t global_samples() const { return global_samples_; }
   int64_t micro_steps() const { return micro_steps_; }
+  // The base learning rate (the optimizer block's, as the schedule sets it), and each
+  // parameter group's.
   double get_lr() const;
+  std::vector<double> get_group_lrs() const;
+  const ResolvedParamGroups& param_groups() const { return param_groups_; }
   // Updates skipped because gradients overflowed (fp16), and the current loss scale (1 when
   // the loss is not scaled).
   int64_t skipped_steps() const { return skipped_steps_; }
@@ -177,6 +195,7 @@ class Engine {
   MemoryAccounting& memory_accounting() const;
   bool take_update_decision();
   void log_step();
+  void check_gradients_came_from_engine_backward(const char* caller) const;
 
   Config config_;
   std::shared_ptr<nn::Module> model_;
@@ -185,6 +204,7 @@ class Engine {
   ZeroPartitioning partitioning_;
   Device device_ = Device::cpu();  // where the parameters, gradients and optimizer state live
   DType model_dtype_ = DType::f32;
+  ResolvedParamGroups param_groups_;
   std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;
   FlatGroupList groups_;  // the pieces below work on these; declared first, destroyed last
@@ -193,6 +213,7 @@ class Engine {
   std::unique_ptr<OptimizerShard> shard_;
   std::unique_ptr<optim::LRSchedule> schedule_;
 
+  bool backward_since_step_ = false;  // an engine.backward that its step() has not followed
   int64_t micro_steps_ = 0;
   int64_t global_steps_ = 0;
   int64_t global_samples_ = 0;

@@ -120,6 +120,7 @@ nlohmann::json Engine::engine_state_json() const {
                           {"global_samples", global_samples_},
                           {"micro_steps", micro_steps_},
                           {"skipped_steps", skipped_steps_},
+                          {"param_groups", param_groups_json(param_groups_)},
                           {"lr_scheduler", nullptr},
                           {"loss_scaler", nullptr}};
   if (schedule_)
@@ -153,7 +154,7 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
     };
     std::string prefix = fmt::format("group.{}.", g);
     tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
-    optim::ParamState state = shard_->optimizer().param_state(0, g);
+    optim::ParamState state = shard_->slice_state(g);
     nlohmann::json state_names = nlohmann::json::array();
     for (auto& [name, tensor] : state.tensors) {
       tensors.emplace_back(prefix + name, mine(tensor));
@@ -181,6 +182,10 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
 
 std::string Engine::save_checkpoint(const std::string& dir, const std::string& tag,
                                     const nlohmann::json& client_state, bool save_latest) {
+  if (backward_since_step_) {
+    throw std::logic_error(
+        "save_checkpoint: the last engine.backward has had no step() yet; save after it");
+  }
   if (micro_steps_ % config_.gradient_accumulation_steps != 0) {
     throw std::logic_error(fmt::format(
         "save_checkpoint: micro-step {} is inside an accumulation window of {}; save after the "
@@ -281,6 +286,10 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
   loaded.global_samples = count("global_samples");
   loaded.micro_steps = count("micro_steps");
   loaded.skipped_steps = count("skipped_steps");
+  // The optimizer state is restored per parameter, but each parameter must come back into the
+  // group it was trained in: a checkpoint of other groups is refused.
+  check_saved_param_groups(state.contains("param_groups") ? state["param_groups"] : nullptr,
+                           param_groups_, where);
   try {
     if (state.contains("lr_scheduler") && state["lr_scheduler"].is_object())
       loaded.schedule_iteration = state["lr_scheduler"].at("last_batch_iteration").get<int64_t>();
@@ -334,7 +343,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
     if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
     // With P_p the owned slice is a buffer of its own, not a view of full_params.
     if (partitioning_.parameters) ops::copy_(group.owned_params, loaded.update_slices[g]);
-    shard_->optimizer().set_param_state(0, g, loaded.optimizer[g]);
+    shard_->set_slice_state(g, loaded.optimizer[g]);
   }
   NamedTensors buffers = model_->named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i)
@@ -343,6 +352,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   global_samples_ = loaded.global_samples;
   micro_steps_ = loaded.micro_steps;
   skipped_steps_ = loaded.skipped_steps;
+  backward_since_step_ = false;
   if (schedule_ && loaded.schedule_iteration)
     schedule_->set_last_batch_iteration(*loaded.schedule_iteration);
   if (loss_scaler_ && loaded.scaler) loss_scaler_->set_state(*loaded.scaler);

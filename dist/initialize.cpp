@@ -115,17 +115,18 @@ DeepSpeedArgs take_deepspeed_args(int& argc, char** argv) {
 }
 
 Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
-                       std::shared_ptr<nn::Module> model) {
+                       std::shared_ptr<nn::Module> model, const ParamGroupSpecs& param_groups) {
   if (args.deepspeed_config.empty()) {
     throw std::invalid_argument(
         "ZeroTrain requires --deepspeed_config to specify a configuration file");
   }
   return initialize(runtime, dist::load_config(args.deepspeed_config, runtime.size(), nullptr),
-                    std::move(model), args.dist_backend);
+                    std::move(model), args.dist_backend, param_groups);
 }
 
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
-                       std::shared_ptr<nn::Module> model, DistBackend dist_backend) {
+                       std::shared_ptr<nn::Module> model, DistBackend dist_backend,
+                       const ParamGroupSpecs& param_groups) {
   if (!model) throw std::invalid_argument("initialize: no model");
   dist::apply_activation_checkpointing(config.activation_checkpointing);
   Initialized result;
@@ -135,7 +136,8 @@ Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
       make_device_data_group(*result.grid, dist::device_of_parameters(*model), dist_backend);
   comm::Communicator& data_group =
       result.device_data_group ? *result.device_data_group : result.grid->data_group();
-  result.engine = std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group);
+  result.engine =
+      std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group, param_groups);
   result.optimizer = &result.engine->optimizer();
   result.lr_scheduler = result.engine->lr_scheduler();
   return result;

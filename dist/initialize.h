@@ -11,6 +11,7 @@
 #include "comm/process_grid.h"
 #include "dist/config.h"
 #include "dist/engine.h"
+#include "dist/param_groups.h"
 #include "nn/module.h"
 
 namespace zt {
@@ -50,13 +51,22 @@ struct Initialized {
   optim::LRSchedule* lr_scheduler = nullptr;  // null without a scheduler block
 };
 
+// Optimizer parameter groups (DeepSpeed's model_parameters): the model's parameters split into
+// groups, each with its own overrides of the optimizer block (dist/param_groups.h);
+// zt::weight_decay_groups(model) makes the usual "decay" / "no_decay" pair.
+using dist::ParamGroupSpec;
+using dist::ParamGroupSpecs;
+using dist::weight_decay_groups;
+
 // Loads args.deepspeed_config (required) for the runtime's world size. Collective. The engine
 // trains on the device of the model's parameters (move the model first: model->to(device)).
+// `param_groups`: none makes one group of every parameter with the optimizer block's values.
 Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
-                       std::shared_ptr<nn::Module> model);
+                       std::shared_ptr<nn::Module> model, const ParamGroupSpecs& param_groups = {});
 // With a config already built (its world_size must be the runtime's). Collective.
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model,
-                       DistBackend dist_backend = DistBackend::automatic);
+                       DistBackend dist_backend = DistBackend::automatic,
+                       const ParamGroupSpecs& param_groups = {});
 
 }  // namespace zt

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace zt::optim {
@@ -19,15 +20,20 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
       throw std::invalid_argument(
           fmt::format("optimizer: group {}: weight_decay {} must be >= 0", g, group.weight_decay));
     }
+    if (!(group.lr_scale >= 0.0) || !std::isfinite(group.lr_scale)) {
+      throw std::invalid_argument(fmt::format(
+          "optimizer: group {}: lr_scale {} must be finite and >= 0", g, group.lr_scale));
+    }
     for (size_t p = 0; p < group.params.size(); ++p) {
       const Tensor& param = group.params[p];
-      if (!param.defined() || param.dtype() != DType::f32 || !param.is_contiguous() ||
-          !param.device().is_cpu()) {
+      // Any device: step() runs the fused update on the parameters' own device.
+      if (!param.defined() || param.dtype() != DType::f32 || !param.is_contiguous()) {
         throw std::invalid_argument(fmt::format(
-            "optimizer: group {} parameter {}: expected a contiguous f32 cpu tensor", g, p));
+            "optimizer: group {} parameter {}: expected a contiguous f32 tensor", g, p));
       }
     }
   }
+  base_lr_ = groups_.front().lr;
 }
 
 void Optimizer::zero_grad() {
@@ -36,8 +42,9 @@ void Optimizer::zero_grad() {
   }
 }
 
-void Optimizer::set_lr(double lr) {
-  for (ParamGroup& group : groups_) group.lr = lr;
+void Optimizer::set_lr(double base_lr) {
+  base_lr_ = base_lr;
+  for (ParamGroup& group : groups_) group.lr = base_lr * group.lr_scale;
 }
 
 std::vector<ParamGroup> single_group(const std::vector<Tensor>& params, double lr,

@@ -3,6 +3,8 @@
 // and set of per-step constants), on the parameters' device. The ZeRO engine runs them over
 // its flat f32 slices, one tensor per flat group.
 // Invariant: parameters are contiguous f32 leaves; their state tensors are tagged optim_state.
+// Learning rates: each group has its own; a schedule sets the optimizer's base rate and every
+// group follows it in proportion (lr_scale), as PyTorch's schedulers scale each group's own.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,9 @@ struct ParamGroup {
   std::vector<Tensor> params;
   double lr = 1e-3;
   double weight_decay = 0.0;
+  // This group's learning rate relative to the optimizer's base rate: set_lr(base), which
+  // schedules call, gives the group base * lr_scale. Until then lr is used as given.
+  double lr_scale = 1.0;
 };
 
 // One parameter's optimizer state, for checkpoints: named f32 tensors of the parameter's shape
@@ -44,8 +49,10 @@ class Optimizer {
 
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
-  double lr() const { return groups_.front().lr; }
-  void set_lr(double lr);
+  // The base learning rate: the first group's at construction, then the last set_lr's.
+  double lr() const { return base_lr_; }
+  // Sets the base rate: every group's lr becomes base_lr * its lr_scale.
+  void set_lr(double base_lr);
   // First-moment coefficient: SGD's momentum, Adam's beta1 (for OneCycle's momentum cycling).
   virtual void set_momentum(double momentum) = 0;
   virtual double momentum() const = 0;
@@ -57,6 +64,7 @@ class Optimizer {
 
  protected:
   std::vector<ParamGroup> groups_;
+  double base_lr_ = 0.0;
 };
 
 // One group with every parameter, as torch.optim does for `model.parameters()`.

@@ -65,7 +65,13 @@ void GradientReducer::move_gradient_into_group(FlatGroupBuffers& group, PlannedP
 }
 
 void GradientReducer::on_gradient_ready(size_t group_index, size_t param_index) {
-  if (!in_backward_) return;  // a backward the engine did not start (user code): ignore
+  if (!in_backward_) {
+    // A backward the engine did not start (loss.backward()): its gradients are not reduced, so
+    // the engine refuses to step on them (Engine::step says so).
+    if (outside_backward_param_.empty())
+      outside_backward_param_ = groups_[group_index]->plan.params[param_index].name;
+    return;
+  }
   if (config_.zero_optimization.overlap_comm) {
     // MPI moves non-blocking collectives forward only inside MPI calls: poke the ones in
     // flight so they progress while backward computes.

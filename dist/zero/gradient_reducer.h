@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "comm/communicator.h"
 #include "dist/config.h"
@@ -40,6 +41,9 @@ class GradientReducer {
   void collect_gradients_in_place(size_t group_index);
   // After an update: the gradients that accumulate across micro-batches start from zero.
   void zero_gradients();
+  // The first parameter whose gradient a backward the engine did not start produced (a
+  // loss.backward() on the model), or "" when none did. Such gradients are never reduced.
+  const std::string& gradient_outside_engine_backward() const { return outside_backward_param_; }
 
  private:
   void on_gradient_ready(size_t group_index, size_t param_index);
@@ -58,6 +62,7 @@ class GradientReducer {
   StepTimers& timers_;
   bool in_backward_ = false;  // inside a backward the engine started
   bool boundary_ = false;     // that backward ends an accumulation window
+  std::string outside_backward_param_;
 };
 
 }  // namespace zt::dist

@@ -2,8 +2,12 @@
 // over owned gradients (dist/zero/optimizer_shard.h).
 #include "dist/zero/optimizer_shard.h"
 
-#include <cmath>
+#include <fmt/format.h>
 
+#include <cmath>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
@@ -13,30 +17,50 @@
 namespace zt::dist {
 
 OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& config,
-                               FlatGroupList& groups, Device device, bool mixed_precision,
-                               comm::Communicator& control)
+                               FlatGroupList& groups, const ResolvedParamGroups& param_groups,
+                               Device device, bool mixed_precision, comm::Communicator& control)
     : partitioning_(partitioning),
       config_(config),
       groups_(groups),
       device_(device),
       mixed_precision_(mixed_precision),
       control_(control) {
-  std::vector<Tensor> owned;
+  autograd::NoGradGuard no_grad;  // the runs are leaves of their own, views of the slices
+  std::vector<optim::ParamGroup> optimizer_groups(param_groups.groups.size());
+  auto group_of = [&](const std::string& name) { return param_groups.group_of_param(name); };
   for (auto& group : groups_) {
     if (mixed_precision_) {
       group->master_params =
           empty(group->owned_params.sizes(),
                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::optim_state});
       ops::copy_(group->master_params, group->owned_params);
-    } else {
-      group->owned_params.set_grad(group->owned_grads);
     }
-    group->update_params().set_requires_grad(true);
-    owned.push_back(group->update_params());
+    const Tensor& update_params = group->update_params();
+    int64_t owned_begin =
+        partitioning_.optimizer_states ? group->plan.slice_begin(control_.rank()) : 0;
+    std::vector<RunPlace>& places = runs_.emplace_back();
+    for (const OwnedRun& run :
+         owned_runs(group->plan, owned_begin, update_params.numel(), group_of)) {
+      std::vector<Tensor>& run_params = optimizer_groups[run.param_group].params;
+      places.push_back({run, run_params.size()});
+      run_params.push_back(flat_range(update_params, run.begin, run.numel));
+      run_params.back().set_requires_grad(true);
+      // Mixed precision: the fp32 gradients exist only during an update (make_master_gradients).
+      if (!mixed_precision_)
+        run_params.back().set_grad(flat_range(group->owned_grads, run.begin, run.numel));
+    }
   }
-  const OptimizerConfig& settings = config_.optimizer;
-  optimizer_ =
-      make_optimizer(settings, optim::single_group(owned, settings.lr, settings.weight_decay));
+  optimizer_ = make_optimizer(config_.optimizer, std::move(optimizer_groups));
+  apply_param_groups(*optimizer_, param_groups);
+}
+
+void OptimizerShard::attach_run_gradients(size_t group, bool attach) {
+  for (const RunPlace& place : runs_[group]) {
+    Tensor grad = attach
+                      ? flat_range(groups_[group]->update_grads(), place.run.begin, place.run.numel)
+                      : Tensor();
+    run_group(place).params[place.index].set_grad(grad);
+  }
 }
 
 void OptimizerShard::make_master_gradients(double loss_scale) {
@@ -46,15 +70,15 @@ void OptimizerShard::make_master_gradients(double loss_scale) {
                                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::grad});
     ops::copy_(group->master_grads, group->owned_grads);
     if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
-    group->master_params.set_grad(group->master_grads);
   }
+  for (size_t g = 0; g < groups_.size(); ++g) attach_run_gradients(g, true);
 }
 
 void OptimizerShard::drop_master_gradients() {
-  for (auto& group : groups_) {
-    if (!group->master_grads.defined()) continue;
-    group->master_params.set_grad(Tensor());
-    group->master_grads = Tensor();
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g]->master_grads.defined()) continue;
+    attach_run_gradients(g, false);
+    groups_[g]->master_grads = Tensor();
   }
 }
 
@@ -125,6 +149,45 @@ void OptimizerShard::scale_update_gradients(double factor) {
 // Rounds each updated fp32 master slice into the 16-bit parameters it shadows.
 void OptimizerShard::copy_master_to_parameters() {
   for (auto& group : groups_) ops::copy_(group->owned_params, group->master_params);
+}
+
+optim::ParamState OptimizerShard::slice_state(size_t group) const {
+  const std::vector<RunPlace>& places = runs_.at(group);
+  const optim::Optimizer& optimizer = *optimizer_;
+  auto state_of = [&](const RunPlace& place) {
+    return optimizer.param_state(place.run.param_group, place.index);
+  };
+  optim::ParamState first = state_of(places.front());
+  optim::ParamState slice{.tensors = {}, .step = first.step};
+  const Tensor& update_params = groups_[group]->update_params();
+  for (const auto& [name, ignored] : first.tensors) {
+    slice.tensors.emplace_back(
+        name, zeros(update_params.sizes(), {.dtype = DType::f32, .device = device_}));
+  }
+  for (const RunPlace& place : places) {
+    optim::ParamState state = state_of(place);
+    // Every run is stepped at every update, so the runs of a slice agree on their state.
+    if (state.step != first.step || state.tensors.size() != first.tensors.size()) {
+      throw std::logic_error(
+          fmt::format("optimizer shard: the runs of group {} differ in optimizer state", group));
+    }
+    for (size_t t = 0; t < state.tensors.size(); ++t) {
+      ops::copy_(flat_range(slice.tensors[t].second, place.run.begin, place.run.numel),
+                 state.tensors[t].second);
+    }
+  }
+  return slice;
+}
+
+void OptimizerShard::set_slice_state(size_t group, const optim::ParamState& state) {
+  for (const RunPlace& place : runs_.at(group)) {
+    optim::ParamState run_state{.tensors = {}, .step = state.step};
+    for (const auto& [name, tensor] : state.tensors) {
+      run_state.tensors.emplace_back(name, flat_range(ops::reshape(tensor, {tensor.numel()}),
+                                                      place.run.begin, place.run.numel));
+    }
+    optimizer_->set_param_state(place.run.param_group, place.index, run_state);
+  }
 }
 
 }  // namespace zt::dist

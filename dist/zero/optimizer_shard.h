@@ -1,9 +1,11 @@
 // OptimizerShard: the optimizer over this rank's owned slices. With P_os a rank owns slice r of
-// every group; without it, it owns (and updates) every element. Under mixed precision the
-// optimizer steps an fp32 master copy of each owned slice (optimizer state) and rounds it back
-// into the 16-bit parameters. The overflow check and the global gradient norm read only the
-// owned gradients, combined across ranks in rank order, so every rank takes the same decision
-// and the norm is bitwise the same with and without P_os.
+// every group; without it, it owns (and updates) every element. Each owned slice is cut into
+// runs of one parameter group (dist/zero/owned_runs.h): the optimizer's group g holds the runs
+// of group g, so every element is updated with its own group's hyperparameters. Under mixed
+// precision the optimizer steps an fp32 master copy of each owned slice (optimizer state) and
+// rounds it back into the 16-bit parameters. The overflow check and the global gradient norm read
+// only the owned gradients, combined across ranks in rank order, so every rank takes the same
+// decision and the norm is bitwise the same with and without P_os.
 #pragma once
 
 #include <memory>
@@ -11,7 +13,9 @@
 
 #include "comm/communicator.h"
 #include "dist/config.h"
+#include "dist/param_groups.h"
 #include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/owned_runs.h"
 #include "dist/zero/partitioning.h"
 #include "optim/optimizer.h"
 
@@ -19,10 +23,13 @@ namespace zt::dist {
 
 class OptimizerShard {
  public:
-  // Makes the master weights (mixed precision) and the configured optimizer over one tensor
-  // per group. `groups` and `control` (the host communicator for scalars) outlive the shard.
+  // Makes the master weights (mixed precision) and the configured optimizer over the runs of
+  // the owned slices, one optimizer group per parameter group of `param_groups`. `groups` and
+  // `control` (the host communicator for scalars, ranked as the data-parallel group) outlive
+  // the shard.
   OptimizerShard(ZeroPartitioning partitioning, const Config& config, FlatGroupList& groups,
-                 Device device, bool mixed_precision, comm::Communicator& control);
+                 const ResolvedParamGroups& param_groups, Device device, bool mixed_precision,
+                 comm::Communicator& control);
 
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::Optimizer& optimizer() const { return *optimizer_; }
@@ -44,9 +51,25 @@ class OptimizerShard {
   // mixed precision, rounds the masters into owned_params.
   void update(double grad_norm);
 
+  // The optimizer state of flat group `group`'s update slice (update_params()' shape): its
+  // runs' states laid end to end, with the step count they share. And its replacement, cut
+  // back into the runs.
+  optim::ParamState slice_state(size_t group) const;
+  void set_slice_state(size_t group, const optim::ParamState& state);
+
  private:
+  // Where a run of an owned slice sits in the optimizer: group and index of its tensor.
+  struct RunPlace {
+    OwnedRun run;
+    size_t index = 0;
+  };
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
+  // Points each run's gradient at its elements of the group's update_grads() (or drops it).
+  void attach_run_gradients(size_t group, bool attach);
+  optim::ParamGroup& run_group(const RunPlace& place) {
+    return optimizer_->param_groups()[place.run.param_group];
+  }
 
   ZeroPartitioning partitioning_;
   const Config& config_;
@@ -55,6 +78,7 @@ class OptimizerShard {
   bool mixed_precision_;
   comm::Communicator& control_;
   std::unique_ptr<optim::Optimizer> optimizer_;
+  std::vector<std::vector<RunPlace>> runs_;  // per flat group
 };
 
 }  // namespace zt::dist

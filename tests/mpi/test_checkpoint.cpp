@@ -1,7 +1,8 @@
 // Multi-rank tests of engine checkpoints: a run saved halfway and resumed by a fresh engine
 // (a fresh model from another seed) is bitwise the run that never stopped, at every ZeRO stage,
-// in fp32 and fp16; a checkpoint saved by some ranks loads on others, at another stage; and a
-// damaged checkpoint gives one error naming the file, leaving the engine as it was.
+// in fp32 and fp16; a checkpoint saved by some ranks loads on others, at another stage; a
+// damaged checkpoint gives one error naming the file, leaving the engine as it was; parameter
+// groups come back as they were saved, and a checkpoint of other groups is refused.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "core/ops/view.h"
 #include "dist/checkpoint_files.h"
 #include "dist/engine.h"
+#include "dist/param_groups.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -249,6 +251,53 @@ TEST_CASE("a damaged checkpoint gives one error naming the file and changes noth
   }
   CHECK(concatenated(engine.consolidated_state_dict()) == before);
   CHECK(engine.global_steps() == 2);
+}
+
+TEST_CASE("parameter groups: saved at stage 1, resumed at stage 3 bitwise; other groups refused") {
+  MpiCommunicator& world = test_world();
+  SharedScratch scratch(world);
+  // The no_decay group at half the rate, so that its moments and rate must come back right.
+  auto groups_of = [](nn::Module& model) {
+    ParamGroupSpecs groups = weight_decay_groups(model);
+    groups[1].options["lr"] = 0.0015;
+    return groups;
+  };
+  auto engine_with_groups = [&](int stage, uint64_t seed) {
+    std::shared_ptr<nn::Module> model = make_dropout_mlp(seed);
+    return std::make_unique<Engine>(checkpoint_config(stage, false, world.size()), model, world,
+                                    groups_of(*model));
+  };
+  Trace straight, resumed;
+  std::unique_ptr<Engine> straight_engine = engine_with_groups(3, 7);
+  train_steps(*straight_engine, world, 0, 2 * kStepsPerEpoch, straight);
+  {
+    std::unique_ptr<Engine> first = engine_with_groups(1, 7);
+    train_steps(*first, world, 0, kStepsPerEpoch, resumed);
+    first->save_checkpoint(scratch.path(), "grouped");
+  }
+  std::unique_ptr<Engine> second = engine_with_groups(3, 99);
+  second->load_checkpoint(scratch.path(), "grouped");
+  train_steps(*second, world, kStepsPerEpoch, 2 * kStepsPerEpoch, resumed);
+  CHECK(resumed.losses == straight.losses);
+  CHECK(concatenated(second->consolidated_state_dict()) ==
+        concatenated(straight_engine->consolidated_state_dict()));
+  CHECK(second->get_group_lrs() == straight_engine->get_group_lrs());
+
+  std::string where = model_states_file(scratch.path() + "/grouped") + ": zerotrain";
+  Engine ungrouped(checkpoint_config(3, false, world.size()), make_dropout_mlp(99), world);
+  std::vector<double> before = concatenated(ungrouped.consolidated_state_dict());
+  CHECK(error_of([&] { ungrouped.load_checkpoint(scratch.path(), "grouped"); }) ==
+        where +
+            ": the checkpoint's parameter groups are [\"decay\", \"no_decay\"], this "
+            "engine's [\"default\"]: resume with the groups it was saved with");
+  CHECK(concatenated(ungrouped.consolidated_state_dict()) == before);
+  std::shared_ptr<nn::Module> model = make_dropout_mlp(99);
+  ParamGroupSpecs moved = groups_of(*model);
+  moved[0].params.push_back(moved[1].params.front());  // a bias into "decay"
+  moved[1].params.erase(moved[1].params.begin());
+  Engine regrouped(checkpoint_config(3, false, world.size()), model, world, moved);
+  CHECK(error_of([&] { regrouped.load_checkpoint(scratch.path(), "grouped"); }) ==
+        where + ": parameter 0.bias is in group \"decay\" here but not in the checkpoint's");
 }
 
 }  // namespace zt::dist

@@ -109,3 +109,21 @@ TEST_CASE("a schedule resumed at a saved iteration sets the same lr as one stepp
   resumed.set_last_batch_iteration(16);
   CHECK(first.optimizer.lr() == second.optimizer.lr());
 }
+
+TEST_CASE("a schedule sets each group's lr in proportion: base lr times the group's lr_scale") {
+  Tensor weight = zeros({2}), bias = zeros({1});
+  // Before any schedule the groups keep the rates they were given.
+  Sgd optimizer({{{weight}, 0.5, 0.0}, {{bias}, 0.125, 0.0, 0.25}});
+  CHECK(optimizer.lr() == 0.5);
+  CHECK(optimizer.param_groups()[1].lr == 0.125);
+  WarmupLR schedule(optimizer, {.warmup_min_lr = 0.1,
+                                .warmup_max_lr = 0.5,
+                                .warmup_num_steps = 10,
+                                .warmup_type = WarmupType::linear});
+  for (int i = 0; i < 5; ++i) schedule.step();
+  CHECK(optimizer.lr() == doctest::Approx(0.26));  // 0.1 + 0.4 * 4 / 10
+  CHECK(optimizer.param_groups()[0].lr == doctest::Approx(0.26));
+  CHECK(optimizer.param_groups()[1].lr == doctest::Approx(0.065));
+  CHECK_THROWS_WITH_AS(Sgd({{{weight}, 0.5, 0.0, -1.0}}), doctest::Contains("lr_scale -1"),
+                       std::invalid_argument);
+}

@@ -1,7 +1,8 @@
 // The CUDA fused optimizer updates and sum_of_squares against the CPU backend: Adam and SGD
 // must give the CPU's bits exactly (same operations, same order, no FMA), over lists that
 // mix tiny, odd and large tensors, unaligned views and thousands of tensors in one call;
-// sums of squares agree to 1e-12 relative, repeat bit for bit, and flag infs and NaNs. Without
+// sums of squares agree to 1e-12 relative, repeat bit for bit, and flag infs and NaNs; and
+// optim::Adam itself (as the ZeRO engine runs it) over GPU parameters. Without
 // a GPU the cases that need one are skipped (ZT_NEEDS_CUDA_DEVICE).
 #include <doctest/doctest.h>
 
@@ -17,6 +18,7 @@
 #include "core/ops/optimizer.h"
 #include "core/ops/reduce.h"
 #include "core/ops/view.h"
+#include "optim/adam.h"
 #include "optim/update_rules.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -223,5 +225,27 @@ TEST_SUITE("cuda") {
                                            "on cuda:0"),
                          std::invalid_argument);
     CHECK_THROWS_AS(ops::sum_of_squares({gpu, host}), std::invalid_argument);
+  }
+
+  TEST_CASE("optim_adam_over_gpu_parameters_in_two_groups_equals_the_cpu_bitwise" *
+            ZT_NEEDS_CUDA_DEVICE) {
+    // The ZeRO engine hands the optimizer views of its flat buffers, on the model's device.
+    std::vector<Tensor> host = {random_f32(1000, 1, -1.0, 1.0), random_f32(7, 2, -1.0, 1.0)};
+    std::vector<Tensor> gpu = {host[0].to(kGpu), host[1].to(kGpu)};
+    auto groups_of = [](const std::vector<Tensor>& params) {
+      return std::vector<ParamGroup>{{{params[0]}, 0.01, 0.1}, {{params[1]}, 0.005, 0.0}};
+    };
+    Adam host_adam(groups_of(host)), gpu_adam(groups_of(gpu));
+    for (uint32_t step = 0; step < 3; ++step) {
+      for (size_t p = 0; p < host.size(); ++p) {
+        Tensor grad = random_f32(host[p].numel(), 10 + step * 2 + uint32_t(p), -0.5, 0.5);
+        host[p].set_grad(grad);
+        gpu[p].set_grad(grad.to(kGpu));
+      }
+      host_adam.step();
+      gpu_adam.step();
+    }
+    for (size_t p = 0; p < host.size(); ++p)
+      CHECK(gpu[p].to(Device::cpu()).to_vector() == host[p].to_vector());
   }
 }

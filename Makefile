@@ -103,9 +103,15 @@ $(BUILD)/%.cu.o: %.cu
 	@echo "  NVCC $<"
 	@$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
-# The CPU optimizer kernels must round like the CUDA ones, which never fuse a multiply and an
-# add: no contraction to FMA where the target has it (aarch64, -march=native).
-$(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += -ffp-contract=off
+# The CPU optimizer kernels must round like the CUDA ones: a multiply and an add are fused
+# exactly where the shared arithmetic (core/optimizer_arithmetic.h) says so, never by the
+# compiler. Their vector paths are built for their instruction sets and chosen at run time.
+$(BUILD)/core/cpu/cpu_optimizer.o $(BUILD)/core/cpu/cpu_optimizer_avx2.o \
+  $(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += -ffp-contract=off
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += -mavx2 -mfma
+$(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += -mavx512f -mfma
+endif
 # cuda/*.cpp and the CUDA benchmark are host code that includes the CUDA runtime headers.
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)

@@ -12,6 +12,7 @@
 
 #include "core/device.h"
 #include "core/dtype.h"
+#include "core/optimizer_arithmetic.h"
 #include "core/tensor.h"
 #include "core/unary_ops.h"
 
@@ -99,31 +100,8 @@ struct Pool2dParams {
 };
 
 // ---- fused optimizer updates ----------------------------------------------------------------
-// The per-step constants of one Adam/AdamW update, already rounded to f32 (optim/update_rules.cpp
-// computes them from the hyperparameters in double). Every backend applies them in the same
-// order of f32 operations, without fused multiply-adds, so CPU and CUDA agree bit for bit.
-struct AdamStepConstants {
-  float l2_decay = 0.0f;  // torch.optim.Adam's L2 term (0 with decoupled decay)
-  float beta1 = 0.0f;
-  float one_minus_beta1 = 0.0f;
-  float beta2 = 0.0f;
-  float one_minus_beta2 = 0.0f;
-  float inverse_sqrt_correction2 = 1.0f;  // 1 / sqrt(1 - beta2^step), or 1
-  float eps = 0.0f;
-  float decay_factor = 1.0f;  // 1 - lr * weight_decay with decoupled decay, else 1
-  float step_size = 0.0f;     // lr / (1 - beta1^step), or lr
-};
-
-// The per-step constants of one SGD update (PyTorch's semantics).
-struct SgdStepConstants {
-  float lr = 0.0f;
-  float weight_decay = 0.0f;  // L2, added to the gradient
-  float momentum = 0.0f;
-  float grad_scale = 1.0f;  // 1 - dampening
-  bool use_momentum = false;
-  bool nesterov = false;
-  bool first_step = false;  // the momentum buffer starts as the gradient
-};
+// The per-step constants (AdamStepConstants, SgdStepConstants) and the arithmetic every backend
+// applies with them: core/optimizer_arithmetic.h.
 
 // One parameter of a multi-tensor update: contiguous f32 tensors of equal numel on the
 // backend's device. param and the state tensors are updated in place; grad is read only.

@@ -1,16 +1,16 @@
 // The host kernels of the fused optimizer updates, over raw f32 pointers, so that both the CPU
 // backend (its multi-tensor adam_update / sgd_update) and optim/update_rules.cpp (the span API
 // over host memory) run the same code. Declared in core/ so that optim/ need not reach into
-// the CPU backend; defined in core/cpu/cpu_optimizer.cpp (built with -ffp-contract=off).
+// the CPU backend; defined in core/cpu/cpu_optimizer.cpp.
 // Invariant: element i of a range depends only on element i of its operands and the constants,
-// and every path (scalar, SSE, AVX-512) rounds identically, so neither the thread count nor the
-// way the ranges are cut changes a bit of the result.
+// and every path (scalar, AVX2, AVX-512: core/cpu/optimizer_paths.h) rounds identically, so
+// neither the processor, the thread count nor the way the ranges are cut changes a bit.
 #pragma once
 
 #include <cstdint>
 #include <span>
 
-#include "core/backend.h"
+#include "core/optimizer_arithmetic.h"
 
 namespace zt::cpu {
 

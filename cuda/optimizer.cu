@@ -1,8 +1,8 @@
 // CUDA fused optimizer updates: multi-tensor Adam and SGD, one launch for the whole list
-// (cuda/multi_tensor.cuh). Each element is computed with the CPU kernels' operations in their
-// order (core/cpu/cpu_optimizer.cpp), every one correctly rounded and none fused into an FMA
-// (__fmul_rn and friends, which nvcc never contracts), so the results equal the CPU's bit for
-// bit. Aligned tensors move four elements per thread with float4 loads and stores.
+// (cuda/multi_tensor.cuh). Each element runs the arithmetic the CPU runs
+// (core/optimizer_arithmetic.h), every operation correctly rounded (__fmul_rn, __fmaf_rn and
+// friends, which nvcc never contracts), so the results equal the CPU's bit for bit. Aligned
+// tensors move four elements per thread with float4 loads and stores.
 #include "cuda/cuda_backend.h"
 #include "cuda/multi_tensor.cuh"
 
@@ -13,31 +13,19 @@ namespace {
 // Elements per chunk: 16 float4 per thread of a block.
 constexpr int64_t kUpdateChunk = int64_t(kThreads) * 4 * 16;
 
-__device__ inline void adam_element(float& param, float grad_in, float& m_state, float& v_state,
-                                    const AdamStepConstants& k) {
-  float grad = __fadd_rn(grad_in, __fmul_rn(k.l2_decay, param));
-  float m = __fadd_rn(__fmul_rn(k.beta1, m_state), __fmul_rn(k.one_minus_beta1, grad));
-  float v =
-      __fadd_rn(__fmul_rn(k.beta2, v_state), __fmul_rn(__fmul_rn(k.one_minus_beta2, grad), grad));
-  m_state = m;
-  v_state = v;
-  float denominator = __fadd_rn(__fmul_rn(__fsqrt_rn(v), k.inverse_sqrt_correction2), k.eps);
-  param = __fsub_rn(__fmul_rn(param, k.decay_factor),
-                    __fdiv_rn(__fmul_rn(k.step_size, m), denominator));
-}
-
-// The SGD element with no momentum buffer: `buffer` is a dummy then.
-__device__ inline void sgd_element(float& param, float grad_in, float& buffer,
-                                   const SgdStepConstants& k) {
-  float grad = grad_in;
-  if (k.weight_decay != 0.0f) grad = __fadd_rn(grad, __fmul_rn(k.weight_decay, param));
-  if (k.use_momentum) {
-    buffer = k.first_step ? grad
-                          : __fadd_rn(__fmul_rn(k.momentum, buffer), __fmul_rn(k.grad_scale, grad));
-    grad = k.nesterov ? __fadd_rn(grad, __fmul_rn(k.momentum, buffer)) : buffer;
-  }
-  param = __fsub_rn(param, __fmul_rn(k.lr, grad));
-}
+// The element arithmetic of core/optimizer_arithmetic.h with CUDA's correctly rounded
+// intrinsics, which nvcc never contracts, so that a multiply and an add are fused exactly where
+// the arithmetic says so, as on the CPU.
+struct CudaArithmetic {
+  using Value = float;
+  __device__ static float splat(float value) { return value; }
+  __device__ static float add(float a, float b) { return __fadd_rn(a, b); }
+  __device__ static float sub(float a, float b) { return __fsub_rn(a, b); }
+  __device__ static float mul(float a, float b) { return __fmul_rn(a, b); }
+  __device__ static float div(float a, float b) { return __fdiv_rn(a, b); }
+  __device__ static float sqrt(float a) { return __fsqrt_rn(a); }
+  __device__ static float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+};
 
 // The elements [begin, end) of one chunk, spread over the block: packs(i) for the four elements
 // from i when the tensor's pointers allow float4 access, then singles(i) for the rest.
@@ -63,55 +51,58 @@ __device__ inline void store4(float* values, float4 pack) {
 
 __global__ void adam_kernel(const TensorChunks<4>* table, int count, int64_t chunks,
                             AdamStepConstants k) {
-  for_each_block_chunk(
-      table, count, chunks, kUpdateChunk,
-      [&](const TensorChunks<4>& entry, int64_t, int64_t begin, int64_t end) {
-        float* param = static_cast<float*>(entry.data[0]);
-        const float* grad = static_cast<const float*>(entry.data[1]);
-        float* exp_avg = static_cast<float*>(entry.data[2]);
-        float* exp_avg_sq = static_cast<float*>(entry.data[3]);
-        for_chunk_elements(
-            begin, end, entry.aligned,
-            [&](int64_t i) {
-              float4 p = load4(param + i), g = load4(grad + i);
-              float4 m = load4(exp_avg + i), v = load4(exp_avg_sq + i);
-              adam_element(p.x, g.x, m.x, v.x, k);
-              adam_element(p.y, g.y, m.y, v.y, k);
-              adam_element(p.z, g.z, m.z, v.z, k);
-              adam_element(p.w, g.w, m.w, v.w, k);
-              store4(param + i, p);
-              store4(exp_avg + i, m);
-              store4(exp_avg_sq + i, v);
-            },
-            [&](int64_t i) { adam_element(param[i], grad[i], exp_avg[i], exp_avg_sq[i], k); });
-      });
+  for_each_block_chunk(table, count, chunks, kUpdateChunk,
+                       [&](const TensorChunks<4>& entry, int64_t, int64_t begin, int64_t end) {
+                         float* param = static_cast<float*>(entry.data[0]);
+                         const float* grad = static_cast<const float*>(entry.data[1]);
+                         float* exp_avg = static_cast<float*>(entry.data[2]);
+                         float* exp_avg_sq = static_cast<float*>(entry.data[3]);
+                         for_chunk_elements(
+                             begin, end, entry.aligned,
+                             [&](int64_t i) {
+                               float4 p = load4(param + i), g = load4(grad + i);
+                               float4 m = load4(exp_avg + i), v = load4(exp_avg_sq + i);
+                               adam_element<CudaArithmetic>(p.x, g.x, m.x, v.x, k);
+                               adam_element<CudaArithmetic>(p.y, g.y, m.y, v.y, k);
+                               adam_element<CudaArithmetic>(p.z, g.z, m.z, v.z, k);
+                               adam_element<CudaArithmetic>(p.w, g.w, m.w, v.w, k);
+                               store4(param + i, p);
+                               store4(exp_avg + i, m);
+                               store4(exp_avg_sq + i, v);
+                             },
+                             [&](int64_t i) {
+                               adam_element<CudaArithmetic>(param[i], grad[i], exp_avg[i],
+                                                            exp_avg_sq[i], k);
+                             });
+                       });
 }
 
 __global__ void sgd_kernel(const TensorChunks<3>* table, int count, int64_t chunks,
                            SgdStepConstants k) {
-  for_each_block_chunk(
-      table, count, chunks, kUpdateChunk,
-      [&](const TensorChunks<3>& entry, int64_t, int64_t begin, int64_t end) {
-        float* param = static_cast<float*>(entry.data[0]);
-        const float* grad = static_cast<const float*>(entry.data[1]);
-        float* buffer = static_cast<float*>(entry.data[2]);  // nullptr without momentum
-        for_chunk_elements(
-            begin, end, entry.aligned,
-            [&](int64_t i) {
-              float4 p = load4(param + i), g = load4(grad + i);
-              float4 b = k.use_momentum ? load4(buffer + i) : float4{};
-              sgd_element(p.x, g.x, b.x, k);
-              sgd_element(p.y, g.y, b.y, k);
-              sgd_element(p.z, g.z, b.z, k);
-              sgd_element(p.w, g.w, b.w, k);
-              store4(param + i, p);
-              if (k.use_momentum) store4(buffer + i, b);
-            },
-            [&](int64_t i) {
-              float unused = 0.0f;
-              sgd_element(param[i], grad[i], k.use_momentum ? buffer[i] : unused, k);
-            });
-      });
+  for_each_block_chunk(table, count, chunks, kUpdateChunk,
+                       [&](const TensorChunks<3>& entry, int64_t, int64_t begin, int64_t end) {
+                         float* param = static_cast<float*>(entry.data[0]);
+                         const float* grad = static_cast<const float*>(entry.data[1]);
+                         float* buffer =
+                             static_cast<float*>(entry.data[2]);  // nullptr without momentum
+                         for_chunk_elements(
+                             begin, end, entry.aligned,
+                             [&](int64_t i) {
+                               float4 p = load4(param + i), g = load4(grad + i);
+                               float4 b = k.use_momentum ? load4(buffer + i) : float4{};
+                               sgd_element<CudaArithmetic>(p.x, g.x, b.x, k);
+                               sgd_element<CudaArithmetic>(p.y, g.y, b.y, k);
+                               sgd_element<CudaArithmetic>(p.z, g.z, b.z, k);
+                               sgd_element<CudaArithmetic>(p.w, g.w, b.w, k);
+                               store4(param + i, p);
+                               if (k.use_momentum) store4(buffer + i, b);
+                             },
+                             [&](int64_t i) {
+                               float unused = 0.0f;
+                               sgd_element<CudaArithmetic>(param[i], grad[i],
+                                                           k.use_momentum ? buffer[i] : unused, k);
+                             });
+                       });
 }
 
 // Launches kernel(table, count, chunks, constants) once per table of the list.

@@ -1,6 +1,6 @@
 // The update rules over host spans: the hyperparameters become the f32 per-step constants of
-// the fused update (computed here once, for every backend), and the CPU kernels of
-// core/host_optimizer_kernels.h apply them, in parallel over fixed chunks.
+// the fused update (computed here once, for every backend, each rounded once from double), and
+// the CPU kernels of core/host_optimizer_kernels.h apply them, in parallel over fixed chunks.
 #include "optim/update_rules.h"
 
 #include <cmath>
@@ -52,20 +52,23 @@ void sgd_update(std::span<float> params, std::span<const float> grads,
 
 AdamStepConstants adam_step_constants(const AdamHyper& hyper) {
   if (hyper.step < 1) throw std::invalid_argument("adam_update: step must be >= 1");
-  double correction1 =
-      hyper.bias_correction ? 1.0 - std::pow(hyper.beta1, double(hyper.step)) : 1.0;
-  double correction2 =
-      hyper.bias_correction ? 1.0 - std::pow(hyper.beta2, double(hyper.step)) : 1.0;
-  AdamStepConstants constants;
-  constants.step_size = float(hyper.lr / correction1);
-  constants.inverse_sqrt_correction2 = float(1.0 / std::sqrt(correction2));
-  constants.beta1 = float(hyper.beta1);
-  // 1 - beta from the exact beta, rounded once, as PyTorch does: 1 - float(0.999) would be
+  // Each constant is computed in double from the exact hyperparameters and rounded to f32 once,
+  // as PyTorch's Python floats are when they reach its f32 kernels: 1 - float(0.999) would be
   // 1.3e-5 low and bias every update the same way (tests/optim/test_adam_against_torch.cpp).
-  constants.one_minus_beta1 = float(1.0 - hyper.beta1);
+  const double step = double(hyper.step);
+  const double correction1 = hyper.bias_correction ? 1.0 - std::pow(hyper.beta1, step) : 1.0;
+  const double correction2 = hyper.bias_correction ? 1.0 - std::pow(hyper.beta2, step) : 1.0;
+  AdamStepConstants constants;
+  const float lerp_weight = float(1.0 - hyper.beta1);
+  constants.moment1_from_grad = std::abs(lerp_weight) >= 0.5f;
+  // w - 1 in f32 is exact for w in [0.5, 1] (Sterbenz), as in PyTorch's lerp.
+  constants.moment1_weight = constants.moment1_from_grad ? lerp_weight - 1.0f : lerp_weight;
   constants.beta2 = float(hyper.beta2);
   constants.one_minus_beta2 = float(1.0 - hyper.beta2);
+  // PyTorch takes bias_correction2 ** 0.5 in Python, which is C's pow.
+  constants.sqrt_correction2 = float(std::pow(correction2, 0.5));
   constants.eps = float(hyper.eps);
+  constants.step_size = float(hyper.lr / correction1);
   constants.l2_decay = hyper.decoupled_weight_decay ? 0.0f : float(hyper.weight_decay);
   // Decoupled decay shrinks the weight before the Adam step: p *= 1 - lr * wd.
   constants.decay_factor =

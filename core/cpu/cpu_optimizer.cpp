@@ -1,19 +1,18 @@
-// CPU fused optimizer updates: the Adam and SGD element kernels (scalar, SSE, AVX-512), the
-// parallel driver over a list of ranges, and the backend's multi-tensor adam_update and
-// sgd_update on top of it. Each range is cut into fixed chunks of kUpdateGrain elements and the
-// chunks of all ranges run in parallel; the updates are elementwise, so the cut changes nothing.
+// CPU fused optimizer updates: the scalar path of the element arithmetic
+// (core/optimizer_arithmetic.h), the choice among the scalar, AVX2 and AVX-512 paths
+// (core/cpu/optimizer_paths.h), the parallel driver over a list of ranges, and the backend's
+// multi-tensor adam_update and sgd_update on top of it. Each range is cut into fixed chunks of
+// kUpdateGrain elements and the chunks of all ranges run in parallel; the updates are
+// elementwise, so the cut changes nothing.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/optimizer_paths.h"
 #include "core/host_optimizer_kernels.h"
 #include "core/parallel.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 namespace zt::cpu {
 
@@ -21,122 +20,36 @@ namespace {
 
 constexpr int64_t kUpdateGrain = 1 << 15;
 
-// ---- Adam ----------------------------------------------------------------------------------
-
-// One element. The vector paths below, and the CUDA kernel (cuda/optimizer.cu), apply the same
-// IEEE operations in the same order to each lane, never a fused multiply-add: this scalar code
-// and the SSE path are compiled for baseline x86-64, which has no FMA; the AVX-512 path uses
-// explicit-rounding intrinsics, which the compiler cannot fuse (plain _mm512_mul_ps/_add_ps it
-// would contract into vfmadd under GCC's default -ffp-contract=fast); CUDA uses __fmul_rn and
-// friends. So every path, tail included, gives the same bits, whatever the processor.
-inline void adam_element(float& param, float grad_in, float& m_state, float& v_state,
-                         const AdamStepConstants& k) {
-  float grad = grad_in + k.l2_decay * param;
-  float m = k.beta1 * m_state + k.one_minus_beta1 * grad;
-  float v = k.beta2 * v_state + k.one_minus_beta2 * grad * grad;
-  m_state = m;
-  v_state = v;
-  float denominator = std::sqrt(v) * k.inverse_sqrt_correction2 + k.eps;
-  param = param * k.decay_factor - k.step_size * m / denominator;
-}
-
-#if defined(__x86_64__)
-// Four lanes with SSE (every x86-64 has it): the scalar loop's sqrt keeps errno semantics, so
-// the compiler will not vectorise it by itself.
-void adam_range_sse(const AdamRange& r, const AdamStepConstants& k) {
-  int64_t i = 0;
-  for (; i + 4 <= r.count; i += 4) {
-    __m128 param = _mm_loadu_ps(r.params + i);
-    __m128 grad = _mm_add_ps(_mm_loadu_ps(r.grads + i), _mm_mul_ps(_mm_set1_ps(k.l2_decay), param));
-    __m128 m = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(k.beta1), _mm_loadu_ps(r.exp_avg + i)),
-                          _mm_mul_ps(_mm_set1_ps(k.one_minus_beta1), grad));
-    __m128 v = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(k.beta2), _mm_loadu_ps(r.exp_avg_sq + i)),
-                          _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(k.one_minus_beta2), grad), grad));
-    _mm_storeu_ps(r.exp_avg + i, m);
-    _mm_storeu_ps(r.exp_avg_sq + i, v);
-    __m128 denominator = _mm_add_ps(
-        _mm_mul_ps(_mm_sqrt_ps(v), _mm_set1_ps(k.inverse_sqrt_correction2)), _mm_set1_ps(k.eps));
-    __m128 step = _mm_div_ps(_mm_mul_ps(_mm_set1_ps(k.step_size), m), denominator);
-    _mm_storeu_ps(r.params + i, _mm_sub_ps(_mm_mul_ps(param, _mm_set1_ps(k.decay_factor)), step));
-  }
-  for (; i < r.count; ++i) adam_element(r.params[i], r.grads[i], r.exp_avg[i], r.exp_avg_sq[i], k);
-}
-
-// AVX-512 arithmetic with the rounding mode in the instruction (round to nearest even, no
-// exceptions): one IEEE operation each, which the compiler never contracts into an FMA. The
-// masked forms with every lane on: GCC 12 warns that the unmasked ones' undefined pass-through
-// vector may be used uninitialised.
-constexpr int kRoundNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-constexpr __mmask16 kAllLanes = 0xFFFF;
-[[gnu::target("avx512f")]] inline __m512 add_rn(__m512 a, __m512 b) {
-  return _mm512_mask_add_round_ps(a, kAllLanes, a, b, kRoundNearest);
-}
-[[gnu::target("avx512f")]] inline __m512 sub_rn(__m512 a, __m512 b) {
-  return _mm512_mask_sub_round_ps(a, kAllLanes, a, b, kRoundNearest);
-}
-[[gnu::target("avx512f")]] inline __m512 mul_rn(__m512 a, __m512 b) {
-  return _mm512_mask_mul_round_ps(a, kAllLanes, a, b, kRoundNearest);
-}
-[[gnu::target("avx512f")]] inline __m512 div_rn(__m512 a, __m512 b) {
-  return _mm512_mask_div_round_ps(a, kAllLanes, a, b, kRoundNearest);
-}
-[[gnu::target("avx512f")]] inline __m512 sqrt_rn(__m512 a) {
-  return _mm512_mask_sqrt_round_ps(a, kAllLanes, a, kRoundNearest);
-}
-
-// Sixteen lanes, for processors with AVX-512 (chosen at run time). The tail runs masked
-// rather than through adam_element, which would round the same but is slower.
-[[gnu::target("avx512f")]] void adam_range_avx512(const AdamRange& r, const AdamStepConstants& k) {
-  for (int64_t i = 0; i < r.count; i += 16) {
-    __mmask16 lanes = r.count - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (r.count - i)) - 1);
-    __m512 param = _mm512_maskz_loadu_ps(lanes, r.params + i);
-    __m512 grad = add_rn(_mm512_maskz_loadu_ps(lanes, r.grads + i),
-                         mul_rn(_mm512_set1_ps(k.l2_decay), param));
-    __m512 m = add_rn(mul_rn(_mm512_set1_ps(k.beta1), _mm512_maskz_loadu_ps(lanes, r.exp_avg + i)),
-                      mul_rn(_mm512_set1_ps(k.one_minus_beta1), grad));
-    __m512 v =
-        add_rn(mul_rn(_mm512_set1_ps(k.beta2), _mm512_maskz_loadu_ps(lanes, r.exp_avg_sq + i)),
-               mul_rn(mul_rn(_mm512_set1_ps(k.one_minus_beta2), grad), grad));
-    _mm512_mask_storeu_ps(r.exp_avg + i, lanes, m);
-    _mm512_mask_storeu_ps(r.exp_avg_sq + i, lanes, v);
-    __m512 denominator = add_rn(mul_rn(sqrt_rn(v), _mm512_set1_ps(k.inverse_sqrt_correction2)),
-                                _mm512_set1_ps(k.eps));
-    __m512 step = div_rn(mul_rn(_mm512_set1_ps(k.step_size), m), denominator);
-    _mm512_mask_storeu_ps(r.params + i, lanes,
-                          sub_rn(mul_rn(param, _mm512_set1_ps(k.decay_factor)), step));
-  }
-}
-#endif
+// One element at a time, each operation correctly rounded: this unit is built with
+// -ffp-contract=off, and std::fma is the C library's correctly rounded fmaf where the processor
+// has no FMA instruction.
+struct ScalarArithmetic {
+  using Value = float;
+  static float splat(float value) { return value; }
+  static float add(float a, float b) { return a + b; }
+  static float sub(float a, float b) { return a - b; }
+  static float mul(float a, float b) { return a * b; }
+  static float div(float a, float b) { return a / b; }
+  static float sqrt(float a) { return std::sqrt(a); }
+  static float fma(float a, float b, float c) { return std::fma(a, b, c); }
+};
 
 void adam_range(const AdamRange& r, const AdamStepConstants& k) {
 #if defined(__x86_64__)
-  static const bool has_avx512 = __builtin_cpu_supports("avx512f");
-  if (has_avx512) {
-    adam_range_avx512(r, k);
-  } else {
-    adam_range_sse(r, k);
-  }
-#else
-  for (int64_t i = 0; i < r.count; ++i)
-    adam_element(r.params[i], r.grads[i], r.exp_avg[i], r.exp_avg_sq[i], k);
+  static const bool avx512 = has_avx512(), avx2 = has_avx2_fma();
+  if (avx512) return adam_range_avx512(r, k);
+  if (avx2) return adam_range_avx2(r, k);
 #endif
+  adam_range_scalar(r, k);
 }
 
-// ---- SGD -----------------------------------------------------------------------------------
-
-// Plain scalar code (the compiler vectorises it; baseline x86-64 has no FMA to fuse with), in
-// the order of the CUDA kernel.
 void sgd_range(const SgdRange& r, const SgdStepConstants& k) {
-  for (int64_t i = 0; i < r.count; ++i) {
-    float grad = r.grads[i];
-    if (k.weight_decay != 0.0f) grad += k.weight_decay * r.params[i];
-    if (k.use_momentum) {
-      float& buffer = r.momentum_buffer[i];
-      buffer = k.first_step ? grad : k.momentum * buffer + k.grad_scale * grad;
-      grad = k.nesterov ? grad + k.momentum * buffer : buffer;
-    }
-    r.params[i] -= k.lr * grad;
-  }
+#if defined(__x86_64__)
+  static const bool avx512 = has_avx512(), avx2 = has_avx2_fma();
+  if (avx512) return sgd_range_avx512(r, k);
+  if (avx2) return sgd_range_avx2(r, k);
+#endif
+  sgd_range_scalar(r, k);
 }
 
 // ---- the parallel driver -------------------------------------------------------------------
@@ -164,6 +77,36 @@ void update_in_chunks(std::span<const Range> ranges, const Update& update) {
 }
 
 }  // namespace
+
+void adam_range_scalar(const AdamRange& r, const AdamStepConstants& k) {
+  for (int64_t i = 0; i < r.count; ++i) {
+    adam_element<ScalarArithmetic>(r.params[i], r.grads[i], r.exp_avg[i], r.exp_avg_sq[i], k);
+  }
+}
+
+void sgd_range_scalar(const SgdRange& r, const SgdStepConstants& k) {
+  float unused = 0.0f;
+  for (int64_t i = 0; i < r.count; ++i) {
+    sgd_element<ScalarArithmetic>(r.params[i], r.grads[i],
+                                  k.use_momentum ? r.momentum_buffer[i] : unused, k);
+  }
+}
+
+#if defined(__x86_64__)
+bool has_avx2_fma() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+bool has_avx512() {
+  return __builtin_cpu_supports("avx512f");
+}
+#else
+bool has_avx2_fma() {
+  return false;
+}
+bool has_avx512() {
+  return false;
+}
+#endif
 
 void adam_update_ranges(std::span<const AdamRange> ranges, const AdamStepConstants& k) {
   update_in_chunks(ranges, [&](const AdamRange& r, int64_t begin, int64_t count) {

@@ -135,8 +135,11 @@ double OptimizerShard::global_grad_norm(const std::vector<double>& square_sums) 
 }
 
 void OptimizerShard::update(double grad_norm) {
-  if (config_.gradient_clipping > 0.0 && grad_norm > config_.gradient_clipping) {
-    scale_update_gradients(config_.gradient_clipping / (grad_norm + 1e-6));
+  if (config_.gradient_clipping > 0.0) {
+    // torch.nn.utils.clip_grad_norm_'s (and DeepSpeed's) rule: scale by the coefficient
+    // whenever it is below 1, which includes norms up to 1e-6 below the bound.
+    const double coefficient = config_.gradient_clipping / (grad_norm + 1e-6);
+    if (coefficient < 1.0) scale_update_gradients(coefficient);
   }
   optimizer_->step();
   if (mixed_precision_) copy_master_to_parameters();

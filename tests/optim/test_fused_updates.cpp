@@ -1,12 +1,13 @@
 // The fused multi-tensor updates and sum_of_squares of the CPU backend, through the checked
-// ops entry points: bitwise equal to the span rules tensor by tensor (and to one plainly written
-// scalar element, so every SIMD path is held to the same rounding), sums of squares equal to a
-// plain double loop, and the argument errors.
+// ops entry points: bitwise equal to the span rules tensor by tensor and to one plainly written
+// element (tests/optim/reference_updates.h), sums of squares equal to a plain double loop, and
+// the argument errors.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/factory.h"
@@ -16,9 +17,12 @@
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "optim/update_rules.h"
+#include "tests/optim/reference_updates.h"
 
 using namespace zt;
 using namespace zt::optim;
+using zt::testing::reference_adam_element;
+using zt::testing::reference_sgd_element;
 
 namespace {
 
@@ -35,31 +39,6 @@ Tensor random_f32(int64_t numel, uint32_t seed, double low = -1.0, double high =
 
 std::span<float> span_of(const Tensor& tensor) {
   return {tensor.data_ptr<float>(), size_t(tensor.numel())};
-}
-
-// One f32 operation computed in double and rounded once to float: exactly the correctly
-// rounded f32 result for + - * / and sqrt (double has more than 2 * 24 + 2 bits), whatever
-// the compiler's contraction settings, so this reference is independent of the kernels' code.
-float rounded(double exact_enough) {
-  return float(exact_enough);
-}
-
-void reference_adam_element(float& param, float grad_in, float& m_state, float& v_state,
-                            const AdamStepConstants& k) {
-  const float grad = rounded(double(grad_in) + rounded(double(k.l2_decay) * double(param)));
-  const float first = rounded(double(k.beta1) * double(m_state));
-  const float m = rounded(double(first) + rounded(double(k.one_minus_beta1) * double(grad)));
-  const float scaled_grad = rounded(double(k.one_minus_beta2) * double(grad));
-  const float second = rounded(double(k.beta2) * double(v_state));
-  const float v = rounded(double(second) + rounded(double(scaled_grad) * double(grad)));
-  const float root = rounded(std::sqrt(double(v)));
-  const float denominator =
-      rounded(double(rounded(double(root) * double(k.inverse_sqrt_correction2))) + double(k.eps));
-  const float step =
-      rounded(double(rounded(double(k.step_size) * double(m))) / double(denominator));
-  param = rounded(double(rounded(double(param) * double(k.decay_factor))) - double(step));
-  m_state = m;
-  v_state = v;
 }
 
 struct AdamTensors {
@@ -106,32 +85,35 @@ void check_bitwise_equal(const std::vector<Tensor>& actual, const std::vector<Te
 }  // namespace
 
 TEST_CASE("multi_tensor_adam_equals_the_span_rule_and_the_scalar_element_bitwise") {
-  for (bool decoupled : {true, false}) {
-    for (bool bias_correction : {true, false}) {
-      CAPTURE(decoupled);
-      CAPTURE(bias_correction);
-      AdamHyper hyper{.lr = 3e-3,
-                      .weight_decay = 0.05,
-                      .decoupled_weight_decay = decoupled,
-                      .bias_correction = bias_correction,
-                      .step = 7};
-      AdamTensors fused = make_adam_tensors(10), per_tensor = clone_all(fused),
-                  scalar = clone_all(fused);
-      ops::adam_update(adam_operands(fused), adam_step_constants(hyper));
-      AdamStepConstants k = adam_step_constants(hyper);
-      for (size_t i = 0; i < per_tensor.params.size(); ++i) {
-        adam_update(span_of(per_tensor.params[i]), span_of(per_tensor.grads[i]),
-                    span_of(per_tensor.exp_avg[i]), span_of(per_tensor.exp_avg_sq[i]), hyper);
-        float *p = scalar.params[i].data_ptr<float>(), *g = scalar.grads[i].data_ptr<float>();
-        float *m = scalar.exp_avg[i].data_ptr<float>(), *v = scalar.exp_avg_sq[i].data_ptr<float>();
-        for (int64_t e = 0; e < scalar.params[i].numel(); ++e)
-          reference_adam_element(p[e], g[e], m[e], v[e], k);
-      }
-      for (const AdamTensors* expected : {&per_tensor, &scalar}) {
-        check_bitwise_equal(fused.params, expected->params, "param");
-        check_bitwise_equal(fused.exp_avg, expected->exp_avg, "exp_avg");
-        check_bitwise_equal(fused.exp_avg_sq, expected->exp_avg_sq, "exp_avg_sq");
-      }
+  // beta1 0.3: 1 - beta1 >= 0.5 takes lerp's second form.
+  for (auto [decoupled, bias_correction, beta1] :
+       {std::tuple{true, true, 0.9}, std::tuple{true, false, 0.9}, std::tuple{false, true, 0.9},
+        std::tuple{false, false, 0.9}, std::tuple{true, true, 0.3}}) {
+    CAPTURE(decoupled);
+    CAPTURE(bias_correction);
+    CAPTURE(beta1);
+    AdamHyper hyper{.lr = 3e-3,
+                    .beta1 = beta1,
+                    .weight_decay = 0.05,
+                    .decoupled_weight_decay = decoupled,
+                    .bias_correction = bias_correction,
+                    .step = 7};
+    AdamTensors fused = make_adam_tensors(10), per_tensor = clone_all(fused),
+                scalar = clone_all(fused);
+    ops::adam_update(adam_operands(fused), adam_step_constants(hyper));
+    AdamStepConstants k = adam_step_constants(hyper);
+    for (size_t i = 0; i < per_tensor.params.size(); ++i) {
+      adam_update(span_of(per_tensor.params[i]), span_of(per_tensor.grads[i]),
+                  span_of(per_tensor.exp_avg[i]), span_of(per_tensor.exp_avg_sq[i]), hyper);
+      float *p = scalar.params[i].data_ptr<float>(), *g = scalar.grads[i].data_ptr<float>();
+      float *m = scalar.exp_avg[i].data_ptr<float>(), *v = scalar.exp_avg_sq[i].data_ptr<float>();
+      for (int64_t e = 0; e < scalar.params[i].numel(); ++e)
+        reference_adam_element(p[e], g[e], m[e], v[e], k);
+    }
+    for (const AdamTensors* expected : {&per_tensor, &scalar}) {
+      check_bitwise_equal(fused.params, expected->params, "param");
+      check_bitwise_equal(fused.exp_avg, expected->exp_avg, "exp_avg");
+      check_bitwise_equal(fused.exp_avg_sq, expected->exp_avg_sq, "exp_avg_sq");
     }
   }
 }
@@ -146,7 +128,8 @@ TEST_CASE("multi_tensor_sgd_equals_the_span_rule_bitwise_for_every_option") {
       CAPTURE(hyper.momentum);
       CAPTURE(hyper.nesterov);
       CAPTURE(first_step);
-      std::vector<Tensor> params, grads, buffers, span_params, span_buffers;
+      std::vector<Tensor> params, grads, buffers, span_params, span_buffers, scalar_params,
+          scalar_buffers;
       std::vector<SgdOperands> operands;
       uint32_t seed = 50;
       for (int64_t numel : kOddSizes) {
@@ -155,6 +138,8 @@ TEST_CASE("multi_tensor_sgd_equals_the_span_rule_bitwise_for_every_option") {
         buffers.push_back(random_f32(numel, seed++, -0.01, 0.01));
         span_params.push_back(ops::clone(params.back()));
         span_buffers.push_back(ops::clone(buffers.back()));
+        scalar_params.push_back(ops::clone(params.back()));
+        scalar_buffers.push_back(ops::clone(buffers.back()));
         operands.push_back(
             {params.back(), grads.back(), hyper.momentum != 0.0 ? buffers.back() : Tensor()});
       }
@@ -163,8 +148,16 @@ TEST_CASE("multi_tensor_sgd_equals_the_span_rule_bitwise_for_every_option") {
         sgd_update(span_of(span_params[i]), span_of(grads[i]), span_of(span_buffers[i]), hyper,
                    first_step);
       }
+      SgdStepConstants k = sgd_step_constants(hyper, first_step);
+      for (size_t i = 0; i < params.size(); ++i) {
+        float *p = scalar_params[i].data_ptr<float>(), *b = scalar_buffers[i].data_ptr<float>();
+        const float* g = grads[i].data_ptr<float>();
+        for (int64_t e = 0; e < params[i].numel(); ++e) reference_sgd_element(p[e], g[e], b[e], k);
+      }
       check_bitwise_equal(params, span_params, "param");
       check_bitwise_equal(buffers, span_buffers, "momentum_buffer");
+      check_bitwise_equal(params, scalar_params, "param (scalar reference)");
+      if (hyper.momentum != 0.0) check_bitwise_equal(buffers, scalar_buffers, "momentum_buffer");
     }
   }
 }

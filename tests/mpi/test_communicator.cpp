@@ -218,7 +218,7 @@ TEST_CASE("wait_for_gives_up_while_a_rank_has_not_joined_and_succeeds_once_it_ha
     std::unique_ptr<Work> work = world.all_gather_async(full({1}, 0.0), output);
     bool finished_alone = work->wait_for(0.05);
     for (int peer = 1; peer < world.size(); ++peer) world.send(go, peer);
-    CHECK(finished_alone == (world.size() == 1));
+    if (world.size() > 1) CHECK_FALSE(finished_alone);  // alone, it may finish at once
     CHECK(work->wait_for(60.0));
   } else {
     world.recv(go, 0);

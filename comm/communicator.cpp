@@ -4,7 +4,27 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <thread>
+
 namespace zt::comm {
+
+bool Work::wait_for(double timeout_seconds) {
+  auto start = std::chrono::steady_clock::now();
+  while (!test()) {
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited >= timeout_seconds) return false;
+    // A short wait is the network or a peer a moment behind: poll on, yielding the core as
+    // MPI_Wait does under mpi_yield_when_idle. A long one is a peer computing (or absent):
+    // sleep between polls so that waiting costs the busy ranks nothing.
+    if (waited < 1.0) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  return true;
+}
 
 std::string_view collective_kind_name(CollectiveKind kind) {
   static constexpr std::string_view kNames[kCollectiveKindCount] = {

@@ -75,6 +75,10 @@ class Work {
   virtual void wait() = 0;
   // Drives progress and says whether it is done (MPI progresses only inside MPI calls).
   virtual bool test() = 0;
+  // wait() bounded by `timeout_seconds` of waiting here: returns whether the collective
+  // finished (false: some rank of the group has not joined it yet). The default polls test(),
+  // yielding the core between polls and sleeping once the wait has lasted a second.
+  virtual bool wait_for(double timeout_seconds);
 };
 
 class Communicator {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -94,11 +95,12 @@ void check_point_to_point(std::string_view op, std::string_view role, const Tens
 // back) and releases the held tensors.
 class NcclWork final : public Work {
  public:
-  NcclWork(CollectiveCounter& counter, Clock::time_point start, int device,
+  NcclWork(CollectiveCounter& counter, Clock::time_point start, int device, ncclComm_t comm,
            std::vector<Tensor> held, std::function<void()> on_complete)
       : counter_(counter),
         start_(start),
         device_(device),
+        comm_(comm),
         held_(std::move(held)),
         on_complete_(std::move(on_complete)) {}
   ~NcclWork() override {
@@ -127,10 +129,27 @@ class NcclWork final : public Work {
     return true;
   }
 
+  // wait() only orders the compute stream, so a collective some rank never joins would show
+  // much later, as a host synchronisation that never returns. This waits on the host for the
+  // completion event instead, checking NCCL's asynchronous error (a peer or the network
+  // failing) between polls, and gives up after `timeout_seconds`.
+  bool wait_for(double timeout_seconds) override {
+    Clock::time_point waiting_since = Clock::now();
+    while (!test()) {
+      ncclResult_t async_error = ncclSuccess;
+      check_nccl(ncclCommGetAsyncError(comm_, &async_error), "wait_for", comm_);
+      check_nccl(async_error, "collective in flight", comm_);
+      if (seconds_since(waiting_since) >= timeout_seconds) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+
  private:
   CollectiveCounter& counter_;
   Clock::time_point start_;
   int device_;
+  ncclComm_t comm_;
   std::vector<Tensor> held_;
   std::function<void()> on_complete_;
   cuda::Event event_;  // created after the caller made device_ current
@@ -139,16 +158,16 @@ class NcclWork final : public Work {
 
 // Queues `launch` on device's communication stream after everything on its compute stream,
 // and returns the Work that finishes it.
-std::unique_ptr<NcclWork> enqueue(int device, CollectiveCounter& counter, Clock::time_point start,
-                                  std::vector<Tensor> held,
+std::unique_ptr<NcclWork> enqueue(int device, ncclComm_t comm, CollectiveCounter& counter,
+                                  Clock::time_point start, std::vector<Tensor> held,
                                   const std::function<void(cudaStream_t)>& launch,
                                   std::function<void()> on_complete = {}) {
   cuda::DeviceGuard guard(device);
   cuda::DeviceContext& context = cuda::context(device);
   cuda::stream_wait(context.comm_stream, context.compute_stream);
   launch(context.comm_stream);
-  auto work =
-      std::make_unique<NcclWork>(counter, start, device, std::move(held), std::move(on_complete));
+  auto work = std::make_unique<NcclWork>(counter, start, device, comm, std::move(held),
+                                         std::move(on_complete));
   work->record(context.comm_stream);
   return work;
 }
@@ -187,7 +206,7 @@ std::unique_ptr<Work> NcclCommunicator::all_reduce_async(const Tensor& tensor, R
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::all_reduce, tensor.nbytes(), tensor.nbytes(), size_);
   if (size_ == 1 || tensor.numel() == 0) return std::make_unique<CompletedWork>(counter, start);
-  return enqueue(device_, counter, start, {tensor}, [&](cudaStream_t stream) {
+  return enqueue(device_, comm_, counter, start, {tensor}, [&](cudaStream_t stream) {
     check_nccl(ncclAllReduce(tensor.raw_data(), tensor.raw_data(), size_t(tensor.numel()),
                              nccl_datatype(tensor.dtype()), nccl_op(op), comm_, stream),
                kOp, comm_);
@@ -223,7 +242,7 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(const Tensor& input
     copy_back = [output, target] { ops::copy_(output, target); };
   }
   return enqueue(
-      device_, counter, start, {input, output, target},
+      device_, comm_, counter, start, {input, output, target},
       [&](cudaStream_t stream) {
         check_nccl(ncclReduceScatter(input.raw_data(), target.raw_data(), size_t(output.numel()),
                                      nccl_datatype(input.dtype()), nccl_op(op), comm_, stream),
@@ -253,7 +272,7 @@ std::unique_ptr<Work> NcclCommunicator::all_gather_async(const Tensor& input,
       count_call(stats_, CollectiveKind::all_gather, input.nbytes(), output.nbytes(), size_);
   if (input.numel() == 0) return std::make_unique<CompletedWork>(counter, start);
   // In place when input is output's slice rank(): NCCL's own in-place rule, same pointers.
-  return enqueue(device_, counter, start, {input, output}, [&](cudaStream_t stream) {
+  return enqueue(device_, comm_, counter, start, {input, output}, [&](cudaStream_t stream) {
     check_nccl(ncclAllGather(input.raw_data(), output.raw_data(), size_t(input.numel()),
                              nccl_datatype(input.dtype()), comm_, stream),
                kOp, comm_);
@@ -268,7 +287,7 @@ std::unique_ptr<Work> NcclCommunicator::broadcast_async(const Tensor& tensor, in
   CollectiveCounter& counter =
       count_call(stats_, CollectiveKind::broadcast, tensor.nbytes(), tensor.nbytes(), size_);
   if (size_ == 1 || tensor.numel() == 0) return std::make_unique<CompletedWork>(counter, start);
-  return enqueue(device_, counter, start, {tensor}, [&](cudaStream_t stream) {
+  return enqueue(device_, comm_, counter, start, {tensor}, [&](cudaStream_t stream) {
     check_nccl(ncclBroadcast(tensor.raw_data(), tensor.raw_data(), size_t(tensor.numel()),
                              nccl_datatype(tensor.dtype()), root, comm_, stream),
                kOp, comm_);
@@ -287,7 +306,7 @@ void NcclCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op
     return;
   }
   // NCCL writes the receive buffer on the root only, so other ranks' tensors stay as they were.
-  enqueue(device_, counter, start, {tensor}, [&](cudaStream_t stream) {
+  enqueue(device_, comm_, counter, start, {tensor}, [&](cudaStream_t stream) {
     check_nccl(ncclReduce(tensor.raw_data(), tensor.raw_data(), size_t(tensor.numel()),
                           nccl_datatype(tensor.dtype()), nccl_op(op), root, comm_, stream),
                kOp, comm_);
@@ -322,7 +341,7 @@ void NcclCommunicator::send(const Tensor& tensor, int destination, int tag) {
   // The element count goes first (not counted: the stats count the payload, as MPI's).
   Tensor header = from_values({double(tensor.numel())}, {1},
                               {.dtype = DType::i64, .device = Device::cuda(device_)});
-  enqueue(device_, counter, start, {tensor, header}, [&](cudaStream_t stream) {
+  enqueue(device_, comm_, counter, start, {tensor, header}, [&](cudaStream_t stream) {
     check_nccl(ncclSend(header.raw_data(), 1, ncclInt64, destination, comm_, stream), kOp, comm_);
     if (tensor.numel() > 0)
       check_nccl(ncclSend(tensor.raw_data(), size_t(tensor.numel()), nccl_datatype(tensor.dtype()),
@@ -340,7 +359,7 @@ void NcclCommunicator::recv(const Tensor& tensor, int source, int tag) {
   // The steps are timed together: their Works add to a scratch counter, the call to `counter`.
   CollectiveCounter steps;
   Tensor header = device_scratch({1}, DType::i64, device_);
-  enqueue(device_, steps, start, {header}, [&](cudaStream_t stream) {
+  enqueue(device_, comm_, steps, start, {header}, [&](cudaStream_t stream) {
     check_nccl(ncclRecv(header.raw_data(), 1, ncclInt64, source, comm_, stream), kOp, comm_);
   })->wait();
   int64_t sent = int64_t(header.item());  // waits for the header on the host
@@ -348,7 +367,7 @@ void NcclCommunicator::recv(const Tensor& tensor, int source, int tag) {
   // step, and then reported.
   Tensor target = sent == tensor.numel() ? tensor : device_scratch({sent}, tensor.dtype(), device_);
   if (sent > 0) {
-    enqueue(device_, steps, start, {target}, [&](cudaStream_t stream) {
+    enqueue(device_, comm_, steps, start, {target}, [&](cudaStream_t stream) {
       check_nccl(ncclRecv(target.raw_data(), size_t(sent), nccl_datatype(tensor.dtype()), source,
                           comm_, stream),
                  kOp, comm_);

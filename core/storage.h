@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "core/allocator.h"
 
@@ -28,6 +30,16 @@ class StorageImpl {
   void release();
   // Allocates the buffer again (same size and tag) when released; contents are undefined.
   void materialize();
+  // Who releases a buffer can say what it holds, so that reading it while released names the
+  // tensor (a stage-3 parameter's name, shape and module) rather than a view's bare shape.
+  // `describe` gets the byte offset that was read and returns one sentence, or "".
+  using ReleasedDescriber = std::function<std::string(size_t byte_offset)>;
+  void set_released_describer(ReleasedDescriber describe) {
+    describe_released_ = std::move(describe);
+  }
+  std::string describe_released(size_t byte_offset) const {
+    return describe_released_ ? describe_released_(byte_offset) : std::string();
+  }
   MemoryTag tag() const { return tag_; }
   Device device() const { return allocator_.device(); }
   Allocator& allocator() const { return allocator_; }
@@ -37,6 +49,7 @@ class StorageImpl {
   size_t bytes_ = 0;
   Allocator& allocator_;
   MemoryTag tag_;
+  ReleasedDescriber describe_released_;
 };
 
 using Storage = std::shared_ptr<StorageImpl>;

@@ -92,7 +92,14 @@ bool Tensor::is_contiguous() const {
 void* Tensor::raw_data() const {
   const TensorImpl& impl = checked(impl_);
   if (!impl.storage->is_materialized()) {
-    // ZeRO stage 3 releases a partitioned parameter's buffer between uses.
+    // ZeRO stage 3 releases a partitioned parameter's buffer between uses; its owner knows
+    // which parameter lies at this offset (a transposed view's shape alone misleads).
+    std::string held =
+        impl.storage->describe_released(size_t(impl.offset) * dtype_size(impl.dtype));
+    if (!held.empty()) {
+      throw std::logic_error(
+          fmt::format("{} (read through a view of shape {})", held, shape_str(impl.sizes)));
+    }
     throw std::logic_error(fmt::format(
         "tensor of shape {} has no data: its storage was released (a ZeRO stage-3 parameter "
         "outside its module's forward or backward; gather it first)",

@@ -142,6 +142,7 @@ void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
   section.read_int("stage3_max_live_parameters", zero.stage3_max_live_parameters,
                    kNonNegativeCount);
   section.read_int("stage3_max_reuse_distance", zero.stage3_max_reuse_distance, kNonNegativeCount);
+  section.read_number("stage3_gather_timeout", zero.stage3_gather_timeout, kPositive);
   read_deprecated_offload_flag(section, "cpu_offload", "offload_optimizer");
   read_deprecated_offload_flag(section, "cpu_offload_param", "offload_param");
   read_offload(section, "offload_optimizer", zero.offload_optimizer,

@@ -83,6 +83,10 @@ struct ZeroConfig {
   int64_t stage3_param_persistence_threshold = 100'000;
   int64_t stage3_max_live_parameters = 1'000'000'000;
   int64_t stage3_max_reuse_distance = 1'000'000'000;  // recorded only
+  // Seconds a rank waits in a stage-3 gather for the other ranks to join before it ends the
+  // job naming the module (a rank running a forward alone would otherwise wait forever).
+  // DeepSpeed has no such key; the default is its process-group timeout, 30 minutes.
+  double stage3_gather_timeout = 1800.0;
   OffloadConfig offload_optimizer;
   OffloadConfig offload_param;
 };

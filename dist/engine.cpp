@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "core/backend.h"
@@ -78,8 +79,9 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   reducer_ = std::make_unique<GradientReducer>(partitioning_, config_, *data_parallel_, groups_,
                                                model_dtype_, device_, *gatherer_, timers_);
   if (partitioning_.parameters) {
-    gatherer_->register_module_hooks(
-        *model_, [this](size_t group) { reducer_->collect_gradients_in_place(group); });
+    gatherer_->register_module_hooks(*model_, plan_.module_groups, [this](size_t group) {
+      reducer_->collect_gradients_in_place(group);
+    });
   }
   data_parallel_->reset_stats();
   // Peaks count from here: building the model allocated it whole on every rank, which the
@@ -284,9 +286,13 @@ void Engine::log_step() {
 NamedTensors Engine::consolidated_state_dict() {
   if (partitioning_.parameters) gatherer_->gather_all();
   NamedTensors state;
+  // A tied parameter stays one tensor under each of its names, as in state_dict().
+  std::map<const TensorImpl*, Tensor> copies;
   for (auto& [name, tensor] : model_->state_dict()) {
-    state.emplace_back(name,
-                       tensor.device().is_cpu() ? ops::clone(tensor) : tensor.to(Device::cpu()));
+    Tensor& copy = copies[tensor.impl()];
+    if (!copy.defined())
+      copy = tensor.device().is_cpu() ? ops::clone(tensor) : tensor.to(Device::cpu());
+    state.emplace_back(name, copy);
   }
   if (partitioning_.parameters) gatherer_->release_all();
   return state;

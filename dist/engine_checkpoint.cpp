@@ -25,6 +25,7 @@
 #include "dist/fault_points.h"
 #include "dist/zero/gradient_reducer.h"
 #include "dist/zero/optimizer_shard.h"
+#include "nn/shared_tensors.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
@@ -204,12 +205,15 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     fs::create_directory(staging);
   });
   NamedTensors model_state = consolidated_state_dict();  // collective with P_p
+  // A tied parameter is stored once, as safetensors.torch.save_model stores it.
+  SafetensorsMetadata tied_names = nn::remove_shared_duplicates(model_state);
   run_on_all_ranks("save_checkpoint", [&] {
     if (rank() == 0) {
-      save_safetensors(model_states_file(staging.string()), model_state,
-                       {{"format", "pt"},
-                        {"zerotrain", engine_state_json().dump()},
-                        {"client_state", client_state.dump()}});
+      SafetensorsMetadata metadata = {{"format", "pt"},
+                                      {"zerotrain", engine_state_json().dump()},
+                                      {"client_state", client_state.dump()}};
+      metadata.insert(tied_names.begin(), tied_names.end());  // never over the engine's keys
+      save_safetensors(model_states_file(staging.string()), model_state, metadata);
       reach_fault_point("checkpoint_after_model_file", rank(), global_steps_);
     }
     write_optimizer_states(staging.string());

@@ -13,6 +13,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
+#include "nn/shared_tensors.h"
 
 namespace zt::nn {
 
@@ -121,12 +122,18 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
 
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors result = parameters_;
-  if (!recurse) return result;
-  for (const auto& [child_name, child] : children_) {
-    for (auto& [name, tensor] : child->named_parameters(true)) {
-      result.emplace_back(joined(child_name, name), tensor);
+  if (recurse) {
+    for (const auto& [child_name, child] : children_) {
+      for (auto& [name, tensor] : child->named_parameters(true)) {
+        result.emplace_back(joined(child_name, name), tensor);
+      }
     }
   }
+  // A parameter registered twice (a tied weight) keeps its first name only, so an optimizer
+  // over parameters() steps it once.
+  std::set<const TensorImpl*> seen;
+  std::erase_if(result,
+                [&seen](const auto& entry) { return !seen.insert(entry.second.impl()).second; });
   return result;
 }
 
@@ -160,6 +167,22 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
     }
   }
   return result;
+}
+
+void register_external_parameter(Module& module, const Tensor& parameter) {
+  if (!parameter.defined() || !parameter.requires_grad() || parameter.grad_fn()) {
+    throw std::invalid_argument(fmt::format(
+        "register_external_parameter: {}: expected a parameter (a leaf tensor that requires "
+        "grad, as another module registered it), got {}",
+        module.type_name(),
+        parameter.defined() ? "a tensor of shape " + shape_str(parameter.sizes()) +
+                                  (parameter.grad_fn() ? " computed by an op" : " without grad")
+                            : "an undefined tensor"));
+  }
+  for (const Tensor& known : module.external_parameters_) {
+    if (known.impl() == parameter.impl()) return;
+  }
+  module.external_parameters_.push_back(parameter);
 }
 
 int64_t Module::num_parameters() const {
@@ -259,7 +282,12 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
       return entry.first == wanted;
     });
     if (found == state.end()) {
-      if (strict) {
+      // A tied parameter is saved under one of its names (nn/shared_tensors.h).
+      bool tied_name_given = std::any_of(own.begin(), own.end(), [&](const auto& other) {
+        return other.first != name && same_tensor(other.second, target) &&
+               given_names.contains(other.first);
+      });
+      if (strict && !tied_name_given) {
         throw std::invalid_argument(fmt::format(
             "load_state_dict: missing tensor \"{}\" of shape {}", name, shape_str(target.sizes())));
       }
@@ -277,7 +305,9 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
 }
 
 void Module::save(const std::string& path) const {
-  save_safetensors(path, state_dict());
+  NamedTensors state = state_dict();
+  SafetensorsMetadata tied_names = remove_shared_duplicates(state);
+  save_safetensors(path, state, tied_names);
 }
 
 void Module::load(const std::string& path, bool strict) {

@@ -61,8 +61,12 @@ class Module : public std::enable_shared_from_this<Module> {
   std::string repr() const;
 
   // ---- parameters, buffers, children ----------------------------------------------------
+  // Each parameter once, under its first name, as PyTorch's named_parameters: a parameter that
+  // two modules registered (a tied weight) is listed, counted and optimized once.
   NamedTensors named_parameters(bool recurse = true) const;
   std::vector<Tensor> parameters(bool recurse = true) const;
+  // Parameters of other modules that this module's forward reads (register_external_parameter).
+  const std::vector<Tensor>& external_parameters() const { return external_parameters_; }
   NamedTensors named_buffers(bool recurse = true) const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   // This module and all descendants, depth first, with dotted names ("" for this one).
@@ -113,12 +117,15 @@ class Module : public std::enable_shared_from_this<Module> {
   void remove_hook(int64_t handle);
 
   // ---- state dict -------------------------------------------------------------------------
-  // Parameters then buffers of each module, depth first, under their dotted names.
+  // Parameters then buffers of each module, depth first, under their dotted names; a tied
+  // parameter appears under each of its names, as in PyTorch.
   NamedTensors state_dict() const;
-  // Copies values in place. strict: every name must match both ways. Errors name the tensor
-  // and what was expected (missing, unexpected, or the shapes).
+  // Copies values in place. strict: every name must match both ways, except that a tied
+  // parameter needs only one of its names. Errors name the tensor and what was expected
+  // (missing, unexpected, or the shapes).
   void load_state_dict(const NamedTensors& state, bool strict = true);
-  // safetensors files, readable by PyTorch's safetensors.torch.load_file.
+  // safetensors files, as safetensors.torch.save_model / load_model write and read them: a
+  // tied parameter is stored once (nn/shared_tensors.h).
   void save(const std::string& path) const;
   void load(const std::string& path, bool strict = true);
 
@@ -142,6 +149,7 @@ class Module : public std::enable_shared_from_this<Module> {
   void add_child(const std::string& name, std::shared_ptr<Module> module);
 
  private:
+  friend void register_external_parameter(Module& module, const Tensor& parameter);
   int64_t add_pre_hook(ForwardPreHook hook);
   int64_t add_post_hook(ForwardHook hook);
   void check_new_name(const std::string& name) const;
@@ -149,11 +157,19 @@ class Module : public std::enable_shared_from_this<Module> {
 
   NamedTensors parameters_;
   NamedTensors buffers_;
+  std::vector<Tensor> external_parameters_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks_;
   std::vector<std::pair<int64_t, ForwardHook>> post_hooks_;
   int64_t next_hook_handle_ = 0;
   bool training_ = true;
 };
+
+// Declares that `module`'s forward reads `parameter`, a parameter some other module registered
+// (a head reading the embedding's weight), as DeepSpeed's
+// deepspeed.zero.register_external_parameter: ZeRO stage 3 then gathers it around `module`'s
+// forward and backward too. Without it, stage 3 has released the parameter by the time
+// `module` reads it, and the read fails naming the parameter. Harmless at other stages.
+void register_external_parameter(Module& module, const Tensor& parameter);
 
 }  // namespace zt::nn

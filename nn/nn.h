@@ -12,3 +12,4 @@
 #include "nn/linear.h"
 #include "nn/module.h"
 #include "nn/pooling.h"
+#include "nn/shared_tensors.h"

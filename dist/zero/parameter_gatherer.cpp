@@ -2,12 +2,17 @@
 // (dist/zero/parameter_gatherer.h).
 #include "dist/zero/parameter_gatherer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <map>
 #include <memory>
 
 #include "autograd/grad_mode.h"
+#include "comm/mpi_runtime.h"
 #include "core/allocator.h"
 #include "core/ops/elementwise.h"
+#include "dist/zero/stage3_diagnostics.h"
 
 namespace zt::dist {
 
@@ -18,11 +23,19 @@ ParameterGatherer::ParameterGatherer(ZeroPartitioning partitioning, const ZeroCo
       zero_(zero),
       data_parallel_(data_parallel),
       groups_(groups),
-      model_dtype_(model_dtype) {}
+      model_dtype_(model_dtype),
+      running_readers_(groups.size(), 0),
+      reader_labels_(groups.size()) {
+  for (auto& group : groups_)
+    owner_labels_.push_back(fmt::format("module '{}'", group->plan.module_name));
+}
 
 ParameterGatherer::~ParameterGatherer() {
   for (auto& [module, handles] : module_hook_handles_) {
     for (int64_t handle : handles) module->remove_hook(handle);
+  }
+  for (auto& group : groups_) {
+    if (group->full_storage) group->full_storage->set_released_describer({});
   }
 }
 
@@ -43,23 +56,36 @@ void ParameterGatherer::start_gather(size_t group_index) {
   peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
 }
 
+// Waits for the group's gather, at most stage3_gather_timeout: a rank alone in a gather (the
+// others skipped this forward) would otherwise wait forever. Only the time spent here counts,
+// so a prefetch started long before its use is not held to the bound while this rank computes.
+// The job ends rather than throwing: unwinding would destroy the unfinished Work, which must
+// wait for the collective.
+void ParameterGatherer::finish_gather(size_t group_index) {
+  FlatGroupBuffers& group = *groups_[group_index];
+  if (!group.gather_in_flight->wait_for(zero_.stage3_gather_timeout)) {
+    comm::abort_distributed_job(describe_unjoined_gather(
+        owner_labels_[group_index], group.plan, zero_.stage3_gather_timeout, data_parallel_.rank(),
+        data_parallel_.size()));
+  }
+  group.gather_in_flight.reset();
+}
+
 void ParameterGatherer::gather_group(size_t group_index) {
   FlatGroupBuffers& group = *groups_[group_index];
   if (group.gathered && group.plan.partitioned) return;
   if (!group.plan.partitioned) group.gathered = false;  // persistent: refresh after an update
   start_gather(group_index);
-  group.gather_in_flight->wait();
-  group.gather_in_flight.reset();
+  finish_gather(group_index);
   group.gathered = true;
   if (!group.plan.partitioned) live_gathered_numel_ -= group.plan.padded_numel;
 }
 
 void ParameterGatherer::release_group(size_t group_index) {
   FlatGroupBuffers& group = *groups_[group_index];
-  if (!group.plan.partitioned) return;
+  if (!group.plan.partitioned || running_readers_[group_index] > 0) return;
   if (group.gather_in_flight) {
-    group.gather_in_flight->wait();  // a prefetch nobody used: let it land, then drop it
-    group.gather_in_flight.reset();
+    finish_gather(group_index);  // a prefetch nobody used: let it land, then drop it
   } else if (!group.gathered) {
     return;
   }
@@ -77,14 +103,24 @@ void ParameterGatherer::release_all() {
   for (size_t g = 0; g < groups_.size(); ++g) release_group(g);
 }
 
-// Starts gathering the groups that follow `group_index` in `trace` (the order the first step
-// used them in), up to stage3_prefetch_bucket_size elements and without passing
+// During the first step: records the gather. Afterwards: finds it in the trace from where the
+// step is (a group read by two modules appears twice) and starts gathering the groups that
+// follow, up to stage3_prefetch_bucket_size elements and without passing
 // stage3_max_live_parameters gathered elements, so they arrive while this module computes.
-void ParameterGatherer::prefetch_after(const std::vector<size_t>& trace, size_t group_index) {
-  auto position = std::find(trace.begin(), trace.end(), group_index);
-  if (position == trace.end()) return;
+void ParameterGatherer::record_and_prefetch(GatherTrace& trace, size_t group_index) {
+  if (recording_traces_) {
+    trace.order.push_back(group_index);
+    return;
+  }
+  auto cursor = trace.order.begin() + std::ptrdiff_t(trace.cursor);
+  auto position = std::find(cursor, trace.order.end(), group_index);
+  if (position == trace.order.end()) {
+    position = std::find(trace.order.begin(), cursor, group_index);
+    if (position == cursor) return;  // not gathered during the first step
+  }
+  trace.cursor = size_t(position - trace.order.begin()) + 1;
   int64_t budget = zero_.stage3_prefetch_bucket_size;
-  for (auto next = position + 1; next != trace.end(); ++next) {
+  for (auto next = position + 1; next != trace.order.end(); ++next) {
     FlatGroupBuffers& group = *groups_[*next];
     if (!group.plan.partitioned || group.gathered || group.gather_in_flight) continue;
     int64_t numel = group.plan.padded_numel;
@@ -94,42 +130,94 @@ void ParameterGatherer::prefetch_after(const std::vector<size_t>& trace, size_t 
   }
 }
 
+void ParameterGatherer::enter_module(const std::string& label, const std::vector<size_t>& groups) {
+  running_modules_.push_back(&label);
+  for (size_t g : groups) {
+    gather_group(g);
+    running_readers_[g] += 1;
+    record_and_prefetch(forward_trace_, g);
+  }
+}
+
+void ParameterGatherer::leave_module(const std::vector<size_t>& groups,
+                                     const nn::TensorList& outputs) {
+  for (size_t g : groups) {
+    running_readers_[g] -= 1;
+    release_group(g);
+  }
+  if (!running_modules_.empty()) running_modules_.pop_back();
+  if (groups.empty() || !autograd::is_grad_enabled()) return;
+  // Gather again when backward reaches this call of the module: its gradient arrives at the
+  // first of its outputs that backward reaches (once per call).
+  auto reached = std::make_shared<bool>(false);
+  for (const Tensor& output : outputs) {
+    if (!output.defined() || !output.requires_grad()) continue;
+    output.register_hook([this, groups, reached](const Tensor&) {
+      if (*reached) return Tensor();
+      *reached = true;
+      gather_for_backward(groups);
+      return Tensor();
+    });
+  }
+}
+
+void ParameterGatherer::gather_for_backward(const std::vector<size_t>& groups) {
+  for (size_t g : groups) {
+    gather_group(g);
+    before_group_backward_(g);
+    record_and_prefetch(backward_trace_, g);
+  }
+}
+
+// Labels every group's owner and readers for the messages, and lets each partitioned buffer
+// say which parameter a read of it while released was after.
+void ParameterGatherer::name_groups(nn::Module& model,
+                                    const std::vector<ModuleGroups>& module_groups) {
+  std::map<std::string, std::string> labels;
+  for (auto& [name, module] : model.named_modules())
+    labels[name] = module_label(name, module->type_name());
+  for (const ModuleGroups& reads : module_groups) {
+    for (size_t g : reads.groups) reader_labels_[g].push_back(labels.at(reads.module_name));
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    FlatGroupBuffers& group = *groups_[g];
+    owner_labels_[g] = labels.at(group.plan.module_name);
+    if (!group.plan.partitioned) continue;
+    size_t element_bytes = dtype_size(model_dtype_);
+    group.full_storage->set_released_describer([this, g, element_bytes](size_t byte_offset) {
+      return describe_released_parameter(groups_[g]->plan, int64_t(byte_offset / element_bytes),
+                                         reader_labels_[g],
+                                         running_modules_.empty() ? "" : *running_modules_.back());
+    });
+  }
+}
+
 void ParameterGatherer::register_module_hooks(nn::Module& model,
+                                              const std::vector<ModuleGroups>& module_groups,
                                               std::function<void(size_t)> before_group_backward) {
-  for (auto& [name, module] : model.named_modules()) {
-    size_t group_index = groups_.size();
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      if (groups_[g]->plan.module_name == name) group_index = g;
+  before_group_backward_ = std::move(before_group_backward);
+  name_groups(model, module_groups);
+  std::map<std::string, std::vector<size_t>> partitioned_reads;
+  for (const ModuleGroups& reads : module_groups) {
+    for (size_t g : reads.groups) {
+      if (groups_[g]->plan.partitioned) partitioned_reads[reads.module_name].push_back(g);
     }
-    if (group_index == groups_.size() || !groups_[group_index]->plan.partitioned) continue;
+  }
+  // Every module gets the pair of hooks: those that read no partitioned group only keep the
+  // running-module stack that messages name.
+  for (auto& [name, module] : model.named_modules()) {
+    std::vector<size_t> groups = partitioned_reads[name];
+    // On the heap, so that the running-module stack may point at it wherever the hook moves.
+    auto label = std::make_shared<const std::string>(module_label(name, module->type_name()));
     nn::Module* raw = module.get();
     int64_t pre =
-        raw->register_forward_pre_hook([this, group_index](nn::Module&, const nn::TensorList&) {
-          gather_group(group_index);
-          if (recording_traces_) forward_trace_.push_back(group_index);
-          prefetch_after(forward_trace_, group_index);
+        raw->register_forward_pre_hook([this, groups, label](nn::Module&, const nn::TensorList&) {
+          enter_module(*label, groups);
         });
-    int64_t post = raw->register_forward_hook([this, group_index, before_group_backward](
-                                                  nn::Module&, const nn::TensorList&,
-                                                  const nn::TensorList& outputs) {
-      release_group(group_index);
-      if (!autograd::is_grad_enabled()) return;
-      // Gather again when backward reaches this call of the module: its gradient arrives at
-      // the first of its outputs that backward reaches (once per call).
-      auto reached = std::make_shared<bool>(false);
-      for (const Tensor& output : outputs) {
-        if (!output.defined() || !output.requires_grad()) continue;
-        output.register_hook([this, group_index, before_group_backward, reached](const Tensor&) {
-          if (*reached) return Tensor();
-          *reached = true;
-          gather_group(group_index);
-          before_group_backward(group_index);
-          if (recording_traces_) backward_trace_.push_back(group_index);
-          prefetch_after(backward_trace_, group_index);
-          return Tensor();
+    int64_t post = raw->register_forward_hook(
+        [this, groups](nn::Module&, const nn::TensorList&, const nn::TensorList& outputs) {
+          leave_module(groups, outputs);
         });
-      }
-    });
     module_hook_handles_.push_back({raw, {pre, post}});
   }
 }

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -39,6 +41,34 @@ void add_param(FlatGroup& group, const std::string& name, const Tensor& param) {
   group.numel += param.numel();
 }
 
+// Which group each planned parameter lies in, by identity (a tied parameter is one impl).
+using GroupOfParameter = std::map<const TensorImpl*, size_t>;
+
+// The groups `module` reads: those of its own parameters (its group, or an earlier module's
+// for a tied one) and of its external parameters.
+ModuleGroups groups_read_by(const std::string& module_name, const nn::Module& module,
+                            const GroupOfParameter& group_of) {
+  ModuleGroups reads{module_name, {}};
+  auto add = [&reads](size_t group) {
+    if (std::find(reads.groups.begin(), reads.groups.end(), group) == reads.groups.end())
+      reads.groups.push_back(group);
+  };
+  for (auto& [name, param] : module.named_parameters(/*recurse=*/false))
+    add(group_of.at(param.impl()));
+  for (const Tensor& external : module.external_parameters()) {
+    auto found = group_of.find(external.impl());
+    if (found == group_of.end()) {
+      throw std::invalid_argument(fmt::format(
+          "partition plan: module '{}' ({}) declared an external parameter of shape {} that is "
+          "not a parameter of the model (register_external_parameter takes a parameter another "
+          "module of the same model registered)",
+          module_name, module.type_name(), shape_str(external.sizes())));
+    }
+    add(found->second);
+  }
+  return reads;
+}
+
 }  // namespace
 
 PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, int world_size) {
@@ -68,20 +98,28 @@ PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persiste
   PartitionPlan plan;
   plan.world_size = world_size;
   std::optional<DType> dtype;
-  for (auto& [module_name, module] : model.named_modules()) {
-    NamedTensors own = module->named_parameters(/*recurse=*/false);
-    if (own.empty()) continue;
+  GroupOfParameter group_of;
+  auto modules = model.named_modules();
+  for (auto& [module_name, module] : modules) {
     FlatGroup group;
     group.module_name = module_name;
-    for (auto& [name, param] : own) {
+    for (auto& [name, param] : module->named_parameters(/*recurse=*/false)) {
+      if (group_of.contains(param.impl())) continue;  // tied: planned with an earlier module
       std::string full_name = module_name.empty() ? name : module_name + "." + name;
       if (!dtype) dtype = param.dtype();
       check_param(full_name, param, *dtype);
       add_param(group, full_name, param);
+      group_of[param.impl()] = plan.groups.size();
     }
+    if (group.params.empty()) continue;
     close_group(group, world_size);
     group.partitioned = group.numel > persistence_threshold;
     plan.groups.push_back(std::move(group));
+  }
+  // Second pass: an external parameter may belong to a module planned after its reader.
+  for (auto& [module_name, module] : modules) {
+    ModuleGroups reads = groups_read_by(module_name, *module, group_of);
+    if (!reads.groups.empty()) plan.module_groups.push_back(std::move(reads));
   }
   return plan;
 }

@@ -12,6 +12,10 @@
 //   without copying into buckets, so the bucket is the group.
 // - by module (with P_p): each module's own parameters, so gathering a module is one
 //   all-gather of one group. Groups under the persistence threshold stay whole on every rank.
+//   A parameter registered by several modules (a tied weight) lies in the group of the first
+//   of them in module order; the others, and modules that declared it external
+//   (nn::register_external_parameter), list that group among the groups they need.
+// Every parameter is planned once, so it is partitioned, reduced and updated once.
 // Invariant: the plan is a pure function of the model's parameter list, the sizes and N, so
 // every rank computes the same plan without communicating.
 #pragma once
@@ -44,8 +48,16 @@ struct FlatGroup {
   int64_t slice_begin(int rank) const { return int64_t(rank) * slice_numel(); }
 };
 
+// With P_p: the groups one module's forward and backward read, gathered around them: its own
+// group first, then the groups holding the tied and external parameters it reads.
+struct ModuleGroups {
+  std::string module_name;
+  std::vector<size_t> groups;  // indices into PartitionPlan::groups
+};
+
 struct PartitionPlan {
   std::vector<FlatGroup> groups;
+  std::vector<ModuleGroups> module_groups;  // by-module plans: each module that reads a group
   int world_size = 1;
   int64_t total_numel() const;
 };
@@ -54,7 +66,8 @@ struct PartitionPlan {
 PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, int world_size);
 
 // With P_p: one group per module with parameters of its own; groups of at most
-// persistence_threshold elements are not partitioned.
+// persistence_threshold elements are not partitioned. Throws std::invalid_argument naming the
+// module when an external parameter it declared is not a parameter of `model`.
 PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold);
 
 }  // namespace zt::dist

@@ -52,6 +52,7 @@ TEST_CASE("every default is DeepSpeed's code default (steps_per_print: the docum
   CHECK(zero.stage3_param_persistence_threshold == 100'000);
   CHECK(zero.stage3_max_live_parameters == 1'000'000'000);
   CHECK(zero.stage3_max_reuse_distance == 1'000'000'000);
+  CHECK(zero.stage3_gather_timeout == 1800.0);  // not DeepSpeed's: its process-group timeout
   CHECK(zero.offload_optimizer.device == "none");
   CHECK(zero.offload_param.device == "none");
 
@@ -122,6 +123,11 @@ TEST_CASE("optimizer and scheduler params default to DeepSpeed's constructor def
   CHECK(cosine.scheduler.warmup_cosine.warmup_num_steps == 1000);
   CHECK(cosine.scheduler.warmup_cosine.cos_min_ratio == 1e-4);
   CHECK(cosine.scheduler.warmup_cosine.warmup_type == optim::WarmupType::log);
+}
+
+TEST_CASE("stage3_gather_timeout is read in seconds, fractions allowed") {
+  Config config = parse(with_batch("\"zero_optimization\": {\"stage3_gather_timeout\": 2.5}"));
+  CHECK(config.zero_optimization.stage3_gather_timeout == 2.5);
 }
 
 TEST_CASE("overlap_comm left unset is true at stage 3 only, as in DeepSpeed's code") {
@@ -286,6 +292,8 @@ TEST_CASE("wrong types and values name the key's path and what was expected") {
         "ds_config.json: zero_optimization.allgather_bucket_size: expected an even integer, got 3");
   CHECK(error_of(with_batch("\"zero_optimization\": {\"reduce_bucket_size\": 0}")) ==
         "ds_config.json: zero_optimization.reduce_bucket_size: expected an integer >= 1, got 0");
+  CHECK(error_of(with_batch("\"zero_optimization\": {\"stage3_gather_timeout\": 0}")) ==
+        "ds_config.json: zero_optimization.stage3_gather_timeout: expected a number > 0, got 0");
   CHECK(error_of(with_batch("\"zero_optimization\": [0]")) ==
         "ds_config.json: zero_optimization: expected an object {...}, got [0]");
   CHECK(error_of(with_batch("\"fp16\": {\"enabled\": false, \"hysteresis\": 0}")) ==

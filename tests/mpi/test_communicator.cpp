@@ -208,6 +208,25 @@ TEST_CASE("destroying_an_unfinished_work_waits_for_its_result") {
   CHECK(holds_values(tensor, expected));
 }
 
+TEST_CASE("wait_for_gives_up_while_a_rank_has_not_joined_and_succeeds_once_it_has") {
+  // The other ranks join only after rank 0's bounded wait, told to by a message, so the wait
+  // cannot have seen them whatever the scheduling.
+  Communicator& world = test_world();
+  Tensor output = zeros({world.size()});
+  Tensor go = zeros({1});
+  if (world.rank() == 0) {
+    std::unique_ptr<Work> work = world.all_gather_async(full({1}, 0.0), output);
+    bool finished_alone = work->wait_for(0.05);
+    for (int peer = 1; peer < world.size(); ++peer) world.send(go, peer);
+    if (world.size() > 1) CHECK_FALSE(finished_alone);  // alone, it may finish at once
+    CHECK(work->wait_for(60.0));
+  } else {
+    world.recv(go, 0);
+    world.all_gather_async(full({1}, double(world.rank())), output)->wait();
+  }
+  for (int rank = 0; rank < world.size(); ++rank) CHECK(output.to_vector()[size_t(rank)] == rank);
+}
+
 TEST_CASE("send_recv_ring_passes_each_rank_tensor_to_the_next") {
   Communicator& world = test_world();
   if (world.size() == 1) return;  // a ring of one would send to itself

@@ -1,7 +1,7 @@
 // Multi-rank tests of NcclCommunicator: the checks of test_communicator.cpp (collectives for
-// every dtype, op and odd size, in-place forms, async order, send/recv, split, the ring-model
-// stats, argument errors) on device tensors. They run when the build has CUDA (ZT_NCCL) and
-// every rank has a GPU of its own; otherwise every case reports why it was skipped and passes.
+// every dtype, op and odd size, in-place forms, async order, bounded waits, send/recv, split, the
+// ring-model stats, argument errors) on device tensors. They run when the build has CUDA (ZT_NCCL)
+// and every rank has a GPU of its own; otherwise every case reports why it was skipped and passes.
 #include <doctest/doctest.h>
 
 #if defined(ZT_NCCL)
@@ -177,6 +177,28 @@ TEST_SUITE("nccl") {
     CHECK(second.to_vector() ==
           std::vector<double>{double(world.size()), 2.0 * world.size(), 3.0 * world.size()});
     CHECK(gathered.to_vector() == gathered_values(world.size(), 17));
+  }
+
+  TEST_CASE("nccl_wait_for_gives_up_while_a_rank_has_not_joined_and_succeeds_once_it_has" *
+            ZT_NEEDS_GPU_PER_RANK) {
+    // As the MPI case: the other ranks launch their gather only when rank 0, after its bounded
+    // wait, tells them to over the host communicator.
+    Communicator& world = *nccl_world();
+    Communicator& host = world.host_communicator();
+    Tensor gathered = device_zeros(5 * world.size());
+    Tensor go = zeros({1});
+    if (world.rank() == 0) {
+      std::unique_ptr<Work> work = world.all_gather_async(gather_input(0, 5, DType::f32), gathered);
+      bool finished_alone = work->wait_for(0.05);
+      for (int peer = 1; peer < world.size(); ++peer) host.send(go, peer);
+      if (world.size() > 1) CHECK_FALSE(finished_alone);  // alone, it may finish at once
+      CHECK(work->wait_for(60.0));
+      CHECK(work->test());
+    } else {
+      host.recv(go, 0);
+      world.all_gather_async(gather_input(world.rank(), 5, DType::f32), gathered)->wait();
+    }
+    CHECK(gathered.to_vector() == gathered_values(world.size(), 5));
   }
 
   TEST_CASE("nccl_send_recv_ring_and_length_mismatch" * ZT_NEEDS_GPU_PER_RANK) {

@@ -160,6 +160,13 @@ $(BENCH_BINS): bench/%: $(BUILD)/bench/%.o $(LINK_DEPS)
 	@echo "  LD  $@"
 	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
 
+# The benchmarks linked inside a build tree too, like the apps in $(BUILD)/bin: a second build
+# (scripts/gpu-bundle's CUDA build in build/cuda) then leaves the in-tree bench/ binaries alone.
+$(BUILD)/bench-bin/%: $(BUILD)/bench/%.o $(LINK_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
+
 deps:
 	@bash scripts/install-deps
 

@@ -27,6 +27,8 @@ MPI_COMPILE_FLAGS := -DOMPI_SKIP_MPICXX $(patsubst -I%,-isystem %,$(shell mpicc 
 MPI_LINK_FLAGS := $(shell mpicc --showme:link 2>/dev/null)
 CXXFLAGS += $(MPI_COMPILE_FLAGS)
 LDLIBS += $(MPI_LINK_FLAGS)
+# What a program of the core library links (no CUDA library): zerotrain.pc's Libs.
+CORE_LDLIBS := $(LDLIBS)
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA ?= $(if $(NVCC),1,0)
@@ -40,24 +42,24 @@ NVCCFLAGS := -std=c++20 $(OPT) -g -lineinfo -gencode arch=compute_90,code=[sm_90
              --Werror all-warnings
 CUDA_SRCS := $(wildcard cuda/*.cu)
 CUDA_CPP_SRCS := $(wildcard cuda/*.cpp)
-CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o)
+# comm/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
+# it goes into the CUDA archive, from which it registers itself (comm/nccl_registry.h), so that
+# the core library references no CUDA symbol; its multi-rank test sees ZT_NCCL to use it.
+NCCL_SRCS := comm/nccl_communicator.cpp
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.o) \
+             $(NCCL_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
 LIB_DIRS := core core/cpu core/ops autograd comm nn data optim dist dist/zero
-LIB_SRCS := $(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp))
-# comm/nccl_communicator.cpp (device tensors over NCCL) needs the CUDA headers and libraries:
-# built only with CUDA, and its multi-rank test sees ZT_NCCL to know it may use it.
-NCCL_SRCS := comm/nccl_communicator.cpp
-ifneq ($(CUDA),1)
-LIB_SRCS := $(filter-out $(NCCL_SRCS),$(LIB_SRCS))
-endif
+LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a
 # What binaries link: the CUDA archive first (it uses the core library after it).
 ifeq ($(CUDA),1)
 LINK_DEPS := $(CUDA_LIB) $(LIB)
 LINK_LIBS := -Wl,--whole-archive $(CUDA_LIB) -Wl,--no-whole-archive $(LIB)
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart
+LDLIBS += $(CUDA_LDLIBS)
 else
 LINK_DEPS := $(LIB)
 LINK_LIBS := $(LIB)
@@ -116,11 +118,8 @@ endif
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)
 $(BUILD)/bench/cuda_ops.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_CUDA=1
-$(BUILD)/comm/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o: \
-  CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
-# zt::initialize picks NCCL for ZeRO traffic when it can (--dist_backend).
-$(BUILD)/dist/initialize.o $(BUILD)/tests/mpi/test_engine_device.o: \
-  CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
+$(BUILD)/comm/nccl_communicator.o $(BUILD)/tests/mpi/test_nccl_communicator.o \
+  $(BUILD)/tests/mpi/test_engine_device.o: CXXFLAGS += $(CUDA_CXXFLAGS) -DZT_NCCL=1
 endif
 
 $(CUDA_LIB): $(CUDA_OBJS)
@@ -172,19 +171,20 @@ deps:
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@bash scripts/run-tests $(TEST_BIN)
+	@ZT_MAKE_VARS='BUILD=$(BUILD) CUDA=$(CUDA)' bash scripts/run-tests $(TEST_BIN)
 
 # A separate build tree so that sanitizer objects never mix with the normal ones. Without CUDA:
 # the CUDA runtime's device mappings collide with ASan's shadow memory (it needs
 # protect_shadow_gap=0), and the sanitizers cannot see into device code anyway.
+ASAN_MAKE_VARS := BUILD=build-asan OPT=-O1 CUDA=0 \
+  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 CUDA=0 \
-	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	@$(MAKE) --no-print-directory $(ASAN_MAKE_VARS) \
 	  build-asan/tests/unit_tests build-asan/tests/mpi_tests build-asan/tests/abort_probe \
 	  build-asan/fault-apps/mnist_train \
-	  $(APP_SRCS:apps/%.cpp=build-asan/bin/%)
+	  $(APP_SRCS:apps/%.cpp=build-asan/bin/%) $(EXAMPLE_SRCS:%.cpp=build-asan/%)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ZT_APPS_DIR=build-asan/bin \
-	  bash scripts/run-tests build-asan/tests/unit_tests
+	  ZT_MAKE_VARS='$(ASAN_MAKE_VARS)' bash scripts/run-tests build-asan/tests/unit_tests
 
 # libFuzzer targets (fuzz/) for the IDX, safetensors and ds_config readers, built with clang++
 # in their own tree with coverage, ASan and UBSan, each run for FUZZ_SECONDS on a scratch copy
@@ -245,6 +245,64 @@ format:
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) $(APP_BINS) $(BENCH_BINS)
+
+# ---- Examples, `make install` and pkg-config ------------------------------------------------
+# examples/*.cpp: the programs the docs quote (scripts/check-docs holds every ```cpp block of the
+# docs to a region of an examples/ file and runs them). They are compiled as a user's program
+# is: -Wall -Wextra -Werror without the project's -Wno-* flags and without -fopenmp.
+EXAMPLE_SRCS := $(wildcard examples/*.cpp)
+EXAMPLE_OBJS := $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%.o)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%)
+USER_CXXFLAGS := -std=c++20 $(OPT) -Wall -Wextra -Werror -I. $(MPI_COMPILE_FLAGS) -MMD -MP \
+                 $(SANITIZE)
+$(EXAMPLE_OBJS): CXXFLAGS := $(USER_CXXFLAGS)
+$(EXAMPLE_BINS): $(BUILD)/examples/%: $(BUILD)/examples/%.o $(LINK_DEPS)
+	@echo "  LD  $@"
+	@$(CXX) $(LDFLAGS) $< $(LINK_LIBS) $(LDLIBS) -o $@
+examples: $(EXAMPLE_BINS)
+all: examples
+
+# `make install PREFIX=DIR` (default /usr/local; DESTDIR is honoured): the headers under
+# DIR/include/zerotrain/ in the tree's layout, the libraries under DIR/lib, and pkg-config files
+# under DIR/lib/pkgconfig: zerotrain.pc (the core library: no CUDA library needed) and, in a
+# CUDA build, zerotrain-cuda.pc (the CUDA backend's archive, linked whole so that it registers
+# itself for Device::cuda and NCCL, and the CUDA libraries; it requires zerotrain).
+PREFIX ?= /usr/local
+INSTALL_PREFIX = $(abspath $(PREFIX))
+INSTALL_ROOT = $(DESTDIR)$(INSTALL_PREFIX)
+ZT_VERSION := 0.1.0
+INSTALL_HEADERS := $(filter-out $(NCCL_SRCS:.cpp=.h),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.h))) \
+                   core/backend_kernels.def
+ifeq ($(CUDA),1)
+INSTALL_HEADERS += $(NCCL_SRCS:.cpp=.h)
+endif
+# pkg-config's Cflags and Libs: the build's own flags (MPI's headers as system headers, the
+# OpenBLAS build that shares OpenMP's threads, sanitizers when the library was built with them).
+PC_CFLAGS := -I$${includedir}/zerotrain -I$${includedir} $(MPI_COMPILE_FLAGS)
+PC_LIBS := -L$${libdir} -lzerotrain $(LDFLAGS) $(CORE_LDLIBS)
+PC_CUDA_LIBS := -Wl,--whole-archive $${libdir}/libzerotrain_cuda.a -Wl,--no-whole-archive \
+                $(CUDA_LDLIBS)
+
+# Writes a pkg-config file: $(call write_pc,FILE,NAME,DESCRIPTION,REQUIRES,CFLAGS,LIBS).
+define write_pc
+	@printf '%s\n' 'prefix=$(INSTALL_PREFIX)' 'includedir=$${prefix}/include' \
+	  'libdir=$${prefix}/lib' '' 'Name: $(2)' 'Description: $(3)' 'Version: $(ZT_VERSION)' \
+	  'Requires: $(4)' 'Cflags: $(5)' 'Libs: $(6)' >$(1).tmp && mv $(1).tmp $(1)
+endef
+
+install: lib
+	@echo "  INSTALL $(INSTALL_ROOT)"
+	@for header in $(INSTALL_HEADERS); do \
+	  install -D -m 644 $$header $(INSTALL_ROOT)/include/zerotrain/$$header || exit 1; done
+	@install -d $(INSTALL_ROOT)/lib/pkgconfig
+	@install -m 644 $(LINK_DEPS) $(INSTALL_ROOT)/lib/
+	$(call write_pc,$(INSTALL_ROOT)/lib/pkgconfig/zerotrain.pc,zerotrain,ZeroTrain: tensors$(comma) autograd$(comma) nn$(comma) optimizers and the ZeRO training engine,,$(PC_CFLAGS),$(PC_LIBS))
+ifeq ($(CUDA),1)
+	$(call write_pc,$(INSTALL_ROOT)/lib/pkgconfig/zerotrain-cuda.pc,zerotrain-cuda,ZeroTrain: the CUDA backend and the NCCL communicator,zerotrain,-isystem $(CUDA_HOME)/include,$(PC_CUDA_LIBS))
+endif
+
+.PHONY: examples install
+-include $(EXAMPLE_OBJS:.o=.d)
 
 -include $(LIB_OBJS:.o=.d) $(CUDA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MPI_TEST_OBJS:.o=.d) $(BUILD)/tests/mpi/abort_probe.d $(FAULT_HANDLER_OBJ:.o=.d) $(APP_SRCS:%.cpp=$(BUILD)/%.d) $(BENCH_SRCS:%.cpp=$(BUILD)/%.d) \
          $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d)

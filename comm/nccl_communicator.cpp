@@ -21,6 +21,7 @@
 
 #include "comm/communicator_checks.h"
 #include "comm/mpi_work.h"
+#include "comm/nccl_registry.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
@@ -420,5 +421,18 @@ std::unique_ptr<NcclCommunicator> make_nccl_communicator(MpiCommunicator& world)
   check_nccl(ncclCommInitRank(&comm, world.size(), id, world.rank()), kOp);
   return std::make_unique<NcclCommunicator>(comm, local_rank, world);
 }
+
+namespace {
+// This file is linked only from the CUDA archive, whole, so this runs in every program linked
+// with it and in none other (comm/nccl_registry.h).
+[[maybe_unused]] const bool nccl_maker_registered = [] {
+  register_nccl_maker([](MpiCommunicator& world) {
+    std::unique_ptr<NcclCommunicator> nccl = make_nccl_communicator(world);
+    int device_index = nccl->device_index();
+    return DeviceCommunicator{std::move(nccl), device_index};
+  });
+  return true;
+}();
+}  // namespace
 
 }  // namespace zt::comm

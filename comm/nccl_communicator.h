@@ -1,10 +1,10 @@
 // NcclCommunicator: the Communicator contract over one NCCL communicator, on tensors on this
-// rank's CUDA device. Built only with CUDA (ZT_NCCL); not yet used by the engine, whose flat
-// buffers live on the host. Invariants: every collective runs on the device's communication
-// stream after the work already queued on its compute stream (an event), and Work::wait makes
-// the compute stream wait for it (on the device, the host is not blocked), so results are
-// visible to every later kernel and tensor read. Stats are counted exactly as MpiCommunicator
-// counts them (ring payload model, sizes in the tensor's own dtype).
+// rank's CUDA device. Built only with CUDA, into the CUDA archive, from which it registers its
+// maker for zt::initialize (comm/nccl_registry.h). Invariants: every collective runs on the
+// device's communication stream after the work already queued on its compute stream (an
+// event), and Work::wait makes the compute stream wait for it (on the device, the host is not
+// blocked), so results are visible to every later kernel and tensor read. Stats are counted exactly
+// as MpiCommunicator counts them (ring payload model, sizes in the tensor's own dtype).
 //
 // Differences from MpiCommunicator, by design of NCCL: f16/bf16 are summed by NCCL in their
 // own type (no f32 staging, no rank-order sum), so 16-bit results can differ from the MPI path

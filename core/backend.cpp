@@ -20,7 +20,8 @@ Backend& backend_for(Device device) {
   if (backend == nullptr) {
     throw std::runtime_error(
         "no backend for device " + device.str() +
-        ": this build has no CUDA backend (built with CUDA=0 or without nvcc)");
+        ": this program has no CUDA backend (built with CUDA=0 or without nvcc, or not linked "
+        "with libzerotrain_cuda.a: pkg-config zerotrain-cuda)");
   }
   return *backend;
 }

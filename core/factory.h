@@ -55,7 +55,7 @@ Tensor from_values(std::span<const double> values, const Shape& shape,
 Tensor from_values(std::initializer_list<double> values, const Shape& shape,
                    const TensorOptions& options = {});
 Tensor from_int64(std::span<const int64_t> values, const Shape& shape,
-                  const TensorOptions& options = {.dtype = DType::i64});
+                  const TensorOptions& options = TensorOptions().with_dtype(DType::i64));
 
 // Uniform in [low, high) and normal(mean, stddev), from `generator` or the default one.
 Tensor rand(const Shape& shape, const TensorOptions& options = {}, Generator* generator = nullptr);

@@ -29,7 +29,11 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
     }
     return;
   }
+  // Without OpenMP (a program that includes this header but is built without -fopenmp) the
+  // loop below runs the chunks in order on this thread.
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(num_threads())
+#endif
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     int64_t chunk_begin = begin + chunk * grain;
     body(chunk_begin, chunk_begin + grain < end ? chunk_begin + grain : end);

@@ -8,12 +8,10 @@
 
 #include <fmt/format.h>
 
+#include "comm/nccl_registry.h"
 #include "comm/staging_communicator.h"
 #include "core/factory.h"
 #include "dist/activation_checkpointing.h"
-#ifdef ZT_NCCL
-#include "comm/nccl_communicator.h"
-#endif
 
 namespace zt {
 
@@ -52,29 +50,32 @@ std::unique_ptr<comm::Communicator> make_device_data_group(comm::ProcessGrid& gr
         "dist_backend nccl: NCCL moves GPU tensors, but the model is on the cpu on at least one "
         "rank (move it with module.to(Device::cuda(i)) before initialize)");
   }
-#ifdef ZT_NCCL
+  // NCCL is there when the program is linked with the CUDA archive (comm/nccl_registry.h).
+  comm::NcclMaker make_nccl = comm::registered_nccl_maker();
+  if (make_nccl == nullptr) {
+    if (backend == DistBackend::automatic) return staged_mpi();
+    throw std::invalid_argument(
+        "dist_backend nccl: this program has no NCCL (built with CUDA=0, or not linked with "
+        "the CUDA backend's archive libzerotrain_cuda.a)");
+  }
   auto* mpi = dynamic_cast<comm::MpiCommunicator*>(&grid.data_group());
   if (mpi == nullptr) throw std::logic_error("initialize: the data-parallel group is not MPI");
-  std::unique_ptr<comm::NcclCommunicator> nccl;
+  comm::DeviceCommunicator nccl;
   std::string failure;
   try {
-    nccl = comm::make_nccl_communicator(*mpi);  // throws on every rank alike
+    nccl = make_nccl(*mpi);  // throws on every rank alike
   } catch (const std::runtime_error& error) {
     failure = error.what();
   }
   // NCCL runs on the rank's own GPU (its local rank); a model elsewhere cannot use it.
-  bool usable = on_every_rank(grid.world(), nccl && nccl->device_index() == device.index);
-  if (usable) return nccl;
+  bool usable = on_every_rank(grid.world(), nccl.communicator && nccl.device_index == device.index);
+  if (usable) return std::move(nccl.communicator);
   if (backend == DistBackend::automatic) return staged_mpi();
   if (!failure.empty()) throw std::runtime_error("dist_backend nccl: " + failure);
   throw std::runtime_error(fmt::format(
       "dist_backend nccl: every rank's model must be on its own GPU (cuda:local_rank); this "
       "rank's model is on {} and its NCCL device is cuda:{}",
-      device.str(), nccl ? nccl->device_index() : -1));
-#else
-  if (backend == DistBackend::automatic) return staged_mpi();
-  throw std::invalid_argument("dist_backend nccl: this build has no NCCL (built with CUDA=0)");
-#endif
+      device.str(), nccl.device_index));
 }
 
 }  // namespace

@@ -4,10 +4,15 @@
 
 #include <fmt/format.h>
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <set>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "autograd/grad_mode.h"
 #include "core/allocator.h"
@@ -34,6 +39,26 @@ void replace_in_place(const Tensor& target, const Tensor& source) {
   impl.dtype = source.dtype();
 }
 }  // namespace
+
+std::string Module::type_name() const {
+  // typeid names the dynamic type (the subclass); the ABI's demangler makes it readable.
+  const char* mangled = typeid(*this).name();
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  std::string name = status == 0 && demangled ? demangled.get() : mangled;
+  // Drops the namespaces (and enclosing classes or functions): the last "::" outside
+  // template arguments and parentheses. "my::Block<int>" -> "Block<int>".
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '<' || c == '(') ++depth;
+    if (c == '>' || c == ')') --depth;
+    if (depth == 0 && c == ':' && i + 1 < name.size() && name[i + 1] == ':') start = i + 2;
+  }
+  return name.substr(start);
+}
 
 Tensor Module::operator()(const Tensor& input) {
   TensorList outputs = (*this)(TensorList{input});

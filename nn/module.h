@@ -31,6 +31,23 @@ using zt::NamedTensors;
 // The inputs or the outputs of one call of a module, in order; an undefined Tensor is None.
 using TensorList = std::vector<Tensor>;
 
+class Module;
+namespace detail {
+// What a pointer-like argument of register_module points to (Module when it is not one).
+template <typename Pointer, typename = void>
+struct Pointee {
+  using type = Module;
+};
+template <typename Pointer>
+struct Pointee<Pointer, std::void_t<typename Pointer::element_type>> {
+  using type = typename Pointer::element_type;
+};
+template <typename Element>
+struct Pointee<Element*> {
+  using type = Element;
+};
+}  // namespace detail
+
 class Module : public std::enable_shared_from_this<Module> {
  public:
   // A pre-hook sees the inputs before forward and may return replacements for them; a forward
@@ -53,8 +70,9 @@ class Module : public std::enable_shared_from_this<Module> {
       const Tensor& first, const Tensor& second, const More&... more) {
     return (*this)(TensorList{first, second, Tensor(more)...});
   }
-  // The module's type, for printing and errors ("Linear", "Sequential", ...).
-  virtual std::string type_name() const = 0;
+  // The module's type, for printing and errors ("Linear", "Sequential", ...). By default the
+  // class's own name without its namespaces, as PyTorch prints type(module).__name__.
+  virtual std::string type_name() const;
   // One line describing the module's configuration, e.g. "in=784, out=128, bias=true".
   virtual std::string extra_repr() const { return ""; }
   // The module and its children, indented, like PyTorch's print(model).
@@ -143,8 +161,24 @@ class Module : public std::enable_shared_from_this<Module> {
   template <typename ModuleType>
   std::shared_ptr<ModuleType> register_module(const std::string& name,
                                               std::shared_ptr<ModuleType> module) {
+    static_assert(std::is_base_of_v<Module, ModuleType>,
+                  "register_module: the child must be a zt::nn::Module subclass");
     add_child(name, module);
     return module;
+  }
+  // Anything but a shared_ptr (a unique_ptr, a raw pointer, a module by value): one error line
+  // of ours instead of a failed template deduction. It returns what the right call would, so
+  // that `child = register_module(...)` adds no second error. Children are shared, as in
+  // PyTorch, so that the parent and the caller can both hold them.
+  template <typename NotSharedPtr>
+  std::shared_ptr<typename detail::Pointee<std::remove_cvref_t<NotSharedPtr>>::type>
+  register_module(const std::string& name, NotSharedPtr&& module) {
+    static_assert(sizeof(NotSharedPtr) == 0,
+                  "register_module: pass the child as a std::shared_ptr "
+                  "(std::make_shared<YourModule>(...))");
+    (void)name;
+    (void)module;
+    return nullptr;
   }
   void add_child(const std::string& name, std::shared_ptr<Module> module);
 

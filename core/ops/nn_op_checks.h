@@ -19,7 +19,7 @@ inline Backend& backend_of(const Tensor& tensor) {
 }
 
 inline TensorOptions output_options(const Tensor& like, DType dtype) {
-  return TensorOptions{.dtype = dtype, .device = like.device()};
+  return TensorOptions().with_dtype(dtype).with_device(like.device());
 }
 inline TensorOptions output_options(const Tensor& like) {
   return output_options(like, like.dtype());

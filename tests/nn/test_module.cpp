@@ -37,6 +37,17 @@ class TwoLayer final : public nn::Module {
   Tensor forward(const Tensor& x) override { return (*head)((*encoder)(x)) * scale; }
 };
 
+// Modules that do not override type_name(): named after their class.
+class Unnamed final : public nn::Module {
+ protected:
+  Tensor forward(const Tensor& x) override { return x; }
+};
+template <typename Element>
+class UnnamedTemplate final : public nn::Module {
+ public:
+  UnnamedTemplate() { register_module("inner", std::make_shared<Unnamed>()); }
+};
+
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
           ("zt_module_" + std::to_string(getpid()) + "_" + name))
@@ -163,6 +174,18 @@ TEST_CASE("forward hooks run around forward, in order, and can be removed") {
   layer.remove_hook(pre);
   layer(zeros({1, 2}));
   CHECK(events.size() == 3);
+}
+
+TEST_CASE("a module without type_name() is named by its class, without namespaces") {
+  Unnamed unnamed;
+  CHECK(unnamed.type_name() == "Unnamed");  // "(anonymous namespace)::" dropped
+  CHECK_THROWS_WITH(unnamed(zeros({1}), zeros({1})),
+                    doctest::Contains("Unnamed: forward takes 1 input, got 2"));
+  UnnamedTemplate<std::vector<int>> outer;
+  CHECK(outer.repr() ==
+        "UnnamedTemplate<std::vector<int, std::allocator<int> > >(\n"
+        "  (inner): Unnamed()\n)");
+  CHECK(nn::Linear(2, 3).type_name() == "Linear");  // an override still wins
 }
 
 TEST_CASE("eval() reaches every child and turns dropout off") {

@@ -200,9 +200,16 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
   fs::path final_dir = fs::path(dir) / chosen;
   run_on_all_ranks("save_checkpoint", [&] {
     if (rank() != 0) return;
-    fs::create_directories(dir);
-    fs::remove_all(staging);  // left by a save that was killed
-    fs::create_directory(staging);
+    try {
+      fs::create_directories(dir);
+      fs::remove_all(staging);  // left by a save that was killed
+      fs::create_directory(staging);
+    } catch (const fs::filesystem_error& error) {
+      // The library's text ("filesystem error: cannot create directories: ...") names neither
+      // the call nor which folder of the checkpoint failed.
+      throw std::runtime_error(fmt::format("save_checkpoint: cannot create {}: {}",
+                                           error.path1().string(), error.code().message()));
+    }
   });
   NamedTensors model_state = consolidated_state_dict();  // collective with P_p
   // A tied parameter is stored once, as safetensors.torch.save_model stores it.

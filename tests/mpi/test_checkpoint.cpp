@@ -199,7 +199,8 @@ TEST_CASE("a checkpoint saved by 4 ranks loads on 2 and on 8, at another stage, 
   }
 }
 
-TEST_CASE("a damaged checkpoint gives one error naming the file and changes nothing") {
+TEST_CASE(
+    "a damaged checkpoint or an unwritable folder gives one error naming it and changes nothing") {
   MpiCommunicator& world = test_world();
   SharedScratch scratch(world);
   Config config = checkpoint_config(1, false, world.size());
@@ -248,6 +249,13 @@ TEST_CASE("a damaged checkpoint gives one error naming the file and changes noth
           fmt::format("{}: parameter 0.weight has shape [96, 64] in the checkpoint, [50, 64] in "
                       "the model",
                       tag_dir));
+  }
+  // A folder that cannot be made: the call and the folder named, not the library's raw text.
+  std::string unwritable = error_of([&] { engine.save_checkpoint("/proc/zt_checkpoints"); });
+  if (world.rank() == 0) {
+    CHECK(unwritable.rfind("save_checkpoint: cannot create /proc/zt_checkpoints: ", 0) == 0);
+  } else {
+    CHECK(unwritable == "save_checkpoint: failed on another rank");
   }
   CHECK(concatenated(engine.consolidated_state_dict()) == before);
   CHECK(engine.global_steps() == 2);

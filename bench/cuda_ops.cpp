@@ -72,17 +72,8 @@ double gib_per_s(double bytes, double ms) {
   return bytes / (ms * 1e-3) / double(1 << 30);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (std::optional<int> status = read_flags(argc, argv)) return *status;
-  if (cuda_device_count() == 0) {
-    std::printf("no CUDA device\n");
-    return 0;
-  }
-  cudaDeviceProp properties{};
-  cudaGetDeviceProperties(&properties, 0);
-  std::printf("device: %s\n", properties.name);
+// Bandwidth of elementwise kernels over 64 Mi f32 elements, as a fraction of a device copy.
+void bench_elementwise() {
   const int64_t n = int64_t(1) << 26;  // 64 Mi elements: 256 MiB in f32
   Tensor a = rand({n}, {.device = kGpu}), b = rand({n}, {.device = kGpu});
   Tensor out = empty({n}, {.device = kGpu});
@@ -106,42 +97,45 @@ int main(int argc, char** argv) {
   report("layer norm f32 [65536,1024]", 2.0 * 4 * double(n), time_ms([&] {
            backend_for(kGpu).layer_norm_forward(x, gamma, beta, 1e-5, y, mean, rstd);
          }));
+}
 
+// The fused Adam update over 100M parameters (one tensor, then 100), against a copy of them.
+void bench_adam() {
   // Adam reads param, grad, exp_avg, exp_avg_sq and writes param, exp_avg, exp_avg_sq.
-  {
-    const int64_t params = 100'000'000, pieces = 100;
-    Tensor param = rand({params}, {.device = kGpu}), grad = rand({params}, {.device = kGpu});
-    Tensor exp_avg = zeros({params}, {.device = kGpu}),
-           exp_avg_sq = zeros({params}, {.device = kGpu});
-    Tensor param_copy = empty({params}, {.device = kGpu});
-    double adam_copy_bw =
-        gib_per_s(2.0 * 4 * double(params), time_ms([&] { ops::copy_(param_copy, param); }));
-    AdamStepConstants k =
-        optim::adam_step_constants({.lr = 1e-3, .weight_decay = 0.01, .step = 10});
-    std::vector<AdamOperands> flat = {{param, grad, exp_avg, exp_avg_sq}}, split;
-    for (int64_t piece = 0; piece < pieces; ++piece) {
-      auto slice = [&](const Tensor& t) {
-        return ops::narrow(t, 0, piece * (params / pieces), params / pieces);
-      };
-      split.push_back({slice(param), slice(grad), slice(exp_avg), slice(exp_avg_sq)});
-    }
-    auto report_100m = [&](const char* name, double bytes, double ms) {
-      double bw = gib_per_s(bytes, ms);
-      std::printf("%-28s %10.3f %12.1f %10.2f\n", name, ms, bw, bw / adam_copy_bw);
+  const int64_t params = 100'000'000, pieces = 100;
+  Tensor param = rand({params}, {.device = kGpu}), grad = rand({params}, {.device = kGpu});
+  Tensor exp_avg = zeros({params}, {.device = kGpu}),
+         exp_avg_sq = zeros({params}, {.device = kGpu});
+  Tensor param_copy = empty({params}, {.device = kGpu});
+  double adam_copy_bw =
+      gib_per_s(2.0 * 4 * double(params), time_ms([&] { ops::copy_(param_copy, param); }));
+  AdamStepConstants k = optim::adam_step_constants({.lr = 1e-3, .weight_decay = 0.01, .step = 10});
+  std::vector<AdamOperands> flat = {{param, grad, exp_avg, exp_avg_sq}}, split;
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    auto slice = [&](const Tensor& t) {
+      return ops::narrow(t, 0, piece * (params / pieces), params / pieces);
     };
-    std::printf("\n%-28s %10s %12s %10s\n", "100M f32 parameters", "ms", "GiB/s", "of copy");
-    std::printf("%-28s %10s %12.1f %10s\n", "copy d2d f32 (baseline)", "", adam_copy_bw, "1.00");
-    const double adam_bytes = 7.0 * 4 * double(params);
-    report_100m("adam fused, 1 tensor", adam_bytes,
-                time_ms([&] { backend_for(kGpu).adam_update(flat, k); }));
-    report_100m("adam fused, 100 tensors", adam_bytes,
-                time_ms([&] { backend_for(kGpu).adam_update(split, k); }));
-    std::vector<double> sums(1);
-    report_100m("sum_of_squares f32 (+sync)", 4.0 * double(params), time_ms([&] {
-                  backend_for(kGpu).sum_of_squares({&grad, 1}, sums);
-                }));
+    split.push_back({slice(param), slice(grad), slice(exp_avg), slice(exp_avg_sq)});
   }
+  auto report_100m = [&](const char* name, double bytes, double ms) {
+    double bw = gib_per_s(bytes, ms);
+    std::printf("%-28s %10.3f %12.1f %10.2f\n", name, ms, bw, bw / adam_copy_bw);
+  };
+  std::printf("\n%-28s %10s %12s %10s\n", "100M f32 parameters", "ms", "GiB/s", "of copy");
+  std::printf("%-28s %10s %12.1f %10s\n", "copy d2d f32 (baseline)", "", adam_copy_bw, "1.00");
+  const double adam_bytes = 7.0 * 4 * double(params);
+  report_100m("adam fused, 1 tensor", adam_bytes,
+              time_ms([&] { backend_for(kGpu).adam_update(flat, k); }));
+  report_100m("adam fused, 100 tensors", adam_bytes,
+              time_ms([&] { backend_for(kGpu).adam_update(split, k); }));
+  std::vector<double> sums(1);
+  report_100m("sum_of_squares f32 (+sync)", 4.0 * double(params), time_ms([&] {
+                backend_for(kGpu).sum_of_squares({&grad, 1}, sums);
+              }));
+}
 
+// ZeroTrain's matmul against cuBLAS called directly, f32 and bf16.
+void bench_gemm() {
   std::printf("\n%-28s %10s %12s %12s\n", "gemm m=n=k", "dtype", "zt TFLOP/s", "cublas TFLOP/s");
   cublasHandle_t handle = cuda::context(0).blas;
   for (DType dtype : {DType::f32, DType::bf16}) {
@@ -163,6 +157,22 @@ int main(int argc, char** argv) {
     std::printf("%-28d %10s %12.1f %12.1f\n", size, std::string(dtype_name(dtype)).c_str(),
                 flops / (api_ms * 1e-3) / 1e12, flops / (direct_ms * 1e-3) / 1e12);
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (std::optional<int> status = read_flags(argc, argv)) return *status;
+  if (cuda_device_count() == 0) {
+    std::printf("no CUDA device\n");
+    return 0;
+  }
+  cudaDeviceProp properties{};
+  cudaGetDeviceProperties(&properties, 0);
+  std::printf("device: %s\n", properties.name);
+  bench_elementwise();
+  bench_adam();
+  bench_gemm();
   return 0;
 }
 #endif

@@ -108,12 +108,15 @@ $(BUILD)/%.cu.o: %.cu
 # The CPU optimizer kernels must round like the CUDA ones: a multiply and an add are fused
 # exactly where the shared arithmetic (core/optimizer_arithmetic.h) says so, never by the
 # compiler. Their vector paths are built for their instruction sets and chosen at run time.
-$(BUILD)/core/cpu/cpu_optimizer.o $(BUILD)/core/cpu/cpu_optimizer_avx2.o \
-  $(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += -ffp-contract=off
+# The fuzz build (clang++, FUZZ_CXXFLAGS) compiles the same files with the same flags.
+OPTIMIZER_FLAGS := -ffp-contract=off
 ifeq ($(shell uname -m),x86_64)
-$(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += -mavx2 -mfma
-$(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += -mavx512f -mfma
+OPTIMIZER_AVX2_FLAGS := -mavx2 -mfma
+OPTIMIZER_AVX512_FLAGS := -mavx512f -mfma
 endif
+$(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
+$(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX2_FLAGS)
+$(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX512_FLAGS)
 # cuda/*.cpp and the CUDA benchmark are host code that includes the CUDA runtime headers.
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)
@@ -203,6 +206,12 @@ FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 FUZZ_CXXFLAGS := $(filter-out -fopenmp $(OPT),$(CXXFLAGS)) -O1 -fsanitize=fuzzer-no-link \
                  $(FUZZ_SANITIZE)
 FUZZ_LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -lpthread
+
+$(FUZZ_BUILD)/core/cpu/cpu_optimizer.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS)
+$(FUZZ_BUILD)/core/cpu/cpu_optimizer_avx2.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS) \
+  $(OPTIMIZER_AVX2_FLAGS)
+$(FUZZ_BUILD)/core/cpu/cpu_optimizer_avx512.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS) \
+  $(OPTIMIZER_AVX512_FLAGS)
 
 $(FUZZ_BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)

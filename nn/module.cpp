@@ -308,10 +308,11 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     });
     if (found == state.end()) {
       // A tied parameter is saved under one of its names (nn/shared_tensors.h).
-      bool tied_name_given = std::any_of(own.begin(), own.end(), [&](const auto& other) {
-        return other.first != name && same_tensor(other.second, target) &&
-               given_names.contains(other.first);
-      });
+      bool tied_name_given = std::any_of(
+          own.begin(), own.end(), [&, &wanted = name, &tensor = target](const auto& other) {
+            return other.first != wanted && same_tensor(other.second, tensor) &&
+                   given_names.contains(other.first);
+          });
       if (strict && !tied_name_given) {
         throw std::invalid_argument(fmt::format(
             "load_state_dict: missing tensor \"{}\" of shape {}", name, shape_str(target.sizes())));

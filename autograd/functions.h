@@ -124,4 +124,13 @@ std::vector<Tensor> split_with_sizes(const Tensor& x, const Shape& sizes, int64_
 // indices: i64 1-d. The gradient of a repeated index is summed.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
 
+// ---- masking and scans (masking_functions.cpp) -------------------------------------------
+// x [..., rows, cols]: keep col - row <= diagonal (tril) or >= diagonal (triu), zero the rest.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+// x with `value` where mask (u8, broadcast to x's shape) is nonzero; no gradient flows there.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+// Inclusive prefix sums along dim; integer inputs give i64 (as in PyTorch).
+Tensor cumsum(const Tensor& x, int64_t dim);
+
 }  // namespace zt

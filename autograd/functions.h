@@ -11,7 +11,9 @@
 #include "core/backend.h"
 #include "core/generator.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/multinomial.h"
 #include "core/ops/reduce.h"
+#include "core/ops/topk.h"
 #include "core/tensor.h"
 
 namespace zt {
@@ -123,5 +125,13 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
 std::vector<Tensor> split_with_sizes(const Tensor& x, const Shape& sizes, int64_t dim);
 // indices: i64 1-d. The gradient of a repeated index is summed.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
+
+// ---- selection and sampling (selection_functions.cpp) ----------------------------------
+// The k largest (smallest when !largest) along dim as {values, indices (i64)}; values carry
+// the gradient, scattered back to the chosen positions. Ties: the lower index first.
+ops::TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true,
+               bool sorted = true);
+// Not differentiable: i64 category indices drawn from probs on the generator.
+using ops::multinomial;
 
 }  // namespace zt

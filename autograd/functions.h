@@ -11,7 +11,9 @@
 #include "core/backend.h"
 #include "core/generator.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/multinomial.h"
 #include "core/ops/reduce.h"
+#include "core/ops/topk.h"
 #include "core/tensor.h"
 
 namespace zt {
@@ -132,5 +134,13 @@ Tensor triu(const Tensor& x, int64_t diagonal = 0);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 // Inclusive prefix sums along dim; integer inputs give i64 (as in PyTorch).
 Tensor cumsum(const Tensor& x, int64_t dim);
+
+// ---- selection and sampling (selection_functions.cpp) ----------------------------------
+// The k largest (smallest when !largest) along dim as {values, indices (i64)}; values carry
+// the gradient, scattered back to the chosen positions. Ties: the lower index first.
+ops::TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true,
+               bool sorted = true);
+// Not differentiable: i64 category indices drawn from probs on the generator.
+using ops::multinomial;
 
 }  // namespace zt

@@ -80,6 +80,13 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  // A padding_idx past the table would silently exclude nothing, so it is an error.
+  if (weight.defined() && weight.dim() == 2 &&
+      (padding_idx < -1 || padding_idx >= weight.size(0))) {
+    throw std::invalid_argument(
+        fmt::format("embedding: padding_idx must be -1 (none) or in [0, {}), got {}",
+                    weight.size(0), padding_idx));
+  }
   return record(
       "EmbeddingBackward", {weight}, ops::embedding(weight, indices),
       [indices = indices.detach(), num_weights = weight.size(0), padding_idx](const Tensor& g) {

@@ -115,6 +115,12 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
   return reduce(ReduceOp::argmin, x, {dim}, keepdim);
 }
+Tensor argmax(const Tensor& x) {
+  return argmax(reshape(x, {x.numel()}), 0);
+}
+Tensor argmin(const Tensor& x) {
+  return argmin(reshape(x, {x.numel()}), 0);
+}
 
 Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   const Shape& sizes = x.sizes();

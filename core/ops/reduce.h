@@ -19,6 +19,9 @@ Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor var(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
+// Without a dim: the index into the flattened x (PyTorch's dim=None).
+Tensor argmax(const Tensor& x);
+Tensor argmin(const Tensor& x);
 
 // Sums `x` down to `shape` (the inverse of broadcasting `shape` to x's shape): the gradient
 // of a broadcast input.

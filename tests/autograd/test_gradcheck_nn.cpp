@@ -179,6 +179,18 @@ TEST_CASE("gradcheck embedding padding_idx 0: other rows exact, padding row gets
   CHECK(weight.grad().to_vector() == std::vector<double>{0, 0, 1, 1, 1, 1});
 }
 
+TEST_CASE("embedding rejects a padding_idx outside the table, naming it") {
+  Tensor weight = test::f64_leaf({3, 2}, 111);
+  Tensor indices = test::indices_tensor({1, 0}, {2});
+  CHECK_THROWS_WITH_AS(embedding(weight, indices, 3),
+                       "embedding: padding_idx must be -1 (none) or in [0, 3), got 3",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(embedding(weight, indices, -2), std::invalid_argument);
+  // The last row as padding: its gradient stays zero, the others are counted.
+  sum(embedding(weight, test::indices_tensor({2, 0, 2}, {3}), 2)).backward();
+  CHECK(weight.grad().to_vector() == std::vector<double>{1, 1, 0, 0, 0, 0});
+}
+
 TEST_CASE("gradcheck dropout training p 0.3 with a fixed generator") {
   check_gradients(
       [](const Inputs& in) {

@@ -158,6 +158,18 @@ TEST_CASE("argmax and argmin return i64 and the first index on ties") {
   CHECK(ops::argmax(from_values(long_row, {100000}), 0).item() == 40000);
 }
 
+TEST_CASE("argmax and argmin without a dim index the flattened tensor, views included") {
+  Tensor x = from_values({1, 5, 7, 0, 2, 7, -3, 0}, {2, 4});
+  CHECK(ops::argmax(x).dtype() == DType::i64);
+  CHECK(ops::argmax(x).sizes() == Shape{});
+  CHECK(ops::argmax(x).item() == 2);  // the first of the two 7s
+  CHECK(ops::argmin(x).item() == 6);
+  // The transpose reads 1, 2, 5, 7, 7, -3, 0, 0 in its own order.
+  CHECK(ops::argmax(ops::transpose(x, 0, 1)).item() == 3);
+  CHECK(ops::argmin(ops::transpose(x, 0, 1)).item() == 5);
+  CHECK_THROWS_AS(ops::argmax(zeros({0, 3})), std::invalid_argument);
+}
+
 TEST_CASE("amax and argmax propagate the first NaN") {
   double nan = std::nan("");
   Tensor x = from_values({1, nan, 3, nan}, {4});

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_inputs.h"
+#include "tests/error_of.h"
 
 namespace {
 
@@ -61,15 +62,6 @@ std::string safetensors_bytes(std::string header, size_t data_bytes = 0) {
   std::string bytes(8, '\0');
   for (size_t i = 0; i < 8; ++i) bytes[i] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
   return bytes + header + std::string(data_bytes, '\0');
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "core/factory.h"
+#include "tests/error_of.h"
 
 namespace zt::comm::communicator_testing {
 
@@ -51,15 +52,6 @@ inline const char* op_name(ReduceOperation op) {
 // Compares every element (the values are small integers, exact in every dtype).
 inline bool holds_values(const Tensor& tensor, const std::vector<double>& expected) {
   return tensor.to_vector() == expected;
-}
-
-inline std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace zt::comm::communicator_testing

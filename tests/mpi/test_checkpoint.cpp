@@ -19,6 +19,7 @@
 #include "dist/checkpoint_files.h"
 #include "dist/engine.h"
 #include "dist/param_groups.h"
+#include "tests/error_of.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -100,15 +101,6 @@ class SharedScratch {
   Communicator& comm_;
   std::string path_;
 };
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

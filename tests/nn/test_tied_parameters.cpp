@@ -14,6 +14,7 @@
 #include "core/safetensors.h"
 #include "nn/shared_tensors.h"
 #include "optim/sgd.h"
+#include "tests/error_of.h"
 #include "tests/nn/tied_model.h"
 
 using namespace zt;
@@ -31,15 +32,6 @@ std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
           ("zt_tied_" + std::to_string(getpid()) + "_" + name))
       .string();
-}
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -5,10 +5,13 @@
 // Views and conversions (reshape, transpose, slice, to, ...) are Tensor methods.
 #pragma once
 
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "autograd/grad_mode.h"
 #include "core/backend.h"
+#include "core/factory.h"
 #include "core/generator.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/multinomial.h"
@@ -116,6 +119,42 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
 // Zeroes each element with probability p and scales the rest by 1/(1-p) when training;
 // returns x itself when not training or p == 0.
 Tensor dropout(const Tensor& x, double p, bool training, Generator* generator = nullptr);
+
+// ---- transformer ops (attention_functions.cpp, transformer_functions.cpp) ---------------
+// PyTorch's scaled_dot_product_attention: q [..., L, E], k [..., S, E], v [..., S, Ev] ->
+// [..., L, Ev], batch dims broadcast. attn_mask (undefined for none) broadcasts to
+// [..., L, S]: u8 keeps positions that are nonzero, a float mask is added to the scores.
+// is_causal keeps s <= l (aligned top-left, as PyTorch) and excludes attn_mask. scale defaults
+// to 1/sqrt(E). Dropout on the attention weights draws from `generator` (default when null).
+// One fused flash-style kernel: no [L, S] matrix is kept for backward.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
+                                    bool is_causal = false,
+                                    std::optional<double> scale = std::nullopt,
+                                    Generator* generator = nullptr);
+// x / sqrt(mean(x^2 over the last normalized_shape.size() dims) + eps) * weight (weight may
+// be undefined). eps defaults to the epsilon of x's dtype, as in PyTorch.
+Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                std::optional<double> eps = std::nullopt);
+// Rotary position embedding in the rotate-half pairing (element i with i + D/2, as Hugging
+// Face's Llama): x [..., T, D] with D even, cos and sin [T, D/2] (row t is position t):
+//   out[..., :D/2] = x1 * cos - x2 * sin,   out[..., D/2:] = x2 * cos + x1 * sin.
+Tensor rotary_embedding(const Tensor& x, const Tensor& cos, const Tensor& sin);
+// The cos and sin tables of positions [start, start + length): angle(t, i) = t * theta^(-2i/D).
+// Not differentiable; computed in f64 and rounded to `options.dtype`.
+std::pair<Tensor, Tensor> rotary_tables(int64_t start, int64_t length, int64_t head_dim,
+                                        double theta = 10000.0, const TensorOptions& options = {});
+
+// The same mathematics from primitive ops (matmul, softmax, masking, ...), which keep every
+// intermediate: the references the fused kernels are tested against, and a fallback to read.
+Tensor scaled_dot_product_attention_math(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
+                                         bool is_causal = false,
+                                         std::optional<double> scale = std::nullopt,
+                                         Generator* generator = nullptr);
+Tensor rms_norm_math(const Tensor& input, const Shape& normalized_shape,
+                     const Tensor& weight = Tensor(), std::optional<double> eps = std::nullopt);
+Tensor rotary_embedding_math(const Tensor& x, const Tensor& cos, const Tensor& sin);
 
 // ---- joining, splitting, indexing (shape_functions.cpp) ---------------------------------
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

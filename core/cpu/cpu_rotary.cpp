@@ -30,6 +30,7 @@ void CpuBackend::rotary_embedding(const Tensor& x, const Tensor& cos, const Tens
         const T* c = cos_data + t * half;
         const T* s = sin_data + t * half;
         T* y = result + row * dim;
+#pragma omp simd
         for (int64_t i = 0; i < half; ++i) {
           Acc x1 = Acc(first_half[i]), x2 = Acc(second_half[i]);
           Acc cosine = Acc(c[i]), sine = sign * Acc(s[i]);

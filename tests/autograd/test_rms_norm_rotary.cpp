@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "core/ops/transformer.h"
+#include "core/parallel.h"
 #include "tests/autograd/gradcheck_helpers.h"
 #include "tests/error_of.h"
 
@@ -123,6 +124,23 @@ TEST_CASE("rms_norm and rotary_embedding record one fused node each") {
   CHECK(rms_norm(x, {8}, w).grad_fn()->name() == "RmsNormBackward");
   auto [cos, sin] = rotary_tables(0, 3, 8, 10000.0, {.dtype = DType::f64});
   CHECK(rotary_embedding(x, cos, sin).grad_fn()->name() == "RotaryEmbeddingBackward");
+}
+
+TEST_CASE("rms_norm's forward and both gradients are bitwise the same for 1 and 2 threads") {
+  Tensor x = random_values({300, 200}, 427, DType::f32),
+         g = random_values({300, 200}, 428, DType::f32);
+  Tensor w = random_values({200}, 429, DType::f32);
+  std::vector<std::vector<double>> results[2];
+  const int previous = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    ops::RmsNormForward forward = ops::rms_norm(x, {200}, w, 1e-6);
+    ops::RmsNormGrads grads = ops::rms_norm_backward(g, x, {200}, forward.rstd, w, true);
+    results[threads - 1] = {forward.out.to_vector(), grads.input.to_vector(),
+                            grads.weight.to_vector()};
+  }
+  set_num_threads(previous);
+  CHECK(results[0] == results[1]);
 }
 
 TEST_CASE("rms_norm keeps only the input and one f32 rstd per row for 16-bit inputs") {

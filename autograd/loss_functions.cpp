@@ -77,6 +77,11 @@ ClassRows class_rows(const char* op, const Tensor& input, const Tensor& target) 
   return {input.permute(class_last).reshape({rows, classes}), target.reshape({rows}), target_shape};
 }
 
+// Per-row losses in the target's shape; [N, C]'s are already, and stay one node shorter.
+Tensor in_shape(const Tensor& losses, const Shape& target_shape) {
+  return losses.sizes() == target_shape ? losses : losses.reshape(target_shape);
+}
+
 double count_not_ignored(const std::vector<double>& targets, int64_t ignore_index) {
   double count = 0;
   for (double t : targets) count += int64_t(t) != ignore_index ? 1 : 0;
@@ -133,7 +138,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
         return Grads{
             ops::cross_entropy_backward(g, forward, target, ignore_index, label_smoothing)};
       });
-  if (reduction == Reduction::none) return losses.reshape(rows.target_shape);
+  if (reduction == Reduction::none) return in_shape(losses, rows.target_shape);
   double counted =
       reduction == Reduction::mean ? count_not_ignored(rows.target.to_vector(), ignore_index) : 1.0;
   return reduce_losses(losses, reduction, counted);
@@ -167,7 +172,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_in
   Tensor kept_mask = from_values(kept, {rows}, options.with_dtype(scores.dtype()));
   Tensor picked = index_select(scores.reshape({rows * classes}), 0, positions);
   Tensor losses = mul(neg(picked), kept_mask);
-  if (reduction == Reduction::none) return losses.reshape(class_rows_of.target_shape);
+  if (reduction == Reduction::none) return in_shape(losses, class_rows_of.target_shape);
   return reduce_losses(losses, reduction, count_not_ignored(targets, ignore_index));
 }
 

@@ -95,11 +95,16 @@ Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 
 enum class Reduction { none, mean, sum };
-// logits [N, C], target i64 [N]. Fused log-softmax + NLL. `mean` divides by the number of
-// targets that are not ignore_index (NaN when all are ignored, as in PyTorch).
+// PyTorch's layouts: logits [C] with a 0-d target, [N, C] with [N], or [N, C, d1, ..., dk]
+// with [N, d1, ..., dk]; target i64 class indices (reduction none returns its shape), or
+// class probabilities (a float target of the logits' shape; ignore_index does not apply).
+// Fused log-softmax + NLL. label_smoothing mixes in the uniform distribution as PyTorch does.
+// `mean` divides by the number of targets that are not ignore_index (NaN when all are
+// ignored, as in PyTorch); with probabilities, by the number of rows.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
                      double label_smoothing = 0.0, Reduction reduction = Reduction::mean);
-// log_probs [N, C], target i64 [N]: -log_probs[i, target[i]], 0 at ignored targets.
+// log_probs and target i64 in cross_entropy's layouts: -log_probs[i, target[i]], 0 at
+// ignored targets.
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_index = -100,
                 Reduction reduction = Reduction::mean);
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);

@@ -15,19 +15,6 @@ namespace zt {
 
 namespace {
 
-double dtype_epsilon(DType dtype) {
-  switch (dtype) {
-    case DType::f64:
-      return 2.220446049250313e-16;
-    case DType::f16:
-      return 0.0009765625;
-    case DType::bf16:
-      return 0.0078125;
-    default:
-      return 1.1920928955078125e-07;
-  }
-}
-
 // Position (l, s) may attend when the causal rule or the boolean mask says so.
 Tensor attention_bias(const Tensor& attn_mask, bool is_causal, int64_t L, int64_t S,
                       const Tensor& like) {

@@ -2,6 +2,7 @@
 #include "core/dtype.h"
 
 #include <stdexcept>
+#include <string>
 
 namespace zt {
 
@@ -51,6 +52,22 @@ bool is_floating(DType dtype) {
 
 bool is_half(DType dtype) {
   return dtype == DType::f16 || dtype == DType::bf16;
+}
+
+double dtype_epsilon(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return 1.1920928955078125e-07;  // 2^-23
+    case DType::f64:
+      return 2.220446049250313e-16;  // 2^-52
+    case DType::f16:
+      return 0.0009765625;  // 2^-10
+    case DType::bf16:
+      return 0.0078125;  // 2^-7
+    default:
+      throw std::invalid_argument("dtype_epsilon: " + std::string(dtype_name(dtype)) +
+                                  " is not a floating dtype");
+  }
 }
 
 }  // namespace zt

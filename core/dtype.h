@@ -18,5 +18,7 @@ size_t dtype_size(DType dtype);
 std::string_view dtype_name(DType dtype);
 bool is_floating(DType dtype);  // f32, f64, f16, bf16
 bool is_half(DType dtype);      // f16, bf16: stored in 16 bits, computed in f32 on the CPU
+// The gap between 1 and the next value of a floating dtype (PyTorch's finfo(dtype).eps).
+double dtype_epsilon(DType dtype);
 
 }  // namespace zt

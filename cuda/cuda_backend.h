@@ -5,6 +5,7 @@
 // entropy targets), wait. The methods are defined across cuda/*.cu, one file per kind of
 // kernel: copy.cu (copy, fill, arange), random.cu (uniform, normal, dropout), elementwise.cu,
 // reduce.cu, gemm.cu (cuBLAS), softmax.cu (softmax, cross entropy), layer_norm.cu,
+// rms_norm.cu, rotary.cu (rotary_embedding),
 // embedding.cu (embedding, index_select, index_add), pool.cu, conv.cu (cuDNN), optimizer.cu
 // (multi-tensor adam_update and sgd_update), sum_of_squares.cu (which waits: it returns host
 // values), stream.cpp (synchronize and events).

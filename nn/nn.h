@@ -12,4 +12,5 @@
 #include "nn/linear.h"
 #include "nn/module.h"
 #include "nn/pooling.h"
+#include "nn/rms_norm.h"
 #include "nn/shared_tensors.h"

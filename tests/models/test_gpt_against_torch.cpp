@@ -90,10 +90,16 @@ TEST_CASE("save_hf_safetensors writes HF's names and layout that load back to th
     for (auto& [tensor_name, tensor] : original.tensors)
       if (tensor_name.find(".attn.bias") == std::string::npos) expected_names.insert(tensor_name);
     CHECK(written_names == expected_names);
+    Tensor tokens = tiny_gpt_reference(architecture).at("tokens");
     GPT reloaded(tiny_gpt_config(architecture));
     load_hf_safetensors(reloaded, path);
-    Tensor tokens = tiny_gpt_reference(architecture).at("tokens");
     CHECK(reloaded(tokens).to_vector() == (*model)(tokens).to_vector());
+    // Module::save's file (save_model's format: the tied head under lm_head.weight, wte.weight
+    // recorded as its alias) loads through the same reader.
+    model->save(dir.file(name + ".module.safetensors"));
+    GPT from_module_file(tiny_gpt_config(architecture));
+    load_hf_safetensors(from_module_file, dir.file(name + ".module.safetensors"));
+    CHECK(from_module_file(tokens).to_vector() == (*model)(tokens).to_vector());
   }
 }
 

@@ -1,7 +1,7 @@
 // The tiny GPT-2 and Llama of tests/fixtures/make_gpt_fixture.py against PyTorch: the same
 // weights (loaded from HF-layout files) and tokens give PyTorch's logits, loss and every
 // parameter gradient within 1e-5 relative; the files written back out carry HF's names and
-// load again; a checkpoint of the other architecture is refused in one line.
+// load again (bf16 files converting); a checkpoint of the other architecture is refused in one line.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -104,8 +104,8 @@ TEST_CASE("save_hf_safetensors writes HF's names and layout that load back to th
 }
 
 TEST_CASE(
-    "load_hf_safetensors takes GPT2LMHeadModel's transformer. prefix and refuses a "
-    "checkpoint of another model in one line") {
+    "load_hf_safetensors takes GPT2LMHeadModel's transformer. prefix and bf16 files, and "
+    "refuses a checkpoint of another model in one line") {
   zt::testing::TempDir dir;
   SafetensorsContents original = load_safetensors(tiny_gpt_fixture("gpt2", "weights"));
   NamedTensors prefixed;
@@ -123,6 +123,17 @@ TEST_CASE(
   CHECK(message == llama_file +
                        ": not a checkpoint of this gpt2 model: load_state_dict: unexpected tensor "
                        "\"model.embed_tokens.weight\": GPT has no such parameter or buffer");
+  // A bf16 file (as Llama checkpoints come) converts to the model's f32 on loading.
+  NamedTensors halved;
+  SafetensorsContents llama = load_safetensors(llama_file);
+  for (auto& [name, tensor] : llama.tensors) halved.emplace_back(name, tensor.to(DType::bf16));
+  save_safetensors(dir.file("bf16.safetensors"), halved, {{"format", "pt"}});
+  GPT from_bf16(tiny_gpt_config(Architecture::llama));
+  load_hf_safetensors(from_bf16, dir.file("bf16.safetensors"));
+  CHECK(from_bf16.lm_head()->weight.dtype() == DType::f32);
+  CHECK(from_bf16.lm_head()->weight.to_vector() ==
+        llama.at("lm_head.weight").to(DType::bf16).to(DType::f32).to_vector());
+
   GPTConfig wider = tiny_gpt_config(Architecture::gpt2);
   wider.n_embd = 32;
   GPT wider_model(wider);

@@ -1,7 +1,8 @@
 // The tiny GPT-2 and Llama of tests/fixtures/make_gpt_fixture.py against PyTorch: the same
 // weights (loaded from HF-layout files) and tokens give PyTorch's logits, loss and every
 // parameter gradient within 1e-5 relative; the files written back out carry HF's names and
-// load again (bf16 files converting); a checkpoint of the other architecture is refused in one line.
+// load again (bf16 files converting); a checkpoint of the other architecture is refused in one
+// line.
 #include <doctest/doctest.h>
 
 #include <algorithm>

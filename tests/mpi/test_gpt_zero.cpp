@@ -1,7 +1,7 @@
 // The tiny GPT-2 (lm_head tied to wte) and Llama of tests/fixtures/make_gpt_fixture.py trained
 // through the engine at ZeRO stages 0-3: every step's loss and the final weights equal those of
-// one process that sums the ranks' gradients the same way, and at stage 3 the tied weight is
-// stored once and released after the step.
+// one process that sums the ranks' gradients the same way, at stage 3 the tied weight is stored
+// once and released after the step, and generation through the KV cache works inside the engine.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
@@ -31,7 +32,7 @@ using testing::concatenated;
 using testing::test_world;
 
 constexpr int kSteps = 4;
-constexpr int64_t kSequences = 4;  // per global step: divisible by 1, 2 and 4 ranks
+constexpr int64_t kSequences = 8;  // per global step: divisible by 1, 2, 4 and 8 ranks
 constexpr int64_t kLength = 8;
 
 Config gpt_config(int stage, int world, bool bf16 = false) {
@@ -167,6 +168,27 @@ TEST_CASE(
   CHECK_FALSE(model->lm_head()->weight.storage()->is_materialized());
   CHECK(engine.plan().total_numel() == model->num_parameters());
   CHECK(nn::same_tensor(model->lm_head()->weight, model->token_embedding()->weight));
+}
+
+TEST_CASE("at stage 3 every rank generating through the KV cache gets the full forward's logits") {
+  // Stage 3's gathers are collective: generation inside a running engine is done by every rank.
+  MpiCommunicator& world = test_world();
+  for (Architecture architecture : {Architecture::gpt2, Architecture::llama}) {
+    CAPTURE(models::architecture_name(architecture));
+    auto model = testing::tiny_gpt(architecture);
+    Engine engine(gpt_config(3, world.size()), model, world);
+    autograd::NoGradGuard no_grad;
+    model->eval();
+    Tensor tokens = sequences(model->config().vocab_size).tokens.narrow(0, 0, 1).contiguous();
+    Tensor full = engine.forward(tokens);
+    models::KVCache cache;
+    std::vector<Tensor> pieces{model->forward(tokens.narrow(1, 0, 5).contiguous(), &cache)};
+    for (int64_t t = 5; t < kLength; ++t)
+      pieces.push_back(model->forward(tokens.narrow(1, t, 1).contiguous(), &cache));
+    std::vector<double> stepwise = cat(pieces, 1).to_vector(), whole = full.to_vector();
+    CHECK(testing::relative_error(stepwise, whole) < 1e-5);
+    CHECK_FALSE(model->token_embedding()->weight.storage()->is_materialized());
+  }
 }
 
 }  // namespace zt::dist

@@ -11,6 +11,7 @@
 #include "nn/layer_norm.h"
 #include "nn/linear.h"
 #include "nn/module.h"
+#include "nn/multihead_attention.h"
 #include "nn/pooling.h"
 #include "nn/rms_norm.h"
 #include "nn/shared_tensors.h"

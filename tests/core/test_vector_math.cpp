@@ -1,0 +1,59 @@
+// The CPU's vectorisable f32 exp and tanh (core/cpu/vector_math.h) against libm in double over
+// their whole useful range and at the special values, and OpenBLAS's kernel choice: the SSE3
+// fallback that an unrecognised CPU model gets is replaced when the CPU has AVX2 or AVX-512.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/cpu/blas_core_type.h"
+#include "core/cpu/vector_math.h"
+#include "core/parallel.h"
+
+namespace {
+
+using zt::cpu::vector_exp;
+using zt::cpu::vector_tanh;
+
+}  // namespace
+
+TEST_CASE("vector_exp is within 3 ulp of exp over [-87, 88]") {
+  double worst = 0.0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.0013f) {
+    double exact = std::exp(double(x));
+    worst = std::max(worst, std::fabs(double(vector_exp(x)) - exact) / exact);
+  }
+  CHECK(worst < 3.0 * std::numeric_limits<float>::epsilon());
+  CHECK(vector_exp(0.0f) == 1.0f);
+  CHECK(vector_exp(-1000.0f) < 1e-37f);
+  CHECK(std::isnan(vector_exp(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("vector_tanh: 2 ulp of 1 absolute, relative near zero, exact limits") {
+  double worst_absolute = 0.0, worst_relative_near_zero = 0.0;
+  for (float x = -12.0f; x <= 12.0f; x += 0.00037f) {
+    double exact = std::tanh(double(x));
+    double error = std::fabs(double(vector_tanh(x)) - exact);
+    worst_absolute = std::max(worst_absolute, error);
+    if (std::fabs(x) < 0.625f && x != 0.0f) {
+      worst_relative_near_zero = std::max(worst_relative_near_zero, error / std::fabs(exact));
+    }
+  }
+  CHECK(worst_absolute < 2.0 * std::numeric_limits<float>::epsilon());
+  CHECK(worst_relative_near_zero < 3.0 * std::numeric_limits<float>::epsilon());
+  CHECK(vector_tanh(1e-30f) == 1e-30f);
+  CHECK(vector_tanh(0.0f) == 0.0f);
+  CHECK(vector_tanh(20.0f) == 1.0f);
+  CHECK(vector_tanh(-std::numeric_limits<float>::infinity()) == -1.0f);
+  CHECK(std::isnan(vector_tanh(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("OpenBLAS runs the kernels of the CPU's vector instructions, not the SSE3 fallback") {
+  zt::set_num_threads(zt::num_threads());  // the first BLAS setup chooses the kernels
+  std::string core = zt::cpu::blas_core_type();
+  INFO("OpenBLAS core: " << core);
+  __builtin_cpu_init();
+  if (!core.empty() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    CHECK(core != "Prescott");
+  }
+}

@@ -21,7 +21,7 @@ namespace {
 
 template <typename C>
 struct ForwardScratch {
-  std::vector<C> q, k, v;  // widened tiles (16-bit inputs only)
+  std::vector<C> q, v;  // widened tiles (16-bit inputs only)
   std::vector<C> scores, accumulator, row_max, row_sum;
 };
 
@@ -33,9 +33,7 @@ void online_softmax_step(const AttentionArgs& args, int64_t b, int64_t l0, int64
   constexpr C kMinusInf = -std::numeric_limits<C>::infinity();
   for (int64_t i = 0; i < rows; ++i) {
     C* row = scratch.scores.data() + i * kKeyTile;
-    C tile_max = kMinusInf;
-#pragma omp simd reduction(max : tile_max)
-    for (int64_t j = 0; j < cols; ++j) tile_max = std::max(tile_max, row[j]);
+    const C tile_max = row_max(row, cols);
     C& running_max = scratch.row_max[size_t(i)];
     const C new_max = std::max(running_max, tile_max);
     if (new_max == kMinusInf) {  // nothing visible yet in this row
@@ -46,18 +44,16 @@ void online_softmax_step(const AttentionArgs& args, int64_t b, int64_t l0, int64
     const C tile_sum = exp_shifted(row, cols, new_max);
     scratch.row_sum[size_t(i)] = scratch.row_sum[size_t(i)] * correction + tile_sum;
     running_max = new_max;
-    if (correction != C(1)) {
-      C* accumulator = scratch.accumulator.data() + i * args.Ev;
-      for (int64_t d = 0; d < args.Ev; ++d) accumulator[d] *= correction;
-    }
+    if (correction != C(1))
+      scale_row(scratch.accumulator.data() + i * args.Ev, args.Ev, correction);
     if (args.dropout_p > 0.0) apply_dropout(args, b, l0 + i, s0, cols, row);
   }
 }
 
 template <typename T>
-void forward_tile(const AttentionArgs& args, const T* q, const T* k, const T* v,
-                  const MaskPlane& plane, T* out, compute_type<T>* lse, int64_t b, int64_t l0,
-                  ForwardScratch<compute_type<T>>& scratch) {
+void forward_tile(const AttentionArgs& args, const T* q, const compute_type<T>* k_transposed,
+                  const T* v, const MaskPlane& plane, T* out, compute_type<T>* lse, int64_t b,
+                  int64_t l0, ForwardScratch<compute_type<T>>& scratch) {
   using C = compute_type<T>;
   const int64_t rows = std::min(kQueryTile, args.L - l0);
   const int64_t E = args.E, Ev = args.Ev, S = args.S;
@@ -69,14 +65,13 @@ void forward_tile(const AttentionArgs& args, const T* q, const T* k, const T* v,
   const int64_t key_limit = args.causal ? std::min(S, l0 + rows) : S;
   for (int64_t s0 = 0; s0 < key_limit; s0 += kKeyTile) {
     const int64_t cols = std::min(kKeyTile, key_limit - s0);
-    const C* k_tile = widened(k + (b * S + s0) * E, cols * E, scratch.k);
     const C* v_tile = widened(v + (b * S + s0) * Ev, cols * Ev, scratch.v);
-    tile_gemm(false, true, rows, cols, E, C(args.scale), q_tile, E, k_tile, E, C(0),
-              scratch.scores.data(), kKeyTile);
+    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, k_transposed + b * E * S + s0, S,
+                 false, scratch.scores.data(), kKeyTile);
     apply_masks<T>(args, plane, l0, rows, s0, cols, scratch.scores.data(), kKeyTile);
     online_softmax_step(args, b, l0, rows, s0, cols, scratch);
-    tile_gemm(false, false, rows, Ev, cols, C(1), scratch.scores.data(), kKeyTile, v_tile, Ev, C(1),
-              scratch.accumulator.data(), Ev);
+    tile_product(rows, Ev, cols, C(1), scratch.scores.data(), kKeyTile, 1, v_tile, Ev, true,
+                 scratch.accumulator.data(), Ev);
   }
   for (int64_t i = 0; i < rows; ++i) {
     const C sum = scratch.row_sum[size_t(i)];
@@ -99,6 +94,7 @@ void CpuBackend::attention_forward(const AttentionArgs& args, const Tensor& q, c
     const int64_t query_tiles = (args.L + kQueryTile - 1) / kQueryTile;
     const void* mask_data = mask.defined() ? mask.raw_data() : nullptr;
     const size_t mask_bytes = mask.defined() ? dtype_size(mask.dtype()) : 0;
+    const Tensor k_transposed = transposed_keys(k, lse.dtype());
     // One task per (batch, query tile), handed out one at a time: under the causal rule the
     // later tiles of a sequence see more keys. Tasks are independent, so the result does not
     // depend on the thread count.
@@ -108,7 +104,7 @@ void CpuBackend::attention_forward(const AttentionArgs& args, const Tensor& q, c
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < args.batch * query_tiles; ++task) {
         const int64_t b = task / query_tiles, l0 = (task % query_tiles) * kQueryTile;
-        forward_tile<T>(args, q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(),
+        forward_tile<T>(args, q.data_ptr<T>(), k_transposed.data_ptr<C>(), v.data_ptr<T>(),
                         mask_plane(args, mask_data, mask_bytes, b), out.data_ptr<T>(),
                         lse.data_ptr<C>(), b, l0, scratch);
       }

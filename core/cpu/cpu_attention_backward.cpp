@@ -20,9 +20,16 @@ using namespace attention_tiles;
 
 namespace {
 
+// k and v transposed to [batch, E, S] and [batch, Ev, S] (transposed_keys).
+template <typename C>
+struct KeysTransposed {
+  const C* k;
+  const C* v;
+};
+
 template <typename C>
 struct BackwardScratch {
-  std::vector<C> q, k, v, out, grad_out;  // widened tiles (16-bit inputs only)
+  std::vector<C> q, k, out, grad_out;  // widened tiles (16-bit inputs only)
   std::vector<C> weights, dropped, grad_scores, row_delta, grad_q;
 };
 
@@ -62,7 +69,8 @@ void score_gradients(const AttentionArgs& args, int64_t b, int64_t l0, int64_t r
 }
 
 template <typename T>
-void backward_query_tile(const AttentionArgs& args, const T* q, const T* k, const T* v,
+void backward_query_tile(const AttentionArgs& args, const T* q, const T* k,
+                         const KeysTransposed<compute_type<T>>& keys_transposed,
                          const MaskPlane& plane, const T* out, const compute_type<T>* lse,
                          const T* grad_out, compute_type<T>* grad_q, compute_type<T>* grad_k,
                          compute_type<T>* grad_v, int64_t b, int64_t l0,
@@ -85,22 +93,23 @@ void backward_query_tile(const AttentionArgs& args, const T* q, const T* k, cons
   for (int64_t s0 = 0; s0 < key_limit; s0 += kKeyTile) {
     const int64_t cols = std::min(kKeyTile, key_limit - s0);
     const C* k_tile = widened(k + (b * S + s0) * E, cols * E, scratch.k);
-    const C* v_tile = widened(v + (b * S + s0) * Ev, cols * Ev, scratch.v);
     C* weights = scratch.weights.data();
-    tile_gemm(false, true, rows, cols, E, C(args.scale), q_tile, E, k_tile, E, C(0), weights,
-              kKeyTile);
+    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, keys_transposed.k + b * E * S + s0, S,
+                 false, weights, kKeyTile);
     apply_masks<T>(args, plane, l0, rows, s0, cols, weights, kKeyTile);
     recompute_weights(args, lse + row0, b, l0, rows, s0, cols, scratch);
     const C* dropped = args.dropout_p > 0.0 ? scratch.dropped.data() : weights;
-    tile_gemm(true, false, cols, Ev, rows, C(1), dropped, kKeyTile, grad_out_tile, Ev, C(1),
-              grad_v + (b * S + s0) * Ev, Ev);
-    tile_gemm(false, true, rows, cols, Ev, C(1), grad_out_tile, Ev, v_tile, Ev, C(0),
-              scratch.grad_scores.data(), kKeyTile);
+    // grad_v += dropout(P)^T grad_out and dP = grad_out v^T
+    tile_product(cols, Ev, rows, C(1), dropped, 1, kKeyTile, grad_out_tile, Ev, true,
+                 grad_v + (b * S + s0) * Ev, Ev);
+    tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1, keys_transposed.v + b * Ev * S + s0, S,
+                 false, scratch.grad_scores.data(), kKeyTile);
     score_gradients(args, b, l0, rows, s0, cols, scratch);
-    tile_gemm(false, false, rows, E, cols, C(args.scale), scratch.grad_scores.data(), kKeyTile,
-              k_tile, E, C(1), scratch.grad_q.data(), E);
-    tile_gemm(true, false, cols, E, rows, C(args.scale), scratch.grad_scores.data(), kKeyTile,
-              q_tile, E, C(1), grad_k + (b * S + s0) * E, E);
+    // grad_q += scale dS k and grad_k += scale dS^T q
+    tile_product(rows, E, cols, C(args.scale), scratch.grad_scores.data(), kKeyTile, 1, k_tile, E,
+                 true, scratch.grad_q.data(), E);
+    tile_product(cols, E, rows, C(args.scale), scratch.grad_scores.data(), 1, kKeyTile, q_tile, E,
+                 true, grad_k + (b * S + s0) * E, E);
   }
   std::copy(scratch.grad_q.begin(), scratch.grad_q.end(), grad_q + row0 * E);
 }
@@ -117,6 +126,9 @@ void CpuBackend::attention_backward(const AttentionArgs& args, const Tensor& q, 
     const size_t mask_bytes = mask.defined() ? dtype_size(mask.dtype()) : 0;
     C* grad_k_data = grad_k.data_ptr<C>();
     C* grad_v_data = grad_v.data_ptr<C>();
+    const Tensor k_transposed = transposed_keys(k, lse.dtype());
+    const Tensor v_transposed = transposed_keys(v, lse.dtype());
+    const KeysTransposed<C> keys_transposed{k_transposed.data_ptr<C>(), v_transposed.data_ptr<C>()};
     // One task per batch entry: its key and value gradients are written by no other task, so
     // the sums over query tiles run in one order on any thread count.
 #pragma omp parallel num_threads(num_threads())
@@ -132,7 +144,7 @@ void CpuBackend::attention_backward(const AttentionArgs& args, const Tensor& q, 
                   C(0));
         const MaskPlane plane = mask_plane(args, mask_data, mask_bytes, b);
         for (int64_t l0 = 0; l0 < args.L; l0 += kQueryTile) {
-          backward_query_tile<T>(args, q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), plane,
+          backward_query_tile<T>(args, q.data_ptr<T>(), k.data_ptr<T>(), keys_transposed, plane,
                                  out.data_ptr<T>(), lse.data_ptr<C>(), grad_out.data_ptr<T>(),
                                  grad_q.data_ptr<C>(), grad_k_data, grad_v_data, b, l0, scratch);
         }

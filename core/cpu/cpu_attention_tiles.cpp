@@ -9,6 +9,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+
+#include "core/factory.h"
+#include "core/parallel.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace zt::cpu::attention_tiles {
 
@@ -30,26 +38,125 @@ void scale_rows(int64_t m, int64_t n, C beta, C* c, int64_t ldc) {
   }
 }
 
-}  // namespace
-
-void tile_gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
-               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-               int64_t ldc) {
+// The OpenBLAS path: A as stored (a_col_stride == 1) or transposed (a_row_stride == 1).
+template <typename C, typename Gemm>
+void blas_product(const Gemm& gemm, int64_t m, int64_t n, int64_t k, C alpha, const C* a,
+                  int64_t a_row_stride, int64_t a_col_stride, const C* b, int64_t ldb,
+                  bool accumulate, C* c, int64_t ldc) {
+  const C beta = accumulate ? C(1) : C(0);
   if (m == 0 || n == 0) return;
   if (k == 0) return scale_rows(m, n, beta, c, ldc);
-  cblas_sgemm(CblasRowMajor, blas_transpose(transpose_a), blas_transpose(transpose_b), blasint(m),
-              blasint(n), blasint(k), alpha, a, blasint(leading(lda, transpose_a ? m : k)), b,
-              blasint(leading(ldb, transpose_b ? k : n)), beta, c, blasint(leading(ldc, n)));
+  const bool transpose_a = a_col_stride != 1;
+  const int64_t lda = leading(transpose_a ? a_col_stride : a_row_stride, transpose_a ? m : k);
+  gemm(CblasRowMajor, blas_transpose(transpose_a), CblasNoTrans, blasint(m), blasint(n), blasint(k),
+       alpha, a, blasint(lda), b, blasint(leading(ldb, n)), beta, c, blasint(leading(ldc, n)));
 }
 
-void tile_gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha,
-               const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
-               int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) return scale_rows(m, n, beta, c, ldc);
-  cblas_dgemm(CblasRowMajor, blas_transpose(transpose_a), blas_transpose(transpose_b), blasint(m),
-              blasint(n), blasint(k), alpha, a, blasint(leading(lda, transpose_a ? m : k)), b,
-              blasint(leading(ldb, transpose_b ? k : n)), beta, c, blasint(leading(ldc, n)));
+#if defined(__x86_64__)
+// ROWS rows of C (ROWS <= 4) times up to 64 columns from j0: 4 x 4 vectors of 16 floats
+// accumulated over k in registers, columns past n masked off.
+template <int ROWS>
+__attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t k, float alpha,
+                                                             const float* a, int64_t a_row_stride,
+                                                             int64_t a_col_stride, const float* b,
+                                                             int64_t ldb, bool accumulate, float* c,
+                                                             int64_t ldc, int64_t j0) {
+  __mmask16 lanes[4];
+#pragma GCC unroll 4
+  for (int v = 0; v < 4; ++v) {
+    const int64_t left = n - j0 - 16 * v;
+    lanes[v] = left >= 16  ? __mmask16(0xFFFF)
+               : left <= 0 ? __mmask16(0)
+                           : __mmask16((1u << left) - 1);
+  }
+  __m512 sum[ROWS][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) sum[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    const float* b_row = b + p * ldb + j0;
+    __m512 b_vectors[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) b_vectors[v] = _mm512_maskz_loadu_ps(lanes[v], b_row + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 a_value = _mm512_set1_ps(a[r * a_row_stride + p * a_col_stride]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+#pragma GCC unroll 4
+  for (int r = 0; r < ROWS; ++r) {
+    float* c_row = c + r * ldc + j0;
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      __m512 value = _mm512_mul_ps(sum[r][v], scale);
+      if (accumulate) {
+        value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes[v], c_row + 16 * v));
+      }
+      _mm512_mask_storeu_ps(c_row + 16 * v, lanes[v], value);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void product_avx512(int64_t m, int64_t n, int64_t k, float alpha,
+                                                       const float* a, int64_t a_row_stride,
+                                                       int64_t a_col_stride, const float* b,
+                                                       int64_t ldb, bool accumulate, float* c,
+                                                       int64_t ldc) {
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    const float* a_rows = a + i0 * a_row_stride;
+    float* c_rows = c + i0 * ldc;
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+      switch (std::min<int64_t>(4, m - i0)) {
+        case 4:
+          product_block_avx512<4>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
+                                  accumulate, c_rows, ldc, j0);
+          break;
+        case 3:
+          product_block_avx512<3>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
+                                  accumulate, c_rows, ldc, j0);
+          break;
+        case 2:
+          product_block_avx512<2>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
+                                  accumulate, c_rows, ldc, j0);
+          break;
+        default:
+          product_block_avx512<1>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
+                                  accumulate, c_rows, ldc, j0);
+      }
+    }
+  }
+}
+
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+#else
+const bool kHasAvx512 = false;
+#endif
+
+}  // namespace
+
+void tile_product(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t a_row_stride, int64_t a_col_stride, const float* b, int64_t ldb,
+                  bool accumulate, float* c, int64_t ldc) {
+#if defined(__x86_64__)
+  if (kHasAvx512) {
+    return product_avx512(m, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, accumulate, c,
+                          ldc);
+  }
+#endif
+  blas_product(cblas_sgemm, m, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, accumulate, c,
+               ldc);
+}
+
+void tile_product(int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                  int64_t a_row_stride, int64_t a_col_stride, const double* b, int64_t ldb,
+                  bool accumulate, double* c, int64_t ldc) {
+  blas_product(cblas_dgemm, m, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, accumulate, c,
+               ldc);
 }
 
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
@@ -86,6 +193,31 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float exp_shifted(f
   return sum;
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* row,
+                                                                           int64_t count) {
+  float result = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : result)
+  for (int64_t j = 0; j < count; ++j) result = row[j] > result ? row[j] : result;
+  return result;
+}
+
+double row_max(const double* row, int64_t count) {
+  double result = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < count; ++j) result = std::max(result, row[j]);
+  return result;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_row(float* row,
+                                                                            int64_t count,
+                                                                            float factor) {
+#pragma omp simd
+  for (int64_t j = 0; j < count; ++j) row[j] *= factor;
+}
+
+void scale_row(double* row, int64_t count, double factor) {
+  for (int64_t j = 0; j < count; ++j) row[j] *= factor;
+}
+
 double exp_shifted(double* row, int64_t count, double shift) {
   double sum = 0.0;
   for (int64_t j = 0; j < count; ++j) {
@@ -93,6 +225,25 @@ double exp_shifted(double* row, int64_t count, double shift) {
     sum += row[j];
   }
   return sum;
+}
+
+Tensor transposed_keys(const Tensor& keys, DType compute_dtype) {
+  const int64_t batch = keys.size(0), rows = keys.size(1), width = keys.size(2);
+  Tensor result = empty({batch, width, rows}, {.dtype = compute_dtype, .tag = MemoryTag::other});
+  dispatch_floating(keys.dtype(), "attention_forward", [&]<typename T>() {
+    using C = compute_type<T>;
+    const T* source = keys.data_ptr<T>();
+    C* target = result.data_ptr<C>();
+    parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
+      for (int64_t b = first; b < last; ++b) {
+        for (int64_t j = 0; j < rows; ++j) {
+          const T* row = source + (b * rows + j) * width;
+          for (int64_t e = 0; e < width; ++e) target[(b * width + e) * rows + j] = C(row[e]);
+        }
+      }
+    });
+  });
+  return result;
 }
 
 }  // namespace zt::cpu::attention_tiles

@@ -66,8 +66,9 @@ void forward_tile(const AttentionArgs& args, const T* q, const compute_type<T>* 
   for (int64_t s0 = 0; s0 < key_limit; s0 += kKeyTile) {
     const int64_t cols = std::min(kKeyTile, key_limit - s0);
     const C* v_tile = widened(v + (b * S + s0) * Ev, cols * Ev, scratch.v);
-    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, k_transposed + b * E * S + s0, S,
-                 false, scratch.scores.data(), kKeyTile);
+    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1,
+                 transposed_tile(k_transposed, args, E, b, s0), kKeyTile, false,
+                 scratch.scores.data(), kKeyTile);
     apply_masks<T>(args, plane, l0, rows, s0, cols, scratch.scores.data(), kKeyTile);
     online_softmax_step(args, b, l0, rows, s0, cols, scratch);
     tile_product(rows, Ev, cols, C(1), scratch.scores.data(), kKeyTile, 1, v_tile, Ev, true,

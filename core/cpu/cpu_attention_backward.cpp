@@ -20,7 +20,7 @@ using namespace attention_tiles;
 
 namespace {
 
-// k and v transposed to [batch, E, S] and [batch, Ev, S] (transposed_keys).
+// k and v in transposed blocks of kKeyTile keys (transposed_keys).
 template <typename C>
 struct KeysTransposed {
   const C* k;
@@ -94,16 +94,18 @@ void backward_query_tile(const AttentionArgs& args, const T* q, const T* k,
     const int64_t cols = std::min(kKeyTile, key_limit - s0);
     const C* k_tile = widened(k + (b * S + s0) * E, cols * E, scratch.k);
     C* weights = scratch.weights.data();
-    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, keys_transposed.k + b * E * S + s0, S,
-                 false, weights, kKeyTile);
+    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1,
+                 transposed_tile(keys_transposed.k, args, E, b, s0), kKeyTile, false, weights,
+                 kKeyTile);
     apply_masks<T>(args, plane, l0, rows, s0, cols, weights, kKeyTile);
     recompute_weights(args, lse + row0, b, l0, rows, s0, cols, scratch);
     const C* dropped = args.dropout_p > 0.0 ? scratch.dropped.data() : weights;
     // grad_v += dropout(P)^T grad_out and dP = grad_out v^T
     tile_product(cols, Ev, rows, C(1), dropped, 1, kKeyTile, grad_out_tile, Ev, true,
                  grad_v + (b * S + s0) * Ev, Ev);
-    tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1, keys_transposed.v + b * Ev * S + s0, S,
-                 false, scratch.grad_scores.data(), kKeyTile);
+    tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1,
+                 transposed_tile(keys_transposed.v, args, Ev, b, s0), kKeyTile, false,
+                 scratch.grad_scores.data(), kKeyTile);
     score_gradients(args, b, l0, rows, s0, cols, scratch);
     // grad_q += scale dS k and grad_k += scale dS^T q
     tile_product(rows, E, cols, C(args.scale), scratch.grad_scores.data(), kKeyTile, 1, k_tile, E,

@@ -53,9 +53,12 @@ void blas_product(const Gemm& gemm, int64_t m, int64_t n, int64_t k, C alpha, co
 }
 
 #if defined(__x86_64__)
-// ROWS rows of C (ROWS <= 4) times up to 64 columns from j0: 4 x 4 vectors of 16 floats
-// accumulated over k in registers, columns past n masked off.
-template <int ROWS>
+constexpr int kBlockRows = 6;  // 6 x 4 accumulators + 4 rows of B + 1 broadcast: 29 of 32 zmm
+
+// ROWS rows of C (ROWS <= 6) times up to 64 columns from j0: ROWS x 4 vectors of 16 floats
+// accumulated over k in registers. FULL blocks have all 64 columns; the last block of a row
+// masks off the columns past n.
+template <int ROWS, bool FULL>
 __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t k, float alpha,
                                                              const float* a, int64_t a_row_stride,
                                                              int64_t a_col_stride, const float* b,
@@ -70,7 +73,7 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
                            : __mmask16((1u << left) - 1);
   }
   __m512 sum[ROWS][4];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) sum[r][v] = _mm512_setzero_ps();
@@ -79,8 +82,11 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
     const float* b_row = b + p * ldb + j0;
     __m512 b_vectors[4];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) b_vectors[v] = _mm512_maskz_loadu_ps(lanes[v], b_row + 16 * v);
-#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      b_vectors[v] =
+          FULL ? _mm512_loadu_ps(b_row + 16 * v) : _mm512_maskz_loadu_ps(lanes[v], b_row + 16 * v);
+    }
+#pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r) {
       const __m512 a_value = _mm512_set1_ps(a[r * a_row_stride + p * a_col_stride]);
 #pragma GCC unroll 4
@@ -88,7 +94,7 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
     }
   }
   const __m512 scale = _mm512_set1_ps(alpha);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
     float* c_row = c + r * ldc + j0;
 #pragma GCC unroll 4
@@ -102,32 +108,30 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
   }
 }
 
+using ProductBlock = void (*)(int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
+                              int64_t, bool, float*, int64_t, int64_t);
+
+template <bool FULL>
+constexpr ProductBlock kProductBlocks[kBlockRows + 1] = {nullptr,
+                                                         product_block_avx512<1, FULL>,
+                                                         product_block_avx512<2, FULL>,
+                                                         product_block_avx512<3, FULL>,
+                                                         product_block_avx512<4, FULL>,
+                                                         product_block_avx512<5, FULL>,
+                                                         product_block_avx512<6, FULL>};
+
 __attribute__((target("avx512f"))) void product_avx512(int64_t m, int64_t n, int64_t k, float alpha,
                                                        const float* a, int64_t a_row_stride,
                                                        int64_t a_col_stride, const float* b,
                                                        int64_t ldb, bool accumulate, float* c,
                                                        int64_t ldc) {
-  for (int64_t i0 = 0; i0 < m; i0 += 4) {
-    const float* a_rows = a + i0 * a_row_stride;
-    float* c_rows = c + i0 * ldc;
+  for (int64_t i0 = 0; i0 < m; i0 += kBlockRows) {
+    const int64_t rows = std::min<int64_t>(kBlockRows, m - i0);
     for (int64_t j0 = 0; j0 < n; j0 += 64) {
-      switch (std::min<int64_t>(4, m - i0)) {
-        case 4:
-          product_block_avx512<4>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
-                                  accumulate, c_rows, ldc, j0);
-          break;
-        case 3:
-          product_block_avx512<3>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
-                                  accumulate, c_rows, ldc, j0);
-          break;
-        case 2:
-          product_block_avx512<2>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
-                                  accumulate, c_rows, ldc, j0);
-          break;
-        default:
-          product_block_avx512<1>(n, k, alpha, a_rows, a_row_stride, a_col_stride, b, ldb,
-                                  accumulate, c_rows, ldc, j0);
-      }
+      const ProductBlock block =
+          n - j0 >= 64 ? kProductBlocks<true>[rows] : kProductBlocks<false>[rows];
+      block(n, k, alpha, a + i0 * a_row_stride, a_row_stride, a_col_stride, b, ldb, accumulate,
+            c + i0 * ldc, ldc, j0);
     }
   }
 }
@@ -229,16 +233,21 @@ double exp_shifted(double* row, int64_t count, double shift) {
 
 Tensor transposed_keys(const Tensor& keys, DType compute_dtype) {
   const int64_t batch = keys.size(0), rows = keys.size(1), width = keys.size(2);
-  Tensor result = empty({batch, width, rows}, {.dtype = compute_dtype, .tag = MemoryTag::other});
-  dispatch_floating(keys.dtype(), "attention_forward", [&]<typename T>() {
+  const int64_t tiles = (rows + kKeyTile - 1) / kKeyTile;
+  Tensor result =
+      zeros({batch, tiles, width, kKeyTile}, {.dtype = compute_dtype, .tag = MemoryTag::other});
+  dispatch_floating(keys.dtype(), "attention", [&]<typename T>() {
     using C = compute_type<T>;
     const T* source = keys.data_ptr<T>();
     C* target = result.data_ptr<C>();
-    parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
-      for (int64_t b = first; b < last; ++b) {
-        for (int64_t j = 0; j < rows; ++j) {
-          const T* row = source + (b * rows + j) * width;
-          for (int64_t e = 0; e < width; ++e) target[(b * width + e) * rows + j] = C(row[e]);
+    parallel_for(0, batch * tiles, 1, [&](int64_t first, int64_t last) {
+      for (int64_t block = first; block < last; ++block) {
+        const int64_t b = block / tiles, s0 = (block % tiles) * kKeyTile;
+        const int64_t count = std::min(kKeyTile, rows - s0);
+        C* tile = target + block * width * kKeyTile;
+        for (int64_t j = 0; j < count; ++j) {
+          const T* row = source + (b * rows + s0 + j) * width;
+          for (int64_t e = 0; e < width; ++e) tile[e * kKeyTile + j] = C(row[e]);
         }
       }
     });

@@ -1,7 +1,7 @@
-// Tile products and the vectorised exp of the CPU attention kernels (cpu_attention_tiles.h).
-// The exp is the kernels' main cost after the products (one per visible score, twice in the
-// backward), so it is a branch-free polynomial that the compiler vectorises, built for AVX-512,
-// AVX2 and plain x86-64, picked at load time by the processor (GCC's target_clones).
+// Tile products and the vectorised exp and row max of the CPU attention kernels
+// (cpu_attention_tiles.h). After the products, the exp is the kernels' main cost (one per
+// visible score, twice in the backward): a polynomial in AVX-512 where the processor has it
+// (checked once at load), the same polynomial in plain loops elsewhere.
 #include "core/cpu/cpu_attention_tiles.h"
 
 #include <cblas.h>
@@ -15,7 +15,15 @@
 #include "core/parallel.h"
 
 #if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics seed their pass-through operand with a self-initialised
+// "undefined" vector, which -Wuninitialized reports at the header's lines (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #endif
 
 namespace zt::cpu::attention_tiles {
@@ -166,43 +174,93 @@ void tile_product(int64_t m, int64_t n, int64_t k, double alpha, const double* a
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
 // two for an exact reduction), exp(r) by its Taylor series to r^7 (error below 1e-8 there).
 // Below -87.3 (where 2^n would leave the normal range) the result is 0, as for -inf.
-__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_shifted(float* row,
-                                                                               int64_t count,
-                                                                               float shift) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
+namespace {
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
+constexpr float kExpFloor = -87.3f;
+constexpr float kTaylor[8] = {1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
+                              1.0f / 6.0f,    0.5f,          1.0f,          1.0f};
+
+float exp_shifted_portable(float* row, int64_t count, float shift) {
   constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < count; ++j) {
     const float x = row[j] - shift;
-    const float clamped = x < -87.3f ? -87.3f : x;
+    const float clamped = x < kExpFloor ? kExpFloor : x;
     const float n = (clamped * kLog2e + kRoundMagic) - kRoundMagic;
     const float r = (clamped - n * kLn2High) - n * kLn2Low;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    float p = kTaylor[0];
+    for (int i = 1; i < 8; ++i) p = p * r + kTaylor[i];
     const int32_t exponent_bits = (int32_t(n) + 127) << 23;
     float two_to_n;
     std::memcpy(&two_to_n, &exponent_bits, sizeof two_to_n);
-    const float value = x < -87.3f ? 0.0f : p * two_to_n;
-    row[j] = value;
-    sum += value;
+    row[j] = x < kExpFloor ? 0.0f : p * two_to_n;
+    sum += row[j];
   }
   return sum;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* row,
-                                                                           int64_t count) {
+float row_max_portable(const float* row, int64_t count) {
   float result = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : result)
   for (int64_t j = 0; j < count; ++j) result = row[j] > result ? row[j] : result;
   return result;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+}
+
+// The same polynomial 16 lanes at a time, 2^n applied by scalef.
+__attribute__((target("avx512f"))) float exp_shifted_avx512(float* row, int64_t count,
+                                                            float shift) {
+  const __m512 shift_vector = _mm512_set1_ps(shift), floor = _mm512_set1_ps(kExpFloor);
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t j = 0; j < count; j += 16) {
+    const __mmask16 lanes = first_lanes(count - j);
+    const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, row + j), shift_vector);
+    const __mmask16 kept = _mm512_mask_cmp_ps_mask(lanes, x, floor, _CMP_GE_OQ);
+    const __m512 clamped = _mm512_max_ps(x, floor);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(clamped, _mm512_set1_ps(kLog2e)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2High), clamped);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Low), r);
+    __m512 p = _mm512_set1_ps(kTaylor[0]);
+#pragma GCC unroll 8
+    for (int i = 1; i < 8; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kTaylor[i]));
+    const __m512 value = _mm512_maskz_mov_ps(kept, _mm512_scalef_ps(p, n));
+    _mm512_mask_storeu_ps(row + j, lanes, value);
+    total = _mm512_add_ps(total, value);
+  }
+  return _mm512_reduce_add_ps(total);
+}
+
+__attribute__((target("avx512f"))) float row_max_avx512(const float* row, int64_t count) {
+  const __m512 minus_infinity = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 result = minus_infinity;
+  for (int64_t j = 0; j < count; j += 16) {
+    result = _mm512_max_ps(result,
+                           _mm512_mask_loadu_ps(minus_infinity, first_lanes(count - j), row + j));
+  }
+  return _mm512_reduce_max_ps(result);
+}
+#endif
+
+}  // namespace
+
+float exp_shifted(float* row, int64_t count, float shift) {
+#if defined(__x86_64__)
+  if (kHasAvx512) return exp_shifted_avx512(row, count, shift);
+#endif
+  return exp_shifted_portable(row, count, shift);
+}
+
+float row_max(const float* row, int64_t count) {
+#if defined(__x86_64__)
+  if (kHasAvx512) return row_max_avx512(row, count);
+#endif
+  return row_max_portable(row, count);
 }
 
 double row_max(const double* row, int64_t count) {
@@ -211,9 +269,7 @@ double row_max(const double* row, int64_t count) {
   return result;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_row(float* row,
-                                                                            int64_t count,
-                                                                            float factor) {
+void scale_row(float* row, int64_t count, float factor) {
 #pragma omp simd
   for (int64_t j = 0; j < count; ++j) row[j] *= factor;
 }

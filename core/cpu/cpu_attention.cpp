@@ -99,7 +99,7 @@ void CpuBackend::attention_forward(const AttentionArgs& args, const Tensor& q, c
     // One task per (batch, query tile), handed out one at a time: under the causal rule the
     // later tiles of a sequence see more keys. Tasks are independent, so the result does not
     // depend on the thread count.
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(args))
     {
       ForwardScratch<C> scratch;
 #pragma omp for schedule(dynamic, 1)

@@ -133,7 +133,7 @@ void CpuBackend::attention_backward(const AttentionArgs& args, const Tensor& q, 
     const KeysTransposed<C> keys_transposed{k_transposed.data_ptr<C>(), v_transposed.data_ptr<C>()};
     // One task per batch entry: its key and value gradients are written by no other task, so
     // the sums over query tiles run in one order on any thread count.
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(args))
     {
       BackwardScratch<C> scratch;
       scratch.weights.resize(size_t(kQueryTile * kKeyTile));

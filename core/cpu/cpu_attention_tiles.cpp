@@ -296,7 +296,10 @@ Tensor transposed_keys(const Tensor& keys, DType compute_dtype) {
     using C = compute_type<T>;
     const T* source = keys.data_ptr<T>();
     C* target = result.data_ptr<C>();
-    parallel_for(0, batch * tiles, 1, [&](int64_t first, int64_t last) {
+    // Chunks of at least kParallelWork elements: a small call runs on one thread.
+    const int64_t grain =
+        std::max<int64_t>(tiles, kParallelWork / std::max<int64_t>(1, kKeyTile * width));
+    parallel_for(0, batch * tiles, grain, [&](int64_t first, int64_t last) {
       for (int64_t block = first; block < last; ++block) {
         const int64_t b = block / tiles, s0 = (block % tiles) * kKeyTile;
         const int64_t count = std::min(kKeyTile, rows - s0);

@@ -12,6 +12,7 @@
 
 #include "core/attention_geometry.h"
 #include "core/cpu/dispatch.h"
+#include "core/parallel.h"
 #include "core/tensor.h"
 
 namespace zt::cpu::attention_tiles {
@@ -20,6 +21,13 @@ namespace zt::cpu::attention_tiles {
 // v tiles; measured on the bench's shapes, larger query tiles gained nothing.
 inline constexpr int64_t kQueryTile = 64;
 inline constexpr int64_t kKeyTile = 128;
+
+// Below this many multiply-adds a call runs on one thread: waking a team of threads costs more
+// than the work (a gradient check runs thousands of tiny attentions).
+inline constexpr int64_t kParallelWork = int64_t(1) << 18;
+inline int threads_for(const AttentionArgs& args) {
+  return args.batch * args.L * args.S * (args.E + args.Ev) > kParallelWork ? num_threads() : 1;
+}
 
 // C[m, n] = alpha * A B (+ C when `accumulate`) on one thread, where A(i, p) sits at
 // a[i * a_row_stride + p * a_col_stride] (one of the two strides is 1: A or its transpose is

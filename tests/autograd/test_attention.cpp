@@ -1,10 +1,12 @@
 // The fused scaled_dot_product_attention: f64 gradient checks (causal, boolean and float masks,
-// L != S, broadcast batch dims, custom scale, several tiles), and its forward and backward
-// against the composed reference (scaled_dot_product_attention_math) and a plain loop.
+// L != S, broadcast batch dims, custom scale, several tiles), its forward and backward
+// against the composed reference (scaled_dot_product_attention_math) and a plain loop, and
+// the same bits on any thread count.
 #include <cmath>
 #include <limits>
 
 #include "core/ops/view.h"
+#include "core/parallel.h"
 #include "tests/autograd/attention_reference.h"
 #include "tests/autograd/gradcheck_helpers.h"
 
@@ -195,4 +197,20 @@ TEST_CASE("a fully masked row gives output 0 and no gradient, in the fused op an
     for (double value : values) CHECK(std::isfinite(value));
     for (double value : in[1].grad().to_vector()) CHECK(std::isfinite(value));
   }
+}
+
+TEST_CASE("fused attention gives the same bits on 1 and 2 threads, forward and backward") {
+  const int threads_before = num_threads();
+  std::vector<std::vector<double>> results[2];
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Inputs in = {random_values({1, 3, 150, 32}, 70), random_values({1, 3, 200, 32}, 71),
+                 random_values({1, 3, 200, 16}, 72)};
+    Tensor out = sdpa(in, Tensor(), true);
+    sum(mul(out, random_values(out.sizes(), 73).detach())).backward();
+    results[threads - 1] = {out.to_vector(), in[0].grad().to_vector(), in[1].grad().to_vector(),
+                            in[2].grad().to_vector()};
+  }
+  set_num_threads(threads_before);
+  for (size_t i = 0; i < 4; ++i) CHECK(results[0][i] == results[1][i]);
 }

@@ -214,3 +214,12 @@ TEST_CASE("fused attention gives the same bits on 1 and 2 threads, forward and b
   set_num_threads(threads_before);
   for (size_t i = 0; i < 4; ++i) CHECK(results[0][i] == results[1][i]);
 }
+
+TEST_CASE("attention over no keys gives zeros and zero gradients, as PyTorch") {
+  Inputs in = {random_values({2, 3, 4}, 80), zeros({2, 0, 4}), zeros({2, 0, 5})};
+  Tensor out = sdpa(in);
+  CHECK(out.sizes() == Shape{2, 3, 5});
+  for (double value : out.to_vector()) CHECK(value == 0.0);
+  sum(out).backward();
+  for (double value : in[0].grad().to_vector()) CHECK(value == 0.0);
+}

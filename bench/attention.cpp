@@ -1,5 +1,5 @@
 // The fused scaled_dot_product_attention on the CPU: forward and forward + backward times at
-// T = 256, 1024, 4096 (B=1, H=6, E=64, causal, f32; median of repeated runs after a warm-up)
+// T = 256, 1024, 4096 (B=1, H=6, E=64, causal, f32; best of repeated runs after a warm-up)
 // at each thread count, and the allocator's peak of one forward + backward at T = 1024, 2048,
 // 4096 beside the composed reference's (which holds the [H, T, T] weights). --torch FILE adds
 // PyTorch's times (lines "T threads forward_ms forward_backward_ms", as printed by the optional
@@ -34,8 +34,7 @@ const apps::CommandLine kAttentionBenchCommandLine{
         {"lengths", "LIST", "256,1024,4096", "sequence lengths T to time, comma-separated"},
         {"memory-lengths", "LIST", "1024,2048,4096", "lengths whose memory peak is measured"},
         {"threads", "LIST", "1,2", "thread counts to time, comma-separated"},
-        {"repeats", "R", "5",
-         "timed runs per case at T >= 4096 (4x that below); the median counts"},
+        {"repeats", "R", "5", "timed runs per case at T >= 4096 (4x that below); the best counts"},
         {"clock", "KIND", "wall", "wall, or cpu: the process's CPU time (for a loaded machine)"},
         {"torch", "FILE", "", "PyTorch's times (from bench/attention_pytorch.py) to compare with",
          "none"},
@@ -104,7 +103,8 @@ double now_ms() {
       .count();
 }
 
-double median_ms(int repeats, const auto& body) {
+// The best of `repeats` timed runs after one warm-up: other programs' load only ever adds time.
+double best_ms(int repeats, const auto& body) {
   body();
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
@@ -112,8 +112,7 @@ double median_ms(int repeats, const auto& body) {
     body();
     times.push_back(now_ms() - start);
   }
-  std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
-  return times[times.size() / 2];
+  return *std::min_element(times.begin(), times.end());
 }
 
 void forward_backward(const std::vector<Tensor>& qkv, bool fused) {
@@ -133,11 +132,11 @@ void print_times(const std::vector<int64_t>& lengths, const std::vector<int64_t>
     for (int64_t length : lengths) {
       const std::vector<Tensor> qkv = inputs(length);
       const int runs = length >= 4096 ? repeats : 4 * repeats;
-      const double forward = median_ms(runs, [&] {
+      const double forward = best_ms(runs, [&] {
         NoGradGuard no_grad;
         scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], Tensor(), 0.0, true);
       });
-      const double both = median_ms(runs, [&] { forward_backward(qkv, true); });
+      const double both = best_ms(runs, [&] { forward_backward(qkv, true); });
       fmt::print("{:>5} {:>7} {:>10.3f}", length, threads, forward);
       const auto theirs = torch.find({length, threads});
       auto column = [&](double ours, double reference) {

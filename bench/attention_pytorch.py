@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch reference for bench/attention: torch.nn.functional.scaled_dot_product_attention on
-the same shapes (B=1, H=6, E=64, causal, f32) and timing rule (median of --repeats runs after
+the same shapes (B=1, H=6, E=64, causal, f32) and timing rule (best of --repeats runs after
 one warm-up), so that `bench/attention --torch FILE` prints our times next to PyTorch's.
 
 Optional and never run by make or CI: PyTorch is not a dependency of ZeroTrain. To use it,
@@ -12,21 +12,20 @@ install torch in a virtual environment outside the repository, then
 Output: one line "T threads forward_ms forward_backward_ms" per case; '#' starts a comment.
 """
 import argparse
-import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
 
-def median_ms(body, repeats, clock):
+def best_ms(body, repeats, clock):
     body()
     times = []
     for _ in range(repeats):
         start = clock()
         body()
         times.append(clock() - start)
-    return statistics.median(times) * 1e3
+    return min(times) * 1e3
 
 
 def main():
@@ -59,8 +58,8 @@ def main():
                 out.sum().backward()
                 q.grad = k.grad = v.grad = None
 
-            print(f"{length} {threads} {median_ms(forward, repeats, clock):.4f} "
-                  f"{median_ms(forward_backward, repeats, clock):.4f}", flush=True)
+            print(f"{length} {threads} {best_ms(forward, repeats, clock):.4f} "
+                  f"{best_ms(forward_backward, repeats, clock):.4f}", flush=True)
 
 
 if __name__ == "__main__":

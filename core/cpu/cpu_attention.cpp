@@ -95,12 +95,18 @@ void CpuBackend::attention_forward(const AttentionArgs& args, const Tensor& q, c
     const int64_t query_tiles = (args.L + kQueryTile - 1) / kQueryTile;
     const void* mask_data = mask.defined() ? mask.raw_data() : nullptr;
     const size_t mask_bytes = mask.defined() ? dtype_size(mask.dtype()) : 0;
-    const Tensor k_transposed = transposed_keys(k, lse.dtype());
-    // One task per (batch, query tile), handed out one at a time: under the causal rule the
-    // later tiles of a sequence see more keys. Tasks are independent, so the result does not
-    // depend on the thread count.
+    const Tensor k_transposed = transposed_keys_workspace(args.batch, args.S, args.E, lse.dtype());
+    // First the keys transposed, one batch entry per task; then one task per (batch, query
+    // tile), handed out one at a time: under the causal rule the later tiles of a sequence see
+    // more keys. Tasks are independent, so the result does not depend on the thread count. One
+    // team of threads for both: on a loaded machine each team costs a wait for its slowest
+    // thread.
 #pragma omp parallel num_threads(threads_for(args))
     {
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < args.batch; ++b) {
+        transpose_keys_of(k.data_ptr<T>(), args.S, args.E, b, k_transposed.data_ptr<C>());
+      }
       ForwardScratch<C> scratch;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < args.batch * query_tiles; ++task) {

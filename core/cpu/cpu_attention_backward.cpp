@@ -20,7 +20,7 @@ using namespace attention_tiles;
 
 namespace {
 
-// k and v in transposed blocks of kKeyTile keys (transposed_keys).
+// k and v in transposed blocks of kKeyTile keys (transposed_keys_workspace).
 template <typename C>
 struct KeysTransposed {
   const C* k;
@@ -128,11 +128,12 @@ void CpuBackend::attention_backward(const AttentionArgs& args, const Tensor& q, 
     const size_t mask_bytes = mask.defined() ? dtype_size(mask.dtype()) : 0;
     C* grad_k_data = grad_k.data_ptr<C>();
     C* grad_v_data = grad_v.data_ptr<C>();
-    const Tensor k_transposed = transposed_keys(k, lse.dtype());
-    const Tensor v_transposed = transposed_keys(v, lse.dtype());
+    const Tensor k_transposed = transposed_keys_workspace(args.batch, args.S, args.E, lse.dtype());
+    const Tensor v_transposed = transposed_keys_workspace(args.batch, args.S, args.Ev, lse.dtype());
     const KeysTransposed<C> keys_transposed{k_transposed.data_ptr<C>(), v_transposed.data_ptr<C>()};
-    // One task per batch entry: its key and value gradients are written by no other task, so
-    // the sums over query tiles run in one order on any thread count.
+    // One task per batch entry, which transposes its own keys and values: its key and value
+    // gradients are written by no other task, so the sums over query tiles run in one order on
+    // any thread count.
 #pragma omp parallel num_threads(threads_for(args))
     {
       BackwardScratch<C> scratch;
@@ -144,6 +145,8 @@ void CpuBackend::attention_backward(const AttentionArgs& args, const Tensor& q, 
         std::fill(grad_k_data + b * args.S * args.E, grad_k_data + (b + 1) * args.S * args.E, C(0));
         std::fill(grad_v_data + b * args.S * args.Ev, grad_v_data + (b + 1) * args.S * args.Ev,
                   C(0));
+        transpose_keys_of(k.data_ptr<T>(), args.S, args.E, b, k_transposed.data_ptr<C>());
+        transpose_keys_of(v.data_ptr<T>(), args.S, args.Ev, b, v_transposed.data_ptr<C>());
         const MaskPlane plane = mask_plane(args, mask_data, mask_bytes, b);
         for (int64_t l0 = 0; l0 < args.L; l0 += kQueryTile) {
           backward_query_tile<T>(args, q.data_ptr<T>(), k.data_ptr<T>(), keys_transposed, plane,

@@ -12,7 +12,6 @@
 #include <limits>
 
 #include "core/factory.h"
-#include "core/parallel.h"
 
 #if defined(__x86_64__)
 // GCC 12's AVX-512 intrinsics seed their pass-through operand with a self-initialised
@@ -287,31 +286,9 @@ double exp_shifted(double* row, int64_t count, double shift) {
   return sum;
 }
 
-Tensor transposed_keys(const Tensor& keys, DType compute_dtype) {
-  const int64_t batch = keys.size(0), rows = keys.size(1), width = keys.size(2);
-  const int64_t tiles = (rows + kKeyTile - 1) / kKeyTile;
-  Tensor result =
-      zeros({batch, tiles, width, kKeyTile}, {.dtype = compute_dtype, .tag = MemoryTag::other});
-  dispatch_floating(keys.dtype(), "attention", [&]<typename T>() {
-    using C = compute_type<T>;
-    const T* source = keys.data_ptr<T>();
-    C* target = result.data_ptr<C>();
-    // Chunks of at least kParallelWork elements: a small call runs on one thread.
-    const int64_t grain =
-        std::max<int64_t>(tiles, kParallelWork / std::max<int64_t>(1, kKeyTile * width));
-    parallel_for(0, batch * tiles, grain, [&](int64_t first, int64_t last) {
-      for (int64_t block = first; block < last; ++block) {
-        const int64_t b = block / tiles, s0 = (block % tiles) * kKeyTile;
-        const int64_t count = std::min(kKeyTile, rows - s0);
-        C* tile = target + block * width * kKeyTile;
-        for (int64_t j = 0; j < count; ++j) {
-          const T* row = source + (b * rows + s0 + j) * width;
-          for (int64_t e = 0; e < width; ++e) tile[e * kKeyTile + j] = C(row[e]);
-        }
-      }
-    });
-  });
-  return result;
+Tensor transposed_keys_workspace(int64_t batch, int64_t S, int64_t width, DType compute_dtype) {
+  const int64_t tiles = (S + kKeyTile - 1) / kKeyTile;
+  return empty({batch, tiles, width, kKeyTile}, {.dtype = compute_dtype, .tag = MemoryTag::other});
 }
 
 }  // namespace zt::cpu::attention_tiles

@@ -5,6 +5,7 @@
 // and mask, and a vectorised exp. Compute type: f32 for 16-bit and f32 inputs, f64 for f64.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -42,14 +43,30 @@ void tile_product(int64_t m, int64_t n, int64_t k, double alpha, const double* a
                   int64_t a_row_stride, int64_t a_col_stride, const double* b, int64_t ldb,
                   bool accumulate, double* c, int64_t ldc);
 
-// [batch, S, width] keys (or values) of any floating dtype -> one [width, kKeyTile] block per
-// key tile, [batch, key tiles, width, kKeyTile], in `compute_dtype` (zero past S), as an
-// accounted workspace (tag other). The products read keys along their vectorised dimension;
-// transposing once per call instead of once per pair of tiles saves a fifth of the forward,
-// and blocks of 128 keys keep a tile's rows 512 bytes apart where rows S floats apart would
-// fall into the same cache sets. About the size of the keys: memory stays O(T).
-Tensor transposed_keys(const Tensor& keys, DType compute_dtype);
-// The block of key tile s0 / kKeyTile of batch entry b in transposed_keys' result.
+// Keys (or values) transposed for the products, which read keys along their vectorised
+// dimension: one [width, kKeyTile] block per key tile, [batch, key tiles, width, kKeyTile] in
+// the compute dtype, allocated as an accounted workspace (tag other). Transposing once per
+// call instead of once per pair of tiles saves a fifth of the forward, and blocks of 128 keys
+// keep a tile's rows 512 bytes apart where rows S floats apart would fall into the same cache
+// sets. About the size of the keys: memory stays O(T).
+Tensor transposed_keys_workspace(int64_t batch, int64_t S, int64_t width, DType compute_dtype);
+// Fills batch entry b's blocks from keys [batch, S, width] (zero past S).
+template <typename T, typename C>
+void transpose_keys_of(const T* keys, int64_t S, int64_t width, int64_t b, C* workspace) {
+  const int64_t tiles = (S + kKeyTile - 1) / kKeyTile;
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t s0 = tile * kKeyTile, count = std::min(kKeyTile, S - s0);
+    C* block = workspace + (b * tiles + tile) * width * kKeyTile;
+    for (int64_t j = 0; j < count; ++j) {
+      const T* row = keys + (b * S + s0 + j) * width;
+      for (int64_t e = 0; e < width; ++e) block[e * kKeyTile + j] = C(row[e]);
+    }
+    for (int64_t e = 0; e < width; ++e) {
+      std::fill(block + e * kKeyTile + count, block + (e + 1) * kKeyTile, C(0));
+    }
+  }
+}
+// The block of key tile s0 / kKeyTile of batch entry b in the workspace.
 template <typename C>
 const C* transposed_tile(const C* transposed, const AttentionArgs& args, int64_t width, int64_t b,
                          int64_t s0) {

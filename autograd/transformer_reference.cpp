@@ -53,7 +53,18 @@ Tensor scaled_dot_product_attention_math(const Tensor& q, const Tensor& k, const
   if (is_causal || attn_mask.defined()) {
     scores = add(scores, attention_bias(attn_mask, is_causal, L, S, scores));
   }
+  // A row with nothing to attend (every key masked) gets weights 0, hence output 0 and no
+  // gradient, as PyTorch returns; a plain softmax would give NaN there. Its scores become 0
+  // before the softmax (so nothing is NaN, even in the backward) and its weights 0 after it.
+  Tensor empty_rows;
+  if ((is_causal || attn_mask.defined()) && S > 0) {
+    const Tensor row_max = ops::amax(scores.detach(), {-1}, /*keepdim=*/true);
+    empty_rows =
+        ops::eq(row_max, ops::scalar_like(-std::numeric_limits<double>::infinity(), row_max));
+    scores = masked_fill(scores, empty_rows, 0.0);
+  }
   Tensor weights = softmax(scores, -1);
+  if (empty_rows.defined()) weights = masked_fill(weights, empty_rows, 0.0);
   if (dropout_p > 0.0) weights = dropout(weights, dropout_p, /*training=*/true, generator);
   return matmul(weights, v);
 }

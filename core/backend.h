@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 
+#include "core/attention_geometry.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/optimizer_arithmetic.h"

@@ -8,7 +8,8 @@
 // rms_norm.cu, rotary.cu (rotary_embedding),
 // embedding.cu (embedding, index_select, index_add), pool.cu, conv.cu (cuDNN), optimizer.cu
 // (multi-tensor adam_update and sgd_update), sum_of_squares.cu (which waits: it returns host
-// values), stream.cpp (synchronize and events).
+// values), attention.cu and attention_backward.cu (fused scaled-dot-product attention),
+// stream.cpp (synchronize and events).
 #pragma once
 
 #include "core/backend.h"

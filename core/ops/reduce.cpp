@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/factory.h"
+#include "core/ops/elementwise.h"
 #include "core/ops/view.h"
 
 namespace zt::ops {
@@ -44,6 +45,37 @@ DType output_dtype(ReduceOp op, DType input, const char* name, const Shape& shap
                                             dtype_name(input), shape_str(shape)));
   }
   return op == ReduceOp::sum ? DType::i64 : input;
+}
+
+// The sum over the rows of a contiguous f32/f64 [rows, cols] matrix with rows >= 2, as [cols]:
+// halves added elementwise until one row is left. A bias gradient or a broadcast's backward
+// sums over the leading dims; reducing them as rows would first copy the matrix transposed,
+// the slowest part of a linear layer's backward after its products. Pairwise, the rounding
+// error grows as log2(rows) rather than rows.
+Tensor sum_leading_rows(const Tensor& matrix) {
+  Tensor rows = matrix;
+  while (rows.size(0) > 1) {
+    const int64_t count = rows.size(0), half = count / 2;
+    Tensor summed = add(narrow(rows, 0, 0, half), narrow(rows, 0, half, half));
+    if (count % 2 == 1) add_(narrow(summed, 0, 0, 1), narrow(rows, 0, count - 1, 1));
+    rows = summed;
+  }
+  return reshape(rows, {matrix.size(1)});
+}
+
+// Whether x's reduced dims are its leading ones (at least two elements kept and reduced) in an
+// f32/f64 CPU tensor: the case sum_leading_rows serves. The choice never depends on the
+// layout, so that a view and its contiguous copy sum to the same bits.
+bool reduces_leading_rows(const Tensor& x, const std::vector<bool>& reduced,
+                          int64_t reduced_numel) {
+  if (!x.device().is_cpu()) return false;
+  if (x.dtype() != DType::f32 && x.dtype() != DType::f64) return false;
+  int64_t leading = 0;
+  while (leading < x.dim() && reduced[size_t(leading)]) ++leading;
+  for (int64_t d = leading; d < x.dim(); ++d) {
+    if (reduced[size_t(d)]) return false;
+  }
+  return leading > 0 && leading < x.dim() && reduced_numel >= 2 && x.numel() / reduced_numel >= 2;
 }
 
 }  // namespace
@@ -86,6 +118,11 @@ Tensor reduce(ReduceOp op, const Tensor& x, const Shape& dims, bool keepdim, int
   if (keepdim) {
     out_shape.clear();
     for (int64_t d = 0; d < rank; ++d) out_shape.push_back(reduced[size_t(d)] ? 1 : x.size(d));
+  }
+  if (op == ReduceOp::sum && reduces_leading_rows(x, reduced, reduced_numel)) {
+    return reshape(
+        sum_leading_rows(reshape(contiguous(x), {reduced_numel, x.numel() / reduced_numel})),
+        out_shape);
   }
   Tensor out = empty(out_shape, {.dtype = dtype, .device = x.device()});
   if (out.numel() == 0) return out;

@@ -278,3 +278,21 @@ TEST_CASE("sum_to_shape inverts broadcasting") {
   CHECK(ops::sum_to_shape(grad, {2, 3, 4}).is_same(grad));
   CHECK_THROWS_AS(ops::sum_to_shape(grad, {5}), std::invalid_argument);
 }
+
+TEST_CASE("sums over leading dims add pairwise: 2^16 rows of 0.1f sum exactly") {
+  // Doubling is exact in binary floating point, so the pairwise sum of 2^16 equal f32 values
+  // is exactly 2^16 times the value; a running sum drifts by thousands of ulp.
+  const int64_t rows = int64_t(1) << 16;
+  Tensor x = zt::full({rows, 3}, 0.1, {.dtype = DType::f32});
+  const double exact = double(rows) * double(0.1f);
+  CHECK(ops::sum(x, {0}).to_vector() == std::vector<double>(3, exact));
+  CHECK(ops::sum(ops::reshape(x, {256, 256, 3}), {0, 1}).to_vector() ==
+        std::vector<double>(3, exact));
+  // Keeping the reduced dim, and reducing a transposed view the same way.
+  CHECK(ops::sum(x, {0}, true).sizes() == zt::Shape{1, 3});
+  CHECK(ops::sum(ops::transpose(ops::contiguous(ops::transpose(x, 0, 1)), 0, 1), {0})
+            .to_vector() == std::vector<double>(3, exact));
+  // Odd row counts carry the last row into the first pair.
+  Tensor odd = zt::from_values({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {5, 2});
+  CHECK(ops::sum(odd, {0}).to_vector() == std::vector<double>{25, 30});
+}

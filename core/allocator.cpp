@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <mutex>
@@ -107,8 +108,10 @@ namespace {
 // size: a training step allocates the same large activations and gradients every step, and
 // memory fresh from the OS costs a page fault and a zeroed page per 4 KiB. The cache sits below
 // the accounting, which counts only blocks handed out, fresh or reused. It holds at most
-// kCacheCapacityBytes and gives the oldest blocks back first. AddressSanitizer builds do not
-// cache, so that a use after free is still caught.
+// kCacheCapacityBytes, or the most that was ever handed out at once if that is more (a model
+// whose step frees more than the fixed capacity would otherwise take fresh pages every step,
+// their zeroing a seventh of a small GPT's step), and gives the oldest blocks back first.
+// AddressSanitizer builds do not cache, so that a use after free is still caught.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kCacheFreedBlocks = false;
 #else
@@ -134,6 +137,11 @@ class CpuAllocator final : public Allocator {
       accounting_.record_free(bytes, tag);
       throw OutOfMemoryError(fmt::format("out of host memory allocating {} for {}",
                                          format_bytes(int64_t(bytes)), memory_tag_name(tag)));
+    }
+    if (cacheable(rounded)) {
+      std::lock_guard lock(cache_mutex_);
+      cacheable_live_bytes_ += rounded;
+      cache_capacity_bytes_ = std::max(cache_capacity_bytes_, cacheable_live_bytes_);
     }
     return ptr;
   }
@@ -186,10 +194,11 @@ class CpuAllocator final : public Allocator {
     std::vector<void*> evicted;
     {
       std::lock_guard lock(cache_mutex_);
+      cacheable_live_bytes_ -= rounded;
       cached_.push_back({rounded, ptr});
       cached_bytes_ += rounded;
       size_t oldest = 0;
-      while (cached_bytes_ > kCacheCapacityBytes) {
+      while (cached_bytes_ > cache_capacity_bytes_) {
         evicted.push_back(cached_[oldest].ptr);
         cached_bytes_ -= cached_[oldest].bytes;
         ++oldest;
@@ -213,6 +222,8 @@ class CpuAllocator final : public Allocator {
   std::mutex cache_mutex_;
   std::vector<CachedBlock> cached_;  // oldest first
   size_t cached_bytes_ = 0;
+  size_t cacheable_live_bytes_ = 0;  // of cacheable sizes, handed out and not yet freed
+  size_t cache_capacity_bytes_ = kCacheCapacityBytes;
 };
 
 thread_local MemoryTag current_tag = MemoryTag::other;

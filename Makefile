@@ -117,10 +117,10 @@ endif
 $(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX2_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX512_FLAGS)
-# The elementwise kernels' f32 exp/tanh (core/cpu/vector_math.h) vectorise only when GCC may
-# evaluate both sides of a select; no program here reads floating-point exception flags, and
-# the flag changes no result.
-$(BUILD)/core/cpu/cpu_elementwise.o: CXXFLAGS += -fno-trapping-math
+# The f32 GELU loops (core/cpu/vector_math.h's tanh) vectorise only when GCC may evaluate both
+# sides of a select (no program here reads floating-point exception flags; no result changes),
+# and their clones per instruction set round alike only without fused multiply-adds.
+$(BUILD)/core/cpu/cpu_gelu_tanh.o: CXXFLAGS += -fno-trapping-math -ffp-contract=off
 # cuda/*.cpp and the CUDA benchmark are host code that includes the CUDA runtime headers.
 $(BUILD)/cuda/%.o: CXXFLAGS += $(CUDA_CXXFLAGS)
 ifeq ($(CUDA),1)

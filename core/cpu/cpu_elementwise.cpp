@@ -8,9 +8,9 @@
 #include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/cpu_gelu_tanh.h"
 #include "core/cpu/dispatch.h"
 #include "core/cpu/strided_loop.h"
-#include "core/cpu/vector_math.h"
 
 namespace zt::cpu {
 
@@ -78,19 +78,8 @@ struct CpuUnary {
 
 template <>
 struct CpuUnary<unary_math::GeluTanh, float> {
-  // Inlined so that the loops calling them vectorise (GCC's -O2 heuristics decline).
-  [[gnu::always_inline]] static float inner(float x) {
-    return float(unary_math::kSqrtTwoOverPi) * (x + float(unary_math::kGeluTanhCubic) * x * x * x);
-  }
-  [[gnu::always_inline]] static float forward(float x) {
-    return 0.5f * x * (1.0f + vector_tanh(inner(x)));
-  }
-  [[gnu::always_inline]] static float backward(float grad, float x) {
-    float t = vector_tanh(inner(x));
-    float inner_derivative =
-        float(unary_math::kSqrtTwoOverPi) * (1.0f + float(3 * unary_math::kGeluTanhCubic) * x * x);
-    return grad * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * inner_derivative);
-  }
+  static float forward(float x) { return gelu_tanh_forward_f32(x); }
+  static float backward(float grad, float x) { return gelu_tanh_backward_f32(grad, x); }
 };
 
 template <typename Op, typename T>
@@ -100,7 +89,9 @@ void unary_run(std::array<char*, 2> pointers, std::array<int64_t, 2> strides, in
   if (strides[0] == element && strides[1] == element) {
     T* out = reinterpret_cast<T*>(pointers[0]);
     const T* in = reinterpret_cast<const T*>(pointers[1]);
-    if constexpr (is_half_type<T>) {
+    if constexpr (std::is_same_v<Op, unary_math::GeluTanh> && std::is_same_v<T, float>) {
+      gelu_tanh_forward_f32(in, out, count);
+    } else if constexpr (is_half_type<T>) {
       for (int64_t i = 0; i < count; ++i) out[i] = T(CpuUnary<Op, C>::forward(C(in[i])));
     } else {
 #pragma omp simd
@@ -192,6 +183,10 @@ void binary_run(std::array<char*, 3> pointers, std::array<int64_t, 3> strides, i
       Out* out = reinterpret_cast<Out*>(out_bytes);
       const T* a = reinterpret_cast<const T*>(a_bytes);
       const T* b = reinterpret_cast<const T*>(b_bytes);
+      if constexpr (Op == BinaryOp::gelu_tanh_backward && std::is_same_v<T, float>) {
+        gelu_tanh_backward_f32(a, b, out, count);
+        return;
+      }
 #pragma omp simd
       for (int64_t i = 0; i < count; ++i) out[i] = Out(apply_binary<Op, C>(a[i], b[i]));
       return;

@@ -46,7 +46,11 @@ namespace zt::cpu {
   float near_zero = p * square * x + x;
   float e = vector_exp(2.0f * (magnitude > 10.0f ? 10.0f : magnitude));
   float far = std::copysign(1.0f - 2.0f / (e + 1.0f), x);
-  return magnitude < 0.625f ? near_zero : far;
+  // A select by bit mask: with a conditional, GCC's AVX builds branch around the exp instead
+  // of vectorising the loop.
+  uint32_t near_mask = 0u - uint32_t(magnitude < 0.625f);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(near_zero) & near_mask) |
+                              (std::bit_cast<uint32_t>(far) & ~near_mask));
 }
 
 }  // namespace zt::cpu

@@ -74,10 +74,11 @@ Tensor LlamaMLP::forward(const Tensor& x) {
 LlamaDecoderLayer::LlamaDecoderLayer(const GPTConfig& config) : dropout_(config.dropout) {
   self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(config));
   mlp = register_module("mlp", std::make_shared<LlamaMLP>(config));
-  input_layernorm = register_module("input_layernorm",
-                                    std::make_shared<LlamaRMSNorm>(config.n_embd, config.norm_eps));
-  post_attention_layernorm = register_module(
-      "post_attention_layernorm", std::make_shared<LlamaRMSNorm>(config.n_embd, config.norm_eps));
+  input_layernorm = register_module(
+      "input_layernorm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm",
+                      std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
 }
 
 nn::TensorList LlamaDecoderLayer::forward_many(const nn::TensorList& inputs) {

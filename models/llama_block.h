@@ -8,9 +8,9 @@
 #include <memory>
 
 #include "models/gpt_config.h"
-#include "models/llama_rms_norm.h"
 #include "nn/linear.h"
 #include "nn/module.h"
+#include "nn/rms_norm.h"
 
 namespace zt::models {
 
@@ -44,7 +44,7 @@ class LlamaDecoderLayer final : public nn::Module {
   std::string type_name() const override { return "LlamaDecoderLayer"; }
   std::shared_ptr<LlamaAttention> self_attn;
   std::shared_ptr<LlamaMLP> mlp;
-  std::shared_ptr<LlamaRMSNorm> input_layernorm, post_attention_layernorm;
+  std::shared_ptr<nn::RMSNorm> input_layernorm, post_attention_layernorm;
 
  protected:
   nn::TensorList forward_many(const nn::TensorList& inputs) override;

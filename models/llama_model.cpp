@@ -15,7 +15,8 @@ LlamaModel::LlamaModel(const GPTConfig& config) : config_(config) {
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.n_layer; ++i)
     layers->push_back(std::make_shared<LlamaDecoderLayer>(config));
-  norm = register_module("norm", std::make_shared<LlamaRMSNorm>(config.n_embd, config.norm_eps));
+  norm =
+      register_module("norm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
 }
 
 nn::TensorList LlamaModel::forward_many(const nn::TensorList& inputs) {

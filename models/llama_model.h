@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "models/gpt_config.h"
-#include "models/llama_rms_norm.h"
 #include "nn/containers.h"
 #include "nn/embedding.h"
 #include "nn/module.h"
+#include "nn/rms_norm.h"
 
 namespace zt::models {
 
@@ -20,7 +20,7 @@ class LlamaModel final : public nn::Module {
   std::string type_name() const override { return "LlamaModel"; }
   std::shared_ptr<nn::Embedding> embed_tokens;
   std::shared_ptr<nn::ModuleList> layers;
-  std::shared_ptr<LlamaRMSNorm> norm;
+  std::shared_ptr<nn::RMSNorm> norm;
 
  protected:
   // (idx, keys_0, values_0, ..., keys_{L-1}, values_{L-1}) with None for an empty cache ->

@@ -6,7 +6,9 @@
 # a shared machine falls on both sides alike. Target: ZeroTrain at 1.5x PyTorch or more.
 #
 # Settings (environment): PYTHON (a python with torch 2.x; /work/peer-venv/bin/python if it
-# exists, else python3), ROUNDS (3), STEPS timed steps per run (10).
+# exists, else python3), ROUNDS (3), STEPS timed steps per run (10). Both sides inherit the
+# OpenMP settings: on a machine whose cores other work shares, OMP_WAIT_POLICY=passive (threads
+# that wait sleep instead of spinning) changes 2-thread figures several times over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
@@ -19,7 +21,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "gpt: $rounds rounds of $steps timed steps a side; $(nproc) cores;" \
-     "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+     "OMP_WAIT_POLICY ${OMP_WAIT_POLICY:-unset}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
   # "pytorch VERSION threads N: TOKENS tokens/s ..." -> "N TOKENS"
   "$python" bench/gpt_pytorch.py speed --steps "$steps" |

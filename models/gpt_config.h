@@ -1,0 +1,38 @@
+// The shape of a GPT: which block layout (GPT-2's or Llama's), its sizes and its numerics.
+// Zeros in n_kv_head and intermediate_size mean "the architecture's default"; the resolved_*
+// functions give the numbers the model is built with, and validate() names the first field
+// that cannot make a model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace zt::models {
+
+enum class Architecture { gpt2, llama };
+
+// "gpt2" or "llama"; parse_architecture throws std::invalid_argument naming both choices.
+std::string architecture_name(Architecture architecture);
+Architecture parse_architecture(const std::string& name);
+
+struct GPTConfig {
+  Architecture architecture = Architecture::gpt2;
+  int64_t vocab_size = 256, block_size = 256, n_layer = 6, n_head = 6, n_embd = 384;
+  int64_t n_kv_head = 0;          // Llama's grouped-query attention; 0 means n_head
+  int64_t intermediate_size = 0;  // MLP width; 0 means 4*n_embd (gpt2) or Llama's rule
+  double dropout = 0.0;           // embeddings, attention weights and residual branches
+  bool bias = true;               // GPT-2's linear and LayerNorm biases (Llama has none)
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;  // Llama's rotary base
+  bool tie_word_embeddings = true;
+
+  int64_t head_dim() const { return n_embd / n_head; }
+  int64_t resolved_n_kv_head() const { return n_kv_head > 0 ? n_kv_head : n_head; }
+  // GPT-2: 4 * n_embd. Llama: 2/3 of 4 * n_embd rounded up to a multiple of 256, the rule of
+  // Meta's reference code (multiple_of = 256) that gives 11008 for n_embd 4096.
+  int64_t resolved_intermediate_size() const;
+  // Throws std::invalid_argument naming the field and what it must be.
+  void validate() const;
+};
+
+}  // namespace zt::models

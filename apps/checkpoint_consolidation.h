@@ -15,14 +15,23 @@
 
 namespace zt::apps {
 
-// Parameters from the fp32 masters, buffers from the model file, in the model file's order (a
-// tied parameter is saved once, under one of its names).
+// Parameters from the fp32 masters, buffers from the model file, in the model file's order. A
+// tied parameter is saved once in the model file, perhaps under another of its names than the
+// one the rank files' layout uses: its master is found through the tied names either way.
 inline NamedTensors fp32_model_tensors(const dist::ConsolidatedCheckpoint& checkpoint) {
   std::string model_file = dist::model_states_file(checkpoint.tag_dir);
+  auto master_of = [&](const std::string& name) {
+    auto master = checkpoint.fp32_params.find(name);
+    for (const auto& [other, kept] : checkpoint.tied_names) {
+      if (master == checkpoint.fp32_params.end() && kept == name)
+        master = checkpoint.fp32_params.find(other);
+    }
+    return master;
+  };
   NamedTensors tensors;
   std::set<std::string> placed;
   for (const auto& [name, saved] : checkpoint.model_tensors) {
-    auto master = checkpoint.fp32_params.find(name);
+    auto master = master_of(name);
     if (master == checkpoint.fp32_params.end()) {
       tensors.emplace_back(name, saved.to(DType::f32));  // a buffer
       continue;
@@ -33,7 +42,7 @@ inline NamedTensors fp32_model_tensors(const dist::ConsolidatedCheckpoint& check
           shape_str(saved.sizes()), shape_str(master->second.sizes())));
     }
     tensors.emplace_back(name, master->second);
-    placed.insert(name);
+    placed.insert(master->first);
   }
   for (const std::string& name : checkpoint.parameter_names) {
     if (!placed.contains(name)) {
@@ -45,9 +54,11 @@ inline NamedTensors fp32_model_tensors(const dist::ConsolidatedCheckpoint& check
   return tensors;
 }
 
-// {"format": "pt"} and the client state's "metadata" strings.
+// {"format": "pt"}, the tied names (so that safetensors.torch.load_model fills every name of a
+// tied parameter) and the client state's "metadata" strings.
 inline SafetensorsMetadata consolidated_metadata(const dist::ConsolidatedCheckpoint& checkpoint) {
   SafetensorsMetadata metadata{{"format", "pt"}};
+  metadata.insert(checkpoint.tied_names.begin(), checkpoint.tied_names.end());
   const nlohmann::json& state = checkpoint.client_state;
   if (!state.is_object() || !state.contains("metadata")) return metadata;
   std::string where = dist::model_states_file(checkpoint.tag_dir) + ": client_state.metadata";

@@ -208,13 +208,19 @@ class GptTrainingRun {
         config_.gradient_accumulation_steps, world_.size(), tokens_per_step(),
         engine_->device().str());
     fmt::print(
-        "data: {} training tokens ({} windows an epoch, {} steps), validation {} batches of {} "
+        "data: {} training tokens ({} windows, {} steps an epoch), validation {} batches of {} "
         "windows per rank from {} tokens\n",
         tokens_->train().size(), train_windows_->windows_per_epoch(),
         train_windows_->batches_per_epoch() / config_.gradient_accumulation_steps, eval_iters_,
         micro_batch_, tokens_->validation().size());
     if (options_.resume)
       fmt::print("resumed from {} at step {}\n", options_.save_dir, engine_->global_steps());
+    const dist::SchedulerConfig& schedule = config_.scheduler;
+    if (schedule.type == "WarmupDecayLR" && schedule.total_num_steps != options_.steps) {
+      fmt::print(stderr,
+                 "warning: the config's schedule decays to 0 at step {}, but --steps is {}\n",
+                 schedule.total_num_steps, options_.steps);
+    }
   }
 
   int64_t tokens_per_step() const { return config_.train_batch_size * options_.model.block_size; }
@@ -288,8 +294,12 @@ class GptTrainingRun {
                  last_validation_loss_);
     }
     if (!leader_ || options_.save_path.empty()) return;
-    // f32 whatever the training dtype; the tied head stored once (under wte's name), as
-    // Hugging Face's files and safetensors.torch.save_model store it.
+    // f32 whatever the training dtype; the tied head stored once, under the embedding's name as
+    // in Hugging Face's files, with {"lm_head.weight": that name} in the metadata as
+    // safetensors.torch.save_model records a tied name.
+    std::string embedding_name = options_.model.architecture == models::Architecture::gpt2
+                                     ? "wte.weight"
+                                     : "model.embed_tokens.weight";
     NamedTensors saved;
     for (auto& [name, tensor] : state) {
       if (options_.model.tie_word_embeddings && name == "lm_head.weight") continue;
@@ -297,6 +307,7 @@ class GptTrainingRun {
     }
     SafetensorsMetadata metadata = apps::gpt_metadata(options_.model);
     metadata["format"] = "pt";
+    if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = embedding_name;
     save_safetensors(options_.save_path, saved, metadata);
     fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
   }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -92,7 +93,8 @@ GenerateOptions read_generate_options(const apps::Flags& flags) {
   if (flags.has("prompt") && flags.has("prompt-tokens"))
     throw apps::FlagError("give the prompt as one of --prompt and --prompt-tokens");
   options.max_new_tokens = flags.get_int("max-new-tokens", 1);
-  options.sampling.temperature = flags.get_double("temperature", -1.0);
+  options.sampling.temperature =
+      flags.get_double("temperature", -std::numeric_limits<double>::infinity());
   if (options.sampling.temperature < 0.0) {
     throw apps::FlagError(fmt::format("--temperature: expected a number >= 0, got '{}'",
                                       flags.get_string("temperature")));

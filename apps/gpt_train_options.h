@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "apps/cli_flags.h"
@@ -83,7 +84,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.model.n_head = flags.get_int("n_head", 1);
   options.model.n_embd = flags.get_int("n_embd", 1);
   options.model.block_size = flags.get_int("block_size", 1);
-  options.model.dropout = flags.get_double("dropout", -1.0);
+  options.model.dropout = flags.get_double("dropout", -std::numeric_limits<double>::infinity());
   if (options.model.dropout < 0.0 || options.model.dropout >= 1.0) {
     throw FlagError(fmt::format("--dropout: expected a number in [0, 1), got '{}'",
                                 flags.get_string("dropout")));

@@ -44,6 +44,7 @@ struct GenerateOptions {
   apps::SamplingOptions sampling;
   uint64_t seed = 0;
   std::string device;
+  bool kv_cache = true;
 };
 
 const apps::CommandLine& generate_command_line() {
@@ -64,6 +65,8 @@ const apps::CommandLine& generate_command_line() {
           {"top-p", "P", "1", "sample among the most probable tokens that reach P; 1: all"},
           {"seed", "S", "1", "seed of the draws"},
           {"device", "cpu|cuda", "cpu", "where the model runs (cuda: GPU 0)"},
+          {"kv-cache", "on|off", "on",
+           "off: each step runs the whole sequence again (to measure what the cache saves)"},
       }};
   return command_line;
 }
@@ -107,6 +110,7 @@ GenerateOptions read_generate_options(const apps::Flags& flags) {
   }
   options.seed = uint64_t(flags.get_int("seed", 0));
   options.device = flags.get_choice("device");
+  options.kv_cache = flags.get_choice("kv-cache") == "on";
   return options;
 }
 
@@ -166,15 +170,19 @@ struct Generation {
   std::vector<double> token_seconds;  // each new token: its draw and its one-token forward
 };
 
-// The prompt through the model once, then one token a step through the KV cache.
+// The prompt through the model once, then one token a step through the KV cache (without it,
+// every step runs the whole sequence so far).
 Generation sample(models::GPT& model, const std::vector<int64_t>& prompt,
                   const GenerateOptions& options, Device device) {
   NoGradGuard no_grad;
   Generator generator(options.seed);
   models::KVCache cache;
+  models::KVCache* cache_used = options.kv_cache ? &cache : nullptr;
+  std::vector<int64_t> sequence = prompt;
   Generation generation;
   auto start = Clock::now();
-  Tensor logits = model.forward(from_int64(prompt, {1, int64_t(prompt.size())}).to(device), &cache);
+  Tensor logits =
+      model.forward(from_int64(prompt, {1, int64_t(prompt.size())}).to(device), cache_used);
   generation.prompt_seconds = seconds_since(start);
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     auto step_start = Clock::now();
@@ -185,7 +193,9 @@ Generation sample(models::GPT& model, const std::vector<int64_t>& prompt,
     int64_t token = int64_t(multinomial(weights, 1, false, &generator).item());
     generation.tokens.push_back(uint16_t(token));
     if (step + 1 < options.max_new_tokens) {
-      logits = model.forward(from_int64(std::vector<int64_t>{token}, {1, 1}).to(device), &cache);
+      sequence.push_back(token);
+      std::vector<int64_t> fed = options.kv_cache ? std::vector<int64_t>{token} : sequence;
+      logits = model.forward(from_int64(fed, {1, int64_t(fed.size())}).to(device), cache_used);
     }
     generation.token_seconds.push_back(seconds_since(step_start));
   }

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 #include <string>
@@ -105,7 +106,16 @@ inline models::GPTConfig gpt_config_from_metadata(const SafetensorsMetadata& met
 // describes another model than `config`.
 inline void check_same_gpt(const SafetensorsMetadata& saved, const models::GPTConfig& config,
                            const std::string& where) {
-  for (const auto& [key, wanted] : gpt_metadata(config)) {
+  SafetensorsMetadata expected = gpt_metadata(config);
+  // The flags' fields first, so that a run with another --n_embd names n_embd rather than the
+  // MLP width that follows from it.
+  std::vector<std::string> keys = {"model",   "tokenizer", "architecture", "vocab_size",
+                                   "n_layer", "n_head",    "n_embd",       "block_size"};
+  for (const auto& [key, value] : expected) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  }
+  for (const std::string& key : keys) {
+    const std::string& wanted = expected.at(key);
     auto found = saved.find(key);
     std::string has = found == saved.end() ? "nothing" : "\"" + found->second + "\"";
     if (found == saved.end() || found->second != wanted) {

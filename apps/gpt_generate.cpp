@@ -151,9 +151,9 @@ std::vector<int64_t> prompt_tokens(const GenerateOptions& options, int64_t vocab
     throw apps::FlagError(flag + ": the prompt is empty; give one token at least");
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] >= vocab_size) {
-      throw apps::FlagError(
-          fmt::format("{}: token {} at position {} is outside the model's vocabulary 0..{}", flag,
-                      tokens[i], i, vocab_size - 1));
+      throw apps::FlagError(fmt::format(
+          "{}: {} {} at position {} is outside the model's vocabulary 0..{}", flag,
+          options.prompt_tokens.empty() ? "byte" : "token", tokens[i], i, vocab_size - 1));
     }
   }
   return tokens;

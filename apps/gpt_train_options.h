@@ -50,7 +50,9 @@ inline const CommandLine& gpt_train_command_line() {
             {"block_size", "T", "256", "context: tokens per training window"},
             {"dropout", "P", "0", "dropout of embeddings, attention and residual branches"},
             {"steps", "N", "2000", "optimizer steps to train (counted from 0, also on --resume)"},
-            {"max-steps", "N", "", "stop after optimizer step N (the schedule still spans --steps)",
+            {"max-steps", "N", "",
+             "stop after optimizer step N (the schedule still spans --steps); 0 saves the "
+             "initial model",
              "--steps"},
             {"eval-interval", "N", "200", "validation loss every N steps (and after the last)"},
             {"eval-iters", "N", "20", "validation batches per rank per evaluation"},
@@ -93,7 +95,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.model.validate();
   options.steps = flags.get_int("steps", 1);
   options.stop_step = flags.has("max-steps")
-                          ? std::min(options.steps, flags.get_int("max-steps", 1))
+                          ? std::min(options.steps, flags.get_int("max-steps", 0))
                           : options.steps;
   options.eval_interval = flags.get_int("eval-interval", 1);
   options.eval_iters = flags.get_int("eval-iters", 1);

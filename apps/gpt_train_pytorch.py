@@ -156,6 +156,9 @@ def main():
         torch.set_num_threads(args.threads)
 
     weights = load_file(args.init)
+    if "wte.weight" not in weights:
+        parser.error(f"--init {args.init}: not a GPT-2 layout model (no wte.weight); "
+                     "the Llama layout is not mirrored here")
     n_layer = 1 + max(int(name.split(".")[1]) for name in weights if name.startswith("h."))
     header = np.fromfile(args.tokens, dtype=np.uint8, count=48)
     assert header[:8].tobytes() == b"ZTTOKENS", f"{args.tokens}: not a token file"

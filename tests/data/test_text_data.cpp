@@ -70,6 +70,24 @@ TEST_CASE("split_fortune_entries cuts on lines holding only %, trims blank edges
   CHECK(split_fortune_entries("%\n%\n").empty());
 }
 
+TEST_CASE("fortune files: text files in name order, strfile's .dat and the .u8 links left out") {
+  TempDir dir;
+  write_bytes(dir.file("zippy"), "Yow!\n%\nAre we having fun yet?\n%\n");
+  write_bytes(dir.file("art"), "Art is long.\n%\n");
+  write_bytes(dir.file("art.dat"), std::string("\x00\x00\x00\x02", 4));
+  std::filesystem::create_symlink("art", dir.file("art.u8"));
+  std::vector<std::string> files = list_fortune_files(dir.path().string());
+  CHECK(files == std::vector<std::string>{dir.file("art"), dir.file("zippy")});
+  CHECK(read_fortune_documents(dir.path().string()) ==
+        std::vector<std::string>{"Art is long.", "Yow!", "Are we having fun yet?"});
+  TempDir empty;
+  write_bytes(empty.file("only.dat"), "x");
+  CHECK_THROWS_WITH_AS(list_fortune_files(empty.path().string()),
+                       doctest::Contains(": no fortune files"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(list_fortune_files(empty.file("missing")),
+                       doctest::Contains("cannot list the fortune directory"), std::runtime_error);
+}
+
 TEST_CASE("byte tokens round trip every byte value; a token over 255 is refused") {
   std::string all_bytes;
   for (int byte = 0; byte < 256; ++byte) all_bytes.push_back(char(byte));

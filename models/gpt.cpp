@@ -13,6 +13,25 @@
 
 namespace zt::models {
 
+namespace {
+
+// A token id outside the vocabulary, named with its place; CPU tokens only (a device's
+// embedding kernel checks its own), a scan that costs nothing next to the model.
+void check_token_ids(const Tensor& idx, int64_t vocab_size) {
+  if (!idx.device().is_cpu()) return;
+  const Tensor ids = idx.contiguous();
+  const int64_t* data = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    if (data[i] < 0 || data[i] >= vocab_size) {
+      throw std::out_of_range(
+          fmt::format("GPT: token {} at [{}, {}] is outside the vocabulary [0, {})", data[i],
+                      i / idx.size(1), i % idx.size(1), vocab_size));
+    }
+  }
+}
+
+}  // namespace
+
 GPT::GPT(const GPTConfig& config) : config_(config) {
   config.validate();
   if (config.architecture == Architecture::gpt2) {
@@ -77,6 +96,7 @@ nn::TensorList GPT::forward_many(const nn::TensorList& inputs) {
         idx.defined() ? fmt::format("{} {}", dtype_name(idx.dtype()), shape_str(idx.sizes()))
                       : "None"));
   }
+  check_token_ids(idx, config_.vocab_size);
   const int64_t past = inputs.size() > 1 && inputs[1].defined() ? inputs[1].size(2) : 0;
   if (past + idx.size(1) > config_.block_size) {
     throw std::invalid_argument(fmt::format(

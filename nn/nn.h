@@ -11,5 +11,6 @@
 #include "nn/layer_norm.h"
 #include "nn/linear.h"
 #include "nn/module.h"
+#include "nn/multihead_attention.h"
 #include "nn/pooling.h"
 #include "nn/shared_tensors.h"

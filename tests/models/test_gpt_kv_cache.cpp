@@ -13,6 +13,7 @@
 #include "core/factory.h"
 #include "core/generator.h"
 #include "models/gpt.h"
+#include "nn/shared_tensors.h"
 #include "tests/error_of.h"
 
 using namespace zt;
@@ -106,5 +107,31 @@ TEST_CASE("GPT refuses a sequence longer than its context and idx that is not i6
   std::string wrong_dtype = error_of([&] { model(zeros({1, 4})); });
   CHECK(wrong_dtype.find("GPT: idx must be i64 token ids [batch, time], got f32 [1, 4]") == 0);
   std::string outside = error_of([&] { model(from_int64(std::vector<int64_t>{3, 37}, {1, 2})); });
-  CHECK(outside.find("37") != std::string::npos);
+  CHECK(outside == "GPT: token 37 at [0, 1] is outside the vocabulary [0, 37)");
+}
+
+TEST_CASE("GPT's parameters follow the config: GPT-2 without biases and untied, Llama tied") {
+  GPTConfig plain = tiny_config(Architecture::gpt2);
+  plain.bias = false;
+  plain.tie_word_embeddings = false;
+  GPT gpt2(plain);
+  std::vector<std::string> names;
+  for (auto& [name, tensor] : gpt2.named_parameters()) names.push_back(name);
+  // Conv1D biases gone (LayerNorm keeps its own), the head a parameter of its own [V, C].
+  CHECK(std::find(names.begin(), names.end(), "h.0.attn.c_attn.bias") == names.end());
+  CHECK(std::find(names.begin(), names.end(), "h.0.ln_1.bias") != names.end());
+  CHECK(names.back() == "lm_head.weight");
+  CHECK(gpt2.lm_head()->weight.sizes() == Shape{37, 32});
+  CHECK_FALSE(nn::same_tensor(gpt2.lm_head()->weight, gpt2.token_embedding()->weight));
+
+  GPTConfig tied = tiny_config(Architecture::llama, 2);
+  GPT llama(tied);
+  CHECK(nn::same_tensor(llama.lm_head()->weight, llama.token_embedding()->weight));
+  CHECK(llama.named_parameters().size() == 1 + 2 * 9 + 1);  // embedding, 9 per layer, norm
+  CHECK(llama.state_dict().size() == llama.named_parameters().size() + 1);  // + lm_head.weight
+  std::string bad = error_of([] {
+    GPTConfig odd = tiny_config(Architecture::llama, 3);
+    GPT model(odd);
+  });
+  CHECK(bad == "GPTConfig: n_kv_head: expected 0 or a divisor of n_head (4), got 3");
 }

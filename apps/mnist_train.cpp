@@ -31,6 +31,7 @@
 #include "apps/mnist_train_options.h"
 #include "apps/output_paths.h"
 #include "apps/read_command_line.h"
+#include "apps/training_device.h"
 #include "autograd/checkpointing_options.h"
 #include "core/backend.h"
 #include "core/factory.h"
@@ -73,17 +74,6 @@ dist::Config default_config(const TrainOptions& options, int world_size, int64_t
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// The device --device names for this rank: the host, or GPU (local rank modulo the GPU count).
-Device training_device(const std::string& choice, const comm::MpiRuntime& runtime) {
-  if (choice == "cpu") return Device::cpu();
-  int gpus = cuda_device_count();
-  if (gpus == 0) {
-    throw apps::FlagError(
-        "--device cuda: no CUDA device is visible (or this build has no CUDA backend)");
-  }
-  return Device::cuda(runtime.local_rank() % gpus);
 }
 
 // One run of mnist_train: the engine over the model, the data, where training stands, and the
@@ -185,7 +175,7 @@ class TrainingRun {
           options_.model, stages, std::min(checkpoints, stages), checkpoints);
     }
     std::shared_ptr<nn::Module> model = apps::make_mnist_model(options_.model, checkpoints);
-    model->to(training_device(options_.device, runtime));
+    model->to(apps::training_device(options_.device, runtime));
     initialized_ = initialize(runtime, config_, model, dist_backend);
     engine_ = initialized_.engine.get();
     micro_batch_ = config_.train_micro_batch_size_per_gpu;

@@ -1,7 +1,7 @@
 // Training throughput of the GPT-2 model (models::GPT) on the CPU: tokens/s of a step of
 // forward, cross entropy over the byte vocabulary, backward and AdamW, at 1 and 2 threads; the
-// median of --steps timed steps after --warmup untimed ones, as bench/gpt_pytorch.py's `speed`
-// mode times the same model in PyTorch. --torch FILE adds PyTorch's figures (lines
+// median of --steps timed steps after --warmup untimed ones, as bench/gpt_pytorch.py
+// times the same model in PyTorch. --torch FILE adds PyTorch's figures (lines
 // "threads tokens_per_s") and our ratio; bench/gpt.sh runs both. Flags: `bench/gpt --help`.
 #include <fmt/format.h>
 
@@ -18,7 +18,7 @@
 #include "apps/cli_flags.h"
 #include "apps/read_command_line.h"
 #include "autograd/functions.h"
-#include "core/cpu/blas_core_type.h"
+#include "core/cpu/openblas_core_type.h"
 #include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
@@ -160,8 +160,8 @@ int run(const BenchOptions& options) {
       "median of {} steps\n",
       config.n_layer, config.n_head, config.n_embd, config.block_size, options.batch,
       config.vocab_size, options.steps);
-  set_num_threads(options.threads.front());  // chooses OpenBLAS's kernels, which we name
-  fmt::print("OpenBLAS kernels: {}\n", cpu::blas_core_type());
+  cpu::ensure_openblas_kernels();
+  fmt::print("OpenBLAS kernels: {}\n", cpu::openblas_core_name());
   fmt::print("{:>8} {:>14} {:>10}", "threads", "tokens/s", "ms/step");
   if (options.phases) fmt::print(" {:>10} {:>10} {:>10}", "forward", "backward", "adamw");
   if (!torch_results.empty()) fmt::print(" {:>16} {:>11}", "pytorch tokens/s", "ours/torch");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training tokens/s of the GPT-2 model (6 layers, 6 heads, width 384, T 256, batch 8, byte
 # vocabulary, tied head; forward, cross entropy, backward, AdamW) in ZeroTrain (bench/gpt) and
-# in PyTorch (bench/gpt_pytorch.py speed) at 1 and 2 threads, and their ratio. The two run in
+# in PyTorch (bench/gpt_pytorch.py) at 1 and 2 threads, and their ratio. The two run in
 # turn ROUNDS times and each figure is the median of its rounds, so that a neighbour's load on
 # a shared machine falls on both sides alike. Target: ZeroTrain at 1.5x PyTorch or more.
 #
@@ -24,7 +24,7 @@ echo "gpt: $rounds rounds of $steps timed steps a side; $(nproc) cores;" \
      "OMP_WAIT_POLICY ${OMP_WAIT_POLICY:-unset}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
   # "pytorch VERSION threads N: TOKENS tokens/s ..." -> "N TOKENS"
-  "$python" bench/gpt_pytorch.py speed --steps "$steps" |
+  "$python" bench/gpt_pytorch.py --steps "$steps" |
     awk '$1 == "pytorch" { sub(":", "", $4); print $4, $5 }' >>"$work/torch"
   # bench/gpt's table rows: "threads tokens/s ms/step"
   bench/gpt --steps "$steps" | awk '$1 ~ /^[0-9]+$/ { print $1, $2 }' >>"$work/ours"

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/openblas_core_type.h"
 
 namespace zt {
 
@@ -43,7 +44,9 @@ int device_count(DeviceType type) {
 
 namespace zt::cpu {
 CpuBackend& cpu_backend() {
-  static CpuBackend* backend = new CpuBackend();  // never destroyed: used by static tensors
+  // Never destroyed: used by static tensors. OpenBLAS's kernels are settled before any kernel
+  // of the backend can call it (core/cpu/openblas_core_type.h).
+  static CpuBackend* backend = (ensure_openblas_kernels(), new CpuBackend());
   return *backend;
 }
 }  // namespace zt::cpu

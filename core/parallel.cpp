@@ -7,8 +7,6 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/cpu/blas_core_type.h"
-
 extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace zt {
@@ -51,9 +49,6 @@ void set_num_threads(int threads) {
   // OpenBLAS never threads on its own: its threaded driver rounds differently from the
   // single-threaded one, so the CPU backend cuts large products itself (cpu_gemm.cpp).
   openblas_set_num_threads(1);
-  // Every BLAS caller sets the thread count first (num_threads() on first use), so the kernels
-  // are chosen here before any product runs.
-  cpu::select_blas_core_type();
 }
 
 }  // namespace zt

@@ -226,6 +226,9 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
   checkpoint.engine_state = metadata_json(model, "zerotrain", model_path, true);
   checkpoint.client_state = metadata_json(model, "client_state", model_path, false);
   checkpoint.model_tensors = model.tensors;
+  for (const auto& [key, value] : model.metadata) {
+    if (!model.contains(key) && model.contains(value)) checkpoint.tied_names[key] = value;
+  }
   checkpoint.world_size = field<int>(checkpoint.engine_state, "world_size", model_path);
   if (checkpoint.world_size < 1 || checkpoint.world_size > 1'000'000) {
     throw std::runtime_error(

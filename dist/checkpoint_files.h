@@ -42,6 +42,9 @@ struct ConsolidatedCheckpoint {
   nlohmann::json engine_state;  // the model file's "zerotrain" metadata
   nlohmann::json client_state;  // null when none was saved
   NamedTensors model_tensors;   // as saved: parameters and buffers, in the model's dtype
+  // A tied parameter is saved once: {each other name: the name it is saved under}, from the
+  // model file's metadata (as safetensors.torch.save_model records it).
+  std::map<std::string, std::string> tied_names;
   std::vector<std::string> parameter_names;  // in layout order
   std::map<std::string, Tensor> fp32_params;
   std::map<std::string, std::map<std::string, Tensor>> optimizer_state;  // name -> state -> tensor

@@ -21,16 +21,20 @@
 #define ZT_NEEDS_CUDA_BUILD doctest::test_suite("needs-cuda-build")
 // Debian's dataset-fashion-mnist (scripts/install-deps installs it).
 #define ZT_NEEDS_FASHION_MNIST doctest::test_suite("needs-fashion-mnist")
+// Debian's fortunes and fortunes-min (scripts/install-deps installs them).
+#define ZT_NEEDS_FORTUNES doctest::test_suite("needs-fortunes")
 
 namespace zt::testing {
 
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+inline constexpr const char* kFortunesDir = "/usr/share/games/fortunes";
 
 struct Availability {
   bool cuda_build = false;
   bool cuda_device = false;
   bool gpu_per_rank = false;
   bool fashion_mnist = false;
+  bool fortunes = false;
 };
 
 // What this process has: a CUDA backend, a device, the dataset. gpu_per_rank is left to the
@@ -46,6 +50,7 @@ inline Availability detect_availability() {
   available.cuda_device = cuda_device_count() > 0;
   available.fashion_mnist =
       std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
+  available.fortunes = std::filesystem::exists(std::string(kFortunesDir) + "/fortunes");
   return available;
 }
 
@@ -62,7 +67,8 @@ inline void exclude_unavailable(doctest::Context& context, const Availability& a
         Need{available.cuda_device, "needs-cuda-device", "no CUDA device"},
         Need{available.gpu_per_rank, "needs-gpu-per-rank", "not every rank has a GPU of its own"},
         Need{available.fashion_mnist, "needs-fashion-mnist",
-             "dataset-fashion-mnist is not installed"}}) {
+             "dataset-fashion-mnist is not installed"},
+        Need{available.fortunes, "needs-fortunes", "fortunes is not installed"}}) {
     if (need.present) continue;
     context.addFilter("test-suite-exclude", need.suite);
     if (print) std::printf("skipping the cases of suite %s: %s\n", need.suite, need.why);

@@ -1,19 +1,16 @@
 // The CPU's vectorisable f32 exp and tanh (core/cpu/vector_math.h) against libm in double over
-// their whole useful range and at the special values, f32 gelu_tanh through them alike in its
-// vector and strided loops, and OpenBLAS's kernel choice: the SSE3 fallback that an
-// unrecognised CPU model gets is replaced when the CPU has AVX2 or AVX-512.
+// their whole useful range and at the special values, and f32 gelu_tanh through them alike in
+// its vector and strided loops.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "core/cpu/blas_core_type.h"
 #include "core/cpu/vector_math.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
-#include "core/parallel.h"
 
 namespace {
 
@@ -51,16 +48,6 @@ TEST_CASE("vector_tanh: 2 ulp of 1 absolute, relative near zero, exact limits") 
   CHECK(vector_tanh(20.0f) == 1.0f);
   CHECK(vector_tanh(-std::numeric_limits<float>::infinity()) == -1.0f);
   CHECK(std::isnan(vector_tanh(std::numeric_limits<float>::quiet_NaN())));
-}
-
-TEST_CASE("OpenBLAS runs the kernels of the CPU's vector instructions, not the SSE3 fallback") {
-  zt::set_num_threads(zt::num_threads());  // the first BLAS setup chooses the kernels
-  std::string core = zt::cpu::blas_core_type();
-  INFO("OpenBLAS core: " << core);
-  __builtin_cpu_init();
-  if (!core.empty() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    CHECK(core != "Prescott");
-  }
 }
 
 TEST_CASE("f32 gelu_tanh: contiguous (vector clones) and strided loops give the same bits") {

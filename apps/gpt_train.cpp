@@ -1,0 +1,342 @@
+// Trains a GPT on byte-level text with the ZeroTrain engine, on one process or many:
+// `mpirun -np 8 ./apps/gpt_train --deepspeed --deepspeed_config configs/gpt_stage3_bf16.json`.
+// The text (Debian's fortunes by default) is tokenised once into a token file under --data-dir
+// (rank 0 prepares it when it is missing; every rank then maps it); each optimizer step reads,
+// per rank and micro-step, a batch of windows that is a pure function of (seed, step, rank), so
+// --resume continues with exactly the data an uninterrupted run would have read. Rank 0 prints
+// the training loss and tokens/s every --log-interval steps and the validation loss (the same
+// held-out windows each time) every --eval-interval steps, saves engine checkpoints with the
+// model's shape in their client state, and writes the trained model for gpt_generate.
+// Flags: `gpt_train --help` (apps/gpt_train_options.h).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "apps/distributed_metrics.h"
+#include "apps/gpt_model_files.h"
+#include "apps/gpt_train_options.h"
+#include "apps/output_paths.h"
+#include "apps/read_command_line.h"
+#include "apps/training_device.h"
+#include "autograd/functions.h"
+#include "autograd/grad_mode.h"
+#include "core/generator.h"
+#include "core/parallel.h"
+#include "data/text_token_file.h"
+#include "data/text_windows.h"
+#include "dist/checkpoint_files.h"
+#include "dist/initialize.h"
+
+using namespace zt;
+
+namespace {
+
+using apps::GptTrainOptions;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Without a ds_config.json: ZeRO stage 0, AdamW (betas 0.9, 0.99, weight decay 0.1 on the
+// matrices), gradients clipped to norm 1, the learning rate warmed up linearly over the first
+// tenth of the steps (at most 100) and decayed linearly to 0 at the last.
+dist::Config default_config(const GptTrainOptions& options, int world_size) {
+  int64_t total_steps = std::max<int64_t>(options.steps, 2);  // the schedule needs 2
+  std::string text = fmt::format(R"({{
+    "train_micro_batch_size_per_gpu": {},
+    "gradient_accumulation_steps": 1,
+    "steps_per_print": 0,
+    "gradient_clipping": 1.0,
+    "optimizer": {{"type": "AdamW",
+                  "params": {{"lr": {}, "betas": [0.9, 0.99], "weight_decay": 0.1}}}},
+    "scheduler": {{"type": "WarmupDecayLR",
+                  "params": {{"warmup_min_lr": 0, "warmup_max_lr": {}, "warmup_num_steps": {},
+                             "warmup_type": "linear", "total_num_steps": {}}}}},
+    "zero_optimization": {{"stage": 0}}
+  }})",
+                                 options.batch_size, options.lr, options.lr,
+                                 std::clamp<int64_t>(total_steps / 10, 1, 100), total_steps);
+  return dist::parse_config(text, "gpt_train defaults", world_size, nullptr);
+}
+
+// The mean cross entropy of next-token prediction over a batch, taken in f32 whatever the
+// model's dtype, as mixed-precision training does.
+Tensor next_token_loss(dist::Engine& engine, const data::TokenBatch& batch) {
+  Tensor logits = engine.forward(batch.inputs.to(engine.device()));
+  int64_t rows = batch.inputs.numel();
+  return cross_entropy(logits.to(DType::f32).reshape({rows, logits.size(-1)}),
+                       batch.targets.to(engine.device()).reshape({rows}));
+}
+
+class GptTrainingRun {
+ public:
+  GptTrainingRun(comm::MpiRuntime& runtime, const GptTrainOptions& options)
+      : options_(options), world_(runtime.world()), leader_(world_.rank() == 0) {
+    std::optional<dist::Config> file_config = read_config_file();
+    check_output_paths();
+    open_tokens();
+    if (options.resume) check_resume_checkpoint();
+    config_ = file_config ? *file_config : default_config(options, world_.size());
+    micro_batch_ = config_.train_micro_batch_size_per_gpu;
+    make_samplers();
+    manual_seed(options.seed);
+    build_engine(runtime);
+    print_startup();
+  }
+
+  int run() {
+    auto run_start = Clock::now();
+    double train_seconds = 0.0;
+    int64_t first_step = engine_->global_steps();
+    while (engine_->global_steps() < options_.stop_step) {
+      auto step_start = Clock::now();
+      train_one_step();
+      train_seconds += seconds_since(step_start);
+      interval_seconds_ += seconds_since(step_start);
+      int64_t step = engine_->global_steps();
+      if (step % options_.log_interval == 0) log_training(step);
+      bool last = step == options_.stop_step;
+      bool evaluate_now = step % options_.eval_interval == 0 || last;
+      if (evaluate_now) report_validation(step);
+      bool save_now = options_.save_every > 0 ? step % options_.save_every == 0 : evaluate_now;
+      if (!options_.save_dir.empty() && (save_now || last)) save_checkpoint(step);
+    }
+    if (first_step >= options_.stop_step) report_validation(engine_->global_steps());
+    finish(run_start, train_seconds, engine_->global_steps() - first_step);
+    return 0;
+  }
+
+ private:
+  std::optional<dist::Config> read_config_file() {
+    if (options_.deepspeed.deepspeed_config.empty()) return std::nullopt;
+    std::vector<std::string> warnings;
+    dist::Config config =
+        dist::load_config(options_.deepspeed.deepspeed_config, world_.size(), &warnings);
+    for (const std::string& warning : warnings) {
+      if (leader_) fmt::print(stderr, "warning: {}\n", warning);
+    }
+    return config;
+  }
+
+  // Rank 0 writes the model file; every rank writes its files in the checkpoint folder.
+  void check_output_paths() const {
+    if (leader_ && !options_.save_path.empty())
+      apps::check_output_file("--save", options_.save_path);
+    if (!options_.save_dir.empty()) apps::check_output_folder("--save-dir", options_.save_dir);
+  }
+
+  // Rank 0 prepares the token file when it is missing (written under a temporary name and
+  // renamed, so no rank ever maps half a file); then every rank maps it.
+  void open_tokens() {
+    std::string token_path = (std::filesystem::path(options_.data_dir) /
+                              fmt::format("fortunes-bytes-val{}.tokens", options_.validation_every))
+                                 .string();
+    if (leader_ && !std::filesystem::exists(token_path)) {
+      apps::check_output_folder("--data-dir", options_.data_dir);
+      auto start = Clock::now();
+      data::TokenFileCounts counts = data::prepare_fortunes_token_file(
+          options_.text_dir, token_path, options_.validation_every);
+      fmt::print(
+          "prepared {} from {}: {} training tokens ({} documents), {} validation tokens ({} "
+          "documents), {:.1f} s\n",
+          token_path, options_.text_dir, counts.train_tokens, counts.train_documents,
+          counts.validation_tokens, counts.validation_documents, seconds_since(start));
+    }
+    world_.barrier();
+    tokens_.emplace(token_path);
+    if (tokens_->vocab_size() > options_.model.vocab_size) {
+      throw std::runtime_error(fmt::format("{}: vocabulary {} is larger than the model's {}",
+                                           token_path, tokens_->vocab_size(),
+                                           options_.model.vocab_size));
+    }
+  }
+
+  // Before anything is built: the checkpoint must be of this model.
+  void check_resume_checkpoint() const {
+    std::string model_file = dist::model_states_file(dist::resolve_tag_dir(options_.save_dir, ""));
+    SafetensorsMetadata metadata;
+    nlohmann::json state;
+    SafetensorsContents contents = load_safetensors(model_file);
+    auto found = contents.metadata.find("client_state");
+    if (found != contents.metadata.end())
+      state = nlohmann::json::parse(found->second, nullptr, false);
+    if (state.is_object() && state.contains("metadata") && state["metadata"].is_object()) {
+      for (const auto& [key, value] : state["metadata"].items())
+        metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+    apps::check_same_gpt(metadata, options_.model, model_file + ": client_state");
+  }
+
+  void make_samplers() {
+    data::TokenWindowOptions window{.batch_size = micro_batch_,
+                                    .block_size = options_.model.block_size,
+                                    .seed = options_.seed,
+                                    .num_replicas = world_.size(),
+                                    .rank = world_.rank()};
+    train_windows_.emplace(tokens_->train(), window);
+    validation_windows_.emplace(tokens_->validation(), window);
+    eval_iters_ = std::min(options_.eval_iters, validation_windows_->batches_per_epoch());
+  }
+
+  void build_engine(comm::MpiRuntime& runtime) {
+    auto model = std::make_shared<models::GPT>(options_.model);
+    model->to(apps::training_device(options_.device, runtime));
+    initialized_ = initialize(runtime, config_, model, options_.deepspeed.dist_backend,
+                              weight_decay_groups(*model));
+    engine_ = initialized_.engine.get();
+    if (options_.resume) engine_->load_checkpoint(options_.save_dir);
+  }
+
+  void print_startup() const {
+    if (!leader_) return;
+    const models::GPTConfig& model = options_.model;
+    fmt::print(
+        "model: {} {} layers, {} heads, width {}, context {} ({} parameters, {}), {} ranks x {} "
+        "threads, ZeRO stage {}, {} lr {}, batch {} windows ({} per rank x {} accumulation steps "
+        "x {} ranks) = {} tokens a step, on {}\n",
+        models::architecture_name(model.architecture), model.n_layer, model.n_head, model.n_embd,
+        model.block_size, engine_->module().num_parameters(),
+        engine_->mixed_precision()
+            ? fmt::format("{} with fp32 master weights", dtype_name(engine_->model_dtype()))
+            : "f32",
+        world_.size(), num_threads(), engine_->zero_stage(), config_.optimizer.type,
+        config_.optimizer.lr, config_.train_batch_size, micro_batch_,
+        config_.gradient_accumulation_steps, world_.size(), tokens_per_step(),
+        engine_->device().str());
+    fmt::print(
+        "data: {} training tokens ({} windows, {} steps an epoch), validation {} batches of {} "
+        "windows per rank from {} tokens\n",
+        tokens_->train().size(), train_windows_->windows_per_epoch(),
+        train_windows_->batches_per_epoch() / config_.gradient_accumulation_steps, eval_iters_,
+        micro_batch_, tokens_->validation().size());
+    if (options_.resume)
+      fmt::print("resumed from {} at step {}\n", options_.save_dir, engine_->global_steps());
+    const dist::SchedulerConfig& schedule = config_.scheduler;
+    if (schedule.type == "WarmupDecayLR" && schedule.total_num_steps != options_.steps) {
+      fmt::print(stderr,
+                 "warning: the config's schedule decays to 0 at step {}, but --steps is {}\n",
+                 schedule.total_num_steps, options_.steps);
+    }
+  }
+
+  int64_t tokens_per_step() const { return config_.train_batch_size * options_.model.block_size; }
+
+  // The micro-steps of one optimizer step; micro-step m of the run reads batch m of this rank.
+  void train_one_step() {
+    engine_->train();
+    int64_t accumulation = config_.gradient_accumulation_steps;
+    int64_t first_micro_step = engine_->global_steps() * accumulation;
+    for (int64_t micro = 0; micro < accumulation; ++micro) {
+      Tensor loss = next_token_loss(*engine_, train_windows_->batch(first_micro_step + micro));
+      engine_->backward(loss);
+      engine_->step();
+      interval_loss_sum_ += loss.item();
+      ++interval_micro_steps_;
+    }
+  }
+
+  void log_training(int64_t step) {
+    double mean_loss = apps::sum_over_ranks(world_, {interval_loss_sum_})[0] /
+                       double(interval_micro_steps_ * world_.size());
+    int64_t steps = interval_micro_steps_ / config_.gradient_accumulation_steps;
+    if (leader_) {
+      std::string scaling =
+          engine_->loss_scaler() ? fmt::format(", loss scale {:g}", engine_->loss_scale()) : "";
+      fmt::print("step {}/{}: loss {:.4f}, lr {:.3g}, {:.0f} tokens/s{}\n", step, options_.steps,
+                 mean_loss, engine_->get_lr(),
+                 double(steps * tokens_per_step()) / interval_seconds_, scaling);
+      std::fflush(stdout);
+    }
+    interval_loss_sum_ = 0.0;
+    interval_micro_steps_ = 0;
+    interval_seconds_ = 0.0;
+  }
+
+  // The mean loss over the same eval_iters_ batches of held-out windows on every rank. Every
+  // rank runs the same number of forwards, as stage 3's gathers need.
+  double validation_loss() {
+    NoGradGuard no_grad;
+    engine_->eval();
+    double loss_sum = 0.0;
+    for (int64_t batch = 0; batch < eval_iters_; ++batch)
+      loss_sum += next_token_loss(*engine_, validation_windows_->batch(batch)).item();
+    engine_->train();
+    return apps::sum_over_ranks(world_, {loss_sum})[0] / double(eval_iters_ * world_.size());
+  }
+
+  void report_validation(int64_t step) {
+    double loss = validation_loss();
+    last_validation_loss_ = loss;
+    if (leader_) {
+      fmt::print("step {}: validation loss {:.4f}\n", step, loss);
+      std::fflush(stdout);
+    }
+  }
+
+  void save_checkpoint(int64_t step) {
+    if (step == last_saved_step_) return;
+    nlohmann::json client_state = {{"step", step},
+                                   {"metadata", apps::gpt_metadata(options_.model)}};
+    std::string tag_dir = engine_->save_checkpoint(options_.save_dir, "", client_state);
+    last_saved_step_ = step;
+    if (leader_) fmt::print("saved checkpoint {}\n", tag_dir);
+  }
+
+  void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run) {
+    NamedTensors state = engine_->consolidated_state_dict();
+    if (leader_ && steps_run > 0) {
+      fmt::print("trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}\n",
+                 steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,
+                 last_validation_loss_);
+    }
+    if (!leader_ || options_.save_path.empty()) return;
+    // f32 whatever the training dtype; the tied head stored once, under the embedding's name as
+    // in Hugging Face's files, with {"lm_head.weight": that name} in the metadata as
+    // safetensors.torch.save_model records a tied name.
+    std::string embedding_name = options_.model.architecture == models::Architecture::gpt2
+                                     ? "wte.weight"
+                                     : "model.embed_tokens.weight";
+    NamedTensors saved;
+    for (auto& [name, tensor] : state) {
+      if (options_.model.tie_word_embeddings && name == "lm_head.weight") continue;
+      saved.emplace_back(name, tensor.to(DType::f32));
+    }
+    SafetensorsMetadata metadata = apps::gpt_metadata(options_.model);
+    metadata["format"] = "pt";
+    if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = embedding_name;
+    save_safetensors(options_.save_path, saved, metadata);
+    fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
+  }
+
+  const GptTrainOptions& options_;
+  comm::MpiCommunicator& world_;
+  const bool leader_;
+  std::optional<data::TokenFile> tokens_;
+  std::optional<data::TokenWindowSampler> train_windows_, validation_windows_;  // read *tokens_
+  int64_t eval_iters_ = 0;
+  dist::Config config_;
+  int64_t micro_batch_ = 1;
+  Initialized initialized_;
+  dist::Engine* engine_ = nullptr;
+  double interval_loss_sum_ = 0.0, interval_seconds_ = 0.0;
+  int64_t interval_micro_steps_ = 0;
+  double last_validation_loss_ = 0.0;
+  int64_t last_saved_step_ = -1;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  GptTrainOptions options;
+  std::optional<int> status = apps::read_command_line(
+      argc, argv, apps::gpt_train_command_line(),
+      [&](const apps::Flags& flags) { options = apps::read_gpt_train_options(flags); });
+  if (status) return *status;
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
+    return GptTrainingRun(runtime, options).run();
+  });
+}

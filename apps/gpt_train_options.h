@@ -1,0 +1,122 @@
+// gpt_train's command line: its flag table (the parser's and --help's one source) and the
+// options read from it. The model's shape flags carry GPTConfig's field names (n_layer, n_head,
+// n_embd, block_size, as GPT-2's config.json and nanoGPT spell them); the run's flags are
+// spelled like mnist_train's. Everything here is checked before MPI starts.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "apps/cli_flags.h"
+#include "apps/deepspeed_flags.h"
+#include "models/gpt_config.h"
+
+namespace zt::apps {
+
+struct GptTrainOptions {
+  models::GPTConfig model;
+  int64_t steps = 0;      // the schedule's length
+  int64_t stop_step = 0;  // where this run stops (--max-steps, else steps)
+  int64_t eval_interval = 0, eval_iters = 0, log_interval = 0;
+  int64_t batch_size = 0;  // per rank, without --deepspeed_config
+  double lr = 0.0;         // without --deepspeed_config
+  std::string data_dir, text_dir;
+  int64_t validation_every = 10;
+  uint64_t seed = 0;
+  std::string save_path;   // the trained model (rank 0), "" for none
+  std::string save_dir;    // "": no checkpoints
+  int64_t save_every = 0;  // 0: at each evaluation
+  bool resume = false;
+  std::string device;
+  DeepSpeedArgs deepspeed;
+};
+
+inline const CommandLine& gpt_train_command_line() {
+  static const CommandLine command_line = [] {
+    CommandLine table{
+        "gpt_train",
+        "Trains a GPT on byte-level text (Debian's fortunes by default) with the ZeroTrain\n"
+        "engine, on one process or many (mpirun -np N gpt_train --deepspeed --deepspeed_config\n"
+        "configs/gpt_stage3_bf16.json). Without --deepspeed_config: ZeRO stage 0, AdamW,\n"
+        "--batch-size windows per rank per step, lr warmed up to --lr and decayed to 0.",
+        {
+            {"architecture", "gpt2|llama", "gpt2", "the block layout"},
+            {"n_layer", "N", "6", "transformer blocks"},
+            {"n_head", "N", "6", "attention heads"},
+            {"n_embd", "N", "384", "model width"},
+            {"block_size", "T", "256", "context: tokens per training window"},
+            {"dropout", "P", "0", "dropout of embeddings, attention and residual branches"},
+            {"steps", "N", "2000", "optimizer steps to train (counted from 0, also on --resume)"},
+            {"max-steps", "N", "",
+             "stop after optimizer step N (the schedule still spans --steps); 0 saves the "
+             "initial model",
+             "--steps"},
+            {"eval-interval", "N", "200", "validation loss every N steps (and after the last)"},
+            {"eval-iters", "N", "20", "validation batches per rank per evaluation"},
+            {"log-interval", "N", "10", "training loss and tokens/s every N steps"},
+            {"batch-size", "N", "16", "windows per rank per step (without --deepspeed_config)"},
+            {"lr", "LR", "0.001", "AdamW's peak learning rate (without --deepspeed_config)"},
+            {"data-dir", "DIR", "data/fortunes",
+             "where the token file is, prepared there once from --text-dir"},
+            {"text-dir", "DIR", "/usr/share/games/fortunes",
+             "fortune files ('%' lines between entries) to prepare the token file from"},
+            {"validation-every", "N", "10", "hold out one document in N for validation"},
+            {"seed", "S", "1", "seed of the initial weights, dropout and data order"},
+            {"save", "PATH", "gpt_model.safetensors",
+             "the trained model, written by rank 0 (safetensors, f32; gpt_generate --model)"},
+            {"save-dir", "DIR", "", "engine checkpoints go in DIR", "none, no checkpoints"},
+            {"save-every", "N", "", "checkpoint every N optimizer steps", "at each evaluation"},
+            {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
+            {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
+        }};
+    for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
+    return table;
+  }();
+  return command_line;
+}
+
+inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
+  GptTrainOptions options;
+  options.model.architecture = models::parse_architecture(flags.get_choice("architecture"));
+  options.model.vocab_size = 256;  // byte tokens
+  options.model.n_layer = flags.get_int("n_layer", 1);
+  options.model.n_head = flags.get_int("n_head", 1);
+  options.model.n_embd = flags.get_int("n_embd", 1);
+  options.model.block_size = flags.get_int("block_size", 1);
+  options.model.dropout = flags.get_double("dropout", -std::numeric_limits<double>::infinity());
+  if (options.model.dropout < 0.0 || options.model.dropout >= 1.0) {
+    throw FlagError(fmt::format("--dropout: expected a number in [0, 1), got '{}'",
+                                flags.get_string("dropout")));
+  }
+  options.model.bias = options.model.architecture == models::Architecture::gpt2;
+  options.model.validate();
+  options.steps = flags.get_int("steps", 1);
+  options.stop_step = flags.has("max-steps")
+                          ? std::min(options.steps, flags.get_int("max-steps", 0))
+                          : options.steps;
+  options.eval_interval = flags.get_int("eval-interval", 1);
+  options.eval_iters = flags.get_int("eval-iters", 1);
+  options.log_interval = flags.get_int("log-interval", 1);
+  options.batch_size = flags.get_int("batch-size", 1);
+  options.lr = flags.get_double("lr", 0.0);
+  options.data_dir = flags.get_string("data-dir");
+  options.text_dir = flags.get_string("text-dir");
+  options.validation_every = flags.get_int("validation-every", 2);
+  options.seed = uint64_t(flags.get_int("seed", 0));
+  options.save_path = flags.get_string("save");
+  options.save_dir = flags.get_string("save-dir");
+  if (flags.has("save-every")) options.save_every = flags.get_int("save-every", 1);
+  options.resume = flags.has("resume");
+  options.device = flags.get_choice("device");
+  for (const char* needs_dir : {"save-every", "resume"}) {
+    if (flags.has(needs_dir) && options.save_dir.empty())
+      throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
+  }
+  options.deepspeed = deepspeed_args(flags);
+  return options;
+}
+
+}  // namespace zt::apps

@@ -69,7 +69,8 @@ inline void store(char* pointer, int64_t stride, int64_t index, T value) {
 // ---- unary: the ops of core/unary_ops.h ---------------------------------------------------
 
 // The op's forward and backward as the CPU computes them: core/unary_ops.h's, except where a
-// vectorisable f32 form replaces a scalar libm call (GELU's tanh form, GPT's activation).
+// vectorisable f32 form replaces a scalar libm call (GELU's tanh form, GPT's activation: see
+// cpu_gelu_tanh.h, whose dense loops the contiguous paths below call).
 template <typename Op, typename C>
 struct CpuUnary {
   static C forward(C x) { return Op::forward(x); }
@@ -139,10 +140,9 @@ inline bool is_nan(C value) {
   return false;
 }
 
-// Arithmetic returns C; comparisons return 0 or 1. Always inlined: the loops calling it
-// vectorise only then (GCC declines the larger activation backwards by itself).
+// Arithmetic returns C; comparisons return 0 or 1.
 template <BinaryOp Op, typename C>
-[[gnu::always_inline]] inline auto apply_binary(C a, C b) {
+inline auto apply_binary(C a, C b) {
   if constexpr (Op == BinaryOp::eq) return uint8_t(a == b);
   if constexpr (Op == BinaryOp::ne) return uint8_t(a != b);
   if constexpr (Op == BinaryOp::lt) return uint8_t(a < b);

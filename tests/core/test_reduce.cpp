@@ -290,8 +290,8 @@ TEST_CASE("sums over leading dims add pairwise: 2^16 rows of 0.1f sum exactly") 
         std::vector<double>(3, exact));
   // Keeping the reduced dim, and reducing a transposed view the same way.
   CHECK(ops::sum(x, {0}, true).sizes() == zt::Shape{1, 3});
-  CHECK(ops::sum(ops::transpose(ops::contiguous(ops::transpose(x, 0, 1)), 0, 1), {0})
-            .to_vector() == std::vector<double>(3, exact));
+  CHECK(ops::sum(ops::transpose(ops::contiguous(ops::transpose(x, 0, 1)), 0, 1), {0}).to_vector() ==
+        std::vector<double>(3, exact));
   // Odd row counts carry the last row into the first pair.
   Tensor odd = zt::from_values({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {5, 2});
   CHECK(ops::sum(odd, {0}).to_vector() == std::vector<double>{25, 30});

@@ -96,20 +96,6 @@ Tensor cross_entropy_backward(const Tensor& grad_losses, const CrossEntropyForwa
 
 // ---- layer norm ---------------------------------------------------------------------------
 
-// The number of elements normalised together, after checking the trailing dims.
-static int64_t layer_norm_cols(const char* op, const Tensor& input, const Shape& normalized_shape) {
-  size_t count = normalized_shape.size();
-  bool matches = count >= 1 && count <= size_t(input.dim()) &&
-                 std::equal(normalized_shape.begin(), normalized_shape.end(),
-                            input.sizes().end() - int64_t(count));
-  if (!matches) {
-    throw std::invalid_argument(
-        fmt::format("{}: normalized_shape {} must be non-empty and match the last dims of input {}",
-                    op, shape_str(normalized_shape), shape_str(input.sizes())));
-  }
-  return shape_numel(normalized_shape);
-}
-
 static DType stat_dtype(DType dtype) {
   return is_half(dtype) ? DType::f32 : dtype;
 }
@@ -118,7 +104,7 @@ LayerNormForward layer_norm(const Tensor& input, const Shape& normalized_shape,
                             const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   require_floating(op, "input", input);
-  int64_t cols = layer_norm_cols(op, input, normalized_shape);
+  int64_t cols = normalized_cols(op, input, normalized_shape);
   int64_t rows = cols > 0 ? input.numel() / cols : 0;
   if (weight.defined()) {
     require_like(op, "weight", weight, "input", input);
@@ -149,7 +135,7 @@ LayerNormGrads layer_norm_backward(const Tensor& grad_out, const Tensor& input,
   require_floating(op, "input", input);
   require_like(op, "grad_out", grad_out, "input", input);
   require_shape(op, "grad_out", grad_out, input.sizes());
-  int64_t cols = layer_norm_cols(op, input, normalized_shape);
+  int64_t cols = normalized_cols(op, input, normalized_shape);
   int64_t rows = cols > 0 ? input.numel() / cols : 0;
   require_shape(op, "mean", saved.mean, {rows});
   require_shape(op, "rstd", saved.rstd, {rows});

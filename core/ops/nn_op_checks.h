@@ -1,5 +1,6 @@
-// The argument checks the neural-network ops share (core/ops/nn.cpp, core/ops/conv_pool.cpp):
-// each error names the op, the argument, and what was expected. Internal to core/ops/.
+// The argument checks the neural-network ops share (core/ops/nn.cpp, conv_pool.cpp,
+// transformer.cpp): each error names the op, the argument, and what was expected. Internal to
+// core/ops/.
 #pragma once
 
 #include <fmt/format.h>
@@ -23,6 +24,21 @@ inline TensorOptions output_options(const Tensor& like, DType dtype) {
 }
 inline TensorOptions output_options(const Tensor& like) {
   return output_options(like, like.dtype());
+}
+
+// The number of elements normalised together (layer_norm, rms_norm), after checking that
+// normalized_shape is non-empty and ends input's dims.
+inline int64_t normalized_cols(const char* op, const Tensor& input, const Shape& normalized_shape) {
+  size_t count = normalized_shape.size();
+  bool matches = count >= 1 && count <= size_t(input.dim()) &&
+                 std::equal(normalized_shape.begin(), normalized_shape.end(),
+                            input.sizes().end() - int64_t(count));
+  if (!matches) {
+    throw std::invalid_argument(
+        fmt::format("{}: normalized_shape {} must be non-empty and match the last dims of input {}",
+                    op, shape_str(normalized_shape), shape_str(input.sizes())));
+  }
+  return shape_numel(normalized_shape);
 }
 
 inline void require_defined(const char* op, const char* name, const Tensor& tensor) {

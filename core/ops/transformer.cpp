@@ -17,20 +17,6 @@ using namespace nn_op_checks;
 
 namespace {
 
-// The number of elements normalised together, after checking the trailing dims.
-int64_t normalized_cols(const char* op, const Tensor& input, const Shape& normalized_shape) {
-  size_t count = normalized_shape.size();
-  bool matches = count >= 1 && count <= size_t(input.dim()) &&
-                 std::equal(normalized_shape.begin(), normalized_shape.end(),
-                            input.sizes().end() - int64_t(count));
-  if (!matches) {
-    throw std::invalid_argument(
-        fmt::format("{}: normalized_shape {} must be non-empty and match the last dims of input {}",
-                    op, shape_str(normalized_shape), shape_str(input.sizes())));
-  }
-  return shape_numel(normalized_shape);
-}
-
 DType stat_dtype(DType dtype) {
   return is_half(dtype) ? DType::f32 : dtype;
 }

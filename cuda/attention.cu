@@ -19,15 +19,6 @@ constexpr int kForwardWarps = 4;
 constexpr int kRowsPerWarp = 4;
 constexpr int kQueryRows = kForwardWarps * kRowsPerWarp;
 
-template <typename C>
-__device__ inline C exp_of(C value) {
-  if constexpr (std::is_same_v<C, float>) {
-    return expf(value);
-  } else {
-    return ::exp(value);
-  }
-}
-
 // Shared memory: q [16][E+1], k [32][E+1], v [32][Ev], accumulator [16][Ev], weights [4][32].
 // Rows of q and k are padded by one so that the 32 lanes reading 32 keys hit 32 banks.
 template <typename C>

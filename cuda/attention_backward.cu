@@ -18,15 +18,6 @@ using namespace attention;
 
 constexpr int kQueryRows = 16;
 
-template <typename C>
-__device__ inline C exp_of(C value) {
-  if constexpr (std::is_same_v<C, float>) {
-    return expf(value);
-  } else {
-    return ::exp(value);
-  }
-}
-
 // delta[row] = grad_out[row] . out[row], one warp per row.
 template <typename T>
 __global__ void attention_delta_kernel(const T* grad_out, const T* out, int64_t rows, int64_t Ev,

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "core/attention_geometry.h"
 #include "cuda/check.h"
@@ -15,6 +16,16 @@
 namespace zt::cuda::attention {
 
 inline constexpr int kWarp = 32;
+
+// expf in single precision (the compute type of f32 and 16-bit inputs), exp in double.
+template <typename C>
+__device__ inline C exp_of(C value) {
+  if constexpr (std::is_same_v<C, float>) {
+    return expf(value);
+  } else {
+    return ::exp(value);
+  }
+}
 
 template <typename C>
 __device__ inline C warp_max(C value) {
@@ -68,11 +79,10 @@ void allow_shared_memory(Kernel kernel, size_t bytes, int device, const char* op
   int limit = 0;
   ZT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   if (bytes > size_t(limit)) {
-    throw std::invalid_argument(std::string(op) + " on CUDA: embedding sizes E=" +
-                                std::to_string(args.E) + " and Ev=" + std::to_string(args.Ev) +
-                                " need " + std::to_string(bytes) +
-                                " bytes of shared memory per block, the device has " +
-                                std::to_string(limit));
+    throw std::invalid_argument(
+        std::string(op) + " on CUDA: embedding sizes E=" + std::to_string(args.E) +
+        " and Ev=" + std::to_string(args.Ev) + " need " + std::to_string(bytes) +
+        " bytes of shared memory per block, the device has " + std::to_string(limit));
   }
   ZT_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));

@@ -28,8 +28,29 @@ std::string_view memory_tag_name(MemoryTag tag) {
       return "comm";
     case MemoryTag::other:
       return "other";
+    case MemoryTag::param_offload:
+      return "param_offload";
+    case MemoryTag::grad_offload:
+      return "grad_offload";
+    case MemoryTag::optim_state_offload:
+      return "optim_state_offload";
+    case MemoryTag::swap_buffer:
+      return "swap_buffer";
   }
   return "unknown";
+}
+
+bool is_host_resident(MemoryTag tag) {
+  switch (tag) {
+    case MemoryTag::activation_offload:
+    case MemoryTag::param_offload:
+    case MemoryTag::grad_offload:
+    case MemoryTag::optim_state_offload:
+    case MemoryTag::swap_buffer:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string Device::str() const {
@@ -50,7 +71,8 @@ std::string MemoryStats::breakdown() const {
     text += fmt::format("{} {} (peak {}), ", memory_tag_name(MemoryTag(i)),
                         format_bytes(live_bytes[i]), format_bytes(peak_bytes[i]));
   }
-  text += fmt::format("total {} (peak {})", format_bytes(total_live_bytes),
+  text += fmt::format("device {} (peak {}), total {} (peak {})", format_bytes(device_live_bytes),
+                      format_bytes(device_peak_bytes), format_bytes(total_live_bytes),
                       format_bytes(total_peak_bytes));
   return text;
 }
@@ -58,7 +80,8 @@ std::string MemoryStats::breakdown() const {
 void MemoryAccounting::record_allocation(size_t bytes, MemoryTag tag) {
   std::lock_guard lock(mutex_);
   int64_t size = int64_t(bytes);
-  if (limit_bytes_ > 0 && stats_.total_live_bytes + size > limit_bytes_) {
+  bool on_device = !is_host_resident(tag);
+  if (on_device && limit_bytes_ > 0 && stats_.device_live_bytes + size > limit_bytes_) {
     throw OutOfMemoryError(fmt::format(
         "out of memory on {}: allocating {} for {} would pass the limit of {}; live: {}",
         device_.str(), format_bytes(size), memory_tag_name(tag), format_bytes(limit_bytes_),
@@ -72,12 +95,17 @@ void MemoryAccounting::record_allocation(size_t bytes, MemoryTag tag) {
     stats_.peak_bytes[index] = stats_.live_bytes[index];
   if (stats_.total_live_bytes > stats_.total_peak_bytes)
     stats_.total_peak_bytes = stats_.total_live_bytes;
+  if (on_device) {
+    stats_.device_live_bytes += size;
+    stats_.device_peak_bytes = std::max(stats_.device_peak_bytes, stats_.device_live_bytes);
+  }
 }
 
 void MemoryAccounting::record_free(size_t bytes, MemoryTag tag) {
   std::lock_guard lock(mutex_);
   stats_.live_bytes[size_t(tag)] -= int64_t(bytes);
   stats_.total_live_bytes -= int64_t(bytes);
+  if (!is_host_resident(tag)) stats_.device_live_bytes -= int64_t(bytes);
 }
 
 MemoryStats MemoryAccounting::stats() const {
@@ -89,6 +117,7 @@ void MemoryAccounting::reset_peak() {
   std::lock_guard lock(mutex_);
   stats_.peak_bytes = stats_.live_bytes;
   stats_.total_peak_bytes = stats_.total_live_bytes;
+  stats_.device_peak_bytes = stats_.device_live_bytes;
   stats_.allocation_count = 0;
 }
 

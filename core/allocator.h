@@ -18,8 +18,13 @@
 
 namespace zt {
 
-// activation_offload: the inputs a checkpoint saves, moved to host memory (cpu_checkpointing),
-// kept apart from `activation` so that reports show what offloading moved.
+// The *_offload tags count state that offloading moved to host memory, kept apart from the
+// tag of the same kind on the device so that reports show what moved:
+//   activation_offload   the inputs a checkpoint saves (cpu_checkpointing)
+//   param_offload        parameter slices kept in host memory (offload_param)
+//   grad_offload         gradients streamed to host memory for the host optimizer
+//   optim_state_offload  fp32 master weights and moments in host memory (offload_optimizer)
+//   swap_buffer          aligned host buffers that NVMe reads and writes go through
 enum class MemoryTag : uint8_t {
   param,
   grad,
@@ -27,10 +32,18 @@ enum class MemoryTag : uint8_t {
   activation,
   activation_offload,
   comm,
-  other
+  other,
+  param_offload,
+  grad_offload,
+  optim_state_offload,
+  swap_buffer
 };
-inline constexpr size_t kMemoryTagCount = 7;
+inline constexpr size_t kMemoryTagCount = 11;
 std::string_view memory_tag_name(MemoryTag tag);
+// Whether a tag's bytes live in host memory by design (the offload tags). On a machine without
+// a GPU the host allocator serves both kinds, and these are the bytes a per-rank device limit
+// does not count, so a laptop can play a GPU of a given size next to a larger host.
+bool is_host_resident(MemoryTag tag);
 
 inline constexpr size_t kAllocationAlignment = 64;
 
@@ -39,6 +52,9 @@ struct MemoryStats {
   std::array<int64_t, kMemoryTagCount> peak_bytes{};
   int64_t total_live_bytes = 0;
   int64_t total_peak_bytes = 0;
+  // The same totals without the host-resident tags: what the limit holds.
+  int64_t device_live_bytes = 0;
+  int64_t device_peak_bytes = 0;
   int64_t allocation_count = 0;  // allocations made since the last reset_peak
 
   int64_t live(MemoryTag tag) const { return live_bytes[size_t(tag)]; }
@@ -51,7 +67,8 @@ class OutOfMemoryError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Thread-safe bookkeeping shared by every allocator (CPU now, CUDA later).
+// Thread-safe bookkeeping shared by every allocator (CPU now, CUDA later). The limit holds
+// device bytes: allocations under a host-resident tag are counted but never refused.
 class MemoryAccounting {
  public:
   explicit MemoryAccounting(Device device) : device_(device) {}
@@ -60,7 +77,7 @@ class MemoryAccounting {
   void record_free(size_t bytes, MemoryTag tag);
   MemoryStats stats() const;
   void reset_peak();              // peaks restart from the current live bytes
-  void set_limit(int64_t bytes);  // 0 means no limit
+  void set_limit(int64_t bytes);  // device bytes; 0 means no limit
   int64_t limit() const;
 
  private:

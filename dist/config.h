@@ -54,9 +54,37 @@ struct SchedulerConfig {
   int64_t last_batch_iteration = -1;  // a schedule resumed at this iteration (-1: fresh)
 };
 
-// zero_optimization.offload_optimizer / offload_param: only "none" is implemented.
+// zero_optimization.offload_optimizer and offload_param, with DeepSpeed's names and defaults.
+// device: "none", "cpu" (host memory) or "nvme" (swap files under nvme_path, one folder per
+// rank). Sizes and counts are elements or buffers, as in DeepSpeed.
 struct OffloadConfig {
   std::string device = "none";
+  std::string nvme_path;     // required with device "nvme"
+  int64_t buffer_count = 4;  // offload_param's default is 5
+  bool pin_memory = false;
+  // offload_optimizer only.
+  bool pipeline_read = false;
+  bool pipeline_write = false;
+  bool fast_init = false;
+  double ratio = 1.0;
+  // offload_param only.
+  int64_t buffer_size = 100'000'000;
+  int64_t max_in_cpu = 1'000'000'000;
+
+  bool enabled() const { return device != "none"; }
+  bool to_nvme() const { return device == "nvme"; }
+};
+
+// The top-level aio block: how NVMe swapping submits its reads and writes. block_size is bytes
+// (each transfer is cut into blocks of it), queue_depth the blocks in flight per worker,
+// intra_op_parallelism the workers.
+struct AioConfig {
+  int64_t block_size = 1'048'576;
+  int64_t queue_depth = 8;
+  int64_t intra_op_parallelism = 1;
+  bool single_submit = false;
+  bool overlap_events = true;
+  bool use_gds = false;  // recorded: there is no GPUDirect Storage path
 };
 
 // zero_optimization. Sizes and counts are elements, as in DeepSpeed. The engine reads the stage
@@ -87,8 +115,11 @@ struct ZeroConfig {
   // job naming the module (a rank running a forward alone would otherwise wait forever).
   // DeepSpeed has no such key; the default is its process-group timeout, 30 minutes.
   double stage3_gather_timeout = 1800.0;
+  // The tile of the optimizer step and of swapping: the update and its NVMe traffic go
+  // sub-group by sub-group of at most this many elements.
+  int64_t sub_group_size = 1'000'000'000;
   OffloadConfig offload_optimizer;
-  OffloadConfig offload_param;
+  OffloadConfig offload_param{.buffer_count = 5};
 };
 
 // fp16: 16-bit parameters, gradients and traffic, fp32 master weights, and loss scaling (static
@@ -153,6 +184,7 @@ struct Config {
   OptimizerConfig optimizer;
   SchedulerConfig scheduler;
   ZeroConfig zero_optimization;
+  AioConfig aio;
   Fp16Config fp16;
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;

@@ -117,3 +117,33 @@ TEST_CASE("freed blocks beyond the fixed cache capacity are reused when that muc
   CHECK(new_pages < 2000);
 }
 #endif
+
+TEST_CASE("the limit holds device bytes: host-resident (offload) tags are counted apart") {
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  MemoryStats before = accounting.stats();
+  accounting.set_limit(before.device_live_bytes + 10000);
+  std::string message;
+  {
+    // 40000 bytes of offloaded optimizer state pass a 10000-byte device limit ...
+    Tensor host_state = empty({10000}, {.tag = MemoryTag::optim_state_offload});
+    Tensor swap = empty({1000}, {.tag = MemoryTag::swap_buffer});
+    MemoryStats during = accounting.stats();
+    CHECK(during.device_live_bytes == before.device_live_bytes);
+    CHECK(during.total_live_bytes == before.total_live_bytes + 44000);
+    CHECK(during.live(MemoryTag::optim_state_offload) ==
+          before.live(MemoryTag::optim_state_offload) + 40000);
+    // ... while the same bytes on the device do not.
+    try {
+      Tensor device_state = empty({10000}, {.tag = MemoryTag::optim_state});
+    } catch (const OutOfMemoryError& error) {
+      message = error.what();
+    }
+  }
+  accounting.set_limit(0);
+  CHECK(message.find("optim_state_offload") != std::string::npos);
+  CHECK(message.find("device") != std::string::npos);
+  CHECK(is_host_resident(MemoryTag::param_offload));
+  CHECK(is_host_resident(MemoryTag::grad_offload));
+  CHECK(!is_host_resident(MemoryTag::param));
+  CHECK(!is_host_resident(MemoryTag::comm));
+}

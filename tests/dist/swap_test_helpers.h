@@ -6,6 +6,9 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <cstdint>
 #include <filesystem>
@@ -52,7 +55,7 @@ inline std::vector<offload::IoEngineChoice> engines_here() {
   return engines;
 }
 
-inline const char* engine_name(offload::IoEngineChoice choice) {
+inline std::string engine_name(offload::IoEngineChoice choice) {
   return choice == offload::IoEngineChoice::io_uring ? "io_uring" : "thread pool";
 }
 
@@ -72,6 +75,32 @@ class SmallTmpfs {
  private:
   ScratchFolder folder_;
   bool mounted_ = false;
+};
+
+// Lowers this process's file size limit while it lives (bytes < 0: leaves it), with SIGXFSZ
+// ignored so that a write past it fails with EFBIG instead of ending the process.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(int64_t bytes) : active_(bytes >= 0) {
+    if (!active_) return;
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved_) == 0);
+    previous_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = rlim_t(bytes);
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lowered) == 0);
+  }
+  ~FileSizeLimit() {
+    if (!active_) return;
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, previous_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  bool active_;
+  rlimit saved_{};
+  void (*previous_handler_)(int) = nullptr;
 };
 
 }  // namespace zt::testing

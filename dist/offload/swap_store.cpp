@@ -218,8 +218,8 @@ std::string_view SwapStore::engine() const {
 }
 
 std::string SwapStore::describe() const {
-  return fmt::format("{}, {}", io_->engine(),
-                     direct_io_ ? "O_DIRECT" : "buffered (the filesystem refuses O_DIRECT)");
+  if (!direct_io_) return fmt::format("{}, buffered (the filesystem refuses O_DIRECT)", engine());
+  return engine() == "io_uring" ? "io_uring, O_DIRECT" : std::string(engine());
 }
 
 size_t SwapStore::pending_count(IoDirection direction) const {

@@ -63,7 +63,8 @@ class SwapStore {
   // Whether files are opened with O_DIRECT (false where the filesystem refuses it, e.g. tmpfs
   // on older kernels: then the page cache sits between the store and the disk).
   bool direct_io() const { return direct_io_; }
-  std::string describe() const;  // e.g. "io_uring, O_DIRECT" or "O_DIRECT thread pool, buffered"
+  // "io_uring, O_DIRECT", "O_DIRECT thread pool", or either with ", buffered (...)".
+  std::string describe() const;
   const std::string& folder() const { return folder_; }
   std::string path_of(const std::string& key) const;
   // Tickets issued and not yet waited, per direction: what the pipeline has in flight.

@@ -26,6 +26,7 @@ class SubGroupSwapper {
   // Throws std::invalid_argument naming zero_optimization.offload_optimizer.buffer_count when
   // buffer_count is below what the pipeline needs (tensors_per_sub_group buffers per sub-group
   // held at once: 1, +1 with pipeline_read, +1 with pipeline_write), saying the minimum and why.
+  // Reserves every swap file on disk (SwapStore::preallocate), so a disk too small throws here.
   SubGroupSwapper(SwapStore& store, std::vector<int64_t> sub_group_numels,
                   int tensors_per_sub_group, int64_t buffer_count, bool pipeline_read,
                   bool pipeline_write);

@@ -2,11 +2,15 @@
 #include "dist/offload/swap_store.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <system_error>
 
@@ -35,6 +39,28 @@ Tensor make_swap_buffer(int64_t numel, DType dtype) {
 
 namespace {
 
+// The folders of this process's live stores: a second store on one would wipe the first's files.
+std::mutex live_folders_mutex;
+std::set<std::string> live_folders;
+
+void claim_folder(const std::string& folder) {
+  std::lock_guard lock(live_folders_mutex);
+  if (!live_folders.insert(folder).second)
+    throw std::logic_error(fmt::format(
+        "SwapStore: {} is already used by another swap store of this process (give each store "
+        "its own name)",
+        folder));
+}
+
+void release_folder(const std::string& folder) {
+  std::lock_guard lock(live_folders_mutex);
+  live_folders.erase(folder);
+}
+
+std::string mib(int64_t bytes) {
+  return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
+}
+
 std::string checked_folder(const std::string& nvme_path, const std::string& config_key,
                            const std::string& name, int rank) {
   std::error_code error;
@@ -48,13 +74,16 @@ std::string checked_folder(const std::string& nvme_path, const std::string& conf
     throw std::invalid_argument(fmt::format(
         "{}: '{}' is not a directory (expected a writable folder)", config_key, nvme_path));
   fs::path folder = fs::path(nvme_path) / "zerotrain_swap" / fmt::format("rank{}", rank) / name;
+  claim_folder(folder.string());
   // Swap files are scratch: whatever an earlier run left is removed, never read.
   fs::remove_all(folder, error);
   fs::create_directories(folder, error);
-  if (error || ::access(folder.c_str(), W_OK) != 0)
+  if (error || ::access(folder.c_str(), W_OK) != 0) {
+    release_folder(folder.string());
     throw std::invalid_argument(fmt::format("{}: '{}' is not writable (making {}: {})", config_key,
                                             nvme_path, folder.string(),
                                             error ? error.message() : std::strerror(errno)));
+  }
   return folder.string();
 }
 
@@ -90,9 +119,17 @@ double seconds_between(std::chrono::steady_clock::time_point from,
 SwapStore::SwapStore(const std::string& nvme_path, const std::string& config_key,
                      const std::string& name, int rank, const dist::AioConfig& aio,
                      IoEngineChoice engine)
-    : folder_(checked_folder(nvme_path, config_key, name, rank)),
-      direct_io_(probe_direct_io(folder_, config_key)),
-      io_(make_async_file_io(aio, engine)) {}
+    : nvme_path_(nvme_path),
+      config_key_(config_key),
+      folder_(checked_folder(nvme_path, config_key, name, rank)) {
+  try {
+    direct_io_ = probe_direct_io(folder_, config_key);
+    io_ = make_async_file_io(aio, engine);
+  } catch (...) {
+    release_folder(folder_);
+    throw;
+  }
+}
 
 SwapStore::~SwapStore() {
   try {
@@ -103,6 +140,12 @@ SwapStore::~SwapStore() {
   for (auto& [key, fd] : files_) ::close(fd);
   std::error_code ignored;
   fs::remove_all(folder_, ignored);
+  // rank<R>/ and zerotrain_swap/ go too once no other store uses them (remove() takes only an
+  // empty folder).
+  fs::path parent = fs::path(folder_).parent_path();
+  fs::remove(parent, ignored);
+  fs::remove(parent.parent_path(), ignored);
+  release_folder(folder_);
 }
 
 std::string SwapStore::path_of(const std::string& key) const {
@@ -119,13 +162,36 @@ int SwapStore::file_of(const std::string& key, IoDirection direction) {
   int flags = O_RDWR | O_CLOEXEC | (direct_io_ ? O_DIRECT : 0);
   if (direction == IoDirection::write) flags |= O_CREAT;
   int fd = ::open(path.c_str(), flags, 0600);
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("swap file {}: {}{}", path, std::strerror(errno),
-                                         direction == IoDirection::read && errno == ENOENT
-                                             ? " (read before it was ever written)"
-                                             : ""));
+  if (fd < 0) throw std::runtime_error(fmt::format("swap file {}: {}", path, std::strerror(errno)));
   files_.emplace(key, fd);
   return fd;
+}
+
+void SwapStore::preallocate(const std::vector<std::pair<std::string, int64_t>>& sizes) {
+  int64_t needed = 0;
+  for (const auto& [key, bytes] : sizes) needed += round_up_to_swap_alignment(bytes);
+  auto no_space = [&](int64_t free_bytes) {
+    return std::runtime_error(
+        fmt::format("{}: '{}' has {} free, the swap files in {} need {}: No space left on device",
+                    config_key_, nvme_path_, mib(free_bytes), folder_, mib(needed)));
+  };
+  struct statvfs info {};
+  int64_t free_bytes = ::statvfs(folder_.c_str(), &info) == 0
+                           ? int64_t(info.f_bavail) * int64_t(info.f_frsize)
+                           : std::numeric_limits<int64_t>::max();
+  if (free_bytes < needed) throw no_space(free_bytes);
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, bytes] : sizes) {
+    int fd = file_of(key, IoDirection::write);
+    int rc = ::fallocate(fd, 0, 0, off_t(round_up_to_swap_alignment(bytes)));
+    if (rc == 0 || errno == EOPNOTSUPP) continue;
+    if (errno == ENOSPC)
+      throw no_space(::statvfs(folder_.c_str(), &info) == 0
+                         ? int64_t(info.f_bavail) * int64_t(info.f_frsize)
+                         : 0);
+    throw std::runtime_error(fmt::format("swap file {}: reserving {}: {}", path_of(key), mib(bytes),
+                                         std::strerror(errno)));
+  }
 }
 
 SwapStore::Ticket SwapStore::write(const std::string& key, const void* data, int64_t bytes) {
@@ -146,7 +212,11 @@ SwapStore::Ticket SwapStore::submit(const std::string& key, IoDirection directio
         "SwapStore: key '{}': memory at {} is not {}-byte aligned (use make_swap_buffer)", key,
         data, kSwapAlignment));
   std::lock_guard lock(mutex_);
+  if (direction == IoDirection::read && !written_.count(key))
+    throw std::runtime_error(
+        fmt::format("swap file {}: read before it was ever written", path_of(key)));
   int fd = file_of(key, direction);
+  if (direction == IoDirection::write) written_.insert(key);
   int64_t padded = round_up_to_swap_alignment(bytes);
   AsyncFileIo::JobId job = io_->submit(fd, direction, data, padded, 0);
   Ticket ticket = next_ticket_++;

@@ -9,8 +9,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "dist/config.h"
@@ -39,7 +42,9 @@ class SwapStore {
  public:
   // Makes the folder afresh. Throws std::invalid_argument naming `config_key` (e.g.
   // "zero_optimization.offload_optimizer.nvme_path") and the path when it is missing, not a
-  // directory or not writable. `engine` picks the I/O engine (automatic: io_uring if allowed).
+  // directory or not writable, and std::logic_error when another live store of this process
+  // has the same folder (same path, rank and name). `engine` picks the I/O engine (automatic:
+  // io_uring if allowed).
   SwapStore(const std::string& nvme_path, const std::string& config_key, const std::string& name,
             int rank, const dist::AioConfig& aio,
             IoEngineChoice engine = IoEngineChoice::automatic);
@@ -56,6 +61,11 @@ class SwapStore {
   Ticket write(const std::string& key, const void* data, int64_t bytes);
   Ticket read(const std::string& key, void* data, int64_t bytes);
   void wait(Ticket ticket);
+  // Reserves the files of `sizes` (key, bytes) on disk now, so that a disk too small is known
+  // before training rather than midway: throws std::runtime_error naming the config key, the
+  // path, the bytes needed and free ("No space left on device"). Filesystems without
+  // fallocate skip the reservation (their first writes find out instead).
+  void preallocate(const std::vector<std::pair<std::string, int64_t>>& sizes);
   void wait_all();  // every ticket not yet waited; throws the first failure after all ended
 
   SwapStats stats() const;
@@ -83,11 +93,13 @@ class SwapStore {
   void account(const Pending& pending, const IoJobResult& result);
   size_t pending_count(IoDirection direction) const;
 
+  std::string nvme_path_, config_key_;
   std::string folder_;
   bool direct_io_ = true;
   std::unique_ptr<AsyncFileIo> io_;
   mutable std::mutex mutex_;
   std::map<std::string, int> files_;  // key -> open descriptor
+  std::set<std::string> written_;     // keys written by this store: the only ones it reads
   std::map<Ticket, Pending> pending_;
   Ticket next_ticket_ = 1;
   SwapStats stats_;

@@ -190,8 +190,7 @@ TEST_CASE("a swap file cut short, or read before it was written, is an error nam
           "swap file " + store.path_of("state") +
               ": short read: got 65536 of 200704 bytes (was the file truncated?)");
     CHECK(error_of([&] { store.read("never", back.raw_data(), 10); }) ==
-          "swap file " + store.path_of("never") +
-              ": No such file or directory (read before it was ever written)");
+          "swap file " + store.path_of("never") + ": read before it was ever written");
   }
 }
 
@@ -227,4 +226,38 @@ TEST_CASE("the engine follows ZT_AIO_ENGINE, and bad aio sizes name their key") 
     SwapStore store(scratch.path(), kKey, "automatic", 0, small_blocks());
     CHECK(store.engine() == "io_uring");
   }
+}
+
+TEST_CASE("preallocate reserves the swap files, or names the path and the bytes it lacks") {
+  ScratchFolder scratch;
+  SwapStore store(scratch.path(), kKey, "optimizer", 0, small_blocks());
+  store.preallocate({{"a", 100000}, {"b", 5000}});
+  CHECK(std::filesystem::file_size(store.path_of("a")) == 102400);
+  CHECK(std::filesystem::file_size(store.path_of("b")) == 8192);
+  CHECK(error_of([&] {
+          Tensor b = make_swap_buffer(10, DType::u8);
+          store.read("a", b.raw_data(), 10);
+        }) == "swap file " + store.path_of("a") + ": read before it was ever written");
+  int64_t petabyte = int64_t(1) << 50;
+  std::string message = error_of([&] { store.preallocate({{"huge", petabyte}}); });
+  CHECK(message.rfind(std::string(kKey) + ": '" + scratch.path() + "' has ", 0) == 0);
+  CHECK(message.find(" free, the swap files in " + store.folder() +
+                     " need 1073741824.0 MiB: No space left on device") != std::string::npos);
+}
+
+TEST_CASE("two live stores on one folder are refused; the folder goes with its store") {
+  ScratchFolder scratch;
+  std::string folder;
+  {
+    SwapStore store(scratch.path(), kKey, "optimizer", 2, small_blocks());
+    folder = store.folder();
+    CHECK(std::filesystem::is_directory(folder));
+    CHECK(error_of([&] { SwapStore(scratch.path(), kKey, "optimizer", 2, small_blocks()); }) ==
+          "SwapStore: " + folder +
+              " is already used by another swap store of this process (give each store its own "
+              "name)");
+    CHECK_NOTHROW(SwapStore(scratch.path(), kKey, "parameters", 2, small_blocks()));
+  }
+  CHECK(!std::filesystem::exists(scratch.path() + "/zerotrain_swap"));
+  SwapStore again(scratch.path(), kKey, "optimizer", 2, small_blocks());  // free again
 }

@@ -4,11 +4,19 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include <csignal>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <thread>
 
 #include <cstdint>
 #include <filesystem>
@@ -102,5 +110,33 @@ class FileSizeLimit {
   rlimit saved_{};
   void (*previous_handler_)(int) = nullptr;
 };
+
+// Runs `body` on a thread of its own on which io_uring_setup fails with EPERM, as in containers
+// whose seccomp profile forbids io_uring. The filter stays with that thread (and threads it
+// starts); the rest of the process keeps io_uring. Returns false where no filter can be set.
+inline bool run_with_io_uring_refused(const std::function<void()>& body) {
+  bool filtered = false;
+  std::exception_ptr failure;
+  std::thread thread([&] {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
+    filtered = ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+               ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+    if (!filtered) return;
+    try {
+      body();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  thread.join();
+  if (failure) std::rethrow_exception(failure);
+  return filtered;
+}
 
 }  // namespace zt::testing

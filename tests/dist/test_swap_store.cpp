@@ -261,3 +261,26 @@ TEST_CASE("two live stores on one folder are refused; the folder goes with its s
   CHECK(!std::filesystem::exists(scratch.path() + "/zerotrain_swap"));
   SwapStore again(scratch.path(), kKey, "optimizer", 2, small_blocks());  // free again
 }
+
+TEST_CASE("where the kernel refuses io_uring, the store falls back to the thread pool") {
+  ScratchFolder scratch;
+  bool filtered = run_with_io_uring_refused([&] {
+    std::string refusal;
+    CHECK(!io_uring_available(&refusal));
+    CHECK(refusal == "io_uring_queue_init: Operation not permitted");
+    SwapStore store(scratch.path(), kKey, "refused", 0, small_blocks());
+    CHECK(store.engine() == "O_DIRECT thread pool");
+    std::vector<uint8_t> data = random_bytes(123457, 9);
+    Tensor buffer = buffer_with(data);
+    store.wait(store.write("k", buffer.raw_data(), int64_t(data.size())));
+    Tensor back = make_swap_buffer(int64_t(data.size()), DType::u8);
+    store.wait(store.read("k", back.raw_data(), int64_t(data.size())));
+    CHECK(bytes_equal(back, data));
+    CHECK(error_of([&] {
+            SwapStore(scratch.path(), kKey, "forced", 0, small_blocks(), IoEngineChoice::io_uring);
+          }) ==
+          "io_uring was asked for and the kernel refused it: io_uring_queue_init: Operation not "
+          "permitted");
+  });
+  if (!filtered) MESSAGE("no seccomp filter could be set here: the refusal was not simulated");
+}

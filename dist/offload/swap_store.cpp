@@ -61,6 +61,15 @@ std::string mib(int64_t bytes) {
   return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
 }
 
+// Keys and store names become file and folder names: nothing that could leave the folder.
+bool valid_key(const std::string& key) {
+  if (key.empty()) return false;
+  for (char c : key)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      return false;
+  return key != "." && key != "..";
+}
+
 std::string checked_folder(const std::string& nvme_path, const std::string& config_key,
                            const std::string& name, int rank) {
   std::error_code error;
@@ -73,7 +82,13 @@ std::string checked_folder(const std::string& nvme_path, const std::string& conf
   if (!fs::is_directory(status))
     throw std::invalid_argument(fmt::format(
         "{}: '{}' is not a directory (expected a writable folder)", config_key, nvme_path));
-  fs::path folder = fs::path(nvme_path) / "zerotrain_swap" / fmt::format("rank{}", rank) / name;
+  if (!valid_key(name))
+    throw std::invalid_argument(
+        fmt::format("SwapStore: name '{}': expected letters, digits, '.', '_' or '-'", name));
+  // Canonical, so that two spellings of one folder are one claim.
+  fs::path canonical = fs::canonical(nvme_path, error);
+  if (error) canonical = nvme_path;
+  fs::path folder = canonical / "zerotrain_swap" / fmt::format("rank{}", rank) / name;
   claim_folder(folder.string());
   // Swap files are scratch: whatever an earlier run left is removed, never read.
   fs::remove_all(folder, error);
@@ -99,14 +114,6 @@ bool probe_direct_io(const std::string& folder, const std::string& config_key) {
   ::close(fd);
   ::unlink(probe.c_str());
   return direct;
-}
-
-bool valid_key(const std::string& key) {
-  if (key.empty()) return false;
-  for (char c : key)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
-      return false;
-  return key != "." && key != "..";
 }
 
 double seconds_between(std::chrono::steady_clock::time_point from,

@@ -194,7 +194,8 @@ TEST_CASE("a swap file cut short, or read before it was written, is an error nam
   }
 }
 
-TEST_CASE("unaligned memory and keys with path characters are refused before any I/O") {
+TEST_CASE(
+    "unaligned memory, and keys or store names with path characters, are refused before I/O") {
   ScratchFolder scratch;
   SwapStore store(scratch.path(), kKey, "optimizer", 0, small_blocks());
   Tensor buffer = make_swap_buffer(8192, DType::u8);
@@ -205,6 +206,8 @@ TEST_CASE("unaligned memory and keys with path characters are refused before any
   CHECK(error_of([&] { store.write("../escape", buffer.raw_data(), 100); }) ==
         "SwapStore: key '../escape': expected letters, digits, '.', '_' or '-'");
   CHECK(store.pending_writes() == 0);
+  CHECK(error_of([&] { SwapStore(scratch.path(), kKey, "..", 0, small_blocks()); }) ==
+        "SwapStore: name '..': expected letters, digits, '.', '_' or '-'");
 }
 
 TEST_CASE("the engine follows ZT_AIO_ENGINE, and bad aio sizes name their key") {
@@ -256,6 +259,9 @@ TEST_CASE("two live stores on one folder are refused; the folder goes with its s
           "SwapStore: " + folder +
               " is already used by another swap store of this process (give each store its own "
               "name)");
+    CHECK(error_of([&] {
+            SwapStore(scratch.path() + "/.", kKey, "optimizer", 2, small_blocks());
+          }).find("is already used by another swap store") != std::string::npos);
     CHECK_NOTHROW(SwapStore(scratch.path(), kKey, "parameters", 2, small_blocks()));
   }
   CHECK(!std::filesystem::exists(scratch.path() + "/zerotrain_swap"));

@@ -67,12 +67,13 @@ inline std::string engine_name(offload::IoEngineChoice choice) {
   return choice == offload::IoEngineChoice::io_uring ? "io_uring" : "thread pool";
 }
 
-// A tmpfs of `size` mounted on a fresh scratch folder while this lives; mounted() is false
-// where this process may not mount (not root, or a container without CAP_SYS_ADMIN).
+// A memory filesystem (tmpfs with `options` such as "size=1m", or ramfs, which refuses O_DIRECT)
+// mounted on a fresh scratch folder while this lives; mounted() is false where this process may
+// not mount (not root, or a container without CAP_SYS_ADMIN).
 class SmallTmpfs {
  public:
-  explicit SmallTmpfs(const std::string& options) {
-    mounted_ = ::mount("tmpfs", folder_.path().c_str(), "tmpfs", 0, options.c_str()) == 0;
+  explicit SmallTmpfs(const std::string& options, const char* type = "tmpfs") {
+    mounted_ = ::mount(type, folder_.path().c_str(), type, 0, options.c_str()) == 0;
   }
   ~SmallTmpfs() {
     if (mounted_) ::umount(folder_.path().c_str());

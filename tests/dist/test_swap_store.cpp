@@ -290,3 +290,24 @@ TEST_CASE("where the kernel refuses io_uring, the store falls back to the thread
   });
   if (!filtered) MESSAGE("no seccomp filter could be set here: the refusal was not simulated");
 }
+
+TEST_CASE("a filesystem that refuses O_DIRECT gets buffered I/O, and the store says so") {
+  SmallTmpfs ramfs("", "ramfs");
+  if (!ramfs.mounted()) {
+    MESSAGE("no ramfs could be mounted here: the buffered fallback was not exercised");
+    return;
+  }
+  for (IoEngineChoice choice : engines_here()) {
+    CAPTURE(engine_name(choice));
+    SwapStore store(ramfs.path(), kKey, "buffered", 0, small_blocks(), choice);
+    CHECK(!store.direct_io());
+    CHECK(store.describe() ==
+          std::string(store.engine()) + ", buffered (the filesystem refuses O_DIRECT)");
+    std::vector<uint8_t> data = random_bytes(70001, 11);
+    Tensor buffer = buffer_with(data);
+    store.wait(store.write("k", buffer.raw_data(), int64_t(data.size())));
+    Tensor back = make_swap_buffer(int64_t(data.size()), DType::u8);
+    store.wait(store.read("k", back.raw_data(), int64_t(data.size())));
+    CHECK(bytes_equal(back, data));
+  }
+}

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstddef>
@@ -138,6 +139,26 @@ inline bool run_with_io_uring_refused(const std::function<void()>& body) {
   thread.join();
   if (failure) std::rethrow_exception(failure);
   return filtered;
+}
+
+// Whether this process may mount a memory filesystem (tried once, on a scratch folder): the
+// cases that need one are skipped, and counted so, where it may not.
+inline bool may_mount_memory_filesystems() {
+  static const bool allowed = [] {
+    char pattern[] = "/tmp/zerotrain_mount_probe_XXXXXX";
+    if (mkdtemp(pattern) == nullptr) return false;
+    bool mounted = ::mount("tmpfs", pattern, "tmpfs", 0, "size=64k") == 0;
+    if (mounted) ::umount(pattern);
+    ::rmdir(pattern);
+    return mounted;
+  }();
+  return allowed;
+}
+
+// Whether a thread may install a seccomp filter (the io_uring refusal needs one).
+inline bool may_filter_system_calls() {
+  static const bool allowed = run_with_io_uring_refused([] {});
+  return allowed;
 }
 
 }  // namespace zt::testing

@@ -53,6 +53,12 @@ void check_aio_sizes(const dist::AioConfig& aio) {
           fmt::format("aio.{}: expected a positive number, got {}", key, value));
   };
   check("block_size", aio.block_size);
+  // O_DIRECT moves whole 4 KiB blocks at 4 KiB offsets; io_uring takes at most 2 GiB at once.
+  if (aio.block_size % 4096 != 0 || aio.block_size > (int64_t(1) << 30))
+    throw std::invalid_argument(fmt::format(
+        "aio.block_size: expected a multiple of 4096 up to 1073741824 (O_DIRECT transfers whole "
+        "4 KiB blocks), got {}",
+        aio.block_size));
   check("queue_depth", aio.queue_depth);
   check("intra_op_parallelism", aio.intra_op_parallelism);
 }

@@ -1,5 +1,6 @@
 // The io_uring engine: intra_op_parallelism workers, each with its own ring of queue_depth
-// entries, keeping up to queue_depth blocks in flight. A partial transfer (rare; the kernel may
+// entries (so an entry is free for each block taken), keeping up to queue_depth blocks in
+// flight. A partial transfer (rare; the kernel may
 // split one) is finished with a blocking call rather than resubmitted: simpler, and no slower
 // where it never happens.
 #include <liburing.h>
@@ -41,22 +42,47 @@ class UringFileIo final : public AsyncFileIo {
     for (;;) {
       size_t in_flight = queue_depth_ - free_slots.size();
       std::vector<IoBlock> blocks = queue_.take(free_slots.size(), in_flight == 0);
-      if (blocks.empty() && in_flight == 0) return;  // stopped and drained
+      if (blocks.empty() && in_flight == 0) return;            // stopped and drained
+      std::vector<std::pair<io_uring_sqe*, size_t>> prepared;  // entry, slot
       for (const IoBlock& block : blocks) {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        if (sqe == nullptr) {  // entries left as no-ops by a refused submit (below) fill it
+          queue_.complete(block, transfer_blocking(block));
+          continue;
+        }
         size_t slot = free_slots.back();
         free_slots.pop_back();
         slots[slot] = block;
-        prepare(ring, block, slot);
+        prepare(sqe, block, slot);
+        prepared.emplace_back(sqe, slot);
       }
-      if (!blocks.empty()) io_uring_submit(&ring);
-      reap(ring, slots, free_slots);
+      if (!prepared.empty()) submit_or_run_here(ring, prepared, slots, free_slots);
+      if (free_slots.size() < queue_depth_) reap(ring, slots, free_slots);
     }
   }
 
-  static void prepare(io_uring& ring, const IoBlock& block, size_t slot) {
-    // The ring has queue_depth entries and at most queue_depth blocks are in flight, so an
-    // entry is always free here.
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  // A submit the kernel refuses (EAGAIN when it lacks memory, or worse) must not leave the
+  // blocks waiting for completions that never come: they run here, blocking, and their entries
+  // become no-ops whose completions are ignored.
+  void submit_or_run_here(io_uring& ring,
+                          const std::vector<std::pair<io_uring_sqe*, size_t>>& prepared,
+                          std::vector<IoBlock>& slots, std::vector<size_t>& free_slots) {
+    int rc;
+    do {
+      rc = io_uring_submit(&ring);
+    } while (rc == -EINTR);
+    if (rc >= 0) return;
+    for (const auto& [sqe, slot] : prepared) {
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, kIgnoredCompletion);
+      queue_.complete(slots[slot], transfer_blocking(slots[slot]));
+      free_slots.push_back(slot);
+    }
+  }
+
+  static constexpr uint64_t kIgnoredCompletion = ~uint64_t(0);
+
+  static void prepare(io_uring_sqe* sqe, const IoBlock& block, size_t slot) {
     if (block.direction == IoDirection::read)
       io_uring_prep_read(sqe, block.fd, block.buffer, unsigned(block.bytes),
                          uint64_t(block.file_offset));
@@ -74,10 +100,12 @@ class UringFileIo final : public AsyncFileIo {
       rc = io_uring_wait_cqe(&ring, &cqe);
     } while (rc == -EINTR);
     while (rc == 0 && cqe != nullptr) {
-      size_t slot = size_t(io_uring_cqe_get_data64(cqe));
-      finish(slots[slot], cqe->res);
+      uint64_t data = io_uring_cqe_get_data64(cqe);
+      if (data != kIgnoredCompletion) {
+        finish(slots[size_t(data)], cqe->res);
+        free_slots.push_back(size_t(data));
+      }
       io_uring_cqe_seen(&ring, cqe);
-      free_slots.push_back(slot);
       cqe = nullptr;
       rc = io_uring_peek_cqe(&ring, &cqe);
     }

@@ -113,16 +113,17 @@ class FileSizeLimit {
   void (*previous_handler_)(int) = nullptr;
 };
 
-// Runs `body` on a thread of its own on which io_uring_setup fails with EPERM, as in containers
-// whose seccomp profile forbids io_uring. The filter stays with that thread (and threads it
-// starts); the rest of the process keeps io_uring. Returns false where no filter can be set.
-inline bool run_with_io_uring_refused(const std::function<void()>& body) {
+// Runs `body` on a thread of its own on which the system call `number` fails with EPERM (as
+// io_uring_setup does in containers whose seccomp profile forbids io_uring). The filter stays
+// with that thread and the threads it starts; the rest of the process is unaffected. Returns
+// false where no filter can be set.
+inline bool run_with_system_call_refused(long number, const std::function<void()>& body) {
   bool filtered = false;
   std::exception_ptr failure;
   std::thread thread([&] {
     sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(number), 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -157,7 +158,7 @@ inline bool may_mount_memory_filesystems() {
 
 // Whether a thread may install a seccomp filter (the io_uring refusal needs one).
 inline bool may_filter_system_calls() {
-  static const bool allowed = run_with_io_uring_refused([] {});
+  static const bool allowed = run_with_system_call_refused(__NR_io_uring_setup, [] {});
   return allowed;
 }
 

@@ -225,6 +225,11 @@ TEST_CASE("the engine follows ZT_AIO_ENGINE, and bad aio sizes name their key") 
   aio.queue_depth = 0;
   CHECK(error_of([&] { SwapStore(scratch.path(), kKey, "bad", 0, aio); }) ==
         "aio.queue_depth: expected a positive number, got 0");
+  aio = small_blocks();
+  aio.block_size = 1000;
+  CHECK(error_of([&] { SwapStore(scratch.path(), kKey, "bad", 0, aio); }) ==
+        "aio.block_size: expected a multiple of 4096 up to 1073741824 (O_DIRECT transfers whole "
+        "4 KiB blocks), got 1000");
   if (io_uring_available()) {
     SwapStore store(scratch.path(), kKey, "automatic", 0, small_blocks());
     CHECK(store.engine() == "io_uring");
@@ -271,7 +276,7 @@ TEST_CASE("two live stores on one folder are refused; the folder goes with its s
 TEST_CASE("where the kernel refuses io_uring, the store falls back to the thread pool" *
           doctest::skip(!may_filter_system_calls())) {
   ScratchFolder scratch;
-  bool filtered = run_with_io_uring_refused([&] {
+  bool filtered = run_with_system_call_refused(__NR_io_uring_setup, [&] {
     std::string refusal;
     CHECK(!io_uring_available(&refusal));
     CHECK(refusal == "io_uring_queue_init: Operation not permitted");
@@ -309,4 +314,22 @@ TEST_CASE("a filesystem that refuses O_DIRECT gets buffered I/O, and the store s
     store.wait(store.read("k", back.raw_data(), int64_t(data.size())));
     CHECK(bytes_equal(back, data));
   }
+}
+
+TEST_CASE("where the kernel refuses io_uring submits, the blocks run on the worker instead" *
+          doctest::skip(!may_filter_system_calls() || !io_uring_available())) {
+  ScratchFolder scratch;
+  // io_uring_setup is allowed, so the store gets io_uring; its workers, started on the filtered
+  // thread, inherit the filter, so that every submit is refused.
+  bool filtered = run_with_system_call_refused(__NR_io_uring_enter, [&] {
+    SwapStore store(scratch.path(), kKey, "refused", 0, small_blocks(), IoEngineChoice::io_uring);
+    CHECK(store.engine() == "io_uring");
+    std::vector<uint8_t> data = random_bytes(300007, 12);
+    Tensor buffer = buffer_with(data);
+    store.wait(store.write("k", buffer.raw_data(), int64_t(data.size())));
+    Tensor back = make_swap_buffer(int64_t(data.size()), DType::u8);
+    store.wait(store.read("k", back.raw_data(), int64_t(data.size())));
+    CHECK(bytes_equal(back, data));
+  });
+  CHECK(filtered);
 }

@@ -53,14 +53,14 @@ SubGroupSwapper::SubGroupSwapper(SwapStore& store, std::vector<int64_t> sub_grou
   int64_t largest = sub_group_numels_.empty()
                         ? 0
                         : *std::max_element(sub_group_numels_.begin(), sub_group_numels_.end());
-  // Only the buffers the pipeline uses are allocated: a larger buffer_count is allowed (it is
-  // DeepSpeed's pool size) but would only hold idle memory here.
   // Every swap file reserved now: a disk too small is an error before training, not midway.
   std::vector<std::pair<std::string, int64_t>> sizes;
   for (size_t g = 0; g < sub_group_numels_.size(); ++g)
     for (int t = 0; t < tensors_per_sub_group_; ++t)
       sizes.emplace_back(key_of(g, t), sub_group_numels_[g] * int64_t(sizeof(float)));
   store_.preallocate(sizes);
+  // Only the buffers the pipeline uses are allocated: a larger buffer_count is allowed (it is
+  // DeepSpeed's pool size) but would only hold idle memory here.
   buffer_sets_.resize(size_t(needed / tensors_per_sub_group_));
   for (BufferSet& set : buffer_sets_)
     for (int t = 0; t < tensors_per_sub_group_; ++t)

@@ -6,9 +6,9 @@
 //   fit <offload> <width> <parameters> <construction peak> <device peak> <host peak>
 // for the rank whose device bytes peaked highest (bytes; device: what the limit holds, host:
 // the host-resident tags of offloaded state and swap buffers). A config the engine rejects
-// prints "unsupported <offload>: <reason>" and exits 0. Running out of device memory throws
-// OutOfMemoryError on some rank, and comm::run_distributed_main ends the whole job non-zero.
-// Flags: `offload --help`.
+// (its config does not load) prints "unsupported <offload>: <reason>" and exits 0. Running out of
+// device memory throws OutOfMemoryError on some rank, and comm::run_distributed_main ends the whole
+// job non-zero. Flags: `offload --help`.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -109,7 +109,7 @@ int run_trial(comm::MpiRuntime& runtime, const TrialOptions& options) {
   dist::Config config;
   try {
     config = trial_config(options.offload, options.nvme_path, options.batch, runtime.size());
-  } catch (const std::invalid_argument& rejected) {
+  } catch (const std::exception& rejected) {  // the config's own error: a key it refuses
     if (runtime.rank() == 0) fmt::print("unsupported {}: {}\n", options.offload, rejected.what());
     return 0;
   }

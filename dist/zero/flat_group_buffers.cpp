@@ -73,8 +73,8 @@ void check_cut_layout(const FlatGroup& planned, int rank) {
     if (same) continue;
     throw std::invalid_argument(fmt::format(
         "Engine: parameter {} was cut inside PartitionedInit at offset {} of a group of {} "
-        "elements over {} ranks (rank {}), but the engine plans it at offset {} of module "
-        "'{}''s group of {} elements over {} ranks (rank {}{}); open the scope with the "
+        "elements over {} ranks (rank {}), but the engine plans it at offset {} of the group of "
+        "module '{}', {} elements over {} ranks (rank {}{}); open the scope with the "
         "engine's data-parallel communicator and config (the same "
         "stage3_param_persistence_threshold), and register a shared parameter first in the "
         "module that comes first in the model",

@@ -138,7 +138,7 @@ TEST_CASE("partitioned construction refuses ranks whose generators differ") {
   manual_seed(0);  // every rank alike again
 }
 
-TEST_CASE("a model built partitioned is refused below stage 3, and so is the scope") {
+TEST_CASE("a model built partitioned is refused below stage 3 and with another threshold") {
   comm::MpiCommunicator& world = test_world();
   manual_seed(4);
   Config stage3 = stage_config(3, world.size(), false);
@@ -147,6 +147,18 @@ TEST_CASE("a model built partitioned is refused below stage 3, and so is the sco
     PartitionedInit scope(world, stage3);
     model = std::make_shared<models::GPT>(small_gpt());
   }
+  // A scope with another persistence threshold than the engine's cut the LayerNorms, which the
+  // engine's plan keeps whole: the slices would hold the wrong values, so it is refused.
+  Config other_threshold = stage_config(3, world.size(), false, 0);
+  std::shared_ptr<models::GPT> cut_more;
+  {
+    PartitionedInit scope(world, other_threshold);
+    cut_more = std::make_shared<models::GPT>(small_gpt());
+  }
+  CHECK_THROWS_WITH_AS(Engine(stage3, cut_more, world),
+                       doctest::Contains("parameter h.0.ln_1.weight was cut inside "
+                                         "PartitionedInit at offset 0 of a group of 32 elements"),
+                       std::invalid_argument);
   Config stage2 = stage_config(2, world.size(), false);
   CHECK_THROWS_WITH_AS(Engine(stage2, model, world),
                        doctest::Contains("which only ZeRO stage 3 (zero_optimization.stage 3)"),

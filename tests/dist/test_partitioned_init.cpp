@@ -27,26 +27,29 @@ using namespace zt::dist;
 
 namespace {
 
-models::GPTConfig small_gpt() {
+models::GPTConfig small_gpt(models::Architecture architecture = models::Architecture::gpt2) {
   models::GPTConfig config;
+  config.architecture = architecture;
   config.vocab_size = 61;  // odd sizes, so groups need padding
   config.block_size = 12;
   config.n_layer = 2;
   config.n_head = 2;
-  config.n_embd = 18;
+  config.n_embd = architecture == models::Architecture::llama ? 20 : 18;  // even heads for rotary
   return config;
 }
 
-std::shared_ptr<models::GPT> whole_gpt(uint64_t seed) {
+std::shared_ptr<models::GPT> whole_gpt(
+    uint64_t seed, models::Architecture architecture = models::Architecture::gpt2) {
   manual_seed(seed);
-  return std::make_shared<models::GPT>(small_gpt());
+  return std::make_shared<models::GPT>(small_gpt(architecture));
 }
 
-std::shared_ptr<models::GPT> partitioned_gpt(uint64_t seed, int world, int rank,
-                                             int64_t threshold) {
+std::shared_ptr<models::GPT> partitioned_gpt(
+    uint64_t seed, int world, int rank, int64_t threshold,
+    models::Architecture architecture = models::Architecture::gpt2) {
   manual_seed(seed);
   PartitionedInit scope(world, rank, threshold);
-  auto model = std::make_shared<models::GPT>(small_gpt());
+  auto model = std::make_shared<models::GPT>(small_gpt(architecture));
   scope.close();
   return model;
 }
@@ -113,6 +116,18 @@ TEST_CASE("a GPT built partitioned holds, on each rank, the whole GPT's slices b
         // The tied head is the embedding's parameter, cut once in wte's group.
         CHECK(cut->lm_head()->weight.is_same(cut->token_embedding()->weight));
       }
+    }
+  }
+}
+
+TEST_CASE("a Llama built partitioned (embed_tokens re-initialised after the cut) matches too") {
+  for (int world : {2, 3}) {
+    for (int rank = 0; rank < world; ++rank) {
+      CAPTURE(world);
+      CAPTURE(rank);
+      auto whole = whole_gpt(13, models::Architecture::llama);
+      auto cut = partitioned_gpt(13, world, rank, 0, models::Architecture::llama);
+      check_against_whole(*whole, *cut, world, rank, 0);
     }
   }
 }

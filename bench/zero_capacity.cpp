@@ -12,10 +12,11 @@
 // What the limit covers: every byte the accounted host allocator hands out after the engine is
 // constructed (parameters, gradients, optimizer state, activations, communication buffers),
 // not the process's other heap, MPI's own buffers or the code. The model is built and the
-// engine constructed with no limit because construction has no partitioned path yet (nothing
-// like deepspeed.zero.Init): every rank first builds the whole model, and the engine copies it
-// into flat buffers and only then (stage 3) drops the full copy, so construction peaks at the
-// full model at every stage. Limiting it would measure that, not the stage.
+// engine constructed with no limit so that every stage is built the same way: whole on every
+// rank (stages 0-2 hold it whole anyway; only stage 3 could be built inside
+// dist::PartitionedInit, which bench/offload does), the engine copying it into flat buffers and
+// only then (stage 3) dropping the full copy. Limiting construction would measure that, not the
+// stage.
 // Flags: `zero_capacity --help`.
 #include <fmt/format.h>
 

@@ -27,8 +27,8 @@ echo "zero_capacity: $ranks ranks, a limit of $limit_mib MiB per rank, MLP 784-(
 echo "  $batch samples per rank, 2 steps per trial, stage-3 prefetch $prefetch elements, $(nproc) cores"
 echo "  The limit covers every byte of the accounted allocator from the end of engine construction"
 echo "  on (parameters, gradients, optimizer state, activations, communication buffers); not"
-echo "  construction itself, which builds the whole model on every rank at every stage (the engine"
-echo "  has no partitioned construction like deepspeed.zero.Init yet), nor MPI's own memory."
+echo "  construction itself, which builds the whole model on every rank at every stage (stage 3"
+echo "  built inside PartitionedInit is bench/offload's measure), nor MPI's own memory."
 
 # Runs one trial. Prints bench/zero_capacity's "fit ..." line and returns 0 if it fits; returns 1
 # if a rank ran out of memory; anything else is a broken benchmark and stops the script.

@@ -10,6 +10,9 @@ StorageImpl::StorageImpl(size_t bytes, Allocator& allocator, MemoryTag tag)
   data_ = allocator_.allocate(bytes, tag);
 }
 
+StorageImpl::StorageImpl(size_t bytes, Allocator& allocator, MemoryTag tag, Unallocated)
+    : bytes_(bytes), allocator_(allocator), tag_(tag) {}
+
 StorageImpl::~StorageImpl() {
   release();
 }
@@ -26,6 +29,11 @@ void StorageImpl::materialize() {
 
 Storage make_storage(size_t bytes, Device device, MemoryTag tag) {
   return std::make_shared<StorageImpl>(bytes, backend_for(device).allocator(device), tag);
+}
+
+Storage make_unallocated_storage(size_t bytes, Device device, MemoryTag tag) {
+  return std::make_shared<StorageImpl>(bytes, backend_for(device).allocator(device), tag,
+                                       StorageImpl::Unallocated{});
 }
 
 }  // namespace zt

@@ -18,6 +18,10 @@ namespace zt {
 class StorageImpl {
  public:
   StorageImpl(size_t bytes, Allocator& allocator, MemoryTag tag);
+  // A storage born released: it takes no memory until materialize(). A parameter built
+  // partitioned (core/partitioned_values.h) has one, so its full buffer never exists.
+  struct Unallocated {};
+  StorageImpl(size_t bytes, Allocator& allocator, MemoryTag tag, Unallocated);
   ~StorageImpl();
   StorageImpl(const StorageImpl&) = delete;
   StorageImpl& operator=(const StorageImpl&) = delete;
@@ -55,5 +59,6 @@ class StorageImpl {
 using Storage = std::shared_ptr<StorageImpl>;
 
 Storage make_storage(size_t bytes, Device device, MemoryTag tag);
+Storage make_unallocated_storage(size_t bytes, Device device, MemoryTag tag);
 
 }  // namespace zt

@@ -27,6 +27,7 @@ namespace autograd {
 struct AutogradMeta;  // defined in autograd/; present only on tensors autograd has seen
 class Node;
 }  // namespace autograd
+struct PartitionedValues;  // core/partitioned_values.h
 
 struct TensorImpl {
   Storage storage;
@@ -35,6 +36,9 @@ struct TensorImpl {
   int64_t offset = 0;  // in elements, from storage->data()
   DType dtype = DType::f32;
   std::shared_ptr<autograd::AutogradMeta> autograd_meta;
+  // Set while a parameter built inside a partitioned construction scope holds only this rank's
+  // slice of its values (its storage is then unallocated); null otherwise.
+  std::shared_ptr<PartitionedValues> partitioned;
 };
 
 class Tensor {

@@ -119,7 +119,7 @@ struct ZeroConfig {
   // sub-group by sub-group of at most this many elements.
   int64_t sub_group_size = 1'000'000'000;
   OffloadConfig offload_optimizer;
-  OffloadConfig offload_param{.buffer_count = 5};
+  OffloadConfig offload_param{.device = "none", .nvme_path = "", .buffer_count = 5};
 };
 
 // fp16: 16-bit parameters, gradients and traffic, fp32 master weights, and loss scaling (static

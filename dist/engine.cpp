@@ -85,7 +85,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   }
   data_parallel_->reset_stats();
   // Peaks count from here: building the model allocated it whole on every rank, which the
-  // engine then partitioned (there is no partitioned construction like zero.Init yet).
+  // engine then partitioned, unless it was built inside PartitionedInit.
   memory_accounting().reset_peak();
   last_log_time_ = std::chrono::steady_clock::now();
 }

@@ -1,5 +1,9 @@
 // Parameter initialisers, matching PyTorch's distributions for each layer's defaults.
 // All draw from the given generator (the default one when null), in place, without autograd.
+// On a parameter built partitioned (core/partitioned_values.h), uniform_, normal_ and constant_
+// fill only the elements this rank holds, with the values the whole tensor would get: the draw
+// reserves the whole tensor's count (so later draws are unchanged) and element i still comes
+// from counter offset + i.
 #pragma once
 
 #include "core/generator.h"

@@ -18,6 +18,8 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
+#include "core/partitioned_values.h"
+#include "nn/construction_observer.h"
 #include "nn/shared_tensors.h"
 
 namespace zt::nn {
@@ -39,6 +41,10 @@ void replace_in_place(const Tensor& target, const Tensor& source) {
   impl.dtype = source.dtype();
 }
 }  // namespace
+
+Module::~Module() {
+  if (ConstructionObserver* observer = construction_observer()) observer->module_destroyed(*this);
+}
 
 std::string Module::type_name() const {
   // typeid names the dynamic type (the subclass); the ABI's demangler makes it readable.
@@ -128,6 +134,8 @@ Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
     tensor = owned;
   }
   tensor.set_requires_grad(true);
+  if (ConstructionObserver* observer = construction_observer())
+    observer->parameter_registered(*this, name, tensor);
   parameters_.emplace_back(name, tensor);
   return tensor;
 }
@@ -142,7 +150,9 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   check_new_name(name);
   if (!module)
     throw std::invalid_argument(fmt::format("{}: child \"{}\" is null", type_name(), name));
-  children_.emplace_back(name, std::move(module));
+  children_.emplace_back(name, module);
+  if (ConstructionObserver* observer = construction_observer())
+    observer->child_registered(*this, name, *module);
 }
 
 NamedTensors Module::named_parameters(bool recurse) const {
@@ -227,7 +237,21 @@ namespace {
 // tag; a replaced parameter's gradient is dropped.
 void convert_in_place(Module& module, const std::function<Tensor(const Tensor&)>& convert) {
   autograd::NoGradGuard no_grad;
+  // A partitioned parameter's values are its group's slice: the slice is converted (once for
+  // the group's several parameters) and the parameter takes the new dtype and device.
+  std::set<PartitionedGroup*> converted_groups;
+  auto replace_partitioned = [&](const Tensor& param) {
+    PartitionedGroup& group = *param.impl()->partitioned->group;
+    if (converted_groups.insert(&group).second) {
+      MemoryTagGuard same_tag(MemoryTag::param);
+      group.owned = convert(group.owned);
+    }
+    if (group.owned.dtype() == param.dtype() && group.owned.device() == param.device()) return;
+    param.set_grad(Tensor());
+    make_partitioned(param, param.impl()->partitioned, group.owned.dtype(), group.owned.device());
+  };
   auto replace = [&](const Tensor& tensor, bool is_param) {
+    if (is_param && is_partitioned(tensor)) return replace_partitioned(tensor);
     MemoryTagGuard same_tag(tensor.storage()->tag());
     Tensor converted = convert(tensor);
     if (converted.impl() == tensor.impl()) return;

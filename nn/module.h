@@ -58,7 +58,7 @@ class Module : public std::enable_shared_from_this<Module> {
   using ForwardHook = std::function<std::optional<TensorList>(
       Module& module, const TensorList& inputs, const TensorList& outputs)>;
 
-  virtual ~Module() = default;
+  virtual ~Module();
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
@@ -95,7 +95,8 @@ class Module : public std::enable_shared_from_this<Module> {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  // Converts every floating parameter and buffer in place (gradients are dropped).
+  // Converts every floating parameter and buffer in place (gradients are dropped). A parameter
+  // built partitioned (core/partitioned_values.h) converts its slice.
   void to(DType dtype);
   // Moves every parameter and buffer to `device` in place (gradients are dropped), keeping
   // dtypes and memory tags, as PyTorch's module.to(device).

@@ -8,6 +8,7 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
+#include "core/partitioned_values.h"
 
 namespace zt::dist {
 namespace {
@@ -35,6 +36,72 @@ void move_parameters_into_flat_buffer(FlatGroupBuffers& group, DType dtype, Devi
     rebind_to_storage(entry.param, group.full_storage, entry.offset);
   }
   data_parallel.broadcast(group.full_params, 0);
+}
+
+// Whether the group's parameters were built partitioned (dist/partitioned_init.h). A group is
+// all or nothing: the construction scope cuts a module's own parameters together.
+bool built_partitioned(const FlatGroup& planned, ZeroPartitioning partitioning) {
+  size_t cut = 0;
+  for (const PlannedParam& entry : planned.params) cut += is_partitioned(entry.param) ? 1 : 0;
+  if (cut == 0) return false;
+  const PlannedParam& first = planned.params.front();
+  if (!partitioning.parameters) {
+    const PlannedParam& example = is_partitioned(first.param) ? first : planned.params.back();
+    throw std::invalid_argument(fmt::format(
+        "Engine: parameter {} was built inside PartitionedInit and lives as slices, which only "
+        "ZeRO stage 3 (zero_optimization.stage 3) takes; build the model whole for stages 0-2",
+        example.name));
+  }
+  for (const PlannedParam& entry : planned.params) {
+    if (is_partitioned(entry.param)) continue;
+    throw std::invalid_argument(fmt::format(
+        "Engine: module '{}' has parameter {} built whole next to parameters built inside "
+        "PartitionedInit; build the whole model inside the scope",
+        planned.module_name, entry.name));
+  }
+  return true;
+}
+
+// The layout each parameter was cut with must be the plan's, or its slice holds other values.
+void check_cut_layout(const FlatGroup& planned, int rank) {
+  const PartitionedGroup& group = *planned.params.front().param.impl()->partitioned->group;
+  for (const PlannedParam& entry : planned.params) {
+    const PartitionedValues& values = *entry.param.impl()->partitioned;
+    bool same = values.group.get() == &group && values.offset == entry.offset &&
+                group.numel == planned.numel && group.padded_numel == planned.padded_numel &&
+                group.world_size == planned.world_size && group.rank == rank && planned.partitioned;
+    if (same) continue;
+    throw std::invalid_argument(fmt::format(
+        "Engine: parameter {} was cut inside PartitionedInit at offset {} of a group of {} "
+        "elements over {} ranks (rank {}), but the engine plans it at offset {} of the group of "
+        "module '{}', {} elements over {} ranks (rank {}{}); open the scope with the "
+        "engine's data-parallel communicator and config (the same "
+        "stage3_param_persistence_threshold), and register a shared parameter first in the "
+        "module that comes first in the model",
+        entry.name, values.offset, group.numel, group.world_size, group.rank, entry.offset,
+        planned.module_name, planned.numel, planned.world_size, rank,
+        planned.partitioned ? "" : ", kept whole by the persistence threshold"));
+  }
+}
+
+// Adopts a group built partitioned: its owned slice becomes owned_params as it is, and the
+// parameters become views of an unallocated full buffer that gathers fill.
+void adopt_partitioned_group(FlatGroupBuffers& group, DType dtype, Device device, int rank) {
+  check_cut_layout(group.plan, rank);
+  const PartitionedGroup& cut = *group.plan.params.front().param.impl()->partitioned->group;
+  if (cut.owned.dtype() != dtype || cut.owned.device() != device) {
+    throw std::invalid_argument(
+        fmt::format("Engine: the slices of module '{}' are {} on {}, the engine trains {} on {}",
+                    group.plan.module_name, dtype_name(cut.owned.dtype()), cut.owned.device().str(),
+                    dtype_name(dtype), device.str()));
+  }
+  group.owned_params = cut.owned;
+  group.full_storage = make_unallocated_storage(size_t(group.plan.padded_numel) * dtype_size(dtype),
+                                                device, MemoryTag::param);
+  for (PlannedParam& entry : group.plan.params) {
+    entry.param.impl()->partitioned.reset();
+    rebind_to_storage(entry.param, group.full_storage, entry.offset);
+  }
 }
 
 void make_gradient_buffers(FlatGroupBuffers& group, ZeroPartitioning partitioning, DType dtype,
@@ -68,6 +135,13 @@ FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioni
     auto group = std::make_unique<FlatGroupBuffers>();
     group->plan = planned;
     check_dtype(planned, dtype);
+    if (built_partitioned(planned, partitioning)) {
+      adopt_partitioned_group(*group, dtype, device, rank);
+      make_gradient_buffers(*group, partitioning, dtype, device, rank);
+      group->gathered = false;
+      groups.push_back(std::move(group));
+      continue;
+    }
     move_parameters_into_flat_buffer(*group, dtype, device, data_parallel);
     int64_t slice = planned.slice_numel();
     int64_t slice_begin = planned.slice_begin(rank);

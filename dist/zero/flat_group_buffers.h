@@ -76,6 +76,9 @@ using FlatGroupList = std::vector<std::unique_ptr<FlatGroupBuffers>>;
 // Moves the model's parameters into one flat buffer per group of `plan` (rank 0's values on
 // every rank: a broadcast per group, collective over `data_parallel`) and makes the buffers
 // the switches ask for. Every parameter must already have `dtype` and be on `device`.
+// A group built partitioned (dist/partitioned_init.h) is adopted instead: its slice becomes
+// owned_params and no full buffer is allocated; that needs P_p and the plan's layout, else
+// std::invalid_argument names the parameter.
 FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioning partitioning,
                                        DType dtype, Device device,
                                        comm::Communicator& data_parallel);

@@ -1,0 +1,159 @@
+// One trial of bench/offload.sh: does a GPT-2-like model of a given width train a few steps at
+// ZeRO stage 3 under a per-rank DEVICE limit, with the offload that --offload names (none, cpu:
+// optimizer and parameters in host memory, nvme: both swapped to --nvme-path)? The limit holds
+// from before construction: the model is built inside PartitionedInit, so no rank ever holds it
+// whole. Success: rank 0 prints one line
+//   fit <offload> <width> <parameters> <construction peak> <device peak> <host peak>
+// for the rank whose device bytes peaked highest (bytes; device: what the limit holds, host:
+// the host-resident tags of offloaded state and swap buffers). A config the engine rejects
+// (its config does not load) prints "unsupported <offload>: <reason>" and exits 0. Running out of
+// device memory throws OutOfMemoryError on some rank, and comm::run_distributed_main ends the whole
+// job non-zero. Flags: `offload --help`.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "apps/read_command_line.h"
+#include "autograd/functions.h"
+#include "core/allocator.h"
+#include "core/factory.h"
+#include "core/ops/view.h"
+#include "dist/initialize.h"
+#include "dist/partitioned_init.h"
+#include "models/gpt.h"
+
+using namespace zt;
+
+namespace {
+
+const apps::CommandLine kOffloadCommandLine{
+    "bench/offload",
+    "One trial of bench/offload.sh: does a GPT-2-like model of this width train at ZeRO stage 3\n"
+    "with this offload under a per-rank device limit? Prints \"fit ...\" if it does.",
+    {
+        {"offload", "none|cpu|nvme", "none", "where optimizer state and parameters go"},
+        {"width", "W", "64", "n_embd (a multiple of 8)"},
+        {"layers", "L", "8", "transformer blocks"},
+        {"batch", "B", "2", "sequences per rank per step"},
+        {"limit-mib", "M", "64", "device memory limit per rank in MiB, from construction on"},
+        {"steps", "K", "2", "training steps"},
+        {"nvme-path", "DIR", "/tmp", "the folder nvme offload swaps to"},
+    }};
+
+constexpr int64_t kSequenceLength = 32;
+constexpr int64_t kVocabulary = 256;
+
+std::string offload_blocks(const std::string& offload, const std::string& nvme_path) {
+  if (offload == "none") return "";
+  std::string path = offload == "nvme" ? fmt::format(R"(, "nvme_path": "{}")", nvme_path) : "";
+  return fmt::format(
+      R"(, "offload_optimizer": {{"device": "{0}"{1}}}, "offload_param": {{"device": "{0}"{1}}})",
+      offload, path);
+}
+
+// Stage 3, threshold 0 (every module partitioned, so the measurement is of ZeRO itself),
+// prefetch off and overlap off (buffers in flight would hold memory longer).
+dist::Config trial_config(const std::string& offload, const std::string& nvme_path, int64_t batch,
+                          int world) {
+  std::string text = fmt::format(R"({{
+      "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0,
+      "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},
+      "zero_optimization": {{"stage": 3, "overlap_comm": false,
+                            "stage3_param_persistence_threshold": 0,
+                            "stage3_prefetch_bucket_size": 0{}}}
+    }})",
+                                 batch, offload_blocks(offload, nvme_path));
+  return dist::parse_config(text, "offload_bench", world, nullptr);
+}
+
+models::GPTConfig model_config(int64_t width, int64_t layers) {
+  models::GPTConfig config;
+  config.vocab_size = kVocabulary;
+  config.block_size = kSequenceLength;
+  config.n_layer = layers;
+  config.n_head = 4;
+  config.n_embd = width;
+  return config;
+}
+
+// Rank 0 prints the rank whose device bytes peaked highest: the one the limit binds first.
+void report(comm::MpiRuntime& runtime, const std::string& offload, int64_t width,
+            int64_t parameters, int64_t construction_peak, const MemoryStats& stats) {
+  std::array<double, 3> mine{double(construction_peak), double(stats.device_peak_bytes),
+                             double(stats.total_peak_bytes - stats.device_peak_bytes)};
+  Tensor local = from_values(mine, {3}, {.dtype = DType::f64});
+  Tensor gathered = empty({runtime.size() * int64_t(3)}, {.dtype = DType::f64});
+  runtime.world().all_gather(local, gathered);
+  if (runtime.rank() != 0) return;
+  std::vector<double> all = gathered.to_vector();
+  size_t highest = 0;
+  for (size_t r = 1; r < size_t(runtime.size()); ++r)
+    if (all[r * 3 + 1] > all[highest * 3 + 1]) highest = r;
+  fmt::print("fit {} {} {} {} {} {}\n", offload, width, parameters, int64_t(all[highest * 3]),
+             int64_t(all[highest * 3 + 1]), int64_t(all[highest * 3 + 2]));
+}
+
+struct TrialOptions {
+  std::string offload, nvme_path;
+  int64_t width, layers, batch, limit_mib, steps;
+};
+
+int run_trial(comm::MpiRuntime& runtime, const TrialOptions& options) {
+  dist::Config config;
+  try {
+    config = trial_config(options.offload, options.nvme_path, options.batch, runtime.size());
+  } catch (const std::exception& rejected) {  // the config's own error: a key it refuses
+    if (runtime.rank() == 0) fmt::print("unsupported {}: {}\n", options.offload, rejected.what());
+    return 0;
+  }
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  accounting.reset_peak();
+  accounting.set_limit(options.limit_mib << 20);
+  manual_seed(7);
+  std::shared_ptr<models::GPT> model;
+  {
+    dist::PartitionedInit scope(runtime.world(), config);
+    model = std::make_shared<models::GPT>(model_config(options.width, options.layers));
+  }
+  const int64_t construction_peak = accounting.stats().device_peak_bytes;
+  const int64_t parameters = model->num_parameters();
+  Initialized initialized = initialize(runtime, config, model);
+  dist::Engine& engine = *initialized.engine;
+  std::vector<int64_t> stream(size_t(options.batch * (kSequenceLength + 1)));
+  for (size_t i = 0; i < stream.size(); ++i) stream[i] = int64_t((i * 7 + 3) % kVocabulary);
+  Tensor all = from_int64(stream, {options.batch, kSequenceLength + 1});
+  Tensor tokens = ops::contiguous(ops::narrow(all, 1, 0, kSequenceLength));
+  Tensor targets = ops::contiguous(ops::narrow(all, 1, 1, kSequenceLength));
+  for (int64_t step = 0; step < options.steps; ++step) {
+    Tensor logits = engine.forward(tokens);
+    engine.backward(cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1})));
+    engine.step();
+  }
+  accounting.set_limit(0);  // the report allocates a little
+  report(runtime, options.offload, options.width, parameters, construction_peak,
+         accounting.stats());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  TrialOptions options{};
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kOffloadCommandLine, [&](const apps::Flags& flags) {
+        options = {flags.get_choice("offload"), flags.get_string("nvme-path"),
+                   flags.get_int("width", 8),   flags.get_int("layers", 1),
+                   flags.get_int("batch", 1),   flags.get_int("limit-mib", 1),
+                   flags.get_int("steps", 1)};
+      });
+  if (status) return *status;
+  return comm::run_distributed_main(
+      argc, argv, [&](comm::MpiRuntime& runtime) { return run_trial(runtime, options); });
+}

@@ -37,8 +37,11 @@ enum class HalfSide { none, bf16, f16 };
 // widen_f16(p), narrow_bf16(p, v) and narrow_f16(p, v) over whole vectors (the last vector's
 // 16-bit lanes go through a padded copy: the 16-bit loads and stores take no mask).
 template <typename L, HalfSide kGrad, HalfSide kParam>
-inline void adam_range_lanes_with(const AdamRange& r, const AdamStepConstants& k) {
+inline void adam_range_lanes_with(const AdamRange& r, const AdamStepConstants& constants) {
   using Value = typename L::Value;
+  // A copy the stores cannot alias, so that the constants (and what L derives from them) stay
+  // in registers through the loop.
+  const AdamStepConstants k = constants;
   auto widen = [](const uint16_t* values) {
     if constexpr (kGrad == HalfSide::bf16)
       return L::widen_bf16(values);

@@ -93,6 +93,10 @@ __attribute__((target("avx512f"))) void traffic_range(const zt::cpu::AdamRange& 
                                                       int64_t end) {
   int64_t i = begin;
   for (; i + 16 <= end; i += 16) {
+    // The update's prefetches (core/cpu/optimizer_paths.h), so that this stays its upper bound.
+    for (const float* operand :
+         {(const float*)r.params, r.grads, (const float*)r.exp_avg, (const float*)r.exp_avg_sq})
+      __builtin_prefetch(operand + i + 384);
     __m512 grad = _mm512_loadu_ps(r.grads + i);
     _mm512_storeu_ps(r.params + i, _mm512_add_ps(_mm512_loadu_ps(r.params + i), grad));
     _mm512_storeu_ps(r.exp_avg + i, _mm512_add_ps(_mm512_loadu_ps(r.exp_avg + i), grad));

@@ -81,8 +81,26 @@ inline void adam_range_lanes_with(const AdamRange& r, const AdamStepConstants& c
       narrow(r.params16 + i, param);
     }
   };
+  // The hardware's prefetchers alone leave the memory idle while the divider works: asking for
+  // the lines kPrefetchDistance elements ahead keeps them in flight (measured on 50M parameters
+  // at 1 thread: 760 -> 900M parameters/s; 256 and 512 do as well, 1024 and more less).
+  // Prefetches past the end of an operand are harmless: they never fault.
+  constexpr int64_t kPrefetchDistance = 384;
+  auto prefetch = [&](int64_t at) {
+    __builtin_prefetch(r.params + at, 1);
+    __builtin_prefetch(r.exp_avg + at, 1);
+    __builtin_prefetch(r.exp_avg_sq + at, 1);
+    if constexpr (kGrad == HalfSide::none)
+      __builtin_prefetch(r.grads + at, 0);
+    else
+      __builtin_prefetch(r.grads16 + at, 0);
+    if constexpr (kParam != HalfSide::none) __builtin_prefetch(r.params16 + at, 1);
+  };
   int64_t i = 0;
-  for (; i + L::kWidth <= r.count; i += L::kWidth) lanes(i, L::kWidth);
+  for (; i + L::kWidth <= r.count; i += L::kWidth) {
+    prefetch(i + kPrefetchDistance);
+    lanes(i, L::kWidth);
+  }
   if (i < r.count) lanes(i, r.count - i, L::first_lanes(r.count - i));
 }
 

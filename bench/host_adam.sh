@@ -8,10 +8,10 @@
 # fused=True.
 #
 # Settings (environment): PYTHON (a python with torch 2.x; /work/peer-venv/bin/python if it
-# exists, else python3), ROUNDS (3), PARAMS (50000000), STEPS timed steps per run (9).
+# exists, else python3), ROUNDS (5), PARAMS (50000000), STEPS timed steps per run (9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 params=${PARAMS:-50000000}
 steps=${STEPS:-9}
 python=${PYTHON:-$([ -x /work/peer-venv/bin/python ] && echo /work/peer-venv/bin/python || echo python3)}

@@ -19,9 +19,9 @@ namespace zt::cpu {
 // the offload engine's (f32 master weights and moments on the host, a 16-bit model elsewhere):
 // with `grads16` the gradient is read from it, widened exactly, and `grads` is not read (it may
 // be null); with `params16` each updated parameter is also written there, rounded as a cast to
-// `half_dtype` rounds (core/half.h). Either way it is one pass over memory, so the 16-bit
-// gradient and copy cost 2 bytes each on top of the update's 28, and the bits are those of the
-// f32 update of the widened gradient followed by a cast.
+// `half_dtype` rounds (core/half.h). Either way it is one pass over memory (the 16-bit
+// gradient saves 2 of the update's 28 bytes per element and the copy adds 2), and the bits are
+// those of the f32 update of the widened gradient followed by a cast.
 struct AdamRange {
   float* params;
   const float* grads;

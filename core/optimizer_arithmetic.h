@@ -63,9 +63,16 @@ ZT_HOST_DEVICE inline void adam_element(typename A::Value& param, typename A::Va
   // the last multiply and the add fused.
   exp_avg_sq = A::fma(A::mul(A::splat(k.one_minus_beta2), grad), grad,
                       A::mul(exp_avg_sq, A::splat(k.beta2)));
-  // denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps).
-  const V denominator =
-      A::add(A::div(A::sqrt(exp_avg_sq), A::splat(k.sqrt_correction2)), A::splat(k.eps));
+  // denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps). The quotient by the step's
+  // constant is A::div, or A::div_by_constant where A has a faster way to the same correctly
+  // rounded quotient (the AVX-512 path: core/cpu/cpu_optimizer_avx512.cpp).
+  const V root = A::sqrt(exp_avg_sq);
+  V corrected_root;
+  if constexpr (requires { A::div_by_constant(root, k.sqrt_correction2); })
+    corrected_root = A::div_by_constant(root, k.sqrt_correction2);
+  else
+    corrected_root = A::div(root, A::splat(k.sqrt_correction2));
+  const V denominator = A::add(corrected_root, A::splat(k.eps));
   // param.addcdiv_(exp_avg, denom, value=-step_size): param + (-step_size * exp_avg) / denom,
   // which rounds as param - (step_size * exp_avg) / denom (negation is exact).
   param = A::sub(param, A::div(A::mul(A::splat(k.step_size), exp_avg), denominator));

@@ -7,10 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/optimizer_paths.h"
+#include "core/half.h"
 #include "core/host_optimizer_kernels.h"
 #include "core/parallel.h"
 
@@ -52,6 +56,18 @@ void sgd_range(const SgdRange& r, const SgdStepConstants& k) {
   sgd_range_scalar(r, k);
 }
 
+void check_adam_range(const AdamRange& r, size_t index) {
+  const bool half_side = r.grads16 != nullptr || r.params16 != nullptr;
+  if (r.count > 0 && r.grads == nullptr && r.grads16 == nullptr)
+    throw std::invalid_argument(
+        fmt::format("adam_update_ranges: range {} has neither grads nor grads16", index));
+  if (half_side && r.half_dtype != DType::bf16 && r.half_dtype != DType::f16)
+    throw std::invalid_argument(
+        fmt::format("adam_update_ranges: range {} has a 16-bit side of dtype {}; expected bf16 "
+                    "or f16",
+                    index, dtype_name(r.half_dtype)));
+}
+
 // ---- the parallel driver -------------------------------------------------------------------
 
 // Runs update(piece) over every chunk of kUpdateGrain elements of every range, in parallel.
@@ -79,8 +95,14 @@ void update_in_chunks(std::span<const Range> ranges, const Update& update) {
 }  // namespace
 
 void adam_range_scalar(const AdamRange& r, const AdamStepConstants& k) {
+  const bool f16 = r.half_dtype == DType::f16;
   for (int64_t i = 0; i < r.count; ++i) {
-    adam_element<ScalarArithmetic>(r.params[i], r.grads[i], r.exp_avg[i], r.exp_avg_sq[i], k);
+    float grad = r.grads16 == nullptr ? r.grads[i]
+                 : f16                ? f16_bits_to_float(r.grads16[i])
+                                      : bf16_bits_to_float(r.grads16[i]);
+    adam_element<ScalarArithmetic>(r.params[i], grad, r.exp_avg[i], r.exp_avg_sq[i], k);
+    if (r.params16 != nullptr)
+      r.params16[i] = f16 ? float_to_f16_bits(r.params[i]) : float_to_bf16_bits(r.params[i]);
   }
 }
 
@@ -109,9 +131,19 @@ bool has_avx512() {
 #endif
 
 void adam_update_ranges(std::span<const AdamRange> ranges, const AdamStepConstants& k) {
+  for (size_t r = 0; r < ranges.size(); ++r) check_adam_range(ranges[r], r);
   update_in_chunks(ranges, [&](const AdamRange& r, int64_t begin, int64_t count) {
-    adam_range({r.params + begin, r.grads + begin, r.exp_avg + begin, r.exp_avg_sq + begin, count},
-               k);
+    AdamRange piece = r;
+    piece.params += begin;
+    piece.exp_avg += begin;
+    piece.exp_avg_sq += begin;
+    piece.count = count;
+    if (r.grads16 != nullptr)
+      piece.grads16 += begin;
+    else
+      piece.grads += begin;
+    if (r.params16 != nullptr) piece.params16 += begin;
+    adam_range(piece, k);
   });
 }
 

@@ -1,9 +1,12 @@
 // Every instruction-set path of the CPU's fused updates (scalar, AVX2, AVX-512:
 // core/cpu/optimizer_paths.h) called directly, so that each is checked on a machine that has it,
 // not only the one the backend picks: the bits of the plainly written element
-// (tests/optim/reference_updates.h) for every option, at sizes around the vector widths.
+// (tests/optim/reference_updates.h) for every option, at sizes around the vector widths, and the
+// quotient by the bias correction for every significand.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "core/cpu/optimizer_paths.h"
+#include "core/half.h"
 #include "optim/update_rules.h"
 #include "tests/optim/reference_updates.h"
 
@@ -114,6 +118,59 @@ TEST_CASE("every_cpu_path_of_sgd_gives_the_reference_elements_bits") {
           CHECK(same_bits(b, want_b));
         }
       }
+    }
+  }
+}
+
+TEST_CASE("every_cpu_path_divides_by_the_bias_correction_to_the_correctly_rounded_quotient") {
+  // Constants under which the update keeps v and m, and the parameter becomes
+  // 0 - m / (sqrt(v) / c): with m set to the correctly rounded sqrt(v) / c, each parameter is
+  // exactly -1 where the path's quotient is that one, and something else where it is not. (The
+  // AVX-512 path divides by c with a multiply in double: core/cpu/cpu_optimizer_avx512.cpp.)
+  // The roots cover every significand of one binade for four c and a sample for the others;
+  // the quotient rounds alike in every binade. Zero and subnormal v are compared to the
+  // reference element.
+  auto paths = available_paths<cpu::AdamRange, AdamStepConstants>(
+      cpu::adam_range_scalar, cpu::adam_range_avx2, cpu::adam_range_avx512);
+  std::vector<float> corrections{1.0f, 0x1.fffffep-1f, 0x1.8p-126f, 0.7f};
+  for (double beta2 : {0.999, 0.99, 0.9, 0.5})
+    for (int step = 1; step <= 5; ++step)
+      corrections.push_back(float(std::sqrt(1.0 - std::pow(beta2, step))));
+  std::mt19937 engine(11);
+  for (size_t c = 0; c < corrections.size(); ++c) {
+    AdamStepConstants k;
+    k.beta2 = 1.0f;
+    k.sqrt_correction2 = corrections[c];
+    k.step_size = 1.0f;
+    std::vector<float> v, m;
+    auto add_root = [&](float root) {
+      v.push_back(root * root);
+      m.push_back(float(double(std::sqrt(v.back())) / double(corrections[c])));
+    };
+    if (c < 4) {
+      for (uint32_t significand = 0; significand < (1u << 23); ++significand)
+        add_root(bits_float(0x3f800000u | significand));
+    } else {
+      for (int i = 0; i < (1 << 20); ++i) add_root(bits_float(0x3f800000u | (engine() >> 9)));
+    }
+    const int64_t count = int64_t(v.size());
+    const std::vector<float> grads(v.size(), 0.0f);
+    for (const auto& path : paths) {
+      CAPTURE(path.name);
+      CAPTURE(corrections[c]);
+      std::vector<float> p(v.size(), 0.0f), pm = m, pv = v;
+      path.run({p.data(), grads.data(), pm.data(), pv.data(), count}, k);
+      int64_t not_minus_one = std::count_if(p.begin(), p.end(), [](float x) { return x != -1.0f; });
+      CHECK(not_minus_one == 0);
+      // Zero, subnormal and tiny second moments, against the reference element.
+      std::vector<float> small_v{0.0f, 0x1p-149f, 0x1.234p-140f, 0x1p-126f, 3e-30f, 1e-20f};
+      std::vector<float> sp(small_v.size(), 0.5f), sm(small_v.size(), 1e-3f), sv = small_v;
+      std::vector<float> want_p = sp, want_m = sm, want_v = sv;
+      const std::vector<float> sg(small_v.size(), 0.0f);
+      for (size_t i = 0; i < small_v.size(); ++i)
+        testing::reference_adam_element(want_p[i], sg[i], want_m[i], want_v[i], k);
+      path.run({sp.data(), sg.data(), sm.data(), sv.data(), int64_t(sp.size())}, k);
+      CHECK(same_bits(sp, want_p));
     }
   }
 }

@@ -98,7 +98,7 @@ struct AioConfig {
 //   (or are one module's parameters with P_p);
 // - stage3_max_reuse_distance: a gathered group is released after every use, so none is kept
 //   for reuse.
-// offload_optimizer / offload_param: only "none" parses (anything else is an error).
+// offload_optimizer (stages 1-3) and offload_param (stage 3): dist/config_offload_blocks.h.
 struct ZeroConfig {
   int stage = 0;  // 0: data parallel; 1: + optimizer states; 2: + gradients; 3: + parameters
   bool contiguous_gradients = true;  // recorded only

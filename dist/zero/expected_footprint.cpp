@@ -23,6 +23,25 @@ ExpectedModelStateBytes expected_model_state_bytes(ZeroPartitioning partitioning
           .optim_state = share(partitioning.optimizer_states, state_bytes_per_param)};
 }
 
+ExpectedOffloadBytes expected_offload_bytes(ZeroPartitioning partitioning, int64_t psi,
+                                            int64_t world_size, int64_t element_bytes,
+                                            int64_t state_bytes_per_param, const ZeroConfig& zero) {
+  ExpectedOffloadBytes bytes;
+  bytes.device = expected_model_state_bytes(partitioning, psi, world_size, element_bytes,
+                                            state_bytes_per_param);
+  if (zero.offload_optimizer.enabled()) {
+    bytes.device.optim_state = 0;
+    bytes.host_grads = 4 * psi / world_size;
+    bytes.host_optim_state = 12 * psi / world_size;
+  }
+  if (zero.offload_param.enabled()) {
+    int64_t owned = element_bytes * psi / world_size;
+    bytes.device.params -= owned;
+    bytes.host_params = owned;
+  }
+  return bytes;
+}
+
 std::vector<std::pair<comm::CollectiveKind, double>> expected_step_traffic(
     ZeroPartitioning partitioning, double share, double micro_batches) {
   using comm::CollectiveKind;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -13,6 +14,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
 #include "dist/config_builders.h"
+#include "dist/zero/host_offload.h"
 
 namespace zt::dist {
 
@@ -24,12 +26,23 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
       groups_(groups),
       device_(device),
       mixed_precision_(mixed_precision),
+      offload_(config.zero_optimization.offload_optimizer.enabled()),
       control_(control) {
   autograd::NoGradGuard no_grad;  // the runs are leaves of their own, views of the slices
+  if (offload_ && !config_.optimizer.is_adam()) {
+    throw std::invalid_argument(fmt::format(
+        "{}: zero_optimization.offload_optimizer: the host optimizer is Adam or AdamW, but the "
+        "optimizer block asks for {}",
+        config_.source_name, config_.optimizer.type));
+  }
   std::vector<optim::ParamGroup> optimizer_groups(param_groups.groups.size());
   auto group_of = [&](const std::string& name) { return param_groups.group_of_param(name); };
+  int64_t slice_start = 0;  // of this group's owned slice among all owned elements
+  const int64_t sub_group_size = config_.zero_optimization.sub_group_size;
   for (auto& group : groups_) {
-    if (mixed_precision_) {
+    if (offload_) {
+      make_offloaded_master(*group);
+    } else if (mixed_precision_) {
       group->master_params =
           empty(group->owned_params.sizes(),
                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::optim_state});
@@ -39,19 +52,35 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
     int64_t owned_begin =
         partitioning_.optimizer_states ? group->plan.slice_begin(control_.rank()) : 0;
     std::vector<RunPlace>& places = runs_.emplace_back();
-    for (const OwnedRun& run :
-         owned_runs(group->plan, owned_begin, update_params.numel(), group_of)) {
+    std::vector<OwnedRun> runs =
+        owned_runs(group->plan, owned_begin, update_params.numel(), group_of);
+    for (const SubGroupRun& piece : cut_at_sub_groups(runs, slice_start, sub_group_size)) {
+      const OwnedRun& run = piece.run;
       std::vector<Tensor>& run_params = optimizer_groups[run.param_group].params;
-      places.push_back({run, run_params.size()});
+      places.push_back({run, run_params.size(), piece.sub_group});
+      sub_group_count_ = std::max(sub_group_count_, piece.sub_group + 1);
       run_params.push_back(flat_range(update_params, run.begin, run.numel));
       run_params.back().set_requires_grad(true);
-      // Mixed precision: the fp32 gradients exist only during an update (make_master_gradients).
-      if (!mixed_precision_)
+      // Mixed precision and offload: the update's gradients are attached only during an update.
+      if (!group->master_params.defined())
         run_params.back().set_grad(flat_range(group->owned_grads, run.begin, run.numel));
     }
+    slice_start += update_params.numel();
   }
   optimizer_ = make_optimizer(config_.optimizer, std::move(optimizer_groups));
   apply_param_groups(*optimizer_, param_groups);
+}
+
+// The host master of the owned slice (its moments follow it: optim/ makes a parameter's state
+// where the parameter is, under the offload tag when it is host-resident) and the host buffer
+// the reducer streams the reduced gradient into. Both live as long as the engine, as
+// DeepSpeed's pinned partitions do.
+void OptimizerShard::make_offloaded_master(FlatGroupBuffers& group) {
+  const Shape& sizes = group.owned_params.sizes();
+  group.master_params = offload_buffer(sizes, DType::f32, MemoryTag::optim_state_offload, device_);
+  copy_across(group.master_params, group.owned_params);
+  group.master_grads = offload_buffer(sizes, DType::f32, MemoryTag::grad_offload, device_);
+  ops::fill_(group.master_grads, 0.0);
 }
 
 void OptimizerShard::attach_run_gradients(size_t group, bool attach) {
@@ -66,15 +95,22 @@ void OptimizerShard::attach_run_gradients(size_t group, bool attach) {
 void OptimizerShard::make_master_gradients(double loss_scale) {
   double unscale = 1.0 / loss_scale;
   for (auto& group : groups_) {
+    if (offload_) {
+      // The reducer already streamed the gradient into the host buffer.
+      if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
+      continue;
+    }
     group->master_grads = empty(group->owned_grads.sizes(),
                                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::grad});
     ops::copy_(group->master_grads, group->owned_grads);
     if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
   }
+  if (offload_) return;  // attached one sub-group at a time by the update
   for (size_t g = 0; g < groups_.size(); ++g) attach_run_gradients(g, true);
 }
 
 void OptimizerShard::drop_master_gradients() {
+  if (offload_) return;  // the host gradient buffers stay for the next step
   for (size_t g = 0; g < groups_.size(); ++g) {
     if (!groups_[g]->master_grads.defined()) continue;
     attach_run_gradients(g, false);
@@ -141,8 +177,36 @@ void OptimizerShard::update(double grad_norm) {
     const double coefficient = config_.gradient_clipping / (grad_norm + 1e-6);
     if (coefficient < 1.0) scale_update_gradients(coefficient);
   }
+  if (offload_) {
+    update_offloaded();
+    return;
+  }
   optimizer_->step();
   if (mixed_precision_) copy_master_to_parameters();
+}
+
+// Sub-group by sub-group: the optimizer steps the runs whose gradients are attached, so each
+// step sees only sub-group s; its updated values then go back to the device's parameters.
+void OptimizerShard::update_offloaded() {
+  for (size_t s = 0; s < sub_group_count_; ++s) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      for (const RunPlace& place : runs_[g]) {
+        if (place.sub_group != s) continue;
+        run_group(place).params[place.index].set_grad(
+            flat_range(groups_[g]->master_grads, place.run.begin, place.run.numel));
+      }
+    }
+    optimizer_->step();
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      FlatGroupBuffers& group = *groups_[g];
+      for (const RunPlace& place : runs_[g]) {
+        if (place.sub_group != s) continue;
+        run_group(place).params[place.index].set_grad(Tensor());
+        copy_across(flat_range(group.owned_params, place.run.begin, place.run.numel),
+                    flat_range(group.master_params, place.run.begin, place.run.numel));
+      }
+    }
+  }
 }
 
 void OptimizerShard::scale_update_gradients(double factor) {

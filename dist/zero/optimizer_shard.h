@@ -6,6 +6,13 @@
 // rounds it back into the 16-bit parameters. The overflow check and the global gradient norm read
 // only the owned gradients, combined across ranks in rank order, so every rank takes the same
 // decision and the norm is bitwise the same with and without P_os.
+// offload_optimizer (ZeRO-Offload): the fp32 master of every owned slice, its gradient and the
+// optimizer's moments live in host memory (the master exists in fp32 training too, as in
+// DeepSpeed); the gradient reducer streams each reduced slice into the host gradient, the
+// update runs on the host sub-group by sub-group (sub_group_size elements of the owned slices
+// laid end to end) and each sub-group's result is copied back into the device's owned_params.
+// The update rule and its arithmetic are the same, so the weights are bitwise those of the
+// run without offload.
 #pragma once
 
 #include <memory>
@@ -58,11 +65,15 @@ class OptimizerShard {
   void set_slice_state(size_t group, const optim::ParamState& state);
 
  private:
-  // Where a run of an owned slice sits in the optimizer: group and index of its tensor.
+  // Where a run of an owned slice sits in the optimizer: group and index of its tensor, and
+  // the sub-group whose step updates it.
   struct RunPlace {
     OwnedRun run;
     size_t index = 0;
+    size_t sub_group = 0;
   };
+  void make_offloaded_master(FlatGroupBuffers& group);
+  void update_offloaded();
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
   // Points each run's gradient at its elements of the group's update_grads() (or drops it).
@@ -76,6 +87,8 @@ class OptimizerShard {
   FlatGroupList& groups_;
   Device device_;
   bool mixed_precision_;
+  bool offload_;  // offload_optimizer: master, gradient and moments in host memory
+  size_t sub_group_count_ = 0;
   comm::Communicator& control_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<std::vector<RunPlace>> runs_;  // per flat group

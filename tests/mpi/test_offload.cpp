@@ -1,0 +1,161 @@
+// ZeRO-Offload in the engine: with offload_optimizer the weights after 20 steps are bitwise
+// those of the same run without it (stages 1-3, fp32 and bf16, sub-groups smaller than a
+// group, clipping on), and the optimizer state leaves the device for host memory in the
+// amounts the formulas give. Every rank count the suite runs (1, 2, 4, 8) checks the same.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "comm/process_grid.h"
+#include "core/allocator.h"
+#include "core/factory.h"
+#include "core/ops/view.h"
+#include "dist/engine.h"
+#include "tests/mpi/engine_test_helpers.h"
+#include "tests/mpi/mpi_test_world.h"
+
+using namespace zt::comm;
+
+namespace zt::dist {
+namespace {
+
+using namespace testing;
+
+constexpr int kOffloadSteps = 20;
+
+struct OffloadCase {
+  int stage = 1;
+  std::string precision = "fp32";  // "fp32", "bf16" or "fp16"
+  std::string offload_optimizer = "none";
+  int64_t sub_group_size = 1'000'000'000;
+  int64_t gas = 1;
+};
+
+Config offload_config(const OffloadCase& c, int world) {
+  std::string precision;
+  if (c.precision == "bf16") precision = R"("bf16": {"enabled": true},)";
+  if (c.precision == "fp16") precision = R"("fp16": {"enabled": true, "initial_scale_power": 8},)";
+  std::string text =
+      fmt::format(R"({{
+    "train_batch_size": {}, "gradient_accumulation_steps": {},
+    "gradient_clipping": 0.5, "steps_per_print": 0, {}
+    "optimizer": {{"type": "Adam", "params": {{"lr": 0.01, "weight_decay": 0.01}}}},
+    "scheduler": {{"type": "WarmupLR", "params": {{"warmup_num_steps": 10,
+                  "warmup_min_lr": 0.001, "warmup_max_lr": 0.01}}}},
+    "zero_optimization": {{"stage": {}, "reduce_bucket_size": 20000,
+                          "stage3_param_persistence_threshold": 0,
+                          "sub_group_size": {},
+                          "offload_optimizer": {{"device": "{}"}}}}
+  }})",
+                  kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer);
+  return parse_config(text, "offload_test", world, nullptr);
+}
+
+struct OffloadRun {
+  std::vector<double> weights;
+  ModelStateReport report;
+  MemoryStats memory;
+};
+
+OffloadRun train(const OffloadCase& c) {
+  MpiCommunicator& world = test_world();
+  ProcessGrid grid = ProcessGrid::data_parallel(world);
+  Engine engine(offload_config(c, world.size()), make_mlp(), grid.data_group());
+  int64_t micro = kGlobalBatch / (c.gas * world.size());
+  OffloadRun run;
+  for (int step = 0; step < kOffloadSteps; ++step) {
+    GlobalBatch batch = global_batch(step);
+    for (int64_t m = 0; m < c.gas; ++m) {
+      int64_t first = (m * world.size() + world.rank()) * micro;
+      Tensor logits = engine.forward(ops::narrow(batch.inputs, 0, first, micro)).to(DType::f32);
+      engine.backward(cross_entropy(logits, ops::narrow(batch.targets, 0, first, micro)));
+      engine.step();
+    }
+    if (step == 0) {
+      run.report = engine.model_state_report();
+      run.memory = cpu_allocator().accounting().stats();
+    }
+  }
+  run.weights = concatenated(engine.consolidated_state_dict());
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("offload_optimizer cpu: weights bitwise equal to no offload after 20 steps") {
+  int cases = 0;
+  for (std::string precision : {"fp32", "bf16"}) {
+    for (int stage : {1, 2, 3}) {
+      // 3000 elements: sub-groups cut groups (of up to 16512 elements) and cross them.
+      for (int64_t sub_group_size : {int64_t(1'000'000'000), int64_t(3000)}) {
+        CAPTURE(precision);
+        CAPTURE(stage);
+        CAPTURE(sub_group_size);
+        OffloadCase plain{.stage = stage, .precision = precision, .sub_group_size = sub_group_size};
+        OffloadCase offloaded = plain;
+        offloaded.offload_optimizer = "cpu";
+        OffloadRun reference = train(plain);
+        OffloadRun run = train(offloaded);
+        CHECK(run.weights == reference.weights);
+        CHECK(relative_error(run.weights, reference.weights) == 0.0);
+        cases += 1;
+      }
+    }
+  }
+  CHECK(cases == 12);
+}
+
+TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {
+  for (int stage : {1, 3}) {
+    CAPTURE(stage);
+    OffloadCase plain{.stage = stage, .precision = "fp16", .gas = 3};
+    OffloadCase offloaded = plain;
+    offloaded.offload_optimizer = "cpu";
+    CHECK(train(offloaded).weights == train(plain).weights);
+  }
+}
+
+TEST_CASE("offload_optimizer cpu: the optimizer state leaves the device for host memory") {
+  int world = test_world().size();
+  for (std::string precision : {"fp32", "bf16"}) {
+    for (int stage : {1, 2, 3}) {
+      CAPTURE(precision);
+      CAPTURE(stage);
+      OffloadRun run = train({.stage = stage, .precision = precision, .offload_optimizer = "cpu"});
+      const ModelStateReport& report = run.report;
+      INFO(report.str());
+      double slack = 6.0 * double(world - 1) * 12.0 + 1.0;  // padding: < N elements a group
+      CHECK(report.optim_state_bytes == 0);                 // nothing of it on the device
+      CHECK(report.expected_optim_state_bytes == 0);
+      // fp32 master + two moments = 12 bytes, and the fp32 gradient = 4, per owned element.
+      CHECK(std::abs(double(report.host_optim_state_bytes -
+                            report.expected_host_optim_state_bytes)) <= slack);
+      CHECK(std::abs(double(report.host_grad_bytes - report.expected_host_grad_bytes)) <= slack);
+      CHECK(report.expected_host_optim_state_bytes == 12 * report.parameter_count / int64_t(world));
+      CHECK(std::abs(double(report.param_bytes - report.expected_param_bytes)) <= slack);
+      CHECK(run.memory.live(MemoryTag::optim_state) == 0);
+      CHECK(run.memory.live(MemoryTag::optim_state_offload) == report.host_optim_state_bytes);
+    }
+  }
+}
+
+TEST_CASE("offload_optimizer needs Adam: SGD is refused naming the key") {
+  MpiCommunicator& world = test_world();
+  ProcessGrid grid = ProcessGrid::data_parallel(world);
+  Config config = offload_config({.stage = 2, .offload_optimizer = "cpu"}, world.size());
+  config.optimizer.type = "SGD";
+  try {
+    Engine engine(config, make_mlp(), grid.data_group());
+    FAIL("no error");
+  } catch (const std::invalid_argument& error) {
+    CHECK(std::string(error.what()).find("zero_optimization.offload_optimizer") !=
+          std::string::npos);
+  }
+}
+
+}  // namespace zt::dist

@@ -19,7 +19,8 @@ LDFLAGS := -fopenmp $(SANITIZE)
 comma := ,
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIBS := $(if $(wildcard $(OPENBLAS_DIR)/libopenblas.so),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) -lopenblas
-LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -lpthread
+# liburing: the io_uring engine of the NVMe swap files (dist/offload/).
+LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -luring -lpthread
 # Open MPI, for dist/ and the multi-rank tests; its headers as system headers so that -Werror
 # judges only our code. We call the C API only: no C++ bindings (OMPI_SKIP_MPICXX), mpicc's
 # link line (no libmpi_cxx).
@@ -50,7 +51,7 @@ CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.
              $(NCCL_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim dist dist/zero
+LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim dist dist/zero dist/offload
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a

@@ -28,11 +28,11 @@ void check_engine_config(const Config& config, int data_parallel_size) {
         config.source_name, config.world_size, data_parallel_size));
   }
   const ZeroConfig& zero = config.zero_optimization;
-  if (zero.offload_optimizer.to_nvme() || zero.offload_param.enabled()) {
-    throw std::invalid_argument(fmt::format(
-        "{}: zero_optimization.{}: device \"{}\" is not implemented in the engine yet",
-        config.source_name, zero.offload_param.enabled() ? "offload_param" : "offload_optimizer",
-        zero.offload_param.enabled() ? zero.offload_param.device : zero.offload_optimizer.device));
+  if (zero.offload_param.enabled()) {
+    throw std::invalid_argument(
+        fmt::format("{}: zero_optimization.offload_param: device \"{}\" is not implemented in "
+                    "the engine yet",
+                    config.source_name, zero.offload_param.device));
   }
   if (!config.optimizer.present) {
     throw std::invalid_argument(config.source_name +

@@ -73,10 +73,11 @@ struct ModelStateReport {
   int64_t param_bytes = 0, grad_bytes = 0, optim_state_bytes = 0;  // measured, live
   int64_t expected_param_bytes = 0, expected_grad_bytes = 0, expected_optim_state_bytes = 0;
   // What offload moved to host memory (param_offload, grad_offload, optim_state_offload tags)
-  // measured and by formula; the device figures above exclude them.
+  // and to NVMe swap files, measured and by formula; the device figures above exclude them.
   int64_t host_param_bytes = 0, host_grad_bytes = 0, host_optim_state_bytes = 0;
   int64_t expected_host_param_bytes = 0, expected_host_grad_bytes = 0,
           expected_host_optim_state_bytes = 0;
+  int64_t nvme_bytes = 0, expected_nvme_bytes = 0;  // in this rank's swap files
   std::string str() const;
 };
 

@@ -154,7 +154,7 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
           .to(Device::cpu());
     };
     std::string prefix = fmt::format("group.{}.", g);
-    tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
+    tensors.emplace_back(prefix + "fp32", mine(shard_->master_slice(g)));
     optim::ParamState state = shard_->slice_state(g);
     nlohmann::json state_names = nlohmann::json::array();
     for (auto& [name, tensor] : state.tensors) {
@@ -350,7 +350,7 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   autograd::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     FlatGroupBuffers& group = *groups_[g];
-    ops::copy_(group.update_params(), loaded.update_slices[g]);
+    shard_->set_master_slice(g, loaded.update_slices[g]);
     if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
     // With P_p the owned slice is a buffer of its own, not a view of full_params.
     if (partitioning_.parameters) ops::copy_(group.owned_params, loaded.update_slices[g]);

@@ -7,6 +7,7 @@
 #include "core/allocator.h"
 #include "dist/engine.h"
 #include "dist/zero/expected_footprint.h"
+#include "dist/zero/optimizer_shard.h"
 
 namespace zt::dist {
 
@@ -35,6 +36,8 @@ ModelStateReport Engine::model_state_report() const {
   report.expected_host_param_bytes = expected.host_params;
   report.expected_host_grad_bytes = expected.host_grads;
   report.expected_host_optim_state_bytes = expected.host_optim_state;
+  report.nvme_bytes = shard_->nvme_bytes();
+  report.expected_nvme_bytes = expected.nvme;
   return report;
 }
 
@@ -71,6 +74,8 @@ std::string Engine::step_report() const {
     text += memory_line("optim (host)", MemoryTag::optim_state_offload,
                         report.expected_host_optim_state_bytes, host);
     text += memory_line("swap buffers", MemoryTag::swap_buffer, -1, host);
+    text += fmt::format("  {:<12} {:10.3f} {:>10} {:12.3f}\n", "NVMe files", mib(report.nvme_bytes),
+                        "", mib(report.expected_nvme_bytes));
   }
   text += memory_line("activations", MemoryTag::activation, -1, memory);
   // cpu_checkpointing's copies are on the host wherever the model is.
@@ -110,7 +115,8 @@ std::string ModelStateReport::str() const {
          line("optimizer", optim_state_bytes, expected_optim_state_bytes) +
          line("params host", host_param_bytes, expected_host_param_bytes) +
          line("grads host", host_grad_bytes, expected_host_grad_bytes) +
-         line("optim host", host_optim_state_bytes, expected_host_optim_state_bytes);
+         line("optim host", host_optim_state_bytes, expected_host_optim_state_bytes) +
+         line("NVMe", nvme_bytes, expected_nvme_bytes);
 }
 
 }  // namespace zt::dist

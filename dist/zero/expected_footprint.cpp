@@ -32,7 +32,8 @@ ExpectedOffloadBytes expected_offload_bytes(ZeroPartitioning partitioning, int64
   if (zero.offload_optimizer.enabled()) {
     bytes.device.optim_state = 0;
     bytes.host_grads = 4 * psi / world_size;
-    bytes.host_optim_state = 12 * psi / world_size;
+    (zero.offload_optimizer.to_nvme() ? bytes.nvme : bytes.host_optim_state) =
+        12 * psi / world_size;
   }
   if (zero.offload_param.enabled()) {
     int64_t owned = element_bytes * psi / world_size;

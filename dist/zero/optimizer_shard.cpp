@@ -13,10 +13,25 @@
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/storage.h"
 #include "dist/config_builders.h"
 #include "dist/zero/host_offload.h"
 
 namespace zt::dist {
+namespace {
+
+// A 1-d f32 tensor of `numel` elements over `parked` (an empty buffer): a run of the NVMe
+// optimizer between updates, which is rebound to a swap buffer before anything reads it.
+Tensor parked_run(const Storage& parked, int64_t numel) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = parked;
+  impl->sizes = {numel};
+  impl->strides = {1};
+  impl->dtype = DType::f32;
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
 
 OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& config,
                                FlatGroupList& groups, const ResolvedParamGroups& param_groups,
@@ -39,8 +54,18 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
   auto group_of = [&](const std::string& name) { return param_groups.group_of_param(name); };
   int64_t slice_start = 0;  // of this group's owned slice among all owned elements
   const int64_t sub_group_size = config_.zero_optimization.sub_group_size;
+  const bool nvme = config_.zero_optimization.offload_optimizer.to_nvme();
+  std::vector<Tensor> nvme_masters;  // the initial masters, until they are in the swap files
+  if (nvme) parked_ = std::make_shared<StorageImpl>(0, cpu_allocator(), MemoryTag::swap_buffer);
   for (auto& group : groups_) {
-    if (offload_) {
+    if (nvme) {
+      nvme_masters.push_back(
+          empty(group->owned_params.sizes(), {.dtype = DType::f32, .tag = MemoryTag::swap_buffer}));
+      copy_across(nvme_masters.back(), group->owned_params);
+      group->master_grads =
+          offload_buffer(group->owned_params.sizes(), DType::f32, MemoryTag::grad_offload, device_);
+      ops::fill_(group->master_grads, 0.0);
+    } else if (offload_) {
       make_offloaded_master(*group);
     } else if (mixed_precision_) {
       group->master_params =
@@ -59,16 +84,42 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
       std::vector<Tensor>& run_params = optimizer_groups[run.param_group].params;
       places.push_back({run, run_params.size(), piece.sub_group});
       sub_group_count_ = std::max(sub_group_count_, piece.sub_group + 1);
-      run_params.push_back(flat_range(update_params, run.begin, run.numel));
+      run_params.push_back(nvme ? parked_run(parked_, run.numel)
+                                : flat_range(update_params, run.begin, run.numel));
       run_params.back().set_requires_grad(true);
       // Mixed precision and offload: the update's gradients are attached only during an update.
-      if (!group->master_params.defined())
+      if (!group->master_params.defined() && !offload_)
         run_params.back().set_grad(flat_range(group->owned_grads, run.begin, run.numel));
     }
     slice_start += update_params.numel();
   }
   optimizer_ = make_optimizer(config_.optimizer, std::move(optimizer_groups));
   apply_param_groups(*optimizer_, param_groups);
+  if (nvme) make_swap(nvme_masters);
+}
+
+void OptimizerShard::make_swap(const std::vector<Tensor>& masters) {
+  std::vector<int64_t> numels;
+  for (const Tensor& master : masters) numels.push_back(master.numel());
+  swap_ = std::make_unique<OptimizerStateSwap>(config_, control_.rank(), numels);
+  swap_->initialize(masters);
+  for (const std::vector<RunPlace>& places : runs_)
+    for (const RunPlace& place : places) reset_swapped_run_state(place, 0);
+}
+
+// Adam's state at `step` with zero moments (the swap files hold the real ones), made the way
+// a checkpoint restores it and then parked.
+void OptimizerShard::reset_swapped_run_state(const RunPlace& place, int64_t step) {
+  Tensor zero = zeros({place.run.numel}, {.dtype = DType::f32, .tag = MemoryTag::swap_buffer});
+  optimizer_->set_param_state(place.run.param_group, place.index,
+                              {.tensors = {{"exp_avg", zero}, {"exp_avg_sq", zero}}, .step = step});
+  park(place);
+}
+
+void OptimizerShard::park(const RunPlace& place) {
+  rebind_to_storage(run_group(place).params[place.index], parked_, 0);
+  for (auto& [name, tensor] : optimizer_->param_state(place.run.param_group, place.index).tensors)
+    rebind_to_storage(tensor, parked_, 0);
 }
 
 // The host master of the owned slice (its moments follow it: optim/ makes a parameter's state
@@ -177,6 +228,10 @@ void OptimizerShard::update(double grad_norm) {
     const double coefficient = config_.gradient_clipping / (grad_norm + 1e-6);
     if (coefficient < 1.0) scale_update_gradients(coefficient);
   }
+  if (swap_) {
+    update_swapped();
+    return;
+  }
   if (offload_) {
     update_offloaded();
     return;
@@ -218,7 +273,65 @@ void OptimizerShard::copy_master_to_parameters() {
   for (auto& group : groups_) ops::copy_(group->owned_params, group->master_params);
 }
 
+// Each sub-group as the swapper brings it in: the runs in it view its buffers (master, exp_avg,
+// exp_avg_sq), the optimizer steps them, the master goes back to the device's parameters, and
+// the runs are parked again before the buffers are written out.
+void OptimizerShard::update_swapped() {
+  const int64_t sub_group_size = swap_->sub_group_size();
+  swap_->for_each([&](size_t s, const std::vector<Tensor>& slots) {
+    auto runs_in = [&](auto&& body) {
+      for (size_t g = 0; g < groups_.size(); ++g)
+        for (const RunPlace& place : runs_[g])
+          if (place.sub_group == s) body(g, place);
+    };
+    runs_in([&](size_t g, const RunPlace& place) {
+      int64_t at = swap_->group_start(g) + place.run.begin - int64_t(s) * sub_group_size;
+      Tensor& param = run_group(place).params[place.index];
+      rebind_to_storage(param, slots[OptimizerStateSwap::kMaster].storage(),
+                        slots[OptimizerStateSwap::kMaster].storage_offset() + at);
+      optim::ParamState state = optimizer_->param_state(place.run.param_group, place.index);
+      for (size_t t = 0; t < state.tensors.size(); ++t) {
+        const Tensor& slot = slots[t + 1];  // exp_avg, exp_avg_sq
+        rebind_to_storage(state.tensors[t].second, slot.storage(), slot.storage_offset() + at);
+      }
+      param.set_grad(flat_range(groups_[g]->master_grads, place.run.begin, place.run.numel));
+    });
+    optimizer_->step();
+    runs_in([&](size_t g, const RunPlace& place) {
+      Tensor& param = run_group(place).params[place.index];
+      param.set_grad(Tensor());
+      copy_across(flat_range(groups_[g]->owned_params, place.run.begin, place.run.numel), param);
+      park(place);
+    });
+  });
+}
+
+Tensor OptimizerShard::master_slice(size_t group) const {
+  if (swap_) return swap_->read_group(group, OptimizerStateSwap::kMaster);
+  return groups_.at(group)->update_params();
+}
+
+void OptimizerShard::set_master_slice(size_t group, const Tensor& values) {
+  if (swap_) {
+    swap_->write_group(group, OptimizerStateSwap::kMaster, values);
+    return;
+  }
+  ops::copy_(groups_.at(group)->update_params(), values);
+}
+
+int64_t OptimizerShard::nvme_bytes() const {
+  return swap_ ? swap_->file_bytes() : 0;
+}
+
 optim::ParamState OptimizerShard::slice_state(size_t group) const {
+  if (swap_) {
+    // Every run of the slice has the same step (all are stepped at every update).
+    optim::ParamState first = optimizer_->param_state(runs_.at(group).front().run.param_group,
+                                                      runs_.at(group).front().index);
+    return {.tensors = {{"exp_avg", swap_->read_group(group, OptimizerStateSwap::kExpAvg)},
+                        {"exp_avg_sq", swap_->read_group(group, OptimizerStateSwap::kExpAvgSq)}},
+            .step = first.step};
+  }
   const std::vector<RunPlace>& places = runs_.at(group);
   const optim::Optimizer& optimizer = *optimizer_;
   auto state_of = [&](const RunPlace& place) {
@@ -247,6 +360,18 @@ optim::ParamState OptimizerShard::slice_state(size_t group) const {
 }
 
 void OptimizerShard::set_slice_state(size_t group, const optim::ParamState& state) {
+  if (swap_) {
+    int64_t numel = swap_->read_group(group, OptimizerStateSwap::kMaster).numel();
+    for (auto slot : {OptimizerStateSwap::kExpAvg, OptimizerStateSwap::kExpAvgSq}) {
+      std::string name = slot == OptimizerStateSwap::kExpAvg ? "exp_avg" : "exp_avg_sq";
+      Tensor values = zeros({numel}, {.dtype = DType::f32, .tag = MemoryTag::swap_buffer});
+      for (const auto& [key, tensor] : state.tensors)
+        if (key == name) ops::copy_(values, ops::reshape(tensor, {numel}));
+      swap_->write_group(group, slot, values);
+    }
+    for (const RunPlace& place : runs_.at(group)) reset_swapped_run_state(place, state.step);
+    return;
+  }
   for (const RunPlace& place : runs_.at(group)) {
     optim::ParamState run_state{.tensors = {}, .step = state.step};
     for (const auto& [name, tensor] : state.tensors) {

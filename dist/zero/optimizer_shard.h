@@ -11,6 +11,10 @@
 // DeepSpeed); the gradient reducer streams each reduced slice into the host gradient, the
 // update runs on the host sub-group by sub-group (sub_group_size elements of the owned slices
 // laid end to end) and each sub-group's result is copied back into the device's owned_params.
+// With device "nvme" the master and the moments live in swap files instead
+// (dist/zero/host_optimizer_swap.h): the optimizer's run tensors are rebound to the swap
+// buffers holding their sub-group only while it is updated, and are otherwise parked on an
+// empty buffer that nothing reads.
 // The update rule and its arithmetic are the same, so the weights are bitwise those of the
 // run without offload.
 #pragma once
@@ -22,6 +26,7 @@
 #include "dist/config.h"
 #include "dist/param_groups.h"
 #include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/host_optimizer_swap.h"
 #include "dist/zero/owned_runs.h"
 #include "dist/zero/partitioning.h"
 #include "optim/optimizer.h"
@@ -63,6 +68,13 @@ class OptimizerShard {
   // back into the runs.
   optim::ParamState slice_state(size_t group) const;
   void set_slice_state(size_t group, const optim::ParamState& state);
+  // The fp32 values the optimizer updates for flat group `group` (update_params(), or read
+  // from the swap files), for checkpoints; and their replacement.
+  Tensor master_slice(size_t group) const;
+  void set_master_slice(size_t group, const Tensor& values);
+  // Bytes of optimizer state in swap files (0 unless offloaded to NVMe), and their I/O.
+  int64_t nvme_bytes() const;
+  const OptimizerStateSwap* swap() const { return swap_.get(); }
 
  private:
   // Where a run of an owned slice sits in the optimizer: group and index of its tensor, and
@@ -74,6 +86,11 @@ class OptimizerShard {
   };
   void make_offloaded_master(FlatGroupBuffers& group);
   void update_offloaded();
+  void update_swapped();
+  void make_swap(const std::vector<Tensor>& masters);
+  // NVMe: the run's Adam state made afresh at `step` (zeros) and parked with its parameter.
+  void reset_swapped_run_state(const RunPlace& place, int64_t step);
+  void park(const RunPlace& place);
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
   // Points each run's gradient at its elements of the group's update_grads() (or drops it).
@@ -91,7 +108,9 @@ class OptimizerShard {
   size_t sub_group_count_ = 0;
   comm::Communicator& control_;
   std::unique_ptr<optim::Optimizer> optimizer_;
-  std::vector<std::vector<RunPlace>> runs_;  // per flat group
+  std::vector<std::vector<RunPlace>> runs_;   // per flat group
+  std::unique_ptr<OptimizerStateSwap> swap_;  // offload_optimizer "nvme"
+  Storage parked_;                            // NVMe: the empty buffer idle run tensors view
 };
 
 }  // namespace zt::dist

@@ -1,11 +1,15 @@
-// ZeRO-Offload in the engine: with offload_optimizer the weights after 20 steps are bitwise
-// those of the same run without it (stages 1-3, fp32 and bf16, sub-groups smaller than a
-// group, clipping on), and the optimizer state leaves the device for host memory in the
-// amounts the formulas give. Every rank count the suite runs (1, 2, 4, 8) checks the same.
+// ZeRO-Offload and ZeRO-Infinity's optimizer in the engine: with offload_optimizer "cpu" or
+// "nvme" the weights after 20 steps are bitwise those of the same run without it (stages 1-3,
+// fp32 and bf16, sub-groups smaller than a group, clipping on), and the optimizer state leaves
+// the device for host memory or swap files in the amounts the formulas give. Every rank count
+// the suite runs (1, 2, 4, 8) checks the same.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,20 +32,41 @@ using namespace testing;
 
 constexpr int kOffloadSteps = 20;
 
+// A fresh folder every rank sees (named by rank 0's pid), removed when the test ends.
+class SharedTempDir {
+ public:
+  explicit SharedTempDir(const std::string& name) {
+    Tensor pid = full({1}, double(getpid()), {.dtype = DType::f64});
+    testing::test_world().broadcast(pid, 0);
+    path_ = fmt::format("/tmp/zt-{}-{}", name, int64_t(pid.item()));
+    std::filesystem::create_directories(path_);
+  }
+  ~SharedTempDir() {
+    testing::test_world().barrier();
+    if (testing::test_world().rank() == 0) std::filesystem::remove_all(path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 struct OffloadCase {
   int stage = 1;
   std::string precision = "fp32";  // "fp32", "bf16" or "fp16"
   std::string offload_optimizer = "none";
   int64_t sub_group_size = 1'000'000'000;
   int64_t gas = 1;
+  std::string nvme_path;  // with offload_optimizer "nvme"
+  bool pipeline = false;  // pipeline_read and pipeline_write
 };
 
 Config offload_config(const OffloadCase& c, int world) {
   std::string precision;
   if (c.precision == "bf16") precision = R"("bf16": {"enabled": true},)";
   if (c.precision == "fp16") precision = R"("fp16": {"enabled": true, "initial_scale_power": 8},)";
-  std::string text =
-      fmt::format(R"({{
+  std::string text = fmt::format(
+      R"({{
     "train_batch_size": {}, "gradient_accumulation_steps": {},
     "gradient_clipping": 0.5, "steps_per_print": 0, {}
     "optimizer": {{"type": "Adam", "params": {{"lr": 0.01, "weight_decay": 0.01}}}},
@@ -50,9 +75,12 @@ Config offload_config(const OffloadCase& c, int world) {
     "zero_optimization": {{"stage": {}, "reduce_bucket_size": 20000,
                           "stage3_param_persistence_threshold": 0,
                           "sub_group_size": {},
-                          "offload_optimizer": {{"device": "{}"}}}}
+                          "offload_optimizer": {{"device": "{}", "nvme_path": "{}",
+                                                 "pipeline_read": {}, "pipeline_write": {},
+                                                 "buffer_count": {}}}}}
   }})",
-                  kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer);
+      kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer,
+      c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline, c.pipeline ? 9 : 3);
   return parse_config(text, "offload_test", world, nullptr);
 }
 
@@ -103,6 +131,38 @@ TEST_CASE("offload_optimizer cpu: weights bitwise equal to no offload after 20 s
         OffloadRun run = train(offloaded);
         CHECK(run.weights == reference.weights);
         CHECK(relative_error(run.weights, reference.weights) == 0.0);
+        cases += 1;
+      }
+    }
+  }
+  CHECK(cases == 12);
+}
+
+TEST_CASE("offload_optimizer nvme: weights bitwise equal to no offload after 20 steps") {
+  SharedTempDir folder("offload-nvme");
+  int cases = 0;
+  for (std::string precision : {"fp32", "bf16"}) {
+    for (int stage : {1, 2, 3}) {
+      CAPTURE(precision);
+      CAPTURE(stage);
+      // Sub-groups of 3000 elements: several per rank, so the pipeline has work to overlap.
+      OffloadCase plain{.stage = stage, .precision = precision, .sub_group_size = 3000};
+      OffloadRun reference = train(plain);
+      for (bool pipeline : {false, true}) {
+        CAPTURE(pipeline);
+        OffloadCase swapped = plain;
+        swapped.offload_optimizer = "nvme";
+        swapped.nvme_path = folder.path();
+        swapped.pipeline = pipeline;
+        OffloadRun run = train(swapped);
+        CHECK(run.weights == reference.weights);
+        // Nothing of the optimizer state stays in memory: 12 bytes per owned element on disk.
+        CHECK(run.report.optim_state_bytes == 0);
+        CHECK(run.report.host_optim_state_bytes == 0);
+        CHECK(run.report.expected_nvme_bytes ==
+              12 * run.report.parameter_count / int64_t(test_world().size()));
+        CHECK(std::abs(double(run.report.nvme_bytes - run.report.expected_nvme_bytes)) <=
+              6.0 * 12.0 * double(test_world().size()));
         cases += 1;
       }
     }

@@ -14,6 +14,7 @@
 #include "core/ops/elementwise.h"
 #include "dist/config_builders.h"
 #include "dist/zero/gradient_reducer.h"
+#include "dist/zero/host_offload.h"
 #include "dist/zero/optimizer_shard.h"
 #include "dist/zero/parameter_gatherer.h"
 
@@ -28,7 +29,7 @@ void check_engine_config(const Config& config, int data_parallel_size) {
         config.source_name, config.world_size, data_parallel_size));
   }
   const ZeroConfig& zero = config.zero_optimization;
-  if (zero.offload_param.enabled()) {
+  if (zero.offload_param.to_nvme()) {
     throw std::invalid_argument(
         fmt::format("{}: zero_optimization.offload_param: device \"{}\" is not implemented in "
                     "the engine yet",
@@ -78,6 +79,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
               ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
   groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_);
+  if (zero.offload_param.enabled()) offload_owned_parameters(groups_, device_);
   shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
                                             mixed_precision(), *control_);
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());

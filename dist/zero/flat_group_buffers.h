@@ -67,6 +67,8 @@ struct FlatGroupBuffers {
   // gather still in flight.
   bool gathered = false;
   std::unique_ptr<comm::Work> gather_in_flight;
+  // offload_param: owned_params is in host memory; a gather sends this device copy of it.
+  Tensor gather_source;
 };
 
 // Indexed like the plan's groups; each group stays at one address (hooks hold indices).

@@ -40,6 +40,16 @@ void copy_across(const Tensor& dst, const Tensor& src) {
   }
 }
 
+void offload_owned_parameters(FlatGroupList& groups, Device device) {
+  for (auto& group : groups) {
+    if (!group->plan.partitioned) continue;
+    Tensor host = offload_buffer(group->owned_params.sizes(), group->owned_params.dtype(),
+                                 MemoryTag::param_offload, device);
+    ops::copy_(host, group->owned_params);
+    group->owned_params = host;
+  }
+}
+
 std::vector<SubGroupRun> cut_at_sub_groups(const std::vector<OwnedRun>& runs, int64_t slice_start,
                                            int64_t sub_group_size) {
   std::vector<SubGroupRun> pieces;

@@ -10,6 +10,7 @@
 
 #include "core/allocator.h"
 #include "core/tensor.h"
+#include "dist/zero/flat_group_buffers.h"
 #include "dist/zero/owned_runs.h"
 
 namespace zt::dist {
@@ -21,6 +22,11 @@ Tensor offload_buffer(const Shape& sizes, DType dtype, MemoryTag tag, Device eng
 // dst = src across devices and dtypes at once (a 16-bit device gradient into an fp32 host
 // buffer): the device-to-host copy moves the 16-bit bytes, the widening happens on the host.
 void copy_across(const Tensor& dst, const Tensor& src);
+
+// offload_param "cpu" (P_p): the owned parameter slice of every partitioned group moves to
+// host memory under param_offload; gathers copy it to the device (ParameterGatherer), updates
+// write it there. Groups kept whole (the persistence threshold) stay on the device.
+void offload_owned_parameters(FlatGroupList& groups, Device device);
 
 // One run of an owned slice with the sub-group it falls in: sub-group s holds the elements
 // [s * sub_group_size, (s + 1) * sub_group_size) of the rank's owned elements laid end to end

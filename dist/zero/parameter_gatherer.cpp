@@ -11,6 +11,7 @@
 #include "autograd/grad_mode.h"
 #include "comm/mpi_runtime.h"
 #include "core/allocator.h"
+#include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "dist/zero/stage3_diagnostics.h"
 
@@ -51,7 +52,16 @@ void ParameterGatherer::start_gather(size_t group_index) {
     impl->dtype = model_dtype_;
     group.full_params = Tensor(impl);
   }
-  group.gather_in_flight = data_parallel_.all_gather_async(group.owned_params, group.full_params);
+  // offload_param: the owned slice comes from host memory to the device for the collective.
+  const Tensor* source = &group.owned_params;
+  if (group.owned_params.device() != group.full_params.device()) {
+    group.gather_source = empty(group.owned_params.sizes(), {.dtype = group.owned_params.dtype(),
+                                                             .device = group.full_params.device(),
+                                                             .tag = MemoryTag::comm});
+    ops::copy_(group.gather_source, group.owned_params);
+    source = &group.gather_source;
+  }
+  group.gather_in_flight = data_parallel_.all_gather_async(*source, group.full_params);
   live_gathered_numel_ += group.plan.padded_numel;
   peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
 }
@@ -69,6 +79,7 @@ void ParameterGatherer::finish_gather(size_t group_index) {
         data_parallel_.size()));
   }
   group.gather_in_flight.reset();
+  group.gather_source = Tensor();
 }
 
 void ParameterGatherer::gather_group(size_t group_index) {

@@ -59,6 +59,7 @@ struct OffloadCase {
   int64_t gas = 1;
   std::string nvme_path;  // with offload_optimizer "nvme"
   bool pipeline = false;  // pipeline_read and pipeline_write
+  std::string offload_param = "none";
 };
 
 Config offload_config(const OffloadCase& c, int world) {
@@ -77,10 +78,12 @@ Config offload_config(const OffloadCase& c, int world) {
                           "sub_group_size": {},
                           "offload_optimizer": {{"device": "{}", "nvme_path": "{}",
                                                  "pipeline_read": {}, "pipeline_write": {},
-                                                 "buffer_count": {}}}}}
+                                                 "buffer_count": {}}},
+                          "offload_param": {{"device": "{}"}}}}
   }})",
       kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer,
-      c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline, c.pipeline ? 9 : 3);
+      c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline, c.pipeline ? 9 : 3,
+      c.offload_param);
   return parse_config(text, "offload_test", world, nullptr);
 }
 
@@ -168,6 +171,36 @@ TEST_CASE("offload_optimizer nvme: weights bitwise equal to no offload after 20 
     }
   }
   CHECK(cases == 12);
+}
+
+TEST_CASE("offload_param cpu at stage 3: bitwise equal, the owned slices in host memory") {
+  SharedTempDir folder("offload-param");
+  int world = test_world().size();
+  int cases = 0;
+  for (std::string precision : {"fp32", "bf16"}) {
+    OffloadCase plain{.stage = 3, .precision = precision, .sub_group_size = 3000};
+    OffloadRun reference = train(plain);
+    for (std::string optimizer : {"none", "cpu", "nvme"}) {
+      CAPTURE(precision);
+      CAPTURE(optimizer);
+      OffloadCase offloaded = plain;
+      offloaded.offload_param = "cpu";
+      offloaded.offload_optimizer = optimizer;
+      offloaded.nvme_path = folder.path();
+      OffloadRun run = train(offloaded);
+      CHECK(run.weights == reference.weights);
+      const ModelStateReport& report = run.report;
+      INFO(report.str());
+      double slack = 6.0 * double(world - 1) * 4.0 + 1.0;
+      // Between steps nothing of the parameters is on the device: the slices are on the host.
+      CHECK(report.param_bytes == 0);
+      CHECK(report.expected_param_bytes == 0);
+      CHECK(std::abs(double(report.host_param_bytes - report.expected_host_param_bytes)) <= slack);
+      CHECK(report.expected_host_param_bytes > 0);
+      cases += 1;
+    }
+  }
+  CHECK(cases == 6);
 }
 
 TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
+#include "comm/mpi_runtime.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
@@ -98,11 +99,28 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
   if (nvme) make_swap(nvme_masters);
 }
 
+// Every rank learns whether every rank could make and fill its swap files (a missing, read-only
+// or full nvme_path): a rank that failed alone would otherwise leave the others waiting in the
+// first collective of training.
 void OptimizerShard::make_swap(const std::vector<Tensor>& masters) {
   std::vector<int64_t> numels;
   for (const Tensor& master : masters) numels.push_back(master.numel());
-  swap_ = std::make_unique<OptimizerStateSwap>(config_, control_.rank(), numels);
-  swap_->initialize(masters);
+  std::string error;
+  try {
+    swap_ = std::make_unique<OptimizerStateSwap>(config_, control_.rank(), numels);
+    swap_->initialize(masters);
+  } catch (const std::exception& failure) {
+    error = failure.what();
+    swap_.reset();
+  }
+  Tensor failed =
+      full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  control_.all_reduce(failed, comm::ReduceOperation::max);
+  if (!error.empty()) throw std::invalid_argument(error);
+  if (failed.item() != 0.0) {
+    throw std::invalid_argument(
+        "zero_optimization.offload_optimizer.nvme_path: the swap files failed on another rank");
+  }
   for (const std::vector<RunPlace>& places : runs_)
     for (const RunPlace& place : places) reset_swapped_run_state(place, 0);
 }
@@ -278,6 +296,18 @@ void OptimizerShard::copy_master_to_parameters() {
 // the runs are parked again before the buffers are written out.
 void OptimizerShard::update_swapped() {
   const int64_t sub_group_size = swap_->sub_group_size();
+  try {
+    swap_for_each_update(sub_group_size);
+  } catch (const std::exception& failure) {
+    // A rank that cannot swap (a full disk) cannot finish the step, and the others would wait
+    // for it in the next collective: the job ends, naming the file and the reason. The last
+    // checkpoint is untouched (checkpoints never live in the swap folder).
+    comm::abort_distributed_job(
+        fmt::format("rank {}: offload_optimizer \"nvme\": {}", control_.rank(), failure.what()));
+  }
+}
+
+void OptimizerShard::swap_for_each_update(int64_t sub_group_size) {
   swap_->for_each([&](size_t s, const std::vector<Tensor>& slots) {
     auto runs_in = [&](auto&& body) {
       for (size_t g = 0; g < groups_.size(); ++g)

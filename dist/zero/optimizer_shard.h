@@ -87,6 +87,7 @@ class OptimizerShard {
   void make_offloaded_master(FlatGroupBuffers& group);
   void update_offloaded();
   void update_swapped();
+  void swap_for_each_update(int64_t sub_group_size);
   void make_swap(const std::vector<Tensor>& masters);
   // NVMe: the run's Adam state made afresh at `step` (zeros) and parked with its parameter.
   void reset_swapped_run_state(const RunPlace& place, int64_t step);

@@ -59,6 +59,7 @@ struct ConsolidatedCheckpoint;
 class GradientReducer;
 class OptimizerShard;
 class ParameterGatherer;
+class ParameterSwap;
 
 // The one device every parameter of `model` is on (the host when it has none); throws
 // std::invalid_argument naming two parameters on different devices.
@@ -214,6 +215,7 @@ class Engine {
   std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;
   FlatGroupList groups_;  // the pieces below work on these; declared first, destroyed last
+  std::unique_ptr<ParameterSwap> parameter_swap_;  // offload_param "nvme"
   std::unique_ptr<ParameterGatherer> gatherer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<OptimizerShard> shard_;

@@ -8,6 +8,7 @@
 #include "dist/engine.h"
 #include "dist/zero/expected_footprint.h"
 #include "dist/zero/optimizer_shard.h"
+#include "dist/zero/parameter_swap.h"
 
 namespace zt::dist {
 
@@ -36,7 +37,7 @@ ModelStateReport Engine::model_state_report() const {
   report.expected_host_param_bytes = expected.host_params;
   report.expected_host_grad_bytes = expected.host_grads;
   report.expected_host_optim_state_bytes = expected.host_optim_state;
-  report.nvme_bytes = shard_->nvme_bytes();
+  report.nvme_bytes = shard_->nvme_bytes() + (parameter_swap_ ? parameter_swap_->file_bytes() : 0);
   report.expected_nvme_bytes = expected.nvme;
   return report;
 }

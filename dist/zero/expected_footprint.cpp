@@ -1,6 +1,8 @@
 // The paper's memory and traffic formulas (dist/zero/expected_footprint.h).
 #include "dist/zero/expected_footprint.h"
 
+#include <algorithm>
+
 namespace zt::dist {
 
 int64_t optimizer_state_bytes_per_param(const OptimizerConfig& optimizer, bool mixed_precision) {
@@ -38,7 +40,12 @@ ExpectedOffloadBytes expected_offload_bytes(ZeroPartitioning partitioning, int64
   if (zero.offload_param.enabled()) {
     int64_t owned = element_bytes * psi / world_size;
     bytes.device.params -= owned;
-    bytes.host_params = owned;
+    // "nvme" keeps the first max_in_cpu elements in host memory (up to group boundaries).
+    int64_t in_cpu = zero.offload_param.to_nvme()
+                         ? std::min(owned, element_bytes * zero.offload_param.max_in_cpu)
+                         : owned;
+    bytes.host_params = in_cpu;
+    bytes.nvme += owned - in_cpu;
   }
   return bytes;
 }

@@ -246,6 +246,8 @@ void OptimizerShard::update(double grad_norm) {
     const double coefficient = config_.gradient_clipping / (grad_norm + 1e-6);
     if (coefficient < 1.0) scale_update_gradients(coefficient);
   }
+  runs_left_.clear();
+  for (const std::vector<RunPlace>& places : runs_) runs_left_.push_back(places.size());
   if (swap_) {
     update_swapped();
     return;
@@ -275,8 +277,9 @@ void OptimizerShard::update_offloaded() {
       for (const RunPlace& place : runs_[g]) {
         if (place.sub_group != s) continue;
         run_group(place).params[place.index].set_grad(Tensor());
-        copy_across(flat_range(group.owned_params, place.run.begin, place.run.numel),
+        copy_across(owned_run_for_update(g, place),
                     flat_range(group.master_params, place.run.begin, place.run.numel));
+        finish_run_update(g);
       }
     }
   }
@@ -330,10 +333,21 @@ void OptimizerShard::swap_for_each_update(int64_t sub_group_size) {
     runs_in([&](size_t g, const RunPlace& place) {
       Tensor& param = run_group(place).params[place.index];
       param.set_grad(Tensor());
-      copy_across(flat_range(groups_[g]->owned_params, place.run.begin, place.run.numel), param);
+      copy_across(owned_run_for_update(g, place), param);
+      finish_run_update(g);
       park(place);
     });
   });
+}
+
+Tensor OptimizerShard::owned_run_for_update(size_t g, const RunPlace& place) {
+  if (parameter_swap_) parameter_swap_->bring_in(g, [] {});
+  return flat_range(groups_[g]->owned_params, place.run.begin, place.run.numel);
+}
+
+void OptimizerShard::finish_run_update(size_t g) {
+  runs_left_[g] -= 1;
+  if (parameter_swap_ && runs_left_[g] == 0) parameter_swap_->send_out(g, /*changed=*/true);
 }
 
 Tensor OptimizerShard::master_slice(size_t group) const {

@@ -28,6 +28,7 @@
 #include "dist/zero/flat_group_buffers.h"
 #include "dist/zero/host_optimizer_swap.h"
 #include "dist/zero/owned_runs.h"
+#include "dist/zero/parameter_swap.h"
 #include "dist/zero/partitioning.h"
 #include "optim/optimizer.h"
 
@@ -75,6 +76,8 @@ class OptimizerShard {
   // Bytes of optimizer state in swap files (0 unless offloaded to NVMe), and their I/O.
   int64_t nvme_bytes() const;
   const OptimizerStateSwap* swap() const { return swap_.get(); }
+  // offload_param "nvme": the update brings swapped parameter slices in and writes them back.
+  void set_parameter_swap(ParameterSwap* swap) { parameter_swap_ = swap; }
 
  private:
   // Where a run of an owned slice sits in the optimizer: group and index of its tensor, and
@@ -92,6 +95,10 @@ class OptimizerShard {
   // NVMe: the run's Adam state made afresh at `step` (zeros) and parked with its parameter.
   void reset_swapped_run_state(const RunPlace& place, int64_t step);
   void park(const RunPlace& place);
+  // The device (or host) owned parameters of group g to write run `place`'s new values into,
+  // and the end of that write (the slice goes back to its swap file after its last run).
+  Tensor owned_run_for_update(size_t g, const RunPlace& place);
+  void finish_run_update(size_t g);
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
   // Points each run's gradient at its elements of the group's update_grads() (or drops it).
@@ -112,6 +119,8 @@ class OptimizerShard {
   std::vector<std::vector<RunPlace>> runs_;   // per flat group
   std::unique_ptr<OptimizerStateSwap> swap_;  // offload_optimizer "nvme"
   Storage parked_;                            // NVMe: the empty buffer idle run tensors view
+  ParameterSwap* parameter_swap_ = nullptr;
+  std::vector<size_t> runs_left_;  // per group, during an update with parameter_swap_
 };
 
 }  // namespace zt::dist

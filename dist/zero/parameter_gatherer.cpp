@@ -52,6 +52,8 @@ void ParameterGatherer::start_gather(size_t group_index) {
     impl->dtype = model_dtype_;
     group.full_params = Tensor(impl);
   }
+  if (parameter_swap_)
+    parameter_swap_->bring_in(group_index, [this] { finish_a_swapped_gather(); });
   // offload_param: the owned slice comes from host memory to the device for the collective.
   const Tensor* source = &group.owned_params;
   if (group.owned_params.device() != group.full_params.device()) {
@@ -80,6 +82,18 @@ void ParameterGatherer::finish_gather(size_t group_index) {
   }
   group.gather_in_flight.reset();
   group.gather_source = Tensor();
+  if (parameter_swap_) parameter_swap_->send_out(group_index, /*changed=*/false);
+}
+
+// Every swap buffer holds a slice whose gather is still in flight (prefetches): the first of
+// them lands, which frees its buffer.
+void ParameterGatherer::finish_a_swapped_gather() {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g]->gather_in_flight || !parameter_swap_->is_in(g)) continue;
+    finish_gather(g);
+    groups_[g]->gathered = true;
+    return;
+  }
 }
 
 void ParameterGatherer::gather_group(size_t group_index) {

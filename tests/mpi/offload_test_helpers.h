@@ -45,6 +45,8 @@ struct OffloadCase {
   std::string nvme_path;  // with offload_optimizer "nvme"
   bool pipeline = false;  // pipeline_read and pipeline_write
   std::string offload_param = "none";
+  int64_t max_in_cpu = 1'000'000'000;  // offload_param "nvme": elements kept in host memory
+  int64_t param_buffer_count = 5;
 };
 
 inline Config offload_config(const OffloadCase& c, int world) {
@@ -64,11 +66,13 @@ inline Config offload_config(const OffloadCase& c, int world) {
                           "offload_optimizer": {{"device": "{}", "nvme_path": "{}",
                                                  "pipeline_read": {}, "pipeline_write": {},
                                                  "buffer_count": {}}},
-                          "offload_param": {{"device": "{}"}}}}
+                          "offload_param": {{"device": "{}", "nvme_path": "{}",
+                                             "max_in_cpu": {}, "buffer_count": {}}}}}
   }})",
       testing::kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer,
       c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline, c.pipeline ? 9 : 3,
-      c.offload_param);
+      c.offload_param, c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.max_in_cpu,
+      c.param_buffer_count);
   return parse_config(text, "offload_test", world, nullptr);
 }
 

@@ -145,6 +145,65 @@ TEST_CASE("offload_param cpu at stage 3: bitwise equal, the owned slices in host
   CHECK(cases == 6);
 }
 
+TEST_CASE("offload_param nvme at stage 3: bitwise equal, the slices beyond max_in_cpu on disk") {
+  SharedTempDir folder("offload-param-nvme");
+  int world = test_world().size();
+  int cases = 0;
+  for (std::string precision : {"fp32", "bf16"}) {
+    OffloadCase plain{.stage = 3, .precision = precision, .sub_group_size = 3000};
+    OffloadRun reference = train(plain);
+    // max_in_cpu 0: every slice on disk; 5000: the first layer's (8320 / N) in memory for
+    // N >= 2. One swap buffer: every gather and update waits for the one before it.
+    for (int64_t max_in_cpu : {int64_t(0), int64_t(5000)}) {
+      for (std::string optimizer : {"cpu", "nvme"}) {
+        CAPTURE(precision);
+        CAPTURE(max_in_cpu);
+        CAPTURE(optimizer);
+        OffloadCase offloaded = plain;
+        offloaded.offload_param = "nvme";
+        offloaded.offload_optimizer = optimizer;
+        offloaded.nvme_path = folder.path();
+        offloaded.max_in_cpu = max_in_cpu;
+        offloaded.param_buffer_count = max_in_cpu == 0 ? 1 : 2;
+        OffloadRun run = train(offloaded);
+        CHECK(run.weights == reference.weights);
+        const ModelStateReport& report = run.report;
+        INFO(report.str());
+        CHECK(report.param_bytes == 0);
+        int64_t element = precision == "fp32" ? 4 : 2;
+        int64_t on_disk =
+            report.nvme_bytes - (optimizer == "nvme" ? 12 * report.parameter_count / world : 0);
+        // Files hold whole group slices; padding adds < N elements a group.
+        CHECK(std::abs(double(on_disk + report.host_param_bytes -
+                              element * report.parameter_count / world)) <=
+              3.0 * double(world) * double(element));
+        if (max_in_cpu == 0) CHECK(report.host_param_bytes == 0);
+        cases += 1;
+      }
+    }
+  }
+  CHECK(cases == 8);
+}
+
+TEST_CASE("offload_param nvme: a module larger than buffer_size is refused naming both") {
+  SharedTempDir folder("offload-param-small");
+  OffloadCase c{.stage = 3,
+                .offload_optimizer = "cpu",
+                .nvme_path = folder.path(),
+                .offload_param = "nvme",
+                .max_in_cpu = 0};
+  Config config = offload_config(c, test_world().size());
+  config.zero_optimization.offload_param.buffer_size = 100;
+  std::string error;
+  try {
+    Engine engine(config, make_mlp(), test_world());
+  } catch (const std::invalid_argument& failure) {
+    error = failure.what();
+  }
+  CHECK(error.find("zero_optimization.offload_param.buffer_size: module '") != std::string::npos);
+  CHECK(error.find("but a swap buffer holds 100") != std::string::npos);
+}
+
 TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {
   for (int stage : {1, 3}) {
     CAPTURE(stage);

@@ -1,4 +1,5 @@
-// Checkpoints with offloaded optimizer state: saved from swap files (or host memory) and loaded
+// Checkpoints with offloaded optimizer state (and at stage 3 with "nvme", parameters on disk
+// too): saved from swap files (or host memory) and loaded
 // into an engine without offload, and the reverse, each continuing bitwise as the straight run;
 // and an nvme_path too small for the swap files (a full disk) refused on every rank with a
 // one-line error while the last checkpoint still loads.
@@ -81,6 +82,11 @@ TEST_CASE("offloaded optimizer state: saved with offload, loaded without (and ba
         OffloadCase offloaded = plain;
         offloaded.offload_optimizer = device;
         offloaded.nvme_path = swap.path();
+        if (stage == 3 && device == "nvme") {
+          // ZeRO-Infinity whole: the parameter slices on disk too.
+          offloaded.offload_param = "nvme";
+          offloaded.max_in_cpu = 0;
+        }
         std::vector<double> straight = straight_run(plain);
         CHECK(resumed_run(offloaded, plain, checkpoints.path()) == straight);
         CHECK(resumed_run(plain, offloaded, checkpoints.path()) == straight);

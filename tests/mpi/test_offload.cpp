@@ -204,6 +204,36 @@ TEST_CASE("offload_param nvme: a module larger than buffer_size is refused namin
   CHECK(error.find("but a swap buffer holds 100") != std::string::npos);
 }
 
+TEST_CASE(
+    "offload: step_report shows host and NVMe bytes; offload_param nvme needs the optimizer's") {
+  SharedTempDir folder("offload-report");
+  OffloadCase c{.stage = 3,
+                .precision = "bf16",
+                .offload_optimizer = "nvme",
+                .nvme_path = folder.path(),
+                .offload_param = "nvme",
+                .max_in_cpu = 0};
+  {
+    Engine engine(offload_config(c, test_world().size()), make_mlp(), test_world());
+    std::string report = engine.step_report();
+    INFO(report);
+    CHECK(report.find("optim (host)") != std::string::npos);
+    CHECK(report.find("params (host)") != std::string::npos);
+    CHECK(report.find("NVMe files") != std::string::npos);
+    CHECK(engine.model_state_report().nvme_bytes > 0);
+  }
+  c.offload_optimizer = "none";
+  std::string error;
+  try {
+    Engine engine(offload_config(c, test_world().size()), make_mlp(), test_world());
+  } catch (const std::invalid_argument& failure) {
+    error = failure.what();
+  }
+  CHECK(error ==
+        "offload_test: zero_optimization.offload_param: device \"nvme\" needs "
+        "offload_optimizer too (\"cpu\" or \"nvme\")");
+}
+
 TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {
   for (int stage : {1, 3}) {
     CAPTURE(stage);

@@ -100,8 +100,7 @@ void OptimizerShard::update_swapped() {
     // A rank that cannot swap (a full disk) cannot finish the step, and the others would wait
     // for it in the next collective: the job ends, naming the file and the reason. The last
     // checkpoint is untouched (checkpoints never live in the swap folder).
-    comm::abort_distributed_job(
-        fmt::format("rank {}: offload_optimizer \"nvme\": {}", control_.rank(), failure.what()));
+    comm::abort_distributed_job(fmt::format("offload_optimizer \"nvme\": {}", failure.what()));
   }
 }
 

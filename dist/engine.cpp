@@ -87,7 +87,11 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
                                             mixed_precision(), *control_);
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
   if (zero.offload_param.to_nvme()) {
-    parameter_swap_ = std::make_unique<ParameterSwap>(config_, rank(), groups_);
+    // Every rank learns whether every rank could make its swap files (one rank failing alone
+    // would leave the others waiting in the first gather).
+    run_on_all_ranks("zero_optimization.offload_param.nvme_path", [&] {
+      parameter_swap_ = std::make_unique<ParameterSwap>(config_, rank(), groups_);
+    });
     shard_->set_parameter_swap(parameter_swap_.get());
   }
   gatherer_ = std::make_unique<ParameterGatherer>(partitioning_, zero, *data_parallel_, groups_,

@@ -197,7 +197,7 @@ TEST_CASE("offload_param nvme: a module larger than buffer_size is refused namin
   std::string error;
   try {
     Engine engine(config, make_mlp(), test_world());
-  } catch (const std::invalid_argument& failure) {
+  } catch (const std::exception& failure) {
     error = failure.what();
   }
   CHECK(error.find("zero_optimization.offload_param.buffer_size: module '") != std::string::npos);
@@ -232,6 +232,28 @@ TEST_CASE(
   CHECK(error ==
         "offload_test: zero_optimization.offload_param: device \"nvme\" needs "
         "offload_optimizer too (\"cpu\" or \"nvme\")");
+}
+
+TEST_CASE("offload nvme: a missing nvme_path is refused at construction naming key and path") {
+  for (std::string which : {"offload_optimizer", "offload_param"}) {
+    CAPTURE(which);
+    OffloadCase c{.stage = 3, .offload_optimizer = "nvme", .nvme_path = "/tmp/zt-no-such-folder"};
+    if (which == "offload_param") {
+      c.offload_optimizer = "cpu";
+      c.offload_param = "nvme";
+      c.max_in_cpu = 0;
+    }
+    std::string error;
+    try {
+      Engine engine(offload_config(c, test_world().size()), make_mlp(), test_world());
+    } catch (const std::exception& failure) {
+      error = failure.what();
+    }
+    INFO(error);
+    CHECK(error.find("zero_optimization." + which + ".nvme_path") != std::string::npos);
+    CHECK(error.find("/tmp/zt-no-such-folder") != std::string::npos);
+    CHECK(error.find('\n') == std::string::npos);
+  }
 }
 
 TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {

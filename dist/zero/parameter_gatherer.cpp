@@ -153,6 +153,13 @@ void ParameterGatherer::record_and_prefetch(GatherTrace& trace, size_t group_ind
     start_gather(*next);
     budget -= numel;
   }
+  // offload_param "nvme": reads of the groups after those start now, into spare buffers.
+  if (!parameter_swap_) return;
+  for (auto next = position + 1; next != trace.order.end(); ++next) {
+    if (parameter_swap_->free_buffers() < 2) break;
+    FlatGroupBuffers& group = *groups_[*next];
+    if (!group.gathered && !group.gather_in_flight) parameter_swap_->read_ahead(*next);
+  }
 }
 
 void ParameterGatherer::enter_module(const std::string& label, const std::vector<size_t>& groups) {

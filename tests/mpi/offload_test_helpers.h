@@ -47,6 +47,7 @@ struct OffloadCase {
   std::string offload_param = "none";
   int64_t max_in_cpu = 1'000'000'000;  // offload_param "nvme": elements kept in host memory
   int64_t param_buffer_count = 5;
+  int64_t prefetch_bucket_size = 50'000'000;  // stage3_prefetch_bucket_size
 };
 
 inline Config offload_config(const OffloadCase& c, int world) {
@@ -62,6 +63,7 @@ inline Config offload_config(const OffloadCase& c, int world) {
                   "warmup_min_lr": 0.001, "warmup_max_lr": 0.01}}}},
     "zero_optimization": {{"stage": {}, "reduce_bucket_size": 20000,
                           "stage3_param_persistence_threshold": 0,
+                          "stage3_prefetch_bucket_size": {},
                           "sub_group_size": {},
                           "offload_optimizer": {{"device": "{}", "nvme_path": "{}",
                                                  "pipeline_read": {}, "pipeline_write": {},
@@ -69,10 +71,10 @@ inline Config offload_config(const OffloadCase& c, int world) {
                           "offload_param": {{"device": "{}", "nvme_path": "{}",
                                              "max_in_cpu": {}, "buffer_count": {}}}}}
   }})",
-      testing::kGlobalBatch, c.gas, precision, c.stage, c.sub_group_size, c.offload_optimizer,
-      c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline, c.pipeline ? 9 : 3,
-      c.offload_param, c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.max_in_cpu,
-      c.param_buffer_count);
+      testing::kGlobalBatch, c.gas, precision, c.stage, c.prefetch_bucket_size, c.sub_group_size,
+      c.offload_optimizer, c.nvme_path.empty() ? "/nowhere" : c.nvme_path, c.pipeline, c.pipeline,
+      c.pipeline ? 9 : 3, c.offload_param, c.nvme_path.empty() ? "/nowhere" : c.nvme_path,
+      c.max_in_cpu, c.param_buffer_count);
   return parse_config(text, "offload_test", world, nullptr);
 }
 

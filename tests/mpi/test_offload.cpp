@@ -152,8 +152,9 @@ TEST_CASE("offload_param nvme at stage 3: bitwise equal, the slices beyond max_i
   for (std::string precision : {"fp32", "bf16"}) {
     OffloadCase plain{.stage = 3, .precision = precision, .sub_group_size = 3000};
     OffloadRun reference = train(plain);
-    // max_in_cpu 0: every slice on disk; 5000: the first layer's (8320 / N) in memory for
-    // N >= 2. One swap buffer: every gather and update waits for the one before it.
+    // max_in_cpu 0: every slice on disk, one swap buffer (every gather and update waits for
+    // the one before it, prefetches land early to free it); 5000: the first layer's slice
+    // (8320 / N) in memory for N >= 2, four buffers and reads ahead instead of prefetches.
     for (int64_t max_in_cpu : {int64_t(0), int64_t(5000)}) {
       for (std::string optimizer : {"cpu", "nvme"}) {
         CAPTURE(precision);
@@ -164,7 +165,9 @@ TEST_CASE("offload_param nvme at stage 3: bitwise equal, the slices beyond max_i
         offloaded.offload_optimizer = optimizer;
         offloaded.nvme_path = folder.path();
         offloaded.max_in_cpu = max_in_cpu;
-        offloaded.param_buffer_count = max_in_cpu == 0 ? 1 : 2;
+        offloaded.param_buffer_count = max_in_cpu == 0 ? 1 : 4;
+        // Without prefetched gathers the spare buffers read the next modules' slices ahead.
+        if (max_in_cpu != 0) offloaded.prefetch_bucket_size = 0;
         OffloadRun run = train(offloaded);
         CHECK(run.weights == reference.weights);
         const ModelStateReport& report = run.report;

@@ -73,6 +73,12 @@ struct OffloadConfig {
 
   bool enabled() const { return device != "none"; }
   bool to_nvme() const { return device == "nvme"; }
+  // offload_param's defaults (its buffer_count differs).
+  static OffloadConfig param_defaults() {
+    OffloadConfig config;
+    config.buffer_count = 5;
+    return config;
+  }
 };
 
 // The top-level aio block: how NVMe swapping submits its reads and writes. block_size is bytes
@@ -119,7 +125,7 @@ struct ZeroConfig {
   // sub-group by sub-group of at most this many elements.
   int64_t sub_group_size = 1'000'000'000;
   OffloadConfig offload_optimizer;
-  OffloadConfig offload_param{.buffer_count = 5};
+  OffloadConfig offload_param = OffloadConfig::param_defaults();
 };
 
 // fp16: 16-bit parameters, gradients and traffic, fp32 master weights, and loss scaling (static

@@ -20,6 +20,7 @@
 #include <set>
 #include <string_view>
 
+#include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
 #include "dist/json_comments.h"
@@ -85,34 +86,6 @@ void resolve_batch_triple(Section& top, int world_size, Config& config) {
 
 // ---- zero_optimization (fact sheet 1.7) ----
 
-// offload_optimizer / offload_param: device "none" only; the other keys are inert without one.
-void read_offload(Section& zero, std::string_view key, OffloadConfig& offload,
-                  std::initializer_list<std::string_view> inert_keys) {
-  Section section = zero.section(key, {.auto_keeps_default = true});
-  section.read_choice("device", offload.device, {"none", "cpu", "nvme"});
-  if (offload.device != "none") {
-    section.fail("device", fmt::format("offload to \"{}\" is not implemented yet (only \"none\")",
-                                       offload.device));
-  }
-  section.ignore(inert_keys);
-  section.finish();
-}
-
-// A deprecated boolean spelling of an offload block: false is fine, true asks for cpu offload.
-void read_deprecated_offload_flag(Section& zero, std::string_view key,
-                                  std::string_view replacement) {
-  bool offload = false;
-  if (!zero.read_bool(key, offload)) return;
-  if (zero.take(replacement) != nullptr) {
-    zero.fail(key, fmt::format("deprecated; set it or \"{}\", not both", replacement));
-  }
-  if (offload) {
-    zero.fail(key, fmt::format("cpu offload (\"{}\": {{\"device\": \"cpu\"}}) is not implemented "
-                               "yet",
-                               replacement));
-  }
-}
-
 void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
   const json* value = top.take("zero_optimization");
   if (value != nullptr && value->is_boolean()) {
@@ -143,20 +116,13 @@ void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
                    kNonNegativeCount);
   section.read_int("stage3_max_reuse_distance", zero.stage3_max_reuse_distance, kNonNegativeCount);
   section.read_number("stage3_gather_timeout", zero.stage3_gather_timeout, kPositive);
-  read_deprecated_offload_flag(section, "cpu_offload", "offload_optimizer");
-  read_deprecated_offload_flag(section, "cpu_offload_param", "offload_param");
-  read_offload(section, "offload_optimizer", zero.offload_optimizer,
-               {"nvme_path", "pin_memory", "buffer_count", "pipeline_read", "pipeline_write",
-                "fast_init", "ratio"});
-  read_offload(section, "offload_param", zero.offload_param,
-               {"nvme_path", "pin_memory", "buffer_count", "buffer_size", "max_in_cpu"});
-  section.ignore({"cpu_offload_use_pin_memory"});
+  section.read_int("sub_group_size", zero.sub_group_size, kCount);
+  read_offload_blocks(section, zero);
   // Implemented by DeepSpeed, not (yet) here: accepted at DeepSpeed's default only.
   const std::pair<std::string_view, json> defaults_only[] = {
       {"use_multi_rank_bucket_allreduce", true},
       {"load_from_fp32_weights", true},
       {"elastic_checkpoint", false},
-      {"sub_group_size", 1'000'000'000},
       {"stage3_model_persistence_threshold", std::numeric_limits<int64_t>::max()},
       {"stage3_gather_16bit_weights_on_model_save", false},
       {"stage3_gather_fp16_weights_on_model_save", false},
@@ -278,7 +244,6 @@ void read_unimplemented(Section& top) {
   for (std::string_view key : {"sparse_attention", "compression_training"}) {
     if (top.take(key) != nullptr) top.fail(key, "not implemented yet");
   }
-  top.ignore({"aio"});  // only used by NVMe offload, which is rejected above
 }
 
 }  // namespace
@@ -313,6 +278,7 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   read_zero(top, config.zero_optimization, context);
   read_precision(top, config);
   read_activation_checkpointing(top, config.activation_checkpointing, context);
+  read_aio(top, config.aio, context);
   read_unimplemented(top);
   top.finish();
   return config;

@@ -73,6 +73,12 @@ struct OffloadConfig {
 
   bool enabled() const { return device != "none"; }
   bool to_nvme() const { return device == "nvme"; }
+  // offload_param's defaults (its buffer_count differs).
+  static OffloadConfig param_defaults() {
+    OffloadConfig config;
+    config.buffer_count = 5;
+    return config;
+  }
 };
 
 // The top-level aio block: how NVMe swapping submits its reads and writes. block_size is bytes
@@ -98,7 +104,7 @@ struct AioConfig {
 //   (or are one module's parameters with P_p);
 // - stage3_max_reuse_distance: a gathered group is released after every use, so none is kept
 //   for reuse.
-// offload_optimizer / offload_param: only "none" parses (anything else is an error).
+// offload_optimizer (stages 1-3) and offload_param (stage 3): dist/config_offload_blocks.h.
 struct ZeroConfig {
   int stage = 0;  // 0: data parallel; 1: + optimizer states; 2: + gradients; 3: + parameters
   bool contiguous_gradients = true;  // recorded only
@@ -119,7 +125,7 @@ struct ZeroConfig {
   // sub-group by sub-group of at most this many elements.
   int64_t sub_group_size = 1'000'000'000;
   OffloadConfig offload_optimizer;
-  OffloadConfig offload_param{.device = "none", .nvme_path = "", .buffer_count = 5};
+  OffloadConfig offload_param = OffloadConfig::param_defaults();
 };
 
 // fp16: 16-bit parameters, gradients and traffic, fp32 master weights, and loss scaling (static

@@ -14,8 +14,10 @@
 #include "core/ops/elementwise.h"
 #include "dist/config_builders.h"
 #include "dist/zero/gradient_reducer.h"
+#include "dist/zero/host_offload.h"
 #include "dist/zero/optimizer_shard.h"
 #include "dist/zero/parameter_gatherer.h"
+#include "dist/zero/parameter_swap.h"
 
 namespace zt::dist {
 
@@ -26,6 +28,15 @@ void check_engine_config(const Config& config, int data_parallel_size) {
     throw std::invalid_argument(fmt::format(
         "Engine: {} was resolved for a data-parallel size of {}, but {} ranks are running",
         config.source_name, config.world_size, data_parallel_size));
+  }
+  const ZeroConfig& zero = config.zero_optimization;
+  if (zero.offload_param.to_nvme() && !zero.offload_optimizer.enabled()) {
+    // The update writes parameter slices through the host optimizer's copy-back, which brings
+    // swapped slices in and out; the device optimizer updates them in place.
+    throw std::invalid_argument(fmt::format(
+        "{}: zero_optimization.offload_param: device \"nvme\" needs offload_optimizer too "
+        "(\"cpu\" or \"nvme\")",
+        config.source_name));
   }
   if (!config.optimizer.present) {
     throw std::invalid_argument(config.source_name +
@@ -71,11 +82,21 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
               ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
   groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_);
+  if (zero.offload_param.enabled()) offload_owned_parameters(groups_, device_);
   shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
                                             mixed_precision(), *control_);
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
+  if (zero.offload_param.to_nvme()) {
+    // Every rank learns whether every rank could make its swap files (one rank failing alone
+    // would leave the others waiting in the first gather).
+    run_on_all_ranks("zero_optimization.offload_param.nvme_path", [&] {
+      parameter_swap_ = std::make_unique<ParameterSwap>(config_, rank(), groups_);
+    });
+    shard_->set_parameter_swap(parameter_swap_.get());
+  }
   gatherer_ = std::make_unique<ParameterGatherer>(partitioning_, zero, *data_parallel_, groups_,
                                                   model_dtype_);
+  gatherer_->set_parameter_swap(parameter_swap_.get());
   reducer_ = std::make_unique<GradientReducer>(partitioning_, config_, *data_parallel_, groups_,
                                                model_dtype_, device_, *gatherer_, timers_);
   if (partitioning_.parameters) {

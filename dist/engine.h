@@ -59,6 +59,7 @@ struct ConsolidatedCheckpoint;
 class GradientReducer;
 class OptimizerShard;
 class ParameterGatherer;
+class ParameterSwap;
 
 // The one device every parameter of `model` is on (the host when it has none); throws
 // std::invalid_argument naming two parameters on different devices.
@@ -72,6 +73,12 @@ struct ModelStateReport {
   DType model_dtype = DType::f32;  // f16/bf16: mixed precision with fp32 master weights
   int64_t param_bytes = 0, grad_bytes = 0, optim_state_bytes = 0;  // measured, live
   int64_t expected_param_bytes = 0, expected_grad_bytes = 0, expected_optim_state_bytes = 0;
+  // What offload moved to host memory (param_offload, grad_offload, optim_state_offload tags)
+  // and to NVMe swap files, measured and by formula; the device figures above exclude them.
+  int64_t host_param_bytes = 0, host_grad_bytes = 0, host_optim_state_bytes = 0;
+  int64_t expected_host_param_bytes = 0, expected_host_grad_bytes = 0,
+          expected_host_optim_state_bytes = 0;
+  int64_t nvme_bytes = 0, expected_nvme_bytes = 0;  // in this rank's swap files
   std::string str() const;
 };
 
@@ -208,6 +215,7 @@ class Engine {
   std::unique_ptr<optim::LossScaler> loss_scaler_;  // fp16 only
   PartitionPlan plan_;
   FlatGroupList groups_;  // the pieces below work on these; declared first, destroyed last
+  std::unique_ptr<ParameterSwap> parameter_swap_;  // offload_param "nvme"
   std::unique_ptr<ParameterGatherer> gatherer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<OptimizerShard> shard_;

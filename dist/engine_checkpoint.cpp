@@ -25,6 +25,7 @@
 #include "dist/fault_points.h"
 #include "dist/zero/gradient_reducer.h"
 #include "dist/zero/optimizer_shard.h"
+#include "dist/zero/parameter_swap.h"
 #include "nn/shared_tensors.h"
 
 namespace zt::dist {
@@ -154,7 +155,7 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
           .to(Device::cpu());
     };
     std::string prefix = fmt::format("group.{}.", g);
-    tensors.emplace_back(prefix + "fp32", mine(group.update_params()));
+    tensors.emplace_back(prefix + "fp32", mine(shard_->master_slice(g)));
     optim::ParamState state = shard_->slice_state(g);
     nlohmann::json state_names = nlohmann::json::array();
     for (auto& [name, tensor] : state.tensors) {
@@ -323,7 +324,9 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
     const FlatGroupBuffers& group = *groups_[g];
     Tensor flat = flat_group_values(group.plan, checkpoint.fp32_params);
     int64_t begin = partitioning_.optimizer_states ? group.plan.slice_begin(rank()) : 0;
-    int64_t numel = group.update_params().numel();
+    // The owned slice's length (its values may be in a swap file, not in owned_params).
+    int64_t numel =
+        partitioning_.optimizer_states ? group.plan.slice_numel() : group.plan.padded_numel;
     loaded.full_values.push_back(flat);
     loaded.update_slices.push_back(flat_range(flat, begin, numel));
     loaded.optimizer.push_back(group_optimizer_state(checkpoint, group.plan, begin, numel));
@@ -350,10 +353,14 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   autograd::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     FlatGroupBuffers& group = *groups_[g];
-    ops::copy_(group.update_params(), loaded.update_slices[g]);
+    shard_->set_master_slice(g, loaded.update_slices[g]);
     if (group.full_params.defined()) ops::copy_(group.full_params, loaded.full_values[g]);
     // With P_p the owned slice is a buffer of its own, not a view of full_params.
-    if (partitioning_.parameters) ops::copy_(group.owned_params, loaded.update_slices[g]);
+    if (partitioning_.parameters) {
+      if (parameter_swap_) parameter_swap_->bring_in(g, [] {});
+      ops::copy_(group.owned_params, loaded.update_slices[g]);
+      if (parameter_swap_) parameter_swap_->send_out(g, /*changed=*/true);
+    }
     shard_->set_slice_state(g, loaded.optimizer[g]);
   }
   NamedTensors buffers = model_->named_buffers();

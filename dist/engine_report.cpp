@@ -7,6 +7,8 @@
 #include "core/allocator.h"
 #include "dist/engine.h"
 #include "dist/zero/expected_footprint.h"
+#include "dist/zero/optimizer_shard.h"
+#include "dist/zero/parameter_swap.h"
 
 namespace zt::dist {
 
@@ -20,12 +22,23 @@ ModelStateReport Engine::model_state_report() const {
   report.param_bytes = stats.live(MemoryTag::param);
   report.grad_bytes = stats.live(MemoryTag::grad);
   report.optim_state_bytes = stats.live(MemoryTag::optim_state);
-  ExpectedModelStateBytes expected = expected_model_state_bytes(
+  ExpectedOffloadBytes expected = expected_offload_bytes(
       partitioning_, report.parameter_count, report.world_size, int64_t(dtype_size(model_dtype_)),
-      optimizer_state_bytes_per_param(config_.optimizer, mixed_precision()));
-  report.expected_param_bytes = expected.params;
-  report.expected_grad_bytes = expected.grads;
-  report.expected_optim_state_bytes = expected.optim_state;
+      optimizer_state_bytes_per_param(config_.optimizer, mixed_precision()),
+      config_.zero_optimization);
+  report.expected_param_bytes = expected.device.params;
+  report.expected_grad_bytes = expected.device.grads;
+  report.expected_optim_state_bytes = expected.device.optim_state;
+  // Offloaded state is in host memory wherever the engine runs.
+  MemoryStats host = cpu_allocator().accounting().stats();
+  report.host_param_bytes = host.live(MemoryTag::param_offload);
+  report.host_grad_bytes = host.live(MemoryTag::grad_offload);
+  report.host_optim_state_bytes = host.live(MemoryTag::optim_state_offload);
+  report.expected_host_param_bytes = expected.host_params;
+  report.expected_host_grad_bytes = expected.host_grads;
+  report.expected_host_optim_state_bytes = expected.host_optim_state;
+  report.nvme_bytes = shard_->nvme_bytes() + (parameter_swap_ ? parameter_swap_->file_bytes() : 0);
+  report.expected_nvme_bytes = expected.nvme;
   return report;
 }
 
@@ -52,6 +65,19 @@ std::string Engine::step_report() const {
   text += memory_line("gradients", MemoryTag::grad, report.expected_grad_bytes, memory);
   text +=
       memory_line("optimizer", MemoryTag::optim_state, report.expected_optim_state_bytes, memory);
+  if (config_.zero_optimization.offload_optimizer.enabled() ||
+      config_.zero_optimization.offload_param.enabled()) {
+    MemoryStats host = cpu_allocator().accounting().stats();
+    text += memory_line("params (host)", MemoryTag::param_offload, report.expected_host_param_bytes,
+                        host);
+    text +=
+        memory_line("grads (host)", MemoryTag::grad_offload, report.expected_host_grad_bytes, host);
+    text += memory_line("optim (host)", MemoryTag::optim_state_offload,
+                        report.expected_host_optim_state_bytes, host);
+    text += memory_line("swap buffers", MemoryTag::swap_buffer, -1, host);
+    text += fmt::format("  {:<12} {:10.3f} {:>10} {:12.3f}\n", "NVMe files", mib(report.nvme_bytes),
+                        "", mib(report.expected_nvme_bytes));
+  }
   text += memory_line("activations", MemoryTag::activation, -1, memory);
   // cpu_checkpointing's copies are on the host wherever the model is.
   text += memory_line("act. offload", MemoryTag::activation_offload, -1, host_memory);
@@ -87,7 +113,11 @@ std::string ModelStateReport::str() const {
                      parameter_count) +
          line("parameters", param_bytes, expected_param_bytes) +
          line("gradients", grad_bytes, expected_grad_bytes) +
-         line("optimizer", optim_state_bytes, expected_optim_state_bytes);
+         line("optimizer", optim_state_bytes, expected_optim_state_bytes) +
+         line("params host", host_param_bytes, expected_host_param_bytes) +
+         line("grads host", host_grad_bytes, expected_host_grad_bytes) +
+         line("optim host", host_optim_state_bytes, expected_host_optim_state_bytes) +
+         line("NVMe", nvme_bytes, expected_nvme_bytes);
 }
 
 }  // namespace zt::dist

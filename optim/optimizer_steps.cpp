@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/optimizer.h"
 #include "core/ops/view.h"
@@ -28,9 +29,12 @@ Tensor gradient_of(const Tensor& param, const char* optimizer) {
   return ops::contiguous(ops::to_dtype(grad, DType::f32));
 }
 
+// State lives where its parameter does: a parameter in offloaded host memory (the ZeRO
+// engine's host master) gets its state there too, counted as offloaded.
 Tensor new_state_like(const Tensor& param) {
-  return zeros(param.sizes(),
-               {.dtype = DType::f32, .device = param.device(), .tag = MemoryTag::optim_state});
+  bool offloaded = param.storage() && is_host_resident(param.storage()->tag());
+  MemoryTag tag = offloaded ? MemoryTag::optim_state_offload : MemoryTag::optim_state;
+  return zeros(param.sizes(), {.dtype = DType::f32, .device = param.device(), .tag = tag});
 }
 
 // A copy of `value` in a fresh optimizer-state tensor, checked against the parameter's shape.

@@ -29,6 +29,19 @@ ExpectedModelStateBytes expected_model_state_bytes(ZeroPartitioning partitioning
                                                    int64_t world_size, int64_t element_bytes,
                                                    int64_t state_bytes_per_param);
 
+// With offload_optimizer (always Adam, always an fp32 master: 4 + 8 = 12 bytes per owned
+// element) the optimizer state leaves the device: the device keeps `device`'s params and
+// grads, and the host (its state in swap files with device "nvme") holds 12 Psi / N of state and 4
+// Psi / N of fp32 gradients. With offload_param the owned 16-bit (or fp32) parameter slice, B Psi /
+// N, moves too.
+struct ExpectedOffloadBytes {
+  ExpectedModelStateBytes device;
+  int64_t host_params = 0, host_grads = 0, host_optim_state = 0, nvme = 0;
+};
+ExpectedOffloadBytes expected_offload_bytes(ZeroPartitioning partitioning, int64_t psi,
+                                            int64_t world_size, int64_t element_bytes,
+                                            int64_t state_bytes_per_param, const ZeroConfig& zero);
+
 // Payload bytes per collective in one step of `micro_batches` micro-batches, where `share` is
 // B Psi (N-1)/N: without P_os one all-reduce (2 shares); with it a reduce-scatter (once a
 // step, or every micro-batch with P_g) and an all-gather of the updated slices (with P_p, two

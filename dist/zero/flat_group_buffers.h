@@ -43,7 +43,8 @@ inline void rebind_to_storage(const Tensor& param, const Storage& storage, int64
 //                 updates (optimizer state); owned_params is rounded from it after each update
 //   master_grads  mixed precision only, during an update: owned_grads in fp32, unscaled
 // The optimizer steps update_params() with update_grads(): the master pair under mixed
-// precision, else owned_params and owned_grads.
+// precision or offload, else owned_params and owned_grads (offload to NVMe keeps only the host
+// master_grads; its master_params live in swap files).
 struct FlatGroupBuffers {
   FlatGroup plan;
   Storage full_storage;
@@ -56,9 +57,7 @@ struct FlatGroupBuffers {
   const Tensor& update_params() const {
     return master_params.defined() ? master_params : owned_params;
   }
-  const Tensor& update_grads() const {
-    return master_params.defined() ? master_grads : owned_grads;
-  }
+  const Tensor& update_grads() const { return master_grads.defined() ? master_grads : owned_grads; }
   // Gradient reduction (dist/zero/gradient_reducer.h).
   int64_t pending_grads = 0;  // gradients still expected in this backward
   bool reduced = false;       // reduced in this backward
@@ -68,6 +67,8 @@ struct FlatGroupBuffers {
   // gather still in flight.
   bool gathered = false;
   std::unique_ptr<comm::Work> gather_in_flight;
+  // offload_param: owned_params is in host memory; a gather sends this device copy of it.
+  Tensor gather_source;
 };
 
 // Indexed like the plan's groups; each group stays at one address (hooks hold indices).

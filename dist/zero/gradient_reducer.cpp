@@ -7,6 +7,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
+#include "dist/zero/host_offload.h"
 
 namespace zt::dist {
 
@@ -138,6 +139,11 @@ void GradientReducer::absorb_reduction(size_t group_index) {
     ops::copy_(group.owned_grads, reduced);  // the full buffers accumulated them
   }
   group.reduce_output = Tensor();
+  // offload_optimizer: the boundary's reduced slice is final; it goes to the host now, while
+  // backward still runs, widened to fp32 there (the host optimizer's gradient).
+  if (boundary_ && group.master_grads.defined() &&
+      config_.zero_optimization.offload_optimizer.enabled())
+    copy_across(group.master_grads, group.owned_grads);
 }
 
 void GradientReducer::end_backward() {

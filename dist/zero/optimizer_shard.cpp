@@ -1,20 +1,39 @@
 // Master weights, the optimizer over owned slices, the update, and the overflow check and norm
-// over owned gradients (dist/zero/optimizer_shard.h).
+// over owned gradients (dist/zero/optimizer_shard.h); the offloaded side is in
+// dist/zero/optimizer_shard_offload.cpp.
 #include "dist/zero/optimizer_shard.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
+#include "comm/mpi_runtime.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/storage.h"
 #include "dist/config_builders.h"
+#include "dist/zero/host_offload.h"
 
 namespace zt::dist {
+namespace {
+
+// A 1-d f32 tensor of `numel` elements over `parked` (an empty buffer): a run of the NVMe
+// optimizer between updates, which is rebound to a swap buffer before anything reads it.
+Tensor parked_run(const Storage& parked, int64_t numel) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = parked;
+  impl->sizes = {numel};
+  impl->strides = {1};
+  impl->dtype = DType::f32;
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
 
 OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& config,
                                FlatGroupList& groups, const ResolvedParamGroups& param_groups,
@@ -24,12 +43,33 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
       groups_(groups),
       device_(device),
       mixed_precision_(mixed_precision),
+      offload_(config.zero_optimization.offload_optimizer.enabled()),
       control_(control) {
   autograd::NoGradGuard no_grad;  // the runs are leaves of their own, views of the slices
+  if (offload_ && !config_.optimizer.is_adam()) {
+    throw std::invalid_argument(fmt::format(
+        "{}: zero_optimization.offload_optimizer: the host optimizer is Adam or AdamW, but the "
+        "optimizer block asks for {}",
+        config_.source_name, config_.optimizer.type));
+  }
   std::vector<optim::ParamGroup> optimizer_groups(param_groups.groups.size());
   auto group_of = [&](const std::string& name) { return param_groups.group_of_param(name); };
+  int64_t slice_start = 0;  // of this group's owned slice among all owned elements
+  const int64_t sub_group_size = config_.zero_optimization.sub_group_size;
+  const bool nvme = config_.zero_optimization.offload_optimizer.to_nvme();
+  std::vector<Tensor> nvme_masters;  // the initial masters, until they are in the swap files
+  if (nvme) parked_ = std::make_shared<StorageImpl>(0, cpu_allocator(), MemoryTag::swap_buffer);
   for (auto& group : groups_) {
-    if (mixed_precision_) {
+    if (nvme) {
+      nvme_masters.push_back(
+          empty(group->owned_params.sizes(), {.dtype = DType::f32, .tag = MemoryTag::swap_buffer}));
+      copy_across(nvme_masters.back(), group->owned_params);
+      group->master_grads =
+          offload_buffer(group->owned_params.sizes(), DType::f32, MemoryTag::grad_offload, device_);
+      ops::fill_(group->master_grads, 0.0);
+    } else if (offload_) {
+      make_offloaded_master(*group);
+    } else if (mixed_precision_) {
       group->master_params =
           empty(group->owned_params.sizes(),
                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::optim_state});
@@ -39,19 +79,25 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
     int64_t owned_begin =
         partitioning_.optimizer_states ? group->plan.slice_begin(control_.rank()) : 0;
     std::vector<RunPlace>& places = runs_.emplace_back();
-    for (const OwnedRun& run :
-         owned_runs(group->plan, owned_begin, update_params.numel(), group_of)) {
+    std::vector<OwnedRun> runs =
+        owned_runs(group->plan, owned_begin, update_params.numel(), group_of);
+    for (const SubGroupRun& piece : cut_at_sub_groups(runs, slice_start, sub_group_size)) {
+      const OwnedRun& run = piece.run;
       std::vector<Tensor>& run_params = optimizer_groups[run.param_group].params;
-      places.push_back({run, run_params.size()});
-      run_params.push_back(flat_range(update_params, run.begin, run.numel));
+      places.push_back({run, run_params.size(), piece.sub_group});
+      sub_group_count_ = std::max(sub_group_count_, piece.sub_group + 1);
+      run_params.push_back(nvme ? parked_run(parked_, run.numel)
+                                : flat_range(update_params, run.begin, run.numel));
       run_params.back().set_requires_grad(true);
-      // Mixed precision: the fp32 gradients exist only during an update (make_master_gradients).
-      if (!mixed_precision_)
+      // Mixed precision and offload: the update's gradients are attached only during an update.
+      if (!group->master_params.defined() && !offload_)
         run_params.back().set_grad(flat_range(group->owned_grads, run.begin, run.numel));
     }
+    slice_start += update_params.numel();
   }
   optimizer_ = make_optimizer(config_.optimizer, std::move(optimizer_groups));
   apply_param_groups(*optimizer_, param_groups);
+  if (nvme) make_swap(nvme_masters);
 }
 
 void OptimizerShard::attach_run_gradients(size_t group, bool attach) {
@@ -66,15 +112,22 @@ void OptimizerShard::attach_run_gradients(size_t group, bool attach) {
 void OptimizerShard::make_master_gradients(double loss_scale) {
   double unscale = 1.0 / loss_scale;
   for (auto& group : groups_) {
+    if (offload_) {
+      // The reducer already streamed the gradient into the host buffer.
+      if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
+      continue;
+    }
     group->master_grads = empty(group->owned_grads.sizes(),
                                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::grad});
     ops::copy_(group->master_grads, group->owned_grads);
     if (unscale != 1.0) ops::mul_(group->master_grads, unscale);
   }
+  if (offload_) return;  // attached one sub-group at a time by the update
   for (size_t g = 0; g < groups_.size(); ++g) attach_run_gradients(g, true);
 }
 
 void OptimizerShard::drop_master_gradients() {
+  if (offload_) return;  // the host gradient buffers stay for the next step
   for (size_t g = 0; g < groups_.size(); ++g) {
     if (!groups_[g]->master_grads.defined()) continue;
     attach_run_gradients(g, false);
@@ -141,6 +194,16 @@ void OptimizerShard::update(double grad_norm) {
     const double coefficient = config_.gradient_clipping / (grad_norm + 1e-6);
     if (coefficient < 1.0) scale_update_gradients(coefficient);
   }
+  runs_left_.clear();
+  for (const std::vector<RunPlace>& places : runs_) runs_left_.push_back(places.size());
+  if (swap_) {
+    update_swapped();
+    return;
+  }
+  if (offload_) {
+    update_offloaded();
+    return;
+  }
   optimizer_->step();
   if (mixed_precision_) copy_master_to_parameters();
 }
@@ -154,7 +217,32 @@ void OptimizerShard::copy_master_to_parameters() {
   for (auto& group : groups_) ops::copy_(group->owned_params, group->master_params);
 }
 
+Tensor OptimizerShard::master_slice(size_t group) const {
+  if (swap_) return swap_->read_group(group, OptimizerStateSwap::kMaster);
+  return groups_.at(group)->update_params();
+}
+
+void OptimizerShard::set_master_slice(size_t group, const Tensor& values) {
+  if (swap_) {
+    swap_->write_group(group, OptimizerStateSwap::kMaster, values);
+    return;
+  }
+  ops::copy_(groups_.at(group)->update_params(), values);
+}
+
+int64_t OptimizerShard::nvme_bytes() const {
+  return swap_ ? swap_->file_bytes() : 0;
+}
+
 optim::ParamState OptimizerShard::slice_state(size_t group) const {
+  if (swap_) {
+    // Every run of the slice has the same step (all are stepped at every update).
+    optim::ParamState first = optimizer_->param_state(runs_.at(group).front().run.param_group,
+                                                      runs_.at(group).front().index);
+    return {.tensors = {{"exp_avg", swap_->read_group(group, OptimizerStateSwap::kExpAvg)},
+                        {"exp_avg_sq", swap_->read_group(group, OptimizerStateSwap::kExpAvgSq)}},
+            .step = first.step};
+  }
   const std::vector<RunPlace>& places = runs_.at(group);
   const optim::Optimizer& optimizer = *optimizer_;
   auto state_of = [&](const RunPlace& place) {
@@ -183,6 +271,18 @@ optim::ParamState OptimizerShard::slice_state(size_t group) const {
 }
 
 void OptimizerShard::set_slice_state(size_t group, const optim::ParamState& state) {
+  if (swap_) {
+    int64_t numel = swap_->read_group(group, OptimizerStateSwap::kMaster).numel();
+    for (auto slot : {OptimizerStateSwap::kExpAvg, OptimizerStateSwap::kExpAvgSq}) {
+      std::string name = slot == OptimizerStateSwap::kExpAvg ? "exp_avg" : "exp_avg_sq";
+      Tensor values = zeros({numel}, {.dtype = DType::f32, .tag = MemoryTag::swap_buffer});
+      for (const auto& [key, tensor] : state.tensors)
+        if (key == name) ops::copy_(values, ops::reshape(tensor, {numel}));
+      swap_->write_group(group, slot, values);
+    }
+    for (const RunPlace& place : runs_.at(group)) reset_swapped_run_state(place, state.step);
+    return;
+  }
   for (const RunPlace& place : runs_.at(group)) {
     optim::ParamState run_state{.tensors = {}, .step = state.step};
     for (const auto& [name, tensor] : state.tensors) {

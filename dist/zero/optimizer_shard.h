@@ -6,6 +6,17 @@
 // rounds it back into the 16-bit parameters. The overflow check and the global gradient norm read
 // only the owned gradients, combined across ranks in rank order, so every rank takes the same
 // decision and the norm is bitwise the same with and without P_os.
+// offload_optimizer (ZeRO-Offload): the fp32 master of every owned slice, its gradient and the
+// optimizer's moments live in host memory (the master exists in fp32 training too, as in
+// DeepSpeed); the gradient reducer streams each reduced slice into the host gradient, the
+// update runs on the host sub-group by sub-group (sub_group_size elements of the owned slices
+// laid end to end) and each sub-group's result is copied back into the device's owned_params.
+// With device "nvme" the master and the moments live in swap files instead
+// (dist/zero/host_optimizer_swap.h): the optimizer's run tensors are rebound to the swap
+// buffers holding their sub-group only while it is updated, and are otherwise parked on an
+// empty buffer that nothing reads.
+// The update rule and its arithmetic are the same, so the weights are bitwise those of the
+// run without offload.
 #pragma once
 
 #include <memory>
@@ -15,7 +26,9 @@
 #include "dist/config.h"
 #include "dist/param_groups.h"
 #include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/host_optimizer_swap.h"
 #include "dist/zero/owned_runs.h"
+#include "dist/zero/parameter_swap.h"
 #include "dist/zero/partitioning.h"
 #include "optim/optimizer.h"
 
@@ -56,13 +69,36 @@ class OptimizerShard {
   // back into the runs.
   optim::ParamState slice_state(size_t group) const;
   void set_slice_state(size_t group, const optim::ParamState& state);
+  // The fp32 values the optimizer updates for flat group `group` (update_params(), or read
+  // from the swap files), for checkpoints; and their replacement.
+  Tensor master_slice(size_t group) const;
+  void set_master_slice(size_t group, const Tensor& values);
+  // Bytes of optimizer state in swap files (0 unless offloaded to NVMe), and their I/O.
+  int64_t nvme_bytes() const;
+  const OptimizerStateSwap* swap() const { return swap_.get(); }
+  // offload_param "nvme": the update brings swapped parameter slices in and writes them back.
+  void set_parameter_swap(ParameterSwap* swap) { parameter_swap_ = swap; }
 
  private:
-  // Where a run of an owned slice sits in the optimizer: group and index of its tensor.
+  // Where a run of an owned slice sits in the optimizer: group and index of its tensor, and
+  // the sub-group whose step updates it.
   struct RunPlace {
     OwnedRun run;
     size_t index = 0;
+    size_t sub_group = 0;
   };
+  void make_offloaded_master(FlatGroupBuffers& group);
+  void update_offloaded();
+  void update_swapped();
+  void swap_for_each_update(int64_t sub_group_size);
+  void make_swap(const std::vector<Tensor>& masters);
+  // NVMe: the run's Adam state made afresh at `step` (zeros) and parked with its parameter.
+  void reset_swapped_run_state(const RunPlace& place, int64_t step);
+  void park(const RunPlace& place);
+  // The device (or host) owned parameters of group g to write run `place`'s new values into,
+  // and the end of that write (the slice goes back to its swap file after its last run).
+  Tensor owned_run_for_update(size_t g, const RunPlace& place);
+  void finish_run_update(size_t g);
   void scale_update_gradients(double factor);
   void copy_master_to_parameters();
   // Points each run's gradient at its elements of the group's update_grads() (or drops it).
@@ -76,9 +112,15 @@ class OptimizerShard {
   FlatGroupList& groups_;
   Device device_;
   bool mixed_precision_;
+  bool offload_;  // offload_optimizer: master, gradient and moments in host memory
+  size_t sub_group_count_ = 0;
   comm::Communicator& control_;
   std::unique_ptr<optim::Optimizer> optimizer_;
-  std::vector<std::vector<RunPlace>> runs_;  // per flat group
+  std::vector<std::vector<RunPlace>> runs_;   // per flat group
+  std::unique_ptr<OptimizerStateSwap> swap_;  // offload_optimizer "nvme"
+  Storage parked_;                            // NVMe: the empty buffer idle run tensors view
+  ParameterSwap* parameter_swap_ = nullptr;
+  std::vector<size_t> runs_left_;  // per group, during an update with parameter_swap_
 };
 
 }  // namespace zt::dist

@@ -11,6 +11,7 @@
 #include "autograd/grad_mode.h"
 #include "comm/mpi_runtime.h"
 #include "core/allocator.h"
+#include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "dist/zero/stage3_diagnostics.h"
 
@@ -51,7 +52,18 @@ void ParameterGatherer::start_gather(size_t group_index) {
     impl->dtype = model_dtype_;
     group.full_params = Tensor(impl);
   }
-  group.gather_in_flight = data_parallel_.all_gather_async(group.owned_params, group.full_params);
+  if (parameter_swap_)
+    parameter_swap_->bring_in(group_index, [this] { finish_a_swapped_gather(); });
+  // offload_param: the owned slice comes from host memory to the device for the collective.
+  const Tensor* source = &group.owned_params;
+  if (group.owned_params.device() != group.full_params.device()) {
+    group.gather_source = empty(group.owned_params.sizes(), {.dtype = group.owned_params.dtype(),
+                                                             .device = group.full_params.device(),
+                                                             .tag = MemoryTag::comm});
+    ops::copy_(group.gather_source, group.owned_params);
+    source = &group.gather_source;
+  }
+  group.gather_in_flight = data_parallel_.all_gather_async(*source, group.full_params);
   live_gathered_numel_ += group.plan.padded_numel;
   peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
 }
@@ -69,6 +81,19 @@ void ParameterGatherer::finish_gather(size_t group_index) {
         data_parallel_.size()));
   }
   group.gather_in_flight.reset();
+  group.gather_source = Tensor();
+  if (parameter_swap_) parameter_swap_->send_out(group_index, /*changed=*/false);
+}
+
+// Every swap buffer holds a slice whose gather is still in flight (prefetches): the first of
+// them lands, which frees its buffer.
+void ParameterGatherer::finish_a_swapped_gather() {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g]->gather_in_flight || !parameter_swap_->is_in(g)) continue;
+    finish_gather(g);
+    groups_[g]->gathered = true;
+    return;
+  }
 }
 
 void ParameterGatherer::gather_group(size_t group_index) {
@@ -127,6 +152,13 @@ void ParameterGatherer::record_and_prefetch(GatherTrace& trace, size_t group_ind
     if (numel > budget || live_gathered_numel_ + numel > zero_.stage3_max_live_parameters) break;
     start_gather(*next);
     budget -= numel;
+  }
+  // offload_param "nvme": reads of the groups after those start now, into spare buffers.
+  if (!parameter_swap_) return;
+  for (auto next = position + 1; next != trace.order.end(); ++next) {
+    if (parameter_swap_->free_buffers() < 2) break;
+    FlatGroupBuffers& group = *groups_[*next];
+    if (!group.gathered && !group.gather_in_flight) parameter_swap_->read_ahead(*next);
   }
 }
 

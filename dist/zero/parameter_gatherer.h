@@ -21,6 +21,7 @@
 #include "comm/communicator.h"
 #include "dist/config.h"
 #include "dist/zero/flat_group_buffers.h"
+#include "dist/zero/parameter_swap.h"
 #include "dist/zero/partition_plan.h"
 #include "dist/zero/partitioning.h"
 #include "nn/module.h"
@@ -55,6 +56,8 @@ class ParameterGatherer {
   void publish_updated_parameters();
   // P_p: the most parameter elements gathered at once so far (prefetch included).
   int64_t peak_gathered_numel() const { return peak_gathered_numel_; }
+  // offload_param "nvme": swapped slices are brought in for their gathers (null: none).
+  void set_parameter_swap(ParameterSwap* swap) { parameter_swap_ = swap; }
 
  private:
   // The order groups were gathered in during the first step, and where the current step is in
@@ -70,6 +73,7 @@ class ParameterGatherer {
   void start_gather(size_t group_index);
   void finish_gather(size_t group_index);
   void all_gather_owned_slices();
+  void finish_a_swapped_gather();
   void name_groups(nn::Module& model, const std::vector<ModuleGroups>& module_groups);
 
   ZeroPartitioning partitioning_;
@@ -90,6 +94,7 @@ class ParameterGatherer {
   // Parameter elements gathered (or being gathered) right now, and the most so far.
   int64_t live_gathered_numel_ = 0;
   int64_t peak_gathered_numel_ = 0;
+  ParameterSwap* parameter_swap_ = nullptr;
 };
 
 }  // namespace zt::dist

@@ -18,6 +18,7 @@
 #include "apps/cli_flags.h"
 #include "apps/read_command_line.h"
 #include "autograd/functions.h"
+#include "bench/timing.h"
 #include "core/cpu/openblas_core_type.h"
 #include "core/factory.h"
 #include "core/generator.h"
@@ -28,6 +29,8 @@
 using namespace zt;
 
 namespace {
+
+using zt::bench::median;
 
 struct BenchOptions {
   models::GPTConfig config;
@@ -109,11 +112,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double>(end - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::nth_element(values.begin(), values.begin() + int64_t(values.size() / 2), values.end());
-  return values[values.size() / 2];
 }
 
 struct StepTimes {

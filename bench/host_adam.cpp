@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "apps/read_command_line.h"
+#include "bench/timing.h"
 #include "core/cpu/optimizer_paths.h"
 #include "core/half.h"
 #include "core/host_optimizer_kernels.h"
@@ -31,6 +32,9 @@
 #endif
 
 namespace {
+
+using zt::bench::median;
+using zt::bench::seconds_of;
 
 const zt::apps::CommandLine kHostAdamCommandLine{
     "bench/host_adam",
@@ -61,17 +65,6 @@ struct AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
-
-double seconds_of(const std::function<void()>& body) {
-  auto start = std::chrono::steady_clock::now();
-  body();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> times) {
-  std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
-  return times[times.size() / 2];
-}
 
 void memcpy_copy(const float* source, float* target, int64_t count) {
   zt::parallel_for(0, count, kCopyGrain, [&](int64_t begin, int64_t end) {

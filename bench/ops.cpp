@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apps/read_command_line.h"
+#include "bench/timing.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 
@@ -19,22 +20,14 @@ extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace {
 
+using zt::bench::median;
+using zt::bench::seconds_of;
+
 const zt::apps::CommandLine kOpsCommandLine{
     "bench/ops",
     "Overhead of the Tensor API over raw loops and raw BLAS in one process: ops::matmul against\n"
     "cblas_sgemm (256, 512, 1024 cubed) and ops::add of 1M floats against a plain loop.",
     {}};
-
-double seconds_of(const auto& body) {
-  auto start = std::chrono::steady_clock::now();
-  body();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> times) {
-  std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
-  return times[times.size() / 2];
-}
 
 struct Timing {
   double api_seconds, raw_seconds;

@@ -88,6 +88,9 @@ class OptimizerShard {
     size_t sub_group = 0;
   };
   void make_offloaded_master(FlatGroupBuffers& group);
+  // P_g with offload: the owned gradient slice accumulates in host memory (grad_offload), so
+  // no gradient stays on the device between steps.
+  void offload_owned_gradients(FlatGroupBuffers& group);
   void update_offloaded();
   void update_swapped();
   void swap_for_each_update(int64_t sub_group_size);

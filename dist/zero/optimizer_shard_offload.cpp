@@ -64,6 +64,22 @@ void OptimizerShard::make_offloaded_master(FlatGroupBuffers& group) {
   ops::fill_(group.master_grads, 0.0);
 }
 
+// At stages 2 and 3 the owned gradient is a buffer of its own, so it can leave the device: the
+// reducer adds each reduced slice into it on the host, in the model's dtype, exactly as it
+// would have on the device (micro-batches accumulate with the same roundings). In fp32 it is
+// the host fp32 gradient itself; in 16 bits a host copy in 16 bits that the accumulation
+// boundary widens into the fp32 one. At stage 1 the owned gradient is a view of the full
+// gradient buffer, which the model's .grad views, so it stays where it is.
+void OptimizerShard::offload_owned_gradients(FlatGroupBuffers& group) {
+  if (group.owned_grads.dtype() == DType::f32) {
+    group.owned_grads = group.master_grads;
+    return;
+  }
+  group.owned_grads = offload_buffer(group.owned_grads.sizes(), group.owned_grads.dtype(),
+                                     MemoryTag::grad_offload, device_);
+  ops::fill_(group.owned_grads, 0.0);
+}
+
 // Sub-group by sub-group: the optimizer steps the runs whose gradients are attached, so each
 // step sees only sub-group s; its updated values then go back to the device's parameters.
 void OptimizerShard::update_offloaded() {

@@ -30,6 +30,10 @@ class Adam final : public Optimizer {
     int64_t step = 0;
   };
   const State& state(size_t group, size_t index) const { return states_[group][index]; }
+  // The state of parameter `index` of group `group` for an update applied outside step() (the
+  // ZeRO offload engine's one-pass host step), made where the parameter is when missing. The
+  // caller applies update number `step + 1` with these hyperparameters and then counts it.
+  State& state_for_update(size_t group, size_t index);
   ParamState param_state(size_t group, size_t index) const override;
   void set_param_state(size_t group, size_t index, const ParamState& state) override;
 

@@ -122,6 +122,16 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
   for (const ParamGroup& group : groups_) states_.emplace_back(group.params.size());
 }
 
+Adam::State& Adam::state_for_update(size_t group, size_t index) {
+  State& state = states_.at(group).at(index);
+  if (!state.exp_avg.defined()) {
+    const Tensor& param = groups_.at(group).params.at(index);
+    state.exp_avg = new_state_like(param);
+    state.exp_avg_sq = new_state_like(param);
+  }
+  return state;
+}
+
 ParamState Adam::param_state(size_t group, size_t index) const {
   const State& current = states_.at(group).at(index);
   ParamState state;

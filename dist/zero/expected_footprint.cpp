@@ -34,6 +34,11 @@ ExpectedOffloadBytes expected_offload_bytes(ZeroPartitioning partitioning, int64
   if (zero.offload_optimizer.enabled()) {
     bytes.device.optim_state = 0;
     bytes.host_grads = 4 * psi / world_size;
+    if (partitioning.gradients) {
+      // The owned gradient accumulates on the host (in fp32 it is the fp32 gradient itself).
+      bytes.device.grads = 0;
+      if (element_bytes != 4) bytes.host_grads += element_bytes * psi / world_size;
+    }
     (zero.offload_optimizer.to_nvme() ? bytes.nvme : bytes.host_optim_state) =
         12 * psi / world_size;
   }

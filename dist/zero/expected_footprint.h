@@ -32,7 +32,9 @@ ExpectedModelStateBytes expected_model_state_bytes(ZeroPartitioning partitioning
 // With offload_optimizer (always Adam, always an fp32 master: 4 + 8 = 12 bytes per owned
 // element) the optimizer state leaves the device: the device keeps `device`'s params and
 // grads, and the host (its state in swap files with device "nvme") holds 12 Psi / N of state and 4
-// Psi / N of fp32 gradients. With offload_param the owned 16-bit (or fp32) parameter slice, B Psi /
+// Psi / N of fp32 gradients. With P_g the owned gradient slice leaves the device too (device
+// gradients 0 between steps): in 16 bits the host adds B Psi / N for it, in fp32 it is the fp32
+// gradient. With offload_param the owned 16-bit (or fp32) parameter slice, B Psi /
 // N, moves too.
 struct ExpectedOffloadBytes {
   ExpectedModelStateBytes device;

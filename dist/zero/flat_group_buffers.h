@@ -38,7 +38,8 @@ inline void rebind_to_storage(const Tensor& param, const Storage& storage, int64
 //   full_grads    without P_g always (parameters' .grad are views of it); with P_g only while
 //                 the group's gradients are being collected and reduced
 //   owned_grads   the reduced gradient of owned_params: full_grads itself without P_os, a view
-//                 of its owned slice with P_os, its own buffer with P_g
+//                 of its owned slice with P_os, its own buffer with P_g (in host memory with
+//                 offload_optimizer, where in fp32 it is master_grads itself)
 //   master_params mixed precision only: the fp32 copy of owned_params that the optimizer
 //                 updates (optimizer state); owned_params is rounded from it after each update
 //   master_grads  mixed precision only, during an update: owned_grads in fp32, unscaled

@@ -134,15 +134,26 @@ void GradientReducer::absorb_reduction(size_t group_index) {
   Tensor reduced =
       postscale != 1.0 ? ops::mul(group.reduce_output, postscale) : group.reduce_output;
   if (partitioning_.gradients) {
-    ops::add_(group.owned_grads, reduced);  // accumulates over micro-batches
+    // Accumulates over micro-batches; with offload in host memory, where the 16-bit slice
+    // crosses first (the reduction's buffers are the only gradient bytes on the device).
+    if (group.owned_grads.device() != reduced.device()) {
+      Tensor arrived = empty(
+          reduced.sizes(),
+          {.dtype = reduced.dtype(), .device = group.owned_grads.device(), .tag = MemoryTag::comm});
+      ops::copy_(arrived, reduced);
+      reduced = arrived;
+    }
+    ops::add_(group.owned_grads, reduced);
   } else {
     ops::copy_(group.owned_grads, reduced);  // the full buffers accumulated them
   }
   group.reduce_output = Tensor();
   // offload_optimizer: the boundary's reduced slice is final; it goes to the host now, while
   // backward still runs, widened to fp32 there (the host optimizer's gradient).
+  // In fp32 at stages 2 and 3 the owned gradient is that host buffer already.
   if (boundary_ && group.master_grads.defined() &&
-      config_.zero_optimization.offload_optimizer.enabled())
+      config_.zero_optimization.offload_optimizer.enabled() &&
+      group.master_grads.storage() != group.owned_grads.storage())
     copy_across(group.master_grads, group.owned_grads);
 }
 

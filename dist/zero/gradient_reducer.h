@@ -4,8 +4,9 @@
 // owned gradient slice. Without P_g only the accumulation boundary's backward reduces (the full
 // gradient buffers accumulate micro-batches in place); with P_g every backward reduces, the
 // owned slice accumulates, and full gradient buffers live only while a group is collected.
-// offload_optimizer: at the accumulation boundary each reduced owned slice is copied into the
-// host gradient buffer (master_grads) as soon as its reduction is absorbed.
+// offload_optimizer: with P_g the owned slice is in host memory, so every reduced slice crosses
+// to the host as its reduction is absorbed and accumulates there; at the accumulation boundary
+// the owned slice is copied into the host fp32 gradient buffer (master_grads) at once.
 // Invariant: every rank issues the same reductions in the same order: groups in the order
 // backward completes them (the same everywhere), then the unreached ones in plan order.
 #pragma once

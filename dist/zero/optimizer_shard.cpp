@@ -75,6 +75,7 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
                 {.dtype = DType::f32, .device = device_, .tag = MemoryTag::optim_state});
       ops::copy_(group->master_params, group->owned_params);
     }
+    if (offload_ && partitioning_.gradients) offload_owned_gradients(*group);
     const Tensor& update_params = group->update_params();
     int64_t owned_begin =
         partitioning_.optimizer_states ? group->plan.slice_begin(control_.rank()) : 0;

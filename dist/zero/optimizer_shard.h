@@ -88,7 +88,14 @@ class OptimizerShard {
     size_t sub_group = 0;
   };
   void make_offloaded_master(FlatGroupBuffers& group);
+  // P_g with offload: the owned gradient slice accumulates in host memory (grad_offload), so
+  // no gradient stays on the device between steps.
+  void offload_owned_gradients(FlatGroupBuffers& group);
   void update_offloaded();
+  // Mixed precision with the owned 16-bit parameters in host memory: each sub-group's Adam
+  // writes the rounded parameter in the same pass as the fp32 master (no cast pass after).
+  bool one_pass_update_applies() const;
+  void update_sub_group_one_pass(size_t sub_group);
   void update_swapped();
   void swap_for_each_update(int64_t sub_group_size);
   void make_swap(const std::vector<Tensor>& masters);

@@ -3,11 +3,16 @@
 // updated run back into the (possibly swapped) owned parameters.
 #include <fmt/format.h>
 
+#include <map>
+#include <utility>
+
 #include "comm/mpi_runtime.h"
 #include "core/factory.h"
+#include "core/host_optimizer_kernels.h"
 #include "core/ops/elementwise.h"
 #include "dist/zero/host_offload.h"
 #include "dist/zero/optimizer_shard.h"
+#include "optim/adam.h"
 
 namespace zt::dist {
 
@@ -64,10 +69,31 @@ void OptimizerShard::make_offloaded_master(FlatGroupBuffers& group) {
   ops::fill_(group.master_grads, 0.0);
 }
 
+// At stages 2 and 3 the owned gradient is a buffer of its own, so it can leave the device: the
+// reducer adds each reduced slice into it on the host, in the model's dtype, exactly as it
+// would have on the device (micro-batches accumulate with the same roundings). In fp32 it is
+// the host fp32 gradient itself; in 16 bits a host copy in 16 bits that the accumulation
+// boundary widens into the fp32 one. At stage 1 the owned gradient is a view of the full
+// gradient buffer, which the model's .grad views, so it stays where it is.
+void OptimizerShard::offload_owned_gradients(FlatGroupBuffers& group) {
+  if (group.owned_grads.dtype() == DType::f32) {
+    group.owned_grads = group.master_grads;
+    return;
+  }
+  group.owned_grads = offload_buffer(group.owned_grads.sizes(), group.owned_grads.dtype(),
+                                     MemoryTag::grad_offload, device_);
+  ops::fill_(group.owned_grads, 0.0);
+}
+
 // Sub-group by sub-group: the optimizer steps the runs whose gradients are attached, so each
 // step sees only sub-group s; its updated values then go back to the device's parameters.
 void OptimizerShard::update_offloaded() {
+  const bool one_pass = one_pass_update_applies();
   for (size_t s = 0; s < sub_group_count_; ++s) {
+    if (one_pass) {
+      update_sub_group_one_pass(s);
+      continue;
+    }
     for (size_t g = 0; g < groups_.size(); ++g) {
       for (const RunPlace& place : runs_[g]) {
         if (place.sub_group != s) continue;
@@ -86,6 +112,67 @@ void OptimizerShard::update_offloaded() {
         finish_run_update(g);
       }
     }
+  }
+}
+
+// The 16-bit parameters must be host memory the kernel can write (on a GPU they are, with
+// offload_param "cpu"); swapped parameter slices keep the run-by-run path, which holds at most
+// one of them in a swap buffer at a time.
+bool OptimizerShard::one_pass_update_applies() const {
+  if (!mixed_precision_ || parameter_swap_ != nullptr) return false;
+  if (dynamic_cast<const optim::Adam*>(optimizer_.get()) == nullptr) return false;
+  for (const auto& group : groups_) {
+    DType dtype = group->owned_params.dtype();
+    if (!group->owned_params.device().is_cpu() || (dtype != DType::bf16 && dtype != DType::f16))
+      return false;
+  }
+  return true;
+}
+
+// optim::Adam::step's update of sub-group `sub_group`'s runs, batched by parameter group and
+// update number as it batches them, with the same f32 constants, and each run's 16-bit
+// parameter written by the kernel (the bits of the f32 update followed by a cast, which is
+// what the separate copy made).
+void OptimizerShard::update_sub_group_one_pass(size_t sub_group) {
+  auto& adam = static_cast<optim::Adam&>(*optimizer_);
+  struct Batch {
+    std::vector<cpu::AdamRange> ranges;
+    std::vector<optim::Adam::State*> states;
+  };
+  std::map<std::pair<size_t, int64_t>, Batch> batches;  // by (parameter group, update number)
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    FlatGroupBuffers& group = *groups_[g];
+    for (const RunPlace& place : runs_[g]) {
+      if (place.sub_group != sub_group) continue;
+      optim::Adam::State& state = adam.state_for_update(place.run.param_group, place.index);
+      Tensor owned = flat_range(group.owned_params, place.run.begin, place.run.numel);
+      Batch& batch = batches[{place.run.param_group, state.step + 1}];
+      batch.ranges.push_back(
+          {.params = run_group(place).params[place.index].data_ptr<float>(),
+           .grads =
+               flat_range(group.master_grads, place.run.begin, place.run.numel).data_ptr<float>(),
+           .exp_avg = state.exp_avg.data_ptr<float>(),
+           .exp_avg_sq = state.exp_avg_sq.data_ptr<float>(),
+           .count = place.run.numel,
+           .params16 = static_cast<uint16_t*>(owned.raw_data()),
+           .half_dtype = owned.dtype()});
+      batch.states.push_back(&state);
+      runs_left_[g] -= 1;
+    }
+  }
+  const optim::AdamOptions& options = adam.options();
+  for (auto& [key, batch] : batches) {
+    const optim::ParamGroup& param_group = adam.param_groups()[key.first];
+    optim::AdamHyper hyper{param_group.lr,
+                           options.beta1,
+                           options.beta2,
+                           options.eps,
+                           param_group.weight_decay,
+                           options.decoupled_weight_decay,
+                           options.bias_correction,
+                           key.second};
+    cpu::adam_update_ranges(batch.ranges, optim::adam_step_constants(hyper));
+    for (optim::Adam::State* state : batch.states) state->step = key.second;
   }
 }
 

@@ -260,7 +260,8 @@ TEST_CASE("offload nvme: a missing nvme_path is refused at construction naming k
 }
 
 TEST_CASE("offload_optimizer cpu with fp16 loss scaling and gradient accumulation is bitwise") {
-  for (int stage : {1, 3}) {
+  // At stages 2 and 3 the micro-batches accumulate in the host's 16-bit gradient slice.
+  for (int stage : {1, 2, 3}) {
     CAPTURE(stage);
     OffloadCase plain{.stage = stage, .precision = "fp16", .gas = 3};
     OffloadCase offloaded = plain;
@@ -289,6 +290,16 @@ TEST_CASE("offload_optimizer cpu: the optimizer state leaves the device for host
       CHECK(std::abs(double(report.param_bytes - report.expected_param_bytes)) <= slack);
       CHECK(run.memory.live(MemoryTag::optim_state) == 0);
       CHECK(run.memory.live(MemoryTag::optim_state_offload) == report.host_optim_state_bytes);
+      // Gradients between steps: at stage 1 the full buffer (the model's .grad) stays on the
+      // device; at stages 2 and 3 the owned slice accumulates on the host, none on the device.
+      const int64_t element_bytes = precision == "fp32" ? 4 : 2;
+      const int64_t psi = report.parameter_count;
+      CHECK(report.expected_grad_bytes == (stage == 1 ? element_bytes * psi : 0));
+      CHECK(run.memory.live(MemoryTag::grad) == report.grad_bytes);
+      CHECK(std::abs(double(report.grad_bytes - report.expected_grad_bytes)) <=
+            (stage == 1 ? 6.0 * double(world - 1) * 4.0 : 0.0));  // padding, as above
+      int64_t host_copy = stage == 1 || element_bytes == 4 ? 0 : element_bytes * psi / world;
+      CHECK(report.expected_host_grad_bytes == 4 * psi / world + host_copy);
     }
   }
 }

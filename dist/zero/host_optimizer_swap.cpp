@@ -70,34 +70,42 @@ std::vector<Tensor> OptimizerStateSwap::load_sub_group(size_t s) {
   return slots;
 }
 
-Tensor OptimizerStateSwap::read_group(size_t group, Slot slot) {
+// Calls visit(s, slots, group_offset, sub_group_offset, count) for every sub-group s that
+// holds some of flat group g's elements: they are slots' elements [sub_group_offset,
+// + count), which are the group's [group_offset, + count).
+void OptimizerStateSwap::visit_group(
+    size_t group,
+    const std::function<void(size_t, std::vector<Tensor>&, int64_t, int64_t, int64_t)>& visit) {
   int64_t start = group_starts_.at(group), numel = group_numels_.at(group);
-  Tensor values = empty({numel}, {.dtype = DType::f32, .tag = MemoryTag::swap_buffer});
   for (size_t s = 0; s < sub_group_count(); ++s) {
     int64_t begin = int64_t(s) * sub_group_size_;
     int64_t lo = std::max(begin, start);
     int64_t hi = std::min(begin + swapper_->sub_group_numel(s), start + numel);
     if (lo >= hi) continue;
     std::vector<Tensor> slots = load_sub_group(s);
-    ops::copy_(ops::narrow(values, 0, lo - start, hi - lo),
-               ops::narrow(slots[size_t(slot)], 0, lo - begin, hi - lo));
+    visit(s, slots, lo - start, lo - begin, hi - lo);
   }
+}
+
+Tensor OptimizerStateSwap::read_group(size_t group, Slot slot) {
+  Tensor values =
+      empty({group_numels_.at(group)}, {.dtype = DType::f32, .tag = MemoryTag::swap_buffer});
+  visit_group(group, [&](size_t, std::vector<Tensor>& slots, int64_t group_offset,
+                         int64_t sub_group_offset, int64_t count) {
+    ops::copy_(ops::narrow(values, 0, group_offset, count),
+               ops::narrow(slots[size_t(slot)], 0, sub_group_offset, count));
+  });
   return values;
 }
 
 void OptimizerStateSwap::write_group(size_t group, Slot slot, const Tensor& values) {
-  int64_t start = group_starts_.at(group), numel = group_numels_.at(group);
   Tensor flat = ops::reshape(values, {values.numel()});
-  for (size_t s = 0; s < sub_group_count(); ++s) {
-    int64_t begin = int64_t(s) * sub_group_size_;
-    int64_t lo = std::max(begin, start);
-    int64_t hi = std::min(begin + swapper_->sub_group_numel(s), start + numel);
-    if (lo >= hi) continue;
-    std::vector<Tensor> slots = load_sub_group(s);
-    ops::copy_(ops::narrow(slots[size_t(slot)], 0, lo - begin, hi - lo),
-               ops::narrow(flat, 0, lo - start, hi - lo));
+  visit_group(group, [&](size_t s, std::vector<Tensor>& slots, int64_t group_offset,
+                         int64_t sub_group_offset, int64_t count) {
+    ops::copy_(ops::narrow(slots[size_t(slot)], 0, sub_group_offset, count),
+               ops::narrow(flat, 0, group_offset, count));
     swapper_->store(s, slots);
-  }
+  });
 }
 
 int64_t OptimizerStateSwap::file_bytes() const {

@@ -49,6 +49,9 @@ class OptimizerStateSwap {
 
  private:
   std::vector<Tensor> load_sub_group(size_t s);
+  void visit_group(
+      size_t group,
+      const std::function<void(size_t, std::vector<Tensor>&, int64_t, int64_t, int64_t)>& visit);
 
   int64_t sub_group_size_;
   std::vector<int64_t> group_numels_, group_starts_;

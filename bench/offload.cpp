@@ -38,10 +38,10 @@ namespace {
 const apps::CommandLine kOffloadCommandLine{
     "bench/offload",
     "One trial of bench/offload.sh: does a GPT-2-like model of this width train at ZeRO stage 3\n"
-    "with this offload under a per-rank device limit? Prints \"fit ...\" if it does.",
+    "with this offload under a per-rank device limit? Prints \"fit ...\" if it does.\n"
+    "optimizer_cpu: offload_optimizer cpu; cpu, nvme: offload_optimizer and offload_param.",
     {
-        {"offload", "none|optimizer_cpu|cpu|nvme", "none",
-         "optimizer_cpu: offload_optimizer cpu; cpu, nvme: offload_optimizer and offload_param"},
+        {"offload", "none|optimizer_cpu|cpu|nvme", "none", "what is offloaded (see above)"},
         {"precision", "fp32|bf16", "fp32", "training precision (bf16: mixed, fp32 masters)"},
         {"width", "W", "64", "n_embd (a multiple of 8)"},
         {"layers", "L", "8", "transformer blocks"},

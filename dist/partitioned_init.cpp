@@ -66,6 +66,7 @@ PartitionedInit::PartitionedInit(comm::Communicator& data_parallel, const Config
         config.source_name, zero.stage));
   }
   persistence_threshold_ = zero.stage3_param_persistence_threshold;
+  slices_in_host_memory_ = zero.offload_param.enabled();
   check_generators_agree(data_parallel);
   open();
 }
@@ -73,7 +74,8 @@ PartitionedInit::PartitionedInit(comm::Communicator& data_parallel, const Config
 PartitionedInit::PartitionedInit(comm::Communicator& data_parallel, const ZeroConfig& zero)
     : world_size_(data_parallel.size()),
       rank_(data_parallel.rank()),
-      persistence_threshold_(zero.stage3_param_persistence_threshold) {
+      persistence_threshold_(zero.stage3_param_persistence_threshold),
+      slices_in_host_memory_(zero.offload_param.enabled()) {
   check_generators_agree(data_parallel);
   open();
 }
@@ -201,8 +203,11 @@ void PartitionedInit::finish_module(nn::Module& module, const std::string& modul
   group->rank = rank_;
   group->padded_numel = (numel + world_size_ - 1) / world_size_ * world_size_;
   group->module_name = module_name;
-  group->owned =
-      zeros({group->slice_numel()}, {.dtype = dtype, .device = device, .tag = MemoryTag::param});
+  // With offload_param the engine keeps the slices in host memory: build them there, so a
+  // model larger than the device can be built at all.
+  const MemoryTag tag =
+      slices_in_host_memory_ && device.is_cpu() ? MemoryTag::param_offload : MemoryTag::param;
+  group->owned = zeros({group->slice_numel()}, {.dtype = dtype, .device = device, .tag = tag});
   int64_t offset = 0;
   for (auto& [name, parameter] : members) {
     auto values = std::make_shared<PartitionedValues>();

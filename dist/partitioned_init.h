@@ -70,6 +70,7 @@ class PartitionedInit final : public nn::ConstructionObserver {
   int world_size_ = 1;
   int rank_ = 0;
   int64_t persistence_threshold_ = 0;
+  bool slices_in_host_memory_ = false;  // offload_param: slices under MemoryTag::param_offload
   bool open_ = false;
   nn::ConstructionObserver* previous_ = nullptr;
   // Modules with own parameters not yet finished, in the order they registered their first.

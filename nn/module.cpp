@@ -243,8 +243,22 @@ void convert_in_place(Module& module, const std::function<Tensor(const Tensor&)>
   auto replace_partitioned = [&](const Tensor& param) {
     PartitionedGroup& group = *param.impl()->partitioned->group;
     if (converted_groups.insert(&group).second) {
-      MemoryTagGuard same_tag(MemoryTag::param);
-      group.owned = convert(group.owned);
+      // Slices built for parameter offload stay host memory (param_offload) through a dtype
+      // conversion on the host; anything else is a device parameter.
+      const bool host_slice =
+          group.owned.device().is_cpu() && group.owned.storage()->tag() == MemoryTag::param_offload;
+      Tensor converted = [&] {
+        MemoryTagGuard same_tag(host_slice ? MemoryTag::param_offload : MemoryTag::param);
+        return convert(group.owned);
+      }();
+      if (host_slice && !converted.device().is_cpu()) {
+        Tensor on_device = empty(
+            converted.sizes(),
+            {.dtype = converted.dtype(), .device = converted.device(), .tag = MemoryTag::param});
+        ops::copy_(on_device, converted);
+        converted = on_device;
+      }
+      group.owned = converted;
     }
     if (group.owned.dtype() == param.dtype() && group.owned.device() == param.device()) return;
     param.set_grad(Tensor());

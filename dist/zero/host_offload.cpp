@@ -43,6 +43,9 @@ void copy_across(const Tensor& dst, const Tensor& src) {
 void offload_owned_parameters(FlatGroupList& groups, Device device) {
   for (auto& group : groups) {
     if (!group->plan.partitioned) continue;
+    // Built partitioned for offload (PartitionedInit): already host memory.
+    const Tensor& owned = group->owned_params;
+    if (device.is_cpu() && owned.storage()->tag() == MemoryTag::param_offload) continue;
     Tensor host = offload_buffer(group->owned_params.sizes(), group->owned_params.dtype(),
                                  MemoryTag::param_offload, device);
     ops::copy_(host, group->owned_params);

@@ -40,14 +40,16 @@ models::GPTConfig small_gpt() {
   return config;
 }
 
-Config stage_config(int stage, int world, bool bf16, int64_t threshold = 40) {
-  std::string text =
-      fmt::format(R"({{
+Config stage_config(int stage, int world, bool bf16, int64_t threshold = 40,
+                    bool offload_param = false) {
+  std::string text = fmt::format(
+      R"({{
     "train_batch_size": {}, "steps_per_print": 0, {}
     "optimizer": {{"type": "Adam", "params": {{"lr": 0.01, "weight_decay": 0.01}}}},
-    "zero_optimization": {{"stage": {}, "stage3_param_persistence_threshold": {}}}
+    "zero_optimization": {{"stage": {}, "stage3_param_persistence_threshold": {} {}}}
   }})",
-                  kSequences, bf16 ? R"("bf16": {"enabled": true},)" : "", stage, threshold);
+      kSequences, bf16 ? R"("bf16": {"enabled": true},)" : "", stage, threshold,
+      offload_param ? R"(, "offload_param": {"device": "cpu"})" : "");
   return parse_config(text, "partitioned_init_test", world, nullptr);
 }
 
@@ -64,9 +66,9 @@ std::pair<Tensor, Tensor> batch(int step, int rank, int world) {
 }
 
 // The consolidated weights after steps 1, 2 and 4.
-std::vector<std::vector<double>> train(bool partitioned, bool bf16) {
+std::vector<std::vector<double>> train(bool partitioned, bool bf16, bool offload_param = false) {
   comm::MpiCommunicator& world = test_world();
-  Config config = stage_config(3, world.size(), bf16);
+  Config config = stage_config(3, world.size(), bf16, 40, offload_param);
   manual_seed(29);
   std::shared_ptr<models::GPT> model;
   if (partitioned) {
@@ -125,6 +127,34 @@ TEST_CASE("the engine adopts the slices: nothing of the model's size is allocate
                   << " B");
   if (world.size() >= 4) CHECK(built_peak < whole_bytes / 2);
   CHECK(adopted == slices);
+}
+
+TEST_CASE("with offload_param the slices are built in host memory and trained from there") {
+  comm::MpiCommunicator& world = test_world();
+  Config config = stage_config(3, world.size(), false, 0, true);
+  manual_seed(29);
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  const MemoryStats before = accounting.stats();
+  std::shared_ptr<models::GPT> model;
+  {
+    PartitionedInit scope(world, config);
+    model = std::make_shared<models::GPT>(small_gpt());
+  }
+  const MemoryStats built = accounting.stats();
+  const int64_t host_slices =
+      built.live(MemoryTag::param_offload) - before.live(MemoryTag::param_offload);
+  // Every slice is host memory; the device keeps no parameter bytes between construction and
+  // the engine (a module's temporary full values are freed when it is cut).
+  CHECK(host_slices > 0);
+  CHECK(built.live(MemoryTag::param) == before.live(MemoryTag::param));
+  Engine engine(config, model, world);
+  // The engine adopts the host slices as they are: no second host copy.
+  CHECK(accounting.stats().live(MemoryTag::param_offload) - before.live(MemoryTag::param_offload) ==
+        host_slices);
+  for (bool bf16 : {false, true}) {
+    CAPTURE(bf16);
+    CHECK(train(true, bf16, true) == train(false, bf16, true));
+  }
 }
 
 TEST_CASE("partitioned construction refuses ranks whose generators differ") {

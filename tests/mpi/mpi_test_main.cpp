@@ -103,10 +103,10 @@ int print_summary_over_ranks(MPI_Comm world, int rank) {
 Availability availability_on_every_rank(comm::MpiRuntime& runtime) {
   Availability available = detect_availability();
   available.gpu_per_rank = cuda_device_count() >= runtime.local_size();
-  int flags[4] = {available.cuda_build, available.cuda_device, available.gpu_per_rank,
-                  available.fashion_mnist};
-  MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MIN, runtime.world().mpi_comm());
-  return {flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0};
+  int flags[5] = {available.cuda_build, available.cuda_device, available.gpu_per_rank,
+                  available.fashion_mnist, available.fortunes};
+  MPI_Allreduce(MPI_IN_PLACE, flags, 5, MPI_INT, MPI_MIN, runtime.world().mpi_comm());
+  return {flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0, flags[4] != 0};
 }
 
 }  // namespace

@@ -49,6 +49,8 @@ const apps::CommandLine kOffloadCommandLine{
         {"limit-mib", "M", "64", "device memory limit per rank in MiB, from construction on"},
         {"steps", "K", "2", "training steps"},
         {"nvme-path", "DIR", "/tmp", "the folder nvme offload swaps to"},
+        {"checkpoint", "none|layers|cpu", "none",
+         "activation checkpointing of every block (cpu: the checkpoints in host memory)"},
     }};
 
 constexpr int64_t kSequenceLength = 32;
@@ -69,16 +71,25 @@ std::string offload_blocks(const std::string& offload, const std::string& nvme_p
 
 // Stage 3, threshold 0 (every module partitioned, so the measurement is of ZeRO itself),
 // prefetch off and overlap off (buffers in flight would hold memory longer).
+// checkpoint cpu: DeepSpeed's cpu_checkpointing (which its rules tie to partition_activations),
+// each block's saved input in host memory under activation_offload.
+std::string checkpointing_block(const std::string& checkpoint) {
+  if (checkpoint != "cpu") return "";
+  return R"("activation_checkpointing": {"partition_activations": true, "cpu_checkpointing": true},)";
+}
+
 dist::Config trial_config(const std::string& offload, const std::string& precision,
-                          const std::string& nvme_path, int64_t batch, int world) {
+                          const std::string& nvme_path, const std::string& checkpoint,
+                          int64_t batch, int world) {
   std::string text = fmt::format(R"({{
-      "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0, "bf16": {{"enabled": {}}},
+      "train_micro_batch_size_per_gpu": {}, "steps_per_print": 0, "bf16": {{"enabled": {}}}, {}
       "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},
       "zero_optimization": {{"stage": 3, "overlap_comm": false,
                             "stage3_param_persistence_threshold": 0,
                             "stage3_prefetch_bucket_size": 0{}}}
     }})",
-                                 batch, precision == "bf16", offload_blocks(offload, nvme_path));
+                                 batch, precision == "bf16", checkpointing_block(checkpoint),
+                                 offload_blocks(offload, nvme_path));
   return dist::parse_config(text, "offload_bench", world, nullptr);
 }
 
@@ -121,14 +132,14 @@ void report(comm::MpiRuntime& runtime, const std::string& offload, int64_t width
 }
 
 struct TrialOptions {
-  std::string offload, precision, nvme_path;
+  std::string offload, precision, nvme_path, checkpoint;
   int64_t width, layers, batch, limit_mib, steps;
 };
 
 int run_trial(comm::MpiRuntime& runtime, const TrialOptions& options) {
   // A config the engine refuses throws its one-line error, and the job ends non-zero.
   dist::Config config = trial_config(options.offload, options.precision, options.nvme_path,
-                                     options.batch, runtime.size());
+                                     options.checkpoint, options.batch, runtime.size());
   MemoryAccounting& accounting = cpu_allocator().accounting();
   accounting.reset_peak();
   accounting.set_limit(options.limit_mib << 20);
@@ -138,6 +149,7 @@ int run_trial(comm::MpiRuntime& runtime, const TrialOptions& options) {
     dist::PartitionedInit scope(runtime.world(), config);
     model = std::make_shared<models::GPT>(model_config(options.width, options.layers));
   }
+  model->set_gradient_checkpointing(options.checkpoint != "none");
   const int64_t construction_peak = accounting.stats().device_peak_bytes;
   const int64_t parameters = model->num_parameters();
   Initialized initialized = initialize(runtime, config, model);
@@ -171,9 +183,10 @@ int main(int argc, char** argv) {
   std::optional<int> status =
       apps::read_command_line(argc, argv, kOffloadCommandLine, [&](const apps::Flags& flags) {
         options = {flags.get_choice("offload"),   flags.get_choice("precision"),
-                   flags.get_string("nvme-path"), flags.get_int("width", 8),
-                   flags.get_int("layers", 1),    flags.get_int("batch", 1),
-                   flags.get_int("limit-mib", 1), flags.get_int("steps", 1)};
+                   flags.get_string("nvme-path"), flags.get_choice("checkpoint"),
+                   flags.get_int("width", 8),     flags.get_int("layers", 1),
+                   flags.get_int("batch", 1),     flags.get_int("limit-mib", 1),
+                   flags.get_int("steps", 1)};
       });
   if (status) return *status;
   return comm::run_distributed_main(

@@ -81,7 +81,8 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   plan_ = partitioning_.parameters
               ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
-  groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_);
+  groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_,
+                                     zero.offload_optimizer.enabled());
   if (zero.offload_param.enabled()) offload_owned_parameters(groups_, device_);
   shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
                                             mixed_precision(), *control_);

@@ -8,6 +8,7 @@
 #include "autograd/functions.h"
 #include "core/factory.h"
 #include "models/gpt2_block.h"
+#include "models/layer_checkpointing.h"
 #include "models/llama_model.h"
 #include "nn/init.h"
 
@@ -62,6 +63,11 @@ std::string GPT::extra_repr() const {
       architecture_name(config_.architecture), config_.vocab_size, config_.block_size,
       config_.n_layer, config_.n_head, config_.resolved_n_kv_head(), config_.n_embd,
       config_.tie_word_embeddings);
+}
+
+void GPT::set_gradient_checkpointing(bool enabled) {
+  gradient_checkpointing_ = enabled;
+  if (llama_) llama_->gradient_checkpointing = enabled;
 }
 
 Tensor GPT::forward(const Tensor& idx, KVCache* cache) {
@@ -119,7 +125,9 @@ nn::TensorList GPT::gpt2_hidden(const nn::TensorList& inputs, int64_t past) {
     const size_t cached = 1 + 2 * layer;
     Tensor past_keys = cached < inputs.size() ? inputs[cached] : Tensor();
     Tensor past_values = cached + 1 < inputs.size() ? inputs[cached + 1] : Tensor();
-    nn::TensorList result = (*(*h_)[layer])(nn::TensorList{x, past_keys, past_values});
+    nn::TensorList result =
+        run_decoder_layer(*(*h_)[layer], nn::TensorList{x, past_keys, past_values},
+                          gradient_checkpointing_ && is_training());
     x = result[0];
     outputs.push_back(result[1]);
     outputs.push_back(result[2]);

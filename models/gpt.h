@@ -41,6 +41,13 @@ class GPT final : public nn::Module {
   const std::shared_ptr<nn::Embedding>& token_embedding() const { return token_embedding_; }
   const std::shared_ptr<LMHead>& lm_head() const { return lm_head_; }
 
+  // Activation checkpointing of every decoder layer in training (Hugging Face's
+  // gradient_checkpointing_enable): a layer keeps only its input and re-runs in backward, so
+  // a step holds the checkpoints and one layer's activations. Gradients are bitwise the same.
+  // Off by default; generation with a cache never checkpoints.
+  void set_gradient_checkpointing(bool enabled);
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
  protected:
   using nn::Module::forward;
   // (idx) -> (logits), or (idx, keys_0, values_0, ..., keys_{L-1}, values_{L-1}) with None for
@@ -50,6 +57,7 @@ class GPT final : public nn::Module {
  private:
   nn::TensorList gpt2_hidden(const nn::TensorList& inputs, int64_t past);
   GPTConfig config_;
+  bool gradient_checkpointing_ = false;
   // GPT-2's children (null for Llama).
   std::shared_ptr<nn::Embedding> wpe_;
   std::shared_ptr<nn::ModuleList> h_;

@@ -3,6 +3,7 @@
 
 #include "autograd/functions.h"
 #include "core/factory.h"
+#include "models/layer_checkpointing.h"
 #include "models/llama_block.h"
 #include "nn/init.h"
 
@@ -31,7 +32,8 @@ nn::TensorList LlamaModel::forward_many(const nn::TensorList& inputs) {
     Tensor past_keys = cached < inputs.size() ? inputs[cached] : Tensor();
     Tensor past_values = cached + 1 < inputs.size() ? inputs[cached + 1] : Tensor();
     nn::TensorList result =
-        (*(*layers)[layer])(nn::TensorList{x, cos, sin, past_keys, past_values});
+        run_decoder_layer(*(*layers)[layer], nn::TensorList{x, cos, sin, past_keys, past_values},
+                          gradient_checkpointing && is_training());
     x = result[0];
     outputs.push_back(result[1]);
     outputs.push_back(result[2]);

@@ -21,6 +21,7 @@ class LlamaModel final : public nn::Module {
   std::shared_ptr<nn::Embedding> embed_tokens;
   std::shared_ptr<nn::ModuleList> layers;
   std::shared_ptr<nn::RMSNorm> norm;
+  bool gradient_checkpointing = false;  // set through GPT::set_gradient_checkpointing
 
  protected:
   // (idx, keys_0, values_0, ..., keys_{L-1}, values_{L-1}) with None for an empty cache ->

@@ -9,6 +9,7 @@
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "core/partitioned_values.h"
+#include "dist/zero/host_offload.h"
 
 namespace zt::dist {
 namespace {
@@ -105,9 +106,14 @@ void adopt_partitioned_group(FlatGroupBuffers& group, DType dtype, Device device
 }
 
 void make_gradient_buffers(FlatGroupBuffers& group, ZeroPartitioning partitioning, DType dtype,
-                           Device device, int rank) {
+                           Device device, int rank, bool owned_grads_on_host) {
   int64_t slice = group.plan.slice_numel();
   int64_t slice_begin = group.plan.slice_begin(rank);
+  if (partitioning.gradients && owned_grads_on_host) {
+    group.owned_grads = offload_buffer({slice}, dtype, MemoryTag::grad_offload, device);
+    ops::fill_(group.owned_grads, 0.0);
+    return;
+  }
   if (partitioning.gradients) {
     group.owned_grads = zeros({slice}, {.dtype = dtype, .device = device, .tag = MemoryTag::grad});
     return;
@@ -127,7 +133,8 @@ void make_gradient_buffers(FlatGroupBuffers& group, ZeroPartitioning partitionin
 
 FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioning partitioning,
                                        DType dtype, Device device,
-                                       comm::Communicator& data_parallel) {
+                                       comm::Communicator& data_parallel,
+                                       bool owned_grads_on_host) {
   autograd::NoGradGuard no_grad;
   FlatGroupList groups;
   int rank = data_parallel.rank();
@@ -137,7 +144,7 @@ FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioni
     check_dtype(planned, dtype);
     if (built_partitioned(planned, partitioning)) {
       adopt_partitioned_group(*group, dtype, device, rank);
-      make_gradient_buffers(*group, partitioning, dtype, device, rank);
+      make_gradient_buffers(*group, partitioning, dtype, device, rank, owned_grads_on_host);
       group->gathered = false;
       groups.push_back(std::move(group));
       continue;
@@ -152,7 +159,7 @@ FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioni
     } else {
       group->owned_params = ops::clone(flat_range(group->full_params, slice_begin, slice));
     }
-    make_gradient_buffers(*group, partitioning, dtype, device, rank);
+    make_gradient_buffers(*group, partitioning, dtype, device, rank, owned_grads_on_host);
     // P_p: only the owned slice stays; the whole group comes back by all-gather when used.
     bool kept_partitioned = partitioning.parameters && group->plan.partitioned;
     if (kept_partitioned) group->full_storage->release();

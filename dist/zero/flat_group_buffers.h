@@ -80,9 +80,12 @@ using FlatGroupList = std::vector<std::unique_ptr<FlatGroupBuffers>>;
 // the switches ask for. Every parameter must already have `dtype` and be on `device`.
 // A group built partitioned (dist/partitioned_init.h) is adopted instead: its slice becomes
 // owned_params and no full buffer is allocated; that needs P_p and the plan's layout, else
-// std::invalid_argument names the parameter.
+// std::invalid_argument names the parameter. `owned_grads_on_host` (offload_optimizer with P_g):
+// the owned gradient buffers are made in host memory under grad_offload from the start, so the
+// device never holds the 2 Psi / N of them, not even while the engine is being built.
 FlatGroupList build_flat_group_buffers(const PartitionPlan& plan, ZeroPartitioning partitioning,
                                        DType dtype, Device device,
-                                       comm::Communicator& data_parallel);
+                                       comm::Communicator& data_parallel,
+                                       bool owned_grads_on_host = false);
 
 }  // namespace zt::dist

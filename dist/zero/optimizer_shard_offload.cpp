@@ -80,6 +80,8 @@ void OptimizerShard::offload_owned_gradients(FlatGroupBuffers& group) {
     group.owned_grads = group.master_grads;
     return;
   }
+  // Built in host memory already (build_flat_group_buffers' owned_grads_on_host).
+  if (is_host_resident(group.owned_grads.storage()->tag())) return;
   group.owned_grads = offload_buffer(group.owned_grads.sizes(), group.owned_grads.dtype(),
                                      MemoryTag::grad_offload, device_);
   ops::fill_(group.owned_grads, 0.0);

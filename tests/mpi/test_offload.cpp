@@ -18,6 +18,7 @@
 #include "core/factory.h"
 #include "core/ops/view.h"
 #include "dist/engine.h"
+#include "dist/partitioned_init.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 #include "tests/mpi/offload_test_helpers.h"
@@ -302,6 +303,30 @@ TEST_CASE("offload_optimizer cpu: the optimizer state leaves the device for host
       CHECK(report.expected_host_grad_bytes == 4 * psi / world + host_copy);
     }
   }
+}
+
+TEST_CASE(
+    "offload at stage 3: building the engine never puts the gradient partition on the device") {
+  // The model is built inside PartitionedInit with offload_param, so the device holds none of
+  // it; a limit of half the 2 Psi / N bytes of the bf16 gradient partition then holds the
+  // engine's construction: the partition must go straight to host memory.
+  MpiCommunicator& world = test_world();
+  ProcessGrid grid = ProcessGrid::data_parallel(world);
+  Config config = offload_config(
+      {.stage = 3, .precision = "bf16", .offload_optimizer = "cpu", .offload_param = "cpu"},
+      world.size());
+  std::shared_ptr<nn::Module> model;
+  {
+    PartitionedInit scope(world, config);
+    model = make_mlp();
+  }
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  const int64_t partition_bytes = 2 * model->num_parameters() / int64_t(world.size());
+  accounting.set_limit(accounting.stats().device_live_bytes + partition_bytes / 2);
+  std::unique_ptr<Engine> engine;
+  CHECK_NOTHROW(engine = std::make_unique<Engine>(config, model, grid.data_group()));
+  accounting.set_limit(0);
+  CHECK(accounting.stats().live(MemoryTag::grad_offload) >= partition_bytes);
 }
 
 TEST_CASE("offload_optimizer needs Adam: SGD is refused naming the key") {

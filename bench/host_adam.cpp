@@ -21,6 +21,7 @@
 
 #include "apps/read_command_line.h"
 #include "bench/timing.h"
+#include "core/allocator.h"
 #include "core/cpu/optimizer_paths.h"
 #include "core/half.h"
 #include "core/host_optimizer_kernels.h"
@@ -48,20 +49,23 @@ const zt::apps::CommandLine kHostAdamCommandLine{
 
 constexpr int64_t kCopyGrain = int64_t(1) << 16;  // floats per chunk of the copy
 
-// A 64-byte-aligned buffer of `count` T, its pages first touched by the threads that will use
-// them (the same static schedule as the update's).
+// A buffer of `count` T from the host allocator that the engine's offloaded optimizer state
+// comes from (so with its pages: huge pages for large blocks), its pages first touched by the
+// threads that will use them (the same static schedule as the update's). The copies use the
+// same buffers, so every case runs on the same kind of memory.
 template <typename T>
 struct AlignedBuffer {
   T* data = nullptr;
-  explicit AlignedBuffer(int64_t count, T fill) {
-    size_t bytes = (size_t(count) * sizeof(T) + 63) / 64 * 64;
-    data = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (data == nullptr) throw std::bad_alloc();
+  size_t bytes = 0;
+  explicit AlignedBuffer(int64_t count, T fill) : bytes(size_t(count) * sizeof(T)) {
+    data = static_cast<T*>(zt::cpu_allocator().allocate(bytes, zt::MemoryTag::optim_state_offload));
     zt::parallel_for(0, count, kCopyGrain, [&](int64_t begin, int64_t end) {
       std::fill(data + begin, data + end, fill);
     });
   }
-  ~AlignedBuffer() { std::free(data); }
+  ~AlignedBuffer() {
+    zt::cpu_allocator().deallocate(data, bytes, zt::MemoryTag::optim_state_offload);
+  }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };

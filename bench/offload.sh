@@ -11,21 +11,26 @@
 # then a bisection narrows the gap to GRAIN. The out-of-memory line of the smallest width that
 # failed is printed: it says what held the device bytes when the limit was passed.
 #
-# Settings (environment): LIMIT_MIB (64), RANKS (8), LAYERS (8), BATCH sequences of 32 tokens per
-# rank (2), PRECISION (bf16 or fp32), GRAIN (32), TIME_WIDTH (256: the common width of the step
-# times, 4 steps, the mean of the last 3), NVME_PATH (a fresh folder under /tmp), OFFLOADS and
+# Every trial checkpoints the activations of each block (CHECKPOINT: cpu, the checkpoints in host
+# memory; layers, on the device; none): what one block's forward and backward need then bounds
+# the device, not the depth, so that the model state is what the offloads are measured on.
+#
+# Settings (environment): LIMIT_MIB (64), RANKS (8), LAYERS (16), BATCH sequences of 32 tokens per
+# rank (2), PRECISION (bf16 or fp32), CHECKPOINT (cpu), GRAIN (32), TIME_WIDTH (256: the common
+# width of the step times, 4 steps, the mean of the last 3), NVME_PATH (a fresh folder under /tmp), OFFLOADS and
 # GUESSES (first widths, one per offload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit_mib=${LIMIT_MIB:-64}
 ranks=${RANKS:-8}
-layers=${LAYERS:-8}
+layers=${LAYERS:-16}
+checkpoint=${CHECKPOINT:-cpu}
 batch=${BATCH:-2}
 precision=${PRECISION:-bf16}
 grain=${GRAIN:-32}
 time_width=${TIME_WIDTH:-256}
 read -r -a offloads <<<"${OFFLOADS:-none optimizer_cpu cpu nvme}"
-read -r -a guesses <<<"${GUESSES:-480 768 928 928}"
+read -r -a guesses <<<"${GUESSES:-352 768 1216 1216}"
 mpirun_command=(mpirun --oversubscribe --bind-to none --mca btl self,vader
                 --mca mpi_yield_when_idle 1 -x ZT_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && mpirun_command+=(--allow-run-as-root)
@@ -36,15 +41,16 @@ mkdir -p "$nvme_path"
 
 echo "offload: $ranks ranks, a device limit of $limit_mib MiB per rank from construction on,"
 echo "  GPT-2 layout ($layers blocks, 4 heads, vocabulary 256, 32 tokens), Adam, $precision, $batch"
-echo "  sequences per rank, stage 3 with threshold 0, built inside PartitionedInit; $(nproc) cores"
+echo "  sequences per rank, stage 3 with threshold 0, built inside PartitionedInit, activation"
+echo "  checkpointing $checkpoint; $(nproc) cores"
 
 # One trial: prints its "fit" and "peaks" lines and returns 0, returns 1 when a rank ran out of
 # device memory (its line left in $scratch/oom).
 trial() {
   local offload=$1 width=$2 steps=$3 status=0
-  timeout 900 "${mpirun_command[@]}" -np "$ranks" bench/offload --offload "$offload" \
+  timeout 3600 "${mpirun_command[@]}" -np "$ranks" bench/offload --offload "$offload" \
     --precision "$precision" --width "$width" --layers "$layers" --batch "$batch" \
-    --limit-mib "$limit_mib" --steps "$steps" --nvme-path "$nvme_path" \
+    --limit-mib "$limit_mib" --steps "$steps" --nvme-path "$nvme_path" --checkpoint "$checkpoint" \
     >"$scratch/out" 2>"$scratch/err" || status=$?
   if [ "$status" -eq 0 ] && grep -q '^fit ' "$scratch/out"; then
     grep -E '^(fit|peaks) ' "$scratch/out"

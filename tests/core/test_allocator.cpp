@@ -86,6 +86,14 @@ TEST_CASE("allocations are 64-byte aligned, including zero-byte ones") {
   }
 }
 
+TEST_CASE("blocks of 8 MiB and more start on a 2 MiB huge-page boundary") {
+  // So that the transparent huge pages the allocator asks for can back the whole block.
+  for (int64_t bytes : {int64_t(8) << 20, (int64_t(8) << 20) + 1, int64_t(50) << 20}) {
+    Tensor tensor = empty({bytes}, {.dtype = DType::u8});
+    CHECK(reinterpret_cast<uintptr_t>(tensor.storage()->data()) % (uintptr_t(2) << 20) == 0);
+  }
+}
+
 #if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer builds cache nothing
 namespace {
 long minor_page_faults() {

@@ -54,11 +54,12 @@ struct SparseInputs {
 template <typename T>
 void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, const T* q,
                        const compute_type<T>* keys_transposed, const T* v, T* out,
-                       compute_type<T>* lse, int64_t b, int64_t row_block,
+                       compute_type<T>* lse, int64_t b, const RowGroup& group,
                        SparseForwardScratch<compute_type<T>>& scratch) {
   using C = compute_type<T>;
-  const int64_t rows = args.block, E = args.E, Ev = args.Ev, T_len = args.T;
-  const int64_t l0 = row_block * rows, ld = chunk_width(args), per_chunk = chunk_blocks(args);
+  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, T_len = args.T;
+  const int64_t l0 = group.first * args.block, ld = chunk_width(args);
+  const int64_t per_chunk = chunk_blocks(args);
   const C* q_tile = widened(q + (b * T_len + l0) * E, rows * E, scratch.q);
   scratch.accumulator.assign(size_t(rows * Ev), C(0));
   scratch.row_max.assign(size_t(rows), -std::numeric_limits<C>::infinity());
@@ -66,21 +67,25 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
   scratch.scores.resize(size_t(rows * ld));
   scratch.keys.resize(size_t(E * ld));
   scratch.values.resize(size_t(ld * Ev));
-  const std::span<const int64_t> active =
-      active_columns(args, index.row_offsets, index.columns, b, row_block);
+  const std::span<const int64_t> active(group.columns);
   for (size_t first = 0; first < active.size(); first += size_t(per_chunk)) {
     const std::span<const int64_t> chunk =
         active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));
     const int64_t cols = int64_t(chunk.size()) * args.block;
-    pack_transposed(keys_transposed + b * E * T_len, T_len, E, args.block, chunk, ld,
-                    scratch.keys.data());
-    pack_rows(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values.data());
+    pack_transposed(keys_transposed + b * E * T_len, E, args.block, chunk, ld, scratch.keys.data());
     tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, scratch.keys.data(), ld, false,
                  scratch.scores.data(), ld);
-    mask_diagonal(args, row_block, chunk, scratch.scores.data(), ld);
+    mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
+                      scratch.scores.data(), ld);
     online_softmax_chunk(rows, cols, ld, Ev, scratch);
-    tile_product(rows, Ev, cols, C(1), scratch.scores.data(), ld, 1, scratch.values.data(), Ev,
-                 true, scratch.accumulator.data(), Ev);
+    // The weights of block j times that block's value rows, read in place (f32, f64) or
+    // widened once per chunk (16-bit).
+    const C* values = rows_of_blocks(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values);
+    for (size_t j = 0; j < chunk.size(); ++j) {
+      tile_product(rows, Ev, args.block, C(1), scratch.scores.data() + int64_t(j) * args.block, ld,
+                   1, block_rows(values, v + b * T_len * Ev, Ev, args.block, chunk, j), Ev, true,
+                   scratch.accumulator.data(), Ev);
+    }
   }
   for (int64_t i = 0; i < rows; ++i) {
     const C sum = scratch.row_sum[size_t(i)];
@@ -110,14 +115,18 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
     {
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < args.batch; ++b) {
-        transpose_rows_of(k.data_ptr<T>(), args.T, args.E, b, keys_transposed.data_ptr<C>());
+        transpose_rows_of(k.data_ptr<T>(), args.T, args.E, args.block, b,
+                          keys_transposed.data_ptr<C>());
       }
       SparseForwardScratch<C> scratch;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < args.batch * args.blocks; ++task) {
+        const int64_t b = task / args.blocks, r = task % args.blocks;
+        const RowGroup group = row_group_of(args, index.row_offsets, index.columns, b, r);
+        if (group.first != r) continue;  // computed with its group's first row block
         forward_row_block<T>(args, index, q.data_ptr<T>(), keys_transposed.data_ptr<C>(),
-                             v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(),
-                             task / args.blocks, task % args.blocks, scratch);
+                             v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(), b, group,
+                             scratch);
       }
     }
   });

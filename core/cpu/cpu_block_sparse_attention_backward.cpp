@@ -4,7 +4,7 @@
 // key blocks, chunk by chunk, and with D = rowsum(grad_out * out):
 //   grad_v += P^T grad_out,  dS = P * (grad_out v^T - D),
 //   grad_q += scale dS k,    grad_k += scale dS^T q,
-// the chunk's key and value gradients computed packed and added back to their blocks' rows.
+// each key block's gradients added straight into its rows.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -25,17 +25,14 @@ namespace {
 template <typename C>
 struct SparseBackwardScratch {
   std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
-  std::vector<C> keys_t, values_t, keys, weights, grad_scores, grad_keys, grad_values, grad_q;
+  std::vector<C> keys_t, values_t, keys, weights, grad_scores, grad_q;
   std::vector<C> row_delta;
   void size_for(const BlockSparseArgs& args) {
     const int64_t ld = chunk_width(args);
     keys_t.resize(size_t(args.E * ld));
     values_t.resize(size_t(args.Ev * ld));
-    keys.resize(size_t(ld * args.E));
-    weights.resize(size_t(args.block * ld));
+    weights.resize(size_t(std::max(args.block, kGroupRows) * ld));
     grad_scores.resize(weights.size());
-    grad_keys.resize(size_t(ld * args.E));
-    grad_values.resize(size_t(ld * args.Ev));
   }
 };
 
@@ -45,18 +42,9 @@ struct EntryData {
   const compute_type<T>*keys_t, *values_t;
   const compute_type<T>* lse;
   compute_type<T>*grad_q, *grad_k, *grad_v;
+  const int64_t *row_offsets, *columns;  // the index, for the masks of groups
+  int64_t b;
 };
-
-// Adds the packed [chunk keys, width] gradient to the rows of the chunk's blocks.
-template <typename C>
-void scatter_add(const C* packed, int64_t width, int64_t block, std::span<const int64_t> chunk,
-                 C* rows) {
-  for (size_t j = 0; j < chunk.size(); ++j) {
-    C* target = rows + chunk[j] * block * width;
-    const C* source = packed + int64_t(j) * block * width;
-    for (int64_t i = 0; i < block * width; ++i) target[i] += source[i];
-  }
-}
 
 // P from the chunk's scores and the rows' log-sum-exp (0 for a row with nothing to attend).
 template <typename C>
@@ -72,24 +60,21 @@ void weights_from_scores(int64_t rows, int64_t cols, int64_t ld, const C* lse, C
 }
 
 template <typename T>
-void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, int64_t row_block,
+void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, const RowGroup& group,
                     std::span<const int64_t> chunk, const compute_type<T>* q_tile,
                     const compute_type<T>* grad_out_tile,
                     SparseBackwardScratch<compute_type<T>>& scratch) {
   using C = compute_type<T>;
-  const int64_t rows = args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
+  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
   const int64_t cols = int64_t(chunk.size()) * args.block;
-  pack_transposed(entry.keys_t, args.T, E, args.block, chunk, ld, scratch.keys_t.data());
-  pack_transposed(entry.values_t, args.T, Ev, args.block, chunk, ld, scratch.values_t.data());
-  pack_rows(entry.k, E, args.block, chunk, scratch.keys.data());
+  pack_transposed(entry.keys_t, E, args.block, chunk, ld, scratch.keys_t.data());
+  pack_transposed(entry.values_t, Ev, args.block, chunk, ld, scratch.values_t.data());
   C* weights = scratch.weights.data();
   tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, scratch.keys_t.data(), ld, false,
                weights, ld);
-  mask_diagonal(args, row_block, chunk, weights, ld);
-  weights_from_scores(rows, cols, ld, entry.lse + row_block * rows, weights);
-  // grad_v (packed) = P^T grad_out; dP = grad_out v^T; dS = P * (dP - D)
-  tile_product(cols, Ev, rows, C(1), weights, 1, ld, grad_out_tile, Ev, false,
-               scratch.grad_values.data(), Ev);
+  mask_group_scores(args, entry.row_offsets, entry.columns, entry.b, group, chunk, weights, ld);
+  weights_from_scores(rows, cols, ld, entry.lse + group.first * args.block, weights);
+  // dP = grad_out v^T; dS = P * (dP - D)
   C* grad_scores = scratch.grad_scores.data();
   tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1, scratch.values_t.data(), ld, false,
                grad_scores, ld);
@@ -100,21 +85,28 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, int6
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
   }
-  // grad_q += scale dS k; grad_k (packed) = scale dS^T q
-  tile_product(rows, E, cols, C(args.scale), grad_scores, ld, 1, scratch.keys.data(), E, true,
-               scratch.grad_q.data(), E);
-  tile_product(cols, E, rows, C(args.scale), grad_scores, 1, ld, q_tile, E, false,
-               scratch.grad_keys.data(), E);
-  scatter_add(scratch.grad_keys.data(), E, args.block, chunk, entry.grad_k);
-  scatter_add(scratch.grad_values.data(), Ev, args.block, chunk, entry.grad_v);
+  // Per key block j: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q (into the entry's
+  // rows directly), grad_q += scale dS_j k_j (k read in place, or widened for 16-bit).
+  const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
+  for (size_t j = 0; j < chunk.size(); ++j) {
+    const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
+    tile_product(args.block, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev, true,
+                 entry.grad_v + key0 * Ev, Ev);
+    tile_product(args.block, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E, true,
+                 entry.grad_k + key0 * E, E);
+    tile_product(rows, E, args.block, C(args.scale), grad_scores + offset, ld, 1,
+                 block_rows(keys, entry.k, E, args.block, chunk, j), E, true, scratch.grad_q.data(),
+                 E);
+  }
 }
 
 template <typename T>
-void backward_row_block(const BlockSparseArgs& args, const EntryData<T>& entry,
-                        std::span<const int64_t> active, int64_t row_block,
-                        SparseBackwardScratch<compute_type<T>>& scratch) {
+void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
+                        const RowGroup& group, SparseBackwardScratch<compute_type<T>>& scratch) {
   using C = compute_type<T>;
-  const int64_t rows = args.block, E = args.E, Ev = args.Ev, l0 = row_block * rows;
+  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev;
+  const int64_t l0 = group.first * args.block;
+  const std::span<const int64_t> active(group.columns);
   const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
   const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
   const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
@@ -127,7 +119,7 @@ void backward_row_block(const BlockSparseArgs& args, const EntryData<T>& entry,
   scratch.grad_q.assign(size_t(rows * E), C(0));
   const size_t per_chunk = size_t(chunk_blocks(args));
   for (size_t first = 0; first < active.size(); first += per_chunk) {
-    backward_chunk<T>(args, entry, row_block,
+    backward_chunk<T>(args, entry, group,
                       active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,
                       grad_out_tile, scratch);
   }
@@ -157,19 +149,27 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
       scratch.size_for(args);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < args.batch; ++b) {
-        transpose_rows_of(k.data_ptr<T>(), T_len, E, b, keys_t.data_ptr<C>());
-        transpose_rows_of(v.data_ptr<T>(), T_len, Ev, b, values_t.data_ptr<C>());
-        const EntryData<T> entry{
-            q.data_ptr<T>() + b * T_len * E,      k.data_ptr<T>() + b * T_len * E,
-            out.data_ptr<T>() + b * T_len * Ev,   grad_out.data_ptr<T>() + b * T_len * Ev,
-            keys_t.data_ptr<C>() + b * E * T_len, values_t.data_ptr<C>() + b * Ev * T_len,
-            lse.data_ptr<C>() + b * T_len,        grad_q.data_ptr<C>() + b * T_len * E,
-            grad_k.data_ptr<C>() + b * T_len * E, grad_v.data_ptr<C>() + b * T_len * Ev};
+        transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b, keys_t.data_ptr<C>());
+        transpose_rows_of(v.data_ptr<T>(), T_len, Ev, args.block, b, values_t.data_ptr<C>());
+        const EntryData<T> entry{q.data_ptr<T>() + b * T_len * E,
+                                 k.data_ptr<T>() + b * T_len * E,
+                                 out.data_ptr<T>() + b * T_len * Ev,
+                                 grad_out.data_ptr<T>() + b * T_len * Ev,
+                                 keys_t.data_ptr<C>() + b * E * T_len,
+                                 values_t.data_ptr<C>() + b * Ev * T_len,
+                                 lse.data_ptr<C>() + b * T_len,
+                                 grad_q.data_ptr<C>() + b * T_len * E,
+                                 grad_k.data_ptr<C>() + b * T_len * E,
+                                 grad_v.data_ptr<C>() + b * T_len * Ev,
+                                 offsets,
+                                 column_data,
+                                 b};
         std::fill(entry.grad_k, entry.grad_k + T_len * E, C(0));
         std::fill(entry.grad_v, entry.grad_v + T_len * Ev, C(0));
-        for (int64_t r = 0; r < args.blocks; ++r) {
-          backward_row_block<T>(args, entry, active_columns(args, offsets, column_data, b, r), r,
-                                scratch);
+        for (int64_t r = 0; r < args.blocks;) {
+          const RowGroup group = row_group_of(args, offsets, column_data, b, r);
+          backward_row_group<T>(args, entry, group, scratch);
+          r = group.first + group.count;
         }
       }
     }

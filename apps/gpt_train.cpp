@@ -183,7 +183,10 @@ class GptTrainingRun {
   }
 
   void build_engine(comm::MpiRuntime& runtime) {
-    auto model = std::make_shared<models::GPT>(options_.model);
+    // ds_config.json's sparse_attention block switches every layer to block-sparse attention.
+    models::GPTConfig model_config = options_.model;
+    model_config.sparse_attention = config_.sparse_attention;
+    auto model = std::make_shared<models::GPT>(model_config);
     model->to(apps::training_device(options_.device, runtime));
     initialized_ = initialize(runtime, config_, model, options_.deepspeed.dist_backend,
                               weight_decay_groups(*model));

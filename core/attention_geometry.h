@@ -61,4 +61,25 @@ ZT_HOST_DEVICE inline bool attention_dropout_keeps(const AttentionArgs& args, in
   return uniform >= args.dropout_p;
 }
 
+// One block-sparse attention call (core/ops/block_sparse_attention.h): `batch` entries of one
+// head each (batch * heads of the model), sequence length T = blocks * block for queries and
+// keys. Entry i reads the layout of head i % heads, or the one layout when layout_heads is 1.
+// The active key blocks of each (layout head, row block) come as CSR index tensors built by
+// the ops layer; under `causal` they hold no block above the diagonal, and within a diagonal
+// block key s is visible to query l only when s <= l.
+struct BlockSparseArgs {
+  int64_t batch = 0, heads = 1, layout_heads = 1;
+  int64_t T = 0, E = 0, Ev = 0, block = 0, blocks = 0;
+  double scale = 1.0;
+  bool causal = false;
+};
+
+// Where entry i's row block r finds its active columns: columns[offsets[slot] .. offsets[slot
+// + 1]), slot = (layout head) * blocks + r.
+ZT_HOST_DEVICE inline int64_t block_sparse_row_slot(const BlockSparseArgs& args, int64_t entry,
+                                                    int64_t row_block) {
+  const int64_t layout_head = args.layout_heads == 1 ? 0 : entry % args.heads;
+  return layout_head * args.blocks + row_block;
+}
+
 }  // namespace zt

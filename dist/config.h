@@ -6,10 +6,12 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/sparse_layout.h"
 #include "optim/lr_schedules.h"
 
 namespace zt::dist {
@@ -194,6 +196,7 @@ struct Config {
   Fp16Config fp16;
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;
+  std::optional<SparsityConfig> sparse_attention;  // dist/config_sparse_attention.h
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the

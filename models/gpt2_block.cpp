@@ -37,6 +37,10 @@ GPT2Attention::GPT2Attention(const GPTConfig& config)
                            std::make_shared<Conv1D>(n_embd_, 3 * n_embd_, config.bias, kInitStd));
   c_proj = register_module(
       "c_proj", std::make_shared<Conv1D>(n_embd_, n_embd_, config.bias, residual_init_std(config)));
+  if (config.sparse_attention) {
+    sparse_ = std::make_shared<SparseAttentionPlan>(*config.sparse_attention, config.n_head,
+                                                    config.block_size);
+  }
 }
 
 nn::TensorList GPT2Attention::forward_many(const nn::TensorList& inputs) {
@@ -48,7 +52,7 @@ nn::TensorList GPT2Attention::forward_many(const nn::TensorList& inputs) {
   auto heads = [&](const Tensor& t) { return t.view({B, T, n_head_, D}).transpose(1, 2); };
   CausalAttentionResult attended =
       causal_self_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), inputs[1], inputs[2],
-                            is_training() ? dropout_ : 0.0);
+                            is_training() ? dropout_ : 0.0, sparse_.get());
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, n_embd_});
   Tensor y = dropout((*c_proj)(merged), dropout_, is_training());
   return {y, attended.keys, attended.values};

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "models/causal_attention.h"
 #include "models/conv1d.h"
 #include "models/gpt_config.h"
 #include "nn/layer_norm.h"
@@ -26,6 +27,7 @@ class GPT2Attention final : public nn::Module {
  private:
   int64_t n_head_, n_embd_;
   double dropout_;
+  std::shared_ptr<SparseAttentionPlan> sparse_;  // null: dense attention
 };
 
 class GPT2MLP final : public nn::Module {

@@ -60,6 +60,13 @@ void GPTConfig::validate() const {
                     "(0 or {}), got {}",
                     n_head, n_kv_head));
   }
+  if (sparse_attention) {
+    sparse_attention->validate();
+    if (block_size % sparse_attention->block != 0) {
+      fail(fmt::format("block_size: expected a multiple of sparse_attention.block ({}), got {}",
+                       sparse_attention->block, block_size));
+    }
+  }
 }
 
 }  // namespace zt::models

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "core/sparse_layout.h"
 
 namespace zt::models {
 
@@ -25,6 +28,11 @@ struct GPTConfig {
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;  // Llama's rotary base
   bool tie_word_embeddings = true;
+  // Block-sparse attention in every layer (ds_config.json's sparse_attention block): the
+  // layout built for block_size positions (seed 0), of which a sequence of T positions uses
+  // the top-left T x T corner, with the causal rule on top. As in DeepSpeed's sparse
+  // self-attention, the attention weights get no dropout.
+  std::optional<SparsityConfig> sparse_attention;
 
   int64_t head_dim() const { return n_embd / n_head; }
   int64_t resolved_n_kv_head() const { return n_kv_head > 0 ? n_kv_head : n_head; }

@@ -42,6 +42,10 @@ LlamaAttention::LlamaAttention(const GPTConfig& config)
   k_proj = register_module("k_proj", projection(C, n_kv_head_ * head_dim_));
   v_proj = register_module("v_proj", projection(C, n_kv_head_ * head_dim_));
   o_proj = register_module("o_proj", projection(n_head_ * head_dim_, C));
+  if (config.sparse_attention) {
+    sparse_ = std::make_shared<SparseAttentionPlan>(*config.sparse_attention, config.n_head,
+                                                    config.block_size);
+  }
 }
 
 nn::TensorList LlamaAttention::forward_many(const nn::TensorList& inputs) {
@@ -54,8 +58,8 @@ nn::TensorList LlamaAttention::forward_many(const nn::TensorList& inputs) {
   Tensor q = rotary_embedding(heads((*q_proj)(x), n_head_), cos, sin);
   Tensor k = rotary_embedding(heads((*k_proj)(x), n_kv_head_), cos, sin);
   Tensor v = heads((*v_proj)(x), n_kv_head_);
-  CausalAttentionResult attended =
-      causal_self_attention(q, k, v, inputs[3], inputs[4], is_training() ? dropout_ : 0.0);
+  CausalAttentionResult attended = causal_self_attention(
+      q, k, v, inputs[3], inputs[4], is_training() ? dropout_ : 0.0, sparse_.get());
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, n_head_ * head_dim_});
   return {(*o_proj)(merged), attended.keys, attended.values};
 }

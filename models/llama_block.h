@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "models/causal_attention.h"
 #include "models/gpt_config.h"
 #include "nn/linear.h"
 #include "nn/module.h"
@@ -26,6 +27,7 @@ class LlamaAttention final : public nn::Module {
  private:
   int64_t n_head_, n_kv_head_, head_dim_;
   double dropout_;
+  std::shared_ptr<SparseAttentionPlan> sparse_;  // null: dense attention
 };
 
 class LlamaMLP final : public nn::Module {

@@ -1,0 +1,170 @@
+// Block-sparse attention against the project's dense fused attention on the CPU: for each
+// mode at its DeepSpeed defaults (block 16) and each T, forward and forward + backward times
+// of both, their ratio, and the layout's density (active blocks over the blocks dense
+// attention computes: all of them, or the lower triangle under the causal rule). The sparse
+// kernel's cost should follow the density: ratio / density near 1. B=1, H=8, E=64, f32, best of
+// repeated runs after a warm-up. Flags: `bench/sparse_attention --help`.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/read_command_line.h"
+#include "autograd/block_sparse_attention.h"
+#include "autograd/functions.h"
+#include "core/parallel.h"
+
+namespace {
+
+using namespace zt;
+
+const apps::CommandLine kSparseBenchCommandLine{
+    "bench/sparse_attention",
+    "Time of block-sparse attention against the dense fused attention (B=1, H=8, E=64, f32)\n"
+    "per mode and sequence length, beside each layout's density.",
+    {
+        {"lengths", "LIST", "1024,2048,4096,8192", "sequence lengths T, comma-separated"},
+        {"modes", "LIST", "fixed,variable,bigbird,bslongformer,dense", "layout modes to time"},
+        {"attention", "KIND", "bidirectional", "bidirectional, or unidirectional (causal)"},
+        {"heads", "H", "8", "attention heads"},
+        {"repeats", "R", "3", "timed runs per case; the best counts"},
+        {"clock", "KIND", "wall", "wall, or cpu: the process's CPU time (for a loaded machine)"},
+    }};
+
+constexpr int64_t kHeadDim = 64;
+
+std::vector<std::string> read_words(const std::string& text) {
+  std::vector<std::string> words;
+  std::stringstream stream(text);
+  for (std::string item; std::getline(stream, item, ',');) words.push_back(item);
+  return words;
+}
+
+bool use_cpu_clock = false;
+
+double now_ms() {
+  if (use_cpu_clock) return 1e3 * double(std::clock()) / double(CLOCKS_PER_SEC);
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double best_ms(int repeats, const auto& body) {
+  body();
+  double best = 1e300;
+  for (int i = 0; i < repeats; ++i) {
+    const double start = now_ms();
+    body();
+    best = std::min(best, now_ms() - start);
+  }
+  return best;
+}
+
+struct Times {
+  double forward_ms, forward_backward_ms;
+};
+
+Times time_attention(const std::vector<Tensor>& qkv, int repeats, const auto& attend) {
+  const double forward = best_ms(repeats, [&] {
+    NoGradGuard no_grad;
+    attend();
+  });
+  const double both = best_ms(repeats, [&] {
+    sum(attend()).backward();
+    for (const Tensor& x : qkv) x.set_grad(Tensor());
+  });
+  return {forward, both};
+}
+
+void run(const std::vector<int64_t>& lengths, const std::vector<std::string>& modes, bool causal,
+         int64_t heads, int repeats) {
+  fmt::print("{:>5} {:>13} {:>8} {:>10} {:>10} {:>7} {:>11} {:>11} {:>7} {:>13}\n", "T", "mode",
+             "density", "fwd ms", "dense fwd", "ratio", "f+b ms", "dense f+b", "ratio",
+             "ratio/density");
+  for (int64_t length : lengths) {
+    Generator generator(0);
+    std::vector<Tensor> qkv;
+    for (int i = 0; i < 3; ++i) {
+      qkv.push_back(uniform({1, heads, length, kHeadDim}, -1.0, 1.0, {}, &generator));
+      qkv.back().set_requires_grad(true);
+    }
+    const Times dense = time_attention(qkv, repeats, [&] {
+      return scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], Tensor(), 0.0, causal);
+    });
+    for (const std::string& mode : modes) {
+      SparsityConfig config;
+      config.mode = parse_sparsity_mode(mode);
+      config.unidirectional = causal;
+      const ops::BlockSparseIndex index =
+          ops::block_sparse_index(make_sparse_layout(config, heads, length), causal, Device::cpu());
+      const double blocks = double(index.blocks);
+      const double computed_by_dense = causal ? blocks * (blocks + 1) / 2 : blocks * blocks;
+      const double density =
+          double(index.active_blocks()) / double(index.layout_heads) / computed_by_dense;
+      const Times sparse = time_attention(
+          qkv, repeats, [&] { return block_sparse_attention(qkv[0], qkv[1], qkv[2], index); });
+      const double ratio = sparse.forward_backward_ms / dense.forward_backward_ms;
+      fmt::print(
+          "{:>5} {:>13} {:>8.3f} {:>10.2f} {:>10.2f} {:>7.3f} {:>11.2f} {:>11.2f} {:>7.3f} "
+          "{:>13.2f}\n",
+          length, mode, density, sparse.forward_ms, dense.forward_ms,
+          sparse.forward_ms / dense.forward_ms, sparse.forward_backward_ms,
+          dense.forward_backward_ms, ratio, ratio / density);
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int64_t> lengths;
+  std::vector<std::string> modes;
+  bool causal = false;
+  int64_t heads = 8;
+  int repeats = 3;
+  std::optional<int> status =
+      apps::read_command_line(argc, argv, kSparseBenchCommandLine, [&](const apps::Flags& flags) {
+        for (const std::string& word : read_words(flags.get_string("lengths"))) {
+          const int64_t value = std::atoll(word.c_str());
+          if (value < 16 || value % 16 != 0) {
+            throw apps::FlagError(
+                fmt::format("--lengths: expected multiples of the block (16), got '{}'", word));
+          }
+          lengths.push_back(value);
+        }
+        modes = read_words(flags.get_string("modes"));
+        for (const std::string& mode : modes) {
+          try {
+            parse_sparsity_mode(mode);
+          } catch (const std::invalid_argument& error) {
+            throw apps::FlagError(fmt::format("--modes: {}", error.what()));
+          }
+        }
+        const std::string attention = flags.get_string("attention");
+        if (attention != "bidirectional" && attention != "unidirectional") {
+          throw apps::FlagError(fmt::format(
+              "--attention: expected bidirectional or unidirectional, got '{}'", attention));
+        }
+        causal = attention == "unidirectional";
+        heads = flags.get_int("heads", 1);
+        repeats = int(flags.get_int("repeats", 1));
+        const std::string clock = flags.get_string("clock");
+        if (clock != "wall" && clock != "cpu") {
+          throw apps::FlagError(fmt::format("--clock: expected wall or cpu, got '{}'", clock));
+        }
+        use_cpu_clock = clock == "cpu";
+      });
+  if (status) return *status;
+  fmt::print("block-sparse vs dense fused attention, B=1 H={} E={} f32 {}, {} threads, {} time\n",
+             heads, kHeadDim, causal ? "causal" : "bidirectional", num_threads(),
+             use_cpu_clock ? "CPU" : "wall");
+  run(lengths, modes, causal, heads, repeats);
+  return 0;
+}

@@ -1,0 +1,179 @@
+// CPU block-sparse attention, backward: one task per entry (one head of one sequence), in
+// parallel, so each task owns its rows of grad_k and grad_v and sums into them in one order
+// on any thread count. For each row block it recomputes P = exp(score - lse) over the active
+// key blocks, chunk by chunk, and with D = rowsum(grad_out * out):
+//   grad_v += P^T grad_out,  dS = P * (grad_out v^T - D),
+//   grad_q += scale dS k,    grad_k += scale dS^T q,
+// each key block's gradients added straight into its rows.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/cpu_block_sparse_tiles.h"
+#include "core/factory.h"
+#include "core/parallel.h"
+
+namespace zt::cpu {
+
+using namespace attention_tiles;
+using namespace block_sparse_tiles;
+
+namespace {
+
+template <typename C>
+struct SparseBackwardScratch {
+  std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
+  std::vector<C> keys_t, values_t, keys, weights, grad_scores, grad_q;
+  std::vector<C> row_delta;
+  void size_for(const BlockSparseArgs& args) {
+    const int64_t ld = chunk_width(args);
+    keys_t.resize(size_t(args.E * ld));
+    values_t.resize(size_t(args.Ev * ld));
+    weights.resize(size_t(std::max(args.block, kGroupRows) * ld));
+    grad_scores.resize(weights.size());
+  }
+};
+
+template <typename T>
+struct EntryData {
+  const T *q, *k, *out, *grad_out;  // entry-local [T, E] / [T, Ev]
+  const compute_type<T>*keys_t, *values_t;
+  const compute_type<T>* lse;
+  compute_type<T>*grad_q, *grad_k, *grad_v;
+  const int64_t *row_offsets, *columns;  // the index, for the masks of groups
+  int64_t b;
+};
+
+// P from the chunk's scores and the rows' log-sum-exp (0 for a row with nothing to attend).
+template <typename C>
+void weights_from_scores(int64_t rows, int64_t cols, int64_t ld, const C* lse, C* weights) {
+  for (int64_t i = 0; i < rows; ++i) {
+    C* row = weights + i * ld;
+    if (lse[i] == -std::numeric_limits<C>::infinity()) {
+      std::fill(row, row + cols, C(0));
+    } else {
+      exp_shifted(row, cols, lse[i]);
+    }
+  }
+}
+
+template <typename T>
+void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, const RowGroup& group,
+                    std::span<const int64_t> chunk, const compute_type<T>* q_tile,
+                    const compute_type<T>* grad_out_tile,
+                    SparseBackwardScratch<compute_type<T>>& scratch) {
+  using C = compute_type<T>;
+  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
+  const int64_t cols = int64_t(chunk.size()) * args.block;
+  pack_transposed(entry.keys_t, E, args.block, chunk, ld, scratch.keys_t.data());
+  pack_transposed(entry.values_t, Ev, args.block, chunk, ld, scratch.values_t.data());
+  C* weights = scratch.weights.data();
+  tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, scratch.keys_t.data(), ld, false,
+               weights, ld);
+  mask_group_scores(args, entry.row_offsets, entry.columns, entry.b, group, chunk, weights, ld);
+  weights_from_scores(rows, cols, ld, entry.lse + group.first * args.block, weights);
+  // dP = grad_out v^T; dS = P * (dP - D)
+  C* grad_scores = scratch.grad_scores.data();
+  tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1, scratch.values_t.data(), ld, false,
+               grad_scores, ld);
+  for (int64_t i = 0; i < rows; ++i) {
+    const C delta = scratch.row_delta[size_t(i)];
+    C* grad = grad_scores + i * ld;
+    const C* weight = weights + i * ld;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
+  }
+  // Per key block j: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q (into the entry's
+  // rows directly), grad_q += scale dS_j k_j (k read in place, or widened for 16-bit).
+  const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
+  for (size_t j = 0; j < chunk.size(); ++j) {
+    const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
+    tile_product(args.block, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev, true,
+                 entry.grad_v + key0 * Ev, Ev);
+    tile_product(args.block, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E, true,
+                 entry.grad_k + key0 * E, E);
+    tile_product(rows, E, args.block, C(args.scale), grad_scores + offset, ld, 1,
+                 block_rows(keys, entry.k, E, args.block, chunk, j), E, true, scratch.grad_q.data(),
+                 E);
+  }
+}
+
+template <typename T>
+void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
+                        const RowGroup& group, SparseBackwardScratch<compute_type<T>>& scratch) {
+  using C = compute_type<T>;
+  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev;
+  const int64_t l0 = group.first * args.block;
+  const std::span<const int64_t> active(group.columns);
+  const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
+  const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
+  const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
+  scratch.row_delta.assign(size_t(rows), C(0));
+  for (int64_t i = 0; i < rows; ++i) {
+    C delta = 0;
+    for (int64_t d = 0; d < Ev; ++d) delta += grad_out_tile[i * Ev + d] * out_tile[i * Ev + d];
+    scratch.row_delta[size_t(i)] = delta;
+  }
+  scratch.grad_q.assign(size_t(rows * E), C(0));
+  const size_t per_chunk = size_t(chunk_blocks(args));
+  for (size_t first = 0; first < active.size(); first += per_chunk) {
+    backward_chunk<T>(args, entry, group,
+                      active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,
+                      grad_out_tile, scratch);
+  }
+  std::copy(scratch.grad_q.begin(), scratch.grad_q.end(), entry.grad_q + l0 * E);
+}
+
+}  // namespace
+
+void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, const Tensor& q,
+                                                 const Tensor& k, const Tensor& v,
+                                                 const Tensor& row_offsets, const Tensor& columns,
+                                                 const Tensor& out, const Tensor& lse,
+                                                 const Tensor& grad_out, const Tensor& grad_q,
+                                                 const Tensor& grad_k, const Tensor& grad_v) {
+  dispatch_floating(q.dtype(), "block_sparse_attention_backward", [&]<typename T>() {
+    using C = compute_type<T>;
+    const Tensor keys_t =
+        empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const Tensor values_t =
+        empty({args.batch, args.Ev, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const int64_t* offsets = row_offsets.data_ptr<int64_t>();
+    const int64_t* column_data = columns.data_ptr<int64_t>();
+    const int64_t T_len = args.T, E = args.E, Ev = args.Ev;
+#pragma omp parallel num_threads(block_sparse_threads(args, columns.numel()))
+    {
+      SparseBackwardScratch<C> scratch;
+      scratch.size_for(args);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < args.batch; ++b) {
+        transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b, keys_t.data_ptr<C>());
+        transpose_rows_of(v.data_ptr<T>(), T_len, Ev, args.block, b, values_t.data_ptr<C>());
+        const EntryData<T> entry{q.data_ptr<T>() + b * T_len * E,
+                                 k.data_ptr<T>() + b * T_len * E,
+                                 out.data_ptr<T>() + b * T_len * Ev,
+                                 grad_out.data_ptr<T>() + b * T_len * Ev,
+                                 keys_t.data_ptr<C>() + b * E * T_len,
+                                 values_t.data_ptr<C>() + b * Ev * T_len,
+                                 lse.data_ptr<C>() + b * T_len,
+                                 grad_q.data_ptr<C>() + b * T_len * E,
+                                 grad_k.data_ptr<C>() + b * T_len * E,
+                                 grad_v.data_ptr<C>() + b * T_len * Ev,
+                                 offsets,
+                                 column_data,
+                                 b};
+        std::fill(entry.grad_k, entry.grad_k + T_len * E, C(0));
+        std::fill(entry.grad_v, entry.grad_v + T_len * Ev, C(0));
+        for (int64_t r = 0; r < args.blocks;) {
+          const RowGroup group = row_group_of(args, offsets, column_data, b, r);
+          backward_row_group<T>(args, entry, group, scratch);
+          r = group.first + group.count;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace zt::cpu

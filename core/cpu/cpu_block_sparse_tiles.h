@@ -1,0 +1,163 @@
+// What the CPU block-sparse attention kernels share (cpu_block_sparse_attention*.cpp): the
+// active key blocks of a row block packed side by side into chunks of about kKeyTile keys, so
+// each chunk is one dense tile product however small the blocks are, and the keys transposed
+// once per call so that packing a block copies `block` contiguous values per feature.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "core/cpu/cpu_attention_tiles.h"
+
+namespace zt::cpu::block_sparse_tiles {
+
+using attention_tiles::kKeyTile;
+
+// Key blocks per chunk and the chunk's width in keys (the leading dimension of its tiles).
+inline int64_t chunk_blocks(const BlockSparseArgs& args) {
+  return std::max<int64_t>(1, kKeyTile / args.block);
+}
+inline int64_t chunk_width(const BlockSparseArgs& args) {
+  return chunk_blocks(args) * args.block;
+}
+
+// Below attention_tiles::kParallelWork multiply-adds over the active blocks a call runs on one
+// thread. `active_blocks` counts the blocks of the index (layout_heads layouts).
+inline int block_sparse_threads(const BlockSparseArgs& args, int64_t active_blocks) {
+  const int64_t work =
+      args.batch / args.layout_heads * active_blocks * args.block * args.block * (args.E + args.Ev);
+  return work > attention_tiles::kParallelWork ? num_threads() : 1;
+}
+
+// The active column blocks of entry `entry`'s row block `row_block`.
+inline std::span<const int64_t> active_columns(const BlockSparseArgs& args,
+                                               const int64_t* row_offsets, const int64_t* columns,
+                                               int64_t entry, int64_t row_block) {
+  const int64_t slot = block_sparse_row_slot(args, entry, row_block);
+  return {columns + row_offsets[slot], size_t(row_offsets[slot + 1] - row_offsets[slot])};
+}
+
+// rows [batch, T, width] of entry b transposed block by block into workspace [batch, blocks,
+// width, block] (compute type): each key block's transposed values are one contiguous run of
+// width * block, so packing a block reads a few cache lines instead of `width` rows T apart
+// (which on long sequences cost a TLB miss each and made the gather the kernel's main cost).
+template <typename T, typename C>
+void transpose_rows_of(const T* rows, int64_t T_len, int64_t width, int64_t block, int64_t b,
+                       C* workspace) {
+  C* out = workspace + b * width * T_len;
+  const T* in = rows + b * T_len * width;
+  for (int64_t first = 0; first < T_len; first += block) {
+    C* block_out = out + first * width;
+    for (int64_t j = 0; j < block; ++j)
+      for (int64_t e = 0; e < width; ++e) block_out[e * block + j] = C(in[(first + j) * width + e]);
+  }
+}
+
+// Packs blocks `chunk` of entry `plane` ([blocks, width, block], transpose_rows_of) into
+// [width, ld]: block j of the chunk fills columns j * block .. (j + 1) * block.
+template <typename C>
+void pack_transposed(const C* plane, int64_t width, int64_t block, std::span<const int64_t> chunk,
+                     int64_t ld, C* packed) {
+  for (size_t j = 0; j < chunk.size(); ++j) {
+    const C* source = plane + chunk[j] * width * block;
+    for (int64_t e = 0; e < width; ++e) {
+      std::copy(source + e * block, source + (e + 1) * block, packed + e * ld + int64_t(j) * block);
+    }
+  }
+}
+
+// The rows of blocks `chunk` of [T, width] (entry-local) in the compute type: null when T is
+// already C (block_rows then reads them in place), else widened into `buffer` side by side.
+template <typename T, typename C>
+const C* rows_of_blocks(const T* rows, int64_t width, int64_t block, std::span<const int64_t> chunk,
+                        std::vector<C>& buffer) {
+  if constexpr (std::is_same_v<T, C>) {
+    return nullptr;
+  } else {
+    buffer.resize(chunk.size() * size_t(block * width));
+    for (size_t j = 0; j < chunk.size(); ++j) {
+      const T* source = rows + chunk[j] * block * width;
+      C* target = buffer.data() + int64_t(j) * block * width;
+      for (int64_t i = 0; i < block * width; ++i) target[i] = C(source[i]);
+    }
+    return buffer.data();
+  }
+}
+// Block j of the chunk's rows: in place, or in the widened copy.
+template <typename T, typename C>
+const C* block_rows(const C* widened, const T* rows, int64_t width, int64_t block,
+                    std::span<const int64_t> chunk, size_t j) {
+  if constexpr (std::is_same_v<T, C>) {
+    return rows + chunk[j] * block * width;
+  } else {
+    return widened + int64_t(j) * block * width;
+  }
+}
+
+// Consecutive row blocks, up to kGroupRows queries, are computed as one query tile against the
+// union of their active blocks when that union wastes at most a quarter of the work (equal
+// lists, as in fixed's bidirectional windows or the dense layout, waste none): a 16-row tile
+// would repack its keys for every 16 queries, which cost the small blocks 3x the dense
+// kernel's time per score. Blocks of the union that a row block lacks are masked.
+inline constexpr int64_t kGroupRows = 64;
+struct RowGroup {
+  int64_t first = 0, count = 1;  // row blocks first .. first + count
+  std::vector<int64_t> columns;  // the union of their active blocks, ascending
+};
+// The group that computes row block r: its own (count 1) or that of its group's first block.
+inline RowGroup row_group_of(const BlockSparseArgs& args, const int64_t* row_offsets,
+                             const int64_t* columns, int64_t b, int64_t r) {
+  const int64_t per_group = std::max<int64_t>(1, kGroupRows / args.block);
+  const int64_t leader = r - r % per_group, count = std::min(per_group, args.blocks - leader);
+  RowGroup group;
+  int64_t total = 0;
+  for (int64_t i = 0; i < count && count > 1; ++i) {
+    const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, leader + i);
+    total += int64_t(own.size());
+    std::vector<int64_t> merged;
+    std::set_union(group.columns.begin(), group.columns.end(), own.begin(), own.end(),
+                   std::back_inserter(merged));
+    group.columns.swap(merged);
+  }
+  if (count > 1 && 4 * int64_t(group.columns.size()) * count <= 5 * total) {
+    group.first = leader;
+    group.count = count;
+    return group;
+  }
+  const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, r);
+  group.first = r;
+  group.columns.assign(own.begin(), own.end());
+  return group;
+}
+
+// -inf on the scores a query may not see: blocks of the chunk outside its row block's list
+// (groups only), and under the causal rule keys past the query inside the diagonal block.
+template <typename C>
+void mask_group_scores(const BlockSparseArgs& args, const int64_t* row_offsets,
+                       const int64_t* columns, int64_t b, const RowGroup& group,
+                       std::span<const int64_t> chunk, C* scores, int64_t ld) {
+  constexpr C kMinusInf = -std::numeric_limits<C>::infinity();
+  const int64_t block = args.block;
+  for (int64_t g = 0; g < group.count; ++g) {
+    const int64_t row_block = group.first + g;
+    const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, row_block);
+    for (size_t j = 0; j < chunk.size(); ++j) {
+      C* tile = scores + g * block * ld + int64_t(j) * block;
+      const bool active = group.count == 1 || std::binary_search(own.begin(), own.end(), chunk[j]);
+      if (!active) {
+        for (int64_t i = 0; i < block; ++i)
+          std::fill(tile + i * ld, tile + i * ld + block, kMinusInf);
+      } else if (args.causal && chunk[j] == row_block) {
+        for (int64_t i = 0; i < block; ++i)
+          std::fill(tile + i * ld + i + 1, tile + i * ld + block, kMinusInf);
+      }
+    }
+  }
+}
+
+}  // namespace zt::cpu::block_sparse_tiles

@@ -18,6 +18,7 @@
 #include "dist/zero/optimizer_shard.h"
 #include "dist/zero/parameter_gatherer.h"
 #include "dist/zero/parameter_swap.h"
+#include "observe/trace_recorder.h"
 
 namespace zt::dist {
 
@@ -61,6 +62,8 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
     : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
   if (!model_) throw std::invalid_argument("Engine: no model");
   check_engine_config(config_, data_parallel_->size());
+  observers_ = std::make_unique<EngineObservers>(config_, data_parallel, *model_);
+  data_parallel_ = &observers_->data_parallel();
   // By the parameters' names, before the tensors the caller named are converted or moved.
   param_groups_ = resolve_param_groups(param_groups, *model_, config_);
   const ZeroConfig& zero = config_.zero_optimization;
@@ -104,6 +107,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
       reducer_->collect_gradients_in_place(group);
     });
   }
+  observers_->watch_model();
   data_parallel_->reset_stats();
   // Peaks count from here: building the model allocated it whole on every rank, which the
   // engine then partitioned, unless it was built inside PartitionedInit.
@@ -166,6 +170,8 @@ Tensor Engine::forward(const Tensor& input) {
 }
 
 nn::TensorList Engine::forward(const nn::TensorList& inputs) {
+  observers_->begin_phase("forward", global_steps_ + 1);
+  observe::TraceSpan span("forward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   MemoryTagGuard as_activation(MemoryTag::activation);
   nn::TensorList model_inputs;
@@ -194,6 +200,8 @@ Tensor Engine::backward(const Tensor& loss) {
         "once)",
         micro_steps_, config_.gradient_accumulation_steps));
   }
+  observers_->begin_phase("backward", global_steps_ + 1);
+  observe::TraceSpan span("backward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   loss_sum_ += loss.item();
   reducer_->begin_backward(is_gradient_accumulation_boundary());
@@ -205,6 +213,7 @@ Tensor Engine::backward(const Tensor& loss) {
     Tensor loss32 = loss.dtype() == DType::f32 ? loss : loss.to(DType::f32);
     loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
   }
+  observers_->end_autograd_backward();
   reducer_->end_backward();
   backward_since_step_ = true;
   timers_.backward += phase_seconds(start, device_, config_.wall_clock_breakdown);
@@ -250,6 +259,8 @@ void Engine::step() {
         micro_steps_));
   }
   backward_since_step_ = false;
+  observers_->begin_phase("step", global_steps_ + 1);
+  observe::TraceSpan span("step", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   bool boundary = is_gradient_accumulation_boundary();
   micro_steps_ += 1;
@@ -258,7 +269,10 @@ void Engine::step() {
   if (mixed_precision()) shard_->make_master_gradients(loss_scale());
   if (take_update_decision()) {
     // last_grad_norm_ is this step's norm when clipping is on.
-    shard_->update(last_grad_norm_);
+    {
+      observe::TraceSpan update("optimizer update", "optimizer", observe::TraceTrack::optimizer);
+      shard_->update(last_grad_norm_);
+    }
     gatherer_->publish_updated_parameters();
   } else {
     skipped_steps_ += 1;
@@ -275,6 +289,12 @@ void Engine::step() {
   if (schedule_ && !last_step_overflowed_) schedule_->step();
   timers_.step += phase_seconds(start, device_, config_.wall_clock_breakdown);
   if (config_.steps_per_print > 0 && global_steps_ % config_.steps_per_print == 0) log_step();
+  span.end();  // inside the trace window, which may close now
+  observers_->end_step({.step = global_steps_,
+                        .global_samples = global_samples_,
+                        .loss = last_local_loss_,
+                        .lr = get_lr(),
+                        .loss_scale = loss_scaler_ ? loss_scale() : 0.0});
 }
 
 double Engine::last_global_loss() {
@@ -296,6 +316,7 @@ void Engine::log_step() {
       "step={}, skipped={}, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}{}, samples/s={:.1f}\n",
       global_steps_, skipped_steps_, fmt::join(get_group_lrs(), ", "), loss, last_grad_norm_, scale,
       samples_per_second);
+  observers_->log(global_steps_, memory_accounting().stats());
   if (config_.wall_clock_breakdown) {
     fmt::print("time (ms): forward {:.1f} | backward {:.1f} | reduce {:.1f} | step {:.1f}\n",
                1e3 * timers_.forward, 1e3 * timers_.backward, 1e3 * timers_.reduce,

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "observe/trace_recorder.h"
+
 namespace zt::offload {
 namespace {
 
@@ -132,6 +134,9 @@ void SubGroupSwapper::add_store_seconds(const SwapStats& before) {
 
 void SubGroupSwapper::store(size_t g, const std::vector<Tensor>& values) {
   check_values(g, values, "store");
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording() ? fmt::format("swap out sub-group {}", g) : "", "swap",
+      observe::TraceTrack::offload);
   SwapStats before = store_.stats();
   BufferSet& buffers = buffer_sets_[0];
   for (int t = 0; t < tensors_per_sub_group_; ++t)
@@ -144,6 +149,9 @@ void SubGroupSwapper::store(size_t g, const std::vector<Tensor>& values) {
 
 void SubGroupSwapper::load(size_t g, const std::vector<Tensor>& into) {
   check_values(g, into, "load");
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording() ? fmt::format("swap in sub-group {}", g) : "", "swap",
+      observe::TraceTrack::offload);
   SwapStats before = store_.stats();
   BufferSet& buffers = buffer_sets_[0];
   std::vector<SwapStore::Ticket> tickets = start_io(g, buffers, IoDirection::read);

@@ -38,7 +38,8 @@ std::string with_unit_prefix(double value, const std::string& unit) {
   for (const auto& [scale, prefix] : kPrefixes) {
     if (value >= scale) return fmt::format("{:.2f} {}{}", value / scale, prefix, unit);
   }
-  return fmt::format("{:.2f} {}", value, unit);
+  // Under a thousand: the number as it is ("320", "1.5 GFLOPS" above).
+  return unit.empty() ? fmt::format("{:g}", value) : fmt::format("{:g} {}", value, unit);
 }
 
 FlopsProfiler::FlopsProfiler(FlopsProfilerConfig config, nn::Module& model)

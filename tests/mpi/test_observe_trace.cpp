@@ -154,6 +154,11 @@ TEST_CASE("a stage-3 trace holds step 2's spans in the order the step runs them"
       if (span.name == fmt::format("{} (Linear)", index)) backward_start[index] = span.start;
   }
   REQUIRE(backward_start.size() == 3);
+  // One backward span per module: the model, three Linears, two Tanhs (a span lost to two
+  // tensors mistaken for one would be missing).
+  int backward_spans = 0;
+  for (const Span& span : spans) backward_spans += span.category == "backward";
+  CHECK(backward_spans == 6);
   CHECK(backward_start[4] < backward_start[2]);
   CHECK(backward_start[2] < backward_start[0]);
   // One reduce-scatter per parameter group (weight and bias of 3 Linears: 3 groups), during

@@ -62,8 +62,6 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
     : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
   if (!model_) throw std::invalid_argument("Engine: no model");
   check_engine_config(config_, data_parallel_->size());
-  observers_ = std::make_unique<EngineObservers>(config_, data_parallel, *model_);
-  data_parallel_ = &observers_->data_parallel();
   // By the parameters' names, before the tensors the caller named are converted or moved.
   param_groups_ = resolve_param_groups(param_groups, *model_, config_);
   const ZeroConfig& zero = config_.zero_optimization;
@@ -72,6 +70,11 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   // Scalars (norms, overflow flags, losses) are host tensors: their communicator is the
   // host-memory one over the same ranks even when ZeRO traffic goes through NCCL.
   control_ = data_parallel_->host_communicator().split(0, data_parallel_->rank());
+  // The observability outputs' folders are checked on every rank together.
+  run_on_all_ranks("observability outputs", [&] {
+    observers_ = std::make_unique<EngineObservers>(config_, data_parallel, *model_);
+  });
+  data_parallel_ = &observers_->data_parallel();
   if (config_.fp16.enabled) model_dtype_ = DType::f16;
   if (config_.bf16.enabled) model_dtype_ = DType::bf16;
   if (config_.fp16.enabled) loss_scaler_ = make_loss_scaler(config_.fp16);

@@ -3,14 +3,47 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <stdexcept>
 
 #include "observe/trace_recorder.h"
 
 namespace zt::dist {
+
+namespace {
+
+// A file can be made in `folder` (made first if missing): what each output is checked for when
+// the engine is built, on every rank together, so that a bad path fails there and not one rank
+// alone in the middle of training.
+void check_writable_folder(const std::string& key, const std::filesystem::path& folder) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (!folder.empty()) fs::create_directories(folder, error);
+  fs::path probe = (folder.empty() ? fs::path(".") : folder) / ".zerotrain_write_probe";
+  std::ofstream file(probe, std::ios::binary | std::ios::trunc);
+  if (error || !file.good())
+    throw std::runtime_error(fmt::format("{}: cannot write in the folder {} ({})", key,
+                                         folder.empty() ? "." : folder.string(),
+                                         error ? error.message() : std::strerror(errno)));
+  file.close();
+  fs::remove(probe, error);
+}
+
+// An output written during training: a failure (a full disk) is reported, and training goes on.
+void report_failed_write(const std::function<void()>& write) {
+  try {
+    write();
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "warning: {}\n", error.what());
+  }
+}
+
+}  // namespace
 
 EngineObservers::EngineObservers(const Config& config, comm::Communicator& data_parallel,
                                  nn::Module& model)
@@ -20,6 +53,7 @@ EngineObservers::EngineObservers(const Config& config, comm::Communicator& data_
     comms_logger_ =
         std::make_unique<observe::CommsLogger>(observe.comms_logger, data_parallel.rank());
   if (observe.trace.enabled) {
+    check_writable_folder("trace.output_path", observe.trace.output_path);
     observe::TraceRecorder::instance().configure({.output_dir = observe.trace.output_path,
                                                   .first_step = observe.trace.first_step,
                                                   .last_step = observe.trace.last_step,
@@ -28,6 +62,10 @@ EngineObservers::EngineObservers(const Config& config, comm::Communicator& data_
   }
   if (observe.csv_monitor.enabled && data_parallel.rank() == 0)
     csv_monitor_ = std::make_unique<observe::CsvMonitor>(observe.csv_monitor);
+  const std::string& flops_file = observe.flops_profiler.output_file;
+  if (observe.flops_profiler.enabled && !flops_file.empty() && data_parallel.rank() == 0)
+    check_writable_folder("flops_profiler.output_file",
+                          std::filesystem::path(flops_file).parent_path());
   if (observe.trace.enabled) module_tracer_ = std::make_unique<observe::ModuleTracer>(model);
   if (observe.trace.enabled || comms_logger_)
     observed_ = std::make_unique<observe::ObservedCommunicator>(data_parallel, comms_logger_.get());
@@ -85,12 +123,14 @@ void EngineObservers::end_autograd_backward() {
 void EngineObservers::end_step(const StepRecord& record) {
   const int64_t step = record.step;
   end_phase();
-  if (flops_profiler_ && flops_profiler_->profiling()) print_flops_profile(step);
-  if (csv_monitor_) write_monitor_events(record);
+  if (flops_profiler_ && flops_profiler_->profiling())
+    report_failed_write([&] { print_flops_profile(step); });
+  if (csv_monitor_) report_failed_write([&] { write_monitor_events(record); });
   forward_seconds_ = backward_seconds_ = step_seconds_ = 0;
   if (comms_logger_) comms_logger_->set_phase("other");
   if (!config_.observe.trace.enabled) return;
-  std::string path = observe::TraceRecorder::instance().end_step(step);
+  std::string path;
+  report_failed_write([&] { path = observe::TraceRecorder::instance().end_step(step); });
   if (!path.empty() && data_parallel_.rank() == 0) {
     fmt::print("trace: steps {}..{} written to {} (one file per rank, {} ranks)\n",
                config_.observe.trace.first_step, config_.observe.trace.last_step, path,

@@ -199,3 +199,33 @@ TEST_CASE("tracing off records nothing and writes no file") {
 
 }  // namespace
 }  // namespace zt::dist
+
+namespace zt::dist {
+namespace {
+
+TEST_CASE("an unwritable trace folder fails the engine's construction on every rank, naming it") {
+  comm::MpiCommunicator& world = testing::test_world();
+  // Rank 1 alone cannot write (a folder under a file) where there is a rank 1: the others must
+  // fail too rather than wait for it in the first collective.
+  std::string dir = world.rank() == std::min(1, world.size() - 1) ? "/proc/version/traces"
+                                                                  : "/tmp/zt_trace_unused";
+  comm::ProcessGrid grid = comm::ProcessGrid::data_parallel(world);
+  std::string error;
+  try {
+    Engine engine(traced_config(world.size(), dir, 3), testing::make_mlp(), grid.data_group());
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  if (world.rank() == std::min(1, world.size() - 1)) {
+    CHECK(error.find("trace.output_path: cannot write in the folder /proc/version/traces") !=
+          std::string::npos);
+  } else {
+    CHECK(error == "observability outputs: failed on another rank");
+  }
+  CHECK(!observe::TraceRecorder::recording());
+  world.barrier();
+  if (dir.starts_with("/tmp/")) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace zt::dist

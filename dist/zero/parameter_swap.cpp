@@ -92,6 +92,11 @@ size_t ParameterSwap::take_free_buffer() {
 void ParameterSwap::land_read(size_t group) {
   if (!reading_[group]) return;
   reading_[group] = false;
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording()
+          ? fmt::format("swap in params {} (read ahead)", groups_[group]->plan.module_name)
+          : "",
+      "swap", observe::TraceTrack::offload);
   store_->wait(tickets_[group]);
 }
 

@@ -229,3 +229,53 @@ TEST_CASE("an unwritable trace folder fails the engine's construction on every r
 
 }  // namespace
 }  // namespace zt::dist
+
+namespace zt::dist {
+namespace {
+
+TEST_CASE("a trace with offload_optimizer nvme holds each sub-group's swap in, update, swap out") {
+  comm::MpiCommunicator& world = testing::test_world();
+  std::string dir = shared_trace_dir() + "_nvme";
+  if (world.rank() == 0) std::filesystem::create_directories(dir + "/swap");
+  world.barrier();
+  std::string text = fmt::format(R"({{
+    "train_batch_size": {},
+    "steps_per_print": 0,
+    "optimizer": {{"type": "Adam", "params": {{"lr": 0.01}}}},
+    "zero_optimization": {{"stage": 3, "stage3_param_persistence_threshold": 0,
+                          "sub_group_size": 1000,
+                          "offload_optimizer": {{"device": "nvme", "nvme_path": "{}/swap"}}}},
+    "trace": {{"enabled": true, "output_path": "{}/traces", "steps": "2:2"}}
+  }})",
+                                 testing::kGlobalBatch, dir, dir);
+  {
+    comm::ProcessGrid grid = comm::ProcessGrid::data_parallel(world);
+    Engine engine(parse_config(text, "test_config", world.size(), nullptr), testing::make_mlp(),
+                  grid.data_group());
+    train_three_steps(engine);
+  }
+  std::vector<Span> spans =
+      read_spans(fmt::format("{}/traces/trace_rank{}.json", dir, world.rank()), world.rank());
+  const Span& update = find_span(spans, "optimizer update");
+  int sub_groups = 0;
+  for (int s = 0;; ++s) {
+    const Span* swap_in = nullptr;
+    const Span* step = nullptr;
+    for (const Span& span : spans) {
+      if (span.name == fmt::format("swap in sub-group {}", s)) swap_in = &span;
+      if (span.name == fmt::format("optimizer sub-group {}", s)) step = &span;
+    }
+    if (step == nullptr) break;
+    sub_groups += 1;
+    REQUIRE(swap_in != nullptr);
+    CHECK(swap_in->end <= step->start);
+    CHECK(step->start >= update.start);
+    CHECK(step->end <= update.end);
+  }
+  CHECK(sub_groups >= 2);  // 26,122 parameters over N <= 8 ranks, in sub-groups of 1,000
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace zt::dist

@@ -20,6 +20,7 @@
 #include <set>
 #include <string_view>
 
+#include "dist/config_monitor_blocks.h"
 #include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
@@ -210,10 +211,13 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
 
 void read_unimplemented(Section& top) {
   const std::pair<std::string_view, json> top_defaults_only[] = {
-      {"memory_breakdown", false},          {"dump_state", false},
-      {"sparse_gradients", false},          {"disable_allgather", false},
-      {"dataloader_drop_last", false},      {"graph_harvesting", false},
-      {"communication_data_type", nullptr}, {"zero_force_ds_cpu_optimizer", true},
+      {"dump_state", false},
+      {"sparse_gradients", false},
+      {"disable_allgather", false},
+      {"dataloader_drop_last", false},
+      {"graph_harvesting", false},
+      {"communication_data_type", nullptr},
+      {"zero_force_ds_cpu_optimizer", true},
   };
   for (const auto& [key, default_value] : top_defaults_only)
     top.require_default(key, default_value);
@@ -233,9 +237,8 @@ void read_unimplemented(Section& top) {
 
   // Feature blocks switched by "enabled": off is fine (their other keys are then inert).
   for (std::string_view key :
-       {"tensorboard", "csv_monitor", "wandb", "comet", "flops_profiler", "comms_logger",
-        "elasticity", "amp", "autotuning", "curriculum_learning", "data_efficiency",
-        "progressive_layer_drop", "eigenvalue", "nebula"}) {
+       {"wandb", "comet", "elasticity", "amp", "autotuning", "curriculum_learning",
+        "data_efficiency", "progressive_layer_drop", "eigenvalue", "nebula"}) {
     Section block = top.section(key);
     bool enabled = false;
     block.read_bool("enabled", enabled);
@@ -281,6 +284,7 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   read_activation_checkpointing(top, config.activation_checkpointing, context);
   read_aio(top, config.aio, context);
   read_sparse_attention(top, config.sparse_attention, context);
+  read_monitor_blocks(top, config.observe);
   read_unimplemented(top);
   top.finish();
   return config;

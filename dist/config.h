@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/sparse_layout.h"
+#include "observe/observe_config.h"
 #include "optim/lr_schedules.h"
 
 namespace zt::dist {
@@ -197,6 +198,7 @@ struct Config {
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;
   std::optional<SparsityConfig> sparse_attention;  // dist/config_sparse_attention.h
+  observe::ObserveConfig observe;  // trace, comms_logger, flops_profiler, monitors
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the

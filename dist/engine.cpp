@@ -18,6 +18,7 @@
 #include "dist/zero/optimizer_shard.h"
 #include "dist/zero/parameter_gatherer.h"
 #include "dist/zero/parameter_swap.h"
+#include "observe/trace_recorder.h"
 
 namespace zt::dist {
 
@@ -69,6 +70,11 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   // Scalars (norms, overflow flags, losses) are host tensors: their communicator is the
   // host-memory one over the same ranks even when ZeRO traffic goes through NCCL.
   control_ = data_parallel_->host_communicator().split(0, data_parallel_->rank());
+  // The observability outputs' folders are checked on every rank together.
+  run_on_all_ranks("observability outputs", [&] {
+    observers_ = std::make_unique<EngineObservers>(config_, data_parallel, *model_);
+  });
+  data_parallel_ = &observers_->data_parallel();
   if (config_.fp16.enabled) model_dtype_ = DType::f16;
   if (config_.bf16.enabled) model_dtype_ = DType::bf16;
   if (config_.fp16.enabled) loss_scaler_ = make_loss_scaler(config_.fp16);
@@ -105,6 +111,7 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
       reducer_->collect_gradients_in_place(group);
     });
   }
+  observers_->watch_model();
   data_parallel_->reset_stats();
   // Peaks count from here: building the model allocated it whole on every rank, which the
   // engine then partitioned, unless it was built inside PartitionedInit.
@@ -167,6 +174,8 @@ Tensor Engine::forward(const Tensor& input) {
 }
 
 nn::TensorList Engine::forward(const nn::TensorList& inputs) {
+  observers_->begin_phase("forward", global_steps_ + 1);
+  observe::TraceSpan span("forward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   MemoryTagGuard as_activation(MemoryTag::activation);
   nn::TensorList model_inputs;
@@ -195,6 +204,8 @@ Tensor Engine::backward(const Tensor& loss) {
         "once)",
         micro_steps_, config_.gradient_accumulation_steps));
   }
+  observers_->begin_phase("backward", global_steps_ + 1);
+  observe::TraceSpan span("backward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   loss_sum_ += loss.item();
   reducer_->begin_backward(is_gradient_accumulation_boundary());
@@ -206,6 +217,7 @@ Tensor Engine::backward(const Tensor& loss) {
     Tensor loss32 = loss.dtype() == DType::f32 ? loss : loss.to(DType::f32);
     loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
   }
+  observers_->end_autograd_backward();
   reducer_->end_backward();
   backward_since_step_ = true;
   timers_.backward += phase_seconds(start, device_, config_.wall_clock_breakdown);
@@ -251,6 +263,8 @@ void Engine::step() {
         micro_steps_));
   }
   backward_since_step_ = false;
+  observers_->begin_phase("step", global_steps_ + 1);
+  observe::TraceSpan span("step", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   bool boundary = is_gradient_accumulation_boundary();
   micro_steps_ += 1;
@@ -259,7 +273,10 @@ void Engine::step() {
   if (mixed_precision()) shard_->make_master_gradients(loss_scale());
   if (take_update_decision()) {
     // last_grad_norm_ is this step's norm when clipping is on.
-    shard_->update(last_grad_norm_);
+    {
+      observe::TraceSpan update("optimizer update", "optimizer", observe::TraceTrack::optimizer);
+      shard_->update(last_grad_norm_);
+    }
     gatherer_->publish_updated_parameters();
   } else {
     skipped_steps_ += 1;
@@ -276,6 +293,12 @@ void Engine::step() {
   if (schedule_ && !last_step_overflowed_) schedule_->step();
   timers_.step += phase_seconds(start, device_, config_.wall_clock_breakdown);
   if (config_.steps_per_print > 0 && global_steps_ % config_.steps_per_print == 0) log_step();
+  span.end();  // inside the trace window, which may close now
+  observers_->end_step({.step = global_steps_,
+                        .global_samples = global_samples_,
+                        .loss = last_local_loss_,
+                        .lr = get_lr(),
+                        .loss_scale = loss_scaler_ ? loss_scale() : 0.0});
 }
 
 double Engine::last_global_loss() {
@@ -297,6 +320,7 @@ void Engine::log_step() {
       "step={}, skipped={}, lr=[{:.6g}], loss={:.4f}, grad_norm={:.4f}{}, samples/s={:.1f}\n",
       global_steps_, skipped_steps_, fmt::join(get_group_lrs(), ", "), loss, last_grad_norm_, scale,
       samples_per_second);
+  observers_->log(global_steps_, memory_accounting().stats());
   if (config_.wall_clock_breakdown) {
     fmt::print("time (ms): forward {:.1f} | backward {:.1f} | reduce {:.1f} | step {:.1f}\n",
                1e3 * timers_.forward, 1e3 * timers_.backward, 1e3 * timers_.reduce,

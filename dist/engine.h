@@ -43,6 +43,7 @@
 #include "comm/communicator.h"
 #include "core/allocator.h"
 #include "dist/config.h"
+#include "dist/engine_observers.h"
 #include "dist/param_groups.h"
 #include "dist/step_timers.h"
 #include "dist/zero/flat_group_buffers.h"
@@ -169,6 +170,10 @@ class Engine {
   // ZeRO traffic only: gradients and parameters (scalars such as losses and norms travel on
   // a separate communicator so these counts are the paper's volumes).
   comm::Communicator& data_parallel_communicator() { return *data_parallel_; }
+  // The comms_logger block's logger (null when it is off).
+  const observe::CommsLogger* comms_logger() const { return observers_->comms_logger(); }
+  // The observability blocks' state: the flops profile, the monitors.
+  const EngineObservers& observers() const { return *observers_; }
 
   // With P_p: the most parameter elements gathered at once so far (prefetch included).
   int64_t peak_gathered_numel() const;
@@ -208,6 +213,8 @@ class Engine {
   std::shared_ptr<nn::Module> model_;
   comm::Communicator* data_parallel_;
   std::unique_ptr<comm::Communicator> control_;  // scalars: norms, losses
+  // Trace, comms logger, memory breakdown; before the pieces that use its communicator.
+  std::unique_ptr<EngineObservers> observers_;
   ZeroPartitioning partitioning_;
   Device device_ = Device::cpu();  // where the parameters, gradients and optimizer state live
   DType model_dtype_ = DType::f32;

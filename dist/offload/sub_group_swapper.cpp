@@ -7,11 +7,21 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "observe/trace_recorder.h"
 
 namespace zt::offload {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// "swap in sub-group 3" while the trace records, else nothing is built.
+std::string traced_name(std::string_view what, size_t sub_group) {
+  return observe::TraceRecorder::recording() ? fmt::format("{} {}", what, sub_group)
+                                             : std::string();
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -132,6 +142,9 @@ void SubGroupSwapper::add_store_seconds(const SwapStats& before) {
 
 void SubGroupSwapper::store(size_t g, const std::vector<Tensor>& values) {
   check_values(g, values, "store");
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording() ? fmt::format("swap out sub-group {}", g) : "", "swap",
+      observe::TraceTrack::offload);
   SwapStats before = store_.stats();
   BufferSet& buffers = buffer_sets_[0];
   for (int t = 0; t < tensors_per_sub_group_; ++t)
@@ -144,6 +157,9 @@ void SubGroupSwapper::store(size_t g, const std::vector<Tensor>& values) {
 
 void SubGroupSwapper::load(size_t g, const std::vector<Tensor>& into) {
   check_values(g, into, "load");
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording() ? fmt::format("swap in sub-group {}", g) : "", "swap",
+      observe::TraceTrack::offload);
   SwapStats before = store_.stats();
   BufferSet& buffers = buffer_sets_[0];
   std::vector<SwapStore::Ticket> tickets = start_io(g, buffers, IoDirection::read);
@@ -170,18 +186,34 @@ void SubGroupSwapper::for_each(
     if (count > 0) start_read(0);
     for (size_t g = 0; g < count; ++g) {
       size_t set = g % sets;
-      finish_io(reads[set]);
+      {
+        // The trace shows the waits: a read or write overlapped by the pipeline costs no wait.
+        observe::TraceSpan wait(traced_name("swap in sub-group", g), "swap",
+                                observe::TraceTrack::offload);
+        finish_io(reads[set]);
+      }
       if (pipeline_read_ && g + 1 < count) start_read(g + 1);
       std::vector<Tensor> values;
       for (const Tensor& buffer : buffer_sets_[set])
         values.push_back(buffer.narrow(0, 0, sub_group_numels_[g]));
       auto update_started = Clock::now();
-      update(g, values);
+      {
+        observe::TraceSpan span(traced_name("optimizer sub-group", g), "optimizer",
+                                observe::TraceTrack::optimizer);
+        update(g, values);
+      }
       pipeline_stats_.update_seconds += seconds_since(update_started);
       writes[set] = start_io(g, buffer_sets_[set], IoDirection::write);
-      if (!pipeline_write_) finish_io(writes[set]);
+      if (!pipeline_write_) {
+        observe::TraceSpan wait(traced_name("swap out sub-group", g), "swap",
+                                observe::TraceTrack::offload);
+        finish_io(writes[set]);
+      }
       if (!pipeline_read_ && g + 1 < count) start_read(g + 1);
     }
+    observe::TraceSpan last_writes(
+        observe::TraceRecorder::recording() ? "swap out (last writes)" : "", "swap",
+        observe::TraceTrack::offload);
     for (std::vector<SwapStore::Ticket>& tickets : writes) finish_io(tickets);
   } catch (...) {
     // Nothing may still move into or out of the buffers once the error leaves.

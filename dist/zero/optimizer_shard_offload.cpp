@@ -12,6 +12,7 @@
 #include "core/ops/elementwise.h"
 #include "dist/zero/host_offload.h"
 #include "dist/zero/optimizer_shard.h"
+#include "observe/trace_recorder.h"
 #include "optim/adam.h"
 
 namespace zt::dist {
@@ -92,6 +93,9 @@ void OptimizerShard::offload_owned_gradients(FlatGroupBuffers& group) {
 void OptimizerShard::update_offloaded() {
   const bool one_pass = one_pass_update_applies();
   for (size_t s = 0; s < sub_group_count_; ++s) {
+    observe::TraceSpan span(
+        observe::TraceRecorder::recording() ? fmt::format("optimizer sub-group {}", s) : "",
+        "optimizer", observe::TraceTrack::optimizer);
     if (one_pass) {
       update_sub_group_one_pass(s);
       continue;

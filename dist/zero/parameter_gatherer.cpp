@@ -14,6 +14,7 @@
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "dist/zero/stage3_diagnostics.h"
+#include "observe/trace_recorder.h"
 
 namespace zt::dist {
 
@@ -63,6 +64,12 @@ void ParameterGatherer::start_gather(size_t group_index) {
     ops::copy_(group.gather_source, group.owned_params);
     source = &group.gather_source;
   }
+  if (observe::TraceRecorder::recording()) {
+    gather_started_us_.resize(groups_.size(), -1.0);
+    gather_is_prefetch_.resize(groups_.size(), false);
+    gather_started_us_[group_index] = observe::TraceRecorder::instance().now_us();
+    gather_is_prefetch_[group_index] = starting_prefetch_;
+  }
   group.gather_in_flight = data_parallel_.all_gather_async(*source, group.full_params);
   live_gathered_numel_ += group.plan.padded_numel;
   peak_gathered_numel_ = std::max(peak_gathered_numel_, live_gathered_numel_);
@@ -83,6 +90,26 @@ void ParameterGatherer::finish_gather(size_t group_index) {
   group.gather_in_flight.reset();
   group.gather_source = Tensor();
   if (parameter_swap_) parameter_swap_->send_out(group_index, /*changed=*/false);
+  if (observe::TraceRecorder::recording()) trace_gather_finished(group_index);
+}
+
+// A span from the gather's start to here (where this rank first needs it or drops it).
+void ParameterGatherer::trace_gather_finished(size_t group_index) {
+  if (group_index >= gather_started_us_.size() || gather_started_us_[group_index] < 0) return;
+  observe::TraceRecorder& recorder = observe::TraceRecorder::instance();
+  double start_us = std::exchange(gather_started_us_[group_index], -1.0);
+  bool prefetch = gather_is_prefetch_[group_index];
+  const FlatGroupBuffers& group = *groups_[group_index];
+  std::string owner = group_index < owner_labels_.size() ? owner_labels_[group_index]
+                                                         : fmt::format("group {}", group_index);
+  recorder.add({.name = fmt::format("{} {}", prefetch ? "prefetch" : "gather", owner),
+                .category = prefetch ? "prefetch" : "gather",
+                .track = observe::TraceTrack::parameters,
+                .start_us = start_us,
+                .duration_us = recorder.now_us() - start_us,
+                .args = {{"group", group_index},
+                         {"elements", group.plan.padded_numel},
+                         {"bytes", group.plan.padded_numel * int64_t(dtype_size(model_dtype_))}}});
 }
 
 // Every swap buffer holds a slice whose gather is still in flight (prefetches): the first of
@@ -114,6 +141,9 @@ void ParameterGatherer::release_group(size_t group_index) {
   } else if (!group.gathered) {
     return;
   }
+  bool traced = observe::TraceRecorder::recording() && group_index < owner_labels_.size();
+  observe::TraceSpan span(traced ? "release " + owner_labels_[group_index] : std::string(),
+                          "release", observe::TraceTrack::parameters);
   group.gathered = false;
   group.full_params = Tensor();
   group.full_storage->release();
@@ -150,7 +180,9 @@ void ParameterGatherer::record_and_prefetch(GatherTrace& trace, size_t group_ind
     if (!group.plan.partitioned || group.gathered || group.gather_in_flight) continue;
     int64_t numel = group.plan.padded_numel;
     if (numel > budget || live_gathered_numel_ + numel > zero_.stage3_max_live_parameters) break;
+    starting_prefetch_ = true;
     start_gather(*next);
+    starting_prefetch_ = false;
     budget -= numel;
   }
   // offload_param "nvme": reads of the groups after those start now, into spare buffers.

@@ -75,6 +75,7 @@ class ParameterGatherer {
   void all_gather_owned_slices();
   void finish_a_swapped_gather();
   void name_groups(nn::Module& model, const std::vector<ModuleGroups>& module_groups);
+  void trace_gather_finished(size_t group_index);
 
   ZeroPartitioning partitioning_;
   const ZeroConfig& zero_;
@@ -95,6 +96,11 @@ class ParameterGatherer {
   int64_t live_gathered_numel_ = 0;
   int64_t peak_gathered_numel_ = 0;
   ParameterSwap* parameter_swap_ = nullptr;
+  // The trace (observe/trace_recorder.h): when each group's gather in flight started (< 0:
+  // not traced), whether it was a prefetch, and whether the next start is one.
+  std::vector<double> gather_started_us_;
+  std::vector<bool> gather_is_prefetch_;
+  bool starting_prefetch_ = false;
 };
 
 }  // namespace zt::dist

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/ops/view.h"
+#include "observe/trace_recorder.h"
 
 namespace zt::dist {
 namespace {
@@ -91,6 +92,11 @@ size_t ParameterSwap::take_free_buffer() {
 void ParameterSwap::land_read(size_t group) {
   if (!reading_[group]) return;
   reading_[group] = false;
+  observe::TraceSpan span(
+      observe::TraceRecorder::recording()
+          ? fmt::format("swap in params {} (read ahead)", groups_[group]->plan.module_name)
+          : "",
+      "swap", observe::TraceTrack::offload);
   store_->wait(tickets_[group]);
 }
 
@@ -136,6 +142,10 @@ void ParameterSwap::bring_in(size_t group_index, const std::function<void()>& ma
   }
   size_t b = take_free_buffer();
   Tensor slice = slice_in(b, group_index);
+  observe::TraceSpan span(observe::TraceRecorder::recording()
+                              ? fmt::format("swap in params {}", group.plan.module_name)
+                              : "",
+                          "swap", observe::TraceTrack::offload);
   store_->wait(store_->read(key_of(group_index), slice.raw_data(), slice.nbytes()));
   holder_[group_index] = int(b);
   group.owned_params = slice;
@@ -146,6 +156,10 @@ void ParameterSwap::send_out(size_t group_index, bool changed) {
   land_read(group_index);
   FlatGroupBuffers& group = *groups_[group_index];
   if (changed && group.owned_params.defined()) {
+    observe::TraceSpan span(observe::TraceRecorder::recording()
+                                ? fmt::format("swap out params {}", group.plan.module_name)
+                                : "",
+                            "swap", observe::TraceTrack::offload);
     store_->wait(store_->write(key_of(group_index), group.owned_params.raw_data(),
                                group.owned_params.nbytes()));
   }

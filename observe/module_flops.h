@@ -1,0 +1,27 @@
+// The multiply-accumulates (MACs) one call of a module does itself (its children not included),
+// from its type and the shapes of the call, as DeepSpeed's flops profiler counts them: matrix
+// products and convolutions. FLOPs = 2 * MACs, plus a convolution's bias adds (one per output
+// element). Elementwise work (norms, activations, softmax, pooling, dropout) is not counted:
+// DeepSpeed counts some of it through patched functionals, which a module hook cannot see, and
+// it is a small share of a step.
+// Types: Linear, Conv1D (GPT-2's), LMHead: output elements x input features. Conv2d: output
+// elements x (input channels / groups) x kernel area. GPT2Attention and LlamaAttention: the
+// score and weighted-sum products, 2 x B x T x T_keys x C (the whole T x T square, masked or
+// not, as the kernels compute it). Other types: 0 of their own.
+#pragma once
+
+#include <cstdint>
+
+#include "nn/module.h"
+
+namespace zt::observe {
+
+struct ModuleCost {
+  int64_t macs = 0;
+  int64_t flops = 0;
+};
+
+ModuleCost module_own_cost(const nn::Module& module, const nn::TensorList& inputs,
+                           const nn::TensorList& outputs);
+
+}  // namespace zt::observe

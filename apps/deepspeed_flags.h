@@ -3,10 +3,13 @@
 // --help lists them beside the program's own and one parser reads them all.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <string>
 #include <vector>
 
 #include "apps/cli_flags.h"
+#include "dist/config.h"
 #include "dist/initialize.h"
 
 namespace zt::apps {
@@ -23,6 +26,25 @@ inline std::vector<FlagSpec> deepspeed_flags() {
       {"local_rank", "N", "", "set by launchers; ignored, MPI gives the local rank", "from MPI"},
       {"dist_backend", "auto|nccl|mpi", "auto",
        "ZeRO traffic of a GPU model: NCCL (auto: where each rank has its own GPU) or MPI"}};
+}
+
+// Loads the ds_config.json at `path` for `world_size` ranks. Every rank reads it; the leader
+// prints its warnings, also when the config is rejected: before the ConfigError (every problem,
+// one line each) goes on to the program's error report.
+inline dist::Config load_config_file(const std::string& path, int world_size, bool leader) {
+  std::vector<std::string> warnings;
+  auto print_warnings = [&] {
+    if (!leader) return;
+    for (const std::string& warning : warnings) fmt::print(stderr, "warning: {}\n", warning);
+  };
+  try {
+    dist::Config config = dist::load_config(path, world_size, &warnings);
+    print_warnings();
+    return config;
+  } catch (const dist::ConfigError&) {
+    print_warnings();
+    throw;
+  }
 }
 
 inline DeepSpeedArgs deepspeed_args(const Flags& flags) {

@@ -113,13 +113,7 @@ class GptTrainingRun {
  private:
   std::optional<dist::Config> read_config_file() {
     if (options_.deepspeed.deepspeed_config.empty()) return std::nullopt;
-    std::vector<std::string> warnings;
-    dist::Config config =
-        dist::load_config(options_.deepspeed.deepspeed_config, world_.size(), &warnings);
-    for (const std::string& warning : warnings) {
-      if (leader_) fmt::print(stderr, "warning: {}\n", warning);
-    }
-    return config;
+    return apps::load_config_file(options_.deepspeed.deepspeed_config, world_.size(), leader_);
   }
 
   // Rank 0 writes the model file; every rank writes its files in the checkpoint folder.

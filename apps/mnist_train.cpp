@@ -140,12 +140,7 @@ class TrainingRun {
   // reads the same file; rank 0 prints its warnings once.
   std::optional<dist::Config> read_config_file(const DeepSpeedArgs& deepspeed) {
     if (deepspeed.deepspeed_config.empty()) return std::nullopt;
-    std::vector<std::string> warnings;
-    dist::Config config = dist::load_config(deepspeed.deepspeed_config, world_.size(), &warnings);
-    for (const std::string& warning : warnings) {
-      if (leader_) fmt::print(stderr, "warning: {}\n", warning);
-    }
-    return config;
+    return apps::load_config_file(deepspeed.deepspeed_config, world_.size(), leader_);
   }
 
   // Where the run will write, checked by the ranks that write there: rank 0 the model file

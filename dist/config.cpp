@@ -45,9 +45,11 @@ int64_t multiply_or_zero(std::initializer_list<int64_t> factors) {
 void resolve_batch_triple(Section& top, int world_size, Config& config) {
   std::optional<int64_t> total, micro, accumulation;
   int64_t value = 0;
+  const size_t problems_before = top.problems_so_far();
   if (top.read_int("train_batch_size", value, kCount)) total = value;
   if (top.read_int("train_micro_batch_size_per_gpu", value, kCount)) micro = value;
   if (top.read_int("gradient_accumulation_steps", value, kCount)) accumulation = value;
+  if (top.problems_so_far() != problems_before) return;  // the triple is already reported
   const int64_t world = world_size;
   std::string derived;  // which member was derived, for the message
   if (total && micro && !accumulation) {
@@ -105,8 +107,8 @@ void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
   section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
   if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
       zero.allgather_bucket_size % 2 != 0) {
-    section.fail("allgather_bucket_size",
-                 fmt::format("expected an even integer, got {}", zero.allgather_bucket_size));
+    section.reject("allgather_bucket_size",
+                   fmt::format("expected an even integer, got {}", zero.allgather_bucket_size));
   }
   section.read_int("stage3_prefetch_bucket_size", zero.stage3_prefetch_bucket_size,
                    kNonNegativeCount);
@@ -188,7 +190,7 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
   section.finish();
   // DeepSpeed's checkpointing.configure asserts these.
   if (checkpointing.contiguous_memory_optimization && !checkpointing.partition_activations) {
-    section.fail("contiguous_memory_optimization", "needs \"partition_activations\": true");
+    section.reject("contiguous_memory_optimization", "needs \"partition_activations\": true");
   }
   if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
     section.fail("contiguous_memory_optimization",
@@ -196,7 +198,7 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
                  "checkpointed layers)");
   }
   if (checkpointing.cpu_checkpointing && !checkpointing.partition_activations) {
-    section.fail("cpu_checkpointing", "needs \"partition_activations\": true");
+    section.reject("cpu_checkpointing", "needs \"partition_activations\": true");
   }
   if (checkpointing.partition_activations) {
     context.warn(section.path_of("partition_activations"),
@@ -238,15 +240,47 @@ void read_unimplemented(Section& top) {
     Section block = top.section(key);
     bool enabled = false;
     block.read_bool("enabled", enabled);
-    if (enabled) block.fail("enabled", fmt::format("{} is not implemented yet", key));
+    if (enabled) block.reject("enabled", fmt::format("{} is not implemented yet", key));
   }
   // Blocks that ask for their feature by being present.
   for (std::string_view key : {"sparse_attention", "compression_training"}) {
-    if (top.take(key) != nullptr) top.fail(key, "not implemented yet");
+    if (top.take(key) != nullptr) top.reject(key, "not implemented yet");
   }
 }
 
 }  // namespace
+
+namespace {
+
+// Every section of the file, each read on its own: a problem in one is recorded and the next is
+// read all the same, so that one run lists every problem.
+void read_sections(Section& top, const ParseContext& context, Config& config) {
+  context.read_on([&] { resolve_batch_triple(top, config.world_size, config); });
+  context.read_on([&] {
+    top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);
+    top.read_bool("wall_clock_breakdown", config.wall_clock_breakdown);
+    top.read_number("gradient_clipping", config.gradient_clipping, kNonNegative);
+    top.read_bool("prescale_gradients", config.prescale_gradients);
+    top.read_number("gradient_predivide_factor", config.gradient_predivide_factor, kPositive);
+    top.read_bool("zero_allow_untested_optimizer", config.zero_allow_untested_optimizer);
+  });
+  context.read_on([&] { read_optimizer(top, config.optimizer); });
+  context.read_on([&] { read_scheduler(top, config.scheduler); });
+  context.read_on([&] { read_zero(top, config.zero_optimization, context); });
+  context.read_on([&] { read_precision(top, config); });
+  context.read_on(
+      [&] { read_activation_checkpointing(top, config.activation_checkpointing, context); });
+  context.read_on([&] { read_aio(top, config.aio, context); });
+  context.read_on([&] { read_unimplemented(top); });
+  context.read_on([&] { top.finish(); });
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> errors, std::vector<std::string> warnings)
+    : std::runtime_error(fmt::format("{}", fmt::join(errors, "\n"))),
+      errors_(std::move(errors)),
+      warnings_(std::move(warnings)) {}
 
 Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
                     std::vector<std::string>* warnings) {
@@ -266,21 +300,12 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   config.source_name = source_name;
   config.world_size = world_size;
   Section top(context, &root, "");
-  resolve_batch_triple(top, world_size, config);
-  top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);
-  top.read_bool("wall_clock_breakdown", config.wall_clock_breakdown);
-  top.read_number("gradient_clipping", config.gradient_clipping, kNonNegative);
-  top.read_bool("prescale_gradients", config.prescale_gradients);
-  top.read_number("gradient_predivide_factor", config.gradient_predivide_factor, kPositive);
-  top.read_bool("zero_allow_untested_optimizer", config.zero_allow_untested_optimizer);
-  read_optimizer(top, config.optimizer);
-  read_scheduler(top, config.scheduler);
-  read_zero(top, config.zero_optimization, context);
-  read_precision(top, config);
-  read_activation_checkpointing(top, config.activation_checkpointing, context);
-  read_aio(top, config.aio, context);
-  read_unimplemented(top);
-  top.finish();
+  try {
+    read_sections(top, context, config);
+  } catch (const SectionAbandoned&) {
+    // A reader outside read_on failed: what it recorded is reported with the rest.
+  }
+  if (!context.errors().empty()) throw context.all_problems();
   return config;
 }
 

@@ -14,10 +14,21 @@
 
 namespace zt::dist {
 
-// Every rejection of a config: one line naming the file, the key's path and what was expected.
+// Every rejection of a config. Each problem is one line naming the file, the key's path and what
+// was expected; parse_config collects all of a config's problems into one ConfigError (what()
+// is its lines joined by newlines), with the warnings it gave before them.
 class ConfigError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& problem)
+      : std::runtime_error(problem), errors_{problem} {}
+  ConfigError(std::vector<std::string> errors, std::vector<std::string> warnings);
+
+  const std::vector<std::string>& errors() const { return errors_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+ private:
+  std::vector<std::string> errors_;
+  std::vector<std::string> warnings_;
 };
 
 // optimizer {"type", "params"}. Types are matched case-insensitively and stored canonically.

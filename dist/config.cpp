@@ -23,8 +23,8 @@
 #include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
+#include "dist/config_zero_block.h"
 #include "dist/json_comments.h"
-#include "dist/zero/partitioning.h"
 
 namespace zt::dist {
 namespace {
@@ -86,69 +86,12 @@ void resolve_batch_triple(Section& top, int world_size, Config& config) {
   config.gradient_accumulation_steps = *accumulation;
 }
 
-// ---- zero_optimization (fact sheet 1.7) ----
-
-void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
-  const json* value = top.take("zero_optimization");
-  if (value != nullptr && value->is_boolean()) {
-    zero.stage = value->get<bool>() ? 1 : 0;
-    context.warn("zero_optimization",
-                 fmt::format("a boolean is deprecated; read as {{\"stage\": {}}}", zero.stage));
-    return;
-  }
-  Section section = top.section("zero_optimization", {.auto_keeps_default = true});
-  section.read_int("stage", zero.stage, IntRange{.min = 0, .max = 3});
-  section.read_bool("contiguous_gradients", zero.contiguous_gradients);
-  section.read_bool("reduce_scatter", zero.reduce_scatter);
-  section.read_bool("allgather_partitions", zero.allgather_partitions);
-  // DeepSpeed overlaps by default where parameters are partitioned (its stage 3 engine).
-  if (!section.read_bool("overlap_comm", zero.overlap_comm))
-    zero.overlap_comm = ZeroPartitioning::for_stage(zero.stage).parameters;
-  section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
-  if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
-      zero.allgather_bucket_size % 2 != 0) {
-    section.reject("allgather_bucket_size",
-                   fmt::format("expected an even integer, got {}", zero.allgather_bucket_size));
-  }
-  section.read_int("stage3_prefetch_bucket_size", zero.stage3_prefetch_bucket_size,
-                   kNonNegativeCount);
-  section.read_int("stage3_param_persistence_threshold", zero.stage3_param_persistence_threshold,
-                   kNonNegativeCount);
-  section.read_int("stage3_max_live_parameters", zero.stage3_max_live_parameters,
-                   kNonNegativeCount);
-  section.read_int("stage3_max_reuse_distance", zero.stage3_max_reuse_distance, kNonNegativeCount);
-  section.read_number("stage3_gather_timeout", zero.stage3_gather_timeout, kPositive);
-  section.read_int("sub_group_size", zero.sub_group_size, kCount);
-  read_offload_blocks(section, zero);
-  // Implemented by DeepSpeed, not (yet) here: accepted at DeepSpeed's default only.
-  const std::pair<std::string_view, json> defaults_only[] = {
-      {"use_multi_rank_bucket_allreduce", true},
-      {"load_from_fp32_weights", true},
-      {"elastic_checkpoint", false},
-      {"stage3_model_persistence_threshold", std::numeric_limits<int64_t>::max()},
-      {"stage3_gather_16bit_weights_on_model_save", false},
-      {"stage3_gather_fp16_weights_on_model_save", false},
-      {"stage3_module_granularity_threshold", 0},
-      {"stage3_use_all_reduce_for_fetch_params", false},
-      {"ignore_unused_parameters", true},
-      {"round_robin_gradients", false},
-      {"legacy_stage1", false},
-      {"zero_hpz_partition_size", 1},
-      {"zero_quantized_weights", false},
-      {"zero_quantized_nontrainable_weights", false},
-      {"zero_quantized_gradients", false},
-      {"mics_shard_size", -1},
-      {"mics_hierarchical_params_gather", false},
-  };
-  for (const auto& [key, default_value] : defaults_only)
-    section.require_default(key, default_value);
-  section.finish();
-}
-
 // ---- precision (fact sheet 1.6) ----
 
 void read_precision(Section& top, Config& config) {
-  Section fp16 = top.section("fp16");
+  // DeepSpeed reads these blocks with dict.get and drops "auto" for the default (the Hugging
+  // Face integration fills its "auto" values before DeepSpeed sees them: dist/config_auto.h).
+  Section fp16 = top.section("fp16", {.auto_keeps_default = true});
   fp16.read_bool("enabled", config.fp16.enabled);
   fp16.read_bool("auto_cast", config.fp16.auto_cast);
   fp16.read_number("loss_scale", config.fp16.loss_scale, kNonNegative);
@@ -158,16 +101,23 @@ void read_precision(Section& top, Config& config) {
   fp16.read_int("hysteresis", config.fp16.hysteresis, kCount);
   fp16.read_bool("consecutive_hysteresis", config.fp16.consecutive_hysteresis);
   fp16.read_number("min_loss_scale", config.fp16.min_loss_scale, kPositive);
-  fp16.require_default("fp16_master_weights_and_grads", false);
+  fp16.require_default("fp16_master_weights_and_grads", false,
+                       "not implemented: the master weights and gradients would be fp16, not "
+                       "fp32");
   fp16.finish();
 
   const bool alias_used = top.take("bfloat16") != nullptr;
   if (alias_used && top.take("bf16") != nullptr) {
     top.fail("bfloat16", "deprecated alias of \"bf16\"; set one of them, not both");
   }
-  Section bf16 = top.section(alias_used ? "bfloat16" : "bf16");
+  Section bf16 = top.section(alias_used ? "bfloat16" : "bf16", {.auto_keeps_default = true});
   bf16.read_bool("enabled", config.bf16.enabled);
   bf16.require_default("immediate_grad_update", false);
+  bf16.require_default("bf16_master_weights_and_grads", false,
+                       "not implemented: the master weights and gradients would be bf16, not "
+                       "fp32");
+  bf16.require_default("bf16_optimizer_states", false,
+                       "not implemented: the optimizer's moments would be bf16, not fp32");
   bf16.finish();
 
   if (config.fp16.enabled && config.bf16.enabled) {
@@ -188,15 +138,12 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
   section.read_bool("profile", checkpointing.profile);
   section.read_int("number_checkpoints", checkpointing.number_checkpoints, kCount);
   section.finish();
-  // DeepSpeed's checkpointing.configure asserts these.
+  // DeepSpeed's checkpointing.configure asserts this.
   if (checkpointing.contiguous_memory_optimization && !checkpointing.partition_activations) {
     section.reject("contiguous_memory_optimization", "needs \"partition_activations\": true");
   }
-  if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
-    section.fail("contiguous_memory_optimization",
-                 "needs \"number_checkpoints\" (the number of "
-                 "checkpointed layers)");
-  }
+  // Without number_checkpoints DeepSpeed accepts the config and asserts only when a program
+  // configures checkpointing without a count; zt::initialize does the same (see there).
   if (checkpointing.cpu_checkpointing && !checkpointing.partition_activations) {
     section.reject("cpu_checkpointing", "needs \"partition_activations\": true");
   }
@@ -209,15 +156,70 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
 
 // ---- sections and keys of features this engine does not implement yet ----
 
+// Keys and blocks that would change what is trained: each rejected, when it asks for its
+// feature, with what it would change (never an "unknown key" warning).
+void read_training_changers(Section& top) {
+  top.require_default("sequence_parallel_size", 1,
+                      "not implemented; would split each sequence across ranks and change the "
+                      "data-parallel size");
+  Section tensor_parallel = top.section("tensor_parallel", {.auto_keeps_default = true});
+  for (std::string_view key : {"autotp_size", "tp_size"}) {
+    int64_t size = 0;
+    if (tensor_parallel.read_int(key, size, kNonNegativeCount) && size > 1) {
+      tensor_parallel.reject(key, fmt::format("{}: tensor parallelism is not implemented; it "
+                                              "would split the layers across ranks and change "
+                                              "the data-parallel size",
+                                              size));
+    }
+  }
+  Section tp = tensor_parallel.section("tp");
+  int64_t tp_size = 1;
+  if (tp.read_int("tp_size", tp_size, kCount) && tp_size > 1) {
+    tp.reject("tp_size", fmt::format("{}: tensor parallelism is not implemented; it would split "
+                                     "the layers across ranks",
+                                     tp_size));
+  }
+  tp.ignore({"tp_grain_size"});
+  tp.finish();
+  tensor_parallel.ignore({"tp_overlap_comm", "tp_grain_size", "partition_config",
+                          "injection_policy_tuple", "keep_module_on_host"});
+  tensor_parallel.finish();
+  // Blocks whose feature would change the values trained, asked for by "enabled": true.
+  const std::pair<std::string_view, std::string_view> enabled_changes_training[] = {
+      {"quantize_training",
+       "quantization-aware training is not implemented (it would round the "
+       "weights during training)"},
+      {"torch_autocast",
+       "torch_autocast is not implemented (it would run chosen layers in 16 "
+       "bits); use fp16 or bf16"},
+      {"hybrid_engine",
+       "the hybrid engine is not implemented (it switches the model to "
+       "inference kernels for generation between training steps)"},
+  };
+  for (const auto& [key, reason] : enabled_changes_training) {
+    Section block = top.section(key);
+    bool enabled = false;
+    block.read_bool("enabled", enabled);
+    if (enabled) block.reject("enabled", reason);
+  }
+}
+
 void read_unimplemented(Section& top) {
   const std::pair<std::string_view, json> top_defaults_only[] = {
-      {"memory_breakdown", false},          {"dump_state", false},
-      {"sparse_gradients", false},          {"disable_allgather", false},
-      {"dataloader_drop_last", false},      {"graph_harvesting", false},
-      {"communication_data_type", nullptr}, {"zero_force_ds_cpu_optimizer", true},
+      {"memory_breakdown", false},           {"dump_state", false},
+      {"sparse_gradients", false},           {"dataloader_drop_last", false},
+      {"graph_harvesting", false},           {"communication_data_type", nullptr},
+      {"zero_force_ds_cpu_optimizer", true},
   };
   for (const auto& [key, default_value] : top_defaults_only)
     top.require_default(key, default_value);
+  // DeepSpeed stores it and never reads it.
+  bool disable_allgather = false;
+  top.read_bool("disable_allgather", disable_allgather);
+  read_training_changers(top);
+  // Read by DeepSpeed only for a PipelineModule, torch.compile and its throughput timers:
+  // nothing here trains differently with them.
+  top.ignore({"pipeline", "compile", "timers"});
 
   Section data_types = top.section("data_types");
   data_types.require_default("grad_accum_dtype", nullptr);

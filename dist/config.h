@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -125,9 +126,16 @@ struct ZeroConfig {
   int64_t reduce_bucket_size = 500'000'000;
   int64_t allgather_bucket_size = 500'000'000;  // even; recorded only
   int64_t stage3_prefetch_bucket_size = 50'000'000;
+  // A module's parameters of at most this many elements are kept whole on every rank...
   int64_t stage3_param_persistence_threshold = 100'000;
+  // ...while the whole-kept parameters stay within this many elements in all (DeepSpeed's
+  // model_persistence_threshold; later modules over it are partitioned).
+  int64_t stage3_model_persistence_threshold = std::numeric_limits<int64_t>::max();
   int64_t stage3_max_live_parameters = 1'000'000'000;
   int64_t stage3_max_reuse_distance = 1'000'000'000;  // recorded only
+  // Recorded only: DeepSpeed's save_16bit_model gathers the stage-3 weights with it; this
+  // engine's model files (Engine::consolidated_state_dict, the apps' --save) are always whole.
+  bool gather_16bit_weights_on_model_save = false;
   // Seconds a rank waits in a stage-3 gather for the other ranks to join before it ends the
   // job naming the module (a rank running a forward alone would otherwise wait forever).
   // DeepSpeed has no such key; the default is its process-group timeout, 30 minutes.

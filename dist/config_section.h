@@ -260,6 +260,16 @@ class Section {
     reject(key, fmt::format("expected one of {}, got {}", fmt::join(quoted, ", "), shown(*value)));
     return false;
   }
+  void warn(std::string_view key, std::string_view message) const {
+    context_.warn(path_of(key), message);
+  }
+  // A key that would change training and is not implemented: accepted at DeepSpeed's default
+  // only, and any other value rejected with `reason` (what it would change).
+  void require_default(std::string_view key, const json& default_value, std::string_view reason) {
+    const json* value = take(key);
+    if (value == nullptr || same_value(*value, default_value)) return;
+    reject(key, fmt::format("{}: {}", shown(*value), reason));
+  }
   // A key whose feature is not implemented: accepted only at DeepSpeed's default value.
   void require_default(std::string_view key, const json& default_value) {
     const json* value = take(key);

@@ -79,7 +79,8 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   // parameters; otherwise a group is a reduction bucket.
   int world = world_size();
   plan_ = partitioning_.parameters
-              ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
+              ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold,
+                               zero.stage3_model_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
   groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_);
   if (zero.offload_param.enabled()) offload_owned_parameters(groups_, device_);

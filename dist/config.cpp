@@ -285,7 +285,7 @@ ConfigError::ConfigError(std::vector<std::string> errors, std::vector<std::strin
       warnings_(std::move(warnings)) {}
 
 Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
-                    std::vector<std::string>* warnings) {
+                    std::vector<std::string>* warnings, const ProgramValues& program) {
   ParseContext context(source_name, warnings);
   if (world_size < 1) context.fail("", fmt::format("world size {} must be >= 1", world_size));
   json root;
@@ -301,6 +301,7 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   Config config;
   config.source_name = source_name;
   config.world_size = world_size;
+  config.auto_resolved = resolve_auto_values(root, program, world_size, source_name);
   Section top(context, &root, "");
   try {
     read_sections(top, context, config);
@@ -311,7 +312,8 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   return config;
 }
 
-Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings) {
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings,
+                   const ProgramValues& program) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
     throw ConfigError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
@@ -327,7 +329,7 @@ Config load_config(const std::string& path, int world_size, std::vector<std::str
   if (read_errno != 0) {
     throw ConfigError(fmt::format("{}: cannot read ({})", path, std::strerror(read_errno)));
   }
-  return parse_config(text, path, world_size, warnings);
+  return parse_config(text, path, world_size, warnings, program);
 }
 
 }  // namespace zt::dist

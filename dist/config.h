@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/config_auto.h"
 #include "optim/lr_schedules.h"
 
 namespace zt::dist {
@@ -213,15 +214,20 @@ struct Config {
   Fp16Config fp16;
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;
+  // One line per "auto" the program's values filled, for the program to print at startup.
+  std::vector<std::string> auto_resolved;
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the
 // data-parallel size. Warnings (unknown keys, deprecated forms, "auto" values) are appended to
 // `warnings`, or printed to stderr when it is null. Throws ConfigError.
+// `program`: the values that fill "auto" (dist/config_auto.h); none fill nothing, and an "auto"
+// left where DeepSpeed does not drop it is an error naming the key.
 Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
-                    std::vector<std::string>* warnings);
+                    std::vector<std::string>* warnings, const ProgramValues& program = {});
 
 // Reads the file at `path` and parses it; `path` names the source in messages.
-Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings);
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings,
+                   const ProgramValues& program = {});
 
 }  // namespace zt::dist

@@ -41,7 +41,10 @@ class ParseContext {
   ParseContext(std::string source_name, std::vector<std::string>* warnings)
       : source_name_(std::move(source_name)), warnings_(warnings) {}
 
+  // One line per key: a later problem of a key already reported (a check that follows from
+  // the first, such as "required" after an unresolved "auto") is not repeated.
   void error(std::string_view path, std::string_view message) const {
+    if (!path.empty() && !paths_with_errors_.insert(std::string(path)).second) return;
     errors_.push_back(path.empty() ? fmt::format("{}: {}", source_name_, message)
                                    : fmt::format("{}: {}: {}", source_name_, path, message));
   }
@@ -76,6 +79,7 @@ class ParseContext {
   // Mutable: sections hold the context by const reference and record through it.
   mutable std::vector<std::string> errors_;
   mutable std::vector<std::string> warnings_seen_;
+  mutable std::set<std::string, std::less<>> paths_with_errors_;
 };
 
 // A JSON value as the user wrote it, for "got ..." (strings keep their quotes).
@@ -201,8 +205,16 @@ class Section {
     if (object_ == nullptr) return nullptr;
     auto found = object_->find(key);
     if (found == object_->end() || found->is_null()) return nullptr;
-    if (options_.auto_keeps_default && found->is_string() && *found == "auto") {
-      if (first_take) context_.warn(path_of(key), "\"auto\" keeps DeepSpeed's default");
+    if (found->is_string() && *found == "auto") {
+      // Left over after the program's values filled what they could (dist/config_auto.h).
+      if (!first_take) return nullptr;
+      if (options_.auto_keeps_default) {
+        context_.warn(path_of(key), "\"auto\" keeps DeepSpeed's default");
+      } else {
+        context_.error(path_of(key),
+                       "\"auto\" is not resolved: the program gives no value for it (give the "
+                       "value here, or the program's flag for it)");
+      }
       return nullptr;
     }
     return &*found;

@@ -142,6 +142,9 @@ Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
     }
   }
   dist::apply_activation_checkpointing(checkpointing);
+  if (runtime.rank() == 0) {
+    for (const std::string& line : config.auto_resolved) fmt::print("config: {}\n", line);
+  }
   Initialized result;
   result.grid =
       std::make_unique<comm::ProcessGrid>(comm::ProcessGrid::data_parallel(runtime.world()));

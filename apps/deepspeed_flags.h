@@ -10,6 +10,7 @@
 
 #include "apps/cli_flags.h"
 #include "dist/config.h"
+#include "dist/config_builders.h"
 #include "dist/initialize.h"
 
 namespace zt::apps {
@@ -31,20 +32,45 @@ inline std::vector<FlagSpec> deepspeed_flags() {
 // Loads the ds_config.json at `path` for `world_size` ranks. Every rank reads it; the leader
 // prints its warnings, also when the config is rejected: before the ConfigError (every problem,
 // one line each) goes on to the program's error report.
-inline dist::Config load_config_file(const std::string& path, int world_size, bool leader) {
+inline dist::Config load_config_file(const std::string& path, int world_size, bool leader,
+                                     const dist::ProgramValues& program = {}) {
   std::vector<std::string> warnings;
   auto print_warnings = [&] {
     if (!leader) return;
     for (const std::string& warning : warnings) fmt::print(stderr, "warning: {}\n", warning);
   };
   try {
-    dist::Config config = dist::load_config(path, world_size, &warnings);
+    dist::Config config = dist::load_config(path, world_size, &warnings, program);
     print_warnings();
     return config;
   } catch (const dist::ConfigError&) {
     print_warnings();
     throw;
   }
+}
+
+// The flags of the program's own optimizer: used where the config has no optimizer block (as a
+// script passes its optimizer to deepspeed.initialize), and the source of "auto" values.
+inline std::vector<FlagSpec> optimizer_flags(const std::string& default_optimizer,
+                                             const std::string& default_weight_decay) {
+  return {{"optimizer", "adam|adamw|sgd", default_optimizer,
+           "the program's optimizer, where the config has no optimizer block"},
+          {"weight-decay", "WD", default_weight_decay,
+           "the program's optimizer's weight decay (adam: added to the gradient; adamw: "
+           "decoupled)"}};
+}
+
+// The program's optimizer goes in where the config has no optimizer block; a block in the
+// config is kept. The leader says which optimizer the run uses when it is the program's.
+inline dist::Config with_program_optimizer(dist::Config config,
+                                           const dist::OptimizerConfig& program, bool leader) {
+  if (config.optimizer.present) return config;
+  config = dist::with_client_optimizer(std::move(config), {.optimizer = program}, nullptr);
+  if (leader) {
+    fmt::print("config: {}: no optimizer block; the program's {} (lr {}, weight decay {})\n",
+               config.source_name, program.type, program.lr, program.weight_decay);
+  }
+  return config;
 }
 
 inline DeepSpeedArgs deepspeed_args(const Flags& flags) {

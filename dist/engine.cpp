@@ -40,7 +40,8 @@ void check_engine_config(const Config& config, int data_parallel_size) {
   }
   if (!config.optimizer.present) {
     throw std::invalid_argument(config.source_name +
-                                ": optimizer: the engine needs an optimizer block");
+                                ": optimizer: the config has no optimizer block and the program "
+                                "passes no optimizer (give one of them)");
   }
 }
 

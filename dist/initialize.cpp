@@ -126,6 +126,17 @@ Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
 }
 
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       std::shared_ptr<nn::Module> model, const ClientOptimizer& client,
+                       DistBackend dist_backend, const ParamGroupSpecs& param_groups) {
+  std::vector<std::string> notes;
+  config = dist::with_client_optimizer(std::move(config), client, &notes);
+  if (runtime.rank() == 0) {
+    for (const std::string& line : notes) fmt::print("config: {}\n", line);
+  }
+  return initialize(runtime, std::move(config), std::move(model), dist_backend, param_groups);
+}
+
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model, DistBackend dist_backend,
                        const ParamGroupSpecs& param_groups) {
   if (!model) throw std::invalid_argument("initialize: no model");

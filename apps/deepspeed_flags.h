@@ -61,12 +61,12 @@ inline std::vector<FlagSpec> optimizer_flags(const std::string& default_optimize
 }
 
 // The program's optimizer goes in where the config has no optimizer block; a block in the
-// config is kept. The leader says which optimizer the run uses when it is the program's.
+// config is kept. `say_so` (the leader, with a config file): print that the program's is used.
 inline dist::Config with_program_optimizer(dist::Config config,
-                                           const dist::OptimizerConfig& program, bool leader) {
+                                           const dist::OptimizerConfig& program, bool say_so) {
   if (config.optimizer.present) return config;
   config = dist::with_client_optimizer(std::move(config), {.optimizer = program}, nullptr);
-  if (leader) {
+  if (say_so) {
     fmt::print("config: {}: no optimizer block; the program's {} (lr {}, weight decay {})\n",
                config.source_name, program.type, program.lr, program.weight_decay);
   }

@@ -111,7 +111,8 @@ class GptTrainingRun {
     open_tokens();
     if (options.resume) check_resume_checkpoint();
     config_ = file_config ? *file_config : default_config(options, world_.size());
-    config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options), leader_);
+    config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
+                                           leader_ && file_config);
     micro_batch_ = config_.train_micro_batch_size_per_gpu;
     make_samplers();
     manual_seed(options.seed);

@@ -128,7 +128,8 @@ class TrainingRun {
                   : default_config(options, world_.size(), options.epochs * steps_per_epoch);
     config_ = apps::with_program_optimizer(
         std::move(config_),
-        dist::client_optimizer(options.optimizer, options.lr, options.weight_decay), leader_);
+        dist::client_optimizer(options.optimizer, options.lr, options.weight_decay),
+        leader_ && file_config);
     loader_.emplace(*train_set_, data::DataLoaderOptions{
                                      .batch_size = config_.train_micro_batch_size_per_gpu,
                                      .shuffle = true,

@@ -3,8 +3,10 @@
 #include "dist/config_auto.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 namespace zt::dist {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -144,6 +145,15 @@ class Flags {
     if (text.empty() || *end != '\0' || !(value > min_exclusive)) {
       throw FlagError(
           fmt::format("--{}: expected a number > {}, got '{}'", name, min_exclusive, text));
+    }
+    return value;
+  }
+
+  double get_non_negative_double(const std::string& name) const {
+    double value = get_double(name, -std::numeric_limits<double>::infinity());
+    if (!(value >= 0.0)) {
+      throw FlagError(
+          fmt::format("--{}: expected a number >= 0, got '{}'", name, value_or_default(name)));
     }
     return value;
   }

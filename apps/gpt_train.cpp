@@ -41,26 +41,56 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Without a ds_config.json: ZeRO stage 0, AdamW (betas 0.9, 0.99, weight decay 0.1 on the
-// matrices), gradients clipped to norm 1, the learning rate warmed up linearly over the first
-// tenth of the steps (at most 100) and decayed linearly to 0 at the last.
+// The warm-up of the program's own schedule: the first tenth of the steps, 1 to 100.
+int64_t warmup_steps_of(int64_t total_steps) {
+  return std::clamp<int64_t>(total_steps / 10, 1, 100);
+}
+
+// Without a ds_config.json: ZeRO stage 0, the program's optimizer (--optimizer, by default AdamW
+// with betas 0.9, 0.99 and weight decay 0.1 on the matrices), gradients clipped to norm 1, the
+// learning rate warmed up linearly over the first tenth of the steps (at most 100) and decayed
+// linearly to 0 at the last.
 dist::Config default_config(const GptTrainOptions& options, int world_size) {
   int64_t total_steps = std::max<int64_t>(options.steps, 2);  // the schedule needs 2
-  std::string text = fmt::format(R"({{
+  std::string text =
+      fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {},
     "gradient_accumulation_steps": 1,
     "steps_per_print": 0,
     "gradient_clipping": 1.0,
-    "optimizer": {{"type": "AdamW",
-                  "params": {{"lr": {}, "betas": [0.9, 0.99], "weight_decay": 0.1}}}},
     "scheduler": {{"type": "WarmupDecayLR",
                   "params": {{"warmup_min_lr": 0, "warmup_max_lr": {}, "warmup_num_steps": {},
                              "warmup_type": "linear", "total_num_steps": {}}}}},
     "zero_optimization": {{"stage": 0}}
   }})",
-                                 options.batch_size, options.lr, options.lr,
-                                 std::clamp<int64_t>(total_steps / 10, 1, 100), total_steps);
+                  options.batch_size, options.lr, warmup_steps_of(total_steps), total_steps);
   return dist::parse_config(text, "gpt_train defaults", world_size, nullptr);
+}
+
+// The program's optimizer: --optimizer with --lr and --weight-decay, Adam's betas (0.9, 0.99).
+dist::OptimizerConfig program_optimizer(const GptTrainOptions& options) {
+  dist::OptimizerConfig optimizer =
+      dist::client_optimizer(options.optimizer, options.lr, options.weight_decay);
+  optimizer.betas = {0.9, 0.99};
+  return optimizer;
+}
+
+// What gpt_train's flags say, for the config's "auto" values (as the Hugging Face integration
+// fills them from its training arguments and the model's hidden size).
+dist::ProgramValues program_values(const GptTrainOptions& options) {
+  int64_t total_steps = std::max<int64_t>(options.steps, 2);
+  return {.micro_batch_size = options.batch_size,
+          .gradient_accumulation_steps = 1,
+          .lr = options.lr,
+          .weight_decay = options.weight_decay,
+          .betas = std::array<double, 2>{0.9, 0.99},
+          .eps = 1e-8,
+          .gradient_clipping = 1.0,
+          .warmup_steps = warmup_steps_of(total_steps),
+          .total_steps = total_steps,
+          .fp16 = false,
+          .bf16 = false,
+          .hidden_size = options.model.n_embd};
 }
 
 // The mean cross entropy of next-token prediction over a batch, taken in f32 whatever the
@@ -81,6 +111,8 @@ class GptTrainingRun {
     open_tokens();
     if (options.resume) check_resume_checkpoint();
     config_ = file_config ? *file_config : default_config(options, world_.size());
+    config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
+                                           leader_ && file_config);
     micro_batch_ = config_.train_micro_batch_size_per_gpu;
     make_samplers();
     manual_seed(options.seed);
@@ -113,13 +145,8 @@ class GptTrainingRun {
  private:
   std::optional<dist::Config> read_config_file() {
     if (options_.deepspeed.deepspeed_config.empty()) return std::nullopt;
-    std::vector<std::string> warnings;
-    dist::Config config =
-        dist::load_config(options_.deepspeed.deepspeed_config, world_.size(), &warnings);
-    for (const std::string& warning : warnings) {
-      if (leader_) fmt::print(stderr, "warning: {}\n", warning);
-    }
-    return config;
+    return apps::load_config_file(options_.deepspeed.deepspeed_config, world_.size(), leader_,
+                                  program_values(options_));
   }
 
   // Rank 0 writes the model file; every rank writes its files in the checkpoint folder.

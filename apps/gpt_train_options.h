@@ -22,7 +22,9 @@ struct GptTrainOptions {
   int64_t stop_step = 0;  // where this run stops (--max-steps, else steps)
   int64_t eval_interval = 0, eval_iters = 0, log_interval = 0;
   int64_t batch_size = 0;  // per rank, without --deepspeed_config
-  double lr = 0.0;         // without --deepspeed_config
+  double lr = 0.0;         // the program's optimizer's, and "auto"'s
+  std::string optimizer;   // adam, adamw or sgd: where the config has no optimizer block
+  double weight_decay = 0.0;
   std::string data_dir, text_dir;
   int64_t validation_every = 10;
   uint64_t seed = 0;
@@ -58,7 +60,8 @@ inline const CommandLine& gpt_train_command_line() {
             {"eval-iters", "N", "20", "validation batches per rank per evaluation"},
             {"log-interval", "N", "10", "training loss and tokens/s every N steps"},
             {"batch-size", "N", "16", "windows per rank per step (without --deepspeed_config)"},
-            {"lr", "LR", "0.001", "AdamW's peak learning rate (without --deepspeed_config)"},
+            {"lr", "LR", "0.001",
+             "the program's optimizer's peak learning rate; \"auto\" in a config takes it"},
             {"data-dir", "DIR", "data/fortunes",
              "where the token file is, prepared there once from --text-dir"},
             {"text-dir", "DIR", "/usr/share/games/fortunes",
@@ -72,6 +75,7 @@ inline const CommandLine& gpt_train_command_line() {
             {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
         }};
+    for (const FlagSpec& flag : optimizer_flags("adamw", "0.1")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
     return table;
   }();
@@ -102,6 +106,8 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.log_interval = flags.get_int("log-interval", 1);
   options.batch_size = flags.get_int("batch-size", 1);
   options.lr = flags.get_double("lr", 0.0);
+  options.optimizer = flags.get_choice("optimizer");
+  options.weight_decay = flags.get_non_negative_double("weight-decay");
   options.data_dir = flags.get_string("data-dir");
   options.text_dir = flags.get_string("text-dir");
   options.validation_every = flags.get_int("validation-every", 2);

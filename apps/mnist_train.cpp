@@ -49,27 +49,55 @@ namespace {
 
 using apps::TrainOptions;
 
-// Plain data parallelism with Adam when no ds_config.json is given: --batch-size samples per
-// rank per step, and the learning rate warmed up linearly over 100 steps from 0 to --lr, then
-// decayed linearly to 0 at the last step (measured on Fashion-MNIST: +1 point for the MLP after
-// 3 epochs over a constant rate).
+// Plain data parallelism with the program's optimizer (--optimizer, --lr, --weight-decay) when no
+// ds_config.json is given: --batch-size samples per rank per step, and the learning rate warmed up
+// linearly over 100 steps from 0 to --lr, then decayed linearly to 0 at the last step (measured on
+// Fashion-MNIST: +1 point for the MLP after 3 epochs over a constant rate).
 dist::Config default_config(const TrainOptions& options, int world_size, int64_t total_steps) {
   if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
   // The schedule needs 2 steps at least (its warm-up counts as 2); a 1-step run decays less.
   total_steps = std::max<int64_t>(total_steps, 2);
-  std::string text = fmt::format(R"({{
+  std::string text =
+      fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {},
     "gradient_accumulation_steps": 1,
     "steps_per_print": 0,
-    "optimizer": {{"type": "Adam", "params": {{"lr": {}}}}},
     "scheduler": {{"type": "WarmupDecayLR",
                   "params": {{"warmup_min_lr": 0, "warmup_max_lr": {}, "warmup_num_steps": {},
                              "warmup_type": "linear", "total_num_steps": {}}}}},
     "zero_optimization": {{"stage": 0}}
   }})",
-                                 options.batch_size, options.lr, options.lr,
-                                 std::min<int64_t>(100, total_steps), total_steps);
+                  options.batch_size, options.lr, std::min<int64_t>(100, total_steps), total_steps);
   return dist::parse_config(text, "mnist_train defaults", world_size, nullptr);
+}
+
+// The training split of MNIST and of Fashion-MNIST alike: the config's "auto" values are filled
+// before the data is read (so that the config's errors come first).
+constexpr int64_t kTrainImages = 60'000;
+
+int64_t total_steps_of(const TrainOptions& options, int world_size) {
+  int64_t samples_per_rank = (kTrainImages + world_size - 1) / world_size;
+  int64_t steps =
+      options.epochs * ((samples_per_rank + options.batch_size - 1) / options.batch_size);
+  return options.max_steps > 0 ? std::min(steps, options.max_steps) : steps;
+}
+
+// What mnist_train's flags say, for the config's "auto" values (as the Hugging Face integration
+// fills them from its training arguments): its schedule warms up over 100 steps at most, and
+// it does not clip.
+dist::ProgramValues program_values(const TrainOptions& options, int world_size) {
+  int64_t total_steps = std::max<int64_t>(total_steps_of(options, world_size), 2);
+  return {.micro_batch_size = options.batch_size,
+          .gradient_accumulation_steps = 1,
+          .lr = options.lr,
+          .weight_decay = options.weight_decay,
+          .betas = std::array<double, 2>{0.9, 0.999},
+          .eps = 1e-8,
+          .gradient_clipping = 0.0,
+          .warmup_steps = std::min<int64_t>(100, total_steps),
+          .total_steps = total_steps,
+          .fp16 = false,
+          .bf16 = false};
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -98,6 +126,10 @@ class TrainingRun {
     config_ = file_config
                   ? *file_config
                   : default_config(options, world_.size(), options.epochs * steps_per_epoch);
+    config_ = apps::with_program_optimizer(
+        std::move(config_),
+        dist::client_optimizer(options.optimizer, options.lr, options.weight_decay),
+        leader_ && file_config);
     loader_.emplace(*train_set_, data::DataLoaderOptions{
                                      .batch_size = config_.train_micro_batch_size_per_gpu,
                                      .shuffle = true,
@@ -140,12 +172,8 @@ class TrainingRun {
   // reads the same file; rank 0 prints its warnings once.
   std::optional<dist::Config> read_config_file(const DeepSpeedArgs& deepspeed) {
     if (deepspeed.deepspeed_config.empty()) return std::nullopt;
-    std::vector<std::string> warnings;
-    dist::Config config = dist::load_config(deepspeed.deepspeed_config, world_.size(), &warnings);
-    for (const std::string& warning : warnings) {
-      if (leader_) fmt::print(stderr, "warning: {}\n", warning);
-    }
-    return config;
+    return apps::load_config_file(deepspeed.deepspeed_config, world_.size(), leader_,
+                                  program_values(options_, world_.size()));
   }
 
   // Where the run will write, checked by the ranks that write there: rank 0 the model file

@@ -18,6 +18,8 @@ namespace zt::apps {
 struct TrainOptions {
   int64_t epochs = 0, batch_size = 0;
   double lr = 0.0;
+  std::string optimizer;  // adam, adamw or sgd: where the config has no optimizer block
+  double weight_decay = 0.0;
   std::string model, dataset, data_dir, save_path;
   uint64_t seed = 0;
   bool report = false;
@@ -39,7 +41,8 @@ inline const CommandLine& train_command_line() {
         {
             {"epochs", "N", "3", "epochs to train"},
             {"batch-size", "N", "64", "samples per rank per step (without --deepspeed_config)"},
-            {"lr", "LR", "0.001", "Adam's peak learning rate (without --deepspeed_config)"},
+            {"lr", "LR", "0.001",
+             "the program's optimizer's (peak) learning rate; \"auto\" in a config takes it"},
             {"model", "cnn|mlp", "cnn", "the network: PyTorch's MNIST CNN, or 784-256-128-10"},
             {"dataset", "auto|mnist|fashion", "auto",
              "auto: MNIST if --data-dir holds it, else Debian's Fashion-MNIST"},
@@ -55,6 +58,7 @@ inline const CommandLine& train_command_line() {
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
             {"report", "", "", "train one step, print each rank's memory and traffic, stop"},
         }};
+    for (const FlagSpec& flag : optimizer_flags("adam", "0")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
     return table;
   }();
@@ -66,6 +70,8 @@ inline TrainOptions read_train_options(const Flags& flags) {
   options.epochs = flags.get_int("epochs", 1);
   options.batch_size = flags.get_int("batch-size", 1);
   options.lr = flags.get_double("lr", 0.0);
+  options.optimizer = flags.get_choice("optimizer");
+  options.weight_decay = flags.get_non_negative_double("weight-decay");
   options.model = flags.get_choice("model");
   options.dataset = flags.get_choice("dataset");
   options.data_dir = flags.get_string("data-dir");

@@ -25,8 +25,8 @@
 #include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
 #include "dist/config_sparse_attention.h"
+#include "dist/config_zero_block.h"
 #include "dist/json_comments.h"
-#include "dist/zero/partitioning.h"
 
 namespace zt::dist {
 namespace {
@@ -47,9 +47,11 @@ int64_t multiply_or_zero(std::initializer_list<int64_t> factors) {
 void resolve_batch_triple(Section& top, int world_size, Config& config) {
   std::optional<int64_t> total, micro, accumulation;
   int64_t value = 0;
+  const size_t problems_before = top.problems_so_far();
   if (top.read_int("train_batch_size", value, kCount)) total = value;
   if (top.read_int("train_micro_batch_size_per_gpu", value, kCount)) micro = value;
   if (top.read_int("gradient_accumulation_steps", value, kCount)) accumulation = value;
+  if (top.problems_so_far() != problems_before) return;  // the triple is already reported
   const int64_t world = world_size;
   std::string derived;  // which member was derived, for the message
   if (total && micro && !accumulation) {
@@ -86,69 +88,12 @@ void resolve_batch_triple(Section& top, int world_size, Config& config) {
   config.gradient_accumulation_steps = *accumulation;
 }
 
-// ---- zero_optimization (fact sheet 1.7) ----
-
-void read_zero(Section& top, ZeroConfig& zero, const ParseContext& context) {
-  const json* value = top.take("zero_optimization");
-  if (value != nullptr && value->is_boolean()) {
-    zero.stage = value->get<bool>() ? 1 : 0;
-    context.warn("zero_optimization",
-                 fmt::format("a boolean is deprecated; read as {{\"stage\": {}}}", zero.stage));
-    return;
-  }
-  Section section = top.section("zero_optimization", {.auto_keeps_default = true});
-  section.read_int("stage", zero.stage, IntRange{.min = 0, .max = 3});
-  section.read_bool("contiguous_gradients", zero.contiguous_gradients);
-  section.read_bool("reduce_scatter", zero.reduce_scatter);
-  section.read_bool("allgather_partitions", zero.allgather_partitions);
-  // DeepSpeed overlaps by default where parameters are partitioned (its stage 3 engine).
-  if (!section.read_bool("overlap_comm", zero.overlap_comm))
-    zero.overlap_comm = ZeroPartitioning::for_stage(zero.stage).parameters;
-  section.read_int("reduce_bucket_size", zero.reduce_bucket_size, kCount);
-  if (section.read_int("allgather_bucket_size", zero.allgather_bucket_size, kCount) &&
-      zero.allgather_bucket_size % 2 != 0) {
-    section.fail("allgather_bucket_size",
-                 fmt::format("expected an even integer, got {}", zero.allgather_bucket_size));
-  }
-  section.read_int("stage3_prefetch_bucket_size", zero.stage3_prefetch_bucket_size,
-                   kNonNegativeCount);
-  section.read_int("stage3_param_persistence_threshold", zero.stage3_param_persistence_threshold,
-                   kNonNegativeCount);
-  section.read_int("stage3_max_live_parameters", zero.stage3_max_live_parameters,
-                   kNonNegativeCount);
-  section.read_int("stage3_max_reuse_distance", zero.stage3_max_reuse_distance, kNonNegativeCount);
-  section.read_number("stage3_gather_timeout", zero.stage3_gather_timeout, kPositive);
-  section.read_int("sub_group_size", zero.sub_group_size, kCount);
-  read_offload_blocks(section, zero);
-  // Implemented by DeepSpeed, not (yet) here: accepted at DeepSpeed's default only.
-  const std::pair<std::string_view, json> defaults_only[] = {
-      {"use_multi_rank_bucket_allreduce", true},
-      {"load_from_fp32_weights", true},
-      {"elastic_checkpoint", false},
-      {"stage3_model_persistence_threshold", std::numeric_limits<int64_t>::max()},
-      {"stage3_gather_16bit_weights_on_model_save", false},
-      {"stage3_gather_fp16_weights_on_model_save", false},
-      {"stage3_module_granularity_threshold", 0},
-      {"stage3_use_all_reduce_for_fetch_params", false},
-      {"ignore_unused_parameters", true},
-      {"round_robin_gradients", false},
-      {"legacy_stage1", false},
-      {"zero_hpz_partition_size", 1},
-      {"zero_quantized_weights", false},
-      {"zero_quantized_nontrainable_weights", false},
-      {"zero_quantized_gradients", false},
-      {"mics_shard_size", -1},
-      {"mics_hierarchical_params_gather", false},
-  };
-  for (const auto& [key, default_value] : defaults_only)
-    section.require_default(key, default_value);
-  section.finish();
-}
-
 // ---- precision (fact sheet 1.6) ----
 
 void read_precision(Section& top, Config& config) {
-  Section fp16 = top.section("fp16");
+  // DeepSpeed reads these blocks with dict.get and drops "auto" for the default (the Hugging
+  // Face integration fills its "auto" values before DeepSpeed sees them: dist/config_auto.h).
+  Section fp16 = top.section("fp16", {.auto_keeps_default = true});
   fp16.read_bool("enabled", config.fp16.enabled);
   fp16.read_bool("auto_cast", config.fp16.auto_cast);
   fp16.read_number("loss_scale", config.fp16.loss_scale, kNonNegative);
@@ -158,16 +103,23 @@ void read_precision(Section& top, Config& config) {
   fp16.read_int("hysteresis", config.fp16.hysteresis, kCount);
   fp16.read_bool("consecutive_hysteresis", config.fp16.consecutive_hysteresis);
   fp16.read_number("min_loss_scale", config.fp16.min_loss_scale, kPositive);
-  fp16.require_default("fp16_master_weights_and_grads", false);
+  fp16.require_default("fp16_master_weights_and_grads", false,
+                       "not implemented: the master weights and gradients would be fp16, not "
+                       "fp32");
   fp16.finish();
 
   const bool alias_used = top.take("bfloat16") != nullptr;
   if (alias_used && top.take("bf16") != nullptr) {
     top.fail("bfloat16", "deprecated alias of \"bf16\"; set one of them, not both");
   }
-  Section bf16 = top.section(alias_used ? "bfloat16" : "bf16");
+  Section bf16 = top.section(alias_used ? "bfloat16" : "bf16", {.auto_keeps_default = true});
   bf16.read_bool("enabled", config.bf16.enabled);
   bf16.require_default("immediate_grad_update", false);
+  bf16.require_default("bf16_master_weights_and_grads", false,
+                       "not implemented: the master weights and gradients would be bf16, not "
+                       "fp32");
+  bf16.require_default("bf16_optimizer_states", false,
+                       "not implemented: the optimizer's moments would be bf16, not fp32");
   bf16.finish();
 
   if (config.fp16.enabled && config.bf16.enabled) {
@@ -188,17 +140,14 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
   section.read_bool("profile", checkpointing.profile);
   section.read_int("number_checkpoints", checkpointing.number_checkpoints, kCount);
   section.finish();
-  // DeepSpeed's checkpointing.configure asserts these.
+  // DeepSpeed's checkpointing.configure asserts this.
   if (checkpointing.contiguous_memory_optimization && !checkpointing.partition_activations) {
-    section.fail("contiguous_memory_optimization", "needs \"partition_activations\": true");
+    section.reject("contiguous_memory_optimization", "needs \"partition_activations\": true");
   }
-  if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
-    section.fail("contiguous_memory_optimization",
-                 "needs \"number_checkpoints\" (the number of "
-                 "checkpointed layers)");
-  }
+  // Without number_checkpoints DeepSpeed accepts the config and asserts only when a program
+  // configures checkpointing without a count; zt::initialize does the same (see there).
   if (checkpointing.cpu_checkpointing && !checkpointing.partition_activations) {
-    section.fail("cpu_checkpointing", "needs \"partition_activations\": true");
+    section.reject("cpu_checkpointing", "needs \"partition_activations\": true");
   }
   if (checkpointing.partition_activations) {
     context.warn(section.path_of("partition_activations"),
@@ -209,18 +158,70 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
 
 // ---- sections and keys of features this engine does not implement yet ----
 
+// Keys and blocks that would change what is trained: each rejected, when it asks for its
+// feature, with what it would change (never an "unknown key" warning).
+void read_training_changers(Section& top) {
+  top.require_default("sequence_parallel_size", 1,
+                      "not implemented; would split each sequence across ranks and change the "
+                      "data-parallel size");
+  Section tensor_parallel = top.section("tensor_parallel", {.auto_keeps_default = true});
+  for (std::string_view key : {"autotp_size", "tp_size"}) {
+    int64_t size = 0;
+    if (tensor_parallel.read_int(key, size, kNonNegativeCount) && size > 1) {
+      tensor_parallel.reject(key, fmt::format("{}: tensor parallelism is not implemented; it "
+                                              "would split the layers across ranks and change "
+                                              "the data-parallel size",
+                                              size));
+    }
+  }
+  Section tp = tensor_parallel.section("tp");
+  int64_t tp_size = 1;
+  if (tp.read_int("tp_size", tp_size, kCount) && tp_size > 1) {
+    tp.reject("tp_size", fmt::format("{}: tensor parallelism is not implemented; it would split "
+                                     "the layers across ranks",
+                                     tp_size));
+  }
+  tp.ignore({"tp_grain_size"});
+  tp.finish();
+  tensor_parallel.ignore({"tp_overlap_comm", "tp_grain_size", "partition_config",
+                          "injection_policy_tuple", "keep_module_on_host"});
+  tensor_parallel.finish();
+  // Blocks whose feature would change the values trained, asked for by "enabled": true.
+  const std::pair<std::string_view, std::string_view> enabled_changes_training[] = {
+      {"quantize_training",
+       "quantization-aware training is not implemented (it would round the "
+       "weights during training)"},
+      {"torch_autocast",
+       "torch_autocast is not implemented (it would run chosen layers in 16 "
+       "bits); use fp16 or bf16"},
+      {"hybrid_engine",
+       "the hybrid engine is not implemented (it switches the model to "
+       "inference kernels for generation between training steps)"},
+  };
+  for (const auto& [key, reason] : enabled_changes_training) {
+    Section block = top.section(key);
+    bool enabled = false;
+    block.read_bool("enabled", enabled);
+    if (enabled) block.reject("enabled", reason);
+  }
+}
+
 void read_unimplemented(Section& top) {
   const std::pair<std::string_view, json> top_defaults_only[] = {
-      {"dump_state", false},
-      {"sparse_gradients", false},
-      {"disable_allgather", false},
-      {"dataloader_drop_last", false},
-      {"graph_harvesting", false},
+      {"dump_state", false},           {"sparse_gradients", false},
+      {"dataloader_drop_last", false}, {"graph_harvesting", false},
       {"communication_data_type", nullptr},
       {"zero_force_ds_cpu_optimizer", true},
   };
   for (const auto& [key, default_value] : top_defaults_only)
     top.require_default(key, default_value);
+  // DeepSpeed stores it and never reads it.
+  bool disable_allgather = false;
+  top.read_bool("disable_allgather", disable_allgather);
+  read_training_changers(top);
+  // Read by DeepSpeed only for a PipelineModule, torch.compile and its throughput timers:
+  // nothing here trains differently with them.
+  top.ignore({"pipeline", "compile", "timers"});
 
   Section data_types = top.section("data_types");
   data_types.require_default("grad_accum_dtype", nullptr);
@@ -242,18 +243,52 @@ void read_unimplemented(Section& top) {
     Section block = top.section(key);
     bool enabled = false;
     block.read_bool("enabled", enabled);
-    if (enabled) block.fail("enabled", fmt::format("{} is not implemented yet", key));
+    if (enabled) block.reject("enabled", fmt::format("{} is not implemented yet", key));
   }
   // Blocks that ask for their feature by being present.
   for (std::string_view key : {"compression_training"}) {
-    if (top.take(key) != nullptr) top.fail(key, "not implemented yet");
+    if (top.take(key) != nullptr) top.reject(key, "not implemented yet");
   }
 }
 
 }  // namespace
 
+namespace {
+
+// Every section of the file, each read on its own: a problem in one is recorded and the next is
+// read all the same, so that one run lists every problem.
+void read_sections(Section& top, const ParseContext& context, Config& config) {
+  context.read_on([&] { resolve_batch_triple(top, config.world_size, config); });
+  context.read_on([&] {
+    top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);
+    top.read_bool("wall_clock_breakdown", config.wall_clock_breakdown);
+    top.read_number("gradient_clipping", config.gradient_clipping, kNonNegative);
+    top.read_bool("prescale_gradients", config.prescale_gradients);
+    top.read_number("gradient_predivide_factor", config.gradient_predivide_factor, kPositive);
+    top.read_bool("zero_allow_untested_optimizer", config.zero_allow_untested_optimizer);
+  });
+  context.read_on([&] { read_optimizer(top, config.optimizer); });
+  context.read_on([&] { read_scheduler(top, config.scheduler); });
+  context.read_on([&] { read_zero(top, config.zero_optimization, context); });
+  context.read_on([&] { read_precision(top, config); });
+  context.read_on(
+      [&] { read_activation_checkpointing(top, config.activation_checkpointing, context); });
+  context.read_on([&] { read_aio(top, config.aio, context); });
+  context.read_on([&] { read_sparse_attention(top, config.sparse_attention, context); });
+  context.read_on([&] { read_monitor_blocks(top, config.observe); });
+  context.read_on([&] { read_unimplemented(top); });
+  context.read_on([&] { top.finish(); });
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> errors, std::vector<std::string> warnings)
+    : std::runtime_error(fmt::format("{}", fmt::join(errors, "\n"))),
+      errors_(std::move(errors)),
+      warnings_(std::move(warnings)) {}
+
 Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
-                    std::vector<std::string>* warnings) {
+                    std::vector<std::string>* warnings, const ProgramValues& program) {
   ParseContext context(source_name, warnings);
   if (world_size < 1) context.fail("", fmt::format("world size {} must be >= 1", world_size));
   json root;
@@ -269,28 +304,19 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   Config config;
   config.source_name = source_name;
   config.world_size = world_size;
+  config.auto_resolved = resolve_auto_values(root, program, world_size, source_name);
   Section top(context, &root, "");
-  resolve_batch_triple(top, world_size, config);
-  top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);
-  top.read_bool("wall_clock_breakdown", config.wall_clock_breakdown);
-  top.read_number("gradient_clipping", config.gradient_clipping, kNonNegative);
-  top.read_bool("prescale_gradients", config.prescale_gradients);
-  top.read_number("gradient_predivide_factor", config.gradient_predivide_factor, kPositive);
-  top.read_bool("zero_allow_untested_optimizer", config.zero_allow_untested_optimizer);
-  read_optimizer(top, config.optimizer);
-  read_scheduler(top, config.scheduler);
-  read_zero(top, config.zero_optimization, context);
-  read_precision(top, config);
-  read_activation_checkpointing(top, config.activation_checkpointing, context);
-  read_aio(top, config.aio, context);
-  read_sparse_attention(top, config.sparse_attention, context);
-  read_monitor_blocks(top, config.observe);
-  read_unimplemented(top);
-  top.finish();
+  try {
+    read_sections(top, context, config);
+  } catch (const SectionAbandoned&) {
+    // A reader outside read_on failed: what it recorded is reported with the rest.
+  }
+  if (!context.errors().empty()) throw context.all_problems();
   return config;
 }
 
-Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings) {
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings,
+                   const ProgramValues& program) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
     throw ConfigError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
@@ -306,7 +332,7 @@ Config load_config(const std::string& path, int world_size, std::vector<std::str
   if (read_errno != 0) {
     throw ConfigError(fmt::format("{}: cannot read ({})", path, std::strerror(read_errno)));
   }
-  return parse_config(text, path, world_size, warnings);
+  return parse_config(text, path, world_size, warnings, program);
 }
 
 }  // namespace zt::dist

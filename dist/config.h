@@ -6,21 +6,34 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/sparse_layout.h"
+#include "dist/config_auto.h"
 #include "observe/observe_config.h"
 #include "optim/lr_schedules.h"
 
 namespace zt::dist {
 
-// Every rejection of a config: one line naming the file, the key's path and what was expected.
+// Every rejection of a config. Each problem is one line naming the file, the key's path and what
+// was expected; parse_config collects all of a config's problems into one ConfigError (what()
+// is its lines joined by newlines), with the warnings it gave before them.
 class ConfigError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& problem)
+      : std::runtime_error(problem), errors_{problem} {}
+  ConfigError(std::vector<std::string> errors, std::vector<std::string> warnings);
+
+  const std::vector<std::string>& errors() const { return errors_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+ private:
+  std::vector<std::string> errors_;
+  std::vector<std::string> warnings_;
 };
 
 // optimizer {"type", "params"}. Types are matched case-insensitively and stored canonically.
@@ -117,9 +130,16 @@ struct ZeroConfig {
   int64_t reduce_bucket_size = 500'000'000;
   int64_t allgather_bucket_size = 500'000'000;  // even; recorded only
   int64_t stage3_prefetch_bucket_size = 50'000'000;
+  // A module's parameters of at most this many elements are kept whole on every rank...
   int64_t stage3_param_persistence_threshold = 100'000;
+  // ...while the whole-kept parameters stay within this many elements in all (DeepSpeed's
+  // model_persistence_threshold; later modules over it are partitioned).
+  int64_t stage3_model_persistence_threshold = std::numeric_limits<int64_t>::max();
   int64_t stage3_max_live_parameters = 1'000'000'000;
   int64_t stage3_max_reuse_distance = 1'000'000'000;  // recorded only
+  // Recorded only: DeepSpeed's save_16bit_model gathers the stage-3 weights with it; this
+  // engine's model files (Engine::consolidated_state_dict, the apps' --save) are always whole.
+  bool gather_16bit_weights_on_model_save = false;
   // Seconds a rank waits in a stage-3 gather for the other ranks to join before it ends the
   // job naming the module (a rank running a forward alone would otherwise wait forever).
   // DeepSpeed has no such key; the default is its process-group timeout, 30 minutes.
@@ -199,15 +219,20 @@ struct Config {
   ActivationCheckpointingConfig activation_checkpointing;
   std::optional<SparsityConfig> sparse_attention;  // dist/config_sparse_attention.h
   observe::ObserveConfig observe;  // trace, comms_logger, flops_profiler, monitors
+  // One line per "auto" the program's values filled, for the program to print at startup.
+  std::vector<std::string> auto_resolved;
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the
 // data-parallel size. Warnings (unknown keys, deprecated forms, "auto" values) are appended to
 // `warnings`, or printed to stderr when it is null. Throws ConfigError.
+// `program`: the values that fill "auto" (dist/config_auto.h); none fill nothing, and an "auto"
+// left where DeepSpeed does not drop it is an error naming the key.
 Config parse_config(const std::string& json_text, const std::string& source_name, int world_size,
-                    std::vector<std::string>* warnings);
+                    std::vector<std::string>* warnings, const ProgramValues& program = {});
 
 // Reads the file at `path` and parses it; `path` names the source in messages.
-Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings);
+Config load_config(const std::string& path, int world_size, std::vector<std::string>* warnings,
+                   const ProgramValues& program = {});
 
 }  // namespace zt::dist

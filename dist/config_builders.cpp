@@ -44,6 +44,57 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
   return std::make_unique<optim::Sgd>(std::move(groups), sgd_options(config));
 }
 
+OptimizerConfig client_optimizer(const std::string& name, double lr, double weight_decay) {
+  OptimizerConfig optimizer;
+  optimizer.present = true;
+  optimizer.lr = lr;
+  optimizer.weight_decay = weight_decay;
+  if (name == "adam" || name == "adamw") {
+    optimizer.type = name == "adam" ? "Adam" : "AdamW";
+    optimizer.adam_w_mode = name == "adamw";
+    optimizer.torch_adam = true;
+  } else if (name == "sgd") {
+    optimizer.type = "SGD";
+  } else {
+    throw std::invalid_argument(
+        fmt::format("optimizer: expected one of adam, adamw, sgd, got '{}'", name));
+  }
+  return optimizer;
+}
+
+Config with_client_optimizer(Config config, const ClientOptimizer& client,
+                             std::vector<std::string>* notes) {
+  auto note = [&](std::string line) {
+    if (notes != nullptr) notes->push_back(std::move(line));
+  };
+  if (client.optimizer) {
+    if (config.optimizer.present) {
+      note(
+          fmt::format("{}: optimizer: the block is ignored; the program passes its own {} "
+                      "(DeepSpeed uses a client optimizer over the config's)",
+                      config.source_name, client.optimizer->type));
+    }
+    config.optimizer = *client.optimizer;
+    config.optimizer.present = true;
+  } else if (!config.optimizer.present) {
+    throw std::invalid_argument(fmt::format(
+        "{}: optimizer: the config has no optimizer block and the program passes no optimizer "
+        "(give one of them)",
+        config.source_name));
+  }
+  if (client.lr_scheduler) {
+    if (config.scheduler.present) {
+      note(
+          fmt::format("{}: scheduler: the block is ignored; the program passes its own {} "
+                      "(DeepSpeed uses a client schedule over the config's)",
+                      config.source_name, client.lr_scheduler->type));
+    }
+    config.scheduler = *client.lr_scheduler;
+    config.scheduler.present = true;
+  }
+  return config;
+}
+
 std::unique_ptr<optim::LRSchedule> make_schedule(const SchedulerConfig& config,
                                                  optim::Optimizer& optimizer) {
   if (!config.present) return nullptr;

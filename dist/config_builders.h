@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "dist/config.h"
@@ -31,5 +33,25 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
 // schedule right after the optimizer. A last_batch_iteration >= 0 resumes at that iteration.
 std::unique_ptr<optim::LRSchedule> make_schedule(const SchedulerConfig& config,
                                                  optim::Optimizer& optimizer);
+
+// deepspeed.initialize's optimizer and lr_scheduler arguments: the program's own optimizer and
+// schedule. The engine builds its optimizer over the slices it owns (as DeepSpeed's ZeRO points
+// a client optimizer at its flat partitions), so they are given by type and hyperparameters.
+struct ClientOptimizer {
+  std::optional<OptimizerConfig> optimizer;
+  std::optional<SchedulerConfig> lr_scheduler;
+};
+
+// A program's optimizer by its torch.optim name: "adam" (torch.optim.Adam: weight decay added
+// to the gradient), "adamw" (decoupled decay) or "sgd" (no momentum), with PyTorch's defaults
+// otherwise. Throws std::invalid_argument naming the name.
+OptimizerConfig client_optimizer(const std::string& name, double lr, double weight_decay);
+
+// DeepSpeed's rule for the program's optimizer and schedule: one the program passes is used,
+// and the config's block, if any, is then ignored (a note says so); a config without an
+// optimizer block needs one from the program (std::invalid_argument naming the file otherwise).
+// Notes are appended to `notes` (null: none kept).
+Config with_client_optimizer(Config config, const ClientOptimizer& client,
+                             std::vector<std::string>* notes);
 
 }  // namespace zt::dist

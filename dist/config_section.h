@@ -1,8 +1,8 @@
 // Reading one JSON object of ds_config.json with DeepSpeed's rules: each typed read registers
 // its key, so whatever is left at finish() is an unknown key (a warning naming its path, or an
-// error where a section says so); a wrong type or value is a ConfigError naming the path and
-// what was expected. Internal to dist/config.cpp and dist/config_optimizer_blocks.cpp, which
-// hold the sections themselves.
+// error where a section says so); a wrong type or value is an error naming the path and what
+// was expected, recorded so that parsing goes on and every problem is reported at once. Internal to
+// dist/config.cpp and dist/config_optimizer_blocks.cpp, which hold the sections themselves.
 #pragma once
 
 #include <fmt/format.h>
@@ -25,27 +25,61 @@ namespace zt::dist::config_reading {
 
 using json = nlohmann::json;
 
+// Thrown by ParseContext::fail after it has recorded the problem: it leaves the key or section
+// being read, and parse_config catches it and reads on with the next one (read_on). Outside
+// parse_config it is the one-problem ConfigError it derives from.
+class SectionAbandoned : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
+// Where one parse's warnings and errors go. A problem is recorded, not thrown, so that one run
+// reports every problem of a config: error() records and goes on (a typed read that rejects a
+// value keeps the field's default), fail() records and leaves the current section.
 class ParseContext {
  public:
   ParseContext(std::string source_name, std::vector<std::string>* warnings)
       : source_name_(std::move(source_name)), warnings_(warnings) {}
 
+  // One line per key: a later problem of a key already reported (a check that follows from
+  // the first, such as "required" after an unresolved "auto") is not repeated.
+  void error(std::string_view path, std::string_view message) const {
+    if (!path.empty() && !paths_with_errors_.insert(std::string(path)).second) return;
+    errors_.push_back(path.empty() ? fmt::format("{}: {}", source_name_, message)
+                                   : fmt::format("{}: {}: {}", source_name_, path, message));
+  }
   [[noreturn]] void fail(std::string_view path, std::string_view message) const {
-    if (path.empty()) throw ConfigError(fmt::format("{}: {}", source_name_, message));
-    throw ConfigError(fmt::format("{}: {}: {}", source_name_, path, message));
+    error(path, message);
+    throw SectionAbandoned(errors_.back());
   }
   void warn(std::string_view path, std::string_view message) const {
     std::string line = fmt::format("{}: {}: {}", source_name_, path, message);
     if (warnings_ != nullptr) {
-      warnings_->push_back(std::move(line));
+      warnings_->push_back(line);
     } else {
       fmt::print(stderr, "warning: {}\n", line);
     }
+    warnings_seen_.push_back(std::move(line));
   }
+  // Runs one reader; a fail() inside it ends only that reader.
+  template <typename Reader>
+  void read_on(Reader&& reader) const {
+    try {
+      reader();
+    } catch (const SectionAbandoned&) {
+    }
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+  // Every problem recorded so far as one ConfigError, with the warnings given before them.
+  ConfigError all_problems() const { return ConfigError(errors_, warnings_seen_); }
 
  private:
   std::string source_name_;
   std::vector<std::string>* warnings_;
+  // Mutable: sections hold the context by const reference and record through it.
+  mutable std::vector<std::string> errors_;
+  mutable std::vector<std::string> warnings_seen_;
+  mutable std::set<std::string, std::less<>> paths_with_errors_;
 };
 
 // A JSON value as the user wrote it, for "got ..." (strings keep their quotes).
@@ -156,6 +190,13 @@ class Section {
   [[noreturn]] void fail(std::string_view key, std::string_view message) const {
     context_.fail(path_of(key), message);
   }
+  // Problems recorded so far in the whole file (a check that depends on a rejected value
+  // compares it before and after the reads, and stays silent).
+  size_t problems_so_far() const { return context_.errors().size(); }
+  // Records a problem with `key` and reads on (the field keeps its default).
+  void reject(std::string_view key, std::string_view message) const {
+    context_.error(path_of(key), message);
+  }
 
   // The value of `key`, registered as known; nullptr when absent, null, or "auto" where that
   // keeps the default.
@@ -164,8 +205,16 @@ class Section {
     if (object_ == nullptr) return nullptr;
     auto found = object_->find(key);
     if (found == object_->end() || found->is_null()) return nullptr;
-    if (options_.auto_keeps_default && found->is_string() && *found == "auto") {
-      if (first_take) context_.warn(path_of(key), "\"auto\" keeps DeepSpeed's default");
+    if (found->is_string() && *found == "auto") {
+      // Left over after the program's values filled what they could (dist/config_auto.h).
+      if (!first_take) return nullptr;
+      if (options_.auto_keeps_default) {
+        context_.warn(path_of(key), "\"auto\" keeps DeepSpeed's default");
+      } else {
+        context_.error(path_of(key),
+                       "\"auto\" is not resolved: the program gives no value for it (give the "
+                       "value here, or the program's flag for it)");
+      }
       return nullptr;
     }
     return &*found;
@@ -178,8 +227,10 @@ class Section {
   bool read_bool(std::string_view key, bool& field) {
     const json* value = take(key);
     if (value == nullptr) return false;
-    if (!value->is_boolean())
-      fail(key, fmt::format("expected true or false, got {}", shown(*value)));
+    if (!value->is_boolean()) {
+      reject(key, fmt::format("expected true or false, got {}", shown(*value)));
+      return false;
+    }
     field = value->get<bool>();
     return true;
   }
@@ -187,7 +238,8 @@ class Section {
     const json* value = take(key);
     if (value == nullptr) return false;
     if (!value->is_number() || !range.contains(value->get<double>())) {
-      fail(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+      reject(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+      return false;
     }
     field = value->get<double>();
     return true;
@@ -199,7 +251,8 @@ class Section {
     std::optional<int64_t> integer = as_int64(*value);
     if (!integer || !range.contains(*integer) || *integer < std::numeric_limits<Int>::min() ||
         *integer > std::numeric_limits<Int>::max()) {
-      fail(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+      reject(key, fmt::format("expected {}, got {}", range.text(), shown(*value)));
+      return false;
     }
     field = Int(*integer);
     return true;
@@ -216,17 +269,29 @@ class Section {
     }
     std::vector<std::string> quoted;
     for (std::string_view choice : choices) quoted.push_back(fmt::format("\"{}\"", choice));
-    fail(key, fmt::format("expected one of {}, got {}", fmt::join(quoted, ", "), shown(*value)));
+    reject(key, fmt::format("expected one of {}, got {}", fmt::join(quoted, ", "), shown(*value)));
+    return false;
+  }
+  void warn(std::string_view key, std::string_view message) const {
+    context_.warn(path_of(key), message);
+  }
+  // A key that would change training and is not implemented: accepted at DeepSpeed's default
+  // only, and any other value rejected with `reason` (what it would change).
+  void require_default(std::string_view key, const json& default_value, std::string_view reason) {
+    const json* value = take(key);
+    if (value == nullptr || same_value(*value, default_value)) return;
+    reject(key, fmt::format("{}: {}", shown(*value), reason));
   }
   // A key whose feature is not implemented: accepted only at DeepSpeed's default value.
   void require_default(std::string_view key, const json& default_value) {
     const json* value = take(key);
     if (value == nullptr || same_value(*value, default_value)) return;
     if (default_value.is_boolean() && !value->is_boolean()) {
-      fail(key, fmt::format("expected true or false, got {}", shown(*value)));
+      reject(key, fmt::format("expected true or false, got {}", shown(*value)));
+      return;
     }
-    fail(key, fmt::format("{} is not implemented yet (only the default {} is accepted)",
-                          shown(*value), shown(default_value)));
+    reject(key, fmt::format("{} is not implemented yet (only the default {} is accepted)",
+                            shown(*value), shown(default_value)));
   }
   // A nested object; absent (or null) gives an absent section.
   Section section(std::string_view key, Options options = {}) {
@@ -242,8 +307,10 @@ class Section {
     if (object_ == nullptr) return;
     for (const auto& [key, value] : object_->items()) {
       if (known_keys_.contains(key)) continue;
-      if (!options_.unknown_key_error.empty())
-        fail(key, options_.unknown_key_error + suggestion(key));
+      if (!options_.unknown_key_error.empty()) {
+        reject(key, options_.unknown_key_error + suggestion(key));
+        continue;
+      }
       context_.warn(path_of(key), "unknown key, ignored" + suggestion(key));
     }
   }

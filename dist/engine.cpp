@@ -41,7 +41,8 @@ void check_engine_config(const Config& config, int data_parallel_size) {
   }
   if (!config.optimizer.present) {
     throw std::invalid_argument(config.source_name +
-                                ": optimizer: the engine needs an optimizer block");
+                                ": optimizer: the config has no optimizer block and the program "
+                                "passes no optimizer (give one of them)");
   }
 }
 
@@ -85,7 +86,8 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   // parameters; otherwise a group is a reduction bucket.
   int world = world_size();
   plan_ = partitioning_.parameters
-              ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold)
+              ? plan_by_module(*model_, world, zero.stage3_param_persistence_threshold,
+                               zero.stage3_model_persistence_threshold)
               : plan_by_bucket(model_->named_parameters(), zero.reduce_bucket_size, world);
   groups_ = build_flat_group_buffers(plan_, partitioning_, model_dtype_, device_, *data_parallel_,
                                      zero.offload_optimizer.enabled());

@@ -126,10 +126,36 @@ Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
 }
 
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       std::shared_ptr<nn::Module> model, const ClientOptimizer& client,
+                       DistBackend dist_backend, const ParamGroupSpecs& param_groups) {
+  std::vector<std::string> notes;
+  config = dist::with_client_optimizer(std::move(config), client, &notes);
+  if (runtime.rank() == 0) {
+    for (const std::string& line : notes) fmt::print("config: {}\n", line);
+  }
+  return initialize(runtime, std::move(config), std::move(model), dist_backend, param_groups);
+}
+
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model, DistBackend dist_backend,
                        const ParamGroupSpecs& param_groups) {
   if (!model) throw std::invalid_argument("initialize: no model");
-  dist::apply_activation_checkpointing(config.activation_checkpointing);
+  dist::ActivationCheckpointingConfig checkpointing = config.activation_checkpointing;
+  if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
+    // DeepSpeed asserts on this only when a program configures checkpointing without a count;
+    // here no count means the buffer has no size, so the option is left off, and said so.
+    checkpointing.contiguous_memory_optimization = false;
+    if (runtime.rank() == 0) {
+      fmt::print(stderr,
+                 "warning: {}: activation_checkpointing.contiguous_memory_optimization has no "
+                 "effect without number_checkpoints\n",
+                 config.source_name);
+    }
+  }
+  dist::apply_activation_checkpointing(checkpointing);
+  if (runtime.rank() == 0) {
+    for (const std::string& line : config.auto_resolved) fmt::print("config: {}\n", line);
+  }
   Initialized result;
   result.grid =
       std::make_unique<comm::ProcessGrid>(comm::ProcessGrid::data_parallel(runtime.world()));

@@ -10,6 +10,7 @@
 #include "comm/mpi_runtime.h"
 #include "comm/process_grid.h"
 #include "dist/config.h"
+#include "dist/config_builders.h"
 #include "dist/engine.h"
 #include "dist/param_groups.h"
 #include "nn/module.h"
@@ -66,6 +67,15 @@ Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
 // With a config already built (its world_size must be the runtime's). Collective.
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model,
+                       DistBackend dist_backend = DistBackend::automatic,
+                       const ParamGroupSpecs& param_groups = {});
+
+// deepspeed.initialize(model, config, optimizer, lr_scheduler): the program's own optimizer and
+// schedule, under DeepSpeed's rule (dist::with_client_optimizer: the program's wins over the
+// config's block, which a note on rank 0 then says is ignored). Collective.
+using dist::ClientOptimizer;
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       std::shared_ptr<nn::Module> model, const ClientOptimizer& client,
                        DistBackend dist_backend = DistBackend::automatic,
                        const ParamGroupSpecs& param_groups = {});
 

@@ -66,6 +66,7 @@ PartitionedInit::PartitionedInit(comm::Communicator& data_parallel, const Config
         config.source_name, zero.stage));
   }
   persistence_threshold_ = zero.stage3_param_persistence_threshold;
+  model_persistence_threshold_ = zero.stage3_model_persistence_threshold;
   slices_in_host_memory_ = zero.offload_param.enabled();
   check_generators_agree(data_parallel);
   open();
@@ -75,6 +76,7 @@ PartitionedInit::PartitionedInit(comm::Communicator& data_parallel, const ZeroCo
     : world_size_(data_parallel.size()),
       rank_(data_parallel.rank()),
       persistence_threshold_(zero.stage3_param_persistence_threshold),
+      model_persistence_threshold_(zero.stage3_model_persistence_threshold),
       slices_in_host_memory_(zero.offload_param.enabled()) {
   check_generators_agree(data_parallel);
   open();
@@ -189,7 +191,9 @@ void PartitionedInit::finish_module(nn::Module& module, const std::string& modul
     numel += parameter.numel();
   }
   if (members.empty()) return;
-  if (numel <= persistence_threshold_) {
+  if (numel <= persistence_threshold_ &&
+      numel <= model_persistence_threshold_ - kept_whole_numel_) {
+    kept_whole_numel_ += numel;
     for (auto& [name, parameter] : members) kept_whole_[parameter.impl()] = parameter.impl_ptr();
     ++groups_kept_whole_;
     return;

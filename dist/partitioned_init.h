@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -70,6 +71,9 @@ class PartitionedInit final : public nn::ConstructionObserver {
   int world_size_ = 1;
   int rank_ = 0;
   int64_t persistence_threshold_ = 0;
+  // The groups kept whole stay within this many elements in all, as in plan_by_module.
+  int64_t model_persistence_threshold_ = std::numeric_limits<int64_t>::max();
+  int64_t kept_whole_numel_ = 0;
   bool slices_in_host_memory_ = false;  // offload_param: slices under MemoryTag::param_offload
   bool open_ = false;
   nn::ConstructionObserver* previous_ = nullptr;

@@ -93,12 +93,14 @@ PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, i
   return plan;
 }
 
-PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold) {
+PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold,
+                             int64_t model_persistence_threshold) {
   if (world_size < 1) throw std::invalid_argument("partition plan: world_size must be >= 1");
   PartitionPlan plan;
   plan.world_size = world_size;
   std::optional<DType> dtype;
   GroupOfParameter group_of;
+  int64_t kept_whole_numel = 0;
   auto modules = model.named_modules();
   for (auto& [module_name, module] : modules) {
     FlatGroup group;
@@ -113,7 +115,9 @@ PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persiste
     }
     if (group.params.empty()) continue;
     close_group(group, world_size);
-    group.partitioned = group.numel > persistence_threshold;
+    group.partitioned = group.numel > persistence_threshold ||
+                        group.numel > model_persistence_threshold - kept_whole_numel;
+    if (!group.partitioned) kept_whole_numel += group.numel;
     plan.groups.push_back(std::move(group));
   }
   // Second pass: an external parameter may belong to a module planned after its reader.

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -66,8 +67,12 @@ struct PartitionPlan {
 PartitionPlan plan_by_bucket(const NamedTensors& params, int64_t bucket_numel, int world_size);
 
 // With P_p: one group per module with parameters of its own; groups of at most
-// persistence_threshold elements are not partitioned. Throws std::invalid_argument naming the
-// module when an external parameter it declared is not a parameter of `model`.
-PartitionPlan plan_by_module(nn::Module& model, int world_size, int64_t persistence_threshold);
+// persistence_threshold elements are not partitioned, as long as the groups kept whole hold at
+// most model_persistence_threshold elements in all (later ones over it are partitioned).
+// Throws std::invalid_argument naming the module when an external parameter it declared is not
+// a parameter of `model`.
+PartitionPlan plan_by_module(
+    nn::Module& model, int world_size, int64_t persistence_threshold,
+    int64_t model_persistence_threshold = std::numeric_limits<int64_t>::max());
 
 }  // namespace zt::dist

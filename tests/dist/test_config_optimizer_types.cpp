@@ -2,6 +2,9 @@
 // names and defaults read, and what cannot run here refused with the reason.
 #include <doctest/doctest.h>
 
+#include "core/factory.h"
+#include "dist/config_builders.h"
+#include "optim/lamb.h"
 #include "tests/dist/config_test_helpers.h"
 
 namespace zt::testing {
@@ -33,6 +36,25 @@ TEST_CASE("Lamb and the compressed-communication optimizers read DeepSpeed's key
   CHECK(lamb1.optimizer.factor_min == 0.25);
   CHECK(lamb1.optimizer.factor_threshold == 0.2);
   CHECK(lamb1.optimizer.freeze_step == 100000);  // DeepSpeed's default
+}
+
+TEST_CASE("the repository's 1-bit Adam config parses, and make_optimizer builds Lamb") {
+  std::vector<std::string> warnings;
+  Config onebit = dist::load_config((repository_configs() / "ds_config_onebit_adam.json").string(),
+                                    8, &warnings);
+  CHECK(warnings.empty());
+  CHECK(onebit.optimizer.type == "OneBitAdam");
+  CHECK(onebit.optimizer.freeze_step == 100);
+  Config lamb = parse(with_batch(R"("optimizer": {"type": "Lamb", "params": {"lr": 0.02,
+      "max_coeff": 3.0, "min_coeff": 0.1, "betas": [0.8, 0.9]}})"));
+  Tensor weight = zeros({3});
+  auto optimizer = dist::make_optimizer(lamb.optimizer, optim::single_group({weight}, 0.5));
+  auto* built = dynamic_cast<optim::Lamb*>(optimizer.get());
+  REQUIRE(built != nullptr);
+  CHECK(built->lr() == 0.02);
+  CHECK(built->options().max_coeff == 3.0);
+  CHECK(built->options().min_coeff == 0.1);
+  CHECK(built->options().beta1 == 0.8);
 }
 
 TEST_CASE("what the optimizer types cannot take is refused, naming the key") {

@@ -58,6 +58,7 @@ void OneBitAdam::step() {
                                 beta2);
       } else if (compress) {
         compression_for(state.compression, count).average(state.exp_avg);
+        onebit::mask_unseen(exp_avg, state.exp_avg_sq.data_ptr<float>(), count);
       }
       state.step += 1;
       last_step = state.step;

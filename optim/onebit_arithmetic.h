@@ -30,4 +30,13 @@ inline void apply_adam_update(float* param, const float* exp_avg, const float* e
   }
 }
 
+// Zeroes the averaged momentum of the elements whose variance is 0: no rank ever saw a gradient
+// there (a padding element, a unit that never fired), yet the compression hands every element
+// +-scale, and m / (sqrt(0) + eps) would move it by scale / eps. DeepSpeed leaves this to a
+// user's exp_avg_mask; the variance already says where it is needed.
+inline void mask_unseen(float* exp_avg, const float* exp_avg_sq, int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    if (exp_avg_sq[i] == 0.0f) exp_avg[i] = 0.0f;
+}
+
 }  // namespace zt::optim::onebit

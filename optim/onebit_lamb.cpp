@@ -106,6 +106,7 @@ void OneBitLamb::frozen_step(const Entry& entry, const std::vector<float>& last_
   double factor = 0.0;
   for (int64_t i = 0; i < count; ++i) {
     exp_avg[i] /= float(state.scaling);
+    if (exp_avg_sq[i] == 0.0f) exp_avg[i] = 0.0f;  // no gradient ever: onebit::mask_unseen
     const float reconstructed = (exp_avg[i] - last_exp_avg[size_t(i)] * beta1) / (1.0f - beta1);
     fresh[i] = beta2 * fresh[i] + (1.0f - beta2) * reconstructed * reconstructed;
     const float denominator = std::sqrt(exp_avg_sq[i]) + eps;

@@ -51,6 +51,7 @@ void ZeroOneAdam::synchronise(const Tensor& param, State& state) {
   }
   if (data_parallel_.size() > 1)
     compression_for(state.compression, count).average(state.accumulated_move);
+  onebit::mask_unseen(move, exp_avg_sq, count);
   for (int64_t i = 0; i < count; ++i) {
     exp_avg[i] = -(move[i] / float(state.lr_sum));
     weights[i] += move[i] / (std::sqrt(exp_avg_sq[i]) + eps);
@@ -74,6 +75,7 @@ void ZeroOneAdam::step_param(const ParamGroup& group, const Tensor& param, const
       // with one there is nothing to average, and the momentum is updated all the same.
       Tensor averaged = ops::clone(grad);
       if (data_parallel_.size() > 1) compression_for(state.compression, count).average(averaged);
+      onebit::mask_unseen(averaged.data_ptr<float>(), state.exp_avg_sq.data_ptr<float>(), count);
       onebit::update_momentum(exp_avg, averaged.data_ptr<float>(), count, beta1);
     }
   } else {

@@ -16,6 +16,7 @@
 #include "core/generator.h"
 #include "core/ops/view.h"
 #include "dist/engine.h"
+#include "optim/onebit_adam.h"
 #include "tests/error_of.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
@@ -182,6 +183,24 @@ TEST_CASE(
     CHECK(adam[step] >= 16 * onebit[step]);
     CHECK(adam[step] >= 16 * zero_one[step]);
   }
+}
+
+TEST_CASE("1-bit Adam leaves still the elements that never had a gradient") {
+  // The compression hands every element +-scale; where the variance is 0 the update would be
+  // scale / eps. Elements 8..15 never get a gradient.
+  comm::MpiCommunicator& world = test_world();
+  Tensor param = zeros({16});
+  param.set_requires_grad(true);
+  optim::OneBitAdam optimizer(optim::single_group({param}, 0.01), world, {.freeze_step = 2});
+  for (int step = 0; step < 6; ++step) {
+    std::vector<double> grad(16, 0.0);
+    for (size_t i = 0; i < 8; ++i) grad[i] = std::sin(double(i + 1) * (step + 1 + world.rank()));
+    param.set_grad(from_values(grad, {16}));
+    optimizer.step();
+  }
+  std::vector<double> values = param.to_vector();
+  for (size_t i = 8; i < 16; ++i) CHECK(values[i] == 0.0);
+  CHECK(std::abs(values[0]) > 0.0);
 }
 
 TEST_CASE("the compressed-communication optimizers run at stage 0 only, as in DeepSpeed") {

@@ -116,6 +116,7 @@ OPTIMIZER_AVX2_FLAGS := -mavx2 -mfma
 OPTIMIZER_AVX512_FLAGS := -mavx512f -mfma
 endif
 $(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
+$(BUILD)/core/cpu/cpu_optimizer_lamb.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX2_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX512_FLAGS)
 # The f32 GELU loops (core/cpu/vector_math.h's tanh) vectorise only when GCC may evaluate both
@@ -214,6 +215,7 @@ FUZZ_CXXFLAGS := $(filter-out -fopenmp $(OPT),$(CXXFLAGS)) -O1 -fsanitize=fuzzer
 FUZZ_LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -lpthread
 
 $(FUZZ_BUILD)/core/cpu/cpu_optimizer.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS)
+$(FUZZ_BUILD)/core/cpu/cpu_optimizer_lamb.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS)
 $(FUZZ_BUILD)/core/cpu/cpu_optimizer_avx2.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS) \
   $(OPTIMIZER_AVX2_FLAGS)
 $(FUZZ_BUILD)/core/cpu/cpu_optimizer_avx512.o: FUZZ_CXXFLAGS += $(OPTIMIZER_FLAGS) \

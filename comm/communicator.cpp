@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
+
 #include <chrono>
 #include <thread>
 
@@ -28,8 +30,8 @@ bool Work::wait_for(double timeout_seconds) {
 
 std::string_view collective_kind_name(CollectiveKind kind) {
   static constexpr std::string_view kNames[kCollectiveKindCount] = {
-      "all_reduce", "reduce_scatter", "all_gather", "broadcast",
-      "reduce",     "barrier",        "send",       "recv"};
+      "all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce",
+      "barrier",    "send",           "recv",       "all_to_all"};
   return kNames[size_t(kind)];
 }
 
@@ -41,6 +43,7 @@ int64_t ring_payload_bytes(CollectiveKind kind, int64_t full_bytes, int group_si
       return 2 * full_bytes * (ranks - 1) / ranks;
     case CollectiveKind::reduce_scatter:
     case CollectiveKind::all_gather:
+    case CollectiveKind::all_to_all:
       return full_bytes * (ranks - 1) / ranks;
     case CollectiveKind::broadcast:
     case CollectiveKind::reduce:
@@ -83,6 +86,11 @@ std::string CommStats::summary() const {
                     counter.payload_bytes, counter.buffer_bytes, counter.seconds);
   }
   return lines;
+}
+
+void Communicator::all_to_all(const Tensor&, const Tensor&) {
+  throw std::logic_error(
+      fmt::format("all_to_all: the {} communicator does not implement it", name()));
 }
 
 void Communicator::all_reduce(const Tensor& tensor, ReduceOperation op) {

@@ -6,7 +6,8 @@
 // Payload bytes are what a bandwidth-optimal ring algorithm sends from this rank, which is what
 // the ZeRO paper's communication volumes count: all_reduce of B bytes sends 2B(N-1)/N,
 // reduce_scatter and all_gather of a B-byte full buffer send B(N-1)/N, broadcast and reduce
-// send B (root) as a pipeline would, send sends B. Libraries may pick other algorithms
+// send B (root) as a pipeline would, send sends B, all_to_all of a B-byte buffer of N slices
+// sends the N - 1 slices that leave the rank, B(N-1)/N. Libraries may pick other algorithms
 // internally; the counts describe the data each rank must move, not their wire traffic.
 // ring_payload_bytes() below is the one place this model is computed: the 2B(N-1)/N of an
 // all_reduce whose B is not a multiple of N rounds down; broadcast and reduce charge B to every
@@ -39,9 +40,10 @@ enum class CollectiveKind : uint8_t {
   reduce,
   barrier,
   send,
-  recv
+  recv,
+  all_to_all
 };
-inline constexpr size_t kCollectiveKindCount = 8;
+inline constexpr size_t kCollectiveKindCount = 9;
 std::string_view collective_kind_name(CollectiveKind kind);
 
 struct CollectiveCounter {
@@ -104,6 +106,12 @@ class Communicator {
                       ReduceOperation op = ReduceOperation::sum);
   void all_gather(const Tensor& input, const Tensor& output);
   void broadcast(const Tensor& tensor, int root);
+
+  // input and output hold size() equal slices; slice s of rank r's input lands in slice r of
+  // rank s's output (MPI_Alltoall). Blocking. The default throws std::logic_error naming the
+  // communicator: one without it cannot run the compressed all-reduce
+  // (comm/compressed_allreduce.h).
+  virtual void all_to_all(const Tensor& input, const Tensor& output);
 
   // The result lands in root's tensor; other ranks' tensors are left as they were.
   virtual void reduce(const Tensor& tensor, int root,

@@ -198,6 +198,27 @@ void MpiCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op)
   counter.seconds += seconds_since(start);
 }
 
+void MpiCommunicator::all_to_all(const Tensor& input, const Tensor& output) {
+  constexpr std::string_view kOp = "all_to_all";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "input", input);
+  check_tensor(kOp, "output", output);
+  check_same_dtype(kOp, input, output);
+  if (input.numel() != output.numel() || input.numel() % size_ != 0 || overlaps(input, output))
+    throw std::invalid_argument(fmt::format(
+        "{}: input ({}) and output ({}) must be separate buffers of equal size in {} equal "
+        "slices",
+        kOp, describe(input), describe(output), size_));
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::all_to_all, input.nbytes(), input.nbytes(), size_);
+  const int slice = int(input.numel() / size_);
+  const MPI_Datatype datatype = mpi_datatype(input.dtype());
+  check_mpi(
+      MPI_Alltoall(input.raw_data(), slice, datatype, output.raw_data(), slice, datatype, comm_),
+      kOp);
+  counter.seconds += seconds_since(start);
+}
+
 void MpiCommunicator::barrier() {
   Clock::time_point start = Clock::now();
   CollectiveCounter& counter = count_call(stats_, CollectiveKind::barrier, 0, 0, size_);

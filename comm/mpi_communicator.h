@@ -41,6 +41,7 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Work> all_gather_async(const Tensor& input, const Tensor& output) override;
   std::unique_ptr<Work> broadcast_async(const Tensor& tensor, int root) override;
 
+  void all_to_all(const Tensor& input, const Tensor& output) override;
   void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) override;
   void barrier() override;
   void send(const Tensor& tensor, int destination, int tag = 0) override;

@@ -13,6 +13,7 @@
 #include "core/attention_geometry.h"
 #include "core/device.h"
 #include "core/dtype.h"
+#include "core/lamb_arithmetic.h"
 #include "core/optimizer_arithmetic.h"
 #include "core/tensor.h"
 #include "core/unary_ops.h"

@@ -39,7 +39,7 @@ class ConfigError : public std::runtime_error {
 // optimizer {"type", "params"}. Types are matched case-insensitively and stored canonically.
 struct OptimizerConfig {
   bool present = false;
-  std::string type;  // "Adam", "AdamW" or "SGD"
+  std::string type;  // "Adam", "AdamW", "SGD", "Lamb", "OneBitAdam", "ZeroOneAdam", "OneBitLamb"
   double lr = 1e-3;
   double weight_decay = 0.0;  // 0.01 for torch_adam with decoupled decay (torch.optim.AdamW)
   // Adam and AdamW
@@ -54,8 +54,30 @@ struct OptimizerConfig {
   double momentum = 0.0;
   double dampening = 0.0;
   bool nesterov = false;
+  // Lamb and OneBitLamb: the trust ratio's clamp; eps under the square root or after it
+  double max_coeff = 10.0;
+  double min_coeff = 0.01;
+  bool eps_inside_sqrt = false;
+  // OneBitAdam, ZeroOneAdam and OneBitLamb (DeepSpeed's names and defaults). The compressed
+  // all-reduce always runs over the data-parallel group's MPI communicator on host copies:
+  // comm_backend_name ("nccl" or "mpi") and cuda_aware are accepted and change nothing here.
+  int64_t freeze_step = 100000;  // OneBitAdam, OneBitLamb
+  bool cuda_aware = false;
+  std::string comm_backend_name = "nccl";
+  int64_t var_freeze_step = 100000;  // ZeroOneAdam
+  int64_t var_update_scaler = 16;
+  int64_t local_step_scaler = 32678;
+  int64_t local_step_clipper = 16;
+  double coeff_beta = 0.9;  // OneBitLamb
+  double factor_max = 4.0;
+  double factor_min = 0.5;
+  double factor_threshold = 0.1;
 
   bool is_adam() const { return type == "Adam" || type == "AdamW"; }
+  bool is_lamb() const { return type == "Lamb"; }
+  bool is_compressed_communication() const {
+    return type == "OneBitAdam" || type == "ZeroOneAdam" || type == "OneBitLamb";
+  }
 };
 
 // scheduler {"type", "params"}: the params of `type` are filled, the others keep defaults.

@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 
+#include "optim/lamb.h"
+
 namespace zt::dist {
 namespace {
 
@@ -41,6 +43,16 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
   }
   if (config.is_adam())
     return std::make_unique<optim::Adam>(std::move(groups), adam_options(config));
+  if (config.is_lamb()) {
+    return std::make_unique<optim::Lamb>(
+        std::move(groups), optim::LambOptions{.beta1 = config.betas[0],
+                                              .beta2 = config.betas[1],
+                                              .eps = config.eps,
+                                              .bias_correction = config.bias_correction,
+                                              .eps_inside_sqrt = config.eps_inside_sqrt,
+                                              .max_coeff = config.max_coeff,
+                                              .min_coeff = config.min_coeff});
+  }
   return std::make_unique<optim::Sgd>(std::move(groups), sgd_options(config));
 }
 

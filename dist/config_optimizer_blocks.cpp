@@ -18,9 +18,9 @@ namespace {
 const std::map<std::string, std::string>& unimplemented_optimizers() {
   static const std::map<std::string, std::string> names = [] {
     std::map<std::string, std::string> by_lowercase;
-    for (const char* name : {"Lamb", "OneBitAdam", "ZeroOneAdam", "OneBitLamb", "Adagrad", "Lion",
-                             "MuAdam", "MuAdamW", "MuSGD", "Adadelta", "Adamax", "ASGD", "LBFGS",
-                             "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Adafactor"}) {
+    for (const char* name :
+         {"Adagrad", "Lion", "MuAdam", "MuAdamW", "MuSGD", "Adadelta", "Adamax", "ASGD", "LBFGS",
+          "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Adafactor"}) {
       by_lowercase[lowercase(name)] = name;
     }
     return by_lowercase;
@@ -72,6 +72,57 @@ void read_sgd_params(Section& params, OptimizerConfig& optimizer) {
   }
 }
 
+// DeepSpeed's Lamb (FusedLamb's constructor arguments).
+void read_lamb_params(Section& params, OptimizerConfig& optimizer) {
+  params.read_number("lr", optimizer.lr, kNonNegative);
+  read_betas(params, optimizer.betas);
+  params.read_number("eps", optimizer.eps, kNonNegative);
+  params.read_bool("eps_inside_sqrt", optimizer.eps_inside_sqrt);
+  params.read_bool("bias_correction", optimizer.bias_correction);
+  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
+  params.read_number("max_coeff", optimizer.max_coeff, kNonNegative);
+  params.read_number("min_coeff", optimizer.min_coeff, kNonNegative);
+  params.require_default("amsgrad", false);
+  if (optimizer.min_coeff > optimizer.max_coeff) {
+    params.fail("min_coeff", fmt::format("expected <= max_coeff {}, got {}", optimizer.max_coeff,
+                                         optimizer.min_coeff));
+  }
+}
+
+// The keys of DeepSpeed's OneBitAdam, ZeroOneAdam and OneBitLamb constructors.
+void read_compressed_communication_params(Section& params, OptimizerConfig& optimizer) {
+  params.read_number("lr", optimizer.lr, kNonNegative);
+  read_betas(params, optimizer.betas);
+  params.read_number("eps", optimizer.eps, kNonNegative);
+  params.read_bool("eps_inside_sqrt", optimizer.eps_inside_sqrt);
+  // Accepted as DeepSpeed accepts it: its 1-bit optimizers never apply bias correction.
+  params.read_bool("bias_correction", optimizer.bias_correction);
+  params.read_number("weight_decay", optimizer.weight_decay, kNonNegative);
+  params.require_default("amsgrad", false);
+  params.read_bool("cuda_aware", optimizer.cuda_aware);
+  params.read_choice("comm_backend_name", optimizer.comm_backend_name, {"nccl", "mpi"});
+  if (optimizer.eps_inside_sqrt)
+    params.fail("eps_inside_sqrt",
+                "DeepSpeed's compressed optimizers accept it and ignore it; "
+                "expected false so that the config says what runs");
+  if (optimizer.type == "ZeroOneAdam") {
+    params.read_int("var_freeze_step", optimizer.var_freeze_step, kNonNegativeCount);
+    params.read_int("var_update_scaler", optimizer.var_update_scaler, kCount);
+    params.read_int("local_step_scaler", optimizer.local_step_scaler, kCount);
+    params.read_int("local_step_clipper", optimizer.local_step_clipper, kCount);
+    return;
+  }
+  params.read_int("freeze_step", optimizer.freeze_step, kNonNegativeCount);
+  if (optimizer.type == "OneBitLamb") {
+    params.read_number("max_coeff", optimizer.max_coeff, kNonNegative);
+    params.read_number("min_coeff", optimizer.min_coeff, kNonNegative);
+    params.read_number("coeff_beta", optimizer.coeff_beta, kUnitOpenRight);
+    params.read_number("factor_max", optimizer.factor_max, kNonNegative);
+    params.read_number("factor_min", optimizer.factor_min, kNonNegative);
+    params.read_number("factor_threshold", optimizer.factor_threshold, kNonNegative);
+  }
+}
+
 }  // namespace
 
 void read_optimizer(Section& top, OptimizerConfig& optimizer) {
@@ -79,10 +130,14 @@ void read_optimizer(Section& top, OptimizerConfig& optimizer) {
   if (!section.present()) return;
   optimizer.present = true;
   const json* type = section.take("type");
-  if (type == nullptr) section.fail("type", "required (Adam, AdamW or SGD)");
-  if (!type->is_string()) {
+  if (type == nullptr)
     section.fail("type",
-                 fmt::format("expected a string (Adam, AdamW or SGD), got {}", shown(*type)));
+                 "required (Adam, AdamW, SGD, Lamb, OneBitAdam, ZeroOneAdam or OneBitLamb)");
+  if (!type->is_string()) {
+    section.fail(
+        "type", fmt::format("expected a string (Adam, AdamW, SGD, Lamb, OneBitAdam, ZeroOneAdam or "
+                            "OneBitLamb), got {}",
+                            shown(*type)));
   }
   std::string type_lowercase = lowercase(type->get<std::string>());
   if (type_lowercase == "adam") {
@@ -91,14 +146,24 @@ void read_optimizer(Section& top, OptimizerConfig& optimizer) {
     optimizer.type = "AdamW";
   } else if (type_lowercase == "sgd") {
     optimizer.type = "SGD";
+  } else if (type_lowercase == "lamb") {
+    optimizer.type = "Lamb";
+  } else if (type_lowercase == "onebitadam") {
+    optimizer.type = "OneBitAdam";
+  } else if (type_lowercase == "zerooneadam") {
+    optimizer.type = "ZeroOneAdam";
+  } else if (type_lowercase == "onebitlamb") {
+    optimizer.type = "OneBitLamb";
   } else if (auto found = unimplemented_optimizers().find(type_lowercase);
              found != unimplemented_optimizers().end()) {
     section.fail("type", fmt::format("optimizer \"{}\" is not implemented yet (implemented: Adam, "
-                                     "AdamW, SGD)",
+                                     "AdamW, SGD, Lamb, OneBitAdam, ZeroOneAdam, OneBitLamb)",
                                      found->second));
   } else {
     section.fail("type",
-                 fmt::format("unknown optimizer {} (expected Adam, AdamW, SGD)", shown(*type)));
+                 fmt::format("unknown optimizer {} (expected Adam, AdamW, SGD, Lamb, OneBitAdam, "
+                             "ZeroOneAdam, OneBitLamb)",
+                             shown(*type)));
   }
   Section params = section.section(
       "params", {.unknown_key_error = fmt::format("unknown parameter for {} (DeepSpeed passes "
@@ -111,6 +176,10 @@ void read_optimizer(Section& top, OptimizerConfig& optimizer) {
   }
   if (optimizer.is_adam()) {
     read_adam_params(params, optimizer);
+  } else if (optimizer.is_lamb()) {
+    read_lamb_params(params, optimizer);
+  } else if (optimizer.is_compressed_communication()) {
+    read_compressed_communication_params(params, optimizer);
   } else {
     read_sgd_params(params, optimizer);
   }

@@ -93,7 +93,8 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
                                      zero.offload_optimizer.enabled());
   if (zero.offload_param.enabled()) offload_owned_parameters(groups_, device_);
   shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
-                                            mixed_precision(), *control_);
+                                            mixed_precision(), *control_,
+                                            data_parallel_->host_communicator());
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
   if (zero.offload_param.to_nvme()) {
     // Every rank learns whether every rank could make its swap files (one rank failing alone
@@ -210,6 +211,7 @@ Tensor Engine::backward(const Tensor& loss) {
   observe::TraceSpan span("backward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
   loss_sum_ += loss.item();
+  reducer_->keep_gradients_local(shard_->gradients_stay_local());
   reducer_->begin_backward(is_gradient_accumulation_boundary());
   {
     MemoryTagGuard as_activation(MemoryTag::activation);

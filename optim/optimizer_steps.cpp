@@ -13,51 +13,9 @@
 #include "core/ops/view.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "optim/state_tensors.h"
 
 namespace zt::optim {
-
-namespace {
-
-// The gradient as a contiguous f32 tensor of the parameter's shape.
-Tensor gradient_of(const Tensor& param, const char* optimizer) {
-  Tensor grad = param.grad();
-  if (grad.sizes() != param.sizes()) {
-    throw std::invalid_argument(fmt::format("{}: gradient shape {} differs from parameter {}",
-                                            optimizer, shape_str(grad.sizes()),
-                                            shape_str(param.sizes())));
-  }
-  return ops::contiguous(ops::to_dtype(grad, DType::f32));
-}
-
-// State lives where its parameter does: a parameter in offloaded host memory (the ZeRO
-// engine's host master) gets its state there too, counted as offloaded.
-Tensor new_state_like(const Tensor& param) {
-  bool offloaded = param.storage() && is_host_resident(param.storage()->tag());
-  MemoryTag tag = offloaded ? MemoryTag::optim_state_offload : MemoryTag::optim_state;
-  return zeros(param.sizes(), {.dtype = DType::f32, .device = param.device(), .tag = tag});
-}
-
-// A copy of `value` in a fresh optimizer-state tensor, checked against the parameter's shape.
-Tensor restored_state(const Tensor& param, const std::string& optimizer, const std::string& name,
-                      const Tensor& value) {
-  if (!value.defined() || value.sizes() != param.sizes()) {
-    throw std::invalid_argument(fmt::format(
-        "{}: state {} has shape {}, expected the parameter's {}", optimizer, name,
-        value.defined() ? shape_str(value.sizes()) : "(undefined)", shape_str(param.sizes())));
-  }
-  Tensor state = new_state_like(param);
-  ops::copy_(state, value);
-  return state;
-}
-
-// The tensor named `name` in `state`, or an undefined one.
-Tensor find_state(const ParamState& state, const std::string& name) {
-  for (const auto& [key, value] : state.tensors)
-    if (key == name) return value;
-  return Tensor();
-}
-
-}  // namespace
 
 Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions options)
     : Optimizer(std::move(groups)), options_(options) {

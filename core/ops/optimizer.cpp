@@ -65,6 +65,39 @@ void adam_update(std::span<const AdamOperands> tensors, const AdamStepConstants&
   backend_for(device).adam_update(tensors, constants);
 }
 
+namespace {
+
+// The device of an Adam-shaped operand list (LAMB has the same operands), checked.
+Device checked_adam_operands(const char* op, std::span<const AdamOperands> tensors) {
+  return checked_device(op, tensors, [](const AdamOperands& t) {
+    return NamedOperands{{"grad", &t.grad}, {"exp_avg", &t.exp_avg}, {"exp_avg_sq", &t.exp_avg_sq}};
+  });
+}
+
+}  // namespace
+
+std::vector<double> lamb_moments(std::span<const AdamOperands> tensors,
+                                 const LambStepConstants& constants) {
+  std::vector<double> square_sums(2 * tensors.size(), 0.0);
+  if (tensors.empty()) return square_sums;
+  Device device = checked_adam_operands("lamb_moments", tensors);
+  backend_for(device).lamb_moments(tensors, constants, square_sums);
+  return square_sums;
+}
+
+void lamb_apply(std::span<const AdamOperands> tensors, const LambStepConstants& constants,
+                std::span<const float> scales) {
+  if (tensors.empty()) return;
+  if (scales.size() != tensors.size()) {
+    throw std::invalid_argument(
+        fmt::format("lamb_apply: {} scales for {} tensors; expected one "
+                    "per tensor",
+                    scales.size(), tensors.size()));
+  }
+  Device device = checked_adam_operands("lamb_apply", tensors);
+  backend_for(device).lamb_apply(tensors, constants, scales);
+}
+
 void sgd_update(std::span<const SgdOperands> tensors, const SgdStepConstants& constants) {
   if (tensors.empty()) return;
   Device device = checked_device("sgd_update", tensors, [&](const SgdOperands& t) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "core/backend.h"
 
@@ -15,5 +16,12 @@ namespace zt::ops {
 // naming the list index, the operand and what was expected. An empty list does nothing.
 void adam_update(std::span<const AdamOperands> tensors, const AdamStepConstants& constants);
 void sgd_update(std::span<const SgdOperands> tensors, const SgdStepConstants& constants);
+// LAMB's two passes (Backend::lamb_moments / lamb_apply), checked as adam_update's operands
+// are. lamb_moments returns two sums of squares per tensor: [2 i] of the weight before the
+// update, [2 i + 1] of the update direction. lamb_apply needs one scale per tensor.
+std::vector<double> lamb_moments(std::span<const AdamOperands> tensors,
+                                 const LambStepConstants& constants);
+void lamb_apply(std::span<const AdamOperands> tensors, const LambStepConstants& constants,
+                std::span<const float> scales);
 
 }  // namespace zt::ops

@@ -95,6 +95,7 @@ void GradientReducer::reduce_group(size_t group_index) {
   FlatGroupBuffers& group = *groups_[group_index];
   if (group.reduced) return;
   group.reduced = true;
+  if (local_gradients_ && !partitioning_.optimizer_states) return;  // each rank keeps its own
   auto start = std::chrono::steady_clock::now();
   double world = double(data_parallel_.size());
   double predivide = config_.prescale_gradients ? world : config_.gradient_predivide_factor;

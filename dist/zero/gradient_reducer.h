@@ -39,6 +39,9 @@ class GradientReducer {
   // reduces what backward did not reach and waits for every reduction (when any is due).
   void begin_backward(bool boundary);
   void end_backward();
+  // Without P_os: the gradients of the following backwards stay on their rank, unreduced (a
+  // compressed-communication optimizer exchanges its momentum instead: optim/onebit_optimizer.h).
+  void keep_gradients_local(bool local) { local_gradients_ = local; }
   // P_p: points the group's parameters' .grad at a fresh zeroed group buffer, so autograd
   // accumulates into it directly instead of into a buffer of its own that is then copied.
   void collect_gradients_in_place(size_t group_index);
@@ -63,8 +66,9 @@ class GradientReducer {
   Device device_;
   ParameterGatherer& gatherer_;
   StepTimers& timers_;
-  bool in_backward_ = false;  // inside a backward the engine started
-  bool boundary_ = false;     // that backward ends an accumulation window
+  bool in_backward_ = false;      // inside a backward the engine started
+  bool boundary_ = false;         // that backward ends an accumulation window
+  bool local_gradients_ = false;  // keep_gradients_local
   std::string outside_backward_param_;
 };
 

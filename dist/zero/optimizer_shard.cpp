@@ -37,14 +37,16 @@ Tensor parked_run(const Storage& parked, int64_t numel) {
 
 OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& config,
                                FlatGroupList& groups, const ResolvedParamGroups& param_groups,
-                               Device device, bool mixed_precision, comm::Communicator& control)
+                               Device device, bool mixed_precision, comm::Communicator& control,
+                               comm::Communicator& data_parallel_host)
     : partitioning_(partitioning),
       config_(config),
       groups_(groups),
       device_(device),
       mixed_precision_(mixed_precision),
       offload_(config.zero_optimization.offload_optimizer.enabled()),
-      control_(control) {
+      control_(control),
+      data_parallel_host_(data_parallel_host) {
   autograd::NoGradGuard no_grad;  // the runs are leaves of their own, views of the slices
   if (offload_ && !config_.optimizer.is_adam()) {
     throw std::invalid_argument(fmt::format(
@@ -96,8 +98,9 @@ OptimizerShard::OptimizerShard(ZeroPartitioning partitioning, const Config& conf
     }
     slice_start += update_params.numel();
   }
-  optimizer_ = make_optimizer(config_.optimizer, std::move(optimizer_groups));
+  optimizer_ = make_shard_optimizer(std::move(optimizer_groups));
   apply_param_groups(*optimizer_, param_groups);
+  attach_lamb_norms();
   if (nvme) make_swap(nvme_masters);
 }
 

@@ -39,10 +39,12 @@ class OptimizerShard {
   // Makes the master weights (mixed precision) and the configured optimizer over the runs of
   // the owned slices, one optimizer group per parameter group of `param_groups`. `groups` and
   // `control` (the host communicator for scalars, ranked as the data-parallel group) outlive
-  // the shard.
+  // the shard. `data_parallel_host` is the data-parallel group's host-memory communicator, whose
+  // counters are the engine's traffic: the compressed-communication optimizers exchange their
+  // momenta there.
   OptimizerShard(ZeroPartitioning partitioning, const Config& config, FlatGroupList& groups,
                  const ResolvedParamGroups& param_groups, Device device, bool mixed_precision,
-                 comm::Communicator& control);
+                 comm::Communicator& control, comm::Communicator& data_parallel_host);
 
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::Optimizer& optimizer() const { return *optimizer_; }
@@ -60,6 +62,9 @@ class OptimizerShard {
   bool gradients_overflowed(const std::vector<double>& square_sums);
   // The global L2 norm from every rank's sums. Collective over `control` with P_os.
   double global_grad_norm(const std::vector<double>& square_sums);
+  // Whether the optimizer wants the next backward's gradients unreduced (the compressed-
+  // communication optimizers after their warm-up: dist/zero/optimizer_shard_onebit.cpp).
+  bool gradients_stay_local() const;
   // Clips by `grad_norm` when gradient_clipping asks for it, steps the optimizer and, under
   // mixed precision, rounds the masters into owned_params.
   void update(double grad_norm);
@@ -87,6 +92,12 @@ class OptimizerShard {
     size_t index = 0;
     size_t sub_group = 0;
   };
+  // LAMB: names each run's parameters for the trust ratio's norms and, with P_os, sums every
+  // rank's partial squares (dist/zero/optimizer_shard_lamb.cpp). Nothing for other optimizers.
+  void attach_lamb_norms();
+  // The configured optimizer over the runs; the compressed-communication ones get the
+  // data-parallel communicator and run at stage 0 only, as in DeepSpeed.
+  std::unique_ptr<optim::Optimizer> make_shard_optimizer(std::vector<optim::ParamGroup> groups);
   void make_offloaded_master(FlatGroupBuffers& group);
   // P_g with offload: the owned gradient slice accumulates in host memory (grad_offload), so
   // no gradient stays on the device between steps.
@@ -122,6 +133,7 @@ class OptimizerShard {
   bool offload_;  // offload_optimizer: master, gradient and moments in host memory
   size_t sub_group_count_ = 0;
   comm::Communicator& control_;
+  comm::Communicator& data_parallel_host_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<std::vector<RunPlace>> runs_;   // per flat group
   std::unique_ptr<OptimizerStateSwap> swap_;  // offload_optimizer "nvme"

@@ -1,0 +1,44 @@
+// The compressed-communication optimizers (DeepSpeed's OneBitAdam, ZeroOneAdam and OneBitLamb):
+// optimizers that, once warmed up, take each rank's own gradient (the engine skips the
+// gradient all-reduce) and exchange a sign-compressed momentum instead
+// (comm/compressed_allreduce.h). The engine asks gradients_stay_local() before each backward.
+// They run on host f32 parameters, as DeepSpeed's MPI backend without cuda_aware stages
+// through host memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "comm/communicator.h"
+#include "comm/compressed_allreduce.h"
+#include "optim/optimizer.h"
+
+namespace zt::optim {
+
+// The hyperparameters all three share, with DeepSpeed's defaults.
+struct OneBitOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  int64_t freeze_step = 100000;  // OneBitAdam, OneBitLamb: full-precision steps first
+};
+
+class CompressedCommunicationOptimizer : public Optimizer {
+ public:
+  CompressedCommunicationOptimizer(std::vector<ParamGroup> groups,
+                                   comm::Communicator& data_parallel)
+      : Optimizer(std::move(groups)), data_parallel_(data_parallel) {}
+  // Whether the next backward's gradients must stay on their rank, unreduced.
+  virtual bool gradients_stay_local() const = 0;
+
+ protected:
+  // The compressed averaging of one tensor's buffer, made at first use.
+  comm::CompressedAllReduce& compression_for(std::unique_ptr<comm::CompressedAllReduce>& slot,
+                                             int64_t numel) {
+    if (!slot) slot = std::make_unique<comm::CompressedAllReduce>(data_parallel_, numel);
+    return *slot;
+  }
+  comm::Communicator& data_parallel_;
+};
+
+}  // namespace zt::optim

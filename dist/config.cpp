@@ -20,6 +20,7 @@
 #include <set>
 #include <string_view>
 
+#include "dist/config_compression_reader.h"
 #include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
 #include "dist/config_section.h"
@@ -241,7 +242,7 @@ void read_unimplemented(Section& top) {
     if (enabled) block.fail("enabled", fmt::format("{} is not implemented yet", key));
   }
   // Blocks that ask for their feature by being present.
-  for (std::string_view key : {"sparse_attention", "compression_training"}) {
+  for (std::string_view key : {"sparse_attention"}) {
     if (top.take(key) != nullptr) top.fail(key, "not implemented yet");
   }
 }
@@ -279,6 +280,7 @@ Config parse_config(const std::string& json_text, const std::string& source_name
   read_precision(top, config);
   read_activation_checkpointing(top, config.activation_checkpointing, context);
   read_aio(top, config.aio, context);
+  read_compression_training(top, config.compression_training);
   read_unimplemented(top);
   top.finish();
   return config;

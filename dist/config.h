@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/config_compression.h"
 #include "optim/lr_schedules.h"
 
 namespace zt::dist {
@@ -194,6 +195,7 @@ struct Config {
   Fp16Config fp16;
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;
+  CompressionConfig compression_training;  // dist/config_compression.h
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,14 @@ std::vector<double> train_with_engine(int stage) {
   return concatenated(engine.consolidated_state_dict());
 }
 
-std::vector<double> train_single_process() {
+// with_compression false: the same loop without the compressor, to show that it matters.
+std::vector<double> train_single_process(bool with_compression = true) {
   std::shared_ptr<nn::Module> model = make_mlp();
   Config config = compression_config(0, 1);
   int64_t step = 0;
-  compress::Compressor compressor(*model, config.compression_training, [&] { return step; });
+  std::optional<compress::Compressor> compressor;
+  if (with_compression)
+    compressor.emplace(*model, config.compression_training, [&] { return step; });
   optim::Adam adam(optim::single_group(model->parameters(), 0.01, 0.0));
   for (; step < kSteps;) {
     GlobalBatch batch = global_batch(int(step));
@@ -87,6 +91,7 @@ std::vector<double> train_single_process() {
 
 TEST_CASE("compression under the engine: stages 0-3 train as the one-process loop") {
   const std::vector<double> reference = train_single_process();
+  CHECK(relative_error(train_single_process(false), reference) > 1e-3);
   for (int stage = 0; stage <= 3; ++stage) {
     const std::vector<double> weights = train_with_engine(stage);
     CHECK_MESSAGE(relative_error(weights, reference) < 1e-5, "stage ", stage);

@@ -156,8 +156,17 @@ Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
   };
   for (const dist::CompressionGroup& group : config_.weight_quantization.groups) {
     if (!config_.weight_quantization.enabled) break;
-    for (const Selection& selection : select_modules(candidates, group))
-      target_of(selection.target).quantization = &group;
+    for (const Selection& selection : select_modules(candidates, group)) {
+      Target& target = target_of(selection.target);
+      target.quantization = &group;
+      const int64_t groups = config_.weight_quantization.quantize_groups;
+      if (target.weight_slot->numel() % groups != 0) {
+        throw dist::ConfigError(fmt::format(
+            "compression_training.weight_quantization.shared_parameters.quantize_groups: {} "
+            "does not divide the {} weights of {}",
+            groups, target.weight_slot->numel(), target.name));
+      }
+    }
   }
   for (const dist::CompressionGroup& group : config_.activation_quantization.groups) {
     if (!config_.activation_quantization.enabled) break;

@@ -124,11 +124,16 @@ NamedTensors load_compressed_model(const std::string& path) {
   }
   for (const auto& [name, text] : contents.metadata) {
     if (!contents.contains(name + ".codes")) continue;
-    nlohmann::json description = nlohmann::json::parse(text);
     PackedWeight weight;
-    weight.bits = description.at("bits").get<int>();
-    weight.shape = description.at("shape").get<Shape>();
-    weight.is_signed = description.at("signed").get<bool>();
+    try {
+      nlohmann::json description = nlohmann::json::parse(text);
+      weight.bits = description.at("bits").get<int>();
+      weight.shape = description.at("shape").get<Shape>();
+      weight.is_signed = description.at("signed").get<bool>();
+    } catch (const nlohmann::json::exception& error) {
+      throw std::runtime_error(fmt::format(
+          "{}: the description of packed weight {} is unreadable ({})", path, name, error.what()));
+    }
     weight.codes = values_of<uint8_t>(contents.at(name + ".codes"));
     weight.scales = values_of<float>(contents.at(name + ".scales"));
     weight.zero_codes = values_of<int32_t>(contents.at(name + ".zero_codes"));

@@ -76,6 +76,15 @@ HostTensor keep_inputs(const HostTensor& tensor, const std::vector<float>& sourc
   return kept;
 }
 
+// The entries of `values` whose row the mask keeps.
+template <typename T>
+std::vector<T> keep_entries(const std::vector<T>& values, const std::vector<float>& row_mask) {
+  std::vector<T> kept;
+  for (size_t row = 0; row < row_mask.size(); ++row)
+    if (row_mask[row] != 0.0f) kept.push_back(values[row]);
+  return kept;
+}
+
 // The grid (scale, zero code) of each row of the full weight, from the group the row lies in.
 void row_grids(const HostTensor& weight, const ModuleCompression& module,
                std::vector<float>& scales, std::vector<int32_t>& zero_codes) {
@@ -122,7 +131,6 @@ CleanedModel redundancy_clean(const NamedTensors& state,
       if (key == name) return true;
     return false;
   };
-  std::map<std::string, std::vector<float>> row_masks;
   std::map<std::string, std::pair<std::vector<float>, std::vector<int32_t>>> grids;
   for (const ModuleCompression& module : compression) {
     HostTensor& weight = current(module.name + ".weight");
@@ -149,17 +157,9 @@ CleanedModel redundancy_clean(const NamedTensors& state,
       }
       if (grids.contains(module.name)) {
         auto& [scales, zero_codes] = grids[module.name];
-        std::vector<float> kept_scales;
-        std::vector<int32_t> kept_zero_codes;
-        for (size_t row = 0; row < module.row_mask.size(); ++row) {
-          if (module.row_mask[row] == 0.0f) continue;
-          kept_scales.push_back(scales[row]);
-          kept_zero_codes.push_back(zero_codes[row]);
-        }
-        scales = kept_scales;
-        zero_codes = kept_zero_codes;
+        scales = keep_entries(scales, module.row_mask);
+        zero_codes = keep_entries(zero_codes, module.row_mask);
       }
-      row_masks[module.name] = module.row_mask;
     }
   }
   // Related modules lose the inputs of pruned outputs (after their own cleaning: their rows

@@ -198,6 +198,11 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
                                   "related_modules": [["fc7"]]}}})")
             .starts_with("compression_training.channel_pruning.different_groups.cp."
                          "related_modules: \"fc7\" selects no"));
+  CHECK(error_of(R"("weight_quantization": {"shared_parameters": {"enabled": true,
+      "quantize_groups": 5},
+      "different_groups": {"wq": {"params": {"start_bits": 8, "target_bits": 8}}}})") ==
+        "compression_training.weight_quantization.shared_parameters.quantize_groups: 5 does not "
+        "divide the 36 weights of conv");
   // Disabled techniques select nothing and check nothing.
   CHECK(error_of(R"("row_pruning": {"shared_parameters": {"enabled": false},
       "different_groups": {"rp": {"params": {"dense_ratio": 0.5}, "modules": ["fc9"]}}})") ==

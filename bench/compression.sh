@@ -26,8 +26,8 @@ run qat8 --compression-config configs/compression_cnn_qat8.json
 run qat4 --compression-config configs/compression_cnn_qat4.json
 run sparse90 --compression-config configs/compression_cnn_sparse90.json
 run student --width 0.5
-run distilled --width 0.5 --teacher "$out/baseline.safetensors" --distill-alpha 1 \
-  --distill-temperature 4
+run distilled --width 0.5 --teacher "$out/baseline.safetensors" --distill-alpha 0.25 \
+  --distill-temperature 2
 
 base=$(accuracy baseline)
 echo "Fashion-MNIST CNN, $steps steps of 64 (seed 1); logs in $out"

@@ -204,7 +204,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := idx safetensors config
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
 FUZZ_LIB_SRCS := $(filter-out data/% dist/% comm/%,$(LIB_SRCS)) data/idx.cpp dist/config.cpp \
-                 dist/config_optimizer_blocks.cpp dist/json_comments.cpp
+                 dist/config_optimizer_blocks.cpp dist/json_comments.cpp dist/config_compression.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_LIB := $(FUZZ_BUILD)/libzerotrain_fuzz.a
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

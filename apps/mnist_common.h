@@ -53,16 +53,22 @@ inline Tensor run_stages(const std::vector<Stage>& stages, int64_t segments, con
 }
 
 // PyTorch's MNIST example network: conv 32 3x3, conv 64 3x3, max-pool 2, dropout 0.25,
-// fc 128, dropout 0.5, fc 10 (logits).
+// fc 128, dropout 0.5, fc 10 (logits). Other widths make the half-width students of
+// distillation and the smaller networks that pruned channels and rows leave.
+struct MnistCnnWidths {
+  int64_t conv1 = 32, conv2 = 64, fc1 = 128;
+};
+
 class MnistCnn final : public nn::Module {
  public:
-  MnistCnn() {
-    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(1, 32, 3));
-    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(32, 64, 3));
+  explicit MnistCnn(MnistCnnWidths widths = {}) {
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(1, widths.conv1, 3));
+    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(widths.conv1, widths.conv2, 3));
     dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(0.25));
     dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(0.5));
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(9216, 128));
-    fc2 = register_module("fc2", std::make_shared<nn::Linear>(128, 10));
+    // 28x28 -> two 3x3 convolutions -> 24x24 -> pooled 12x12 per channel.
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(widths.conv2 * 144, widths.fc1));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(widths.fc1, 10));
     pool = register_module("pool", std::make_shared<nn::MaxPool2d>(2));
   }
   std::string type_name() const override { return "MnistCnn"; }

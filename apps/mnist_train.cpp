@@ -27,6 +27,7 @@
 #include "apps/cli_flags.h"
 #include "apps/distributed_metrics.h"
 #include "apps/mnist_common.h"
+#include "apps/mnist_compression.h"
 #include "apps/mnist_resume.h"
 #include "apps/mnist_train_options.h"
 #include "apps/output_paths.h"
@@ -136,8 +137,12 @@ class TrainingRun {
                                      .seed = options.seed,
                                      .distributed = data::DistributedSamplerOptions{
                                          .num_replicas = world_.size(), .rank = world_.rank()}});
+    compression_.emplace(options.compression_config, config_, options.teacher,
+                         compress::DistillationOptions{.alpha = options.distill_alpha,
+                                                       .temperature = options.distill_temperature});
     manual_seed(options.seed);
     build_engine(runtime, options.deepspeed.dist_backend);
+    compression_->attach(*engine_);
     print_startup();
   }
 
@@ -203,6 +208,11 @@ class TrainingRun {
           options_.model, stages, std::min(checkpoints, stages), checkpoints);
     }
     std::shared_ptr<nn::Module> model = apps::make_mnist_model(options_.model, checkpoints);
+    if (options_.width != 1.0) {  // a narrower CNN (the students of distillation)
+      auto narrow = std::make_shared<apps::MnistCnn>(apps::scaled_widths(options_.width));
+      narrow->checkpoint_segments = checkpoints;
+      model = narrow;
+    }
     model->to(apps::training_device(options_.device, runtime));
     initialized_ = initialize(runtime, config_, model, dist_backend);
     engine_ = initialized_.engine.get();
@@ -264,8 +274,8 @@ class TrainingRun {
       data::Batch batch = loader_->batch(b);
       // The loss is taken in f32 whatever the model's dtype, as mixed-precision training does.
       Tensor loss =
-          cross_entropy(engine_->forward(batch.inputs.to(engine_->device())).to(DType::f32),
-                        batch.targets.to(engine_->device()));
+          compression_->loss(engine_->forward(batch.inputs.to(engine_->device())).to(DType::f32),
+                             batch.inputs, batch.targets.to(engine_->device()));
       engine_->backward(loss);
       engine_->step();
       progress.loss_sum += loss.item();
@@ -362,12 +372,18 @@ class TrainingRun {
                  profile.recompute_count, profile.recompute_seconds);
     }
     NamedTensors state = engine_->consolidated_state_dict();
+    const double compressed_accuracy =
+        compression_->compressing()
+            ? apps::distributed_accuracy(*engine_, test_images_, test_split_.labels, world_)
+            : 0.0;
     if (!leader_) return;
     // Saved in f32 whatever the training dtype, so mnist_eval and PyTorch load it as they are.
     for (auto& [name, tensor] : state) tensor = tensor.to(DType::f32);
     save_safetensors(options_.save_path, state,
                      {{"model", options_.model}, {"dataset", dataset_.name}});
     fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
+    compression_->finish(*engine_, state, options_.save_path, compressed_accuracy, test_images_,
+                         test_split_.labels);
   }
 
   const TrainOptions& options_;
@@ -382,6 +398,7 @@ class TrainingRun {
   dist::Config config_;
   Initialized initialized_;
   dist::Engine* engine_ = nullptr;
+  std::optional<apps::MnistCompression> compression_;  // compression_training and --teacher
   int64_t micro_batch_ = 1;
   apps::Position position_;
   bool on_terminal_ = false;  // a progress line (it would interleave with the engine's log)

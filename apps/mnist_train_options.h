@@ -29,6 +29,11 @@ struct TrainOptions {
   int64_t max_steps = 0;  // 0: no limit
   std::string device;
   DeepSpeedArgs deepspeed;
+  // Compression and distillation (apps/mnist_compression.h).
+  std::string compression_config;  // "": the ds_config's compression_training, if any
+  std::string teacher;             // "": no distillation
+  double distill_alpha = 1.0, distill_temperature = 2.0;
+  double width = 1.0;  // of the CNN's channels and hidden units
 };
 
 inline const CommandLine& train_command_line() {
@@ -57,6 +62,15 @@ inline const CommandLine& train_command_line() {
             {"max-steps", "N", "", "stop after N optimizer steps", "no limit"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
             {"report", "", "", "train one step, print each rank's memory and traffic, stop"},
+            {"compression-config", "FILE", "",
+             "a JSON file whose compression_training block compresses the CNN while it trains; "
+             "the model is then cleaned, saved smaller and measured",
+             "the ds_config's block, if any"},
+            {"teacher", "FILE", "", "distil from this trained CNN (mnist_train --save)",
+             "none, no distillation"},
+            {"distill-alpha", "A", "1", "weight of the teacher's KL term"},
+            {"distill-temperature", "T", "2", "softmax temperature of distillation"},
+            {"width", "F", "1", "the CNN's channels and hidden units times F (0.5: half width)"},
         }};
     for (const FlagSpec& flag : optimizer_flags("adam", "0")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
@@ -95,6 +109,16 @@ inline TrainOptions read_train_options(const Flags& flags) {
       throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
   }
   options.deepspeed = deepspeed_args(flags);
+  options.compression_config = flags.get_string("compression-config");
+  options.teacher = flags.get_string("teacher");
+  options.distill_alpha = flags.get_double("distill-alpha", 0.0);
+  options.distill_temperature = flags.get_double("distill-temperature", 0.0);
+  options.width = flags.get_double("width", 0.0);
+  if (options.width > 1.0)
+    throw FlagError(fmt::format("--width: expected F in (0, 1], got {}", options.width));
+  if (options.model != "cnn" &&
+      (!options.compression_config.empty() || !options.teacher.empty() || options.width != 1.0))
+    throw FlagError("--compression-config, --teacher and --width need --model cnn");
   return options;
 }
 

@@ -20,6 +20,7 @@
 #include <set>
 #include <string_view>
 
+#include "dist/config_compression_reader.h"
 #include "dist/config_monitor_blocks.h"
 #include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
@@ -245,10 +246,6 @@ void read_unimplemented(Section& top) {
     block.read_bool("enabled", enabled);
     if (enabled) block.reject("enabled", fmt::format("{} is not implemented yet", key));
   }
-  // Blocks that ask for their feature by being present.
-  for (std::string_view key : {"compression_training"}) {
-    if (top.take(key) != nullptr) top.reject(key, "not implemented yet");
-  }
 }
 
 }  // namespace
@@ -276,6 +273,7 @@ void read_sections(Section& top, const ParseContext& context, Config& config) {
   context.read_on([&] { read_aio(top, config.aio, context); });
   context.read_on([&] { read_sparse_attention(top, config.sparse_attention, context); });
   context.read_on([&] { read_monitor_blocks(top, config.observe); });
+  context.read_on([&] { read_compression_training(top, config.compression_training); });
   context.read_on([&] { read_unimplemented(top); });
   context.read_on([&] { top.finish(); });
 }

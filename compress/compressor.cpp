@@ -1,0 +1,330 @@
+// The compressor's hooks. Masks and quantized values are computed on the host in f32 from the
+// parameter's current values (the parameter may be 16-bit or on a device) and brought back in
+// its dtype and device; they enter the graph as constants, so the gradient of a masked weight
+// is the masked gradient and that of a quantized one passes straight through.
+#include "compress/compressor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "autograd/functions.h"
+#include "autograd/grad_mode.h"
+#include "compress/module_selection.h"
+#include "compress/pruning_masks.h"
+#include "compress/quantizer.h"
+#include "core/factory.h"
+#include "dist/config.h"
+#include "nn/conv2d.h"
+#include "nn/linear.h"
+
+namespace zt::compress {
+
+struct Compressor::Target {
+  std::string name;
+  std::shared_ptr<nn::Module> module;
+  Tensor* weight_slot = nullptr;  // the module's member its forward reads
+  Tensor* bias_slot = nullptr;
+  Tensor saved_weight, saved_bias;  // the parameters, while the slots hold compressed forms
+  std::vector<std::string> related_modules;
+  // Settings from the groups that selected the module (0 / null: the technique is off here).
+  const dist::CompressionGroup* quantization = nullptr;
+  int activation_bits = 0;
+  double sparse_ratio = 0.0, row_ratio = 0.0;
+  int64_t row_offset = 0;
+  // Masks, cached with the dense ratio they were made for.
+  double sparse_mask_ratio = 1.0, row_mask_ratio = 1.0;
+  std::vector<float> sparse_mask, row_mask;
+  Tensor sparse_mask_tensor, row_mask_tensor, bias_mask_tensor;
+  std::vector<int64_t> hooks;
+};
+
+namespace {
+
+std::vector<float> host_values(const Tensor& tensor) {
+  Tensor host = tensor.detach().to(DType::f32).to(Device::cpu()).contiguous();
+  const float* data = host.data_ptr<float>();
+  return std::vector<float>(data, data + host.numel());
+}
+
+// `values` as a tensor of `shape` in `like`'s dtype and device.
+Tensor tensor_like(const std::vector<float>& values, const Shape& shape, const Tensor& like) {
+  Tensor host = empty(shape);
+  std::memcpy(host.data_ptr<float>(), values.data(), values.size() * sizeof(float));
+  return host.to(like.dtype()).to(like.device());
+}
+
+// Forward: `quantized`; backward: the gradient of `values` unchanged (straight through).
+Tensor straight_through(const Tensor& values, const Tensor& quantized) {
+  return add(values, sub(quantized, values.detach()));
+}
+
+void refuse_unimplemented(const dist::CompressionConfig& config) {
+  auto refuse_method = [](const dist::CompressionTechnique& technique, const std::string& method,
+                          std::string_view key) {
+    if (technique.enabled && method != "l1") {
+      throw dist::ConfigError(fmt::format(
+          "compression_training.{}.shared_parameters.method: \"{}\" is not implemented yet "
+          "(only \"l1\")",
+          key, method));
+    }
+  };
+  refuse_method(config.sparse_pruning, config.sparse_pruning.method, "sparse_pruning");
+  refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning");
+  refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning");
+  if (config.activation_quantization.enabled &&
+      config.activation_quantization.range_calibration != "dynamic") {
+    throw dist::ConfigError(
+        "compression_training.activation_quantization.shared_parameters.range_calibration: "
+        "\"static\" is not implemented yet (only \"dynamic\")");
+  }
+}
+
+// Head pruning and layer reduction need a model with attention heads / layers under a prefix.
+void check_model_structure(nn::Module& model, const dist::CompressionConfig& config) {
+  std::vector<std::string> attention, all_names;
+  for (auto& [name, module] : model.named_modules()) {
+    all_names.push_back(name);
+    if (module->type_name().find("Attention") != std::string::npos) attention.push_back(name);
+  }
+  if (config.head_pruning.enabled) {
+    if (attention.empty()) {
+      throw dist::ConfigError(fmt::format(
+          "compression_training.head_pruning: the model ({}) has no attention heads to prune",
+          model.type_name()));
+    }
+    throw dist::ConfigError(
+        "compression_training.head_pruning: pruning attention heads is not implemented yet");
+  }
+  const dist::LayerReductionConfig& reduction = config.layer_reduction;
+  if (reduction.enabled) {
+    bool found = false;
+    for (const std::string& name : all_names)
+      found |= name.rfind(reduction.module_name_prefix + ".", 0) == 0;
+    if (!found) {
+      throw dist::ConfigError(fmt::format(
+          "compression_training.layer_reduction.module_name_prefix: \"{}\" names no layers of "
+          "the model ({})",
+          reduction.module_name_prefix, model.type_name()));
+    }
+    throw dist::ConfigError(
+        "compression_training.layer_reduction: initialising a student from teacher layers is "
+        "not implemented yet");
+  }
+}
+
+}  // namespace
+
+int Compressor::bits_at(const dist::CompressionGroup& group, int64_t offset, int64_t step) {
+  if (step < offset) return 0;
+  if (group.quantization_period == 0) return group.target_bits;
+  int bits = group.start_bits;
+  int64_t period = group.quantization_period;
+  int64_t next_drop = offset + period;
+  while (bits > group.target_bits && step >= next_drop) {
+    --bits;
+    period *= 2;
+    next_drop += period;
+  }
+  return bits;
+}
+
+Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
+                       std::function<int64_t()> current_step)
+    : config_(config), current_step_(std::move(current_step)) {
+  refuse_unimplemented(config_);
+  check_model_structure(model, config_);
+  const std::vector<NamedModule> candidates = compressible_modules(model);
+  auto target_of = [&](const NamedModule& selected) -> Target& {
+    for (auto& target : targets_)
+      if (target->name == selected.name) return *target;
+    auto target = std::make_unique<Target>();
+    target->name = selected.name;
+    target->module = selected.module;
+    if (auto* linear = dynamic_cast<nn::Linear*>(selected.module.get())) {
+      target->weight_slot = &linear->weight;
+      target->bias_slot = &linear->bias;
+    } else {
+      auto* conv = dynamic_cast<nn::Conv2d*>(selected.module.get());
+      target->weight_slot = &conv->weight;
+      target->bias_slot = &conv->bias;
+    }
+    targets_.push_back(std::move(target));
+    return *targets_.back();
+  };
+  for (const dist::CompressionGroup& group : config_.weight_quantization.groups) {
+    if (!config_.weight_quantization.enabled) break;
+    for (const Selection& selection : select_modules(candidates, group)) {
+      Target& target = target_of(selection.target);
+      target.quantization = &group;
+      const int64_t groups = config_.weight_quantization.quantize_groups;
+      if (target.weight_slot->numel() % groups != 0) {
+        throw dist::ConfigError(fmt::format(
+            "compression_training.weight_quantization.shared_parameters.quantize_groups: {} "
+            "does not divide the {} weights of {}",
+            groups, target.weight_slot->numel(), target.name));
+      }
+    }
+  }
+  for (const dist::CompressionGroup& group : config_.activation_quantization.groups) {
+    if (!config_.activation_quantization.enabled) break;
+    for (const Selection& selection : select_modules(candidates, group))
+      target_of(selection.target).activation_bits = group.bits;
+  }
+  for (const dist::CompressionGroup& group : config_.sparse_pruning.groups) {
+    if (!config_.sparse_pruning.enabled) break;
+    for (const Selection& selection :
+         select_modules(candidates, group, config_.sparse_pruning.excluded_modules))
+      target_of(selection.target).sparse_ratio = group.dense_ratio;
+  }
+  // Row pruning (Linear rows) and channel pruning (Conv2d output channels) are the same mask.
+  for (const dist::StructuredPruningConfig* technique :
+       {&config_.row_pruning, &config_.channel_pruning}) {
+    if (!technique->enabled) continue;
+    for (const dist::CompressionGroup& group : technique->groups) {
+      for (const Selection& selection : select_modules(candidates, group)) {
+        Target& target = target_of(selection.target);
+        target.row_ratio = group.dense_ratio;
+        target.row_offset = technique->schedule_offset;
+        target.related_modules = selection.related_modules;
+      }
+    }
+  }
+  // Model order, whichever technique selected a module first.
+  auto position = [&](const std::unique_ptr<Target>& target) {
+    for (size_t i = 0; i < candidates.size(); ++i)
+      if (candidates[i].name == target->name) return i;
+    return candidates.size();
+  };
+  std::stable_sort(targets_.begin(), targets_.end(),
+                   [&](const auto& a, const auto& b) { return position(a) < position(b); });
+  for (auto& target : targets_) {
+    Target* raw = target.get();
+    raw->hooks.push_back(target->module->register_forward_pre_hook(
+        [this, raw](nn::Module&, const nn::TensorList& inputs) {
+          return before_forward(*raw, inputs);
+        }));
+    raw->hooks.push_back(target->module->register_forward_hook(
+        [this, raw](nn::Module&, const nn::TensorList&, const nn::TensorList&) {
+          after_forward(*raw);
+        }));
+  }
+}
+
+Compressor::~Compressor() {
+  for (auto& target : targets_) {
+    for (int64_t hook : target->hooks) target->module->remove_hook(hook);
+  }
+}
+
+void Compressor::update_masks(Target& target, int64_t step) {
+  const Tensor& weight = *target.weight_slot;
+  const dist::SparsePruningConfig& sparse = config_.sparse_pruning;
+  const double sparse_ratio =
+      target.sparse_ratio == 0.0
+          ? 1.0
+          : gradual_dense_ratio(step, sparse.schedule_offset, sparse.schedule_offset_end,
+                                sparse.schedule_offset_stride, target.sparse_ratio);
+  if (sparse_ratio != target.sparse_mask_ratio) {
+    target.sparse_mask_ratio = sparse_ratio;
+    target.sparse_mask = sparse_ratio == 1.0 ? std::vector<float>{}
+                                             : l1_sparse_mask(host_values(weight), sparse_ratio);
+    target.sparse_mask_tensor = target.sparse_mask.empty()
+                                    ? Tensor()
+                                    : tensor_like(target.sparse_mask, weight.sizes(), weight);
+  }
+  const double row_ratio =
+      target.row_ratio == 0.0 || step < target.row_offset ? 1.0 : target.row_ratio;
+  if (row_ratio != target.row_mask_ratio) {
+    target.row_mask_ratio = row_ratio;
+    target.row_mask = row_ratio == 1.0
+                          ? std::vector<float>{}
+                          : l1_row_mask(host_values(weight), weight.size(0), row_ratio);
+    if (target.row_mask.empty()) {
+      target.row_mask_tensor = target.bias_mask_tensor = Tensor();
+    } else {
+      Shape broadcast(size_t(weight.dim()), 1);
+      broadcast[0] = weight.size(0);
+      target.row_mask_tensor = tensor_like(target.row_mask, broadcast, weight);
+      target.bias_mask_tensor = tensor_like(target.row_mask, {weight.size(0)}, weight);
+    }
+  }
+}
+
+std::optional<nn::TensorList> Compressor::before_forward(Target& target,
+                                                         const nn::TensorList& inputs) {
+  const int64_t step = current_step_();
+  target.saved_weight = *target.weight_slot;
+  target.saved_bias = *target.bias_slot;
+  update_masks(target, step);
+  Tensor weight = target.saved_weight, bias = target.saved_bias;
+  if (target.sparse_mask_tensor.defined()) weight = mul(weight, target.sparse_mask_tensor);
+  if (target.row_mask_tensor.defined()) {
+    weight = mul(weight, target.row_mask_tensor);
+    if (bias.defined()) bias = mul(bias, target.bias_mask_tensor);
+  }
+  const dist::WeightQuantizationConfig& quantization = config_.weight_quantization;
+  if (target.quantization != nullptr) {
+    const int bits = bits_at(*target.quantization, quantization.schedule_offset, step);
+    if (bits > 0) {
+      std::vector<float> values = host_values(weight);
+      fake_quantize(values,
+                    {.bits = bits,
+                     .groups = quantization.quantize_groups,
+                     .symmetric = quantization.quantization_type == "symmetric",
+                     .stochastic = quantization.rounding == "stochastic",
+                     .seed = uint64_t(step) * 1000003u + std::hash<std::string>{}(target.name)});
+      weight = straight_through(weight, tensor_like(values, weight.sizes(), weight));
+    }
+  }
+  *target.weight_slot = weight;
+  *target.bias_slot = bias;
+  const dist::ActivationQuantizationConfig& activations = config_.activation_quantization;
+  if (target.activation_bits == 0 || step < activations.schedule_offset || inputs.empty())
+    return std::nullopt;
+  // Dynamic range per token: a Linear's rows of features, a Conv2d's samples.
+  nn::TensorList quantized_inputs = inputs;
+  const Tensor& input = inputs[0];
+  std::vector<float> values = host_values(input);
+  const int64_t tokens = dynamic_cast<nn::Conv2d*>(target.module.get())
+                             ? input.size(0)
+                             : input.numel() / input.size(-1);
+  fake_quantize(values, {.bits = target.activation_bits,
+                         .groups = tokens,
+                         .symmetric = activations.quantization_type == "symmetric"});
+  quantized_inputs[0] = straight_through(input, tensor_like(values, input.sizes(), input));
+  return quantized_inputs;
+}
+
+void Compressor::after_forward(Target& target) {
+  *target.weight_slot = target.saved_weight;
+  *target.bias_slot = target.saved_bias;
+  target.saved_weight = target.saved_bias = Tensor();
+}
+
+std::vector<ModuleCompression> Compressor::state_at(int64_t step) {
+  std::vector<ModuleCompression> states;
+  for (auto& target : targets_) {
+    update_masks(*target, step);
+    ModuleCompression state;
+    state.name = target->name;
+    state.type = target->module->type_name();
+    state.sparse_mask = target->sparse_mask;
+    state.row_mask = target->row_mask;
+    if (target->quantization != nullptr) {
+      state.weight_bits =
+          bits_at(*target->quantization, config_.weight_quantization.schedule_offset, step);
+      state.quantize_groups = config_.weight_quantization.quantize_groups;
+      state.symmetric = config_.weight_quantization.quantization_type == "symmetric";
+    }
+    if (step >= config_.activation_quantization.schedule_offset)
+      state.activation_bits = target->activation_bits;
+    state.related_modules = target->related_modules;
+    states.push_back(std::move(state));
+  }
+  return states;
+}
+
+}  // namespace zt::compress

@@ -189,28 +189,19 @@ void OneBitLamb::step() {
 
 ParamState OneBitLamb::param_state(size_t group, size_t index) const {
   const State& current = states_.at(group).at(index);
-  ParamState state;
-  state.step = current.step;
-  if (current.exp_avg.defined())
-    state.tensors = {{"exp_avg", current.exp_avg},
-                     {"exp_avg_sq", current.exp_avg_sq},
-                     {"exp_avg_sq_fresh", current.exp_avg_sq_fresh}};
-  return state;
+  return named_state(current.step, {{"exp_avg", current.exp_avg},
+                                    {"exp_avg_sq", current.exp_avg_sq},
+                                    {"exp_avg_sq_fresh", current.exp_avg_sq_fresh}});
 }
 
 void OneBitLamb::set_param_state(size_t group, size_t index, const ParamState& state) {
   const Tensor& param = groups_.at(group).params.at(index);
   State& target = states_.at(group).at(index);
-  Tensor exp_avg = find_state(state, "exp_avg"), exp_avg_sq = find_state(state, "exp_avg_sq");
-  Tensor fresh = find_state(state, "exp_avg_sq_fresh");
-  if (exp_avg.defined() != exp_avg_sq.defined() || exp_avg.defined() != fresh.defined())
-    throw std::invalid_argument(
-        "OneBitLamb: state needs exp_avg, exp_avg_sq and exp_avg_sq_fresh, or none");
-  target.exp_avg = exp_avg.defined() ? restored_state(param, name(), "exp_avg", exp_avg) : Tensor();
-  target.exp_avg_sq =
-      exp_avg.defined() ? restored_state(param, name(), "exp_avg_sq", exp_avg_sq) : Tensor();
-  target.exp_avg_sq_fresh =
-      exp_avg.defined() ? restored_state(param, name(), "exp_avg_sq_fresh", fresh) : Tensor();
+  std::vector<Tensor> restored =
+      restored_states(param, name(), state, {"exp_avg", "exp_avg_sq", "exp_avg_sq_fresh"});
+  target.exp_avg = restored[0];
+  target.exp_avg_sq = restored[1];
+  target.exp_avg_sq_fresh = restored[2];
   target.step = state.step;
   compression_.reset();
   initialized_ = state.step > 0;

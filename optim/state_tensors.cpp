@@ -2,6 +2,7 @@
 #include "optim/state_tensors.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <stdexcept>
 
@@ -44,6 +45,32 @@ Tensor find_state(const ParamState& state, const std::string& name) {
   for (const auto& [key, value] : state.tensors)
     if (key == name) return value;
   return Tensor();
+}
+
+ParamState named_state(int64_t step, const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  ParamState state;
+  state.step = step;
+  if (!tensors.empty() && tensors.front().second.defined()) state.tensors = tensors;
+  return state;
+}
+
+std::vector<Tensor> restored_states(const Tensor& param, const std::string& optimizer,
+                                    const ParamState& state,
+                                    const std::vector<std::string>& names) {
+  std::vector<Tensor> found;
+  size_t defined = 0;
+  for (const std::string& name : names) {
+    found.push_back(find_state(state, name));
+    defined += found.back().defined() ? 1 : 0;
+  }
+  if (defined != 0 && defined != names.size()) {
+    throw std::invalid_argument(
+        fmt::format("{}: state needs {} together, or none", optimizer, fmt::join(names, ", ")));
+  }
+  if (defined == 0) return std::vector<Tensor>(names.size());
+  for (size_t i = 0; i < names.size(); ++i)
+    found[i] = restored_state(param, optimizer, names[i], found[i]);
+  return found;
 }
 
 }  // namespace zt::optim

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "optim/optimizer.h"
 
@@ -19,5 +21,14 @@ Tensor restored_state(const Tensor& param, const std::string& optimizer, const s
                       const Tensor& value);
 // The tensor named `name` in `state`, or an undefined one.
 Tensor find_state(const ParamState& state, const std::string& name);
+
+// What a checkpoint keeps of one parameter: its step and the named tensors, which an optimizer
+// makes together on the first update, so none while the first is undefined.
+ParamState named_state(int64_t step, const std::vector<std::pair<std::string, Tensor>>& tensors);
+// The tensors `names` of `state` restored for `param` (restored_state), in that order: all of
+// them, or all undefined when `state` holds none (a parameter not updated yet). Some without
+// the others throws naming `optimizer` and the names.
+std::vector<Tensor> restored_states(const Tensor& param, const std::string& optimizer,
+                                    const ParamState& state, const std::vector<std::string>& names);
 
 }  // namespace zt::optim

@@ -137,23 +137,17 @@ void ZeroOneAdam::step() {
 
 ParamState ZeroOneAdam::param_state(size_t group, size_t index) const {
   const State& current = states_.at(group).at(index);
-  ParamState state;
-  state.step = current.step;
-  if (current.exp_avg.defined())
-    state.tensors = {{"exp_avg", current.exp_avg}, {"exp_avg_sq", current.exp_avg_sq}};
-  return state;
+  return named_state(current.step,
+                     {{"exp_avg", current.exp_avg}, {"exp_avg_sq", current.exp_avg_sq}});
 }
 
 void ZeroOneAdam::set_param_state(size_t group, size_t index, const ParamState& state) {
   const Tensor& param = groups_.at(group).params.at(index);
   State& target = states_.at(group).at(index);
-  Tensor exp_avg = find_state(state, "exp_avg"), exp_avg_sq = find_state(state, "exp_avg_sq");
-  if (exp_avg.defined() != exp_avg_sq.defined())
-    throw std::invalid_argument("ZeroOneAdam: state needs both exp_avg and exp_avg_sq, or neither");
-  target.exp_avg = exp_avg.defined() ? restored_state(param, name(), "exp_avg", exp_avg) : Tensor();
-  target.exp_avg_sq =
-      exp_avg.defined() ? restored_state(param, name(), "exp_avg_sq", exp_avg_sq) : Tensor();
-  target.accumulated_move = exp_avg.defined() ? new_state_like(param) : Tensor();
+  std::vector<Tensor> restored = restored_states(param, name(), state, {"exp_avg", "exp_avg_sq"});
+  target.exp_avg = restored[0];
+  target.exp_avg_sq = restored[1];
+  target.accumulated_move = restored[0].defined() ? new_state_like(param) : Tensor();
   target.step = state.step;
   target.compression.reset();
   initialized_ = state.step > 0;

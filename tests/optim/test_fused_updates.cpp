@@ -190,6 +190,29 @@ TEST_CASE("adam_optimizer_groups_parameters_by_step_and_matches_per_parameter_sp
   CHECK(adam.state(0, 1).exp_avg_sq.to_vector() == b_v.to_vector());
 }
 
+TEST_CASE("a checkpointed optimizer state is restored whole or not at all") {
+  Tensor weight = random_f32(6, 11);
+  weight.set_requires_grad(true);
+  Adam adam(single_group({weight}, 0.01));
+  ParamState partial;
+  partial.step = 2;
+  partial.tensors = {{"exp_avg", random_f32(6, 12)}};
+  CHECK_THROWS_WITH_AS(adam.set_param_state(0, 0, partial),
+                       "AdamW: state needs exp_avg, exp_avg_sq together, or none",
+                       std::invalid_argument);
+  ParamState none;
+  none.step = 0;
+  adam.set_param_state(0, 0, none);
+  CHECK(adam.param_state(0, 0).tensors.empty());
+  ParamState whole = partial;
+  whole.tensors.push_back({"exp_avg_sq", random_f32(6, 13, 0.0, 1e-4)});
+  adam.set_param_state(0, 0, whole);
+  ParamState saved = adam.param_state(0, 0);
+  REQUIRE(saved.tensors.size() == 2);
+  CHECK(saved.step == 2);
+  CHECK(saved.tensors[1].second.to_vector() == whole.tensors[1].second.to_vector());
+}
+
 TEST_CASE("sum_of_squares_equals_a_plain_double_loop_for_every_floating_dtype") {
   std::vector<Tensor> tensors;
   for (DType dtype : {DType::f32, DType::f64, DType::f16, DType::bf16}) {

@@ -409,12 +409,32 @@ class TrainingRun {
 
 }  // namespace
 
+// --explain-config: the config doctor's prediction for the config and model a run would train
+// (no data is read, nothing is trained).
+int explain_config(comm::MpiRuntime& runtime, const TrainOptions& options) {
+  const int world = runtime.world().size();
+  const bool leader = runtime.world().rank() == 0;
+  dist::Config config = options.deepspeed.deepspeed_config.empty()
+                            ? default_config(options, world, 2)
+                            : apps::load_config_file(options.deepspeed.deepspeed_config, world,
+                                                     leader, program_values(options, world));
+  config = apps::with_program_optimizer(
+      std::move(config),
+      dist::client_optimizer(options.optimizer, options.lr, options.weight_decay), false);
+  std::shared_ptr<nn::Module> model =
+      options.width != 1.0 ? std::make_shared<apps::MnistCnn>(apps::scaled_widths(options.width))
+                           : apps::make_mnist_model(options.model, 0);
+  return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
+}
+
 int main(int argc, char** argv) {
   TrainOptions options;
   std::optional<int> status = apps::read_command_line(
       argc, argv, apps::train_command_line(),
       [&](const apps::Flags& flags) { options = apps::read_train_options(flags); });
   if (status) return *status;
-  return comm::run_distributed_main(
-      argc, argv, [&](comm::MpiRuntime& runtime) { return TrainingRun(runtime, options).run(); });
+  return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
+    if (options.doctor.explain) return explain_config(runtime, options);
+    return TrainingRun(runtime, options).run();
+  });
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/cli_flags.h"
+#include "apps/config_doctor_flags.h"
 #include "apps/deepspeed_flags.h"
 
 namespace zt::apps {
@@ -33,7 +34,8 @@ struct TrainOptions {
   std::string compression_config;  // "": the ds_config's compression_training, if any
   std::string teacher;             // "": no distillation
   double distill_alpha = 1.0, distill_temperature = 2.0;
-  double width = 1.0;  // of the CNN's channels and hidden units
+  double width = 1.0;    // of the CNN's channels and hidden units
+  DoctorOptions doctor;  // --explain-config
 };
 
 inline const CommandLine& train_command_line() {
@@ -74,6 +76,7 @@ inline const CommandLine& train_command_line() {
         }};
     for (const FlagSpec& flag : optimizer_flags("adam", "0")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
+    for (const FlagSpec& flag : config_doctor_flags()) table.flags.push_back(flag);
     return table;
   }();
   return command_line;
@@ -114,6 +117,7 @@ inline TrainOptions read_train_options(const Flags& flags) {
   options.distill_alpha = flags.get_double("distill-alpha", 0.0);
   options.distill_temperature = flags.get_double("distill-temperature", 0.0);
   options.width = flags.get_double("width", 0.0);
+  options.doctor = read_doctor_options(flags);
   if (options.width > 1.0)
     throw FlagError(fmt::format("--width: expected F in (0, 1], got {}", options.width));
   if (options.model != "cnn" &&

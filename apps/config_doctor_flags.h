@@ -1,0 +1,70 @@
+// The config doctor on an app's command line: --explain-config prints each rank's predicted
+// memory and traffic for the config and model the app would train (and trains nothing), and
+// with --memory-budget-mib the cheapest ZeRO layout that fits the budget, and why.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/cli_flags.h"
+#include "dist/config.h"
+#include "dist/config_doctor.h"
+#include "nn/module.h"
+
+namespace zt::apps {
+
+struct DoctorOptions {
+  bool explain = false;
+  double budget_mib = 0.0;   // 0: no suggestion
+  double reserve_mib = 0.0;  // what the doctor does not predict (activations, buffers)
+};
+
+inline std::vector<FlagSpec> config_doctor_flags() {
+  return {{"explain-config", "", "",
+           "print each rank's predicted memory by kind and bytes sent per step; no training"},
+          {"memory-budget-mib", "M", "",
+           "with --explain-config: suggest the cheapest ZeRO layout within M MiB per rank",
+           "no suggestion"},
+          {"memory-reserve-mib", "M", "0",
+           "with --memory-budget-mib: MiB kept for activations and buffers (not predicted)"}};
+}
+
+inline DoctorOptions read_doctor_options(const Flags& flags) {
+  DoctorOptions options;
+  options.explain = flags.has("explain-config");
+  if (flags.has("memory-budget-mib"))
+    options.budget_mib = flags.get_double("memory-budget-mib", 0.0);
+  options.reserve_mib = flags.get_non_negative_double("memory-reserve-mib");
+  if (!options.explain && flags.has("memory-budget-mib"))
+    throw FlagError("--memory-budget-mib needs --explain-config");
+  return options;
+}
+
+// Prints the prediction for `config` and, with a budget, the suggestion; returns the exit
+// status: 0, or 1 when no layout fits the budget (with each layout's shortfall).
+inline int explain_config(const DoctorOptions& options, const dist::Config& config,
+                          nn::Module& model, int world_size) {
+  dist::ModelShape shape = dist::model_shape(model, config.zero_optimization, world_size);
+  fmt::print("{}", dist::explain_prediction(dist::predict_rank(shape, config, world_size), shape));
+  if (options.budget_mib <= 0.0) return 0;
+  auto bytes = [](double mib) { return int64_t(mib * double(1 << 20)); };
+  std::string why_none;
+  std::optional<dist::Suggestion> suggestion = dist::suggest_layout(
+      shape, config, world_size, bytes(options.budget_mib), bytes(options.reserve_mib), &why_none);
+  if (!suggestion) {
+    fmt::print("no layout fits {} MiB per rank (with {} MiB reserved):\n{}", options.budget_mib,
+               options.reserve_mib, why_none);
+    return 1;
+  }
+  fmt::print(
+      "suggested for {} MiB per rank ({} MiB reserved for activations and buffers): {}\n"
+      "cheapest first (least traffic a step, then least offload):\n{}\n",
+      options.budget_mib, options.reserve_mib, suggestion->layout.str(), suggestion->why);
+  return 0;
+}
+
+}  // namespace zt::apps

@@ -1,0 +1,71 @@
+// The config doctor: per-rank memory by kind and bytes sent per step, predicted from a model, a
+// Config and a world size before anything is trained (the ZeRO paper's formulas of
+// dist/zero/expected_footprint.h applied to the model's real partition plan), and the cheapest
+// ZeRO layout that fits a per-rank device budget.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "dist/config.h"
+#include "dist/zero/expected_footprint.h"
+#include "nn/module.h"
+
+namespace zt::dist {
+
+// What the predictions need of a model: its parameter count and, for stage 3, how its
+// by-module plan splits it (groups kept whole under the persistence thresholds, and the
+// largest partitioned module, gathered whole with its gradient during its backward).
+struct ModelShape {
+  int64_t parameter_count = 0;       // Psi
+  int64_t kept_whole_numel = 0;      // stage 3: on every rank whole
+  int64_t largest_module_numel = 0;  // stage 3: the largest partitioned group, padded
+  std::string largest_module_name;
+};
+ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size);
+
+// One rank's prediction. Activations are not predicted: they depend on the model's code, and
+// the doctor reports them as such rather than guess.
+struct RankPrediction {
+  int stage = 0;
+  int world_size = 1;
+  int64_t element_bytes = 4;          // B: 4 in fp32, 2 under fp16/bf16
+  ExpectedOffloadBytes model_states;  // device, host and NVMe bytes between steps
+  int64_t gathered_working_set = 0;   // stage 3: largest module's gathered params + gradient
+  std::vector<std::pair<comm::CollectiveKind, double>> traffic;  // payload bytes per step
+  int64_t device_bytes() const;  // model states on the device plus the stage-3 working set
+  int64_t host_bytes() const;
+  double traffic_bytes() const;
+};
+RankPrediction predict_rank(const ModelShape& shape, const Config& config, int world_size);
+
+// The table --explain-config prints.
+std::string explain_prediction(const RankPrediction& prediction, const ModelShape& shape);
+
+// A layout the doctor may suggest: the stage and where the optimizer and parameters live.
+struct Layout {
+  int stage = 0;
+  std::string offload_optimizer = "none";  // "none" or "cpu"
+  std::string offload_param = "none";      // "none" or "cpu" (stage 3 only)
+  std::string str() const;
+};
+Config with_layout(const Config& config, const Layout& layout);
+
+struct Suggestion {
+  Layout layout;
+  RankPrediction prediction;
+  std::string why;  // the layouts ruled out before it, and by how much each missed
+};
+// The cheapest layout whose predicted device bytes plus `reserve_bytes` (activations and
+// buffers, which the doctor does not predict) fit `budget_bytes`: least traffic per step
+// first, then least offload (none, optimizer, optimizer and parameters); nullopt when none
+// fits. Offloading the optimizer needs Adam, so other optimizers are offered no offload.
+std::optional<Suggestion> suggest_layout(const ModelShape& shape, const Config& config,
+                                         int world_size, int64_t budget_bytes,
+                                         int64_t reserve_bytes, std::string* why_none = nullptr);
+
+}  // namespace zt::dist

@@ -360,6 +360,22 @@ class GptTrainingRun {
 
 }  // namespace
 
+// --explain-config: the config doctor's prediction for the config and model a run would train
+// (no tokens are read, nothing is trained).
+int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
+  const int world = runtime.world().size();
+  const bool leader = runtime.world().rank() == 0;
+  dist::Config config = options.deepspeed.deepspeed_config.empty()
+                            ? default_config(options, world)
+                            : apps::load_config_file(options.deepspeed.deepspeed_config, world,
+                                                     leader, program_values(options));
+  config = apps::with_program_optimizer(std::move(config), program_optimizer(options), false);
+  models::GPTConfig model_config = options.model;
+  model_config.sparse_attention = config.sparse_attention;
+  auto model = std::make_shared<models::GPT>(model_config);  // modules need shared owners
+  return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
+}
+
 int main(int argc, char** argv) {
   GptTrainOptions options;
   std::optional<int> status = apps::read_command_line(
@@ -367,6 +383,7 @@ int main(int argc, char** argv) {
       [&](const apps::Flags& flags) { options = apps::read_gpt_train_options(flags); });
   if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
+    if (options.doctor.explain) return explain_config(runtime, options);
     return GptTrainingRun(runtime, options).run();
   });
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "apps/cli_flags.h"
+#include "apps/config_doctor_flags.h"
 #include "apps/deepspeed_flags.h"
 #include "models/gpt_config.h"
 
@@ -34,6 +35,7 @@ struct GptTrainOptions {
   bool resume = false;
   std::string device;
   DeepSpeedArgs deepspeed;
+  DoctorOptions doctor;  // --explain-config
 };
 
 inline const CommandLine& gpt_train_command_line() {
@@ -77,6 +79,7 @@ inline const CommandLine& gpt_train_command_line() {
         }};
     for (const FlagSpec& flag : optimizer_flags("adamw", "0.1")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
+    for (const FlagSpec& flag : config_doctor_flags()) table.flags.push_back(flag);
     return table;
   }();
   return command_line;
@@ -122,6 +125,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
       throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
   }
   options.deepspeed = deepspeed_args(flags);
+  options.doctor = read_doctor_options(flags);
   return options;
 }
 

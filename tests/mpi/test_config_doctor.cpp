@@ -149,7 +149,7 @@ TEST_CASE("config doctor: the layout suggested for a budget trains under that li
   std::string why;
   std::optional<Suggestion> suggestion = suggest_layout(shape, config, world, budget, reserve);
   REQUIRE(suggestion.has_value());
-  MESSAGE(suggestion->why);
+  INFO(suggestion->why);
   if (world == 2) {  // Psi = 26,122 at N = 2: stages 0-2 and stage 1 with offload are over
     CHECK(suggestion->layout.str() == "stage 2, offload_optimizer cpu");
   }

@@ -10,21 +10,49 @@
 
 namespace zt::dist {
 
+namespace {
+
+// The prefetcher's rule (dist/zero/parameter_gatherer.cpp) replayed over the groups in the
+// order modules use them: while group i is gathered, the partitioned groups after it are
+// started as long as they fit the prefetch bucket and the live-parameter bound.
+int64_t gathered_peak_numel(const std::vector<int64_t>& order, const ZeroConfig& zero) {
+  int64_t peak = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    int64_t live = order[i], budget = zero.stage3_prefetch_bucket_size;
+    for (size_t next = i + 1; next < order.size(); ++next) {
+      if (order[next] > budget || live + order[next] > zero.stage3_max_live_parameters) break;
+      live += order[next];
+      budget -= order[next];
+    }
+    peak = std::max(peak, live);
+  }
+  return peak;
+}
+
+}  // namespace
+
 ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size) {
   ModelShape shape;
   // The stage-3 plan is a pure function of the model and N (no communication), so the
   // doctor reads the very groups the engine would gather.
   PartitionPlan plan = plan_by_module(model, world_size, zero.stage3_param_persistence_threshold,
                                       zero.stage3_model_persistence_threshold);
+  std::vector<int64_t> partitioned;  // padded sizes in module order (forward's)
   for (const FlatGroup& group : plan.groups) {
     shape.parameter_count += group.numel;
     if (!group.partitioned) {
       shape.kept_whole_numel += group.numel;
-    } else if (group.padded_numel > shape.largest_module_numel) {
+      continue;
+    }
+    partitioned.push_back(group.padded_numel);
+    if (group.padded_numel > shape.largest_module_numel) {
       shape.largest_module_numel = group.padded_numel;
       shape.largest_module_name = group.module_name.empty() ? "(root)" : group.module_name;
     }
   }
+  int64_t forward = gathered_peak_numel(partitioned, zero);
+  std::reverse(partitioned.begin(), partitioned.end());
+  shape.gathered_peak_numel = std::max(forward, gathered_peak_numel(partitioned, zero));
   return shape;
 }
 
@@ -74,9 +102,9 @@ RankPrediction predict_rank(const ModelShape& shape, const Config& config, int w
     states.host_params -= from_host;
     states.nvme -= kept_slices - from_host;
   }
-  // The largest partitioned module is gathered whole, and its gradient is whole until
+  // Gathered groups (prefetch included), and the largest module's gradient, whole until
   // reduce-scattered, while its backward runs.
-  prediction.gathered_working_set = 2 * b * shape.largest_module_numel;
+  prediction.gathered_working_set = b * (shape.gathered_peak_numel + shape.largest_module_numel);
   prediction.traffic = expected_step_traffic(partitioning, share(psi - kept), micro);
   for (auto& [kind, bytes] :
        expected_step_traffic(ZeroPartitioning::for_stage(2), share(kept), micro)) {

@@ -25,6 +25,10 @@ struct ModelShape {
   int64_t kept_whole_numel = 0;      // stage 3: on every rank whole
   int64_t largest_module_numel = 0;  // stage 3: the largest partitioned group, padded
   std::string largest_module_name;
+  // Stage 3: the most partitioned elements gathered at once: a module's group and the groups
+  // after it that stage3_prefetch_bucket_size lets prefetch start (within
+  // stage3_max_live_parameters), in forward or backward order.
+  int64_t gathered_peak_numel = 0;
 };
 ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size);
 
@@ -35,7 +39,7 @@ struct RankPrediction {
   int world_size = 1;
   int64_t element_bytes = 4;          // B: 4 in fp32, 2 under fp16/bf16
   ExpectedOffloadBytes model_states;  // device, host and NVMe bytes between steps
-  int64_t gathered_working_set = 0;   // stage 3: largest module's gathered params + gradient
+  int64_t gathered_working_set = 0;   // stage 3: gathered params + the largest module's gradient
   std::vector<std::pair<comm::CollectiveKind, double>> traffic;  // payload bytes per step
   int64_t device_bytes() const;  // model states on the device plus the stage-3 working set
   int64_t host_bytes() const;

@@ -62,34 +62,35 @@ void blas_product(const Gemm& gemm, int64_t m, int64_t n, int64_t k, C alpha, co
 #if defined(__x86_64__)
 constexpr int kBlockRows = 6;  // 6 x 4 accumulators + 4 rows of B + 1 broadcast: 29 of 32 zmm
 
-// ROWS rows of C (ROWS <= 6) times up to 64 columns from j0: ROWS x 4 vectors of 16 floats
-// accumulated over k in registers. FULL blocks have all 64 columns; the last block of a row
-// masks off the columns past n.
-template <int ROWS, bool FULL>
+// ROWS rows of C (ROWS <= 6) times up to 64 columns from j0: ROWS x VECS vectors of 16 floats
+// accumulated over k in registers. FULL blocks have all VECS x 16 columns; the last block of a
+// row masks off the columns past n, and computes only the vectors that hold some (a narrow
+// last block, as in the 80- or 48-key tiles of block-sparse rows, would otherwise pay for 64).
+template <int ROWS, int VECS, bool FULL>
 __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t k, float alpha,
                                                              const float* a, int64_t a_row_stride,
                                                              int64_t a_col_stride, const float* b,
                                                              int64_t ldb, bool accumulate, float* c,
                                                              int64_t ldc, int64_t j0) {
-  __mmask16 lanes[4];
+  __mmask16 lanes[VECS];
 #pragma GCC unroll 4
-  for (int v = 0; v < 4; ++v) {
+  for (int v = 0; v < VECS; ++v) {
     const int64_t left = n - j0 - 16 * v;
     lanes[v] = left >= 16  ? __mmask16(0xFFFF)
                : left <= 0 ? __mmask16(0)
                            : __mmask16((1u << left) - 1);
   }
-  __m512 sum[ROWS][4];
+  __m512 sum[ROWS][VECS];
 #pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) sum[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_setzero_ps();
   }
   for (int64_t p = 0; p < k; ++p) {
     const float* b_row = b + p * ldb + j0;
-    __m512 b_vectors[4];
+    __m512 b_vectors[VECS];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
+    for (int v = 0; v < VECS; ++v) {
       b_vectors[v] =
           FULL ? _mm512_loadu_ps(b_row + 16 * v) : _mm512_maskz_loadu_ps(lanes[v], b_row + 16 * v);
     }
@@ -97,7 +98,7 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
     for (int r = 0; r < ROWS; ++r) {
       const __m512 a_value = _mm512_set1_ps(a[r * a_row_stride + p * a_col_stride]);
 #pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
+      for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
     }
   }
   const __m512 scale = _mm512_set1_ps(alpha);
@@ -105,7 +106,7 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
   for (int r = 0; r < ROWS; ++r) {
     float* c_row = c + r * ldc + j0;
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
+    for (int v = 0; v < VECS; ++v) {
       __m512 value = _mm512_mul_ps(sum[r][v], scale);
       if (accumulate) {
         value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes[v], c_row + 16 * v));
@@ -118,14 +119,21 @@ __attribute__((target("avx512f"))) void product_block_avx512(int64_t n, int64_t 
 using ProductBlock = void (*)(int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
                               int64_t, bool, float*, int64_t, int64_t);
 
-template <bool FULL>
-constexpr ProductBlock kProductBlocks[kBlockRows + 1] = {nullptr,
-                                                         product_block_avx512<1, FULL>,
-                                                         product_block_avx512<2, FULL>,
-                                                         product_block_avx512<3, FULL>,
-                                                         product_block_avx512<4, FULL>,
-                                                         product_block_avx512<5, FULL>,
-                                                         product_block_avx512<6, FULL>};
+template <int VECS, bool FULL>
+constexpr ProductBlock kProductBlocksOf[kBlockRows + 1] = {nullptr,
+                                                           product_block_avx512<1, VECS, FULL>,
+                                                           product_block_avx512<2, VECS, FULL>,
+                                                           product_block_avx512<3, VECS, FULL>,
+                                                           product_block_avx512<4, VECS, FULL>,
+                                                           product_block_avx512<5, VECS, FULL>,
+                                                           product_block_avx512<6, VECS, FULL>};
+// By the number of 16-column vectors a block computes (1-4) and whether they are all full.
+constexpr const ProductBlock* kProductBlocks[5][2] = {
+    {nullptr, nullptr},
+    {kProductBlocksOf<1, false>, kProductBlocksOf<1, true>},
+    {kProductBlocksOf<2, false>, kProductBlocksOf<2, true>},
+    {kProductBlocksOf<3, false>, kProductBlocksOf<3, true>},
+    {kProductBlocksOf<4, false>, kProductBlocksOf<4, true>}};
 
 __attribute__((target("avx512f"))) void product_avx512(int64_t m, int64_t n, int64_t k, float alpha,
                                                        const float* a, int64_t a_row_stride,
@@ -135,8 +143,8 @@ __attribute__((target("avx512f"))) void product_avx512(int64_t m, int64_t n, int
   for (int64_t i0 = 0; i0 < m; i0 += kBlockRows) {
     const int64_t rows = std::min<int64_t>(kBlockRows, m - i0);
     for (int64_t j0 = 0; j0 < n; j0 += 64) {
-      const ProductBlock block =
-          n - j0 >= 64 ? kProductBlocks<true>[rows] : kProductBlocks<false>[rows];
+      const int64_t left = std::min<int64_t>(64, n - j0);
+      const ProductBlock block = kProductBlocks[(left + 15) / 16][left % 16 == 0][rows];
       block(n, k, alpha, a + i0 * a_row_stride, a_row_stride, a_col_stride, b, ldb, accumulate,
             c + i0 * ldc, ldc, j0);
     }

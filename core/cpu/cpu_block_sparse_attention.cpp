@@ -1,5 +1,5 @@
-// CPU block-sparse attention, forward: one task per (entry, row block), in parallel. A task
-// walks only its row block's active key blocks, packed into chunks of about kKeyTile keys,
+// CPU block-sparse attention, forward: one task per (entry, group of row blocks), in parallel.
+// A task walks only its rows' active key blocks, in chunks of about kKeyTile keys,
 // with the online softmax of the dense kernel (running max and sum per row, the output
 // accumulator rescaled when the max grows). Work and memory follow the active blocks; nothing
 // of size T^2 exists. Each task writes its own rows, so results do not depend on thread count.
@@ -72,20 +72,20 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
     const std::span<const int64_t> chunk =
         active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));
     const int64_t cols = int64_t(chunk.size()) * args.block;
-    pack_transposed(keys_transposed + b * E * T_len, E, args.block, chunk, ld, scratch.keys.data());
-    tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, scratch.keys.data(), ld, false,
-                 scratch.scores.data(), ld);
+    block_scores(rows, E, C(args.scale), q_tile, keys_transposed + b * E * T_len, args.block, chunk,
+                 scratch.keys.data(), scratch.scores.data(), ld);
     mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
                       scratch.scores.data(), ld);
     online_softmax_chunk(rows, cols, ld, Ev, scratch);
-    // The weights of block j times that block's value rows, read in place (f32, f64) or
-    // widened once per chunk (16-bit).
+    // The weights of each run of consecutive blocks times their value rows, read in place
+    // (f32, f64) or widened once per chunk (16-bit).
     const C* values = rows_of_blocks(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values);
-    for (size_t j = 0; j < chunk.size(); ++j) {
-      tile_product(rows, Ev, args.block, C(1), scratch.scores.data() + int64_t(j) * args.block, ld,
-                   1, block_rows(values, v + b * T_len * Ev, Ev, args.block, chunk, j), Ev, true,
+    for_each_run(chunk, [&](size_t j, size_t count) {
+      tile_product(rows, Ev, int64_t(count) * args.block, C(1),
+                   scratch.scores.data() + int64_t(j) * args.block, ld, 1,
+                   block_rows(values, v + b * T_len * Ev, Ev, args.block, chunk, j), Ev, true,
                    scratch.accumulator.data(), Ev);
-    }
+    });
   }
   for (int64_t i = 0; i < rows; ++i) {
     const C sum = scratch.row_sum[size_t(i)];
@@ -109,8 +109,8 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
     const Tensor keys_transposed =
         empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
     const SparseInputs index{row_offsets.data_ptr<int64_t>(), columns.data_ptr<int64_t>()};
-    // The keys transposed first, one entry per task; then one task per (entry, row block),
-    // handed out one at a time since rows have different numbers of active blocks.
+    // The keys transposed first, one entry per task; then one task per (entry, group of
+    // row blocks), handed out one at a time since rows have different numbers of blocks.
 #pragma omp parallel num_threads(block_sparse_threads(args, columns.numel()))
     {
 #pragma omp for schedule(static)
@@ -119,14 +119,17 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
                           keys_transposed.data_ptr<C>());
       }
       SparseForwardScratch<C> scratch;
+      const int64_t per_group = rows_per_group(args);
+      const int64_t leaders = (args.blocks + per_group - 1) / per_group;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < args.batch * args.blocks; ++task) {
-        const int64_t b = task / args.blocks, r = task % args.blocks;
-        const RowGroup group = row_group_of(args, index.row_offsets, index.columns, b, r);
-        if (group.first != r) continue;  // computed with its group's first row block
-        forward_row_block<T>(args, index, q.data_ptr<T>(), keys_transposed.data_ptr<C>(),
-                             v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(), b, group,
-                             scratch);
+      for (int64_t task = 0; task < args.batch * leaders; ++task) {
+        const int64_t b = task / leaders, leader = task % leaders * per_group;
+        for_each_group(
+            args, index.row_offsets, index.columns, b, leader, [&](const RowGroup& group) {
+              forward_row_block<T>(args, index, q.data_ptr<T>(), keys_transposed.data_ptr<C>(),
+                                   v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(), b, group,
+                                   scratch);
+            });
       }
     }
   });

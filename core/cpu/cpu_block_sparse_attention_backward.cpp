@@ -67,17 +67,15 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   using C = compute_type<T>;
   const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
   const int64_t cols = int64_t(chunk.size()) * args.block;
-  pack_transposed(entry.keys_t, E, args.block, chunk, ld, scratch.keys_t.data());
-  pack_transposed(entry.values_t, Ev, args.block, chunk, ld, scratch.values_t.data());
   C* weights = scratch.weights.data();
-  tile_product(rows, cols, E, C(args.scale), q_tile, E, 1, scratch.keys_t.data(), ld, false,
-               weights, ld);
+  block_scores(rows, E, C(args.scale), q_tile, entry.keys_t, args.block, chunk,
+               scratch.keys_t.data(), weights, ld);
   mask_group_scores(args, entry.row_offsets, entry.columns, entry.b, group, chunk, weights, ld);
   weights_from_scores(rows, cols, ld, entry.lse + group.first * args.block, weights);
   // dP = grad_out v^T; dS = P * (dP - D)
   C* grad_scores = scratch.grad_scores.data();
-  tile_product(rows, cols, Ev, C(1), grad_out_tile, Ev, 1, scratch.values_t.data(), ld, false,
-               grad_scores, ld);
+  block_scores(rows, Ev, C(1), grad_out_tile, entry.values_t, args.block, chunk,
+               scratch.values_t.data(), grad_scores, ld);
   for (int64_t i = 0; i < rows; ++i) {
     const C delta = scratch.row_delta[size_t(i)];
     C* grad = grad_scores + i * ld;
@@ -85,19 +83,20 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
   }
-  // Per key block j: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q (into the entry's
-  // rows directly), grad_q += scale dS_j k_j (k read in place, or widened for 16-bit).
+  // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q
+  // (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or widened).
   const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
-  for (size_t j = 0; j < chunk.size(); ++j) {
+  for_each_run(chunk, [&](size_t j, size_t count) {
     const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
-    tile_product(args.block, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev, true,
+    const int64_t keys_in_run = int64_t(count) * args.block;
+    tile_product(keys_in_run, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev, true,
                  entry.grad_v + key0 * Ev, Ev);
-    tile_product(args.block, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E, true,
+    tile_product(keys_in_run, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E, true,
                  entry.grad_k + key0 * E, E);
-    tile_product(rows, E, args.block, C(args.scale), grad_scores + offset, ld, 1,
+    tile_product(rows, E, keys_in_run, C(args.scale), grad_scores + offset, ld, 1,
                  block_rows(keys, entry.k, E, args.block, chunk, j), E, true, scratch.grad_q.data(),
                  E);
-  }
+  });
 }
 
 template <typename T>
@@ -166,10 +165,10 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
                                  b};
         std::fill(entry.grad_k, entry.grad_k + T_len * E, C(0));
         std::fill(entry.grad_v, entry.grad_v + T_len * Ev, C(0));
-        for (int64_t r = 0; r < args.blocks;) {
-          const RowGroup group = row_group_of(args, offsets, column_data, b, r);
-          backward_row_group<T>(args, entry, group, scratch);
-          r = group.first + group.count;
+        for (int64_t leader = 0; leader < args.blocks; leader += rows_per_group(args)) {
+          for_each_group(args, offsets, column_data, b, leader, [&](const RowGroup& group) {
+            backward_row_group<T>(args, entry, group, scratch);
+          });
         }
       }
     }

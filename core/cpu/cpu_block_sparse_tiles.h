@@ -42,6 +42,18 @@ inline std::span<const int64_t> active_columns(const BlockSparseArgs& args,
   return {columns + row_offsets[slot], size_t(row_offsets[slot + 1] - row_offsets[slot])};
 }
 
+// AVX-512 paths for f32 and blocks of 16 (cpu_block_sparse_pack.cpp); false when they do not
+// apply (another block size or dtype, a width not a multiple of 16, no AVX-512).
+bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_t block,
+                         float* out);
+// scores [rows, chunk.size() * 16] = alpha * a [rows, k] times blocks `chunk` of the
+// transposed plane [blocks, k, 16], read in place.
+bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
+                       const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
+                       int64_t ldc);
+bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
+                          std::span<const int64_t> chunk, int64_t ld, float* packed);
+
 // rows [batch, T, width] of entry b transposed block by block into workspace [batch, blocks,
 // width, block] (compute type): each key block's transposed values are one contiguous run of
 // width * block, so packing a block reads a few cache lines instead of `width` rows T apart
@@ -51,6 +63,9 @@ void transpose_rows_of(const T* rows, int64_t T_len, int64_t width, int64_t bloc
                        C* workspace) {
   C* out = workspace + b * width * T_len;
   const T* in = rows + b * T_len * width;
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<C, float>) {
+    if (transpose_rows_fast(in, T_len, width, block, out)) return;
+  }
   for (int64_t first = 0; first < T_len; first += block) {
     C* block_out = out + first * width;
     for (int64_t j = 0; j < block; ++j)
@@ -63,12 +78,28 @@ void transpose_rows_of(const T* rows, int64_t T_len, int64_t width, int64_t bloc
 template <typename C>
 void pack_transposed(const C* plane, int64_t width, int64_t block, std::span<const int64_t> chunk,
                      int64_t ld, C* packed) {
+  if constexpr (std::is_same_v<C, float>) {
+    if (pack_transposed_fast(plane, width, block, chunk, ld, packed)) return;
+  }
   for (size_t j = 0; j < chunk.size(); ++j) {
     const C* source = plane + chunk[j] * width * block;
     for (int64_t e = 0; e < width; ++e) {
       std::copy(source + e * block, source + (e + 1) * block, packed + e * ld + int64_t(j) * block);
     }
   }
+}
+
+// scores = alpha * a [rows, width] times blocks `chunk` of the transposed plane: in place
+// (f32, blocks of 16), else packed into `packed` [width, ld] first.
+template <typename C>
+void block_scores(int64_t rows, int64_t width, C alpha, const C* a, const C* plane, int64_t block,
+                  std::span<const int64_t> chunk, C* packed, C* scores, int64_t ld) {
+  if constexpr (std::is_same_v<C, float>) {
+    if (block_scores_fast(rows, width, alpha, a, width, plane, block, chunk, scores, ld)) return;
+  }
+  pack_transposed(plane, width, block, chunk, ld, packed);
+  attention_tiles::tile_product(rows, int64_t(chunk.size()) * block, width, alpha, a, width, 1,
+                                packed, ld, false, scores, ld);
 }
 
 // The rows of blocks `chunk` of [T, width] (entry-local) in the compute type: null when T is
@@ -99,6 +130,21 @@ const C* block_rows(const C* widened, const T* rows, int64_t width, int64_t bloc
   }
 }
 
+// Calls visit(j, count) for each run chunk[j .. j + count) of consecutive blocks: their rows
+// are contiguous, in place and in a widened copy alike, so a run is one product with
+// count * block on its inner dimension instead of count products of `block` (the sliding
+// windows' neighbours are one run; small products spent a quarter of their time loading and
+// storing their output tile).
+template <typename Visit>
+void for_each_run(std::span<const int64_t> chunk, Visit&& visit) {
+  for (size_t j = 0; j < chunk.size();) {
+    size_t end = j + 1;
+    while (end < chunk.size() && chunk[end] == chunk[end - 1] + 1) ++end;
+    visit(j, end - j);
+    j = end;
+  }
+}
+
 // Consecutive row blocks, up to kGroupRows queries, are computed as one query tile against the
 // union of their active blocks when that union wastes at most a quarter of the work (equal
 // lists, as in fixed's bidirectional windows or the dense layout, waste none): a 16-row tile
@@ -109,17 +155,32 @@ struct RowGroup {
   int64_t first = 0, count = 1;  // row blocks first .. first + count
   std::vector<int64_t> columns;  // the union of their active blocks, ascending
 };
-// The group that computes row block r: its own (count 1) or that of its group's first block.
-inline RowGroup row_group_of(const BlockSparseArgs& args, const int64_t* row_offsets,
-                             const int64_t* columns, int64_t b, int64_t r) {
-  const int64_t per_group = std::max<int64_t>(1, kGroupRows / args.block);
-  const int64_t leader = r - r % per_group, count = std::min(per_group, args.blocks - leader);
+inline int64_t rows_per_group(const BlockSparseArgs& args) {
+  return std::max<int64_t>(1, kGroupRows / args.block);
+}
+// Row block r alone, with its own list.
+inline RowGroup single_row_group(const BlockSparseArgs& args, const int64_t* row_offsets,
+                                 const int64_t* columns, int64_t b, int64_t r) {
+  const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, r);
+  RowGroup group;
+  group.first = r;
+  group.columns.assign(own.begin(), own.end());
+  return group;
+}
+// Calls compute(group) for the groups covering row blocks leader .. leader + rows_per_group of
+// entry b: one group of them all when their union wastes at most a quarter of the work, else
+// each row block alone (the union is built once per leader, not once per row block).
+template <typename Compute>
+void for_each_group(const BlockSparseArgs& args, const int64_t* row_offsets, const int64_t* columns,
+                    int64_t b, int64_t leader, Compute&& compute) {
+  const int64_t count = std::min(rows_per_group(args), args.blocks - leader);
   RowGroup group;
   int64_t total = 0;
+  std::vector<int64_t> merged;
   for (int64_t i = 0; i < count && count > 1; ++i) {
     const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, leader + i);
     total += int64_t(own.size());
-    std::vector<int64_t> merged;
+    merged.clear();
     std::set_union(group.columns.begin(), group.columns.end(), own.begin(), own.end(),
                    std::back_inserter(merged));
     group.columns.swap(merged);
@@ -127,12 +188,11 @@ inline RowGroup row_group_of(const BlockSparseArgs& args, const int64_t* row_off
   if (count > 1 && 4 * int64_t(group.columns.size()) * count <= 5 * total) {
     group.first = leader;
     group.count = count;
-    return group;
+    return compute(group);
   }
-  const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, r);
-  group.first = r;
-  group.columns.assign(own.begin(), own.end());
-  return group;
+  for (int64_t r = leader; r < leader + count; ++r) {
+    compute(single_row_group(args, row_offsets, columns, b, r));
+  }
 }
 
 // -inf on the scores a query may not see: blocks of the chunk outside its row block's list

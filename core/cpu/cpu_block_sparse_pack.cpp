@@ -1,0 +1,171 @@
+// AVX-512 paths of the f32 block-sparse kernels at blocks of 16 (DeepSpeed's default): the
+// per-call transpose of keys and values into [blocks, width, 16], score products that read
+// those blocks in place, and the packing fallback. Scalar transposes and a memmove call per 16
+// values took a third of the sliding-window layouts' time, whose rows have only 4-5 blocks of
+// products to pay for them.
+#include <algorithm>
+#include <span>
+
+#include "core/cpu/cpu_block_sparse_tiles.h"
+
+#if defined(__x86_64__)
+// GCC 12's unpack and shuffle intrinsics pass _mm512_undefined_ps() as their masked-off source,
+// which -Wuninitialized reports once inlined; the values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
+
+namespace zt::cpu::block_sparse_tiles {
+
+#if defined(__x86_64__)
+namespace {
+
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+
+// 16 rows of 16 floats (rows `stride` apart) transposed into out[i * 16 + j] = in[j][i]:
+// four rounds of pairwise interleaves, 64 shuffles for 256 values.
+__attribute__((target("avx512f"))) void transpose_16x16(const float* in, int64_t stride,
+                                                        float* out) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * stride);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    for (int h = 0; h < 2; ++h) {
+      const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + 2 + h]);
+      r[i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      r[i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    }
+  }
+  // r[i .. i + 4) now hold four columns of rows i .. i + 4 per 128-bit lane; two rounds of
+  // 128-bit shuffles gather the four lanes of each column.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
+  }
+  // Register k holds column k with the middle two of each four swapped (the order of the
+  // 64-bit interleave).
+  constexpr int kColumn[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+  for (int k = 0; k < 16; ++k) _mm512_storeu_ps(out + kColumn[k] * 16, r[k]);
+}
+
+__attribute__((target("avx512f"))) void pack16(const float* plane, int64_t width,
+                                               std::span<const int64_t> chunk, int64_t ld,
+                                               float* packed) {
+  for (size_t j = 0; j < chunk.size(); ++j) {
+    const float* source = plane + chunk[j] * width * 16;
+    float* target = packed + int64_t(j) * 16;
+    for (int64_t e = 0; e < width; ++e) {
+      _mm512_storeu_ps(target + e * ld, _mm512_loadu_ps(source + e * 16));
+    }
+  }
+}
+
+// ROWS rows of scores against VECS key blocks of 16 (each [k, 16] in the transposed plane, at
+// blocks[v]): the register-blocked product of cpu_attention_tiles.cpp with one B pointer per
+// vector, so the blocks are read where they lie instead of packed side by side first.
+template <int ROWS, int VECS>
+__attribute__((target("avx512f"))) void scores_block(int64_t k, float alpha, const float* a,
+                                                     int64_t lda, const float* const* blocks,
+                                                     float* c, int64_t ldc) {
+  __m512 sum[ROWS][VECS];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    __m512 b_vectors[VECS];
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) b_vectors[v] = _mm512_loadu_ps(blocks[v] + p * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 a_value = _mm512_set1_ps(a[r * lda + p]);
+#pragma GCC unroll 4
+      for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v)
+      _mm512_storeu_ps(c + r * ldc + 16 * v, _mm512_mul_ps(sum[r][v], scale));
+  }
+}
+
+using ScoresBlock = void (*)(int64_t, float, const float*, int64_t, const float* const*, float*,
+                             int64_t);
+template <int VECS>
+constexpr ScoresBlock kScoresOf[7] = {nullptr,
+                                      scores_block<1, VECS>,
+                                      scores_block<2, VECS>,
+                                      scores_block<3, VECS>,
+                                      scores_block<4, VECS>,
+                                      scores_block<5, VECS>,
+                                      scores_block<6, VECS>};
+constexpr const ScoresBlock* kScores[5] = {nullptr, kScoresOf<1>, kScoresOf<2>, kScoresOf<3>,
+                                           kScoresOf<4>};
+
+}  // namespace
+
+bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
+                       const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
+                       int64_t ldc) {
+  if (!kHasAvx512 || block != 16) return false;
+  const int64_t count = int64_t(chunk.size());
+  for (int64_t j0 = 0; j0 < count; j0 += 4) {
+    const int vecs = int(std::min<int64_t>(4, count - j0));
+    const float* blocks[4];
+    for (int v = 0; v < vecs; ++v) blocks[v] = plane + chunk[size_t(j0 + v)] * k * 16;
+    for (int64_t i0 = 0; i0 < rows; i0 += 6) {
+      const int block_rows = int(std::min<int64_t>(6, rows - i0));
+      kScores[vecs][block_rows](k, alpha, a + i0 * lda, lda, blocks, c + i0 * ldc + j0 * 16, ldc);
+    }
+  }
+  return true;
+}
+
+bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_t block,
+                         float* out) {
+  if (!kHasAvx512 || block != 16 || width % 16 != 0) return false;
+  for (int64_t first = 0; first < T_len; first += 16) {
+    for (int64_t e = 0; e < width; e += 16) {
+      transpose_16x16(rows + first * width + e, width, out + first * width + e * 16);
+    }
+  }
+  return true;
+}
+
+bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
+                          std::span<const int64_t> chunk, int64_t ld, float* packed) {
+  if (!kHasAvx512 || block != 16) return false;
+  pack16(plane, width, chunk, ld, packed);
+  return true;
+}
+#else
+bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                       std::span<const int64_t>, float*, int64_t) {
+  return false;
+}
+bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
+  return false;
+}
+bool pack_transposed_fast(const float*, int64_t, int64_t, std::span<const int64_t>, int64_t,
+                          float*) {
+  return false;
+}
+#endif
+
+}  // namespace zt::cpu::block_sparse_tiles

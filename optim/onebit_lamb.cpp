@@ -43,8 +43,28 @@ OneBitLamb::OneBitLamb(std::vector<ParamGroup> groups, comm::Communicator& data_
   }
 }
 
+void OneBitLamb::set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) {
+  State& state = states_.at(group).at(index);
+  state.segments = std::move(pieces);
+  state.pieces.clear();
+}
+
+void OneBitLamb::attach_pieces(State& state, int64_t numel) {
+  std::vector<NormSegment> segments = state.segments;
+  if (segments.empty()) segments.push_back({0, numel, 0});
+  if (state.pieces.size() != segments.size()) state.pieces.assign(segments.size(), Piece{});
+  auto view = [numel](const Tensor& whole, const NormSegment& segment) {
+    return ops::narrow(ops::reshape(whole, {numel}), 0, segment.begin, segment.numel);
+  };
+  for (size_t s = 0; s < segments.size(); ++s) {
+    state.pieces[s].exp_avg = view(state.exp_avg, segments[s]);
+    state.pieces[s].exp_avg_sq = view(state.exp_avg_sq, segments[s]);
+    state.pieces[s].exp_avg_sq_fresh = view(state.exp_avg_sq_fresh, segments[s]);
+  }
+}
+
 void OneBitLamb::warm_up_step(const Entry& entry) {
-  State& state = *entry.state;
+  Piece& state = *entry.state;
   const int64_t count = entry.param.numel();
   float* param = entry.param.data_ptr<float>();
   float* exp_avg = state.exp_avg.data_ptr<float>();
@@ -52,7 +72,7 @@ void OneBitLamb::warm_up_step(const Entry& entry) {
   onebit::update_momentum(exp_avg, entry.grad.data_ptr<float>(), count, float(options_.base.beta1));
   onebit::update_variance(exp_avg_sq, entry.grad.data_ptr<float>(), count,
                           float(options_.base.beta2));
-  if (state.step == options_.base.freeze_step) ops::copy_(state.exp_avg_sq_fresh, state.exp_avg_sq);
+  if (entry.step == options_.base.freeze_step) ops::copy_(state.exp_avg_sq_fresh, state.exp_avg_sq);
   if (!initialized_) return;
   const float eps = float(options_.base.eps), decay = float(entry.group->weight_decay);
   std::vector<float> update(static_cast<size_t>(count));
@@ -94,7 +114,7 @@ void OneBitLamb::average_momenta(const std::vector<Entry>& entries) {
 }
 
 void OneBitLamb::frozen_step(const Entry& entry, const std::vector<float>& last_exp_avg) {
-  State& state = *entry.state;
+  Piece& state = *entry.state;
   const int64_t count = entry.param.numel();
   const float beta1 = float(options_.base.beta1), beta2 = float(options_.base.beta2);
   const float eps = float(options_.base.eps), decay = float(entry.group->weight_decay);
@@ -131,22 +151,33 @@ void OneBitLamb::frozen_step(const Entry& entry, const std::vector<float>& last_
 
 void OneBitLamb::step() {
   std::vector<Entry> entries;
+  int64_t last_step = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (size_t p = 0; p < groups_[g].params.size(); ++p) {
       const Tensor& param = groups_[g].params[p];
       if (!param.grad().defined()) continue;
       State& state = states_[g][p];
+      const int64_t numel = param.numel();
       if (!state.exp_avg.defined()) {
         state.exp_avg = new_state_like(param);
         state.exp_avg_sq = new_state_like(param);
         state.exp_avg_sq_fresh = new_state_like(param);
       }
-      entries.push_back({&groups_[g], param, gradient_of(param, "OneBitLamb"), &state});
+      if (state.pieces.empty()) attach_pieces(state, numel);
+      state.step += 1;
+      last_step = state.step;
+      const Tensor flat_param = ops::reshape(param, {numel});
+      const Tensor flat_grad = ops::reshape(gradient_of(param, "OneBitLamb"), {numel});
+      for (size_t s = 0; s < state.pieces.size(); ++s) {
+        const int64_t begin = state.segments.empty() ? 0 : state.segments[s].begin;
+        const int64_t count = state.segments.empty() ? numel : state.segments[s].numel;
+        entries.push_back({&groups_[g], ops::narrow(flat_param, 0, begin, count),
+                           ops::narrow(flat_grad, 0, begin, count), &state.pieces[s], state.step});
+      }
     }
   }
   trust_ratios_.clear();
   if (!initialized_) {  // DeepSpeed's set-up step: the counts advance, nothing else
-    for (const Entry& entry : entries) entry.state->step += 1;
     initialized_ = true;
     return;
   }
@@ -169,7 +200,6 @@ void OneBitLamb::step() {
     }
   }
   for (const Entry& entry : entries) {
-    entry.state->step += 1;
     if (!frozen_) {
       warm_up_step(entry);
       continue;
@@ -183,8 +213,7 @@ void OneBitLamb::step() {
     average_momenta(entries);
     for (size_t e = 0; e < entries.size(); ++e) frozen_step(entries[e], last_exp_avg[e]);
   }
-  if (!frozen_ && !entries.empty() && entries.back().state->step >= options_.base.freeze_step)
-    frozen_ = true;
+  if (!frozen_ && !entries.empty() && last_step >= options_.base.freeze_step) frozen_ = true;
 }
 
 ParamState OneBitLamb::param_state(size_t group, size_t index) const {
@@ -203,6 +232,7 @@ void OneBitLamb::set_param_state(size_t group, size_t index, const ParamState& s
   target.exp_avg_sq = restored[1];
   target.exp_avg_sq_fresh = restored[2];
   target.step = state.step;
+  if (target.exp_avg.defined()) attach_pieces(target, param.numel());
   compression_.reset();
   initialized_ = state.step > 0;
   frozen_ = state.step >= options_.base.freeze_step;

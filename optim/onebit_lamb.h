@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "optim/lamb.h"
 #include "optim/onebit_optimizer.h"
 
 namespace zt::optim {
@@ -32,24 +33,36 @@ class OneBitLamb final : public CompressedCommunicationOptimizer {
   void set_momentum(double beta1) override { options_.base.beta1 = beta1; }
   double momentum() const override { return options_.base.beta1; }
   bool gradients_stay_local() const override { return frozen_; }
-  // The trust ratio of each parameter with a gradient in the last step, in order.
+  // The parameters inside tensor `index` of `group` (a run of a flat buffer holds several):
+  // each piece has its own trust ratio, factor and momentum scaling, as each parameter has in
+  // DeepSpeed. Without it the tensor is one piece. Only begin and numel are read.
+  void set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces);
+  // The trust ratio of each piece with a gradient in the last step, in order.
   const std::vector<double>& last_trust_ratios() const { return trust_ratios_; }
   ParamState param_state(size_t group, size_t index) const override;
   void set_param_state(size_t group, size_t index, const ParamState& state) override;
 
  private:
-  struct State {
+  struct Piece {  // one parameter: views of its tensor's states, and its own scalars
     Tensor exp_avg, exp_avg_sq, exp_avg_sq_fresh;
-    int64_t step = 0;
     double coeff_average = 0.0;  // DeepSpeed's lamb_coeff_freeze
     double last_factor = 1.0;
     double scaling = 0.0;  // DeepSpeed's scaling_coeff (0: not yet set)
   };
-  struct Entry {  // a parameter with a gradient in this step
+  struct State {
+    Tensor exp_avg, exp_avg_sq, exp_avg_sq_fresh;
+    int64_t step = 0;
+    std::vector<NormSegment> segments;  // empty: the whole tensor is one piece
+    std::vector<Piece> pieces;
+  };
+  struct Entry {  // a piece with a gradient in this step
     const ParamGroup* group;
     Tensor param, grad;
-    State* state;
+    Piece* state;
+    int64_t step;
   };
+  // (Re)makes the pieces' views of the state tensors, keeping their scalars.
+  void attach_pieces(State& state, int64_t numel);
   void warm_up_step(const Entry& entry);
   void frozen_step(const Entry& entry, const std::vector<float>& last_exp_avg);
   // Averages every entry's momentum as one flat buffer, compressed.

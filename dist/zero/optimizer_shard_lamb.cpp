@@ -3,12 +3,14 @@
 // LAMB's trust ratio needs the norms of whole parameters. Each run is cut into norm segments
 // keyed by parameter (padding joins the parameter before it: its zeros add nothing), and with
 // P_os every rank's partial squares are summed by one all-reduce of two doubles per parameter.
+// 1-bit LAMB takes the same pieces (at stage 0 they are whole parameters).
 #include <algorithm>
 #include <vector>
 
 #include "core/factory.h"
 #include "dist/zero/optimizer_shard.h"
 #include "optim/lamb.h"
+#include "optim/onebit_lamb.h"
 
 namespace zt::dist {
 
@@ -41,6 +43,15 @@ std::vector<optim::NormSegment> norm_segments(const FlatGroup& plan, int64_t own
 }  // namespace
 
 void OptimizerShard::attach_lamb_norms() {
+  // 1-bit LAMB runs at stage 0 only: a run's pieces are whole parameters, each of which takes
+  // its own trust ratio, as in DeepSpeed.
+  if (auto* onebit = dynamic_cast<optim::OneBitLamb*>(optimizer_.get())) {
+    for (size_t g = 0; g < groups_.size(); ++g)
+      for (const RunPlace& place : runs_[g])
+        onebit->set_pieces(place.run.param_group, place.index,
+                           norm_segments(groups_[g]->plan, 0, place.run, 0));
+    return;
+  }
   auto* lamb = dynamic_cast<optim::Lamb*>(optimizer_.get());
   if (lamb == nullptr) return;
   size_t key_count = 0;

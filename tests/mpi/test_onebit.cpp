@@ -218,6 +218,38 @@ TEST_CASE("the compressed-communication optimizers run at stage 0 only, as in De
   }
 }
 
+// The losses of `steps` steps of the MLP, step s on global batch batches[s].
+std::vector<double> losses_of(const std::string& optimizer, const std::vector<int>& batches) {
+  comm::MpiCommunicator& world = test_world();
+  comm::ProcessGrid grid = comm::ProcessGrid::data_parallel(world);
+  dist::Engine engine(onebit_config(optimizer, 0, world.size()), make_mlp(), grid.data_group());
+  const int64_t micro = kGlobalBatch / world.size();
+  std::vector<double> losses;
+  for (int index : batches) {
+    GlobalBatch batch = global_batch(index);
+    Tensor logits = engine.forward(ops::narrow(batch.inputs, 0, world.rank() * micro, micro));
+    engine.backward(
+        cross_entropy(logits, ops::narrow(batch.targets, 0, world.rank() * micro, micro)));
+    engine.step();
+    losses.push_back(engine.last_global_loss());
+  }
+  return losses;
+}
+
+TEST_CASE("1-bit LAMB's warm-up is LAMB with a trust ratio per parameter, one step late") {
+  // The engine hands the optimizer runs of its flat buffer (the MLP's six parameters in one);
+  // each parameter must still take its own trust ratio, as in DeepSpeed. The warm-up is
+  // DeepSpeed's Lamb without bias correction, after a set-up step that changes nothing.
+  const std::vector<double> lamb = losses_of(
+      R"({"type": "Lamb", "params": {"lr": 0.05, "bias_correction": false}})", {0, 1, 2, 3, 4});
+  const std::vector<double> onebit = losses_of(
+      R"({"type": "OneBitLamb", "params": {"lr": 0.05, "freeze_step": 100}})", {0, 0, 1, 2, 3, 4});
+  for (size_t step = 0; step < lamb.size(); ++step) {
+    CAPTURE(step);
+    CHECK(std::abs(onebit[step + 1] - lamb[step]) <= 1e-5 * lamb[step]);
+  }
+}
+
 TEST_CASE("1-bit LAMB: warm-up, then compressed momenta, and the loss goes down") {
   double loss = 0.0;
   std::vector<int64_t> bytes = bytes_per_step(

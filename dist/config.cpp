@@ -209,8 +209,10 @@ void read_training_changers(Section& top) {
 
 void read_unimplemented(Section& top) {
   const std::pair<std::string_view, json> top_defaults_only[] = {
-      {"dump_state", false},           {"sparse_gradients", false},
-      {"dataloader_drop_last", false}, {"graph_harvesting", false},
+      {"dump_state", false},
+      {"sparse_gradients", false},
+      {"dataloader_drop_last", false},
+      {"graph_harvesting", false},
       {"communication_data_type", nullptr},
       {"zero_force_ds_cpu_optimizer", true},
   };

@@ -241,7 +241,7 @@ struct Config {
   Bf16Config bf16;
   ActivationCheckpointingConfig activation_checkpointing;
   std::optional<SparsityConfig> sparse_attention;  // dist/config_sparse_attention.h
-  observe::ObserveConfig observe;  // trace, comms_logger, flops_profiler, monitors
+  observe::ObserveConfig observe;                  // trace, comms_logger, flops_profiler, monitors
   // One line per "auto" the program's values filled, for the program to print at startup.
   std::vector<std::string> auto_resolved;
   CompressionConfig compression_training;  // dist/config_compression.h

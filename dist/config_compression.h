@@ -52,7 +52,7 @@ struct ActivationQuantizationConfig : CompressionTechnique {
 };
 
 struct SparsePruningConfig : CompressionTechnique {
-  std::string method = "l1";         // "l1" or "topk"
+  std::string method = "l1";           // "l1" or "topk"
   int64_t schedule_offset_end = 1000;  // unset: schedule_offset
   int64_t schedule_offset_stride = 1;
   std::string block_pattern = "4x1";
@@ -75,7 +75,7 @@ struct LayerReductionConfig {
 
 struct CompressionConfig {
   CompressionConfig() { head_pruning.method = "topk"; }  // DeepSpeed's only head method
-  bool present = false;  // the block was in the file
+  bool present = false;                                  // the block was in the file
   WeightQuantizationConfig weight_quantization;
   ActivationQuantizationConfig activation_quantization;
   SparsePruningConfig sparse_pruning;

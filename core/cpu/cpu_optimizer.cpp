@@ -14,6 +14,7 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/optimizer_paths.h"
+#include "core/cpu/scalar_arithmetic.h"
 #include "core/half.h"
 #include "core/host_optimizer_kernels.h"
 #include "core/parallel.h"
@@ -23,20 +24,6 @@ namespace zt::cpu {
 namespace {
 
 constexpr int64_t kUpdateGrain = 1 << 15;
-
-// One element at a time, each operation correctly rounded: this unit is built with
-// -ffp-contract=off, and std::fma is the C library's correctly rounded fmaf where the processor
-// has no FMA instruction.
-struct ScalarArithmetic {
-  using Value = float;
-  static float splat(float value) { return value; }
-  static float add(float a, float b) { return a + b; }
-  static float sub(float a, float b) { return a - b; }
-  static float mul(float a, float b) { return a * b; }
-  static float div(float a, float b) { return a / b; }
-  static float sqrt(float a) { return std::sqrt(a); }
-  static float fma(float a, float b, float c) { return std::fma(a, b, c); }
-};
 
 void adam_range(const AdamRange& r, const AdamStepConstants& k) {
 #if defined(__x86_64__)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/scalar_arithmetic.h"
 #include "core/parallel.h"
 
 namespace zt::cpu {
@@ -14,17 +15,6 @@ namespace zt::cpu {
 namespace {
 
 constexpr int64_t kLambGrain = 1 << 15;
-
-// Each operation correctly rounded (this unit is built with -ffp-contract=off).
-struct ScalarArithmetic {
-  using Value = float;
-  static float splat(float value) { return value; }
-  static float add(float a, float b) { return a + b; }
-  static float sub(float a, float b) { return a - b; }
-  static float mul(float a, float b) { return a * b; }
-  static float div(float a, float b) { return a / b; }
-  static float sqrt(float a) { return std::sqrt(a); }
-};
 
 struct Chunk {
   size_t tensor;

@@ -16,6 +16,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "tests/autograd/attention_reference.h"
+#include "tests/autograd/block_sparse_test_values.h"
 #include "tests/autograd/gradcheck_helpers.h"
 #include "tests/error_of.h"
 
@@ -74,19 +75,10 @@ Tensor dense_mask(const SparseLayout& layout, bool causal) {
 }
 
 Tensor leaf(const Shape& shape, uint64_t seed, DType dtype) {
-  Generator generator(seed);
-  Tensor values = uniform(shape, -1.5, 1.5, {.dtype = dtype}, &generator);
-  values.set_requires_grad(true);
-  return values;
+  return testing::sparse_test_leaf(shape, seed, dtype);
 }
 
-double max_difference(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
+using testing::max_difference;
 
 }  // namespace
 

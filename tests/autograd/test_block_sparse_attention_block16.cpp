@@ -12,6 +12,7 @@
 #include "autograd/block_sparse_attention.h"
 #include "autograd/functions.h"
 #include "core/factory.h"
+#include "tests/autograd/block_sparse_test_values.h"
 
 using namespace zt;
 
@@ -41,19 +42,10 @@ Tensor dense_mask(const SparseLayout& layout, bool causal) {
 }
 
 Tensor leaf(const Shape& shape, uint64_t seed) {
-  Generator generator(seed);
-  Tensor values = uniform(shape, -1.5, 1.5, {.dtype = DType::f32}, &generator);
-  values.set_requires_grad(true);
-  return values;
+  return testing::sparse_test_leaf(shape, seed);
 }
 
-double max_difference(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
+using testing::max_difference;
 
 }  // namespace
 

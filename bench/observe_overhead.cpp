@@ -66,18 +66,9 @@ int main(int argc, char** argv) {
       manual_seed(7);
       engines[v] = initialize(runtime, config, bench::build_mlp(width, depth));
     }
-    Tensor inputs = randn({batch, 784});
-    std::vector<int64_t> labels(static_cast<size_t>(batch));
-    for (int64_t i = 0; i < batch; ++i) labels[size_t(i)] = i % 10;
-    Tensor targets = from_int64(labels, {batch});
+    const bench::MlpBatch data = bench::mlp_batch(batch);
     auto timed_step = [&](dist::Engine& engine) {
-      runtime.world().barrier();
-      auto start = std::chrono::steady_clock::now();
-      engine.backward(cross_entropy(engine.forward(inputs), targets));
-      engine.step();
-      runtime.world().barrier();
-      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-          .count();
+      return bench::timed_step_ms(runtime.world(), engine, data);
     };
     for (int warmup = 0; warmup < 2; ++warmup) {
       for (auto& initialized : engines) timed_step(*initialized.engine);

@@ -22,10 +22,6 @@ namespace {
 
 constexpr const char* kOp = "scaled_dot_product_attention";
 
-DType accumulate_dtype(DType dtype) {
-  return dtype == DType::f16 || dtype == DType::bf16 ? DType::f32 : dtype;
-}
-
 Shape batch_dims_of(const Tensor& t) {
   return Shape(t.sizes().begin(), t.sizes().end() - 2);
 }

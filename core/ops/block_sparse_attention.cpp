@@ -22,10 +22,6 @@ namespace {
 
 constexpr const char* kOp = "block_sparse_attention";
 
-DType accumulate_dtype(DType dtype) {
-  return dtype == DType::f16 || dtype == DType::bf16 ? DType::f32 : dtype;
-}
-
 bool planes_equal(const SparseLayout& layout) {
   const size_t plane = size_t(layout.blocks * layout.blocks);
   for (int64_t head = 1; head < layout.heads; ++head) {

@@ -22,6 +22,11 @@ inline Backend& backend_of(const Tensor& tensor) {
 inline TensorOptions output_options(const Tensor& like, DType dtype) {
   return TensorOptions().with_dtype(dtype).with_device(like.device());
 }
+// What the fused kernels accumulate 16-bit inputs in (f32), and wider dtypes in themselves:
+// the dtype of their softmax statistics (attention's log-sum-exp) and gradient partials.
+inline DType accumulate_dtype(DType dtype) {
+  return dtype == DType::f16 || dtype == DType::bf16 ? DType::f32 : dtype;
+}
 inline TensorOptions output_options(const Tensor& like) {
   return output_options(like, like.dtype());
 }

@@ -40,10 +40,10 @@ ProcessGrid::ProcessGrid(Communicator& world, const GridShape& shape)
   if (shape.data < 1 || shape.pipeline < 1 || shape.tensor < 1)
     throw std::invalid_argument(
         fmt::format("process grid: every axis needs at least 1 rank, got {}", shape.str()));
-  if (shape.pipeline > 1 || shape.tensor > 1)
+  if (shape.pipeline > 1)
     throw std::invalid_argument(fmt::format(
-        "process grid: {}: pipeline and tensor parallelism are not implemented yet; only the "
-        "data axis may be longer than 1",
+        "process grid: {}: pipeline parallelism is not implemented yet; only the data and "
+        "tensor axes may be longer than 1",
         shape.str()));
   if (shape.ranks() != world.size())
     throw std::invalid_argument(fmt::format("process grid: {} needs {} ranks, the world has {}",
@@ -57,6 +57,15 @@ ProcessGrid::ProcessGrid(Communicator& world, const GridShape& shape)
 
 ProcessGrid ProcessGrid::data_parallel(Communicator& world) {
   return ProcessGrid(world, {.data = world.size()});
+}
+
+GridShape factor_world(int world_size, int tensor, int pipeline) {
+  if (tensor < 1 || pipeline < 1 || world_size < 1 || world_size % (tensor * pipeline) != 0)
+    throw std::invalid_argument(fmt::format(
+        "process grid: a world of {} ranks cannot be split into tensor {} x pipeline {} "
+        "(the world size must be a multiple of their product, {})",
+        world_size, tensor, pipeline, tensor * pipeline));
+  return {.data = world_size / (tensor * pipeline), .pipeline = pipeline, .tensor = tensor};
 }
 
 }  // namespace zt::comm

@@ -2,8 +2,8 @@
 // communicator per axis cut from the world by split(). Layout: tensor varies fastest, then
 // pipeline, then data, so world_rank = (data * pipeline_size + pipeline) * tensor_size + tensor
 // and a tensor-parallel group is made of neighbouring ranks (the ones sharing a node).
-// Today only the data axis may be longer than 1; the pipeline and tensor groups exist (of one
-// rank each) so that those kinds of parallelism slot in without changing the callers.
+// The data and tensor axes may be longer than 1; the pipeline group exists (of one rank) so
+// that pipeline parallelism slots in without changing the callers.
 #pragma once
 
 #include <memory>
@@ -35,12 +35,17 @@ struct GridCoordinates {
 // rank or a coordinate is outside the grid.
 GridCoordinates grid_coordinates(const GridShape& shape, int world_rank);
 int grid_world_rank(const GridShape& shape, const GridCoordinates& coordinates);
+// The shape of a world of `world_size` ranks with those tensor and pipeline sizes: the data
+// axis takes the rest, world / (tensor * pipeline), as DeepSpeed divides it. Throws
+// std::invalid_argument naming the three numbers when the world is not a multiple of the
+// product (or a size is below 1).
+GridShape factor_world(int world_size, int tensor, int pipeline = 1);
 
 class ProcessGrid {
  public:
   // Collective over `world`, which must outlive the grid. Throws std::invalid_argument when
-  // shape.ranks() differs from world.size(), an axis is shorter than 1, or the pipeline or
-  // tensor axis is longer than 1 (not implemented yet).
+  // shape.ranks() differs from world.size(), an axis is shorter than 1, or the pipeline axis
+  // is longer than 1 (not implemented yet).
   ProcessGrid(Communicator& world, const GridShape& shape);
   // Every rank on the data axis: pure data parallelism (ZeRO).
   static ProcessGrid data_parallel(Communicator& world);

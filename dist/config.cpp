@@ -157,6 +157,47 @@ void read_activation_checkpointing(Section& top, ActivationCheckpointingConfig& 
   }
 }
 
+// ---- tensor_parallel: the tensor axis of the rank grid ----
+
+// autotp_size (or its spellings tp_size and tp.tp_size) sets the tensor-parallel size; the
+// data-parallel size the batch triple uses is then the world divided by it, as DeepSpeed
+// divides the world by tp (and pp).
+void read_tensor_parallel(Section& top, Config& config) {
+  Section tensor_parallel = top.section("tensor_parallel", {.auto_keeps_default = true});
+  int64_t size = 1;
+  std::string size_key;
+  for (std::string_view key : {"autotp_size", "tp_size"}) {
+    int64_t value = 0;
+    if (tensor_parallel.read_int(key, value, kNonNegativeCount) && value > 1) {
+      size = value;
+      size_key = std::string(key);
+    }
+  }
+  Section tp = tensor_parallel.section("tp");
+  int64_t nested = 1;
+  if (tp.read_int("tp_size", nested, kCount) && nested > 1) {
+    if (size > 1 && nested != size) {
+      tp.reject("tp_size", fmt::format("{}: differs from {} {}", nested, size_key, size));
+    }
+    size = nested;
+    size_key = "tp.tp_size";
+  }
+  tp.ignore({"tp_grain_size"});
+  tp.finish();
+  tensor_parallel.ignore({"tp_overlap_comm", "tp_grain_size", "partition_config",
+                          "injection_policy_tuple", "keep_module_on_host"});
+  tensor_parallel.finish();
+  if (size > 1 && config.world_size % size != 0) {
+    tensor_parallel.reject(size_key,
+                           fmt::format("{}: does not divide the world size {} (data-parallel "
+                                       "size = world / tensor-parallel size)",
+                                       size, config.world_size));
+    return;
+  }
+  config.tensor_parallel_size = int(size);
+  config.world_size /= int(size);
+}
+
 // ---- sections and keys of features this engine does not implement yet ----
 
 // Keys and blocks that would change what is trained: each rejected, when it asks for its
@@ -165,28 +206,6 @@ void read_training_changers(Section& top) {
   top.require_default("sequence_parallel_size", 1,
                       "not implemented; would split each sequence across ranks and change the "
                       "data-parallel size");
-  Section tensor_parallel = top.section("tensor_parallel", {.auto_keeps_default = true});
-  for (std::string_view key : {"autotp_size", "tp_size"}) {
-    int64_t size = 0;
-    if (tensor_parallel.read_int(key, size, kNonNegativeCount) && size > 1) {
-      tensor_parallel.reject(key, fmt::format("{}: tensor parallelism is not implemented; it "
-                                              "would split the layers across ranks and change "
-                                              "the data-parallel size",
-                                              size));
-    }
-  }
-  Section tp = tensor_parallel.section("tp");
-  int64_t tp_size = 1;
-  if (tp.read_int("tp_size", tp_size, kCount) && tp_size > 1) {
-    tp.reject("tp_size", fmt::format("{}: tensor parallelism is not implemented; it would split "
-                                     "the layers across ranks",
-                                     tp_size));
-  }
-  tp.ignore({"tp_grain_size"});
-  tp.finish();
-  tensor_parallel.ignore({"tp_overlap_comm", "tp_grain_size", "partition_config",
-                          "injection_policy_tuple", "keep_module_on_host"});
-  tensor_parallel.finish();
   // Blocks whose feature would change the values trained, asked for by "enabled": true.
   const std::pair<std::string_view, std::string_view> enabled_changes_training[] = {
       {"quantize_training",
@@ -257,6 +276,7 @@ namespace {
 // Every section of the file, each read on its own: a problem in one is recorded and the next is
 // read all the same, so that one run lists every problem.
 void read_sections(Section& top, const ParseContext& context, Config& config) {
+  context.read_on([&] { read_tensor_parallel(top, config); });
   context.read_on([&] { resolve_batch_triple(top, config.world_size, config); });
   context.read_on([&] {
     top.read_int("steps_per_print", config.steps_per_print, kNonNegativeCount);

@@ -219,6 +219,9 @@ struct ActivationCheckpointingConfig {
 struct Config {
   std::string source_name;  // the file the config came from, for later messages
   int world_size = 1;       // the data-parallel size the batch triple was resolved against
+  // tensor_parallel.autotp_size: ranks that split each layer (Megatron-style); world_size
+  // above is the world divided by it.
+  int tensor_parallel_size = 1;
   // The batch triple, resolved: train_batch_size == micro_batch * accumulation * world_size.
   int64_t train_batch_size = 0;
   int64_t train_micro_batch_size_per_gpu = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "core/backend.h"
@@ -19,6 +20,7 @@
 #include "dist/zero/parameter_gatherer.h"
 #include "dist/zero/parameter_swap.h"
 #include "observe/trace_recorder.h"
+#include "tensor_parallel/sharded_state.h"
 
 namespace zt::dist {
 
@@ -46,6 +48,29 @@ void check_engine_config(const Config& config, int data_parallel_size) {
   }
 }
 
+void check_tensor_group(const Config& config, const comm::Communicator* tensor_group) {
+  const int group_size = tensor_group != nullptr ? tensor_group->size() : 1;
+  if (config.tensor_parallel_size != group_size) {
+    throw std::invalid_argument(fmt::format(
+        "Engine: {} asks for a tensor-parallel size of {} (tensor_parallel.autotp_size), but "
+        "the engine's tensor group has {} ranks",
+        config.source_name, config.tensor_parallel_size, group_size));
+  }
+}
+
+// Per flat group, the [offset, numel) of each parameter that every tensor rank holds alike.
+std::vector<std::vector<std::pair<int64_t, int64_t>>> replicated_ranges(const PartitionPlan& plan,
+                                                                        nn::Module& model) {
+  const std::set<std::string> sharded = tensor_parallel::sharded_parameter_names(model);
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges(plan.groups.size());
+  for (size_t g = 0; g < plan.groups.size(); ++g) {
+    for (const PlannedParam& param : plan.groups[g].params)
+      if (!sharded.contains(param.name)) ranges[g].emplace_back(param.offset, param.numel);
+    std::sort(ranges[g].begin(), ranges[g].end());
+  }
+  return ranges;
+}
+
 std::unique_ptr<optim::LossScaler> make_loss_scaler(const Fp16Config& fp16) {
   return std::make_unique<optim::LossScaler>(
       optim::LossScalerOptions{.static_scale = fp16.loss_scale,
@@ -59,10 +84,11 @@ std::unique_ptr<optim::LossScaler> make_loss_scaler(const Fp16Config& fp16) {
 }  // namespace
 
 Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel,
-               const ParamGroupSpecs& param_groups)
+               const ParamGroupSpecs& param_groups, comm::Communicator* tensor_group)
     : config_(std::move(config)), model_(std::move(model)), data_parallel_(&data_parallel) {
   if (!model_) throw std::invalid_argument("Engine: no model");
   check_engine_config(config_, data_parallel_->size());
+  check_tensor_group(config_, tensor_group);
   // By the parameters' names, before the tensors the caller named are converted or moved.
   param_groups_ = resolve_param_groups(param_groups, *model_, config_);
   const ZeroConfig& zero = config_.zero_optimization;
@@ -95,6 +121,11 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
   shard_ = std::make_unique<OptimizerShard>(partitioning_, config_, groups_, param_groups_, device_,
                                             mixed_precision(), *control_,
                                             data_parallel_->host_communicator());
+  if (tensor_group != nullptr && tensor_group->size() > 1) {
+    tensor_control_ = tensor_group->host_communicator().split(0, tensor_group->rank());
+    shard_->combine_over_tensor_group(*tensor_control_, tensor_group->rank(),
+                                      replicated_ranges(plan_, *model_));
+  }
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
   if (zero.offload_param.to_nvme()) {
     // Every rank learns whether every rank could make its swap files (one rank failing alone

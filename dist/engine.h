@@ -89,8 +89,14 @@ class Engine {
   // model's parameters are moved into the engine's flat buffers (the model's tensors keep
   // working as views of them). `param_groups`: the optimizer's groups (none: one group of every
   // parameter with the optimizer block's values). Collective over data_parallel.
+  // Tensor parallelism (tensor_parallel/): `tensor_group` is the tensor axis of the grid (null
+  // or one rank: none), of config.tensor_parallel_size ranks. The model holds this rank's shards
+  // (tensor_parallel::sharded_parameter_names), which are different parameters on each tensor
+  // rank: ZeRO still partitions and reduces over `data_parallel` only, while the gradient norm
+  // sums the shards' squares across the tensor group (replicated parameters counted once) and
+  // the overflow decision is taken over the whole world.
   Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communicator& data_parallel,
-         const ParamGroupSpecs& param_groups = {});
+         const ParamGroupSpecs& param_groups = {}, comm::Communicator* tensor_group = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -212,7 +218,8 @@ class Engine {
   Config config_;
   std::shared_ptr<nn::Module> model_;
   comm::Communicator* data_parallel_;
-  std::unique_ptr<comm::Communicator> control_;  // scalars: norms, losses
+  std::unique_ptr<comm::Communicator> control_;         // scalars: norms, losses
+  std::unique_ptr<comm::Communicator> tensor_control_;  // the same over the tensor group
   // Trace, comms logger, memory breakdown; before the pieces that use its communicator.
   std::unique_ptr<EngineObservers> observers_;
   ZeroPartitioning partitioning_;

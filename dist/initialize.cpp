@@ -136,9 +136,18 @@ Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
   return initialize(runtime, std::move(config), std::move(model), dist_backend, param_groups);
 }
 
-Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
-                       std::shared_ptr<nn::Module> model, DistBackend dist_backend,
-                       const ParamGroupSpecs& param_groups) {
+namespace {
+
+// The grid of the config's tensor-parallel size: world / tp data-parallel replicas.
+std::unique_ptr<comm::ProcessGrid> grid_for(comm::MpiRuntime& runtime, const dist::Config& config) {
+  return std::make_unique<comm::ProcessGrid>(
+      runtime.world(), comm::factor_world(runtime.size(), config.tensor_parallel_size));
+}
+
+Initialized initialize_on_grid(comm::MpiRuntime& runtime, dist::Config config,
+                               std::unique_ptr<comm::ProcessGrid> grid,
+                               std::shared_ptr<nn::Module> model, DistBackend dist_backend,
+                               const ParamGroupSpecs& param_groups) {
   if (!model) throw std::invalid_argument("initialize: no model");
   dist::ActivationCheckpointingConfig checkpointing = config.activation_checkpointing;
   if (checkpointing.contiguous_memory_optimization && checkpointing.number_checkpoints == 0) {
@@ -157,17 +166,41 @@ Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
     for (const std::string& line : config.auto_resolved) fmt::print("config: {}\n", line);
   }
   Initialized result;
-  result.grid =
-      std::make_unique<comm::ProcessGrid>(comm::ProcessGrid::data_parallel(runtime.world()));
+  result.grid = std::move(grid);
   result.device_data_group =
       make_device_data_group(*result.grid, dist::device_of_parameters(*model), dist_backend);
   comm::Communicator& data_group =
       result.device_data_group ? *result.device_data_group : result.grid->data_group();
-  result.engine =
-      std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group, param_groups);
+  result.engine = std::make_unique<dist::Engine>(std::move(config), std::move(model), data_group,
+                                                 param_groups, &result.grid->tensor_group());
   result.optimizer = &result.engine->optimizer();
   result.lr_scheduler = result.engine->lr_scheduler();
   return result;
+}
+
+}  // namespace
+
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       std::shared_ptr<nn::Module> model, DistBackend dist_backend,
+                       const ParamGroupSpecs& param_groups) {
+  if (config.tensor_parallel_size > 1) {
+    throw std::invalid_argument(fmt::format(
+        "initialize: {}: tensor_parallel.autotp_size {} needs the model built on the grid's "
+        "tensor group; pass a model builder (initialize(runtime, config, build_model))",
+        config.source_name, config.tensor_parallel_size));
+  }
+  std::unique_ptr<comm::ProcessGrid> grid = grid_for(runtime, config);
+  return initialize_on_grid(runtime, std::move(config), std::move(grid), std::move(model),
+                            dist_backend, param_groups);
+}
+
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       const ModelBuilder& build_model, DistBackend dist_backend,
+                       const ParamGroupSpecs& param_groups) {
+  std::unique_ptr<comm::ProcessGrid> grid = grid_for(runtime, config);
+  std::shared_ptr<nn::Module> model = build_model(*grid);
+  return initialize_on_grid(runtime, std::move(config), std::move(grid), std::move(model),
+                            dist_backend, param_groups);
 }
 
 }  // namespace zt

@@ -3,6 +3,7 @@
 // grid and wraps the model in an Engine with its optimizer and schedule.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,16 @@ Initialized initialize(comm::MpiRuntime& runtime, const DeepSpeedArgs& args,
 // With a config already built (its world_size must be the runtime's). Collective.
 Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
                        std::shared_ptr<nn::Module> model,
+                       DistBackend dist_backend = DistBackend::automatic,
+                       const ParamGroupSpecs& param_groups = {});
+
+// Tensor parallelism: the grid comes first (world / tensor_parallel.autotp_size data-parallel
+// replicas, the tensor axis fastest), then `build_model` builds the model on it (such as a
+// tensor_parallel::TensorParallelGPT over grid.tensor_group()). Collective. The model-taking
+// forms above refuse a config with autotp_size > 1, whose model could not know its group.
+using ModelBuilder = std::function<std::shared_ptr<nn::Module>(comm::ProcessGrid& grid)>;
+Initialized initialize(comm::MpiRuntime& runtime, dist::Config config,
+                       const ModelBuilder& build_model,
                        DistBackend dist_backend = DistBackend::automatic,
                        const ParamGroupSpecs& param_groups = {});
 

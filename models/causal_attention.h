@@ -8,6 +8,7 @@
 
 #include <map>
 
+#include "core/generator.h"
 #include "core/ops/block_sparse_attention.h"
 #include "core/sparse_layout.h"
 #include "core/tensor.h"
@@ -43,10 +44,10 @@ class SparseAttentionPlan {
 // P + t and sees keys 0..P + t. dropout_p applies to the attention weights. With `sparse`,
 // only the layout's blocks are attended (and dropout_p is not applied): by the block-sparse
 // kernel when there is no cache and T is a multiple of the block, else by the fused dense
-// kernel with the layout as a mask.
+// kernel with the layout as a mask. Dropout draws from `generator` (the default when null).
 CausalAttentionResult causal_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                             const Tensor& past_keys, const Tensor& past_values,
-                                            double dropout_p,
-                                            SparseAttentionPlan* sparse = nullptr);
+                                            double dropout_p, SparseAttentionPlan* sparse = nullptr,
+                                            Generator* generator = nullptr);
 
 }  // namespace zt::models

@@ -139,20 +139,64 @@ void OptimizerShard::drop_master_gradients() {
   }
 }
 
+void OptimizerShard::combine_over_tensor_group(
+    comm::Communicator& tensor_control, int tensor_rank,
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> replicated_ranges) {
+  tensor_control_ = &tensor_control;
+  if (tensor_rank != 0) norm_excluded_ranges_ = std::move(replicated_ranges);
+}
+
+void OptimizerShard::append_counted_parts(size_t g, const Tensor& piece, int64_t base,
+                                          std::vector<Tensor>& parts) const {
+  if (g >= norm_excluded_ranges_.size() || norm_excluded_ranges_[g].empty()) {
+    parts.push_back(piece);
+    return;
+  }
+  const int64_t end = base + piece.numel();
+  int64_t at = base;
+  for (const auto& [begin, numel] : norm_excluded_ranges_[g]) {
+    const int64_t skip_begin = std::max(begin, base), skip_end = std::min(begin + numel, end);
+    if (skip_begin >= skip_end) continue;
+    if (skip_begin > at) parts.push_back(flat_range(piece, at - base, skip_begin - at));
+    at = skip_end;
+  }
+  if (at < end) parts.push_back(flat_range(piece, at - base, end - at));
+}
+
 std::vector<double> OptimizerShard::local_square_sums() {
-  std::vector<Tensor> pieces;
+  // Each piece (a rank slice, or the owned slice) is one sum, made of its counted parts.
+  std::vector<Tensor> parts;
+  std::vector<size_t> parts_per_sum;
+  auto add_piece = [&](size_t g, const Tensor& piece, int64_t base) {
+    const size_t before = parts.size();
+    append_counted_parts(g, piece, base, parts);
+    parts_per_sum.push_back(parts.size() - before);
+  };
   int world = control_.size();
-  for (auto& group : groups_) {
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const auto& group = groups_[g];
     if (!partitioning_.optimizer_states) {
       for (int r = 0; r < world; ++r) {
-        pieces.push_back(flat_range(group->update_grads(), group->plan.slice_begin(r),
-                                    group->plan.slice_numel()));
+        add_piece(g,
+                  flat_range(group->update_grads(), group->plan.slice_begin(r),
+                             group->plan.slice_numel()),
+                  group->plan.slice_begin(r));
       }
     } else {
-      pieces.push_back(group->update_grads());
+      const Tensor& owned = group->update_grads();
+      const bool sliced = owned.numel() == group->plan.slice_numel() && world > 1;
+      add_piece(g, owned, sliced ? group->plan.slice_begin(control_.rank()) : 0);
     }
   }
-  return ops::sum_of_squares(pieces);
+  std::vector<double> part_sums = ops::sum_of_squares(parts);
+  std::vector<double> sums;
+  size_t next = 0;
+  for (size_t count : parts_per_sum) {
+    double total = 0.0;
+    for (size_t i = 0; i < count; ++i) total += part_sums[next++];
+    sums.push_back(total);
+  }
+  return sums;
 }
 
 // Each rank checks what it updates (its owned slice, through its sums of squares), and the
@@ -164,6 +208,8 @@ bool OptimizerShard::gradients_overflowed(const std::vector<double>& square_sums
   }
   Tensor flag = full({1}, local, {.dtype = DType::f64, .tag = MemoryTag::comm});
   control_.all_reduce(flag, comm::ReduceOperation::max);
+  // Every rank of the world takes the same decision: the tensor ranks agree too.
+  if (tensor_control_ != nullptr) tensor_control_->all_reduce(flag, comm::ReduceOperation::max);
   return flag.item() != 0.0;
 }
 
@@ -188,6 +234,13 @@ double OptimizerShard::global_grad_norm(const std::vector<double>& square_sums) 
   }
   double total = 0.0;
   for (double partial : partials) total += partial;
+  if (tensor_control_ != nullptr) {
+    // Each tensor rank's total holds its shards (and, on tensor rank 0, the replicated
+    // parameters once): their sum is the whole model's.
+    Tensor sum = full({1}, total, {.dtype = DType::f64, .tag = MemoryTag::comm});
+    tensor_control_->all_reduce(sum);
+    total = sum.item();
+  }
   return std::sqrt(total);
 }
 

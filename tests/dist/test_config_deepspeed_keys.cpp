@@ -92,8 +92,8 @@ TEST_CASE("keys that would change training are rejected with the reason, never u
        "sequence_parallel_size: 2: not implemented; would split each sequence across ranks and "
        "change the data-parallel size"},
       {R"("tensor_parallel": {"autotp_size": 4})",
-       "tensor_parallel.autotp_size: 4: tensor "
-       "parallelism is not implemented"},
+       "tensor_parallel.autotp_size: 4: does not divide the world size 1 (data-parallel size = "
+       "world / tensor-parallel size)"},
       {R"("bf16": {"enabled": true, "bf16_master_weights_and_grads": true})",
        "bf16.bf16_master_weights_and_grads: true: not implemented: the master weights"},
       {R"("bf16": {"enabled": true, "bf16_optimizer_states": true})",
@@ -114,6 +114,24 @@ TEST_CASE("keys that would change training are rejected with the reason, never u
       "quantize_training": {"enabled": false})"),
         1, &warnings);
   CHECK(warnings.empty());
+}
+
+TEST_CASE("tensor_parallel_autotp_size_divides_the_world_for_the_batch_rule") {
+  // 8 ranks at tp 2: 4 data-parallel replicas, so 2 * 3 * 4 = 24 samples a step.
+  Config config = parse(R"({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 3,
+      "tensor_parallel": {"autotp_size": 2}})",
+                        8);
+  CHECK(config.tensor_parallel_size == 2);
+  CHECK(config.world_size == 4);
+  CHECK(config.train_batch_size == 24);
+  Config nested =
+      parse(R"({"train_batch_size": 16, "tensor_parallel": {"tp": {"tp_size": 4}}})", 8);
+  CHECK(nested.tensor_parallel_size == 4);
+  CHECK(nested.train_micro_batch_size_per_gpu == 8);
+  CHECK(error_of(R"({"train_batch_size": 16, "tensor_parallel": {"autotp_size": 3}})", 8) ==
+        "ds_config.json: tensor_parallel.autotp_size: 3: does not divide the world size 8 "
+        "(data-parallel "
+        "size = world / tensor-parallel size)");
 }
 
 TEST_CASE("the model persistence threshold bounds the parameters kept whole") {

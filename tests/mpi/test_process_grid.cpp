@@ -61,16 +61,48 @@ TEST_CASE("grid_shapes_it_cannot_build_are_errors_naming_the_shape") {
     return "(no error)";
   };
   CHECK(error_of({.data = 1, .pipeline = 2, .tensor = 1}) ==
-        "process grid: data 1 x pipeline 2 x tensor 1: pipeline and tensor parallelism are not "
-        "implemented yet; only the data axis may be longer than 1");
-  CHECK(error_of({.data = 1, .pipeline = 1, .tensor = ranks})
-            .find(ranks > 1 ? "not implemented yet" : "(no error)") != std::string::npos);
+        "process grid: data 1 x pipeline 2 x tensor 1: pipeline parallelism is not "
+        "implemented yet; only the data and tensor axes may be longer than 1");
+  CHECK(error_of({.data = 1, .pipeline = 1, .tensor = ranks}) == "(no error)");
   CHECK(
       error_of({.data = ranks + 1}) ==
       fmt::format("process grid: data {} x pipeline 1 x tensor 1 needs {} ranks, the world has {}",
                   ranks + 1, ranks + 1, ranks));
   CHECK(error_of({.data = 0}) ==
         "process grid: every axis needs at least 1 rank, got data 0 x pipeline 1 x tensor 1");
+}
+
+TEST_CASE("tensor_axis_groups_are_neighbouring_ranks_and_data_groups_stride_over_them") {
+  Communicator& world = test_world();
+  if (world.size() % 2 != 0) return;  // one rank: no tensor axis to cut
+  ProcessGrid grid(world, factor_world(world.size(), 2));
+  CHECK(grid.shape() == GridShape{.data = world.size() / 2, .tensor = 2});
+  CHECK(grid.tensor_group().size() == 2);
+  CHECK(grid.tensor_group().rank() == world.rank() % 2);
+  CHECK(grid.data_group().size() == world.size() / 2);
+  CHECK(grid.data_group().rank() == world.rank() / 2);
+  // The tensor group of rank r is {r - r % 2, r - r % 2 + 1}: its sum of world ranks says so.
+  Tensor rank_value = from_values({double(world.rank())}, {1}, {.dtype = DType::f64});
+  grid.tensor_group().all_reduce(rank_value);
+  CHECK(rank_value.item() == 2.0 * (world.rank() - world.rank() % 2) + 1.0);
+  // The data group of rank r holds the ranks of r's parity.
+  Tensor parity_value = from_values({double(world.rank())}, {1}, {.dtype = DType::f64});
+  grid.data_group().all_reduce(parity_value);
+  const int n = world.size() / 2;
+  CHECK(parity_value.item() == double(2 * (n * (n - 1) / 2) + n * (world.rank() % 2)));
+}
+
+TEST_CASE("a_world_the_grid_cannot_factor_is_one_line_naming_the_sizes") {
+  CHECK(factor_world(8, 2, 2) == GridShape{.data = 2, .pipeline = 2, .tensor = 2});
+  CHECK(factor_world(8, 4) == GridShape{.data = 2, .tensor = 4});
+  try {
+    factor_world(6, 4);
+    FAIL("no error");
+  } catch (const std::invalid_argument& error) {
+    CHECK(std::string(error.what()) ==
+          "process grid: a world of 6 ranks cannot be split into tensor 4 x pipeline 1 (the "
+          "world size must be a multiple of their product, 4)");
+  }
 }
 
 }  // namespace

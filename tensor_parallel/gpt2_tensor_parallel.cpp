@@ -1,0 +1,171 @@
+// GPT-2 in tensor-parallel form: the checks of the split, the layers and the forward.
+#include "tensor_parallel/gpt2_tensor_parallel.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "core/factory.h"
+#include "models/causal_attention.h"
+#include "nn/init.h"
+#include "tensor_parallel/tp_region.h"
+
+namespace zt::tensor_parallel {
+
+namespace {
+
+constexpr double kInitStd = 0.02;
+// Megatron's offset of the model-parallel RNG seed from the data-parallel one.
+constexpr uint64_t kTensorRankSeedOffset = 2718;
+
+double residual_init_std(const models::GPTConfig& config) {
+  return kInitStd / std::sqrt(2.0 * double(config.n_layer));
+}
+
+}  // namespace
+
+void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size) {
+  config.validate();
+  const int64_t tp = tensor_parallel_size;
+  auto fail = [&](const std::string& what) {
+    throw std::invalid_argument(fmt::format("tensor parallelism: {}", what));
+  };
+  if (config.architecture != models::Architecture::gpt2) {
+    fail("only GPT-2's layout is split across ranks; got architecture " +
+         models::architecture_name(config.architecture));
+  }
+  if (config.sparse_attention) fail("block-sparse attention is not split across ranks");
+  if (!config.tie_word_embeddings) fail("GPT-2's head must be tied to wte (tie_word_embeddings)");
+  if (tp < 1) fail(fmt::format("tensor-parallel size {} must be >= 1", tp));
+  if (config.n_head % tp != 0) {
+    fail(fmt::format("n_head {} is not divisible by the tensor-parallel size {}", config.n_head,
+                     tp));
+  }
+  if (config.vocab_size % tp != 0) {
+    fail(fmt::format("vocab_size {} is not divisible by the tensor-parallel size {}",
+                     config.vocab_size, tp));
+  }
+  if (config.resolved_intermediate_size() % tp != 0) {
+    fail(fmt::format("the MLP width {} is not divisible by the tensor-parallel size {}",
+                     config.resolved_intermediate_size(), tp));
+  }
+}
+
+TensorParallelGPT2Attention::TensorParallelGPT2Attention(const models::GPTConfig& config,
+                                                         comm::Communicator& group,
+                                                         uint64_t dropout_seed)
+    : local_heads_(config.n_head / group.size()),
+      local_width_(config.n_embd / group.size()),
+      dropout_(config.dropout),
+      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())) {
+  c_attn = register_module("c_attn",
+                           std::make_shared<ColumnParallelLinear>(
+                               config.n_embd, 3 * config.n_embd, group,
+                               ColumnParallelLinear::Options{
+                                   .bias = config.bias, .fused_blocks = 3, .init_std = kInitStd}));
+  c_proj = register_module(
+      "c_proj",
+      std::make_shared<RowParallelLinear>(
+          config.n_embd, config.n_embd, group,
+          RowParallelLinear::Options{.bias = config.bias, .init_std = residual_init_std(config)}));
+}
+
+Tensor TensorParallelGPT2Attention::forward(const Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), D = local_width_ / local_heads_;
+  // [B, T, 3C/tp]: this rank's heads of q, k and v side by side.
+  std::vector<Tensor> qkv = split((*c_attn)(x), local_width_, 2);
+  auto heads = [&](const Tensor& t) { return t.view({B, T, local_heads_, D}).transpose(1, 2); };
+  // Dropout inside the tensor-parallel region: this rank's heads draw from its own generator.
+  models::CausalAttentionResult attended = models::causal_self_attention(
+      heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), Tensor(), Tensor(),
+      is_training() ? dropout_ : 0.0, nullptr, &tensor_rank_generator_);
+  Tensor merged = attended.output.transpose(1, 2).reshape({B, T, local_width_});
+  // After the row-parallel all-reduce the hidden states are replicated: the default generator.
+  return dropout((*c_proj)(merged), dropout_, is_training());
+}
+
+TensorParallelGPT2MLP::TensorParallelGPT2MLP(const models::GPTConfig& config,
+                                             comm::Communicator& group)
+    : dropout_(config.dropout) {
+  const int64_t width = config.resolved_intermediate_size();
+  c_fc = register_module(
+      "c_fc", std::make_shared<ColumnParallelLinear>(
+                  config.n_embd, width, group,
+                  ColumnParallelLinear::Options{.bias = config.bias, .init_std = kInitStd}));
+  c_proj = register_module(
+      "c_proj",
+      std::make_shared<RowParallelLinear>(
+          width, config.n_embd, group,
+          RowParallelLinear::Options{.bias = config.bias, .init_std = residual_init_std(config)}));
+}
+
+Tensor TensorParallelGPT2MLP::forward(const Tensor& x) {
+  return dropout((*c_proj)(gelu((*c_fc)(x), /*tanh_approximation=*/true)), dropout_, is_training());
+}
+
+TensorParallelGPT2Block::TensorParallelGPT2Block(const models::GPTConfig& config,
+                                                 comm::Communicator& group, uint64_t dropout_seed) {
+  ln_1 = register_module("ln_1",
+                         std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
+  attn = register_module(
+      "attn", std::make_shared<TensorParallelGPT2Attention>(config, group, dropout_seed));
+  ln_2 = register_module("ln_2",
+                         std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
+  mlp = register_module("mlp", std::make_shared<TensorParallelGPT2MLP>(config, group));
+}
+
+Tensor TensorParallelGPT2Block::forward(const Tensor& x) {
+  Tensor attended = x + (*attn)((*ln_1)(x));
+  return attended + (*mlp)((*ln_2)(attended));
+}
+
+VocabParallelHead::VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group)
+    : group_(&group) {
+  weight = register_parameter("weight", embedding_shard);
+}
+
+Tensor VocabParallelHead::forward(const Tensor& hidden) {
+  return linear(copy_to_tp_region(hidden, *group_), weight);
+}
+
+TensorParallelGPT::TensorParallelGPT(const models::GPTConfig& config, comm::Communicator& group,
+                                     uint64_t dropout_seed)
+    : config_(config), group_(&group) {
+  check_tensor_parallel_config(config, group.size());
+  wte_ = register_module("wte", std::make_shared<VocabParallelEmbedding>(
+                                    config.vocab_size, config.n_embd, group, kInitStd));
+  wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(config.block_size, config.n_embd));
+  nn::init::normal_(wpe_->weight, 0.0, kInitStd);
+  h_ = register_module("h", std::make_shared<nn::ModuleList>());
+  for (int64_t i = 0; i < config.n_layer; ++i)
+    h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed));
+  ln_f_ = register_module("ln_f",
+                          std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
+  lm_head_ = register_module("lm_head", std::make_shared<VocabParallelHead>(wte_->weight, group));
+}
+
+std::string TensorParallelGPT::extra_repr() const {
+  return fmt::format("gpt2, vocab_size={}, block_size={}, n_layer={}, n_head={}, n_embd={}, tp={}",
+                     config_.vocab_size, config_.block_size, config_.n_layer, config_.n_head,
+                     config_.n_embd, group_->size());
+}
+
+Tensor TensorParallelGPT::forward(const Tensor& idx) {
+  if (!idx.defined() || idx.dtype() != DType::i64 || idx.dim() != 2 ||
+      idx.size(1) > config_.block_size) {
+    throw std::invalid_argument(fmt::format(
+        "TensorParallelGPT: idx must be i64 token ids [batch, time <= {}], got {}",
+        config_.block_size,
+        idx.defined() ? fmt::format("{} {}", dtype_name(idx.dtype()), shape_str(idx.sizes()))
+                      : "None"));
+  }
+  const Tensor positions = arange(0.0, double(idx.size(1)), 1.0, options_of(idx));
+  Tensor x = dropout((*wte_)(idx) + (*wpe_)(positions), config_.dropout, is_training());
+  for (size_t layer = 0; layer < h_->size(); ++layer) x = (*(*h_)[layer])(x);
+  return (*lm_head_)((*ln_f_)(x));
+}
+
+}  // namespace zt::tensor_parallel

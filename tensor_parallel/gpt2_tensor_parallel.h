@@ -1,0 +1,121 @@
+// GPT-2 in tensor-parallel form (Megatron's layout) from the same GPTConfig as models::GPT and
+// a tensor group, under the same parameter names, each rank holding only its shards:
+//   wte                  VocabParallelEmbedding   rows of the vocabulary
+//   wpe, ln_1, ln_2, ln_f                         replicated
+//   h.N.attn.c_attn      ColumnParallelLinear     q, k, v of heads [r H/tp, (r+1) H/tp)
+//   h.N.attn.c_proj      RowParallelLinear        the same heads' rows; bias replicated
+//   h.N.mlp.c_fc         ColumnParallelLinear     columns of the MLP width
+//   h.N.mlp.c_proj       RowParallelLinear        the matching rows; bias replicated
+//   lm_head              tied to wte's shard: logits of this rank's vocabulary columns
+// model(idx) maps i64 tokens [B, T] to this rank's logits [B, T, V/tp]; the loss is
+// vocab_parallel_cross_entropy. Each layer costs two all-reduces of [B, T, n_embd] forward
+// (after the attention and the MLP) and two backward (into c_attn and c_fc).
+// Dropout (config.dropout): inside the tensor-parallel region (the attention weights of each
+// rank's own heads) it draws from a generator seeded per tensor rank, as Megatron's model-
+// parallel RNG tracker does; on the replicated hidden states (embeddings, residual branches
+// after the row-parallel all-reduce) it draws from the default generator, which must be seeded
+// alike on the ranks of a tensor group so that their replicas stay equal.
+#pragma once
+
+#include <memory>
+
+#include "comm/communicator.h"
+#include "core/generator.h"
+#include "models/gpt_config.h"
+#include "nn/containers.h"
+#include "nn/embedding.h"
+#include "nn/layer_norm.h"
+#include "nn/module.h"
+#include "tensor_parallel/parallel_linear.h"
+#include "tensor_parallel/vocab_parallel.h"
+
+namespace zt::tensor_parallel {
+
+// Throws std::invalid_argument naming the sizes when the tensor group's size does not divide
+// n_head, the vocabulary or the MLP width, or the config is not GPT-2's layout.
+void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size);
+
+class TensorParallelGPT2Attention final : public nn::Module {
+ public:
+  TensorParallelGPT2Attention(const models::GPTConfig& config, comm::Communicator& group,
+                              uint64_t dropout_seed);
+  std::string type_name() const override { return "TensorParallelGPT2Attention"; }
+  std::shared_ptr<ColumnParallelLinear> c_attn;
+  std::shared_ptr<RowParallelLinear> c_proj;
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  int64_t local_heads_, local_width_;
+  double dropout_;
+  Generator tensor_rank_generator_;  // attention-weight dropout of this rank's heads
+};
+
+class TensorParallelGPT2MLP final : public nn::Module {
+ public:
+  TensorParallelGPT2MLP(const models::GPTConfig& config, comm::Communicator& group);
+  std::string type_name() const override { return "TensorParallelGPT2MLP"; }
+  std::shared_ptr<ColumnParallelLinear> c_fc;
+  std::shared_ptr<RowParallelLinear> c_proj;
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  double dropout_;
+};
+
+class TensorParallelGPT2Block final : public nn::Module {
+ public:
+  TensorParallelGPT2Block(const models::GPTConfig& config, comm::Communicator& group,
+                          uint64_t dropout_seed);
+  std::string type_name() const override { return "TensorParallelGPT2Block"; }
+  std::shared_ptr<nn::LayerNorm> ln_1, ln_2;
+  std::shared_ptr<TensorParallelGPT2Attention> attn;
+  std::shared_ptr<TensorParallelGPT2MLP> mlp;
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+};
+
+// The tied head: logits of this rank's vocabulary columns from the replicated hidden states.
+class VocabParallelHead final : public nn::Module {
+ public:
+  VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group);
+  std::string type_name() const override { return "VocabParallelHead"; }
+  Tensor weight;  // wte's shard, registered a second time (one parameter, two modules)
+
+ protected:
+  Tensor forward(const Tensor& hidden) override;
+
+ private:
+  comm::Communicator* group_;
+};
+
+class TensorParallelGPT final : public nn::Module {
+ public:
+  // `dropout_seed`: the base of the per-tensor-rank attention dropout generators (Megatron adds
+  // 2718 and the tensor rank to its seed); the same on every rank.
+  TensorParallelGPT(const models::GPTConfig& config, comm::Communicator& group,
+                    uint64_t dropout_seed = 1234);
+  std::string type_name() const override { return "TensorParallelGPT"; }
+  std::string extra_repr() const override;
+  const models::GPTConfig& config() const { return config_; }
+  comm::Communicator& group() const { return *group_; }
+
+ protected:
+  // idx i64 [B, T] -> this rank's logits [B, T, V/tp].
+  Tensor forward(const Tensor& idx) override;
+
+ private:
+  models::GPTConfig config_;
+  comm::Communicator* group_;
+  std::shared_ptr<VocabParallelEmbedding> wte_;
+  std::shared_ptr<nn::Embedding> wpe_;
+  std::shared_ptr<nn::ModuleList> h_;
+  std::shared_ptr<nn::LayerNorm> ln_f_;
+  std::shared_ptr<VocabParallelHead> lm_head_;
+};
+
+}  // namespace zt::tensor_parallel

@@ -1,0 +1,74 @@
+// Megatron's two parallel linear layers, y = x W + b with W stored [in, out] as GPT-2's Conv1D
+// (so shards are plain column or row blocks of Hugging Face's matrices):
+// - ColumnParallelLinear: rank r holds the columns of output block r, W [in, out/tp] and b
+//   [out/tp]; its input enters through copy_to_tp_region, its output is this rank's columns
+//   (or all of them with gather_output). `fused_blocks` > 1 treats the output as that many
+//   equal blocks side by side (GPT-2's q, k, v) and gives rank r its piece of each, so every
+//   rank computes whole heads of each.
+// - RowParallelLinear: rank r holds rows block r, W [in/tp, out], and the whole bias [out]
+//   (replicated); partial products are summed by reduce_from_tp_region before the bias.
+// A column layer followed by a row layer costs one all-reduce forward and one backward.
+// Initialisation draws the whole matrix from the default generator and keeps this rank's block
+// (Megatron's CPU initialisation), so every tp size starts from the weights of the unsplit
+// layer with the same seed.
+#pragma once
+
+#include "comm/communicator.h"
+#include "nn/module.h"
+
+namespace zt::tensor_parallel {
+
+// Columns of `full` [in, out] that rank `rank` of `ranks` holds, with `fused_blocks` blocks.
+Tensor column_shard(const Tensor& full, int64_t fused_blocks, int rank, int ranks);
+// Rows of `full` [in, out] (or elements of a 1-d tensor) of block `rank` of `ranks`.
+Tensor row_shard(const Tensor& full, int rank, int ranks);
+
+class ColumnParallelLinear final : public nn::Module {
+ public:
+  struct Options {
+    bool bias = true;
+    bool gather_output = false;
+    int64_t fused_blocks = 1;
+    double init_std = 0.02;
+  };
+  ColumnParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
+                       const Options& options);
+  std::string type_name() const override { return "ColumnParallelLinear"; }
+  std::string extra_repr() const override;
+  int64_t fused_blocks() const { return options_.fused_blocks; }
+  Tensor weight;  // [in, out / tp]
+  Tensor bias;    // [out / tp]; undefined without bias
+
+ protected:
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  int64_t in_features_, out_features_;
+  comm::Communicator* group_;
+  Options options_;
+};
+
+class RowParallelLinear final : public nn::Module {
+ public:
+  struct Options {
+    bool bias = true;
+    bool input_is_parallel = true;  // false: the whole input arrives and is scattered here
+    double init_std = 0.02;
+  };
+  RowParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
+                    const Options& options);
+  std::string type_name() const override { return "RowParallelLinear"; }
+  std::string extra_repr() const override;
+  Tensor weight;  // [in / tp, out]
+  Tensor bias;    // [out], the same on every rank; undefined without bias
+
+ protected:
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  int64_t in_features_, out_features_;
+  comm::Communicator* group_;
+  Options options_;
+};
+
+}  // namespace zt::tensor_parallel

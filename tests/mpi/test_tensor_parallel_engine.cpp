@@ -1,0 +1,221 @@
+// GPT-2 split across a tensor group, trained through the engine with ZeRO stages 0-3 over the
+// data group, against one process training the unsplit GPT on the whole global batch with
+// Adam and the same clipping: every step's loss equal to 4 decimals and the final weights
+// within 1e-5 relative (fp32). Grids: (tp, dp) = (2, 2) on 4 ranks; (2, 4) and (4, 2) on 8.
+// The clipping bound is below the gradient norm at every step, so a norm that counted the
+// replicated parameters once per tensor rank, or a shard only once, would change every update.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "comm/process_grid.h"
+#include "core/factory.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/view.h"
+#include "dist/config.h"
+#include "dist/engine.h"
+#include "dist/initialize.h"
+#include "models/gpt.h"
+#include "optim/adam.h"
+#include "tensor_parallel/gpt2_tensor_parallel.h"
+#include "tensor_parallel/sharded_state.h"
+#include "tensor_parallel/vocab_parallel.h"
+#include "tests/mpi/mpi_test_world.h"
+
+namespace zt::tensor_parallel {
+namespace {
+
+using testing::test_world;
+
+constexpr int kSteps = 3;
+constexpr int64_t kSequences = 8, kLength = 8;
+constexpr double kClip = 0.05;
+constexpr uint64_t kSeed = 42;
+
+models::GPTConfig tiny_gpt2() {
+  models::GPTConfig config;
+  config.vocab_size = 32;
+  config.block_size = kLength;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.n_embd = 16;
+  return config;
+}
+
+struct Batch {
+  Tensor tokens, targets;
+};
+// The same global batch every step and on every rank (so that the loss must fall).
+Batch global_batch(int64_t vocab) {
+  std::vector<int64_t> stream(size_t(kSequences * (kLength + 1)));
+  for (size_t i = 0; i < stream.size(); ++i)
+    stream[i] = int64_t((i * i * 7 + i * 3) % size_t(vocab));
+  Tensor all = from_int64(stream, {kSequences, kLength + 1});
+  return {ops::contiguous(ops::narrow(all, 1, 0, kLength)),
+          ops::contiguous(ops::narrow(all, 1, 1, kLength))};
+}
+
+struct Trained {
+  std::vector<double> losses;
+  std::map<std::string, Tensor> weights;  // whole
+  double first_norm = 0.0;
+};
+
+Trained train_single_process() {
+  manual_seed(kSeed);
+  models::GPT model(tiny_gpt2());
+  std::vector<Tensor> params = model.parameters();
+  optim::Adam adam(optim::single_group(params, 0.01, 0.01));
+  Trained trained;
+  for (int step = 0; step < kSteps; ++step) {
+    Batch batch = global_batch(model.config().vocab_size);
+    adam.zero_grad();
+    Tensor logits = model(batch.tokens);
+    Tensor loss = cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}));
+    trained.losses.push_back(loss.item());
+    loss.backward();
+    double squares = 0.0;
+    for (const Tensor& param : params) squares += sum(pow(param.grad().to(DType::f64), 2.0)).item();
+    const double norm = std::sqrt(squares), coefficient = kClip / (norm + 1e-6);
+    if (step == 0) trained.first_norm = norm;
+    if (coefficient < 1.0)
+      for (const Tensor& param : params) param.set_grad(ops::mul(param.grad(), coefficient));
+    adam.step();
+  }
+  for (const auto& [name, param] : model.named_parameters()) trained.weights[name] = param;
+  return trained;
+}
+
+dist::Config engine_config(int stage, int tensor_parallel, int world) {
+  return dist::parse_config(
+      fmt::format(R"({{"train_batch_size": {}, "steps_per_print": 0, "gradient_clipping": {},
+        "tensor_parallel": {{"autotp_size": {}}},
+        "optimizer": {{"type": "Adam", "params": {{"lr": 0.01, "weight_decay": 0.01}}}},
+        "zero_optimization": {{"stage": {}, "reduce_bucket_size": 300,
+                              "stage3_param_persistence_threshold": 0}}}})",
+                  kSequences, kClip, tensor_parallel, stage),
+      "tensor_parallel_engine_test", world, nullptr);
+}
+
+Trained train_tensor_parallel(int stage, int tensor_parallel) {
+  comm::Communicator& world = test_world();
+  comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
+  comm::Communicator& tensor_group = grid.tensor_group();
+  const models::GPTConfig config = tiny_gpt2();
+  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group);
+  {
+    manual_seed(kSeed);
+    models::GPT full(config);
+    load_full_state(*model, full.named_parameters(), tensor_group.rank(), tensor_group.size());
+  }
+  dist::Engine engine(engine_config(stage, tensor_parallel, world.size()), model, grid.data_group(),
+                      {}, &tensor_group);
+  const int dp = grid.shape().data, data_rank = grid.coordinates().data;
+  const int64_t rows = kSequences / dp;
+  Trained trained;
+  for (int step = 0; step < kSteps; ++step) {
+    Batch batch = global_batch(config.vocab_size);
+    Tensor tokens = ops::contiguous(ops::narrow(batch.tokens, 0, data_rank * rows, rows));
+    Tensor targets = ops::contiguous(ops::narrow(batch.targets, 0, data_rank * rows, rows));
+    Tensor logits = engine.forward(tokens);
+    Tensor loss = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                               targets.reshape({-1}), tensor_group);
+    engine.backward(loss);
+    engine.step();
+    trained.losses.push_back(engine.last_global_loss());
+    if (step == 0) trained.first_norm = engine.get_global_grad_norm();
+  }
+  for (const auto& [name, whole] :
+       gather_full(*model, engine.consolidated_state_dict(), tensor_group))
+    trained.weights[name] = whole;
+  return trained;
+}
+
+double relative_difference(const Tensor& a, const Tensor& b) {
+  Tensor difference = a.to(DType::f64) - b.detach().to(DType::f64);
+  return std::sqrt(sum(difference * difference).item()) /
+         std::sqrt(sum(pow(b.detach().to(DType::f64), 2.0)).item());
+}
+
+TEST_CASE("gpt2_at_tp_2_and_4_with_zero_0_to_3_trains_like_one_process_within_1e-5") {
+  comm::Communicator& world = test_world();
+  if (world.size() != 4 && world.size() != 8) return;
+  const Trained single = train_single_process();
+  REQUIRE(single.first_norm > 2 * kClip);  // the clipping acts
+  CHECK(single.losses.back() < single.losses.front());
+  const std::vector<int> sizes = world.size() == 4 ? std::vector<int>{2} : std::vector<int>{2, 4};
+  for (int tensor_parallel : sizes) {
+    for (int stage : {0, 1, 2, 3}) {
+      CAPTURE(tensor_parallel);
+      CAPTURE(stage);
+      Trained trained = train_tensor_parallel(stage, tensor_parallel);
+      CHECK(std::abs(trained.first_norm - single.first_norm) < 1e-5 * single.first_norm);
+      REQUIRE(trained.losses.size() == single.losses.size());
+      for (size_t step = 0; step < single.losses.size(); ++step) {
+        CAPTURE(step);
+        CHECK(std::abs(trained.losses[step] - single.losses[step]) < 5e-5);
+      }
+      for (const auto& [name, weight] : single.weights) {
+        CAPTURE(name);
+        REQUIRE(trained.weights.count(name) == 1);
+        CHECK(relative_difference(trained.weights.at(name), weight) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("an_engine_whose_tensor_group_differs_from_the_config_is_one_line") {
+  comm::Communicator& world = test_world();
+  if (world.size() != 4 && world.size() != 8) return;
+  comm::ProcessGrid grid(world, comm::factor_world(world.size(), 2));
+  auto model = std::make_shared<TensorParallelGPT>(tiny_gpt2(), grid.tensor_group());
+  try {
+    dist::Engine engine(dist::parse_config(R"({"train_batch_size": 8, "tensor_parallel":
+                            {"autotp_size": 2}, "optimizer": {"type": "Adam"}})",
+                                           "ds_config.json", world.size(), nullptr),
+                        model, grid.data_group());
+    FAIL("no error");
+  } catch (const std::invalid_argument& error) {
+    CHECK(std::string(error.what()) ==
+          "Engine: ds_config.json asks for a tensor-parallel size of 2 "
+          "(tensor_parallel.autotp_size), but the engine's tensor group has 1 ranks");
+  }
+}
+
+TEST_CASE("initialize_cuts_the_grid_from_autotp_size_and_builds_the_model_on_its_tensor_group") {
+  comm::Communicator& world = test_world();
+  if (world.size() != 4 && world.size() != 8) return;
+  auto config = [&] {
+    return dist::parse_config(R"({"train_micro_batch_size_per_gpu": 2, "steps_per_print": 0,
+        "tensor_parallel": {"autotp_size": 2}, "optimizer": {"type": "Adam"}})",
+                              "ds_config.json", world.size(), nullptr);
+  };
+  int built_on_tensor_ranks = 0;
+  Initialized initialized =
+      initialize(testing::test_runtime(), config(), [&](comm::ProcessGrid& grid) {
+        built_on_tensor_ranks = grid.tensor_group().size();
+        return std::make_shared<TensorParallelGPT>(tiny_gpt2(), grid.tensor_group());
+      });
+  CHECK(built_on_tensor_ranks == 2);
+  CHECK(initialized.grid->shape() == comm::GridShape{.data = world.size() / 2, .tensor = 2});
+  CHECK(initialized.engine->world_size() == world.size() / 2);
+  CHECK(initialized.engine->config().train_batch_size == 2 * world.size() / 2);
+  try {
+    initialize(testing::test_runtime(), config(), std::make_shared<models::GPT>(tiny_gpt2()));
+    FAIL("no error");
+  } catch (const std::invalid_argument& error) {
+    CHECK(std::string(error.what()) ==
+          "initialize: ds_config.json: tensor_parallel.autotp_size 2 needs the model built on "
+          "the grid's tensor group; pass a model builder (initialize(runtime, config, "
+          "build_model))");
+  }
+}
+
+}  // namespace
+}  // namespace zt::tensor_parallel

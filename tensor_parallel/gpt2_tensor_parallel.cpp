@@ -11,6 +11,7 @@
 #include "core/factory.h"
 #include "models/causal_attention.h"
 #include "nn/init.h"
+#include "tensor_parallel/llama_tensor_parallel.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::tensor_parallel {
@@ -33,16 +34,15 @@ void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_pa
   auto fail = [&](const std::string& what) {
     throw std::invalid_argument(fmt::format("tensor parallelism: {}", what));
   };
-  if (config.architecture != models::Architecture::gpt2) {
-    fail("only GPT-2's layout is split across ranks; got architecture " +
-         models::architecture_name(config.architecture));
-  }
   if (config.sparse_attention) fail("block-sparse attention is not split across ranks");
-  if (!config.tie_word_embeddings) fail("GPT-2's head must be tied to wte (tie_word_embeddings)");
   if (tp < 1) fail(fmt::format("tensor-parallel size {} must be >= 1", tp));
   if (config.n_head % tp != 0) {
     fail(fmt::format("n_head {} is not divisible by the tensor-parallel size {}", config.n_head,
                      tp));
+  }
+  if (config.resolved_n_kv_head() % tp != 0) {
+    fail(fmt::format("n_kv_head {} is not divisible by the tensor-parallel size {}",
+                     config.resolved_n_kv_head(), tp));
   }
   if (config.vocab_size % tp != 0) {
     fail(fmt::format("vocab_size {} is not divisible by the tensor-parallel size {}",
@@ -135,22 +135,42 @@ TensorParallelGPT::TensorParallelGPT(const models::GPTConfig& config, comm::Comm
                                      uint64_t dropout_seed)
     : config_(config), group_(&group) {
   check_tensor_parallel_config(config, group.size());
-  wte_ = register_module("wte", std::make_shared<VocabParallelEmbedding>(
-                                    config.vocab_size, config.n_embd, group, kInitStd));
-  wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(config.block_size, config.n_embd));
-  nn::init::normal_(wpe_->weight, 0.0, kInitStd);
-  h_ = register_module("h", std::make_shared<nn::ModuleList>());
-  for (int64_t i = 0; i < config.n_layer; ++i)
-    h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed));
-  ln_f_ = register_module("ln_f",
-                          std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
-  lm_head_ = register_module("lm_head", std::make_shared<VocabParallelHead>(wte_->weight, group));
+  Tensor embedding_shard;
+  if (config.architecture == models::Architecture::gpt2) {
+    wte_ = register_module("wte", std::make_shared<VocabParallelEmbedding>(
+                                      config.vocab_size, config.n_embd, group, kInitStd));
+    wpe_ =
+        register_module("wpe", std::make_shared<nn::Embedding>(config.block_size, config.n_embd));
+    nn::init::normal_(wpe_->weight, 0.0, kInitStd);
+    h_ = register_module("h", std::make_shared<nn::ModuleList>());
+    for (int64_t i = 0; i < config.n_layer; ++i)
+      h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed));
+    ln_f_ = register_module("ln_f",
+                            std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
+    embedding_shard = wte_->weight;
+  } else {
+    auto llama = std::make_shared<TensorParallelLlamaModel>(config, group, dropout_seed);
+    llama_ = register_module("model", llama);
+    embedding_shard = llama->embed_tokens->weight;
+  }
+  if (config.tie_word_embeddings) {
+    lm_head_ =
+        register_module("lm_head", std::make_shared<VocabParallelHead>(embedding_shard, group));
+  } else {
+    lm_head_ = register_module(
+        "lm_head", std::make_shared<ColumnParallelLinear>(
+                       config.n_embd, config.vocab_size, group,
+                       ColumnParallelLinear::Options{
+                           .bias = false, .init_std = kInitStd, .weight_out_in = true}));
+  }
 }
 
 std::string TensorParallelGPT::extra_repr() const {
-  return fmt::format("gpt2, vocab_size={}, block_size={}, n_layer={}, n_head={}, n_embd={}, tp={}",
-                     config_.vocab_size, config_.block_size, config_.n_layer, config_.n_head,
-                     config_.n_embd, group_->size());
+  return fmt::format(
+      "{}, vocab_size={}, block_size={}, n_layer={}, n_head={}, n_kv_head={}, n_embd={}, tp={}",
+      models::architecture_name(config_.architecture), config_.vocab_size, config_.block_size,
+      config_.n_layer, config_.n_head, config_.resolved_n_kv_head(), config_.n_embd,
+      group_->size());
 }
 
 Tensor TensorParallelGPT::forward(const Tensor& idx) {
@@ -162,10 +182,14 @@ Tensor TensorParallelGPT::forward(const Tensor& idx) {
         idx.defined() ? fmt::format("{} {}", dtype_name(idx.dtype()), shape_str(idx.sizes()))
                       : "None"));
   }
+  return (*lm_head_)(llama_ ? (*llama_)(idx) : gpt2_hidden(idx));
+}
+
+Tensor TensorParallelGPT::gpt2_hidden(const Tensor& idx) {
   const Tensor positions = arange(0.0, double(idx.size(1)), 1.0, options_of(idx));
   Tensor x = dropout((*wte_)(idx) + (*wpe_)(positions), config_.dropout, is_training());
   for (size_t layer = 0; layer < h_->size(); ++layer) x = (*(*h_)[layer])(x);
-  return (*lm_head_)((*ln_f_)(x));
+  return (*ln_f_)(x);
 }
 
 }  // namespace zt::tensor_parallel

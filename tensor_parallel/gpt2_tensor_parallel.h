@@ -6,7 +6,10 @@
 //   h.N.attn.c_proj      RowParallelLinear        the same heads' rows; bias replicated
 //   h.N.mlp.c_fc         ColumnParallelLinear     columns of the MLP width
 //   h.N.mlp.c_proj       RowParallelLinear        the matching rows; bias replicated
-//   lm_head              tied to wte's shard: logits of this rank's vocabulary columns
+//   lm_head              tied to wte's shard: logits of this rank's vocabulary columns; untied,
+//                        a ColumnParallelLinear [V/tp, C] with the same vocabulary rows
+// Llama's layout (config.architecture llama) is built the same way from
+// tensor_parallel/llama_tensor_parallel.h, under "model." and "lm_head".
 // model(idx) maps i64 tokens [B, T] to this rank's logits [B, T, V/tp]; the loss is
 // vocab_parallel_cross_entropy. Each layer costs two all-reduces of [B, T, n_embd] forward
 // (after the attention and the MLP) and two backward (into c_attn and c_fc).
@@ -32,7 +35,8 @@
 namespace zt::tensor_parallel {
 
 // Throws std::invalid_argument naming the sizes when the tensor group's size does not divide
-// n_head, the vocabulary or the MLP width, or the config is not GPT-2's layout.
+// n_head, n_kv_head, the vocabulary or the MLP width, or the config asks for block-sparse
+// attention (not split).
 void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size);
 
 class TensorParallelGPT2Attention final : public nn::Module {
@@ -109,13 +113,16 @@ class TensorParallelGPT final : public nn::Module {
   Tensor forward(const Tensor& idx) override;
 
  private:
+  Tensor gpt2_hidden(const Tensor& idx);
   models::GPTConfig config_;
   comm::Communicator* group_;
+  // GPT-2's children (null for Llama).
   std::shared_ptr<VocabParallelEmbedding> wte_;
   std::shared_ptr<nn::Embedding> wpe_;
   std::shared_ptr<nn::ModuleList> h_;
   std::shared_ptr<nn::LayerNorm> ln_f_;
-  std::shared_ptr<VocabParallelHead> lm_head_;
+  std::shared_ptr<nn::Module> llama_;  // Llama's stack (null for GPT-2)
+  std::shared_ptr<nn::Module> lm_head_;
 };
 
 }  // namespace zt::tensor_parallel

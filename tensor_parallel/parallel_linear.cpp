@@ -64,8 +64,11 @@ ColumnParallelLinear::ColumnParallelLinear(int64_t in_features, int64_t out_feat
   }
   MemoryTagGuard as_param(MemoryTag::param);
   weight = register_parameter(
-      "weight", column_shard(drawn_matrix(in_features, out_features, options.init_std),
-                             options.fused_blocks, group.rank(), group.size()));
+      "weight", options.weight_out_in
+                    ? row_shard(drawn_matrix(out_features, in_features, options.init_std),
+                                group.rank(), group.size())
+                    : column_shard(drawn_matrix(in_features, out_features, options.init_std),
+                                   options.fused_blocks, group.rank(), group.size()));
   if (options.bias) bias = register_parameter("bias", zeros({out_features / group.size()}));
 }
 
@@ -76,7 +79,8 @@ std::string ColumnParallelLinear::extra_repr() const {
 
 Tensor ColumnParallelLinear::forward(const Tensor& input) {
   check_input("ColumnParallelLinear", input, in_features_);
-  Tensor local = linear(copy_to_tp_region(input, *group_), weight.t(), bias);
+  Tensor local =
+      linear(copy_to_tp_region(input, *group_), options_.weight_out_in ? weight : weight.t(), bias);
   return options_.gather_output ? gather_from_tp_region(local, *group_) : local;
 }
 
@@ -86,8 +90,11 @@ RowParallelLinear::RowParallelLinear(int64_t in_features, int64_t out_features,
   check_divisible("RowParallelLinear", "in_features", in_features, group.size());
   MemoryTagGuard as_param(MemoryTag::param);
   weight = register_parameter(
-      "weight", row_shard(drawn_matrix(in_features, out_features, options.init_std), group.rank(),
-                          group.size()));
+      "weight", options.weight_out_in
+                    ? column_shard(drawn_matrix(out_features, in_features, options.init_std), 1,
+                                   group.rank(), group.size())
+                    : row_shard(drawn_matrix(in_features, out_features, options.init_std),
+                                group.rank(), group.size()));
   if (options.bias) bias = register_parameter("bias", zeros({out_features}));
 }
 
@@ -100,7 +107,8 @@ Tensor RowParallelLinear::forward(const Tensor& input) {
   const Tensor local_input =
       options_.input_is_parallel ? input : scatter_to_tp_region(input, *group_);
   check_input("RowParallelLinear", local_input, in_features_ / group_->size());
-  Tensor summed = reduce_from_tp_region(linear(local_input, weight.t()), *group_);
+  Tensor summed = reduce_from_tp_region(
+      linear(local_input, options_.weight_out_in ? weight : weight.t()), *group_);
   return bias.defined() ? summed + bias : summed;
 }
 

@@ -1,5 +1,6 @@
-// Megatron's two parallel linear layers, y = x W + b with W stored [in, out] as GPT-2's Conv1D
-// (so shards are plain column or row blocks of Hugging Face's matrices):
+// Megatron's two parallel linear layers, y = x W + b with W stored [in, out] as GPT-2's Conv1D,
+// or [out, in] as nn::Linear (Llama's projections) with weight_out_in, so that shards are plain
+// blocks of Hugging Face's matrices (below, "columns" are output features in either layout):
 // - ColumnParallelLinear: rank r holds the columns of output block r, W [in, out/tp] and b
 //   [out/tp]; its input enters through copy_to_tp_region, its output is this rank's columns
 //   (or all of them with gather_output). `fused_blocks` > 1 treats the output as that many
@@ -30,13 +31,15 @@ class ColumnParallelLinear final : public nn::Module {
     bool gather_output = false;
     int64_t fused_blocks = 1;
     double init_std = 0.02;
+    bool weight_out_in = false;  // W [out / tp, in]
   };
   ColumnParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
                        const Options& options);
   std::string type_name() const override { return "ColumnParallelLinear"; }
   std::string extra_repr() const override;
   int64_t fused_blocks() const { return options_.fused_blocks; }
-  Tensor weight;  // [in, out / tp]
+  bool weight_out_in() const { return options_.weight_out_in; }
+  Tensor weight;  // [in, out / tp], or [out / tp, in]
   Tensor bias;    // [out / tp]; undefined without bias
 
  protected:
@@ -54,12 +57,14 @@ class RowParallelLinear final : public nn::Module {
     bool bias = true;
     bool input_is_parallel = true;  // false: the whole input arrives and is scattered here
     double init_std = 0.02;
+    bool weight_out_in = false;  // W [out, in / tp]
   };
   RowParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
                     const Options& options);
   std::string type_name() const override { return "RowParallelLinear"; }
   std::string extra_repr() const override;
-  Tensor weight;  // [in / tp, out]
+  bool weight_out_in() const { return options_.weight_out_in; }
+  Tensor weight;  // [in / tp, out], or [out, in / tp]
   Tensor bias;    // [out], the same on every rank; undefined without bias
 
  protected:

@@ -52,9 +52,15 @@ Tensor gathered_rows(const Tensor& shard, comm::Communicator& group) {
 }  // namespace
 
 ShardLayout layout_in(nn::Module& module) {
-  if (auto* column = dynamic_cast<ColumnParallelLinear*>(&module))
-    return {ShardKind::columns, column->fused_blocks()};
-  if (dynamic_cast<RowParallelLinear*>(&module) != nullptr) return {ShardKind::rows, 1};
+  // In the [out, in] layout the output features are rows and the input features columns.
+  if (auto* column = dynamic_cast<ColumnParallelLinear*>(&module)) {
+    return column->weight_out_in() ? ShardLayout{ShardKind::rows, 1}
+                                   : ShardLayout{ShardKind::columns, column->fused_blocks()};
+  }
+  if (auto* row = dynamic_cast<RowParallelLinear*>(&module)) {
+    return row->weight_out_in() ? ShardLayout{ShardKind::columns, 1}
+                                : ShardLayout{ShardKind::rows, 1};
+  }
   if (dynamic_cast<VocabParallelEmbedding*>(&module) != nullptr ||
       dynamic_cast<VocabParallelHead*>(&module) != nullptr)
     return {ShardKind::rows, 1};
@@ -69,8 +75,14 @@ std::map<std::string, ShardLayout> shard_layouts(nn::Module& model) {
     const std::string at = prefix.empty() ? "" : prefix + ".";
     const ShardLayout layout = layout_in(*module);
     const bool row_parallel = dynamic_cast<RowParallelLinear*>(module.get()) != nullptr;
-    for (const auto& [name, param] : module->named_parameters(/*recurse=*/false))
-      layouts[at + name] = row_parallel && name == "bias" ? ShardLayout{} : layout;
+    auto* column = dynamic_cast<ColumnParallelLinear*>(module.get());
+    for (const auto& [name, param] : module->named_parameters(/*recurse=*/false)) {
+      ShardLayout own = layout;
+      if (row_parallel && name == "bias") own = ShardLayout{};
+      // A column-parallel bias is cut like the output features: the last (only) dim.
+      if (column != nullptr && name == "bias") own = {ShardKind::columns, column->fused_blocks()};
+      layouts[at + name] = own;
+    }
   }
   return layouts;
 }

@@ -165,50 +165,68 @@ models::GPTConfig tiny_gpt2() {
   return config;
 }
 
-TEST_CASE("tensor_parallel_gpt2_sliced_from_a_full_gpt_gives_its_loss_and_gradients") {
+// Llama with grouped-query attention (2 query heads per key head on every tp) and its own head.
+models::GPTConfig tiny_llama() {
+  models::GPTConfig config;
+  config.architecture = models::Architecture::llama;
+  config.vocab_size = 32;
+  config.block_size = 8;
+  config.n_layer = 2;
+  config.n_head = 8;
+  config.n_kv_head = 4;
+  config.n_embd = 32;
+  config.intermediate_size = 48;
+  config.bias = false;
+  config.tie_word_embeddings = false;
+  return config;
+}
+
+TEST_CASE("tensor_parallel_gpt2_and_llama_sliced_from_a_full_gpt_give_its_loss_and_gradients") {
   if (!splits_world()) return;
   comm::Communicator& group = test_world();
-  const models::GPTConfig config = tiny_gpt2();
-  manual_seed(7);
-  auto full_owner = std::make_shared<models::GPT>(config);
-  auto split_owner = std::make_shared<TensorParallelGPT>(config, group);
-  models::GPT& full = *full_owner;
-  TensorParallelGPT& split = *split_owner;
-  full.to(DType::f64);
-  split.to(DType::f64);
-  load_full_state(split, full.named_parameters(), group.rank(), group.size());
+  for (const models::GPTConfig& config : {tiny_gpt2(), tiny_llama()}) {
+    CAPTURE(models::architecture_name(config.architecture));
+    manual_seed(7);
+    auto full_owner = std::make_shared<models::GPT>(config);
+    auto split_owner = std::make_shared<TensorParallelGPT>(config, group);
+    models::GPT& full = *full_owner;
+    TensorParallelGPT& split = *split_owner;
+    full.to(DType::f64);
+    split.to(DType::f64);
+    load_full_state(split, full.named_parameters(), group.rank(), group.size());
 
-  std::vector<int64_t> tokens, next;
-  for (int64_t i = 0; i < 2 * 8; ++i) {
-    tokens.push_back((i * 5 + 1) % config.vocab_size);
-    next.push_back((i * 11 + 2) % config.vocab_size);
-  }
-  Tensor idx = from_int64(tokens, {2, 8}), targets = from_int64(next, {16});
-  Tensor full_logits = full(idx);
-  Tensor loss = cross_entropy(full_logits.reshape({16, config.vocab_size}), targets);
-  loss.backward();
-  Tensor split_logits = split(idx);
-  Tensor split_loss = vocab_parallel_cross_entropy(
-      split_logits.reshape({16, config.vocab_size / group.size()}), targets, group);
-  split_loss.backward();
+    std::vector<int64_t> tokens, next;
+    for (int64_t i = 0; i < 2 * 8; ++i) {
+      tokens.push_back((i * 5 + 1) % config.vocab_size);
+      next.push_back((i * 11 + 2) % config.vocab_size);
+    }
+    Tensor idx = from_int64(tokens, {2, 8}), targets = from_int64(next, {16});
+    Tensor full_logits = full(idx);
+    Tensor loss = cross_entropy(full_logits.reshape({16, config.vocab_size}), targets);
+    loss.backward();
+    Tensor split_logits = split(idx);
+    Tensor split_loss = vocab_parallel_cross_entropy(
+        split_logits.reshape({16, config.vocab_size / group.size()}), targets, group);
+    split_loss.backward();
 
-  CHECK(std::abs(split_loss.item() - loss.item()) < kTolerance);
-  CHECK(max_difference(all_gathered_last_dim(split_logits.detach(), group), full_logits) <
-        kTolerance);
-  std::map<std::string, Tensor> full_grads;
-  for (const auto& [name, param] : full.named_parameters()) full_grads[name] = param.grad();
-  NamedTensors gathered = gather_full_gradients(split, group);
-  CHECK(gathered.size() == full_grads.size());
-  for (const auto& [name, grad] : gathered) {
-    CAPTURE(name);
-    CHECK(max_difference(grad, full_grads.at(name)) < kTolerance);
-  }
-  // The weights gathered back are the full model's, bitwise.
-  std::map<std::string, Tensor> full_weights;
-  for (const auto& [name, param] : full.named_parameters()) full_weights[name] = param;
-  for (const auto& [name, weight] : gather_full_state(split, group)) {
-    CAPTURE(name);
-    CHECK(max_difference(weight, full_weights.at(name)) == 0.0);
+    CHECK(std::abs(split_loss.item() - loss.item()) < kTolerance);
+    CHECK(max_difference(all_gathered_last_dim(split_logits.detach(), group), full_logits) <
+          kTolerance);
+    std::map<std::string, Tensor> full_grads;
+    for (const auto& [name, param] : full.named_parameters()) full_grads[name] = param.grad();
+    NamedTensors gathered = gather_full_gradients(split, group);
+    CHECK(gathered.size() == full_grads.size());
+    for (const auto& [name, grad] : gathered) {
+      CAPTURE(name);
+      CHECK(max_difference(grad, full_grads.at(name)) < kTolerance);
+    }
+    // The weights gathered back are the full model's, bitwise.
+    std::map<std::string, Tensor> full_weights;
+    for (const auto& [name, param] : full.named_parameters()) full_weights[name] = param;
+    for (const auto& [name, weight] : gather_full_state(split, group)) {
+      CAPTURE(name);
+      CHECK(max_difference(weight, full_weights.at(name)) == 0.0);
+    }
   }
 }
 
@@ -257,9 +275,10 @@ TEST_CASE("a_tensor_parallel_size_that_does_not_divide_the_model_is_one_line_nam
   config.vocab_size = 36;
   CHECK(error_of(config, 8) ==
         "tensor parallelism: vocab_size 36 is not divisible by the tensor-parallel size 8");
-  config.architecture = models::Architecture::llama;
-  CHECK(error_of(config, 2) ==
-        "tensor parallelism: only GPT-2's layout is split across ranks; got architecture llama");
+  models::GPTConfig llama = tiny_llama();
+  CHECK(error_of(llama, 4) == "(no error)");
+  CHECK(error_of(llama, 8) ==
+        "tensor parallelism: n_kv_head 4 is not divisible by the tensor-parallel size 8");
 }
 
 }  // namespace

@@ -182,8 +182,24 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
   save_safetensors(optim_states_file(staging_dir, rank()), tensors, {{"zerotrain", layout.dump()}});
 }
 
+namespace {
+
+// The checkpoint files name no tensor rank: the ranks of a tensor group would write (or read)
+// the same files with different shards. Every rank knows the tensor size, so all refuse alike.
+void refuse_tensor_parallel_checkpoint(const char* caller, const Config& config) {
+  if (config.tensor_parallel_size == 1) return;
+  throw std::logic_error(
+      fmt::format("{}: checkpoints of a tensor-parallel engine (tensor-parallel size {}) are not "
+                  "implemented yet; save whole weights with tensor_parallel::gather_full(model, "
+                  "engine.consolidated_state_dict(), tensor_group)",
+                  caller, config.tensor_parallel_size));
+}
+
+}  // namespace
+
 std::string Engine::save_checkpoint(const std::string& dir, const std::string& tag,
                                     const nlohmann::json& client_state, bool save_latest) {
+  refuse_tensor_parallel_checkpoint("save_checkpoint", config_);
   if (backward_since_step_) {
     throw std::logic_error(
         "save_checkpoint: the last engine.backward has had no step() yet; save after it");
@@ -348,6 +364,7 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
 }
 
 nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string& tag) {
+  refuse_tensor_parallel_checkpoint("load_checkpoint", config_);
   LoadedState loaded;
   run_on_all_ranks("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
   autograd::NoGradGuard no_grad;

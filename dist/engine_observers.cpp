@@ -151,6 +151,10 @@ void EngineObservers::log(int64_t step, const MemoryStats& memory) {
   std::fflush(stdout);
 }
 
+void EngineObservers::write_event(const std::string& name, double value, int64_t x) {
+  for (auto& monitor : monitors_) monitor->write_event(name, value, x);
+}
+
 // DeepSpeed's engine events, x = global samples; the times with wall_clock_breakdown. Written
 // out at each step log (and when the engine goes).
 void EngineObservers::write_monitor_events(const StepRecord& record) {

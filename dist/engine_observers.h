@@ -62,6 +62,10 @@ class EngineObservers {
   // The engine's step log: the comms logger's table and the memory breakdown (rank 0 prints).
   void log(int64_t step, const MemoryStats& memory);
 
+  // `value` of the event `name` at `x` to every monitor (rank 0; nothing elsewhere), written out
+  // at the next step log.
+  void write_event(const std::string& name, double value, int64_t x);
+
   observe::CommsLogger* comms_logger() const { return comms_logger_.get(); }
   const observe::FlopsProfiler* flops_profiler() const { return flops_profiler_.get(); }
   // The flops profiler's last report ("" before its step).

@@ -19,8 +19,9 @@ LDFLAGS := -fopenmp $(SANITIZE)
 comma := ,
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIBS := $(if $(wildcard $(OPENBLAS_DIR)/libopenblas.so),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) -lopenblas
-# liburing: the io_uring engine of the NVMe swap files (dist/offload/).
-LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -luring -lpthread
+# liburing: the io_uring engine of the NVMe swap files (dist/offload/); protobuf's lite runtime:
+# the messages of TensorBoard's event files (observe/tensorboard_event.proto).
+LDLIBS := -lfmt $(OPENBLAS_LIBS) -lz -luring -lprotobuf-lite -lpthread
 # Open MPI, for dist/ and the multi-rank tests; its headers as system headers so that -Werror
 # judges only our code. We call the C API only: no C++ bindings (OMPI_SKIP_MPICXX), mpicc's
 # link line (no libmpi_cxx).
@@ -53,7 +54,10 @@ CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
 LIB_DIRS := core core/cpu core/ops autograd comm nn models tensor_parallel data optim observe dist dist/zero dist/offload compress
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
-LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+# protoc writes the C++ of each .proto into the build folder (included as "observe/X.pb.h").
+PROTO_SRCS := $(wildcard observe/*.proto)
+PROTO_HEADERS := $(PROTO_SRCS:%.proto=$(BUILD)/%.pb.h)
+LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(PROTO_SRCS:%.proto=$(BUILD)/%.pb.o)
 LIB := $(BUILD)/libzerotrain.a
 # What binaries link: the CUDA archive first (it uses the core library after it).
 ifeq ($(CUDA),1)
@@ -95,6 +99,19 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	@echo "  CXX $<"
 	@$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.pb.cc $(BUILD)/%.pb.h: %.proto
+	@mkdir -p $(dir $@)
+	@echo "  PROTOC $<"
+	@protoc --cpp_out=$(BUILD) $<
+# protoc's code is not ours to judge: its header is included as a system header, its source
+# compiled without warnings.
+$(BUILD)/%.pb.o: $(BUILD)/%.pb.cc
+	@echo "  CXX $<"
+	@$(CXX) $(CXXFLAGS) -isystem $(BUILD) -w -c $< -o $@
+$(BUILD)/observe/tensorboard_monitor.o: CXXFLAGS += -isystem $(BUILD)
+$(BUILD)/observe/tensorboard_monitor.o: $(PROTO_HEADERS)
+.SECONDARY: $(PROTO_SRCS:%.proto=$(BUILD)/%.pb.cc)
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -204,7 +221,7 @@ FUZZ_BUILD := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := idx safetensors config
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
-FUZZ_LIB_SRCS := $(filter-out data/% dist/% comm/%,$(LIB_SRCS)) data/idx.cpp \
+FUZZ_LIB_SRCS := $(filter-out data/% dist/% comm/% observe/tensorboard%,$(LIB_SRCS)) data/idx.cpp \
                  $(filter-out dist/config_builders.cpp,$(wildcard dist/config*.cpp)) \
                  dist/json_comments.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)

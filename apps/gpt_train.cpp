@@ -113,6 +113,7 @@ class GptTrainingRun {
     config_ = file_config ? *file_config : default_config(options, world_.size());
     config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
                                            leader_ && file_config);
+    config_ = apps::with_trace_flags(std::move(config_), options.trace);
     micro_batch_ = config_.train_micro_batch_size_per_gpu;
     make_samplers();
     manual_seed(options.seed);

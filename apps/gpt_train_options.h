@@ -13,6 +13,7 @@
 #include "apps/cli_flags.h"
 #include "apps/config_doctor_flags.h"
 #include "apps/deepspeed_flags.h"
+#include "apps/trace_flags.h"
 #include "models/gpt_config.h"
 
 namespace zt::apps {
@@ -36,6 +37,7 @@ struct GptTrainOptions {
   std::string device;
   DeepSpeedArgs deepspeed;
   DoctorOptions doctor;  // --explain-config
+  TraceOptions trace;    // --trace DIR, --trace-steps A:B
 };
 
 inline const CommandLine& gpt_train_command_line() {
@@ -80,6 +82,7 @@ inline const CommandLine& gpt_train_command_line() {
     for (const FlagSpec& flag : optimizer_flags("adamw", "0.1")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
     for (const FlagSpec& flag : config_doctor_flags()) table.flags.push_back(flag);
+    for (const FlagSpec& flag : trace_flags()) table.flags.push_back(flag);
     return table;
   }();
   return command_line;
@@ -126,6 +129,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   }
   options.deepspeed = deepspeed_args(flags);
   options.doctor = read_doctor_options(flags);
+  options.trace = read_trace_options(flags);
   return options;
 }
 

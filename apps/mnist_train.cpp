@@ -131,6 +131,7 @@ class TrainingRun {
         std::move(config_),
         dist::client_optimizer(options.optimizer, options.lr, options.weight_decay),
         leader_ && file_config);
+    config_ = apps::with_trace_flags(std::move(config_), options.trace);
     loader_.emplace(*train_set_, data::DataLoaderOptions{
                                      .batch_size = config_.train_micro_batch_size_per_gpu,
                                      .shuffle = true,
@@ -316,6 +317,9 @@ class TrainingRun {
         apps::sum_over_ranks(world_, {progress.loss_sum / double(b)})[0] / world_.size();
     double accuracy =
         apps::distributed_accuracy(*engine_, test_images_, test_split_.labels, world_);
+    // The validation curve beside the engine's training events (csv_monitor, tensorboard).
+    engine_->write_monitor_event("Test/Samples/test_accuracy", accuracy);
+    engine_->write_monitor_event("Train/Samples/epoch_mean_loss", mean_loss);
     if (!leader_) return;
     std::string scaling = engine_->loss_scaler()
                               ? fmt::format(", loss scale {:g}, {} skipped steps",

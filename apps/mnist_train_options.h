@@ -12,6 +12,7 @@
 #include "apps/cli_flags.h"
 #include "apps/config_doctor_flags.h"
 #include "apps/deepspeed_flags.h"
+#include "apps/trace_flags.h"
 
 namespace zt::apps {
 
@@ -36,6 +37,7 @@ struct TrainOptions {
   double distill_alpha = 1.0, distill_temperature = 2.0;
   double width = 1.0;    // of the CNN's channels and hidden units
   DoctorOptions doctor;  // --explain-config
+  TraceOptions trace;    // --trace DIR, --trace-steps A:B
 };
 
 inline const CommandLine& train_command_line() {
@@ -77,6 +79,7 @@ inline const CommandLine& train_command_line() {
     for (const FlagSpec& flag : optimizer_flags("adam", "0")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
     for (const FlagSpec& flag : config_doctor_flags()) table.flags.push_back(flag);
+    for (const FlagSpec& flag : trace_flags()) table.flags.push_back(flag);
     return table;
   }();
   return command_line;
@@ -118,6 +121,7 @@ inline TrainOptions read_train_options(const Flags& flags) {
   options.distill_temperature = flags.get_double("distill-temperature", 0.0);
   options.width = flags.get_double("width", 0.0);
   options.doctor = read_doctor_options(flags);
+  options.trace = read_trace_options(flags);
   if (options.width > 1.0)
     throw FlagError(fmt::format("--width: expected F in (0, 1], got {}", options.width));
   if (options.model != "cnn" &&

@@ -1,6 +1,5 @@
 // The observability blocks. DeepSpeed's monitor and comms_logger blocks are pydantic models
-// that reject unknown keys; so do we. tensorboard is accepted switched off only: writing its
-// event files needs a protobuf record writer that Debian's packages do not give us ready-made.
+// that reject unknown keys; so do we.
 #include "dist/config_monitor_blocks.h"
 
 #include <fmt/format.h>
@@ -116,13 +115,6 @@ void read_monitor_blocks(Section& top, observe::ObserveConfig& config) {
   read_flops_profiler(top, config.flops_profiler);
   read_monitor(top, "csv_monitor", config.csv_monitor);
   read_monitor(top, "tensorboard", config.tensorboard);
-  if (config.tensorboard.enabled) {
-    Section tensorboard = top.section("tensorboard");
-    tensorboard.fail("enabled",
-                     "TensorBoard event files are not available in this build (their record "
-                     "format needs a protobuf writer); use csv_monitor, which logs the same "
-                     "values");
-  }
   top.read_bool("memory_breakdown", config.memory_breakdown);
 }
 

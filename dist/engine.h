@@ -180,6 +180,11 @@ class Engine {
   const observe::CommsLogger* comms_logger() const { return observers_->comms_logger(); }
   // The observability blocks' state: the flops profile, the monitors.
   const EngineObservers& observers() const { return *observers_; }
+  // An event of the program's own ("Test/Samples/test_accuracy") to the csv_monitor and
+  // tensorboard files, at x = the global samples so far (DeepSpeed's engine.monitor.write_events).
+  void write_monitor_event(const std::string& name, double value) {
+    observers_->write_event(name, value, global_samples_);
+  }
 
   // With P_p: the most parameter elements gathered at once so far (prefetch included).
   int64_t peak_gathered_numel() const;

@@ -11,6 +11,8 @@
 #include <functional>
 #include <stdexcept>
 
+#include "observe/csv_monitor.h"
+#include "observe/tensorboard_monitor.h"
 #include "observe/trace_recorder.h"
 
 namespace zt::dist {
@@ -61,7 +63,9 @@ EngineObservers::EngineObservers(const Config& config, comm::Communicator& data_
                                                   .world_size = data_parallel.size()});
   }
   if (observe.csv_monitor.enabled && data_parallel.rank() == 0)
-    csv_monitor_ = std::make_unique<observe::CsvMonitor>(observe.csv_monitor);
+    monitors_.push_back(std::make_unique<observe::CsvMonitor>(observe.csv_monitor));
+  if (observe.tensorboard.enabled && data_parallel.rank() == 0)
+    monitors_.push_back(std::make_unique<observe::TensorboardMonitor>(observe.tensorboard));
   const std::string& flops_file = observe.flops_profiler.output_file;
   if (observe.flops_profiler.enabled && !flops_file.empty() && data_parallel.rank() == 0)
     check_writable_folder("flops_profiler.output_file",
@@ -73,7 +77,7 @@ EngineObservers::EngineObservers(const Config& config, comm::Communicator& data_
 
 EngineObservers::~EngineObservers() {
   try {
-    if (csv_monitor_) csv_monitor_->flush();
+    for (auto& monitor : monitors_) monitor->flush();
   } catch (const std::exception& error) {
     fmt::print(stderr, "{}\n", error.what());
   }
@@ -125,7 +129,7 @@ void EngineObservers::end_step(const StepRecord& record) {
   end_phase();
   if (flops_profiler_ && flops_profiler_->profiling())
     report_failed_write([&] { print_flops_profile(step); });
-  if (csv_monitor_) report_failed_write([&] { write_monitor_events(record); });
+  if (!monitors_.empty()) report_failed_write([&] { write_monitor_events(record); });
   forward_seconds_ = backward_seconds_ = step_seconds_ = 0;
   if (comms_logger_) comms_logger_->set_phase("other");
   if (!config_.observe.trace.enabled) return;
@@ -147,21 +151,26 @@ void EngineObservers::log(int64_t step, const MemoryStats& memory) {
   std::fflush(stdout);
 }
 
+void EngineObservers::write_event(const std::string& name, double value, int64_t x) {
+  for (auto& monitor : monitors_) monitor->write_event(name, value, x);
+}
+
 // DeepSpeed's engine events, x = global samples; the times with wall_clock_breakdown. Written
 // out at each step log (and when the engine goes).
 void EngineObservers::write_monitor_events(const StepRecord& record) {
   int64_t x = record.global_samples;
-  csv_monitor_->write_event("Train/Samples/train_loss", record.loss, x);
-  csv_monitor_->write_event("Train/Samples/lr", record.lr, x);
-  if (record.loss_scale > 0)
-    csv_monitor_->write_event("Train/Samples/loss_scale", record.loss_scale, x);
-  if (config_.wall_clock_breakdown) {
-    csv_monitor_->write_event("Train/Samples/elapsed_time_ms_forward", 1e3 * forward_seconds_, x);
-    csv_monitor_->write_event("Train/Samples/elapsed_time_ms_backward", 1e3 * backward_seconds_, x);
-    csv_monitor_->write_event("Train/Samples/elapsed_time_ms_step", 1e3 * step_seconds_, x);
+  for (auto& monitor : monitors_) {
+    monitor->write_event("Train/Samples/train_loss", record.loss, x);
+    monitor->write_event("Train/Samples/lr", record.lr, x);
+    if (record.loss_scale > 0)
+      monitor->write_event("Train/Samples/loss_scale", record.loss_scale, x);
+    if (config_.wall_clock_breakdown) {
+      monitor->write_event("Train/Samples/elapsed_time_ms_forward", 1e3 * forward_seconds_, x);
+      monitor->write_event("Train/Samples/elapsed_time_ms_backward", 1e3 * backward_seconds_, x);
+      monitor->write_event("Train/Samples/elapsed_time_ms_step", 1e3 * step_seconds_, x);
+    }
+    if (config_.steps_per_print > 0 && record.step % config_.steps_per_print == 0) monitor->flush();
   }
-  if (config_.steps_per_print > 0 && record.step % config_.steps_per_print == 0)
-    csv_monitor_->flush();
 }
 
 void EngineObservers::print_flops_profile(int64_t step) {

@@ -1,9 +1,9 @@
 // EngineObservers: what the engine's observability blocks attach to a training run, built from
 // the config: the trace (observe/trace_recorder.h: module spans, collectives, phases), the comms
 // logger, the flops profiler (its step: the one after profile_step steps, as DeepSpeed's), the
-// CSV monitor (rank 0: DeepSpeed's Train/Samples events) and the memory breakdown at log points.
-// Only what a block enables is built: with none, the engine's communicator is used as given and no
-// hook is registered.
+// CSV and TensorBoard monitors (rank 0: DeepSpeed's Train/Samples events) and the memory breakdown
+// at log points. Only what a block enables is built: with none, the engine's communicator is used
+// as given and no hook is registered.
 #pragma once
 
 #include <chrono>
@@ -11,16 +11,17 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "core/allocator.h"
 #include "dist/config.h"
 #include "nn/module.h"
 #include "observe/comms_logger.h"
-#include "observe/csv_monitor.h"
 #include "observe/flops_profiler.h"
 #include "observe/module_tracer.h"
 #include "observe/observed_communicator.h"
+#include "observe/scalar_monitor.h"
 
 namespace zt::dist {
 
@@ -61,6 +62,10 @@ class EngineObservers {
   // The engine's step log: the comms logger's table and the memory breakdown (rank 0 prints).
   void log(int64_t step, const MemoryStats& memory);
 
+  // `value` of the event `name` at `x` to every monitor (rank 0; nothing elsewhere), written out
+  // at the next step log.
+  void write_event(const std::string& name, double value, int64_t x);
+
   observe::CommsLogger* comms_logger() const { return comms_logger_.get(); }
   const observe::FlopsProfiler* flops_profiler() const { return flops_profiler_.get(); }
   // The flops profiler's last report ("" before its step).
@@ -74,7 +79,8 @@ class EngineObservers {
   std::unique_ptr<observe::ModuleTracer> module_tracer_;
   nn::Module& model_;
   std::unique_ptr<observe::FlopsProfiler> flops_profiler_;
-  std::unique_ptr<observe::CsvMonitor> csv_monitor_;  // rank 0 only
+  // csv_monitor and tensorboard, those enabled; rank 0 only.
+  std::vector<std::unique_ptr<observe::ScalarMonitor>> monitors_;
   std::string flops_report_;
   // The phases of the current step: which one runs since when, and the seconds of each.
   std::string phase_;

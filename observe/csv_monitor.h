@@ -12,17 +12,18 @@
 #include <vector>
 
 #include "observe/observe_config.h"
+#include "observe/scalar_monitor.h"
 
 namespace zt::observe {
 
-class CsvMonitor {
+class CsvMonitor : public ScalarMonitor {
  public:
   // Makes OUTPUT_PATH/JOB_NAME (output_path "" means "csv_monitor", as DeepSpeed's default
   // folder); std::runtime_error naming the folder when it cannot.
   explicit CsvMonitor(const MonitorConfig& config);
 
-  void write_event(const std::string& name, double value, int64_t x);
-  void flush();
+  void write_event(const std::string& name, double value, int64_t x) override;
+  void flush() override;
   const std::string& folder() const { return folder_; }
   // The file of an event name: '/' and ' ' become '_'.
   std::string file_of(const std::string& name) const;

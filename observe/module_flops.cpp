@@ -40,9 +40,21 @@ ModuleCost module_own_cost(const nn::Module& module, const nn::TensorList& input
     // x [B, T, C]; outputs (y, keys [B, H_kv, T_keys, D], values).
     if (input.dim() != 3 || outputs.size() < 2 || !outputs[1].defined()) return cost;
     int64_t batch = input.size(0), time = input.size(1), channels = input.size(2);
-    int64_t keys = outputs[1].size(2);
+    int64_t keys = outputs[1].size(2), head_width = outputs[1].size(3);
     cost.macs = 2 * batch * time * keys * channels;
-    cost.flops = 2 * cost.macs;
+    int64_t scores = batch * (channels / head_width) * time * keys;  // softmax: one per score
+    cost.flops = 2 * cost.macs + scores;
+  } else if (type == "LayerNorm") {
+    // Mean, variance, normalise (3), then the affine scale and shift (2).
+    cost.flops = numel_of(outputs, 0) * (own_parameter(module, "weight").defined() ? 5 : 4);
+  } else if (type == "GPT2MLP") {
+    // GELU over the c_fc output: output elements x intermediate / model width.
+    for (auto& [name, weight] : module.named_parameters(/*recurse=*/true)) {
+      if (name == "c_fc.weight")  // Conv1D: [in, out]
+        cost.flops = numel_of(outputs, 0) / weight.size(0) * weight.size(1);
+    }
+  } else if (type == "GPT2Block") {
+    cost.flops = 2 * numel_of(outputs, 0);  // x + attention, x + MLP
   }
   return cost;
 }

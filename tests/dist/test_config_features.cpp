@@ -52,8 +52,8 @@ TEST_CASE("features not implemented yet are errors when asked for, fine when off
       error_of(with_batch("\"zero_optimization\": {\"zero_quantized_weights\": true}")),
       "zero_optimization.zero_quantized_weights: true: quantized parameter all-gathers are not "
       "implemented"));
-  CHECK(contains(error_of(with_batch("\"tensorboard\": {\"enabled\": true}")),
-                 "ds_config.json: tensorboard.enabled: TensorBoard event files are not available"));
+  CHECK(contains(error_of(with_batch("\"tensorboard\": {\"enabled\": true, \"job_name\": \"\"}")),
+                 "ds_config.json: tensorboard.job_name: expected a non-empty name"));
   CHECK(contains(error_of(with_batch("\"dump_state\": true")),
                  "dump_state: true is not implemented yet"));
   CHECK(contains(error_of(with_batch("\"optimizer\": {\"type\": \"Adam\", \"params\": "

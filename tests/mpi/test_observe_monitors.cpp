@@ -1,7 +1,8 @@
 // The monitors and the flops profiler through the engine: csv_monitor's files, read back, hold
 // the loss and learning rate of every step at DeepSpeed's x (global samples) and the phase
-// times with wall_clock_breakdown; the flops profiler's report of its step (the one after
-// profile_step steps) holds the MLP's analytic MACs, and goes to output_file.
+// times with wall_clock_breakdown, and tensorboard's event file (decoded by
+// tests/observe/event_file_reader.h) the same values; the flops profiler's report of its step (the
+// one after profile_step steps) holds the MLP's analytic MACs, and goes to output_file.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@
 #include "dist/engine.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/observe/event_file_reader.h"
 
 namespace zt::dist {
 namespace {
@@ -51,7 +53,33 @@ std::vector<std::pair<int64_t, double>> read_csv(const std::string& path, std::s
   return rows;
 }
 
-TEST_CASE("csv_monitor's files read back the loss, lr and phase times of every step") {
+// The one event file of `folder` holds the same values at the same steps as the CSV files (as
+// floats: TensorBoard's simple_value).
+void check_tensorboard_file(const std::string& folder,
+                            const std::vector<std::pair<int64_t, double>>& loss_rows,
+                            const std::vector<std::pair<int64_t, double>>& lr_rows) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(folder))
+    files.push_back(entry.path());
+  REQUIRE(files.size() == 1);
+  std::vector<std::pair<int64_t, double>> losses, lrs;
+  for (const DecodedEvent& event : read_event_file(files[0].string())) {
+    for (const auto& [tag, value] : event.scalars) {
+      if (tag == "Train/Samples/train_loss") losses.emplace_back(event.step, value);
+      if (tag == "Train/Samples/lr") lrs.emplace_back(event.step, value);
+    }
+  }
+  REQUIRE(losses.size() == loss_rows.size());
+  REQUIRE(lrs.size() == lr_rows.size());
+  for (size_t s = 0; s < losses.size(); ++s) {
+    CHECK(losses[s].first == loss_rows[s].first);
+    CHECK(losses[s].second == double(float(loss_rows[s].second)));
+    CHECK(lrs[s].second == double(float(lr_rows[s].second)));
+  }
+}
+
+TEST_CASE(
+    "csv_monitor's and tensorboard's files read back the loss, lr and phase times of every step") {
   MpiCommunicator& world = test_world();
   std::string folder = shared_folder("zt_csv_monitor");
   std::string text = fmt::format(R"({{
@@ -62,9 +90,10 @@ TEST_CASE("csv_monitor's files read back the loss, lr and phase times of every s
     "scheduler": {{"type": "WarmupLR", "params": {{"warmup_min_lr": 0, "warmup_max_lr": 0.01,
                                                    "warmup_num_steps": 4}}}},
     "zero_optimization": {{"stage": 2}},
-    "csv_monitor": {{"enabled": true, "output_path": "{}", "job_name": "mlp"}}
+    "csv_monitor": {{"enabled": true, "output_path": "{}", "job_name": "mlp"}},
+    "tensorboard": {{"enabled": true, "output_path": "{}/tensorboard", "job_name": "mlp"}}
   }})",
-                                 kGlobalBatch, folder);
+                                 kGlobalBatch, folder, folder);
   std::vector<double> losses, lrs;
   {
     ProcessGrid grid = ProcessGrid::data_parallel(world);
@@ -99,6 +128,7 @@ TEST_CASE("csv_monitor's files read back the loss, lr and phase times of every s
     REQUIRE(forward_rows.size() == 5);
     for (const auto& [x, milliseconds] : forward_rows) CHECK(milliseconds > 0.0);
     CHECK(!std::filesystem::exists(folder + "/mlp/Train_Samples_loss_scale.csv"));  // no fp16
+    check_tensorboard_file(folder + "/tensorboard/mlp", loss_rows, lr_rows);
   }
   world.barrier();
   if (world.rank() == 0) std::filesystem::remove_all(folder);

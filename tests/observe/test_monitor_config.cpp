@@ -1,6 +1,6 @@
 // The observability blocks of ds_config.json: DeepSpeed's defaults, every key read, the trace's
-// step window, unknown keys rejected as DeepSpeed's pydantic models reject them, tensorboard
-// refused with the reason, and the repository's observe config read whole.
+// step window, unknown keys rejected as DeepSpeed's pydantic models reject them, and the
+// repository's observe config read whole.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -72,8 +72,8 @@ TEST_CASE("monitor blocks: bad values and unknown keys are errors naming the key
                  "csv_monitor.enabeld: unknown key (DeepSpeed rejects it)"));
   CHECK(contains(error_of(with_batch(R"("flops_profiler": {"module_depth": -2})")),
                  "flops_profiler.module_depth: expected an integer >= -1, got -2"));
-  CHECK(contains(error_of(with_batch(R"("tensorboard": {"enabled": true})")),
-                 "tensorboard.enabled: TensorBoard event files are not available"));
+  CHECK(contains(error_of(with_batch(R"("tensorboard": {"enabled": true, "job_name": ""})")),
+                 "tensorboard.job_name: expected a non-empty name (the folder of the files)"));
   CHECK(contains(error_of(with_batch(R"("memory_breakdown": 1)")),
                  "memory_breakdown: expected true or false, got 1"));
 }

@@ -1,0 +1,157 @@
+// QuantizedLinear: the weight-only and W8A8 products (quant/quantized_linear.h).
+#include "quant/quantized_linear.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "core/cpu/cpu_int8_gemm.h"
+#include "core/factory.h"
+#include "core/parallel.h"
+#include "quant/activation_quantization.h"
+
+namespace zt::quant {
+
+namespace {
+
+constexpr int64_t kDequantizedPanelRows = 64;  // rows of W turned into f32 at a time
+
+const char* type_name_of(QuantizationType type) {
+  return type == QuantizationType::symmetric ? "symmetric" : "asymmetric";
+}
+
+}  // namespace
+
+QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int bits, int64_t groups,
+                                 QuantizationType weight_type,
+                                 std::optional<QuantizationType> activation_type)
+    : activation_type_(activation_type) {
+  if (activation_type && bits != 8) {
+    throw std::invalid_argument(fmt::format(
+        "QuantizedLinear: activation quantization (W8A8) needs 8-bit weights, got {}", bits));
+  }
+  weight_ = quantize_weight(weight, bits, groups, weight_type);
+  if (weight_.cols > cpu::kInt8GemmMaxK) {
+    throw std::invalid_argument(fmt::format("QuantizedLinear: in_features {} exceeds {}",
+                                            weight_.cols, cpu::kInt8GemmMaxK));
+  }
+  weight_.codes = register_buffer("weight_codes", weight_.codes);
+  weight_.scales = register_buffer("weight_scales", weight_.scales);
+  if (weight_.zero_points.defined())
+    weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
+  if (bias.defined()) {
+    MemoryTagGuard as_param(MemoryTag::param);
+    bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
+  }
+  if (activation_type_) {
+    weight_code_sums_.assign(size_t(weight_.rows), 0);
+    const int8_t* codes = weight_.codes.data_ptr<int8_t>();
+    for (int64_t row = 0; row < weight_.rows; ++row)
+      for (int64_t col = 0; col < weight_.cols; ++col)
+        weight_code_sums_[size_t(row)] += codes[row * weight_.cols + col];
+  }
+}
+
+std::string QuantizedLinear::extra_repr() const {
+  std::string activations =
+      activation_type_ ? fmt::format("int8 {}", type_name_of(*activation_type_)) : "f32";
+  return fmt::format(
+      "in_features={}, out_features={}, bias={}, weight=int{} {} q_groups={}, "
+      "activations={}",
+      weight_.cols, weight_.rows, bias_.defined(), weight_.bits, type_name_of(weight_.type),
+      weight_.groups, activations);
+}
+
+size_t QuantizedLinear::weight_bytes() const {
+  size_t bytes = weight_.nbytes() + weight_code_sums_.size() * sizeof(int32_t);
+  if (bias_.defined()) bytes += bias_.nbytes();
+  return bytes;
+}
+
+Tensor QuantizedLinear::forward(const Tensor& input) {
+  if (input.dim() < 1 || input.size(-1) != weight_.cols) {
+    throw std::invalid_argument(
+        fmt::format("QuantizedLinear: input of shape {} needs a last dim of {}",
+                    shape_str(input.sizes()), weight_.cols));
+  }
+  if (!input.device().is_cpu()) {
+    throw std::invalid_argument("QuantizedLinear: runs on the CPU; the input is on " +
+                                input.device().str());
+  }
+  autograd::NoGradGuard inference;
+  Tensor x = input.detach().to(DType::f32).contiguous();
+  int64_t tokens = x.numel() / weight_.cols;
+  Shape out_shape = input.sizes();
+  out_shape.back() = weight_.rows;
+  Tensor y = empty(out_shape, TensorOptions().with_tag(MemoryTag::activation));
+  if (activation_type_) {
+    forward_w8a8(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+  } else {
+    forward_weight_only(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+  }
+  if (bias_.defined()) {
+    const float* bias = bias_.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    parallel_for(0, tokens, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t)
+        for (int64_t n = 0; n < weight_.rows; ++n) out[t * weight_.rows + n] += bias[n];
+    });
+  }
+  return input.dtype() == DType::f32 ? y : y.to(input.dtype());
+}
+
+void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float* y) const {
+  int64_t rows = weight_.rows, cols = weight_.cols;
+  int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
+  parallel_for(0, panels, 1, [&](int64_t panel_begin, int64_t panel_end) {
+    std::vector<float> panel(size_t(kDequantizedPanelRows * cols));
+    for (int64_t p = panel_begin; p < panel_end; ++p) {
+      int64_t row_begin = p * kDequantizedPanelRows;
+      int64_t panel_rows = std::min(kDequantizedPanelRows, rows - row_begin);
+      dequantize_rows(weight_, row_begin, row_begin + panel_rows, panel.data());
+      // y[:, panel] = x @ panel^T; sgemm runs on this thread (OpenBLAS inside a parallel region).
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(tokens), int(panel_rows), int(cols),
+                  1.0f, x, int(cols), panel.data(), int(cols), 0.0f, y + row_begin, int(rows));
+    }
+  });
+}
+
+void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) const {
+  int64_t rows = weight_.rows, cols = weight_.cols;
+  QuantizedTokens activations = quantize_tokens(x, tokens, cols, *activation_type_);
+  std::vector<int32_t> products(size_t(tokens * rows));
+  cpu::int8_gemm({.a = activations.codes.data(),
+                  .lda = cols,
+                  .b = weight_.codes.data_ptr<int8_t>(),
+                  .ldb = cols,
+                  .c = products.data(),
+                  .ldc = rows,
+                  .m = tokens,
+                  .n = rows,
+                  .k = cols});
+  const float* scales = weight_.scales.data_ptr<float>();
+  const int32_t* zeros =
+      weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
+  int64_t group_rows = weight_.rows_per_group();
+  // sum_k (a - za)(q - zq) = sum a q - za sum q - zq sum a + k za zq, all exact in int64.
+  parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t token_zero = activations.zero_points[size_t(t)];
+      int64_t token_sum = activations.code_sums[size_t(t)];
+      float token_scale = activations.scales[size_t(t)];
+      for (int64_t n = 0; n < rows; ++n) {
+        int64_t group = n / group_rows;
+        int64_t weight_zero = zeros ? zeros[group] : 0;
+        int64_t exact = int64_t(products[size_t(t * rows + n)]) -
+                        token_zero * weight_code_sums_[size_t(n)] - weight_zero * token_sum +
+                        cols * token_zero * weight_zero;
+        y[t * rows + n] = token_scale * scales[group] * float(exact);
+      }
+    }
+  });
+}
+
+}  // namespace zt::quant

@@ -92,20 +92,13 @@ Tensor QuantizedLinear::forward(const Tensor& input) {
   } else {
     forward_weight_only(x.data_ptr<float>(), tokens, y.data_ptr<float>());
   }
-  if (bias_.defined()) {
-    const float* bias = bias_.data_ptr<float>();
-    float* out = y.data_ptr<float>();
-    parallel_for(0, tokens, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t)
-        for (int64_t n = 0; n < weight_.rows; ++n) out[t * weight_.rows + n] += bias[n];
-    });
-  }
   return input.dtype() == DType::f32 ? y : y.to(input.dtype());
 }
 
 void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float* y) const {
   int64_t rows = weight_.rows, cols = weight_.cols;
   int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
+  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
   parallel_for(0, panels, 1, [&](int64_t panel_begin, int64_t panel_end) {
     std::vector<float> panel(size_t(kDequantizedPanelRows * cols));
     for (int64_t p = panel_begin; p < panel_end; ++p) {
@@ -115,43 +108,62 @@ void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float*
       // y[:, panel] = x @ panel^T; sgemm runs on this thread (OpenBLAS inside a parallel region).
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(tokens), int(panel_rows), int(cols),
                   1.0f, x, int(cols), panel.data(), int(cols), 0.0f, y + row_begin, int(rows));
+      if (bias) {
+        for (int64_t t = 0; t < tokens; ++t)
+          for (int64_t n = row_begin; n < row_begin + panel_rows; ++n) y[t * rows + n] += bias[n];
+      }
     }
   });
 }
 
+// One parallel loop over blocks of tokens, each quantizing its rows, multiplying them with the
+// whole weight and rescaling on one thread: a single fork and join per call, which matters on
+// a loaded machine where every join waits for the slowest thread to be scheduled again.
 void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) const {
-  int64_t rows = weight_.rows, cols = weight_.cols;
-  QuantizedTokens activations = quantize_tokens(x, tokens, cols, *activation_type_);
-  std::vector<int32_t> products(size_t(tokens * rows));
-  cpu::int8_gemm({.a = activations.codes.data(),
-                  .lda = cols,
-                  .b = weight_.codes.data_ptr<int8_t>(),
-                  .ldb = cols,
-                  .c = products.data(),
-                  .ldc = rows,
-                  .m = tokens,
-                  .n = rows,
-                  .k = cols});
+  int64_t threads = num_threads();
+  int64_t block = (tokens + threads - 1) / threads;
+  parallel_for(0, tokens, std::max<int64_t>(1, block), [&](int64_t begin, int64_t end) {
+    QuantizedTokens activations =
+        quantize_tokens(x + begin * weight_.cols, end - begin, weight_.cols, *activation_type_);
+    std::vector<int32_t> products(size_t((end - begin) * weight_.rows));
+    cpu::int8_gemm_serial({.a = activations.codes.data(),
+                           .lda = weight_.cols,
+                           .b = weight_.codes.data_ptr<int8_t>(),
+                           .ldb = weight_.cols,
+                           .c = products.data(),
+                           .ldc = weight_.rows,
+                           .m = end - begin,
+                           .n = weight_.rows,
+                           .k = weight_.cols});
+    rescale_products(activations, products.data(), y + begin * weight_.rows);
+  });
+}
+
+// y = sa * sw * sum_k (a - za)(q - zq) + b, with the sum expanded as
+// sum a q - za sum q - zq sum a + k za zq (exact in int64).
+void QuantizedLinear::rescale_products(const QuantizedTokens& activations, const int32_t* products,
+                                       float* y) const {
+  int64_t rows = weight_.rows, cols = weight_.cols, group_rows = weight_.rows_per_group();
   const float* scales = weight_.scales.data_ptr<float>();
   const int32_t* zeros =
       weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
-  int64_t group_rows = weight_.rows_per_group();
-  // sum_k (a - za)(q - zq) = sum a q - za sum q - zq sum a + k za zq, all exact in int64.
-  parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      int64_t token_zero = activations.zero_points[size_t(t)];
-      int64_t token_sum = activations.code_sums[size_t(t)];
-      float token_scale = activations.scales[size_t(t)];
-      for (int64_t n = 0; n < rows; ++n) {
-        int64_t group = n / group_rows;
-        int64_t weight_zero = zeros ? zeros[group] : 0;
-        int64_t exact = int64_t(products[size_t(t * rows + n)]) -
-                        token_zero * weight_code_sums_[size_t(n)] - weight_zero * token_sum +
-                        cols * token_zero * weight_zero;
-        y[t * rows + n] = token_scale * scales[group] * float(exact);
+  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  for (int64_t t = 0; t < activations.tokens; ++t) {
+    int64_t token_zero = activations.zero_points[size_t(t)];
+    int64_t token_sum = activations.code_sums[size_t(t)];
+    float token_scale = activations.scales[size_t(t)];
+    const int32_t* product_row = products + t * rows;
+    float* y_row = y + t * rows;
+    for (int64_t group = 0; group < weight_.groups; ++group) {
+      int64_t weight_zero = zeros ? zeros[group] : 0;
+      int64_t shared = cols * token_zero * weight_zero - weight_zero * token_sum;
+      float scale = token_scale * scales[group];
+      for (int64_t n = group * group_rows; n < (group + 1) * group_rows; ++n) {
+        int64_t exact = product_row[n] - token_zero * weight_code_sums_[size_t(n)] + shared;
+        y_row[n] = scale * float(exact) + (bias ? bias[n] : 0.0f);
       }
     }
-  });
+  }
 }
 
 }  // namespace zt::quant

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nn/module.h"
+#include "quant/activation_quantization.h"
 #include "quant/weight_quantization.h"
 
 namespace zt::quant {
@@ -35,6 +36,8 @@ class QuantizedLinear final : public nn::Module {
  private:
   void forward_weight_only(const float* x, int64_t tokens, float* y) const;
   void forward_w8a8(const float* x, int64_t tokens, float* y) const;
+  void rescale_products(const QuantizedTokens& activations, const int32_t* products,
+                        float* y) const;
 
   QuantizedWeight weight_;
   Tensor bias_;  // f32 [out] or undefined

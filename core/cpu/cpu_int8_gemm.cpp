@@ -23,21 +23,34 @@ void check_int8_gemm_args(const Int8GemmArgs& args) {
   }
 }
 
+void portable_rows(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end) {
+  for (int64_t i = row_begin; i < row_end; ++i) {
+    const uint8_t* a_row = args.a + i * args.lda;
+    for (int64_t j = 0; j < args.n; ++j) {
+      const int8_t* b_row = args.b + j * args.ldb;
+      int32_t sum = 0;
+      for (int64_t p = 0; p < args.k; ++p) sum += int32_t(a_row[p]) * int32_t(b_row[p]);
+      args.c[i * args.ldc + j] = sum;
+    }
+  }
+}
+
 }  // namespace
 
 void int8_gemm_portable(const Int8GemmArgs& args) {
   check_int8_gemm_args(args);
   parallel_for(0, args.m, 4, [&](int64_t row_begin, int64_t row_end) {
-    for (int64_t i = row_begin; i < row_end; ++i) {
-      const uint8_t* a_row = args.a + i * args.lda;
-      for (int64_t j = 0; j < args.n; ++j) {
-        const int8_t* b_row = args.b + j * args.ldb;
-        int32_t sum = 0;
-        for (int64_t p = 0; p < args.k; ++p) sum += int32_t(a_row[p]) * int32_t(b_row[p]);
-        args.c[i * args.ldc + j] = sum;
-      }
-    }
+    portable_rows(args, row_begin, row_end);
   });
+}
+
+void int8_gemm_serial(const Int8GemmArgs& args) {
+  check_int8_gemm_args(args);
+  if (int8_gemm_has_vnni()) {
+    int8_gemm_vnni_serial(args);
+  } else {
+    portable_rows(args, 0, args.m);
+  }
 }
 
 void int8_gemm(const Int8GemmArgs& args) {

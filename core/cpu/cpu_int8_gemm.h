@@ -23,11 +23,15 @@ struct Int8GemmArgs {
 
 // The fastest path this processor has (VNNI, else portable). Throws on k > kInt8GemmMaxK.
 void int8_gemm(const Int8GemmArgs& args);
+// The same on the calling thread only: for a caller that already runs one task per thread
+// (a layer doing its rows' quantization, product and rescaling in one parallel loop).
+void int8_gemm_serial(const Int8GemmArgs& args);
 // The plain loops, in parallel over rows.
 void int8_gemm_portable(const Int8GemmArgs& args);
 // Whether this processor and build have the VNNI path.
 bool int8_gemm_has_vnni();
-// The VNNI path; call only where int8_gemm_has_vnni().
+// The VNNI path, in parallel and on the calling thread; call only where int8_gemm_has_vnni().
 void int8_gemm_vnni(const Int8GemmArgs& args);
+void int8_gemm_vnni_serial(const Int8GemmArgs& args);
 
 }  // namespace zt::cpu

@@ -59,7 +59,7 @@ LIB := $(BUILD)/libzerotrain.a
 ifeq ($(CUDA),1)
 LINK_DEPS := $(CUDA_LIB) $(LIB)
 LINK_LIBS := -Wl,--whole-archive $(CUDA_LIB) -Wl,--no-whole-archive $(LIB)
-CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublasLt -lcublas -lcudart
 LDLIBS += $(CUDA_LDLIBS)
 else
 LINK_DEPS := $(LIB)

@@ -18,6 +18,9 @@ namespace zt::quant {
 namespace {
 
 constexpr int64_t kDequantizedPanelRows = 64;  // rows of W turned into f32 at a time
+// Below this many tokens a W8A8 call splits the weight's columns over the threads, not the
+// tokens (a decode step has one token per sequence).
+constexpr int64_t kFewTokens = 16;
 
 const char* type_name_of(QuantizationType type) {
   return type == QuantizationType::symmetric ? "symmetric" : "asymmetric";
@@ -121,6 +124,22 @@ void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float*
 // a loaded machine where every join waits for the slowest thread to be scheduled again.
 void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) const {
   int64_t threads = num_threads();
+  if (tokens < kFewTokens && threads > 1) {
+    // Decoding: too few tokens to share out, so the threads split the weight's columns.
+    QuantizedTokens activations = quantize_tokens(x, tokens, weight_.cols, *activation_type_);
+    std::vector<int32_t> products(size_t(tokens * weight_.rows));
+    cpu::int8_gemm({.a = activations.codes.data(),
+                    .lda = weight_.cols,
+                    .b = weight_.codes.data_ptr<int8_t>(),
+                    .ldb = weight_.cols,
+                    .c = products.data(),
+                    .ldc = weight_.rows,
+                    .m = tokens,
+                    .n = weight_.rows,
+                    .k = weight_.cols});
+    rescale_products(activations, products.data(), y);
+    return;
+  }
   int64_t block = (tokens + threads - 1) / threads;
   parallel_for(0, tokens, std::max<int64_t>(1, block), [&](int64_t begin, int64_t end) {
     QuantizedTokens activations =

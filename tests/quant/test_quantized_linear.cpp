@@ -71,37 +71,41 @@ TEST_CASE("QuantizedLinear weight-only int8 and int4 equal x @ dequantized(W)^T 
     }
 }
 
+// 2 tokens take the decoding path (columns split over threads), 18 the prefill one (tokens).
 TEST_CASE("QuantizedLinear W8A8 equals the integer formula over the same codes") {
-  LayerData data = layer_data(9, 67, 70, 5);  // k = 67: not a multiple of 4
-  for (QuantizationType weight_type : {QuantizationType::symmetric, QuantizationType::asymmetric})
-    for (QuantizationType token_type :
-         {QuantizationType::symmetric, QuantizationType::asymmetric}) {
-      INFO("weight type=" << int(weight_type) << " token type=" << int(token_type));
-      quant::QuantizedLinear layer(data.weight, data.bias, 8, 7, weight_type, token_type);
-      CHECK(layer.quantizes_activations());
-      Tensor y = layer(data.x);
-      const quant::QuantizedWeight& weight = layer.quantized_weight();
-      quant::QuantizedTokens tokens =
-          quant::quantize_tokens(data.x.contiguous().data_ptr<float>(), 18, 67, token_type);
-      std::vector<double> scales = weight.scales.to_vector(), bias = data.bias.to_vector();
-      std::vector<double> zeros = weight.zero_points.defined() ? weight.zero_points.to_vector()
-                                                               : std::vector<double>(7, 0.0);
-      std::vector<double> expected(18 * 70);
-      for (int64_t t = 0; t < 18; ++t)
-        for (int64_t n = 0; n < 70; ++n) {
-          double sum = 0;
-          int64_t group = n / 10;
-          for (int64_t k = 0; k < 67; ++k)
-            sum += (double(tokens.codes[size_t(t * 67 + k)]) - tokens.zero_points[size_t(t)]) *
-                   (quant::code_at(weight, n, k) - zeros[size_t(group)]);
-          expected[size_t(t * 70 + n)] =
-              tokens.scales[size_t(t)] * scales[size_t(group)] * sum + bias[size_t(n)];
-        }
-      CHECK(relative_difference(y.to_vector(), expected) < 1e-6);
-      std::vector<double> exact =
-          plain_linear(data.x.to_vector(), data.weight.to_vector(), bias, 18, 67, 70);
-      CHECK(relative_difference(y.to_vector(), exact) < 0.03);
-    }
+  for (int64_t sequence : {1, 9}) {
+    int64_t rows = 2 * sequence;
+    LayerData data = layer_data(sequence, 67, 70, 5);  // k = 67: not a multiple of 4
+    for (QuantizationType weight_type : {QuantizationType::symmetric, QuantizationType::asymmetric})
+      for (QuantizationType token_type :
+           {QuantizationType::symmetric, QuantizationType::asymmetric}) {
+        INFO("weight type=" << int(weight_type) << " token type=" << int(token_type));
+        quant::QuantizedLinear layer(data.weight, data.bias, 8, 7, weight_type, token_type);
+        CHECK(layer.quantizes_activations());
+        Tensor y = layer(data.x);
+        const quant::QuantizedWeight& weight = layer.quantized_weight();
+        quant::QuantizedTokens tokens =
+            quant::quantize_tokens(data.x.contiguous().data_ptr<float>(), rows, 67, token_type);
+        std::vector<double> scales = weight.scales.to_vector(), bias = data.bias.to_vector();
+        std::vector<double> zeros = weight.zero_points.defined() ? weight.zero_points.to_vector()
+                                                                 : std::vector<double>(7, 0.0);
+        std::vector<double> expected(size_t(rows * 70));
+        for (int64_t t = 0; t < rows; ++t)
+          for (int64_t n = 0; n < 70; ++n) {
+            double sum = 0;
+            int64_t group = n / 10;
+            for (int64_t k = 0; k < 67; ++k)
+              sum += (double(tokens.codes[size_t(t * 67 + k)]) - tokens.zero_points[size_t(t)]) *
+                     (quant::code_at(weight, n, k) - zeros[size_t(group)]);
+            expected[size_t(t * 70 + n)] =
+                tokens.scales[size_t(t)] * scales[size_t(group)] * sum + bias[size_t(n)];
+          }
+        CHECK(relative_difference(y.to_vector(), expected) < 1e-6);
+        std::vector<double> exact =
+            plain_linear(data.x.to_vector(), data.weight.to_vector(), bias, rows, 67, 70);
+        CHECK(relative_difference(y.to_vector(), exact) < 0.03);
+      }
+  }
 }
 
 TEST_CASE("QuantizedLinear refuses W8A8 with 4-bit weights and inputs of the wrong width") {

@@ -145,16 +145,16 @@ int main(int argc, char** argv) {
         {"int4 weight-only", 4, quant::QuantizationType::symmetric, false, 0.05},
         {"int4 weight-only asym", 4, quant::QuantizationType::asymmetric, false, 0.05}};
     for (const Kind& kind : kinds) {
-      models::GPT model(config);
-      model.load_state_dict(trained->state_dict());
-      model.eval();
+      auto model = std::make_shared<models::GPT>(config);  // modules live in shared_ptrs
+      model->load_state_dict(trained->state_dict());
+      model->eval();
       quant::QuantizationConfig quantization;
       quantization.weight = {true, kind.bits, groups, kind.type};
       quantization.activation.enabled = kind.activations;
-      quant::quantize_linear_layers(model, quantization);
-      double value = perplexity(model, splits.validation, options);
+      quant::quantize_linear_layers(*model, quantization);
+      double value = perplexity(*model, splits.validation, options);
       double relative = value / f32_perplexity - 1.0;
-      quant::WeightBytes bytes = quant::model_weight_bytes(model);
+      quant::WeightBytes bytes = quant::model_weight_bytes(*model);
       fmt::print("{:<26} {:>11.4f} {:>+8.2f}% {:>7}% {:>18} {:>7.2f}x  {}\n", kind.name, value,
                  100 * relative, 100 * kind.target, bytes.linear_weights,
                  double(f32_bytes.linear_weights) / double(bytes.linear_weights),

@@ -145,6 +145,7 @@ void dequantize_rows(const QuantizedWeight& weight, int64_t row_begin, int64_t r
                               : unpacked.data();
     if (weight.bits == 4) unpack_int4_rows(weight, row, row + 1, unpacked.data());
     float* out_row = out + (row - row_begin) * weight.cols;
+#pragma omp simd
     for (int64_t col = 0; col < weight.cols; ++col)
       out_row[col] = scale * (float(codes[col]) - zero);
   }

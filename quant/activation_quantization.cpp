@@ -14,9 +14,9 @@ void quantize_row(const float* x, int64_t features, QuantizationType type, uint8
                   float& scale, int32_t& zero, int32_t& code_sum) {
   float low = 0.0f, high = 0.0f;  // the grid holds 0, as the weights' does
 #pragma omp simd reduction(min : low) reduction(max : high)
-  for (int64_t i = 0; i < features; ++i) {
-    low = std::min(low, x[i]);
-    high = std::max(high, x[i]);
+  for (int64_t i = 0; i < features; ++i) {  // selects, not std::min: those vectorize
+    low = x[i] < low ? x[i] : low;
+    high = x[i] > high ? x[i] : high;
   }
   if (type == QuantizationType::symmetric) {
     float max_abs = std::max(-low, high);
@@ -35,9 +35,11 @@ void quantize_row(const float* x, int64_t features, QuantizationType type, uint8
   int32_t sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < features; ++i) {
-    float scaled = std::clamp(x[i] * inverse, -256.0f, 256.0f);  // keeps the magic valid
+    float scaled = x[i] * inverse;
+    scaled = scaled < -256.0f ? -256.0f : (scaled > 256.0f ? 256.0f : scaled);  // magic valid
     float rounded = (scaled + kRoundingMagic) - kRoundingMagic;
-    float code = std::min(std::max(rounded + float(zero), code_low), 255.0f);
+    float code = rounded + float(zero);
+    code = code < code_low ? code_low : (code > 255.0f ? 255.0f : code);
     codes[i] = uint8_t(int32_t(code));
     sum += int32_t(codes[i]);
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/parallel.h"
 
@@ -26,23 +27,28 @@ void quantize_row(const float* x, int64_t features, QuantizationType type, uint8
     scale = high > low ? (high - low) / 255.0f : 1.0f;
     zero = std::clamp(int32_t(std::nearbyint(-low / scale)), 0, 255);
   }
-  float code_low = type == QuantizationType::symmetric ? 1.0f : 0.0f;
-  // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to the nearest
-  // integer, ties to even, as nearbyint does, but without a libm call, so the loop vectorizes:
-  // with the call this loop took as long as the int8 GEMM it feeds.
+  // Adding 1.5 * 2^23 to a float of magnitude below 2^22 rounds it to an integer (nearest,
+  // ties to even, as nearbyint) held in the low mantissa bits: read as an int32 less the
+  // constant's bits, it is that integer. No libm call and only integer clamps, so the loop
+  // vectorizes (with nearbyint it took as long as the int8 GEMM it feeds). |x / scale| is at
+  // most 255 by the choice of scale; a NaN or infinity gives some code, clamped, never UB.
   constexpr float kRoundingMagic = 12582912.0f;
+  constexpr int32_t kRoundingMagicBits = 0x4B400000;
   float inverse = 1.0f / scale;
+  int32_t code_low = type == QuantizationType::symmetric ? 1 : 0;
+#pragma omp simd
+  for (int64_t i = 0; i < features; ++i) {
+    float biased = x[i] * inverse + kRoundingMagic;
+    int32_t bits;
+    std::memcpy(&bits, &biased, sizeof(bits));
+    int32_t code = bits - kRoundingMagicBits + zero;
+    code = std::max(code, code_low);
+    code = std::min(code, 255);
+    codes[i] = uint8_t(code);
+  }
   int32_t sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < features; ++i) {
-    float scaled = x[i] * inverse;
-    scaled = scaled < -256.0f ? -256.0f : (scaled > 256.0f ? 256.0f : scaled);  // magic valid
-    float rounded = (scaled + kRoundingMagic) - kRoundingMagic;
-    float code = rounded + float(zero);
-    code = code < code_low ? code_low : (code > 255.0f ? 255.0f : code);
-    codes[i] = uint8_t(int32_t(code));
-    sum += int32_t(codes[i]);
-  }
+  for (int64_t i = 0; i < features; ++i) sum += int32_t(codes[i]);
   code_sum = sum;
 }
 

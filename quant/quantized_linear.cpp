@@ -127,7 +127,8 @@ void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) con
   if (tokens < kFewTokens && threads > 1) {
     // Decoding: too few tokens to share out, so the threads split the weight's columns.
     QuantizedTokens activations = quantize_tokens(x, tokens, weight_.cols, *activation_type_);
-    std::vector<int32_t> products(size_t(tokens * weight_.rows));
+    thread_local std::vector<int32_t> products;  // reused: no fresh pages every call
+    products.resize(size_t(tokens * weight_.rows));
     cpu::int8_gemm({.a = activations.codes.data(),
                     .lda = weight_.cols,
                     .b = weight_.codes.data_ptr<int8_t>(),
@@ -144,7 +145,8 @@ void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) con
   parallel_for(0, tokens, std::max<int64_t>(1, block), [&](int64_t begin, int64_t end) {
     QuantizedTokens activations =
         quantize_tokens(x + begin * weight_.cols, end - begin, weight_.cols, *activation_type_);
-    std::vector<int32_t> products(size_t((end - begin) * weight_.rows));
+    thread_local std::vector<int32_t> products;  // reused: no fresh pages every call
+    products.resize(size_t((end - begin) * weight_.rows));
     cpu::int8_gemm_serial({.a = activations.codes.data(),
                            .lda = weight_.cols,
                            .b = weight_.codes.data_ptr<int8_t>(),
@@ -158,8 +160,11 @@ void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) con
   });
 }
 
-// y = sa * sw * sum_k (a - za)(q - zq) + b, with the sum expanded as
-// sum a q - za sum q - zq sum a + k za zq (exact in int64).
+// y = sa * sw * sum_k (a - za)(q - zq) + b, the sum expanded as
+//   [sum a q - za sum q] - zq [sum a - k za].
+// The first bracket, sum (a - za) q, lies within 255 * 128 * k < 2^31, so it is exact in int32
+// even when its two terms are not (they are taken modulo 2^32, in uint32, and the difference
+// is right); the second is per token and group, in int64. The inner loop then vectorizes.
 void QuantizedLinear::rescale_products(const QuantizedTokens& activations, const int32_t* products,
                                        float* y) const {
   int64_t rows = weight_.rows, cols = weight_.cols, group_rows = weight_.rows_per_group();
@@ -167,19 +172,21 @@ void QuantizedLinear::rescale_products(const QuantizedTokens& activations, const
   const int32_t* zeros =
       weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  const int32_t* code_sums = weight_code_sums_.data();
   for (int64_t t = 0; t < activations.tokens; ++t) {
-    int64_t token_zero = activations.zero_points[size_t(t)];
-    int64_t token_sum = activations.code_sums[size_t(t)];
+    uint32_t token_zero = uint32_t(activations.zero_points[size_t(t)]);
+    int64_t centred_token_sum = activations.code_sums[size_t(t)] - cols * int64_t(token_zero);
     float token_scale = activations.scales[size_t(t)];
     const int32_t* product_row = products + t * rows;
     float* y_row = y + t * rows;
     for (int64_t group = 0; group < weight_.groups; ++group) {
-      int64_t weight_zero = zeros ? zeros[group] : 0;
-      int64_t shared = cols * token_zero * weight_zero - weight_zero * token_sum;
+      float weight_term = -float((zeros ? zeros[group] : 0) * centred_token_sum);
       float scale = token_scale * scales[group];
-      for (int64_t n = group * group_rows; n < (group + 1) * group_rows; ++n) {
-        int64_t exact = product_row[n] - token_zero * weight_code_sums_[size_t(n)] + shared;
-        y_row[n] = scale * float(exact) + (bias ? bias[n] : 0.0f);
+      int64_t first = group * group_rows, last = first + group_rows;
+#pragma omp simd
+      for (int64_t n = first; n < last; ++n) {
+        int32_t centred = int32_t(uint32_t(product_row[n]) - token_zero * uint32_t(code_sums[n]));
+        y_row[n] = scale * (float(centred) + weight_term) + (bias ? bias[n] : 0.0f);
       }
     }
   }

@@ -40,10 +40,10 @@ ProcessGrid::ProcessGrid(Communicator& world, const GridShape& shape)
   if (shape.data < 1 || shape.pipeline < 1 || shape.tensor < 1)
     throw std::invalid_argument(
         fmt::format("process grid: every axis needs at least 1 rank, got {}", shape.str()));
-  if (shape.pipeline > 1 || shape.tensor > 1)
+  if (shape.tensor > 1)
     throw std::invalid_argument(fmt::format(
-        "process grid: {}: pipeline and tensor parallelism are not implemented yet; only the "
-        "data axis may be longer than 1",
+        "process grid: {}: tensor parallelism is not implemented yet; only the data and "
+        "pipeline axes may be longer than 1",
         shape.str()));
   if (shape.ranks() != world.size())
     throw std::invalid_argument(fmt::format("process grid: {} needs {} ranks, the world has {}",

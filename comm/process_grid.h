@@ -2,8 +2,8 @@
 // communicator per axis cut from the world by split(). Layout: tensor varies fastest, then
 // pipeline, then data, so world_rank = (data * pipeline_size + pipeline) * tensor_size + tensor
 // and a tensor-parallel group is made of neighbouring ranks (the ones sharing a node).
-// Today only the data axis may be longer than 1; the pipeline and tensor groups exist (of one
-// rank each) so that those kinds of parallelism slot in without changing the callers.
+// The data and pipeline axes may be longer than 1 (pipeline/ runs the stages); the tensor group
+// exists (of one rank each) so that tensor parallelism slots in without changing the callers.
 #pragma once
 
 #include <memory>
@@ -39,8 +39,8 @@ int grid_world_rank(const GridShape& shape, const GridCoordinates& coordinates);
 class ProcessGrid {
  public:
   // Collective over `world`, which must outlive the grid. Throws std::invalid_argument when
-  // shape.ranks() differs from world.size(), an axis is shorter than 1, or the pipeline or
-  // tensor axis is longer than 1 (not implemented yet).
+  // shape.ranks() differs from world.size(), an axis is shorter than 1, or the tensor axis
+  // is longer than 1 (not implemented yet).
   ProcessGrid(Communicator& world, const GridShape& shape);
   // Every rank on the data axis: pure data parallelism (ZeRO).
   static ProcessGrid data_parallel(Communicator& world);

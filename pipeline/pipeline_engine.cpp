@@ -136,7 +136,13 @@ void PipelineEngine::reduce_tied_gradients() {
       if (copy.grad().defined()) ops::add_(total, copy.grad());
     comm::Communicator& group = *tied_groups_.at(key);
     if (group.size() > 1) group.all_reduce(total);
-    for (const Tensor& copy : copies) copy.set_grad(copies.size() > 1 ? total.clone() : total);
+    // Into the gradient tensors themselves: the ZeRO engine's may be views of its flat buffers.
+    for (const Tensor& copy : copies) {
+      if (copy.grad().defined())
+        ops::copy_(copy.grad(), total);
+      else
+        copy.set_grad(total.clone());
+    }
   }
 }
 

@@ -81,9 +81,12 @@ Tensor PipelineModule::forward_chunk(int chunk, const Tensor& input) {
   Tensor x = input;
   for (size_t start = 0; start < indices.size(); start += interval) {
     const size_t end = std::min(indices.size(), start + interval);
-    auto run = [this, &indices, start, end](const Tensor& in) {
+    // By value: a checkpoint runs it again in backward, after this call has returned.
+    std::vector<std::shared_ptr<nn::Module>> segment;
+    for (size_t i = start; i < end; ++i) segment.push_back(layers_.at(indices[i]));
+    auto run = [segment](const Tensor& in) {
       Tensor h = in;
-      for (size_t i = start; i < end; ++i) h = (*layers_.at(indices[i]))(h);
+      for (const auto& layer : segment) h = (*layer)(h);
       return h;
     };
     x = checkpointing ? checkpoint(run, x) : run(x);

@@ -16,6 +16,7 @@
 #include "apps/cli_flags.h"
 #include "apps/read_command_line.h"
 #include "autograd/functions.h"
+#include "comm/mpi_runtime.h"
 #include "core/factory.h"
 #include "dist/config.h"
 #include "pipeline/pipeline_engine.h"
@@ -29,7 +30,7 @@ const apps::CommandLine kCommandLine{
     "Measures the pipeline bubble of 1F1B and interleaved 1F1B (2 chunks) for m = 4, 8, 16\n"
     "micro-batches against the formulas, one stage per rank; run under mpirun.",
     {
-        {"forward-ms", "T", "4", "forward time of one micro-batch on one stage (backward: 2T)"},
+        {"forward-ms", "T", "20", "forward time of one micro-batch on one stage (backward: 2T)"},
         {"batches", "K", "3", "batches run per case; the last one is measured"},
     }};
 

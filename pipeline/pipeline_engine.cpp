@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <stdexcept>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
 #include "pipeline/layer_checkpoint.h"
@@ -229,6 +231,10 @@ void PipelineEngine::execute(const Instruction& instruction, Buffers& buffers,
   const int vs = virtual_stage_of(shape_, stage_, instruction.chunk);
   const bool last = vs == shape_.virtual_stages() - 1;
   comm::Communicator& pipe = grid_.pipeline_group();
+  // What forward and backward passes allocate is counted as activations.
+  std::optional<MemoryTagGuard> as_activation;
+  if (instruction.kind == Kind::forward_pass || instruction.kind == Kind::backward_pass)
+    as_activation.emplace(MemoryTag::activation);
   switch (instruction.kind) {
     case Kind::load_micro_batch:
       if (!buffers.loaded.contains(instruction.micro_batch))

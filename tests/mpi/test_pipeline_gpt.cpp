@@ -15,6 +15,7 @@
 
 #include "autograd/functions.h"
 #include "comm/process_grid.h"
+#include "core/allocator.h"
 #include "core/factory.h"
 #include "core/generator.h"
 #include "core/ops/view.h"
@@ -110,8 +111,9 @@ double relative_difference(const Tensor& a, const Tensor& b) {
   return largest_difference / std::max(largest, 1e-30);
 }
 
-// Trains on a (pipeline, data) grid and compares with the one-process run.
-void check_against_one_process(int pipeline, int zero_stage, int chunks, int interval = 0) {
+// Trains on a (pipeline, data) grid and compares with the one-process run. Returns the peak
+// bytes of activations this rank held during the batches.
+int64_t check_against_one_process(int pipeline, int zero_stage, int chunks, int interval = 0) {
   comm::Communicator& world = test_world();
   const int replicas = world.size() / pipeline;
   CAPTURE(pipeline);
@@ -129,6 +131,9 @@ void check_against_one_process(int pipeline, int zero_stage, int chunks, int int
                         micro_batch(0, 0).inputs, grid, &initial);
   Reference reference = train_whole_model(*whole_model, replicas);
   const int replica = grid.coordinates().data;
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  accounting.reset_peak();
+  const int64_t activations_before = accounting.stats().live(MemoryTag::activation);
   for (int step = 0; step < kSteps; ++step) {
     int next_index = replica * kMicroBatches;
     engine.pipeline_communicator().reset_stats();
@@ -154,6 +159,7 @@ void check_against_one_process(int pipeline, int zero_stage, int chunks, int int
     REQUIRE(found != expected.end());
     CHECK(relative_difference(weight, found->second) < 1e-5);
   }
+  return accounting.stats().peak(MemoryTag::activation) - activations_before;
 }
 
 TEST_CASE("pipeline_gpt_matches_one_process_on_every_grid_at_zero_1_and_2") {
@@ -175,7 +181,10 @@ TEST_CASE("interleaved_pipeline_gpt_matches_one_process") {
 TEST_CASE("pipeline_gpt_with_activation_checkpoints_matches_one_process") {
   const int ranks = test_world().size();
   if (ranks % 2 != 0) return;
-  check_against_one_process(2, 1, 1, 1);
+  const int64_t kept = check_against_one_process(2, 1, 1, 0);
+  const int64_t checkpointed = check_against_one_process(2, 1, 1, 1);
+  // Every layer a checkpoint: a stage keeps its layers' inputs, not their insides.
+  CHECK(checkpointed < kept);
 }
 
 TEST_CASE("pipeline_layer_checkpoint_resumes_with_another_number_of_stages") {

@@ -29,6 +29,7 @@
 #include "data/text_windows.h"
 #include "dist/checkpoint_files.h"
 #include "dist/initialize.h"
+#include "pipeline/schedule.h"
 
 using namespace zt;
 
@@ -383,6 +384,17 @@ int main(int argc, char** argv) {
       argc, argv, apps::gpt_train_command_line(),
       [&](const apps::Flags& flags) { options = apps::read_gpt_train_options(flags); });
   if (status) return *status;
+  if (options.print_schedule) {
+    try {
+      fmt::print("{}", pipeline::schedule_table({.stages = int(options.pipeline_parallel_size),
+                                                 .micro_batches = int(options.micro_batches),
+                                                 .chunks = int(options.virtual_stages)}));
+    } catch (const std::invalid_argument& error) {
+      fmt::print(stderr, "gpt_train: {}\n", error.what());
+      return 2;
+    }
+    return 0;
+  }
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     if (options.doctor.explain) return explain_config(runtime, options);
     return GptTrainingRun(runtime, options).run();

@@ -38,6 +38,9 @@ struct GptTrainOptions {
   DeepSpeedArgs deepspeed;
   DoctorOptions doctor;  // --explain-config
   TraceOptions trace;    // --trace DIR, --trace-steps A:B
+  // --print-schedule: the pipeline schedule's shape.
+  bool print_schedule = false;
+  int64_t pipeline_parallel_size = 1, virtual_stages = 1, micro_batches = 4;
 };
 
 inline const CommandLine& gpt_train_command_line() {
@@ -78,6 +81,13 @@ inline const CommandLine& gpt_train_command_line() {
             {"save-every", "N", "", "checkpoint every N optimizer steps", "at each evaluation"},
             {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
+            {"pipeline-parallel-size", "N", "1",
+             "pipeline stages (with --print-schedule; training runs data-parallel only)"},
+            {"virtual-stages", "V", "1",
+             "model chunks per stage: > 1 interleaves (--print-schedule)"},
+            {"micro-batches", "M", "4", "micro-batches of the printed schedule (--print-schedule)"},
+            {"print-schedule", "", "",
+             "print the pipeline schedule of each stage as a table (docs/pipeline.md) and exit"},
         }};
     for (const FlagSpec& flag : optimizer_flags("adamw", "0.1")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
@@ -127,6 +137,16 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
     if (flags.has(needs_dir) && options.save_dir.empty())
       throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
   }
+  options.pipeline_parallel_size = flags.get_int("pipeline-parallel-size", 1);
+  options.virtual_stages = flags.get_int("virtual-stages", 1);
+  options.micro_batches = flags.get_int("micro-batches", 1);
+  options.print_schedule = flags.has("print-schedule");
+  if (options.pipeline_parallel_size > 1 && !options.print_schedule)
+    throw FlagError(fmt::format(
+        "--pipeline-parallel-size {}: gpt_train trains data-parallel only; pipeline training "
+        "runs through pipeline::PipelineEngine (docs/pipeline.md); here the flag goes with "
+        "--print-schedule",
+        options.pipeline_parallel_size));
   options.deepspeed = deepspeed_args(flags);
   options.doctor = read_doctor_options(flags);
   options.trace = read_trace_options(flags);

@@ -109,4 +109,17 @@ void Communicator::broadcast(const Tensor& tensor, int root) {
   broadcast_async(tensor, root)->wait();
 }
 
+namespace {
+class FinishedWork final : public Work {
+ public:
+  void wait() override {}
+  bool test() override { return true; }
+};
+}  // namespace
+
+std::unique_ptr<Work> Communicator::send_async(const Tensor& tensor, int destination, int tag) {
+  send(tensor, destination, tag);
+  return std::make_unique<FinishedWork>();
+}
+
 }  // namespace zt::comm

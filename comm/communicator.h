@@ -119,6 +119,10 @@ class Communicator {
   virtual void barrier() = 0;
   virtual void send(const Tensor& tensor, int destination, int tag = 0) = 0;
   virtual void recv(const Tensor& tensor, int source, int tag = 0) = 0;
+  // A send that goes on while the caller does (MPI_Isend): the Work holds the tensor until the
+  // receiver has it. Pipeline stages send this way so that no order of sends between stages can
+  // wait on itself. The default sends at once and returns a finished Work.
+  virtual std::unique_ptr<Work> send_async(const Tensor& tensor, int destination, int tag = 0);
 
   // Ranks with the same color form a new group, ordered by key then by rank (MPI_Comm_split).
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;

@@ -238,6 +238,20 @@ void MpiCommunicator::send(const Tensor& tensor, int destination, int tag) {
   counter.seconds += seconds_since(start);
 }
 
+std::unique_ptr<Work> MpiCommunicator::send_async(const Tensor& tensor, int destination, int tag) {
+  constexpr std::string_view kOp = "send";
+  Clock::time_point start = Clock::now();
+  check_point_to_point(kOp, "destination", tensor, destination, rank_, size_, tag);
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::send, tensor.nbytes(), tensor.nbytes(), size_);
+  auto work = std::make_unique<MpiWork>(kOp, counter, start);
+  check_mpi(MPI_Isend(tensor.raw_data(), element_count(tensor), mpi_datatype(tensor.dtype()),
+                      destination, tag, comm_, work->request()),
+            kOp);
+  work->hold({tensor});
+  return work;
+}
+
 void MpiCommunicator::recv(const Tensor& tensor, int source, int tag) {
   constexpr std::string_view kOp = "recv";
   Clock::time_point start = Clock::now();

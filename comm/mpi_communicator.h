@@ -45,6 +45,7 @@ class MpiCommunicator final : public Communicator {
   void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) override;
   void barrier() override;
   void send(const Tensor& tensor, int destination, int tag = 0) override;
+  std::unique_ptr<Work> send_async(const Tensor& tensor, int destination, int tag = 0) override;
   // The message must hold exactly tensor.numel() elements; a shorter or longer one is an error.
   void recv(const Tensor& tensor, int source, int tag = 0) override;
 

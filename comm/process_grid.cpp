@@ -40,11 +40,6 @@ ProcessGrid::ProcessGrid(Communicator& world, const GridShape& shape)
   if (shape.data < 1 || shape.pipeline < 1 || shape.tensor < 1)
     throw std::invalid_argument(
         fmt::format("process grid: every axis needs at least 1 rank, got {}", shape.str()));
-  if (shape.pipeline > 1)
-    throw std::invalid_argument(fmt::format(
-        "process grid: {}: pipeline parallelism is not implemented yet; only the data and "
-        "tensor axes may be longer than 1",
-        shape.str()));
   if (shape.ranks() != world.size())
     throw std::invalid_argument(fmt::format("process grid: {} needs {} ranks, the world has {}",
                                             shape.str(), shape.ranks(), world.size()));

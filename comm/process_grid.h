@@ -2,8 +2,8 @@
 // communicator per axis cut from the world by split(). Layout: tensor varies fastest, then
 // pipeline, then data, so world_rank = (data * pipeline_size + pipeline) * tensor_size + tensor
 // and a tensor-parallel group is made of neighbouring ranks (the ones sharing a node).
-// The data and tensor axes may be longer than 1; the pipeline group exists (of one rank) so
-// that pipeline parallelism slots in without changing the callers.
+// All three axes may be longer than 1: tensor_parallel/ splits layers across the tensor group,
+// pipeline/ runs the stages, and ZeRO partitions over the data group.
 #pragma once
 
 #include <memory>
@@ -44,8 +44,7 @@ GridShape factor_world(int world_size, int tensor, int pipeline = 1);
 class ProcessGrid {
  public:
   // Collective over `world`, which must outlive the grid. Throws std::invalid_argument when
-  // shape.ranks() differs from world.size(), an axis is shorter than 1, or the pipeline axis
-  // is longer than 1 (not implemented yet).
+  // shape.ranks() differs from world.size() or an axis is shorter than 1.
   ProcessGrid(Communicator& world, const GridShape& shape);
   // Every rank on the data axis: pure data parallelism (ZeRO).
   static ProcessGrid data_parallel(Communicator& world);

@@ -24,6 +24,7 @@
 #include "dist/config_monitor_blocks.h"
 #include "dist/config_offload_blocks.h"
 #include "dist/config_optimizer_blocks.h"
+#include "dist/config_pipeline_reader.h"
 #include "dist/config_section.h"
 #include "dist/config_sparse_attention.h"
 #include "dist/config_zero_block.h"
@@ -241,9 +242,9 @@ void read_unimplemented(Section& top) {
   bool disable_allgather = false;
   top.read_bool("disable_allgather", disable_allgather);
   read_training_changers(top);
-  // Read by DeepSpeed only for a PipelineModule, torch.compile and its throughput timers:
-  // nothing here trains differently with them.
-  top.ignore({"pipeline", "compile", "timers"});
+  // Read by DeepSpeed only for torch.compile and its throughput timers: nothing here trains
+  // differently with them.
+  top.ignore({"compile", "timers"});
 
   Section data_types = top.section("data_types");
   data_types.require_default("grad_accum_dtype", nullptr);
@@ -296,6 +297,7 @@ void read_sections(Section& top, const ParseContext& context, Config& config) {
   context.read_on([&] { read_sparse_attention(top, config.sparse_attention, context); });
   context.read_on([&] { read_monitor_blocks(top, config.observe); });
   context.read_on([&] { read_compression_training(top, config.compression_training); });
+  context.read_on([&] { read_pipeline(top, config.pipeline); });
   context.read_on([&] { read_unimplemented(top); });
   context.read_on([&] { top.finish(); });
 }

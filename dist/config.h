@@ -15,6 +15,7 @@
 #include "core/sparse_layout.h"
 #include "dist/config_auto.h"
 #include "dist/config_compression.h"
+#include "dist/config_pipeline.h"
 #include "observe/observe_config.h"
 #include "optim/lr_schedules.h"
 
@@ -248,6 +249,7 @@ struct Config {
   // One line per "auto" the program's values filled, for the program to print at startup.
   std::vector<std::string> auto_resolved;
   CompressionConfig compression_training;  // dist/config_compression.h
+  PipelineConfig pipeline;                 // dist/config_pipeline.h
 };
 
 // Parses ds_config.json text. `source_name` starts every message; `world_size` is the

@@ -10,9 +10,11 @@
 #include <set>
 #include <stdexcept>
 
+#include "autograd/functions.h"
 #include "core/backend.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/view.h"
 #include "dist/config_builders.h"
 #include "dist/zero/gradient_reducer.h"
 #include "dist/zero/host_offload.h"
@@ -238,25 +240,58 @@ Tensor Engine::backward(const Tensor& loss) {
         "once)",
         micro_steps_, config_.gradient_accumulation_steps));
   }
+  // Averaging over micro-batches and loss scaling happen in the gradient seed:
+  // d(loss * scale / GAS) = scale / GAS, in f32 (2^16 is past f16's largest finite value).
+  run_backward(loss, loss.item(), loss_scale() / double(config_.gradient_accumulation_steps));
+  return loss;
+}
+
+void Engine::backward_accumulated_gradients(double batch_loss) {
+  if (config_.gradient_accumulation_steps != 1)
+    throw std::logic_error(fmt::format(
+        "Engine::backward_accumulated_gradients: the engine's gradient_accumulation_steps is "
+        "{}; a pipeline's micro-batches are accumulated before, so it must be 1",
+        config_.gradient_accumulation_steps));
+  if (backward_since_step_)
+    throw std::logic_error(
+        "Engine::backward_accumulated_gradients: called again with no engine.step() since");
+  reducer_->forget_gradients_outside_engine_backward();
+  // A scalar whose gradient with respect to each parameter is exactly the gradient it holds:
+  // sum(p * g) with g constant, whose backward is ones * g. Its backward runs the engine's
+  // hooks, so ZeRO reduces these gradients as it reduces any backward's.
+  // The gradient tensors are zeroed in place, not dropped: without P_g they are views of the
+  // flat gradient buffers, which the surrogate's backward must accumulate into again.
+  Tensor surrogate;
+  for (const auto& [name, parameter] : model_->named_parameters()) {
+    Tensor held = parameter.grad();
+    if (!held.defined()) continue;
+    Tensor accumulated = ops::clone(held);
+    ops::fill_(held, 0.0);
+    Tensor term = sum(parameter * accumulated);
+    surrogate = surrogate.defined() ? surrogate + term : term;
+  }
+  if (!surrogate.defined())
+    throw std::logic_error(
+        "Engine::backward_accumulated_gradients: no parameter of the model holds a gradient");
+  run_backward(surrogate, batch_loss, 1.0);
+}
+
+void Engine::run_backward(const Tensor& root, double loss_value, double seed) {
   observers_->begin_phase("backward", global_steps_ + 1);
   observe::TraceSpan span("backward", "phase", observe::TraceTrack::compute);
   auto start = std::chrono::steady_clock::now();
-  loss_sum_ += loss.item();
+  loss_sum_ += loss_value;
   reducer_->keep_gradients_local(shard_->gradients_stay_local());
   reducer_->begin_backward(is_gradient_accumulation_boundary());
   {
     MemoryTagGuard as_activation(MemoryTag::activation);
-    // Averaging over micro-batches and loss scaling happen in the gradient seed:
-    // d(loss * scale / GAS) = scale / GAS, in f32 (2^16 is past f16's largest finite value).
-    double seed = loss_scale() / double(config_.gradient_accumulation_steps);
-    Tensor loss32 = loss.dtype() == DType::f32 ? loss : loss.to(DType::f32);
-    loss32.backward(full(loss.sizes(), seed, {.dtype = DType::f32, .device = loss.device()}));
+    Tensor root32 = root.dtype() == DType::f32 ? root : root.to(DType::f32);
+    root32.backward(full(root.sizes(), seed, {.dtype = DType::f32, .device = root.device()}));
   }
   observers_->end_autograd_backward();
   reducer_->end_backward();
   backward_since_step_ = true;
   timers_.backward += phase_seconds(start, device_, config_.wall_clock_breakdown);
-  return loss;
 }
 
 // Takes the overflow check, the loss-scale update and the norm from one pass over the

@@ -124,6 +124,13 @@ class Engine {
   // step() yet, or when the model's parameters hold gradients of a backward the engine did
   // not run.
   Tensor backward(const Tensor& loss);
+  // Pipeline parallelism (pipeline/pipeline_engine.h): the gradients that backwards run outside
+  // the engine left on the model's parameters (a whole batch's, already averaged over its
+  // micro-batches) are taken as one engine.backward: reduced over the data-parallel group as
+  // the stage says (once per batch), then step() updates. `batch_loss`: this rank's loss of the
+  // batch, for the log. Needs gradient_accumulation_steps 1 in this engine's config. Throws
+  // std::logic_error as backward() does, or when no parameter holds a gradient.
+  void backward_accumulated_gradients(double batch_loss);
   // Counts a micro-step; at the accumulation boundary: finishes reduction, clips by global
   // norm, updates, zeroes gradients, advances the schedule, and logs. Follows every
   // engine.backward; throws std::logic_error, changing nothing, when there was none since the
@@ -217,6 +224,7 @@ class Engine {
   LoadedState read_loaded_state(const std::string& dir, const std::string& tag) const;
   MemoryAccounting& memory_accounting() const;
   bool take_update_decision();
+  void run_backward(const Tensor& root, double loss_value, double seed);
   void log_step();
   void check_gradients_came_from_engine_backward(const char* caller) const;
 

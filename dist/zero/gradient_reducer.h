@@ -50,6 +50,9 @@ class GradientReducer {
   // The first parameter whose gradient a backward the engine did not start produced (a
   // loss.backward() on the model), or "" when none did. Such gradients are never reduced.
   const std::string& gradient_outside_engine_backward() const { return outside_backward_param_; }
+  // Pipeline parallelism: such gradients are taken in on purpose (Engine::
+  // backward_accumulated_gradients), so the record of them is dropped.
+  void forget_gradients_outside_engine_backward() { outside_backward_param_.clear(); }
 
  private:
   void on_gradient_ready(size_t group_index, size_t param_index);

@@ -49,6 +49,21 @@ TEST_CASE("data_parallel_grid_puts_every_rank_on_the_data_axis") {
   CHECK(rank_value.item() == world.size() * (world.size() - 1) / 2.0);
 }
 
+TEST_CASE("pipeline_grid_cuts_one_pipeline_group_per_data_replica") {
+  Communicator& world = test_world();
+  if (world.size() % 2 != 0) return;  // one rank: no pipeline of two stages
+  ProcessGrid grid(world, {.data = world.size() / 2, .pipeline = 2});
+  CHECK(grid.coordinates() ==
+        GridCoordinates{.data = world.rank() / 2, .pipeline = world.rank() % 2});
+  CHECK(grid.pipeline_group().size() == 2);
+  CHECK(grid.pipeline_group().rank() == world.rank() % 2);
+  CHECK(grid.data_group().size() == world.size() / 2);
+  // The pipeline group of rank r holds r and its neighbour: their world ranks sum to 4d + 1.
+  Tensor rank_value = from_values({double(world.rank())}, {1}, {.dtype = DType::f64});
+  grid.pipeline_group().all_reduce(rank_value);
+  CHECK(rank_value.item() == 4.0 * (world.rank() / 2) + 1.0);
+}
+
 TEST_CASE("grid_shapes_it_cannot_build_are_errors_naming_the_shape") {
   Communicator& world = test_world();
   int ranks = world.size();
@@ -60,10 +75,8 @@ TEST_CASE("grid_shapes_it_cannot_build_are_errors_naming_the_shape") {
     }
     return "(no error)";
   };
-  CHECK(error_of({.data = 1, .pipeline = 2, .tensor = 1}) ==
-        "process grid: data 1 x pipeline 2 x tensor 1: pipeline parallelism is not "
-        "implemented yet; only the data and tensor axes may be longer than 1");
   CHECK(error_of({.data = 1, .pipeline = 1, .tensor = ranks}) == "(no error)");
+  CHECK(error_of({.data = 1, .pipeline = ranks, .tensor = 1}) == "(no error)");
   CHECK(
       error_of({.data = ranks + 1}) ==
       fmt::format("process grid: data {} x pipeline 1 x tensor 1 needs {} ranks, the world has {}",

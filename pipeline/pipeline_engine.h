@@ -1,0 +1,110 @@
+// PipelineEngine: DeepSpeed's pipeline engine. Each rank of the grid runs one stage of one data
+// replica: it builds its PipelineModule, wraps it in a ZeRO engine over its data group (stages
+// 0, 1 and 2) and runs train_batch(): the schedule's instruction list for its stage, whose
+// micro-batches are the config's gradient_accumulation_steps. Activations go to the next
+// stage and gradients back by blocking send/recv; at the end of the batch the tied layers'
+// gradients are summed between the stages that hold them, then the data-parallel reduction
+// (once per batch, also at stage 2, which DeepSpeed refuses with pipelining) and the update.
+// The loss of each micro-batch is divided by the micro-batch count (DeepSpeed's averaging), so
+// a step equals one process's step on the whole global batch.
+// Not supported (each refused at construction with one line): ZeRO stage 3, fp16/bf16,
+// gradient_clipping (the norm would have to span the stages).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/process_grid.h"
+#include "dist/config.h"
+#include "dist/engine.h"
+#include "pipeline/pipeline_module.h"
+#include "pipeline/schedule.h"
+
+namespace zt::pipeline {
+
+struct MicroBatch {
+  Tensor inputs;  // read on the first stage
+  Tensor labels;  // read on the last stage
+};
+// Called once per micro-batch on the stages that load it (first and last), in order.
+using MicroBatchSource = std::function<MicroBatch()>;
+// The last stage's loss of one micro-batch: (outputs, labels) -> a scalar.
+using LossFunction = std::function<Tensor(const Tensor& outputs, const Tensor& labels)>;
+
+// One executed instruction of the last batch, for the bubble measurement.
+struct InstructionTiming {
+  Instruction instruction;
+  double start_seconds = 0.0, end_seconds = 0.0;  // since the batch began
+};
+
+class PipelineEngine {
+ public:
+  // Collective over grid.world(). config.world_size is the data-parallel size; its pipeline
+  // block gives the partition method, the checkpoint interval and the schedule, and its stages
+  // (when not "auto") must be the grid's pipeline size. `probe_input`: an input of the first
+  // layer (one micro-batch or smaller) that every stage's layers are run on once, under no
+  // grad, to check that each stage's outputs fit the next stage's layers. Throws
+  // std::invalid_argument with one line, the same on every rank, when they do not, or for
+  // more virtual stages than layers; std::invalid_argument for a refused config.
+  // `whole_model_weights`: when given, each stage starts from its part of them (names of the
+  // whole model, LayerSpec::state_prefix), as a model built on one process would.
+  PipelineEngine(const dist::Config& config, const LayerSpecs& specs, LossFunction loss,
+                 const Tensor& probe_input, comm::ProcessGrid& grid,
+                 const NamedTensors* whole_model_weights = nullptr);
+  ~PipelineEngine();
+
+  // One optimizer step over gradient_accumulation_steps micro-batches from `next` (every rank
+  // calls it; the first and last stages read from `next`). Returns the batch's mean loss over
+  // its micro-batches and the data-parallel replicas, on every rank.
+  double train_batch(const MicroBatchSource& next);
+  // The same forward passes without gradients or update: the mean loss.
+  double eval_batch(const MicroBatchSource& next);
+
+  // The model's weights as one file per layer (pipeline/layer_checkpoint.h): the first
+  // data-parallel replica of each stage writes its layers. Collective over the world.
+  void save_layer_checkpoint(const std::string& dir);
+  // Every rank reads its stage's layers; a file that is missing or does not fit on any rank
+  // is a std::runtime_error on every rank (naming it where it failed). Collective.
+  void load_layer_checkpoint(const std::string& dir);
+
+  int stage() const { return stage_; }
+  int stages() const { return shape_.stages; }
+  const ScheduleShape& schedule_shape() const { return shape_; }
+  PipelineModule& module() { return *module_; }
+  dist::Engine& engine() { return *engine_; }
+  // Activations and gradients between stages (data-carrying sends and receives only).
+  comm::Communicator& pipeline_communicator() { return grid_.pipeline_group(); }
+  const std::vector<InstructionTiming>& last_timeline() const { return timeline_; }
+
+ private:
+  struct Buffers;
+  void check_config(const dist::Config& config) const;
+  void probe_shapes(const Tensor& probe_input);
+  void make_tied_groups();
+  void synchronize_tied_parameters();
+  void reduce_tied_gradients();
+  double run_schedule(const std::vector<Instruction>& list, const MicroBatchSource& next,
+                      bool training);
+  void execute(const Instruction& instruction, Buffers& buffers, const MicroBatchSource& next,
+               bool training);
+  int peer_rank(const Instruction& instruction) const;
+  int peer_chunk(const Instruction& instruction) const;
+  void agree_or_throw(const std::string& problem, const std::string& what);
+
+  comm::ProcessGrid& grid_;
+  ScheduleShape shape_;
+  int stage_ = 0;
+  LossFunction loss_;
+  std::shared_ptr<PipelineModule> module_;
+  std::unique_ptr<comm::Communicator> control_;       // headers, losses (pipeline group)
+  std::unique_ptr<comm::Communicator> data_control_;  // losses over the data group
+  std::map<std::string, std::unique_ptr<comm::Communicator>> tied_groups_;  // by tied key
+  std::unique_ptr<dist::Engine> engine_;
+  std::vector<InstructionTiming> timeline_;
+};
+
+}  // namespace zt::pipeline

@@ -51,7 +51,7 @@ CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.
              $(NCCL_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim observe dist dist/zero dist/offload compress
+LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim observe dist dist/zero dist/offload compress inference
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a

@@ -40,6 +40,20 @@ inline GptCheckpoint read_gpt_checkpoint(const std::string& path) {
   return {std::move(contents.metadata), std::move(contents.tensors), path};
 }
 
+// The engine's config from an app's flags: --dtype, --quant off|w8|w4|w8a8, --quant-groups,
+// --tp (dtype int8 with --quant off quantizes the weights to int8).
+inline inference::InferenceConfig serving_config(const std::string& dtype, const std::string& quant,
+                                                 int64_t quant_groups, int64_t tp_size) {
+  inference::InferenceConfig config;
+  config.dtype = dtype;
+  config.tp_size = tp_size;
+  config.quant.enabled = quant != "off" || dtype == "int8";
+  config.quant.weight_bits = quant == "w4" ? 4 : 8;
+  config.quant.weight_groups = quant_groups;
+  config.quant.activation_enabled = quant == "w8a8";
+  return config;
+}
+
 }  // namespace apps
 
 // `model` served under `config`, with config.checkpoint (when set) loaded into it first.
@@ -71,3 +85,15 @@ inline std::shared_ptr<inference::InferenceEngine> init_inference(
 }
 
 }  // namespace zt
+
+namespace zt::apps {
+
+// The model as the engine serves it under `config` (cast, quantized), for an app's own loop.
+inline std::shared_ptr<models::GPT> served_model(std::shared_ptr<models::GPT> model,
+                                                 const inference::InferenceConfig& config) {
+  std::shared_ptr<inference::InferenceEngine> engine = init_inference(std::move(model), config);
+  // Aliasing: the model stays alive with the engine that prepared it.
+  return std::shared_ptr<models::GPT>(engine, &engine->model());
+}
+
+}  // namespace zt::apps

@@ -51,7 +51,7 @@ CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.
              $(NCCL_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim observe dist dist/zero dist/offload compress inference
+LIB_DIRS := core core/cpu core/ops autograd comm nn models data optim observe dist dist/zero dist/offload compress quant inference
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libzerotrain.a
@@ -119,6 +119,10 @@ $(BUILD)/core/cpu/cpu_optimizer.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_lamb.o: CXXFLAGS += $(OPTIMIZER_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx2.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX2_FLAGS)
 $(BUILD)/core/cpu/cpu_optimizer_avx512.o: CXXFLAGS += $(OPTIMIZER_FLAGS) $(OPTIMIZER_AVX512_FLAGS)
+# The int8 GEMM's VNNI path (vpdpbusd), chosen at run time where the processor has it.
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/core/cpu/cpu_int8_gemm_vnni.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vnni
+endif
 # The f32 GELU loops (core/cpu/vector_math.h's tanh) vectorise only when GCC may evaluate both
 # sides of a select (no program here reads floating-point exception flags; no result changes),
 # and their clones per instruction set round alike only without fused multiply-adds.

@@ -32,7 +32,10 @@ MPI_Datatype mpi_datatype(DType dtype) {
     case DType::i64:
       return MPI_INT64_T;
     case DType::u8:
+    case DType::i4x2:  // packed bytes: only moved, never reduced
       return MPI_UINT8_T;
+    case DType::i8:
+      return MPI_INT8_T;
   }
   throw std::invalid_argument(fmt::format("mpi: no MPI datatype for dtype {}", int(dtype)));
 }

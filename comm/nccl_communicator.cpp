@@ -63,7 +63,10 @@ ncclDataType_t nccl_datatype(DType dtype) {
     case DType::i64:
       return ncclInt64;
     case DType::u8:
+    case DType::i4x2:  // packed bytes: only moved, never reduced
       return ncclUint8;
+    case DType::i8:
+      return ncclInt8;
   }
   throw std::invalid_argument(fmt::format("nccl: no NCCL datatype for dtype {}", int(dtype)));
 }

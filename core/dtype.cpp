@@ -21,6 +21,8 @@ size_t dtype_size(DType dtype) {
     case DType::i64:
       return 8;
     case DType::u8:
+    case DType::i8:
+    case DType::i4x2:  // one byte holds two values
       return 1;
   }
   throw std::invalid_argument("dtype_size: unknown dtype");
@@ -42,6 +44,10 @@ std::string_view dtype_name(DType dtype) {
       return "i64";
     case DType::u8:
       return "u8";
+    case DType::i8:
+      return "i8";
+    case DType::i4x2:
+      return "i4x2";
   }
   return "unknown";
 }
@@ -52,6 +58,10 @@ bool is_floating(DType dtype) {
 
 bool is_half(DType dtype) {
   return dtype == DType::f16 || dtype == DType::bf16;
+}
+
+bool is_quantized(DType dtype) {
+  return dtype == DType::i8 || dtype == DType::i4x2;
 }
 
 double dtype_epsilon(DType dtype) {

@@ -235,6 +235,10 @@ std::string_view safetensors_dtype_name(DType dtype) {
       return "I64";
     case DType::u8:
       return "U8";
+    case DType::i8:
+      return "I8";
+    case DType::i4x2:  // no safetensors type packs 4-bit values: stored as their bytes
+      return "U8";
   }
   throw std::invalid_argument("safetensors_dtype_name: unknown dtype");
 }

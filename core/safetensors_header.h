@@ -18,7 +18,7 @@ namespace zt::safetensors_detail {
 using OrderedJson = nlohmann::ordered_json;
 
 inline constexpr DType kSafetensorsDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
-                                               DType::i32, DType::i64, DType::u8};
+                                               DType::i32, DType::i64, DType::u8,  DType::i8};
 inline constexpr const char* kMetadataKey = "__metadata__";
 inline constexpr int kMaxHeaderNesting = 16;
 

@@ -117,6 +117,7 @@ static constexpr DType dtype_of() {
   if constexpr (std::is_same_v<T, int32_t>) return DType::i32;
   if constexpr (std::is_same_v<T, int64_t>) return DType::i64;
   if constexpr (std::is_same_v<T, uint8_t>) return DType::u8;
+  if constexpr (std::is_same_v<T, int8_t>) return DType::i8;
 }
 
 template <typename T>
@@ -135,6 +136,7 @@ template bf16* Tensor::data_ptr<bf16>() const;
 template int32_t* Tensor::data_ptr<int32_t>() const;
 template int64_t* Tensor::data_ptr<int64_t>() const;
 template uint8_t* Tensor::data_ptr<uint8_t>() const;
+template int8_t* Tensor::data_ptr<int8_t>() const;
 
 static double element_as_double(const void* base, DType dtype, int64_t index) {
   switch (dtype) {
@@ -151,7 +153,10 @@ static double element_as_double(const void* base, DType dtype, int64_t index) {
     case DType::i64:
       return double(static_cast<const int64_t*>(base)[index]);
     case DType::u8:
+    case DType::i4x2:  // the packed byte as it is stored (quant/ unpacks its two values)
       return static_cast<const uint8_t*>(base)[index];
+    case DType::i8:
+      return static_cast<const int8_t*>(base)[index];
   }
   return 0.0;
 }

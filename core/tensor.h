@@ -66,7 +66,8 @@ class Tensor {
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
 
   // Pointer to the first element (storage data + offset). data_ptr<T> checks that T matches
-  // the dtype (float/double/f16/bf16/int32_t/int64_t/uint8_t).
+  // the dtype (float/double/f16/bf16/int32_t/int64_t/uint8_t/int8_t;
+  // an i4x2 tensor's packed bytes through raw_data()).
   void* raw_data() const;
   template <typename T>
   T* data_ptr() const;

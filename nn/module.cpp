@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <typeinfo>
+#include <utility>
 
 #include "autograd/grad_mode.h"
 #include "core/allocator.h"
@@ -77,6 +78,7 @@ Tensor Module::operator()(const Tensor& input) {
 }
 
 TensorList Module::operator()(const TensorList& inputs) {
+  if (replaced_by_) return (*replaced_by_)(inputs);
   // The inputs are copied only when a pre-hook replaces them.
   std::optional<TensorList> replaced_inputs;
   for (auto& [handle, hook] : pre_hooks_) {
@@ -153,6 +155,22 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   children_.emplace_back(name, module);
   if (ConstructionObserver* observer = construction_observer())
     observer->child_registered(*this, name, *module);
+}
+
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> replacement) {
+  if (!replacement)
+    throw std::invalid_argument(
+        fmt::format("{}: replacement of \"{}\" is null", type_name(), name));
+  for (auto& [child_name, child] : children_) {
+    if (child_name != name) continue;
+    std::shared_ptr<Module> old = std::exchange(child, replacement);
+    old->parameters_.clear();
+    old->buffers_.clear();
+    old->children_.clear();
+    old->replaced_by_ = std::move(replacement);
+    return;
+  }
+  throw std::invalid_argument(fmt::format("{}: no child \"{}\" to replace", type_name(), name));
 }
 
 NamedTensors Module::named_parameters(bool recurse) const {

@@ -135,6 +135,15 @@ class Module : public std::enable_shared_from_this<Module> {
   }
   void remove_hook(int64_t handle);
 
+  // ---- replacing a child ------------------------------------------------------------------
+  // Puts `replacement` in the place of the child `name` (a quantized layer for a Linear): the
+  // tree (parameters, buffers, state dict, named_modules, to()) then holds the replacement, and
+  // the old child hands every call to it, so that a parent's own member pointing at the old
+  // child (`(*c_proj)(x)`) runs the replacement without any change to the parent's code. The
+  // old child gives up its parameters, buffers and children, whose memory goes once nothing
+  // else holds them. Throws naming `name` when there is no such child.
+  void replace_child(const std::string& name, std::shared_ptr<Module> replacement);
+
   // ---- state dict -------------------------------------------------------------------------
   // Parameters then buffers of each module, depth first, under their dotted names; a tied
   // parameter appears under each of its names, as in PyTorch.
@@ -194,6 +203,7 @@ class Module : public std::enable_shared_from_this<Module> {
   NamedTensors buffers_;
   std::vector<Tensor> external_parameters_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::shared_ptr<Module> replaced_by_;  // set by the parent's replace_child
   std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks_;
   std::vector<std::pair<int64_t, ForwardHook>> post_hooks_;
   int64_t next_hook_handle_ = 0;

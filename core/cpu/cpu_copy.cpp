@@ -1,4 +1,5 @@
-// CPU copy (with casts among all 7 dtypes), fill and arange.
+// CPU copy (with casts among all 7 dtypes and i8), fill and arange. An i4x2 tensor copies
+// only to another (its packed bytes); its fill packs the value into both nibbles.
 // Cast rules: float -> integer truncates toward zero, saturating at the integer's range (NaN
 // gives 0) so that no conversion is undefined behaviour; integer -> integer wraps modulo 2^bits;
 // anything -> f16/bf16 rounds once to nearest even (doubles go through a round-to-odd float,
@@ -6,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
@@ -82,6 +85,24 @@ void copy_run(char* dst, int64_t dst_stride, const char* src, int64_t src_stride
   }
 }
 
+// The copy kernels' types: every arithmetic dtype, i8, and i4x2 as its bytes.
+template <typename Fn>
+void dispatch_copyable(DType dtype, const char* op, Fn&& fn) {
+  if (dtype == DType::i8) return fn.template operator()<int8_t>();
+  if (dtype == DType::i4x2) return fn.template operator()<uint8_t>();
+  dispatch_all(dtype, op, fn);
+}
+
+// The byte an i4x2 fill writes: `value` (an integer in [-8, 7]) in both nibbles.
+uint8_t packed_int4_filler(double value) {
+  if (!(value >= -8 && value <= 7) || value != std::floor(value)) {
+    throw std::invalid_argument("fill: an i4x2 tensor holds integers in [-8, 7], got " +
+                                std::to_string(value));
+  }
+  uint8_t nibble = uint8_t(int(value) & 0xF);
+  return uint8_t(nibble | (nibble << 4));
+}
+
 }  // namespace
 
 void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
@@ -95,8 +116,14 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
     });
     return;
   }
-  dispatch_all(dst.dtype(), "copy", [&]<typename Dst>() {
-    dispatch_all(src.dtype(), "copy", [&]<typename Src>() {
+  if ((src.dtype() == DType::i4x2) != (dst.dtype() == DType::i4x2)) {
+    throw std::invalid_argument(std::string("copy: i4x2 packs two values a byte and copies only "
+                                            "to i4x2 (quant/ converts it), got ") +
+                                std::string(dtype_name(src.dtype())) + " -> " +
+                                std::string(dtype_name(dst.dtype())));
+  }
+  dispatch_copyable(dst.dtype(), "copy", [&]<typename Dst>() {
+    dispatch_copyable(src.dtype(), "copy", [&]<typename Src>() {
       strided_for_each<2>(
           {&dst, &src}, kElementwiseGrain,
           [](std::array<char*, 2> pointers, std::array<int64_t, 2> strides, int64_t count) {
@@ -107,8 +134,8 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
 }
 
 void CpuBackend::fill(const Tensor& dst, double value) {
-  dispatch_all(dst.dtype(), "fill", [&]<typename T>() {
-    const T filler = convert<T>(value);
+  dispatch_copyable(dst.dtype(), "fill", [&]<typename T>() {
+    const T filler = dst.dtype() == DType::i4x2 ? T(packed_int4_filler(value)) : convert<T>(value);
     strided_for_each<1>(
         {&dst}, kElementwiseGrain,
         [filler](std::array<char*, 1> pointers, std::array<int64_t, 1> strides, int64_t count) {

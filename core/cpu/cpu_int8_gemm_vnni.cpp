@@ -1,0 +1,190 @@
+// The AVX-512 VNNI int8 GEMM (core/cpu/cpu_int8_gemm.h), built with -mavx512vnni and chosen at
+// run time. B is packed a panel of 64 output columns at a time into [k/4][64][4] bytes, so one
+// 64-byte load holds 4 k-values of 16 columns, the operand vpdpbusd multiplies with 4 bytes of
+// an A row broadcast to every lane; a 6 x 64 tile of C stays in 24 registers across all of k.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/cpu/cpu_int8_gemm.h"
+#include "core/parallel.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define ZT_HAVE_VNNI_BUILD 1
+#endif
+
+namespace zt::cpu {
+
+#ifdef ZT_HAVE_VNNI_BUILD
+
+namespace {
+
+constexpr int64_t kPanelCols = 64;  // four zmm registers of int32
+constexpr int64_t kTileRows = 6;
+constexpr int64_t kRowBlock = 96;  // rows of A per task: its rows stay in L2 across a panel
+
+// Columns [col_begin, col_begin + 64) of B^T as [k4][64][4] bytes, zeros past n and past k.
+void pack_panel(const Int8GemmArgs& args, int64_t col_begin, int64_t k4_count, int8_t* panel) {
+  std::memset(panel, 0, size_t(k4_count * kPanelCols * 4));
+  int64_t cols = std::min(kPanelCols, args.n - col_begin);
+  int64_t full_k4 = args.k / 4;
+  for (int64_t col = 0; col < cols; ++col) {
+    const int8_t* b_row = args.b + (col_begin + col) * args.ldb;
+    for (int64_t k4 = 0; k4 < full_k4; ++k4)
+      std::memcpy(panel + (k4 * kPanelCols + col) * 4, b_row + k4 * 4, 4);
+    if (full_k4 < k4_count) {  // the last, partial quad
+      std::memcpy(panel + (full_k4 * kPanelCols + col) * 4, b_row + full_k4 * 4,
+                  size_t(args.k - full_k4 * 4));
+    }
+  }
+}
+
+// Four bytes of an A row from k4 * 4 on, zeros past k (the last group may be partial).
+inline int32_t load_a_quad(const uint8_t* a_row, int64_t k4, int64_t k) {
+  int32_t quad = 0;
+  int64_t k_begin = k4 * 4;
+  std::memcpy(&quad, a_row + k_begin, size_t(std::min<int64_t>(4, k - k_begin)));
+  return quad;
+}
+
+// Four bytes of an A row at quad k4: whole quads straight from memory, the last one (partial
+// when k is not a multiple of 4) through load_a_quad.
+inline __m512i broadcast_quad(const uint8_t* a_row, int64_t k4, int64_t full_k4, int64_t k) {
+  int32_t quad;
+  if (k4 < full_k4) {
+    std::memcpy(&quad, a_row + k4 * 4, 4);
+  } else {
+    quad = load_a_quad(a_row, k4, k);
+  }
+  return _mm512_set1_epi32(quad);
+}
+
+// Writes 64 int32 sums of one row of C (fewer at the last panel of a row).
+inline void store_row(int32_t* c_row, int64_t cols, __m512i s0, __m512i s1, __m512i s2,
+                      __m512i s3) {
+  alignas(64) int32_t staged[kPanelCols];
+  int32_t* out = cols == kPanelCols ? c_row : staged;
+  _mm512_storeu_si512(out, s0);
+  _mm512_storeu_si512(out + 16, s1);
+  _mm512_storeu_si512(out + 32, s2);
+  _mm512_storeu_si512(out + 48, s3);
+  if (out == staged) std::memcpy(c_row, staged, size_t(cols) * sizeof(int32_t));
+}
+
+// The accumulators are named variables, not an array: GCC keeps them in registers only so.
+#define ZT_ROW_ACCUMULATORS(r) \
+  __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+#define ZT_ROW_STEP(r)                                                                    \
+  {                                                                                       \
+    __m512i a = broadcast_quad(args.a + (row_begin + r) * args.lda, k4, full_k4, args.k); \
+    c##r##0 = _mm512_dpbusd_epi32(c##r##0, a, b0);                                        \
+    c##r##1 = _mm512_dpbusd_epi32(c##r##1, a, b1);                                        \
+    c##r##2 = _mm512_dpbusd_epi32(c##r##2, a, b2);                                        \
+    c##r##3 = _mm512_dpbusd_epi32(c##r##3, a, b3);                                        \
+  }
+#define ZT_ROW_STORE(r)                                                                       \
+  store_row(args.c + (row_begin + r) * args.ldc + col_begin, cols, c##r##0, c##r##1, c##r##2, \
+            c##r##3);
+
+// Rows 6 (the full tile) or 1 (the rows left over) of C against one packed panel.
+template <int Rows>
+void tile(const Int8GemmArgs& args, int64_t row_begin, int64_t col_begin, const int8_t* panel,
+          int64_t k4_count) {
+  static_assert(Rows == 6 || Rows == 1);
+  int64_t full_k4 = args.k / 4;
+  int64_t cols = std::min(kPanelCols, args.n - col_begin);
+  ZT_ROW_ACCUMULATORS(0)
+  [[maybe_unused]] __m512i c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33, c40, c41,
+      c42, c43, c50, c51, c52, c53;
+  if constexpr (Rows == 6) {
+    c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = c00;
+    c40 = c41 = c42 = c43 = c50 = c51 = c52 = c53 = c00;
+  }
+  for (int64_t k4 = 0; k4 < k4_count; ++k4) {
+    const int8_t* quad_row = panel + k4 * kPanelCols * 4;
+    __m512i b0 = _mm512_loadu_si512(quad_row);
+    __m512i b1 = _mm512_loadu_si512(quad_row + 64);
+    __m512i b2 = _mm512_loadu_si512(quad_row + 128);
+    __m512i b3 = _mm512_loadu_si512(quad_row + 192);
+    ZT_ROW_STEP(0)
+    if constexpr (Rows == 6) {
+      ZT_ROW_STEP(1) ZT_ROW_STEP(2) ZT_ROW_STEP(3) ZT_ROW_STEP(4) ZT_ROW_STEP(5)
+    }
+  }
+  ZT_ROW_STORE(0)
+  if constexpr (Rows == 6) {
+    ZT_ROW_STORE(1) ZT_ROW_STORE(2) ZT_ROW_STORE(3) ZT_ROW_STORE(4) ZT_ROW_STORE(5)
+  }
+}
+
+#undef ZT_ROW_ACCUMULATORS
+#undef ZT_ROW_STEP
+#undef ZT_ROW_STORE
+
+void rows_of_panel(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
+                   const int8_t* panel, int64_t k4_count) {
+  int64_t row = row_begin;
+  for (; row + kTileRows <= row_end; row += kTileRows)
+    tile<kTileRows>(args, row, col_begin, panel, k4_count);
+  for (; row < row_end; ++row) tile<1>(args, row, col_begin, panel, k4_count);
+}
+
+}  // namespace
+
+bool int8_gemm_has_vnni() {
+  static const bool has =
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return has;
+}
+
+void int8_gemm_vnni(const Int8GemmArgs& args) {
+  if (args.m == 0 || args.n == 0) return;
+  int64_t k4_count = (args.k + 3) / 4;
+  int64_t panels = (args.n + kPanelCols - 1) / kPanelCols;
+  int64_t row_blocks = (args.m + kRowBlock - 1) / kRowBlock;
+  // One task per (panel, block of rows); a task packs its own panel (n * k bytes over all
+  // tasks of a row block: small next to the m * n * k products it feeds).
+  parallel_for(0, panels * row_blocks, 1, [&](int64_t task_begin, int64_t task_end) {
+    thread_local std::vector<int8_t> panel;
+    panel.resize(size_t(k4_count * kPanelCols * 4));
+    for (int64_t task = task_begin; task < task_end; ++task) {
+      int64_t col_begin = (task % panels) * kPanelCols;
+      int64_t row_begin = (task / panels) * kRowBlock;
+      pack_panel(args, col_begin, k4_count, panel.data());
+      rows_of_panel(args, row_begin, std::min(args.m, row_begin + kRowBlock), col_begin,
+                    panel.data(), k4_count);
+    }
+  });
+}
+
+void int8_gemm_vnni_serial(const Int8GemmArgs& args) {
+  if (args.m == 0 || args.n == 0) return;
+  int64_t k4_count = (args.k + 3) / 4;
+  thread_local std::vector<int8_t> panel;
+  panel.resize(size_t(k4_count * kPanelCols * 4));
+  // Each panel packed once, then every row against it.
+  for (int64_t col_begin = 0; col_begin < args.n; col_begin += kPanelCols) {
+    pack_panel(args, col_begin, k4_count, panel.data());
+    rows_of_panel(args, 0, args.m, col_begin, panel.data(), k4_count);
+  }
+}
+
+#else  // built without VNNI (another architecture): the portable path only
+
+bool int8_gemm_has_vnni() {
+  return false;
+}
+
+void int8_gemm_vnni(const Int8GemmArgs&) {
+  throw std::logic_error("int8_gemm_vnni: this build has no AVX-512 VNNI path");
+}
+
+void int8_gemm_vnni_serial(const Int8GemmArgs&) {
+  throw std::logic_error("int8_gemm_vnni_serial: this build has no AVX-512 VNNI path");
+}
+
+#endif
+
+}  // namespace zt::cpu

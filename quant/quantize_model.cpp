@@ -1,0 +1,162 @@
+// Replacing a model's linear layers by quantized ones (quant/quantize_model.h).
+#include "quant/quantize_model.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "models/conv1d.h"
+#include "models/lm_head.h"
+#include "nn/linear.h"
+#include "quant/quantized_linear.h"
+
+namespace zt::quant {
+
+namespace {
+
+// A layer to quantize: its weight in the [out, in] layout, its bias, and how to free the
+// original's tensors once it is replaced.
+struct LinearLayer {
+  std::string name;
+  std::shared_ptr<nn::Module> module;
+  Tensor weight;  // [out, in]
+  Tensor bias;
+};
+
+bool is_qkv_projection(const std::string& name) {
+  for (const char* suffix : {"c_attn", "q_proj", "k_proj", "v_proj"}) {
+    std::string tail = std::string(".") + suffix;
+    if (name == suffix || (name.size() > tail.size() &&
+                           name.compare(name.size() - tail.size(), tail.size(), tail) == 0))
+      return true;
+  }
+  return false;
+}
+
+std::optional<LinearLayer> as_linear_layer(const std::string& name,
+                                           const std::shared_ptr<nn::Module>& module,
+                                           const QuantizationConfig& config) {
+  if (!config.qkv && is_qkv_projection(name)) return std::nullopt;
+  if (auto linear = std::dynamic_pointer_cast<nn::Linear>(module))
+    return LinearLayer{name, module, linear->weight, linear->bias};
+  if (auto conv = std::dynamic_pointer_cast<models::Conv1D>(module))
+    return LinearLayer{name, module, conv->weight.t(), conv->bias};
+  if (auto head = std::dynamic_pointer_cast<models::LMHead>(module); head && config.quantize_head)
+    return LinearLayer{name, module, head->weight, Tensor()};
+  return std::nullopt;
+}
+
+std::vector<LinearLayer> layers_to_quantize(nn::Module& model, const QuantizationConfig& config) {
+  std::vector<LinearLayer> layers;
+  for (const auto& [name, module] : model.named_modules()) {
+    if (name.empty()) continue;  // the model itself is never replaced
+    if (std::optional<LinearLayer> layer = as_linear_layer(name, module, config))
+      layers.push_back(std::move(*layer));
+  }
+  return layers;
+}
+
+// Drops the replaced layer's own handles on its f32 tensors (its parameter list is already
+// cleared by replace_child), so their memory goes unless something else shares them.
+void release_original(nn::Module& module) {
+  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
+    linear->weight = Tensor();
+    linear->bias = Tensor();
+  } else if (auto* conv = dynamic_cast<models::Conv1D*>(&module)) {
+    conv->weight = Tensor();
+    conv->bias = Tensor();
+  } else if (auto* head = dynamic_cast<models::LMHead*>(&module)) {
+    head->weight = Tensor();
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> quantization_problems(nn::Module& model,
+                                               const QuantizationConfig& config) {
+  std::vector<std::string> problems = quantization_config_problems(config);
+  if (!config.enabled || !config.weight.enabled || !problems.empty()) return problems;
+  std::vector<LinearLayer> layers = layers_to_quantize(model, config);
+  if (layers.empty()) {
+    problems.push_back(
+        fmt::format("quant: the model ({}) has no Linear layers to quantize", model.type_name()));
+  }
+  for (const LinearLayer& layer : layers) {
+    int64_t rows = layer.weight.size(0);
+    if (rows % config.weight.q_groups != 0) {
+      problems.push_back(fmt::format(
+          "quant.weight.q_groups: {} groups do not divide the {} rows of {} (weight {})",
+          config.weight.q_groups, rows, layer.name, shape_str(layer.weight.sizes())));
+    }
+    if (!layer.weight.device().is_cpu()) {
+      problems.push_back(fmt::format("quant: {} is on {}; quantized layers run on the CPU",
+                                     layer.name, layer.weight.device().str()));
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> quantize_linear_layers(nn::Module& model,
+                                                const QuantizationConfig& config) {
+  std::vector<std::string> problems = quantization_problems(model, config);
+  if (!problems.empty()) {
+    std::string text;
+    for (const std::string& line : problems) text += (text.empty() ? "" : "\n") + line;
+    throw std::invalid_argument(text);
+  }
+  std::vector<std::string> replaced;
+  if (!config.enabled || !config.weight.enabled) return replaced;
+  std::map<std::string, std::shared_ptr<nn::Module>> modules_by_name;
+  for (const auto& [name, module] : model.named_modules()) modules_by_name[name] = module;
+  std::optional<QuantizationType> activation_type;
+  if (config.activation.enabled) activation_type = config.activation.q_type;
+  for (const LinearLayer& layer : layers_to_quantize(model, config)) {
+    auto quantized = std::make_shared<QuantizedLinear>(
+        layer.weight, layer.bias, config.weight.num_bits, config.weight.q_groups,
+        config.weight.q_type, activation_type);
+    size_t dot = layer.name.rfind('.');
+    nn::Module& parent =
+        dot == std::string::npos ? model : *modules_by_name.at(layer.name.substr(0, dot));
+    std::string child_name = dot == std::string::npos ? layer.name : layer.name.substr(dot + 1);
+    parent.replace_child(child_name, quantized);
+    release_original(*layer.module);
+    replaced.push_back(layer.name);
+  }
+  return replaced;
+}
+
+WeightBytes model_weight_bytes(nn::Module& model) {
+  WeightBytes bytes;
+  std::set<const TensorImpl*> counted;  // a tied tensor is counted once
+  auto count = [&](const Tensor& tensor, size_t& into) {
+    if (!tensor.defined() || !counted.insert(tensor.impl()).second) return;
+    into += tensor.nbytes();
+  };
+  for (const auto& [name, module] : model.named_modules()) {
+    if (auto* quantized = dynamic_cast<QuantizedLinear*>(module.get())) {
+      const QuantizedWeight& weight = quantized->quantized_weight();
+      size_t matrix = weight.nbytes();
+      bytes.linear_weights += matrix;
+      bytes.linear_extras += quantized->weight_bytes() - matrix;
+      for (const auto& [buffer_name, buffer] : module->named_buffers(false))
+        counted.insert(buffer.impl());
+      continue;
+    }
+    bool is_linear =
+        dynamic_cast<nn::Linear*>(module.get()) || dynamic_cast<models::Conv1D*>(module.get());
+    for (const auto& [param_name, param] : module->named_parameters(false)) {
+      bool is_matrix = is_linear && param_name == "weight";
+      count(param,
+            is_matrix ? bytes.linear_weights : (is_linear ? bytes.linear_extras : bytes.other));
+    }
+    for (const auto& [buffer_name, buffer] : module->named_buffers(false))
+      count(buffer, bytes.other);
+  }
+  return bytes;
+}
+
+}  // namespace zt::quant

@@ -1,0 +1,169 @@
+// QuantizedLinear: the weight-only and W8A8 products (quant/quantized_linear.h).
+#include "quant/quantized_linear.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "core/cpu/cpu_int8_gemm.h"
+#include "core/factory.h"
+#include "core/parallel.h"
+#include "quant/activation_quantization.h"
+
+namespace zt::quant {
+
+namespace {
+
+constexpr int64_t kDequantizedPanelRows = 64;  // rows of W turned into f32 at a time
+
+const char* type_name_of(QuantizationType type) {
+  return type == QuantizationType::symmetric ? "symmetric" : "asymmetric";
+}
+
+}  // namespace
+
+QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int bits, int64_t groups,
+                                 QuantizationType weight_type,
+                                 std::optional<QuantizationType> activation_type)
+    : activation_type_(activation_type) {
+  if (activation_type && bits != 8) {
+    throw std::invalid_argument(fmt::format(
+        "QuantizedLinear: activation quantization (W8A8) needs 8-bit weights, got {}", bits));
+  }
+  weight_ = quantize_weight(weight, bits, groups, weight_type);
+  if (weight_.cols > cpu::kInt8GemmMaxK) {
+    throw std::invalid_argument(fmt::format("QuantizedLinear: in_features {} exceeds {}",
+                                            weight_.cols, cpu::kInt8GemmMaxK));
+  }
+  weight_.codes = register_buffer("weight_codes", weight_.codes);
+  weight_.scales = register_buffer("weight_scales", weight_.scales);
+  if (weight_.zero_points.defined())
+    weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
+  if (bias.defined()) {
+    MemoryTagGuard as_param(MemoryTag::param);
+    bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
+  }
+  if (activation_type_) {
+    weight_code_sums_.assign(size_t(weight_.rows), 0);
+    const int8_t* codes = weight_.codes.data_ptr<int8_t>();
+    for (int64_t row = 0; row < weight_.rows; ++row)
+      for (int64_t col = 0; col < weight_.cols; ++col)
+        weight_code_sums_[size_t(row)] += codes[row * weight_.cols + col];
+  }
+}
+
+std::string QuantizedLinear::extra_repr() const {
+  std::string activations =
+      activation_type_ ? fmt::format("int8 {}", type_name_of(*activation_type_)) : "f32";
+  return fmt::format(
+      "in_features={}, out_features={}, bias={}, weight=int{} {} q_groups={}, "
+      "activations={}",
+      weight_.cols, weight_.rows, bias_.defined(), weight_.bits, type_name_of(weight_.type),
+      weight_.groups, activations);
+}
+
+size_t QuantizedLinear::weight_bytes() const {
+  size_t bytes = weight_.nbytes() + weight_code_sums_.size() * sizeof(int32_t);
+  if (bias_.defined()) bytes += bias_.nbytes();
+  return bytes;
+}
+
+Tensor QuantizedLinear::forward(const Tensor& input) {
+  if (input.dim() < 1 || input.size(-1) != weight_.cols) {
+    throw std::invalid_argument(
+        fmt::format("QuantizedLinear: input of shape {} needs a last dim of {}",
+                    shape_str(input.sizes()), weight_.cols));
+  }
+  if (!input.device().is_cpu()) {
+    throw std::invalid_argument("QuantizedLinear: runs on the CPU; the input is on " +
+                                input.device().str());
+  }
+  autograd::NoGradGuard inference;
+  Tensor x = input.detach().to(DType::f32).contiguous();
+  int64_t tokens = x.numel() / weight_.cols;
+  Shape out_shape = input.sizes();
+  out_shape.back() = weight_.rows;
+  Tensor y = empty(out_shape, TensorOptions().with_tag(MemoryTag::activation));
+  if (activation_type_) {
+    forward_w8a8(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+  } else {
+    forward_weight_only(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+  }
+  return input.dtype() == DType::f32 ? y : y.to(input.dtype());
+}
+
+void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float* y) const {
+  int64_t rows = weight_.rows, cols = weight_.cols;
+  int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
+  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  parallel_for(0, panels, 1, [&](int64_t panel_begin, int64_t panel_end) {
+    std::vector<float> panel(size_t(kDequantizedPanelRows * cols));
+    for (int64_t p = panel_begin; p < panel_end; ++p) {
+      int64_t row_begin = p * kDequantizedPanelRows;
+      int64_t panel_rows = std::min(kDequantizedPanelRows, rows - row_begin);
+      dequantize_rows(weight_, row_begin, row_begin + panel_rows, panel.data());
+      // y[:, panel] = x @ panel^T; sgemm runs on this thread (OpenBLAS inside a parallel region).
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(tokens), int(panel_rows), int(cols),
+                  1.0f, x, int(cols), panel.data(), int(cols), 0.0f, y + row_begin, int(rows));
+      if (bias) {
+        for (int64_t t = 0; t < tokens; ++t)
+          for (int64_t n = row_begin; n < row_begin + panel_rows; ++n) y[t * rows + n] += bias[n];
+      }
+    }
+  });
+}
+
+// One parallel loop over blocks of tokens, each quantizing its rows, multiplying them with the
+// whole weight and rescaling on one thread: a single fork and join per call, which matters on
+// a loaded machine where every join waits for the slowest thread to be scheduled again.
+void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) const {
+  int64_t threads = num_threads();
+  int64_t block = (tokens + threads - 1) / threads;
+  parallel_for(0, tokens, std::max<int64_t>(1, block), [&](int64_t begin, int64_t end) {
+    QuantizedTokens activations =
+        quantize_tokens(x + begin * weight_.cols, end - begin, weight_.cols, *activation_type_);
+    std::vector<int32_t> products(size_t((end - begin) * weight_.rows));
+    cpu::int8_gemm_serial({.a = activations.codes.data(),
+                           .lda = weight_.cols,
+                           .b = weight_.codes.data_ptr<int8_t>(),
+                           .ldb = weight_.cols,
+                           .c = products.data(),
+                           .ldc = weight_.rows,
+                           .m = end - begin,
+                           .n = weight_.rows,
+                           .k = weight_.cols});
+    rescale_products(activations, products.data(), y + begin * weight_.rows);
+  });
+}
+
+// y = sa * sw * sum_k (a - za)(q - zq) + b, with the sum expanded as
+// sum a q - za sum q - zq sum a + k za zq (exact in int64).
+void QuantizedLinear::rescale_products(const QuantizedTokens& activations, const int32_t* products,
+                                       float* y) const {
+  int64_t rows = weight_.rows, cols = weight_.cols, group_rows = weight_.rows_per_group();
+  const float* scales = weight_.scales.data_ptr<float>();
+  const int32_t* zeros =
+      weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
+  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  for (int64_t t = 0; t < activations.tokens; ++t) {
+    int64_t token_zero = activations.zero_points[size_t(t)];
+    int64_t token_sum = activations.code_sums[size_t(t)];
+    float token_scale = activations.scales[size_t(t)];
+    const int32_t* product_row = products + t * rows;
+    float* y_row = y + t * rows;
+    for (int64_t group = 0; group < weight_.groups; ++group) {
+      int64_t weight_zero = zeros ? zeros[group] : 0;
+      int64_t shared = cols * token_zero * weight_zero - weight_zero * token_sum;
+      float scale = token_scale * scales[group];
+      for (int64_t n = group * group_rows; n < (group + 1) * group_rows; ++n) {
+        int64_t exact = product_row[n] - token_zero * weight_code_sums_[size_t(n)] + shared;
+        y_row[n] = scale * float(exact) + (bias ? bias[n] : 0.0f);
+      }
+    }
+  }
+}
+
+}  // namespace zt::quant

@@ -1,0 +1,48 @@
+// A Linear layer whose weight is stored quantized (quant/weight_quantization.h): y = x W^T + b
+// with W = scale * (code - zero) per group of rows. Two ways to multiply:
+//   weight-only (int8 or int4): f32 activations times W, each panel of 64 rows of W turned
+//     into f32 just before its sgemm, so no full f32 copy of W ever exists;
+//   W8A8 (int8 weights and per-token int8 activations): an exact int32 GEMM
+//     (core/cpu/cpu_int8_gemm.h), rescaled by the token's and the weight group's scales.
+// Inference only: no gradients. Its state (codes, scales, zero points, bias) is in buffers.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "nn/module.h"
+#include "quant/activation_quantization.h"
+#include "quant/weight_quantization.h"
+
+namespace zt::quant {
+
+class QuantizedLinear final : public nn::Module {
+ public:
+  // `weight` f32 [out, in] (a Linear's layout); `bias` [out] or undefined. With
+  // `activation_type`, the layer runs W8A8 (needs 8-bit weights), else weight-only.
+  QuantizedLinear(const Tensor& weight, const Tensor& bias, int bits, int64_t groups,
+                  QuantizationType weight_type, std::optional<QuantizationType> activation_type);
+  std::string type_name() const override { return "QuantizedLinear"; }
+  std::string extra_repr() const override;
+  const QuantizedWeight& quantized_weight() const { return weight_; }
+  bool quantizes_activations() const { return activation_type_.has_value(); }
+  // Bytes this layer holds for its weight and bias (codes, scales, zero points, the W8A8 code
+  // sums, bias): the layer's share of the model's weight bytes.
+  size_t weight_bytes() const;
+
+ protected:
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  void forward_weight_only(const float* x, int64_t tokens, float* y) const;
+  void forward_w8a8(const float* x, int64_t tokens, float* y) const;
+  void rescale_products(const QuantizedTokens& activations, const int32_t* products,
+                        float* y) const;
+
+  QuantizedWeight weight_;
+  Tensor bias_;  // f32 [out] or undefined
+  std::optional<QuantizationType> activation_type_;
+  std::vector<int32_t> weight_code_sums_;  // per output row, for the activations' zero points
+};
+
+}  // namespace zt::quant

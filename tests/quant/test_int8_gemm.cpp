@@ -1,0 +1,102 @@
+// The int8 GEMM (VNNI and portable paths) against a plain int32 loop, on shapes with every
+// kind of tail (rows past a 6-row tile, columns past a 64-column panel, k not a multiple of 4).
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "core/cpu/cpu_int8_gemm.h"
+
+using namespace zt;
+
+namespace {
+
+struct Operands {
+  int64_t m, n, k;
+  std::vector<uint8_t> a;
+  std::vector<int8_t> b;
+};
+
+Operands random_operands(int64_t m, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  Operands operands{m, n, k, std::vector<uint8_t>(size_t(m * k)),
+                    std::vector<int8_t>(size_t(n * k))};
+  for (uint8_t& value : operands.a) value = uint8_t(byte(random));
+  for (int8_t& value : operands.b) value = int8_t(byte(random) - 128);
+  return operands;
+}
+
+std::vector<int32_t> plain_product(const Operands& o) {
+  std::vector<int32_t> c(size_t(o.m * o.n), 0);
+  for (int64_t i = 0; i < o.m; ++i)
+    for (int64_t j = 0; j < o.n; ++j) {
+      int64_t sum = 0;
+      for (int64_t p = 0; p < o.k; ++p)
+        sum += int64_t(o.a[size_t(i * o.k + p)]) * o.b[size_t(j * o.k + p)];
+      c[size_t(i * o.n + j)] = int32_t(sum);
+    }
+  return c;
+}
+
+std::vector<int32_t> run(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o) {
+  std::vector<int32_t> c(size_t(o.m * o.n), -7);
+  gemm({.a = o.a.data(),
+        .lda = o.k,
+        .b = o.b.data(),
+        .ldb = o.k,
+        .c = c.data(),
+        .ldc = o.n,
+        .m = o.m,
+        .n = o.n,
+        .k = o.k});
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("int8 gemm: VNNI and portable paths equal a plain int32 loop on tails of every kind") {
+  uint32_t seed = 1;
+  for (int64_t m : {1, 5, 6, 13, 100})
+    for (int64_t n : {1, 63, 64, 130})
+      for (int64_t k : {1, 3, 4, 67, 256}) {
+        INFO("m=" << m << " n=" << n << " k=" << k);
+        Operands operands = random_operands(m, n, k, seed++);
+        std::vector<int32_t> expected = plain_product(operands);
+        CHECK(run(cpu::int8_gemm_portable, operands) == expected);
+        CHECK(run(cpu::int8_gemm, operands) == expected);
+        if (cpu::int8_gemm_has_vnni()) CHECK(run(cpu::int8_gemm_vnni, operands) == expected);
+      }
+}
+
+TEST_CASE("int8 gemm: extreme codes (255 x -128 at the largest k) sum without overflow") {
+  int64_t k = cpu::kInt8GemmMaxK;
+  Operands operands{2, 3, k, std::vector<uint8_t>(size_t(2 * k), 255),
+                    std::vector<int8_t>(size_t(3 * k), -128)};
+  std::vector<int32_t> c = run(cpu::int8_gemm, operands);
+  CHECK(c[0] == int32_t(-255LL * 128 * k));
+  CHECK(c == plain_product(operands));
+}
+
+TEST_CASE("int8 gemm: k past the accumulator's bound is refused naming k") {
+  Operands operands = random_operands(1, 1, 1, 3);
+  cpu::Int8GemmArgs args{.a = operands.a.data(),
+                         .lda = 70000,
+                         .b = operands.b.data(),
+                         .ldb = 70000,
+                         .c = nullptr,
+                         .ldc = 1,
+                         .m = 1,
+                         .n = 1,
+                         .k = 70000};
+  CHECK_THROWS_WITH_AS(cpu::int8_gemm(args), doctest::Contains("k=70000"), std::invalid_argument);
+}
+
+TEST_CASE("int8 gemm: this x86-64 build takes the VNNI path where the processor has it") {
+#if defined(__x86_64__)
+  bool processor_has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  CHECK(cpu::int8_gemm_has_vnni() == processor_has);
+#endif
+}

@@ -1,0 +1,119 @@
+// QuantizedLinear against plain double loops: weight-only equals x @ dequantized(W)^T + b, and
+// W8A8 equals sum_k sa (a - za) * sw (q - zq) + b over the same codes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/factory.h"
+#include "nn/module.h"
+#include "quant/activation_quantization.h"
+#include "quant/quantized_linear.h"
+
+using namespace zt;
+using quant::QuantizationType;
+
+namespace {
+
+struct LayerData {
+  Tensor x, weight, bias;
+};
+
+LayerData layer_data(int64_t tokens, int64_t in, int64_t out, uint64_t seed) {
+  Generator generator(seed);
+  return {randn({2, tokens, in}, {}, &generator), randn({out, in}, {}, &generator),
+          randn({out}, {}, &generator)};
+}
+
+// Largest |a - b| over the largest |b|.
+double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(a[i] - b[i]));
+    largest = std::max(largest, std::abs(b[i]));
+  }
+  return worst / largest;
+}
+
+// x [rows, in] @ w [out, in]^T + b in double.
+std::vector<double> plain_linear(const std::vector<double>& x, const std::vector<double>& w,
+                                 const std::vector<double>& b, int64_t rows, int64_t in,
+                                 int64_t out) {
+  std::vector<double> y(size_t(rows * out));
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t n = 0; n < out; ++n) {
+      double sum = b[size_t(n)];
+      for (int64_t k = 0; k < in; ++k) sum += x[size_t(t * in + k)] * w[size_t(n * in + k)];
+      y[size_t(t * out + n)] = sum;
+    }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("QuantizedLinear weight-only int8 and int4 equal x @ dequantized(W)^T + b") {
+  LayerData data = layer_data(7, 70, 130, 3);  // 130 rows: three f32 panels, the last partial
+  for (int bits : {8, 4})
+    for (QuantizationType type : {QuantizationType::symmetric, QuantizationType::asymmetric}) {
+      INFO("bits=" << bits << " type=" << int(type));
+      quant::QuantizedLinear layer(data.weight, data.bias, bits, 10, type, std::nullopt);
+      Tensor y = layer(data.x);
+      CHECK(y.sizes() == Shape{2, 7, 130});
+      std::vector<double> expected = plain_linear(
+          data.x.to_vector(), quant::dequantize_weight(layer.quantized_weight()).to_vector(),
+          data.bias.to_vector(), 14, 70, 130);
+      CHECK(relative_difference(y.to_vector(), expected) < 1e-5);
+      // And near the f32 layer: the quantization error of a few percent at most.
+      std::vector<double> exact = plain_linear(data.x.to_vector(), data.weight.to_vector(),
+                                               data.bias.to_vector(), 14, 70, 130);
+      CHECK(relative_difference(y.to_vector(), exact) < (bits == 8 ? 0.02 : 0.3));
+    }
+}
+
+TEST_CASE("QuantizedLinear W8A8 equals the integer formula over the same codes") {
+  LayerData data = layer_data(9, 67, 70, 5);  // k = 67: not a multiple of 4
+  for (QuantizationType weight_type : {QuantizationType::symmetric, QuantizationType::asymmetric})
+    for (QuantizationType token_type :
+         {QuantizationType::symmetric, QuantizationType::asymmetric}) {
+      INFO("weight type=" << int(weight_type) << " token type=" << int(token_type));
+      quant::QuantizedLinear layer(data.weight, data.bias, 8, 7, weight_type, token_type);
+      CHECK(layer.quantizes_activations());
+      Tensor y = layer(data.x);
+      const quant::QuantizedWeight& weight = layer.quantized_weight();
+      quant::QuantizedTokens tokens =
+          quant::quantize_tokens(data.x.contiguous().data_ptr<float>(), 18, 67, token_type);
+      std::vector<double> scales = weight.scales.to_vector(), bias = data.bias.to_vector();
+      std::vector<double> zeros = weight.zero_points.defined() ? weight.zero_points.to_vector()
+                                                               : std::vector<double>(7, 0.0);
+      std::vector<double> expected(18 * 70);
+      for (int64_t t = 0; t < 18; ++t)
+        for (int64_t n = 0; n < 70; ++n) {
+          double sum = 0;
+          int64_t group = n / 10;
+          for (int64_t k = 0; k < 67; ++k)
+            sum += (double(tokens.codes[size_t(t * 67 + k)]) - tokens.zero_points[size_t(t)]) *
+                   (quant::code_at(weight, n, k) - zeros[size_t(group)]);
+          expected[size_t(t * 70 + n)] =
+              tokens.scales[size_t(t)] * scales[size_t(group)] * sum + bias[size_t(n)];
+        }
+      CHECK(relative_difference(y.to_vector(), expected) < 1e-6);
+      std::vector<double> exact =
+          plain_linear(data.x.to_vector(), data.weight.to_vector(), bias, 18, 67, 70);
+      CHECK(relative_difference(y.to_vector(), exact) < 0.03);
+    }
+}
+
+TEST_CASE("QuantizedLinear refuses W8A8 with 4-bit weights and inputs of the wrong width") {
+  LayerData data = layer_data(2, 8, 4, 1);
+  CHECK_THROWS_WITH_AS(
+      quant::QuantizedLinear(data.weight, data.bias, 4, 1, QuantizationType::symmetric,
+                             QuantizationType::symmetric),
+      "QuantizedLinear: activation quantization (W8A8) needs 8-bit weights, got 4",
+      std::invalid_argument);
+  quant::QuantizedLinear layer(data.weight, data.bias, 8, 1, QuantizationType::symmetric,
+                               std::nullopt);
+  CHECK_THROWS_WITH_AS(layer(zeros({3, 5})),
+                       "QuantizedLinear: input of shape [3, 5] needs a last dim of 8",
+                       std::invalid_argument);
+}

@@ -47,10 +47,10 @@ inline inference::InferenceConfig serving_config(const std::string& dtype, const
   inference::InferenceConfig config;
   config.dtype = dtype;
   config.tp_size = tp_size;
-  config.quant.enabled = quant != "off" || dtype == "int8";
-  config.quant.weight_bits = quant == "w4" ? 4 : 8;
-  config.quant.weight_groups = quant_groups;
-  config.quant.activation_enabled = quant == "w8a8";
+  config.quant_given = quant != "off";
+  config.quant.weight.num_bits = quant == "w4" ? 4 : 8;
+  config.quant.weight.q_groups = quant_groups;
+  config.quant.activation.enabled = quant == "w8a8";
   return config;
 }
 

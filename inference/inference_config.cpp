@@ -49,40 +49,44 @@ void read_tensor_parallel(Section& top, InferenceConfig& config) {
   top.read_int("mp_size", config.tp_size, kCount);
 }
 
-void read_q_type(Section& section, bool& symmetric) {
-  std::string q_type = symmetric ? "symmetric" : "asymmetric";
-  section.read_choice("q_type", q_type, {"symmetric", "asymmetric"});
-  symmetric = q_type == "symmetric";
+// DeepSpeed's quant block, into quant's own config; what quant cannot honour (bits, groups, W8A8
+// with 4-bit weights) is checked by quant itself, each of its lines recorded here.
+void read_q_type(Section& section, quant::QuantizationType& type) {
+  std::string name = quant::quantization_type_name(type);
+  section.read_choice("q_type", name, {"symmetric", "asymmetric"});
+  type = name == "symmetric" ? quant::QuantizationType::symmetric
+                             : quant::QuantizationType::asymmetric;
 }
 
-void read_quant(Section& top, QuantSettings& quant) {
-  Section section = top.section("quant");
-  section.read_bool("enabled", quant.enabled);
-  Section weight = section.section("weight");
-  bool weight_enabled = true;
-  weight.read_bool("enabled", weight_enabled);
-  const size_t before = weight.problems_so_far();
-  weight.read_int("num_bits", quant.weight_bits, kCount);
-  if (weight.problems_so_far() == before && quant.weight_bits != 8 && quant.weight_bits != 4) {
-    weight.reject("num_bits", fmt::format("expected 8 or 4, got {}", quant.weight_bits));
-  }
-  weight.read_int("q_groups", quant.weight_groups, kCount);
-  read_q_type(weight, quant.weight_symmetric);
-  weight.finish();
-  Section activation = section.section("activation");
-  activation.read_bool("enabled", quant.activation_enabled);
-  const size_t activation_before = activation.problems_so_far();
-  activation.read_int("num_bits", quant.activation_bits, kCount);
-  if (activation.problems_so_far() == activation_before && quant.activation_bits != 8) {
-    activation.reject("num_bits",
-                      fmt::format("expected 8 (int8 activations), got {}", quant.activation_bits));
-  }
-  read_q_type(activation, quant.activation_symmetric);
-  activation.ignore({"q_groups"});
-  activation.finish();
-  section.ignore({"qkv"});
+template <typename Part>
+void read_quant_part(Section& section, Part& part) {
+  section.read_bool("enabled", part.enabled);
+  int64_t bits = part.num_bits;
+  section.read_int("num_bits", bits, kCount);
+  part.num_bits = int(bits);
+  section.read_int("q_groups", part.q_groups, kCount);
+  read_q_type(section, part.q_type);
   section.finish();
-  if (!weight_enabled) quant.enabled = false;
+}
+
+void read_quant(Section& top, InferenceConfig& config, const ParseContext& context) {
+  Section section = top.section("quant");
+  if (!section.present()) return;
+  config.quant_given = true;
+  quant::QuantizationConfig& quant = config.quant;
+  section.read_bool("enabled", quant.enabled);
+  section.read_bool("quantize_head", quant.quantize_head);
+  Section weight = section.section("weight");
+  read_quant_part(weight, quant.weight);
+  Section activation = section.section("activation");
+  read_quant_part(activation, quant.activation);
+  Section qkv = section.section("qkv");
+  qkv.read_bool("enabled", quant.qkv);
+  qkv.finish();
+  section.finish();
+  // A value rejected above kept its default, so these lines never repeat one of its.
+  for (const std::string& problem : quant::quantization_config_problems(quant, "quant"))
+    context.error("", problem);
 }
 
 void read_sections(Section& top, const ParseContext& context, InferenceConfig& config) {
@@ -105,7 +109,7 @@ void read_sections(Section& top, const ParseContext& context, InferenceConfig& c
     }
     config.checkpoint = checkpoint->get<std::string>();
   });
-  context.read_on([&] { read_quant(top, config.quant); });
+  context.read_on([&] { read_quant(top, config, context); });
   // Keys of DeepSpeed's kernels and CUDA graphs: nothing to switch here.
   top.ignore({"replace_with_kernel_inject", "enable_cuda_graph", "triangular_masking",
               "injection_policy", "keep_module_on_host", "return_tuple", "use_triton"});

@@ -11,34 +11,29 @@
 
 #include "core/dtype.h"
 #include "dist/config.h"
+#include "quant/quantization_config.h"
 
 namespace zt::inference {
-
-// ZeroQuant-style quantization as the config asks for it (the quant layers honour it).
-struct QuantSettings {
-  bool enabled = false;
-  int64_t weight_bits = 8;          // 8 or 4
-  int64_t weight_groups = 1;        // q_groups: groups of rows, each with its scale
-  bool weight_symmetric = true;     // q_type symmetric | asymmetric
-  bool activation_enabled = false;  // dynamic per-token int8 activations (W8A8)
-  int64_t activation_bits = 8;
-  bool activation_symmetric = true;
-};
 
 struct InferenceConfig {
   std::string dtype = "fp32";  // fp32 | fp16 | bf16 | int8 (as written, DeepSpeed's aliases folded)
   int64_t tp_size = 1;
   int64_t max_out_tokens = 1024;  // positions a sequence may hold: prompt + output
   int64_t min_out_tokens = 1;     // a request must leave room for at least this many new tokens
-  QuantSettings quant;
+  // The quant block (quant/quantization_config.h); applied when dtype is int8 or the block is
+  // given with enabled true.
+  quant::QuantizationConfig quant;
+  bool quant_given = false;
   std::string checkpoint;           // a ZeroTrain checkpoint folder or a model file; empty: none
   int64_t max_batch_size = 8;       // sequences in the running batch
   int64_t kv_block_positions = 16;  // positions per block of the paged KV cache
 
   // The dtype the weights are cast to (int8: the unquantized layers stay f32).
   DType weight_dtype() const;
-  // int8 or quant.enabled.
-  bool quantized() const { return dtype == "int8" || quant.enabled; }
+  // int8, or a quant block enabled (its weight part too).
+  bool quantized() const {
+    return dtype == "int8" || (quant_given && quant.enabled && quant.weight.enabled);
+  }
 };
 
 // Throws dist::ConfigError listing every problem; `source_name` starts each line.

@@ -7,7 +7,27 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "quant/quantize_model.h"
+
 namespace zt::inference {
+
+namespace {
+
+// quant names every layer it cannot quantize, one line each; the engine reports the first and
+// how many more, so that a bad q_groups is one line, not one per layer.
+void quantize(models::GPT& model, const quant::QuantizationConfig& config) {
+  try {
+    quant::quantize_linear_layers(model, config);
+  } catch (const std::invalid_argument& error) {
+    const std::string text = error.what();
+    const size_t lines = size_t(std::count(text.begin(), text.end(), '\n'));
+    if (lines == 0) throw std::invalid_argument("init_inference: " + text);
+    throw std::invalid_argument(fmt::format("init_inference: {} (and {} more like it)",
+                                            text.substr(0, text.find('\n')), lines));
+  }
+}
+
+}  // namespace
 
 InferenceEngine::InferenceEngine(std::shared_ptr<models::GPT> model, const InferenceConfig& config)
     : model_(std::move(model)), config_(config) {
@@ -18,13 +38,20 @@ InferenceEngine::InferenceEngine(std::shared_ptr<models::GPT> model, const Infer
         "yet; use tp_size 1",
         config_.tp_size));
   }
-  if (config_.quantized()) {
-    throw std::invalid_argument(
-        "init_inference: dtype int8 / quant.enabled: quantized serving is not available in this "
-        "build; use fp32, fp16 or bf16");
-  }
   model_->eval();
-  model_->to(config_.weight_dtype());
+  if (config_.quantized()) {
+    // Quantized layers take f32 activations: the rest of the model stays f32.
+    if (config_.dtype == "fp16" || config_.dtype == "bf16") {
+      throw std::invalid_argument(fmt::format(
+          "init_inference: dtype {} with quant.enabled: quantized layers compute in f32; use "
+          "dtype int8 (or fp32)",
+          config_.dtype));
+    }
+    model_->to(DType::f32);
+    quantize(*model_, config_.quant);
+  } else {
+    model_->to(config_.weight_dtype());
+  }
   decoder_ = std::make_unique<RaggedDecoder>(*model_);
 }
 
@@ -33,20 +60,7 @@ int64_t InferenceEngine::max_positions() const {
 }
 
 int64_t InferenceEngine::weight_bytes() const {
-  int64_t bytes = 0;
-  // A tied head and embedding share one tensor: count each storage once.
-  std::vector<const void*> seen;
-  auto count = [&](const NamedTensors& tensors) {
-    for (const auto& [name, tensor] : tensors) {
-      const void* data = tensor.raw_data();
-      if (std::find(seen.begin(), seen.end(), data) != seen.end()) continue;
-      seen.push_back(data);
-      bytes += int64_t(tensor.nbytes());
-    }
-  };
-  count(model_->named_parameters());
-  count(model_->named_buffers());
-  return bytes;
+  return int64_t(quant::model_weight_bytes(*model_).total());
 }
 
 void InferenceEngine::check_request(size_t index, const GenerationRequest& request) const {

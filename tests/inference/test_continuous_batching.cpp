@@ -5,9 +5,9 @@
 
 #include <vector>
 
+#include "apps/gpt_inference.h"
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
-#include "apps/gpt_inference.h"
 #include "tests/inference/inference_fixture.h"
 
 using namespace zt;

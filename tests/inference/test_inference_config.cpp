@@ -13,7 +13,7 @@ TEST_CASE("inference config: DeepSpeed's keys, torch's dtype names") {
     "dtype": "bfloat16", "tensor_parallel": {"tp_size": 1}, "max_out_tokens": 512,
     "min_out_tokens": 8, "checkpoint": "ckpt/", "replace_with_kernel_inject": true,
     "quant": {"enabled": true, "weight": {"num_bits": 4, "q_groups": 64, "q_type": "asymmetric"},
-              "activation": {"enabled": true, "num_bits": 8}},
+              "activation": {"enabled": false, "num_bits": 8}},
     "max_batch_size": 16, "kv_block_positions": 32})",
                                                   "inference.json");
   CHECK(config.dtype == "bf16");
@@ -22,10 +22,10 @@ TEST_CASE("inference config: DeepSpeed's keys, torch's dtype names") {
   CHECK(config.min_out_tokens == 8);
   CHECK(config.checkpoint == "ckpt/");
   CHECK(config.quant.enabled);
-  CHECK(config.quant.weight_bits == 4);
-  CHECK(config.quant.weight_groups == 64);
-  CHECK(!config.quant.weight_symmetric);
-  CHECK(config.quant.activation_enabled);
+  CHECK(config.quant.weight.num_bits == 4);
+  CHECK(config.quant.weight.q_groups == 64);
+  CHECK(config.quant.weight.q_type == quant::QuantizationType::asymmetric);
+  CHECK(!config.quant.activation.enabled);
   CHECK(config.quantized());
   CHECK(config.max_batch_size == 16);
   CHECK(config.kv_block_positions == 32);
@@ -45,8 +45,8 @@ TEST_CASE("inference config: every problem of a file at once, one line each") {
         "float16, half, bfloat16), got \"fp8\"\n"
         "inference.json: tensor_parallel.tp_size: expected an integer >= 1, got 0\n"
         "inference.json: checkpoint: expected a checkpoint folder or model file path, got 3\n"
-        "inference.json: quant.weight.num_bits: expected 8 or 4, got 3\n"
         "inference.json: quant.weight.q_type: expected one of \"symmetric\", \"asymmetric\", got "
         "\"skewed\"\n"
+        "inference.json: quant.weight.num_bits: expected 4 or 8, got 3\n"
         "inference.json: min_out_tokens: 32 is more than max_out_tokens 16");
 }

@@ -4,9 +4,9 @@
 
 #include <filesystem>
 
+#include "apps/gpt_inference.h"
 #include "apps/gpt_model_files.h"
 #include "core/safetensors.h"
-#include "apps/gpt_inference.h"
 #include "tests/error_of.h"
 #include "tests/inference/inference_fixture.h"
 

@@ -54,6 +54,7 @@ struct BenchOptions {
   int64_t prompt = 128, decode = 32, repeats = 3, requests = 32, max_mixed = 128;
   std::string quant = "w8";
   std::string torch_file;
+  std::string parts;  // which of dtypes, lengths, batching to run
 };
 
 const apps::CommandLine kCommandLine{
@@ -73,6 +74,8 @@ const apps::CommandLine kCommandLine{
         {"requests", "N", "32", "mixed requests for continuous against static batching"},
         {"max-mixed", "N", "128", "longest prompt and output of a mixed request"},
         {"torch", "FILE", "", "PyTorch's decode figures (lines \"dtype tokens_per_s\")", "none"},
+        {"parts", "LIST", "dtypes,lengths,batching",
+         "what to measure: the dtype table, the generation lengths, the batching comparison"},
         {"clock", "wall|cpu", "wall",
          "cpu: the process's CPU seconds (for a loaded machine; run with ZT_NUM_THREADS=1)"},
     }};
@@ -99,6 +102,7 @@ BenchOptions read_options(const apps::Flags& flags) {
   options.max_mixed = flags.get_int("max-mixed", 8);
   options.torch_file = flags.get_string("torch");
   cpu_clock = flags.get_choice("clock") == "cpu";
+  options.parts = "," + flags.get_string("parts") + ",";
   if (options.prompt + options.decode > options.config.block_size ||
       1024 >= options.config.block_size || 2 * options.max_mixed > options.config.block_size) {
     throw apps::FlagError(
@@ -257,9 +261,12 @@ int main(int argc, char** argv) {
         options.config.n_layer, options.config.n_head, options.config.n_embd,
         options.config.block_size, options.prompt, options.decode, options.repeats,
         cpu_clock ? "cpu" : "wall");
-    print_dtype_table(options);
-    print_generation_lengths(options);
-    print_batching(options);
+    auto wanted = [&](const char* part) {
+      return options.parts.find(fmt::format(",{},", part)) != std::string::npos;
+    };
+    if (wanted("dtypes")) print_dtype_table(options);
+    if (wanted("lengths")) print_generation_lengths(options);
+    if (wanted("batching")) print_batching(options);
     return 0;
   } catch (const std::exception& error) {
     fmt::print(stderr, "bench/inference: {}\n", error.what());

@@ -52,7 +52,7 @@ CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(CUDA_CPP_SRCS:%.cpp=$(BUILD)/%.
              $(NCCL_SRCS:%.cpp=$(BUILD)/%.o)
 CUDA_LIB := $(BUILD)/libzerotrain_cuda.a
 
-LIB_DIRS := core core/cpu core/ops autograd comm nn models tensor_parallel data optim observe dist dist/zero dist/offload compress quant pipeline
+LIB_DIRS := core core/cpu core/ops autograd comm nn models tensor_parallel data optim observe dist dist/zero dist/offload compress quant pipeline inference
 LIB_SRCS := $(filter-out $(NCCL_SRCS),$(foreach dir,$(LIB_DIRS),$(wildcard $(dir)/*.cpp)))
 # protoc writes the C++ of each .proto into the build folder (included as "observe/X.pb.h").
 PROTO_SRCS := $(wildcard observe/*.proto)

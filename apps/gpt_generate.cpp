@@ -4,8 +4,11 @@
 // then each new token is one forward step of one token, so N tokens cost N steps whatever the
 // length so far. Each token is drawn with temperature, top-k and top-p (apps/gpt_sampling.h) on
 // a generator seeded by --seed, so a seed repeats its text. The text goes to stdout, the
-// timings to stderr. Runs without mpirun. Each error (a token outside the model's vocabulary, a
-// prompt and length past its context, a file of another model) is one line and exit status 1.
+// timings to stderr. --dtype, --quant and --tp prepare the model as the inference engine serves
+// it (apps/gpt_inference.h): weights cast to fp16 or bf16, or Linear layers quantized; a
+// tensor-parallel split is refused for now. Runs without mpirun. Each error (a token outside the
+// model's vocabulary, a prompt and length past its context, a file of another model) is one line
+// and exit status 1.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -17,6 +20,7 @@
 
 #include "apps/checkpoint_consolidation.h"
 #include "apps/cli_flags.h"
+#include "apps/gpt_inference.h"
 #include "apps/gpt_model_files.h"
 #include "apps/gpt_sampling.h"
 #include "apps/read_command_line.h"
@@ -45,6 +49,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::string device;
   bool kv_cache = true;
+  inference::InferenceConfig serving;  // dtype, quant, tp_size
 };
 
 const apps::CommandLine& generate_command_line() {
@@ -67,6 +72,12 @@ const apps::CommandLine& generate_command_line() {
           {"device", "cpu|cuda", "cpu", "where the model runs (cuda: GPU 0)"},
           {"kv-cache", "on|off", "on",
            "off: each step runs the whole sequence again (to measure what the cache saves)"},
+          {"dtype", "fp32|fp16|bf16|int8", "fp32",
+           "the weights' dtype (int8: Linear layers quantized as --quant says)"},
+          {"quant", "off|w8|w4|w8a8", "off",
+           "Linear layers quantized: int8 or int4 weights, or int8 weights and activations"},
+          {"quant-groups", "G", "1", "groups of rows, each with its own scale (q_groups)"},
+          {"tp", "N", "1", "tensor-parallel ranks (only 1 for now)"},
       }};
   return command_line;
 }
@@ -111,6 +122,8 @@ GenerateOptions read_generate_options(const apps::Flags& flags) {
   options.seed = uint64_t(flags.get_int("seed", 0));
   options.device = flags.get_choice("device");
   options.kv_cache = flags.get_choice("kv-cache") == "on";
+  options.serving = apps::serving_config(flags.get_choice("dtype"), flags.get_choice("quant"),
+                                         flags.get_int("quant-groups", 1), flags.get_int("tp", 1));
   return options;
 }
 
@@ -223,7 +236,7 @@ void print_timings(size_t prompt_length, const Generation& generation) {
 }
 
 int generate(const GenerateOptions& options) {
-  std::shared_ptr<models::GPT> model = load_model(options);
+  std::shared_ptr<models::GPT> model = apps::served_model(load_model(options), options.serving);
   const models::GPTConfig& config = model->config();
   std::vector<int64_t> prompt = prompt_tokens(options, config.vocab_size);
   int64_t total = int64_t(prompt.size()) + options.max_new_tokens;
@@ -237,7 +250,6 @@ int generate(const GenerateOptions& options) {
   if (device.is_cuda() && cuda_device_count() == 0)
     throw apps::FlagError("--device cuda: no CUDA device is visible");
   model->to(device);
-  model->eval();
   Generation generation = sample(*model, prompt, options, device);
   std::string prompt_text = options.prompt_tokens.empty() ? options.prompt : "";
   fmt::print("{}{}\n", prompt_text, data::decode_bytes(generation.tokens));

@@ -1,0 +1,144 @@
+// The ragged step: embeddings of every new token, then per layer the shared projections over
+// all of them and attention per sequence, then the head on each sequence's last token.
+#include "inference/ragged_decoder.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "autograd/functions.h"
+#include "autograd/grad_mode.h"
+#include "core/factory.h"
+#include "models/causal_attention.h"
+
+namespace zt::inference {
+
+namespace {
+
+std::shared_ptr<nn::Module> child(nn::Module& module, const std::string& path) {
+  for (auto& [name, found] : module.named_modules())
+    if (name == path) return found;
+  throw std::invalid_argument(fmt::format("inference: the model has no module \"{}\"", path));
+}
+
+}  // namespace
+
+RaggedDecoder::RaggedDecoder(models::GPT& model) : config_(model.config()) {
+  if (config_.sparse_attention) {
+    throw std::invalid_argument(
+        "inference: a model with sparse attention is not served (the engine attends densely)");
+  }
+  const bool gpt2 = config_.architecture == models::Architecture::gpt2;
+  token_embedding_ = child(model, gpt2 ? "wte" : "model.embed_tokens");
+  if (gpt2) position_embedding_ = child(model, "wpe");
+  final_norm_ = child(model, gpt2 ? "ln_f" : "model.norm");
+  lm_head_ = child(model, "lm_head");
+  for (int64_t i = 0; i < config_.n_layer; ++i) {
+    const std::string prefix = gpt2 ? fmt::format("h.{}.", i) : fmt::format("model.layers.{}.", i);
+    Layer layer;
+    if (gpt2) {
+      layer.norm_1 = child(model, prefix + "ln_1");
+      layer.qkv = child(model, prefix + "attn.c_attn");
+      layer.out_proj = child(model, prefix + "attn.c_proj");
+      layer.norm_2 = child(model, prefix + "ln_2");
+    } else {
+      layer.norm_1 = child(model, prefix + "input_layernorm");
+      layer.q = child(model, prefix + "self_attn.q_proj");
+      layer.k = child(model, prefix + "self_attn.k_proj");
+      layer.v = child(model, prefix + "self_attn.v_proj");
+      layer.out_proj = child(model, prefix + "self_attn.o_proj");
+      layer.norm_2 = child(model, prefix + "post_attention_layernorm");
+    }
+    layer.mlp = child(model, prefix + "mlp");
+    layers_.push_back(layer);
+  }
+}
+
+Tensor RaggedDecoder::embedded(const std::vector<RaggedSequence>& batch,
+                               const std::vector<int64_t>& starts, Device device) {
+  std::vector<int64_t> tokens, positions;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    tokens.insert(tokens.end(), batch[s].tokens.begin(), batch[s].tokens.end());
+    for (size_t t = 0; t < batch[s].tokens.size(); ++t) positions.push_back(starts[s] + int64_t(t));
+  }
+  const int64_t count = int64_t(tokens.size());
+  Tensor x = (*token_embedding_)(from_int64(tokens, {1, count}).to(device));
+  if (position_embedding_)
+    x = x + (*position_embedding_)(from_int64(positions, {count}).to(device));
+  return x;
+}
+
+Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor& x,
+                                const std::vector<RaggedSequence>& batch,
+                                const std::vector<int64_t>& starts, PagedKVCache& cache) {
+  const int64_t H = config_.n_head, KV = config_.resolved_n_kv_head(), D = config_.head_dim();
+  Tensor q_all, k_all, v_all;
+  if (layer.qkv) {
+    std::vector<Tensor> qkv = split((*layer.qkv)(x), config_.n_embd, 2);
+    q_all = qkv[0], k_all = qkv[1], v_all = qkv[2];
+  } else {
+    q_all = (*layer.q)(x), k_all = (*layer.k)(x), v_all = (*layer.v)(x);
+  }
+  std::vector<Tensor> outputs;
+  int64_t offset = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const int64_t T = int64_t(batch[s].tokens.size()), start = starts[s];
+    auto heads = [&](const Tensor& all, int64_t count) {
+      return all.narrow(1, offset, T).reshape({1, T, count, D}).transpose(1, 2);
+    };
+    Tensor q = heads(q_all, H), k = heads(k_all, KV), v = heads(v_all, KV);
+    if (!position_embedding_) {
+      auto [cos, sin] = rotary_tables(start, T, D, config_.rope_theta, options_of(q));
+      q = rotary_embedding(q, cos, sin);
+      k = rotary_embedding(k, cos, sin);
+    }
+    auto [past_keys, past_values] = cache.read(batch[s].cache_id, index, start);
+    cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
+    models::CausalAttentionResult attended =
+        models::causal_self_attention(q, k, v, past_keys, past_values, 0.0);
+    outputs.push_back(attended.output.transpose(1, 2).reshape({1, T, H * D}));
+    offset += T;
+  }
+  return (*layer.out_proj)(outputs.size() == 1 ? outputs[0] : cat(outputs, 1));
+}
+
+Tensor RaggedDecoder::step(const std::vector<RaggedSequence>& batch, PagedKVCache& cache) {
+  if (batch.empty()) throw std::invalid_argument("RaggedDecoder::step: an empty batch");
+  NoGradGuard no_grad;
+  std::vector<int64_t> starts, last_rows;
+  int64_t rows = 0;
+  for (const RaggedSequence& sequence : batch) {
+    const int64_t T = int64_t(sequence.tokens.size()), past = cache.length(sequence.cache_id);
+    if (T == 0) throw std::invalid_argument("RaggedDecoder::step: a sequence without new tokens");
+    if (past + T > config_.block_size) {
+      throw std::invalid_argument(fmt::format(
+          "inference: a sequence of {} positions ({} cached + {} new) is longer than the "
+          "model's context, block_size {}",
+          past + T, past, T, config_.block_size));
+    }
+    for (int64_t token : sequence.tokens) {
+      if (token < 0 || token >= config_.vocab_size) {
+        throw std::out_of_range(fmt::format("inference: token {} is outside the vocabulary [0, {})",
+                                            token, config_.vocab_size));
+      }
+    }
+    rows += T;
+    last_rows.push_back(rows - 1);
+  }
+  const Device device = final_norm_->parameters().at(0).device();
+  for (const RaggedSequence& sequence : batch) {
+    starts.push_back(cache.grow(sequence.cache_id, int64_t(sequence.tokens.size())));
+  }
+  Tensor x = embedded(batch, starts, device);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    x = x + attention(layer, int64_t(i), (*layer.norm_1)(x), batch, starts, cache);
+    x = x + (*layer.mlp)((*layer.norm_2)(x));
+  }
+  const Tensor last =
+      index_select(x, 1, from_int64(last_rows, {int64_t(last_rows.size())}).to(device));
+  return (*lm_head_)((*final_norm_)(last)).squeeze(0);
+}
+
+}  // namespace zt::inference

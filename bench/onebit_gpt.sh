@@ -5,7 +5,7 @@
 # its gap to Adam's (the bound held in docs/optimizers.md is 0.05).
 #
 # Settings (environment): RANKS (8), STEPS (600), WARMUP (100: the learning rate's linear
-# warm-up, also freeze_step / var_freeze_step), LR (0.002, Adam's and the 1-bit Adams'),
+# warm-up), FREEZE (freeze_step / var_freeze_step: WARMUP), LR (0.002, Adam's and the 1-bit Adams'),
 # LAMB_LR (0.02: LAMB's step is relative to each weight's norm), EPS (1e-6), ONLY (a
 # space-separated subset of the optimizers to run), MODEL_FLAGS (gpt_train's model flags),
 # WINDOWS (windows of the global batch a step: 4 per rank; set it to train the same global
@@ -20,6 +20,7 @@ lamb_lr=${LAMB_LR:-0.02}
 eps=${EPS:-1e-6}
 only=${ONLY:-Adam OneBitAdam ZeroOneAdam OneBitLamb}
 windows=${WINDOWS:-$((4 * ranks))}
+freeze=${FREEZE:-$warmup}
 model_flags=${MODEL_FLAGS:---n_layer 2 --n_head 4 --n_embd 128 --block_size 64}
 mpirun_command=(mpirun --oversubscribe --bind-to none --mca btl self,vader
                 --mca mpi_yield_when_idle 1 -x ZT_NUM_THREADS=1)
@@ -40,11 +41,11 @@ config() {
 EOF
 }
 config Adam "$lr" "" >"$work/Adam.json"
-config OneBitAdam "$lr" ", \"freeze_step\": $warmup" >"$work/OneBitAdam.json"
-config ZeroOneAdam "$lr" ", \"var_freeze_step\": $warmup" >"$work/ZeroOneAdam.json"
-config OneBitLamb "$lamb_lr" ", \"freeze_step\": $warmup" >"$work/OneBitLamb.json"
+config OneBitAdam "$lr" ", \"freeze_step\": $freeze" >"$work/OneBitAdam.json"
+config ZeroOneAdam "$lr" ", \"var_freeze_step\": $freeze" >"$work/ZeroOneAdam.json"
+config OneBitLamb "$lamb_lr" ", \"freeze_step\": $freeze" >"$work/OneBitLamb.json"
 
-echo "onebit_gpt: $ranks ranks, $steps steps, warm-up $warmup, lr $lr (LAMB $lamb_lr), eps $eps," \
+echo "onebit_gpt: $ranks ranks, $steps steps, warm-up $warmup, freeze $freeze, lr $lr (LAMB $lamb_lr), eps $eps," \
      "model '$model_flags', $(nproc) cores"
 printf "%-12s %16s %12s %10s\n" optimizer "validation loss" "vs Adam" seconds
 adam_loss=""

@@ -156,6 +156,20 @@ class GptTrainingRun {
     if (leader_ && !options_.save_path.empty())
       apps::check_output_file("--save", options_.save_path);
     if (!options_.save_dir.empty()) apps::check_output_folder("--save-dir", options_.save_dir);
+    if (leader_ && !options_.save_16bit_model.empty())
+      apps::check_output_file("--save-16bit-model", options_.save_16bit_model);
+  }
+
+  // Every rank takes part (the gather); the engine has printed DeepSpeed's message when it
+  // declined, and the run then ends with an error, since the file was asked for.
+  void save_16bit_model() {
+    const std::filesystem::path path(options_.save_16bit_model);
+    if (!engine_->save_16bit_model(path.parent_path().string(), path.filename().string()))
+      throw std::runtime_error(fmt::format(
+          "--save-16bit-model {}: not written: at ZeRO stage 3 the weights are gathered only "
+          "with zero_optimization.stage3_gather_16bit_weights_on_model_save true",
+          options_.save_16bit_model));
+    if (leader_) fmt::print("saved {} (engine.save_16bit_model)\n", options_.save_16bit_model);
   }
 
   // Rank 0 prepares the token file when it is missing (written under a temporary name and
@@ -320,6 +334,7 @@ class GptTrainingRun {
 
   void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run) {
     NamedTensors state = engine_->consolidated_state_dict();
+    if (!options_.save_16bit_model.empty()) save_16bit_model();
     if (leader_ && steps_run > 0) {
       fmt::print("trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}\n",
                  steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,

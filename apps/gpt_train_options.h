@@ -30,9 +30,10 @@ struct GptTrainOptions {
   std::string data_dir, text_dir;
   int64_t validation_every = 10;
   uint64_t seed = 0;
-  std::string save_path;   // the trained model (rank 0), "" for none
-  std::string save_dir;    // "": no checkpoints
-  int64_t save_every = 0;  // 0: at each evaluation
+  std::string save_path;         // the trained model (rank 0), "" for none
+  std::string save_dir;          // "": no checkpoints
+  int64_t save_every = 0;        // 0: at each evaluation
+  std::string save_16bit_model;  // engine.save_16bit_model's file (every rank calls), "" for none
   bool resume = false;
   std::string device;
   DeepSpeedArgs deepspeed;
@@ -79,6 +80,10 @@ inline const CommandLine& gpt_train_command_line() {
              "the trained model, written by rank 0 (safetensors, f32; gpt_generate --model)"},
             {"save-dir", "DIR", "", "engine checkpoints go in DIR", "none, no checkpoints"},
             {"save-every", "N", "", "checkpoint every N optimizer steps", "at each evaluation"},
+            {"save-16bit-model", "PATH", "",
+             "the trained weights in the training dtype, whole (engine.save_16bit_model; at "
+             "ZeRO stage 3 with stage3_gather_16bit_weights_on_model_save)",
+             "none"},
             {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
             {"pipeline-parallel-size", "N", "1",
@@ -130,6 +135,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.seed = uint64_t(flags.get_int("seed", 0));
   options.save_path = flags.get_string("save");
   options.save_dir = flags.get_string("save-dir");
+  options.save_16bit_model = flags.get_string("save-16bit-model");
   if (flags.has("save-every")) options.save_every = flags.get_int("save-every", 1);
   options.resume = flags.has("resume");
   options.device = flags.get_choice("device");

@@ -210,6 +210,14 @@ class Engine {
   // and stage saved it, and returns the client state (null when none was saved). Every file is
   // read and checked before anything changes; an error leaves the engine as it was. Collective.
   nlohmann::json load_checkpoint(const std::string& dir, const std::string& tag = "");
+  // DeepSpeed's save_16bit_model: the model's weights in the model's own dtype (16-bit when fp16
+  // or bf16 is on), gathered whole, in one safetensors file SAVE_DIR/SAVE_FILENAME written by
+  // rank 0 (to a temporary name, then renamed; a tied parameter stored once). With P_p the
+  // gather needs zero_optimization.gather_16bit_weights_on_model_save (either spelling): without
+  // it nothing is written, rank 0 prints DeepSpeed's message and every rank returns false.
+  // Collective; returns true once the file is written.
+  bool save_16bit_model(const std::string& save_dir,
+                        const std::string& save_filename = "model.safetensors");
   // The report of this rank: live and peak bytes by kind since the engine was built, next to
   // the ZeRO formulas, and the payload bytes per collective of the last training step (from
   // the step before it to its update) next to the communication volumes.

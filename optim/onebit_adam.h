@@ -20,6 +20,8 @@ class OneBitAdam final : public CompressedCommunicationOptimizer {
   void set_momentum(double beta1) override { options_.beta1 = beta1; }
   double momentum() const override { return options_.beta1; }
   bool gradients_stay_local() const override { return frozen_; }
+  // Each piece's momentum is compressed with its own scale, as each parameter's in DeepSpeed.
+  void set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) override;
   ParamState param_state(size_t group, size_t index) const override;
   void set_param_state(size_t group, size_t index, const ParamState& state) override;
 
@@ -27,8 +29,11 @@ class OneBitAdam final : public CompressedCommunicationOptimizer {
   struct State {
     Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
-    std::unique_ptr<comm::CompressedAllReduce> compression;
+    std::vector<NormSegment> pieces;  // empty: the whole tensor is one piece
+    std::vector<std::unique_ptr<comm::CompressedAllReduce>> compressions;  // one per piece
   };
+  // Replaces the momentum by its compressed average over the ranks, piece by piece.
+  void average_momentum(State& state, int64_t count);
   OneBitOptions options_;
   bool initialized_ = false;  // DeepSpeed's first step only fills the moments
   bool frozen_ = false;       // past freeze_step: compressed momentum, frozen variance

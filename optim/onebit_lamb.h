@@ -33,10 +33,8 @@ class OneBitLamb final : public CompressedCommunicationOptimizer {
   void set_momentum(double beta1) override { options_.base.beta1 = beta1; }
   double momentum() const override { return options_.base.beta1; }
   bool gradients_stay_local() const override { return frozen_; }
-  // The parameters inside tensor `index` of `group` (a run of a flat buffer holds several):
-  // each piece has its own trust ratio, factor and momentum scaling, as each parameter has in
-  // DeepSpeed. Without it the tensor is one piece. Only begin and numel are read.
-  void set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces);
+  // Each piece (onebit_optimizer.h) has its own trust ratio, factor and momentum scaling.
+  void set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) override;
   // The trust ratio of each piece with a gradient in the last step, in order.
   const std::vector<double>& last_trust_ratios() const { return trust_ratios_; }
   ParamState param_state(size_t group, size_t index) const override;

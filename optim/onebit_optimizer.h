@@ -11,6 +11,7 @@
 
 #include "comm/communicator.h"
 #include "comm/compressed_allreduce.h"
+#include "optim/lamb.h"
 #include "optim/optimizer.h"
 
 namespace zt::optim {
@@ -30,6 +31,13 @@ class CompressedCommunicationOptimizer : public Optimizer {
       : Optimizer(std::move(groups)), data_parallel_(data_parallel) {}
   // Whether the next backward's gradients must stay on their rank, unreduced.
   virtual bool gradients_stay_local() const = 0;
+  // The parameters inside tensor `index` of `group` (a run of the engine's flat buffer holds
+  // several), so that each is compressed or scaled on its own, as each parameter is in
+  // DeepSpeed; only begin and numel are read. Without it a tensor is one piece. 0/1 Adam
+  // compresses whole runs (what it compresses is already divided by sqrt(v) + eps after its
+  // variance freezes).
+  virtual void set_pieces(size_t /*group*/, size_t /*index*/, std::vector<NormSegment> /*pieces*/) {
+  }
 
  protected:
   // The compressed averaging of one tensor's buffer, made at first use.

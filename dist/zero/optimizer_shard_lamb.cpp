@@ -10,7 +10,7 @@
 #include "core/factory.h"
 #include "dist/zero/optimizer_shard.h"
 #include "optim/lamb.h"
-#include "optim/onebit_lamb.h"
+#include "optim/onebit_optimizer.h"
 
 namespace zt::dist {
 
@@ -43,9 +43,10 @@ std::vector<optim::NormSegment> norm_segments(const FlatGroup& plan, int64_t own
 }  // namespace
 
 void OptimizerShard::attach_lamb_norms() {
-  // 1-bit LAMB runs at stage 0 only: a run's pieces are whole parameters, each of which takes
-  // its own trust ratio, as in DeepSpeed.
-  if (auto* onebit = dynamic_cast<optim::OneBitLamb*>(optimizer_.get())) {
+  // The compressed-communication optimizers run at stage 0 only: a run's pieces are whole
+  // parameters, each of which takes its own trust ratio (1-bit LAMB) or compression scale
+  // (1-bit Adam), as in DeepSpeed.
+  if (auto* onebit = dynamic_cast<optim::CompressedCommunicationOptimizer*>(optimizer_.get())) {
     for (size_t g = 0; g < groups_.size(); ++g)
       for (const RunPlace& place : runs_[g])
         onebit->set_pieces(place.run.param_group, place.index,

@@ -22,6 +22,7 @@
 #include "tests/error_of.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/shared_scratch.h"
 
 using namespace zt::comm;
 
@@ -80,27 +81,6 @@ void train_steps(Engine& engine, Communicator& comm, int first, int last, Trace&
     trace.scales.push_back(engine.loss_scale());
   }
 }
-
-// A scratch directory that every rank of `comm` names the same; rank 0 removes it at the end.
-class SharedScratch {
- public:
-  explicit SharedScratch(Communicator& comm) : comm_(comm) {
-    Tensor id = full({1}, double(getpid()), {.dtype = DType::f64});
-    comm.broadcast(id, 0);
-    path_ = fmt::format("/tmp/zt-checkpoint-test-{}", int64_t(id.item()));
-    if (comm.rank() == 0) fs::remove_all(path_);
-    comm.barrier();
-  }
-  ~SharedScratch() {
-    comm_.barrier();
-    if (comm_.rank() == 0) fs::remove_all(path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  Communicator& comm_;
-  std::string path_;
-};
 
 }  // namespace
 

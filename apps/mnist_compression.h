@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "apps/compression_file.h"
 #include "apps/mnist_common.h"
 #include "compress/compressor.h"
 #include "compress/distillation.h"
@@ -25,23 +26,6 @@
 #include "dist/engine.h"
 
 namespace zt::apps {
-
-// The compression_training block of a JSON file (a whole ds_config or just the block).
-inline dist::CompressionConfig read_compression_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw dist::ConfigError(fmt::format("{}: cannot open", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  nlohmann::json root = nlohmann::json::parse(text.str(), nullptr, false, true);
-  if (!root.is_object() || !root.contains("compression_training")) {
-    throw dist::ConfigError(
-        fmt::format("{}: expected a JSON object with a \"compression_training\" block", path));
-  }
-  // Only the block is read here; the batch keys are the engine config's business.
-  nlohmann::json config = {{"train_micro_batch_size_per_gpu", 1},
-                           {"compression_training", root["compression_training"]}};
-  return dist::parse_config(config.dump(), path, 1, nullptr).compression_training;
-}
 
 inline MnistCnnWidths scaled_widths(double width) {
   MnistCnnWidths full;

@@ -142,13 +142,19 @@ class GptCompression {
     smaller->eval();
     const std::vector<double> expected = (*trained)(probe.inputs).to_vector(),
                               got = (*smaller)(probe.inputs).to_vector();
+    int64_t trained_parameters = 0;  // without the learned mask scores
+    for (const auto& [name, tensor] : trained->named_parameters()) {
+      if (!name.ends_with(compress::kSparseScoresName) &&
+          !name.ends_with(compress::kHeadScoresName))
+        trained_parameters += tensor.numel();
+    }
     double difference = 0.0;
     for (size_t i = 0; i < got.size(); ++i)
       difference = std::max(difference, std::fabs(expected[i] - got[i]));
     fmt::print(
         "compression: trained {} parameters; cleaned {} parameters ({} heads a layer: {}; {} "
         "packed weights), {} bytes, saved {}; largest logit difference cleaned vs trained {:.3g}\n",
-        trained->num_parameters(), cleaned.parameter_count, config.n_head,
+        trained_parameters, smaller->num_parameters(), config.n_head,
         fmt::join(smaller->config().layer_heads.empty()
                       ? std::vector<int64_t>(size_t(config.n_layer), config.n_head)
                       : smaller->config().layer_heads,

@@ -8,8 +8,8 @@
 # Usage: bench/compression.sh [STEPS (default 400)] [OUT_DIR (default a temp folder)]
 # With EPOCH=1 it adds the recipes measured against the one-epoch baseline: that baseline is
 # the teacher (trained 938 steps, 2.3x the student's 400) of half-width students distilled with
-# (alpha, T) = (0.5, 4) and (1, 2), and 90% l1 sparsity pruned gradually over steps 100-600 and
-# fine-tuned to the epoch's end (configs/compression_cnn_sparse90_epoch.json).
+# (alpha, T) from (0.5, 4) to (2, 1), and 90% l1 sparsity pruned gradually over steps 100-600
+# and fine-tuned to the epoch's end (configs/compression_cnn_sparse90_epoch.json).
 # With GPT=1 it adds the GPT runs (gpt_train, tiny sizes): a 6-layer teacher, a 3-layer student
 # trained alone, and the same student initialised by layer_reduction from teacher layers 0, 2, 4
 # and distilled (configs/compression_gpt_layer_reduction.json), each for GPT_STEPS steps.
@@ -58,16 +58,19 @@ if [[ ${EPOCH:-0} == 1 ]]; then
   run epoch_baseline
   run epoch_sparse90 --compression-config configs/compression_cnn_sparse90_epoch.json
   run epoch_channels50 --compression-config configs/compression_cnn_channels50.json
+  run epoch_channels50_distilled --compression-config configs/compression_cnn_channels50.json \
+    --teacher "$out/epoch_baseline.safetensors" --distill-alpha 2 --distill-temperature 1
   steps=$student_steps
-  for setting in "0.5 4" "1 2"; do
+  for setting in "0.5 4" "4 2" "1 2" "1 1.5" "1 1" "2 1"; do
     read -r alpha temperature <<<"$setting"
     run "distilled_a${alpha}_t${temperature}" --width 0.5 --distill-alpha "$alpha" \
       --distill-temperature "$temperature" --teacher "$out/epoch_baseline.safetensors"
   done
   echo "One epoch (938 steps):"
-  report epoch_baseline epoch_sparse90 epoch_channels50
+  report epoch_baseline epoch_sparse90 epoch_channels50 epoch_channels50_distilled
   echo "Half-width students, $steps steps, teacher: the one-epoch baseline:"
-  report student distilled_a0.5_t4 distilled_a1_t2
+  report student distilled_a0.5_t4 distilled_a4_t2 distilled_a1_t2 distilled_a1_t1.5 \
+    distilled_a1_t1 distilled_a2_t1
 fi
 
 if [[ ${GPT:-0} == 1 ]]; then

@@ -20,6 +20,7 @@
 #include "apps/mnist_common.h"
 #include "compress/compressor.h"
 #include "compress/distillation.h"
+#include "compress/mask_scores.h"
 #include "compress/packed_weights.h"
 #include "compress/redundancy_clean.h"
 #include "dist/config.h"
@@ -69,6 +70,11 @@ class MnistCompression {
   }
   bool compressing() const { return compression_.any_enabled(); }
 
+  // Before zt::initialize: the learned scores of the topk methods join the model's parameters.
+  void prepare_model(nn::Module& model, uint64_t seed) {
+    if (compressing()) compress::add_mask_scores(model, compression_, seed);
+  }
+
   // Hooks the engine's model (after zt::initialize, so stage 3 has gathered what they read).
   void attach(dist::Engine& engine) {
     if (!compressing()) return;
@@ -88,8 +94,11 @@ class MnistCompression {
               double trained_accuracy, const Tensor& test_images, const Tensor& test_labels) {
     if (!compressing()) return;
     // The trained network's cost without the compressor's hooks: the dense model as it is.
+    NamedTensors weights;  // without the learned mask scores
+    for (const auto& [name, tensor] : state)
+      if (!compress::is_mask_scores(name)) weights.emplace_back(name, tensor);
     auto dense = std::make_shared<MnistCnn>(widths_of(state));
-    dense->load_state_dict(state);
+    dense->load_state_dict(weights);
     const double trained_seconds = inference_seconds(*dense, test_images);
     compress::CleanedModel cleaned =
         compress::redundancy_clean(state, compressor_->state_at(engine.global_steps()));

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 #include "autograd/functions.h"
 #include "compress/module_selection.h"
@@ -26,6 +28,15 @@ Tensor new_scores(const Shape& shape, const Tensor& like, Generator& generator) 
 }
 
 }  // namespace
+
+bool is_mask_scores(const std::string& name) {
+  for (const std::string_view scores : {kSparseScoresName, kHeadScoresName}) {
+    if (name.size() > scores.size() && name.ends_with(scores) &&
+        name[name.size() - scores.size() - 1] == '.')
+      return true;
+  }
+  return false;
+}
 
 Tensor own_parameter(nn::Module& module, const std::string& name) {
   for (const auto& [parameter_name, parameter] : module.named_parameters(false))

@@ -34,6 +34,9 @@ std::vector<float> topk_mask(std::span<const float> scores, double dense_ratio);
 // to `scores` unchanged.
 Tensor topk_binarize(const Tensor& scores, double dense_ratio);
 
+// Whether a state dict entry is learned mask scores (training state, not part of the model).
+bool is_mask_scores(const std::string& name);
+
 // The module's parameter called `name` (not its children's); undefined when it has none.
 Tensor own_parameter(nn::Module& module, const std::string& name);
 

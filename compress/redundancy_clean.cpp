@@ -153,16 +153,6 @@ void remove_head_outputs(const ModuleCompression& module, size_t index, int64_t 
   }
 }
 
-// The learned topk scores are training state, not part of the model.
-bool is_mask_scores(const std::string& name) {
-  auto ends_with = [&](const std::string& suffix) {
-    return name.size() > suffix.size() &&
-           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return ends_with(std::string(".") + kSparseScoresName) ||
-         ends_with(std::string(".") + kHeadScoresName);
-}
-
 }  // namespace
 
 CleanedModel redundancy_clean(const NamedTensors& state,

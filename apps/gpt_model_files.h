@@ -6,6 +6,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -23,20 +24,25 @@ inline constexpr const char* kGptModelName = "gpt";
 inline constexpr const char* kByteTokenizerName = "bytes";
 
 inline SafetensorsMetadata gpt_metadata(const models::GPTConfig& config) {
-  return {{"model", kGptModelName},
-          {"tokenizer", kByteTokenizerName},
-          {"architecture", models::architecture_name(config.architecture)},
-          {"vocab_size", std::to_string(config.vocab_size)},
-          {"block_size", std::to_string(config.block_size)},
-          {"n_layer", std::to_string(config.n_layer)},
-          {"n_head", std::to_string(config.n_head)},
-          {"n_embd", std::to_string(config.n_embd)},
-          {"n_kv_head", std::to_string(config.resolved_n_kv_head())},
-          {"intermediate_size", std::to_string(config.resolved_intermediate_size())},
-          {"bias", config.bias ? "true" : "false"},
-          {"norm_eps", fmt::format("{}", config.norm_eps)},
-          {"rope_theta", fmt::format("{}", config.rope_theta)},
-          {"tie_word_embeddings", config.tie_word_embeddings ? "true" : "false"}};
+  SafetensorsMetadata metadata{
+      {"model", kGptModelName},
+      {"tokenizer", kByteTokenizerName},
+      {"architecture", models::architecture_name(config.architecture)},
+      {"vocab_size", std::to_string(config.vocab_size)},
+      {"block_size", std::to_string(config.block_size)},
+      {"n_layer", std::to_string(config.n_layer)},
+      {"n_head", std::to_string(config.n_head)},
+      {"n_embd", std::to_string(config.n_embd)},
+      {"n_kv_head", std::to_string(config.resolved_n_kv_head())},
+      {"intermediate_size", std::to_string(config.resolved_intermediate_size())},
+      {"bias", config.bias ? "true" : "false"},
+      {"norm_eps", fmt::format("{}", config.norm_eps)},
+      {"rope_theta", fmt::format("{}", config.rope_theta)},
+      {"tie_word_embeddings", config.tie_word_embeddings ? "true" : "false"}};
+  // Only a head-pruned model has it: the heads each layer kept, "2,3,..." (absent: n_head).
+  if (!config.layer_heads.empty())
+    metadata["layer_heads"] = fmt::format("{}", fmt::join(config.layer_heads, ","));
+  return metadata;
 }
 
 // The config that `metadata` describes; `where` (a file) starts every error.
@@ -94,6 +100,21 @@ inline models::GPTConfig gpt_config_from_metadata(const SafetensorsMetadata& met
   config.norm_eps = number("norm_eps");
   config.rope_theta = number("rope_theta");
   config.tie_word_embeddings = flag("tie_word_embeddings");
+  if (metadata.contains("layer_heads")) {
+    std::string heads = value("layer_heads");
+    for (size_t begin = 0; begin <= heads.size();) {
+      size_t end = std::min(heads.find(',', begin), heads.size());
+      int64_t count = 0;
+      auto [stop, error] = std::from_chars(heads.data() + begin, heads.data() + end, count);
+      if (error != std::errc() || stop != heads.data() + end) {
+        throw std::runtime_error(
+            fmt::format("{}: metadata \"layer_heads\": expected counts like \"2,3\", got \"{}\"",
+                        where, heads));
+      }
+      config.layer_heads.push_back(count);
+      begin = end + 1;
+    }
+  }
   try {
     config.validate();
   } catch (const std::invalid_argument& error) {

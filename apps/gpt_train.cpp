@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "apps/distributed_metrics.h"
+#include "apps/gpt_compression.h"
 #include "apps/gpt_model_files.h"
 #include "apps/gpt_train_options.h"
 #include "apps/output_paths.h"
@@ -230,10 +231,17 @@ class GptTrainingRun {
     models::GPTConfig model_config = options_.model;
     model_config.sparse_attention = config_.sparse_attention;
     auto model = std::make_shared<models::GPT>(model_config);
+    compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
+                                                     options_.teacher,
+                                                     {.alpha = options_.distill_alpha,
+                                                      .temperature = options_.distill_temperature}},
+                         config_, model_config);
+    compression_->prepare_student(*model, options_.seed, leader_);
     model->to(apps::training_device(options_.device, runtime));
     initialized_ = initialize(runtime, config_, model, options_.deepspeed.dist_backend,
                               weight_decay_groups(*model));
     engine_ = initialized_.engine.get();
+    compression_->attach(*engine_);
     if (options_.resume) engine_->load_checkpoint(options_.save_dir);
   }
 
@@ -277,7 +285,7 @@ class GptTrainingRun {
     int64_t accumulation = config_.gradient_accumulation_steps;
     int64_t first_micro_step = engine_->global_steps() * accumulation;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      Tensor loss = next_token_loss(*engine_, train_windows_->batch(first_micro_step + micro));
+      Tensor loss = compression_->loss(*engine_, train_windows_->batch(first_micro_step + micro));
       engine_->backward(loss);
       engine_->step();
       interval_loss_sum_ += loss.item();
@@ -357,6 +365,10 @@ class GptTrainingRun {
     if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = embedding_name;
     save_safetensors(options_.save_path, saved, metadata);
     fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
+    models::GPTConfig model_config = options_.model;
+    model_config.sparse_attention = config_.sparse_attention;
+    compression_->finish(state, model_config, engine_->global_steps(), options_.save_path,
+                         validation_windows_->batch(0));
   }
 
   const GptTrainOptions& options_;
@@ -367,6 +379,7 @@ class GptTrainingRun {
   int64_t eval_iters_ = 0;
   dist::Config config_;
   int64_t micro_batch_ = 1;
+  std::optional<apps::GptCompression> compression_;  // compression_training and --teacher
   Initialized initialized_;
   dist::Engine* engine_ = nullptr;
   double interval_loss_sum_ = 0.0, interval_seconds_ = 0.0;

@@ -42,6 +42,9 @@ struct GptTrainOptions {
   // --print-schedule: the pipeline schedule's shape.
   bool print_schedule = false;
   int64_t pipeline_parallel_size = 1, virtual_stages = 1, micro_batches = 4;
+  // --compression-config, --teacher, --distill-* (apps/gpt_compression.h).
+  std::string compression_config, teacher;
+  double distill_alpha = 1.0, distill_temperature = 2.0;
 };
 
 inline const CommandLine& gpt_train_command_line() {
@@ -94,6 +97,17 @@ inline const CommandLine& gpt_train_command_line() {
             {"print-schedule", "", "",
              "print the pipeline schedule of each stage as a table (docs/pipeline.md) and exit"},
         }};
+    for (const FlagSpec& flag : std::vector<FlagSpec>{
+             {"compression-config", "FILE", "",
+              "a JSON file whose compression_training block compresses the GPT while it trains "
+              "(head pruning, QAT, pruning, layer_reduction); the model is then cleaned and "
+              "saved smaller next to --save",
+              "the ds_config's block, if any"},
+             {"teacher", "FILE", "", "distil from this trained GPT (gpt_train --save)",
+              "none, no distillation"},
+             {"distill-alpha", "A", "1", "weight of the teacher's KL term"},
+             {"distill-temperature", "T", "2", "softmax temperature of distillation"}})
+      table.flags.push_back(flag);
     for (const FlagSpec& flag : optimizer_flags("adamw", "0.1")) table.flags.push_back(flag);
     for (const FlagSpec& flag : deepspeed_flags()) table.flags.push_back(flag);
     for (const FlagSpec& flag : config_doctor_flags()) table.flags.push_back(flag);
@@ -156,6 +170,14 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.deepspeed = deepspeed_args(flags);
   options.doctor = read_doctor_options(flags);
   options.trace = read_trace_options(flags);
+  options.compression_config = flags.get_string("compression-config");
+  options.teacher = flags.get_string("teacher");
+  options.distill_alpha = flags.get_non_negative_double("distill-alpha");
+  options.distill_temperature = flags.get_double("distill-temperature", 0.0);
+  if (!(options.distill_temperature > 0.0)) {
+    throw FlagError(
+        fmt::format("--distill-temperature: expected T > 0, got {}", options.distill_temperature));
+  }
   return options;
 }
 

@@ -16,32 +16,17 @@
 #include <sstream>
 #include <string>
 
+#include "apps/compression_file.h"
 #include "apps/mnist_common.h"
 #include "compress/compressor.h"
 #include "compress/distillation.h"
+#include "compress/mask_scores.h"
 #include "compress/packed_weights.h"
 #include "compress/redundancy_clean.h"
 #include "dist/config.h"
 #include "dist/engine.h"
 
 namespace zt::apps {
-
-// The compression_training block of a JSON file (a whole ds_config or just the block).
-inline dist::CompressionConfig read_compression_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw dist::ConfigError(fmt::format("{}: cannot open", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  nlohmann::json root = nlohmann::json::parse(text.str(), nullptr, false, true);
-  if (!root.is_object() || !root.contains("compression_training")) {
-    throw dist::ConfigError(
-        fmt::format("{}: expected a JSON object with a \"compression_training\" block", path));
-  }
-  // Only the block is read here; the batch keys are the engine config's business.
-  nlohmann::json config = {{"train_micro_batch_size_per_gpu", 1},
-                           {"compression_training", root["compression_training"]}};
-  return dist::parse_config(config.dump(), path, 1, nullptr).compression_training;
-}
 
 inline MnistCnnWidths scaled_widths(double width) {
   MnistCnnWidths full;
@@ -85,6 +70,11 @@ class MnistCompression {
   }
   bool compressing() const { return compression_.any_enabled(); }
 
+  // Before zt::initialize: the learned scores of the topk methods join the model's parameters.
+  void prepare_model(nn::Module& model, uint64_t seed) {
+    if (compressing()) compress::add_mask_scores(model, compression_, seed);
+  }
+
   // Hooks the engine's model (after zt::initialize, so stage 3 has gathered what they read).
   void attach(dist::Engine& engine) {
     if (!compressing()) return;
@@ -104,8 +94,11 @@ class MnistCompression {
               double trained_accuracy, const Tensor& test_images, const Tensor& test_labels) {
     if (!compressing()) return;
     // The trained network's cost without the compressor's hooks: the dense model as it is.
+    NamedTensors weights;  // without the learned mask scores
+    for (const auto& [name, tensor] : state)
+      if (!compress::is_mask_scores(name)) weights.emplace_back(name, tensor);
     auto dense = std::make_shared<MnistCnn>(widths_of(state));
-    dense->load_state_dict(state);
+    dense->load_state_dict(weights);
     const double trained_seconds = inference_seconds(*dense, test_images);
     compress::CleanedModel cleaned =
         compress::redundancy_clean(state, compressor_->state_at(engine.global_steps()));

@@ -214,6 +214,7 @@ class TrainingRun {
       narrow->checkpoint_segments = checkpoints;
       model = narrow;
     }
+    compression_->prepare_model(*model, options_.seed);
     model->to(apps::training_device(options_.device, runtime));
     initialized_ = initialize(runtime, config_, model, dist_backend);
     engine_ = initialized_.engine.get();

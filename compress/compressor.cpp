@@ -12,11 +12,14 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "compress/head_pruning.h"
+#include "compress/mask_scores.h"
 #include "compress/module_selection.h"
 #include "compress/pruning_masks.h"
 #include "compress/quantizer.h"
 #include "core/factory.h"
 #include "dist/config.h"
+#include "models/conv1d.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 
@@ -28,12 +31,17 @@ struct Compressor::Target {
   Tensor* weight_slot = nullptr;  // the module's member its forward reads
   Tensor* bias_slot = nullptr;
   Tensor saved_weight, saved_bias;  // the parameters, while the slots hold compressed forms
-  std::vector<std::string> related_modules;
+  std::string type;
+  int input_dim = 1;  // the weight's dim of input features (compress/head_pruning.h)
+  std::vector<std::string> related_modules, related_types;
   // Settings from the groups that selected the module (0 / null: the technique is off here).
   const dist::CompressionGroup* quantization = nullptr;
   int activation_bits = 0;
   double sparse_ratio = 0.0, row_ratio = 0.0;
   int64_t row_offset = 0;
+  Tensor sparse_scores;  // topk sparse pruning's learned scores (undefined: l1)
+  Tensor head_scores;    // head pruning's learned scores, one a head
+  double head_ratio = 0.0;
   // Masks, cached with the dense ratio they were made for.
   double sparse_mask_ratio = 1.0, row_mask_ratio = 1.0;
   std::vector<float> sparse_mask, row_mask;
@@ -56,24 +64,26 @@ Tensor tensor_like(const std::vector<float>& values, const Shape& shape, const T
   return host.to(like.dtype()).to(like.device());
 }
 
-// Forward: `quantized`; backward: the gradient of `values` unchanged (straight through).
+// Forward: exactly `quantized` (v - v is 0); backward: the gradient of `values` unchanged.
 Tensor straight_through(const Tensor& values, const Tensor& quantized) {
-  return add(values, sub(quantized, values.detach()));
+  return add(quantized, sub(values, values.detach()));
 }
 
 void refuse_unimplemented(const dist::CompressionConfig& config) {
   auto refuse_method = [](const dist::CompressionTechnique& technique, const std::string& method,
-                          std::string_view key) {
-    if (technique.enabled && method != "l1") {
-      throw dist::ConfigError(fmt::format(
-          "compression_training.{}.shared_parameters.method: \"{}\" is not implemented yet "
-          "(only \"l1\")",
-          key, method));
+                          std::string_view key, std::string_view implemented) {
+    if (technique.enabled && implemented.find("\"" + method + "\"") == std::string_view::npos) {
+      throw dist::ConfigError(
+          fmt::format("compression_training.{}.shared_parameters.method: \"{}\" is not "
+                      "implemented yet (only {})",
+                      key, method, implemented));
     }
   };
-  refuse_method(config.sparse_pruning, config.sparse_pruning.method, "sparse_pruning");
-  refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning");
-  refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning");
+  refuse_method(config.sparse_pruning, config.sparse_pruning.method, "sparse_pruning",
+                "\"l1\" and \"topk\"");
+  refuse_method(config.head_pruning, config.head_pruning.method, "head_pruning", "\"topk\"");
+  refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning", "\"l1\"");
+  refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning", "\"l1\"");
   if (config.activation_quantization.enabled &&
       config.activation_quantization.range_calibration != "dynamic") {
     throw dist::ConfigError(
@@ -95,8 +105,6 @@ void check_model_structure(nn::Module& model, const dist::CompressionConfig& con
           "compression_training.head_pruning: the model ({}) has no attention heads to prune",
           model.type_name()));
     }
-    throw dist::ConfigError(
-        "compression_training.head_pruning: pruning attention heads is not implemented yet");
   }
   const dist::LayerReductionConfig& reduction = config.layer_reduction;
   if (reduction.enabled) {
@@ -109,9 +117,6 @@ void check_model_structure(nn::Module& model, const dist::CompressionConfig& con
           "the model ({})",
           reduction.module_name_prefix, model.type_name()));
     }
-    throw dist::ConfigError(
-        "compression_training.layer_reduction: initialising a student from teacher layers is "
-        "not implemented yet");
   }
 }
 
@@ -131,35 +136,60 @@ int Compressor::bits_at(const dist::CompressionGroup& group, int64_t offset, int
   return bits;
 }
 
-Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
-                       std::function<int64_t()> current_step)
-    : config_(config), current_step_(std::move(current_step)) {
-  refuse_unimplemented(config_);
-  check_model_structure(model, config_);
-  const std::vector<NamedModule> candidates = compressible_modules(model);
-  auto target_of = [&](const NamedModule& selected) -> Target& {
-    for (auto& target : targets_)
-      if (target->name == selected.name) return *target;
-    auto target = std::make_unique<Target>();
-    target->name = selected.name;
-    target->module = selected.module;
-    if (auto* linear = dynamic_cast<nn::Linear*>(selected.module.get())) {
-      target->weight_slot = &linear->weight;
-      target->bias_slot = &linear->bias;
-    } else {
-      auto* conv = dynamic_cast<nn::Conv2d*>(selected.module.get());
-      target->weight_slot = &conv->weight;
-      target->bias_slot = &conv->bias;
-    }
-    targets_.push_back(std::move(target));
-    return *targets_.back();
-  };
-  for (const dist::CompressionGroup& group : config_.weight_quantization.groups) {
-    if (!config_.weight_quantization.enabled) break;
+namespace {
+
+using Targets = std::vector<std::unique_ptr<Compressor::Target>>;
+
+// The target of a selected module, made when a technique first selects it.
+Compressor::Target& target_of(Targets& targets, const NamedModule& selected) {
+  for (auto& target : targets)
+    if (target->name == selected.name) return *target;
+  auto target = std::make_unique<Compressor::Target>();
+  target->name = selected.name;
+  target->module = selected.module;
+  target->type = selected.module->type_name();
+  target->input_dim = input_dim_of(target->type);
+  if (auto* linear = dynamic_cast<nn::Linear*>(selected.module.get())) {
+    target->weight_slot = &linear->weight;
+    target->bias_slot = &linear->bias;
+  } else if (auto* conv1d = dynamic_cast<models::Conv1D*>(selected.module.get())) {
+    target->weight_slot = &conv1d->weight;
+    target->bias_slot = &conv1d->bias;
+  } else {
+    auto* conv = dynamic_cast<nn::Conv2d*>(selected.module.get());
+    target->weight_slot = &conv->weight;
+    target->bias_slot = &conv->bias;
+  }
+  targets.push_back(std::move(target));
+  return *targets.back();
+}
+
+// A topk technique's scores on the module, added by add_mask_scores before initialize.
+Tensor scores_of(const Compressor::Target& target, const char* name, std::string_view key) {
+  Tensor scores = own_parameter(*target.module, name);
+  if (!scores.defined()) {
+    throw dist::ConfigError(fmt::format(
+        "compression_training.{}: {} has no learned {}; call compress::add_mask_scores(model, "
+        "config) before zt::initialize",
+        key, target.name, name));
+  }
+  return scores;
+}
+
+std::string type_named(const std::vector<NamedModule>& candidates, const std::string& name) {
+  for (const NamedModule& candidate : candidates)
+    if (candidate.name == name) return candidate.module->type_name();
+  return "";
+}
+
+void select_quantization(Targets& targets, const std::vector<NamedModule>& candidates,
+                         const dist::CompressionConfig& config) {
+  for (const dist::CompressionGroup& group : config.weight_quantization.groups) {
+    if (!config.weight_quantization.enabled) break;
     for (const Selection& selection : select_modules(candidates, group)) {
-      Target& target = target_of(selection.target);
+      Compressor::Target& target = target_of(targets, selection.target);
       target.quantization = &group;
-      const int64_t groups = config_.weight_quantization.quantize_groups;
+      const int64_t groups = config.weight_quantization.quantize_groups;
       if (target.weight_slot->numel() % groups != 0) {
         throw dist::ConfigError(fmt::format(
             "compression_training.weight_quantization.shared_parameters.quantize_groups: {} "
@@ -168,29 +198,81 @@ Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
       }
     }
   }
-  for (const dist::CompressionGroup& group : config_.activation_quantization.groups) {
-    if (!config_.activation_quantization.enabled) break;
+  for (const dist::CompressionGroup& group : config.activation_quantization.groups) {
+    if (!config.activation_quantization.enabled) break;
     for (const Selection& selection : select_modules(candidates, group))
-      target_of(selection.target).activation_bits = group.bits;
+      target_of(targets, selection.target).activation_bits = group.bits;
   }
-  for (const dist::CompressionGroup& group : config_.sparse_pruning.groups) {
-    if (!config_.sparse_pruning.enabled) break;
+}
+
+void select_sparse_and_heads(Targets& targets, const std::vector<NamedModule>& candidates,
+                             const dist::CompressionConfig& config) {
+  for (const dist::CompressionGroup& group : config.sparse_pruning.groups) {
+    if (!config.sparse_pruning.enabled) break;
     for (const Selection& selection :
-         select_modules(candidates, group, config_.sparse_pruning.excluded_modules))
-      target_of(selection.target).sparse_ratio = group.dense_ratio;
+         select_modules(candidates, group, config.sparse_pruning.excluded_modules)) {
+      Compressor::Target& target = target_of(targets, selection.target);
+      target.sparse_ratio = group.dense_ratio;
+      if (config.sparse_pruning.method == "topk")
+        target.sparse_scores = scores_of(target, kSparseScoresName, "sparse_pruning");
+    }
   }
-  // Row pruning (Linear rows) and channel pruning (Conv2d output channels) are the same mask.
+  for (const dist::CompressionGroup& group : config.head_pruning.groups) {
+    if (!config.head_pruning.enabled) break;
+    for (const Selection& selection : select_modules(candidates, group)) {
+      Compressor::Target& target = target_of(targets, selection.target);
+      const int64_t heads = config.head_pruning.num_heads;
+      const int64_t inputs = target.weight_slot->size(target.input_dim);
+      if (inputs % heads != 0) {
+        throw dist::ConfigError(fmt::format(
+            "compression_training.head_pruning.shared_parameters.num_heads: {} heads do not "
+            "split the {} input features of {}",
+            heads, inputs, target.name));
+      }
+      target.head_scores = scores_of(target, kHeadScoresName, "head_pruning");
+      target.head_ratio = group.dense_ratio;
+      target.related_modules = selection.related_modules;
+    }
+  }
+}
+
+// Row pruning (Linear rows) and channel pruning (Conv2d output channels) are the same mask.
+void select_rows(Targets& targets, const std::vector<NamedModule>& candidates,
+                 const dist::CompressionConfig& config) {
   for (const dist::StructuredPruningConfig* technique :
-       {&config_.row_pruning, &config_.channel_pruning}) {
+       {&config.row_pruning, &config.channel_pruning}) {
     if (!technique->enabled) continue;
     for (const dist::CompressionGroup& group : technique->groups) {
       for (const Selection& selection : select_modules(candidates, group)) {
-        Target& target = target_of(selection.target);
+        Compressor::Target& target = target_of(targets, selection.target);
+        if (target.input_dim == 0) {
+          throw dist::ConfigError(fmt::format(
+              "{}.modules: {} is a Conv1D (weights stored [in, out]); row pruning of it is not "
+              "implemented yet",
+              group.path, target.name));
+        }
         target.row_ratio = group.dense_ratio;
         target.row_offset = technique->schedule_offset;
         target.related_modules = selection.related_modules;
       }
     }
+  }
+}
+
+}  // namespace
+
+Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
+                       std::function<int64_t()> current_step)
+    : config_(config), current_step_(std::move(current_step)) {
+  refuse_unimplemented(config_);
+  check_model_structure(model, config_);
+  const std::vector<NamedModule> candidates = compressible_modules(model);
+  select_quantization(targets_, candidates, config_);
+  select_sparse_and_heads(targets_, candidates, config_);
+  select_rows(targets_, candidates, config_);
+  for (auto& target : targets_) {
+    for (const std::string& related : target->related_modules)
+      target->related_types.push_back(type_named(candidates, related));
   }
   // Model order, whichever technique selected a module first.
   auto position = [&](const std::unique_ptr<Target>& target) {
@@ -219,15 +301,20 @@ Compressor::~Compressor() {
   }
 }
 
-void Compressor::update_masks(Target& target, int64_t step) {
-  const Tensor& weight = *target.weight_slot;
+bool Compressor::head_pruning_on(const Target& target, int64_t step) const {
+  return target.head_ratio > 0.0 && step >= config_.head_pruning.schedule_offset;
+}
+
+void Compressor::update_masks(Target& target, int64_t step, const Tensor& weight) {
   const dist::SparsePruningConfig& sparse = config_.sparse_pruning;
   const double sparse_ratio =
       target.sparse_ratio == 0.0
           ? 1.0
           : gradual_dense_ratio(step, sparse.schedule_offset, sparse.schedule_offset_end,
                                 sparse.schedule_offset_stride, target.sparse_ratio);
-  if (sparse_ratio != target.sparse_mask_ratio) {
+  if (target.sparse_scores.defined()) {
+    target.sparse_mask_ratio = sparse_ratio;  // topk: the forward ranks the scores each time
+  } else if (sparse_ratio != target.sparse_mask_ratio) {
     target.sparse_mask_ratio = sparse_ratio;
     target.sparse_mask = sparse_ratio == 1.0 ? std::vector<float>{}
                                              : l1_sparse_mask(host_values(weight), sparse_ratio);
@@ -258,9 +345,18 @@ std::optional<nn::TensorList> Compressor::before_forward(Target& target,
   const int64_t step = current_step_();
   target.saved_weight = *target.weight_slot;
   target.saved_bias = *target.bias_slot;
-  update_masks(target, step);
+  update_masks(target, step, target.saved_weight);
   Tensor weight = target.saved_weight, bias = target.saved_bias;
-  if (target.sparse_mask_tensor.defined()) weight = mul(weight, target.sparse_mask_tensor);
+  if (target.sparse_scores.defined()) {
+    if (target.sparse_mask_ratio < 1.0)
+      weight = mul(weight, topk_binarize(target.sparse_scores, target.sparse_mask_ratio));
+  } else if (target.sparse_mask_tensor.defined()) {
+    weight = mul(weight, target.sparse_mask_tensor);
+  }
+  if (head_pruning_on(target, step)) {
+    weight =
+        mask_heads(weight, topk_binarize(target.head_scores, target.head_ratio), target.input_dim);
+  }
   if (target.row_mask_tensor.defined()) {
     weight = mul(weight, target.row_mask_tensor);
     if (bias.defined()) bias = mul(bias, target.bias_mask_tensor);
@@ -305,13 +401,35 @@ void Compressor::after_forward(Target& target) {
 }
 
 std::vector<ModuleCompression> Compressor::state_at(int64_t step) {
+  NamedTensors parameters;
+  for (auto& target : targets_) {
+    for (auto& [name, tensor] : target->module->named_parameters(false))
+      parameters.emplace_back(target->name + "." + name, tensor);
+  }
+  return state_at(step, parameters);
+}
+
+std::vector<ModuleCompression> Compressor::state_at(int64_t step, const NamedTensors& state) {
+  auto parameter = [&](const Target& target, const std::string& member) {
+    for (const auto& [name, tensor] : state)
+      if (name == target.name + "." + member) return tensor;
+    throw std::invalid_argument(
+        fmt::format("compressor: the state has no {}.{}", target.name, member));
+  };
   std::vector<ModuleCompression> states;
   for (auto& target : targets_) {
-    update_masks(*target, step);
+    update_masks(*target, step, parameter(*target, "weight"));
     ModuleCompression state;
     state.name = target->name;
     state.type = target->module->type_name();
     state.sparse_mask = target->sparse_mask;
+    if (target->sparse_scores.defined() && target->sparse_mask_ratio < 1.0)
+      state.sparse_mask =
+          topk_mask(host_values(parameter(*target, kSparseScoresName)), target->sparse_mask_ratio);
+    if (head_pruning_on(*target, step)) {
+      state.head_mask =
+          topk_mask(host_values(parameter(*target, kHeadScoresName)), target->head_ratio);
+    }
     state.row_mask = target->row_mask;
     if (target->quantization != nullptr) {
       state.weight_bits =
@@ -322,6 +440,7 @@ std::vector<ModuleCompression> Compressor::state_at(int64_t step) {
     if (step >= config_.activation_quantization.schedule_offset)
       state.activation_bits = target->activation_bits;
     state.related_modules = target->related_modules;
+    state.related_types = target->related_types;
     states.push_back(std::move(state));
   }
   return states;

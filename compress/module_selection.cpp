@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "dist/config.h"
+#include "models/conv1d.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 
@@ -15,7 +16,8 @@ namespace zt::compress {
 std::vector<NamedModule> compressible_modules(nn::Module& model) {
   std::vector<NamedModule> found;
   for (auto& [name, module] : model.named_modules()) {
-    if (dynamic_cast<nn::Linear*>(module.get()) || dynamic_cast<nn::Conv2d*>(module.get()))
+    if (dynamic_cast<nn::Linear*>(module.get()) || dynamic_cast<nn::Conv2d*>(module.get()) ||
+        dynamic_cast<models::Conv1D*>(module.get()))
       found.push_back({name, module});
   }
   return found;
@@ -46,8 +48,8 @@ std::vector<NamedModule> matching(const std::vector<NamedModule>& candidates,
   std::vector<std::string> names;
   for (const NamedModule& candidate : candidates) names.push_back(candidate.name);
   throw dist::ConfigError(
-      fmt::format("{}: \"{}\" selects no Linear or Conv2d module (the model has {})", key, pattern,
-                  names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+      fmt::format("{}: \"{}\" selects no Linear, Conv1D or Conv2d module (the model has {})", key,
+                  pattern, names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
 }
 
 }  // namespace

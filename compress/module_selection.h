@@ -1,7 +1,7 @@
 // Which modules a compression group selects: DeepSpeed's module patterns are regular
 // expressions searched in the dotted module names ("*" selects every compressible module); the
-// compressible ones are Linear and Conv2d. A pattern that selects nothing is an error naming
-// the group's key, since a typo would otherwise compress nothing without a word.
+// compressible ones are Linear, Conv2d and GPT-2's Conv1D. A pattern that selects nothing is an
+// error naming the group's key, since a typo would otherwise compress nothing without a word.
 #pragma once
 
 #include <memory>
@@ -18,7 +18,7 @@ struct NamedModule {
   std::shared_ptr<nn::Module> module;
 };
 
-// The model's Linear and Conv2d modules, depth first.
+// The model's Linear, Conv1D and Conv2d modules, depth first.
 std::vector<NamedModule> compressible_modules(nn::Module& model);
 
 // Whether `pattern` ("*" or a regular expression) selects the module called `name`.
@@ -32,8 +32,8 @@ struct Selection {
 };
 
 // The modules `group` selects among `candidates`, skipping names `excluded` selects. Throws
-// dist::ConfigError: "<group.path>.modules: \"p\" selects no Linear or Conv2d module (the model
-// has ...)", and likewise for a related pattern.
+// dist::ConfigError: "<group.path>.modules: \"p\" selects no Linear, Conv1D or Conv2d module (the
+// model has ...)", and likewise for a related pattern.
 std::vector<Selection> select_modules(const std::vector<NamedModule>& candidates,
                                       const dist::CompressionGroup& group,
                                       const std::vector<std::string>& excluded = {});

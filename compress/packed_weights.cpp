@@ -91,9 +91,10 @@ std::vector<float> unpack_weight(const PackedWeight& packed) {
 }
 
 void save_compressed_model(const std::string& path, const NamedTensors& tensors,
-                           const std::map<std::string, PackedWeight>& packed) {
+                           const std::map<std::string, PackedWeight>& packed,
+                           const SafetensorsMetadata& model_metadata) {
   NamedTensors stored = tensors;
-  SafetensorsMetadata metadata;
+  SafetensorsMetadata metadata = model_metadata;
   for (const auto& [name, weight] : packed) {
     const int64_t rows = weight.shape.at(0);
     stored.emplace_back(name + ".codes",

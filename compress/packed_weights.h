@@ -33,9 +33,10 @@ PackedWeight pack_weight(const std::vector<float>& values, const Shape& shape, i
 std::vector<float> unpack_weight(const PackedWeight& packed);
 
 // Writes `tensors` (f32 and others as they are) and `packed` weights to `path` (a temp name,
-// then renamed).
+// then renamed), with `metadata` (the model's description) beside the packing entries.
 void save_compressed_model(const std::string& path, const NamedTensors& tensors,
-                           const std::map<std::string, PackedWeight>& packed);
+                           const std::map<std::string, PackedWeight>& packed,
+                           const SafetensorsMetadata& metadata = {});
 // Reads a compressed model file back as plain tensors (packed weights dequantized to f32) in
 // the order they were saved, ready for load_state_dict.
 NamedTensors load_compressed_model(const std::string& path);

@@ -25,6 +25,10 @@ std::vector<float> keep_largest(const std::vector<double>& scores, int64_t kept)
 
 }  // namespace
 
+std::vector<float> keep_largest_values(std::span<const float> values, int64_t kept) {
+  return keep_largest(std::vector<double>(values.begin(), values.end()), kept);
+}
+
 int64_t kept_count(int64_t count, double dense_ratio) {
   if (!(dense_ratio > 0.0 && dense_ratio <= 1.0)) {
     throw std::invalid_argument(

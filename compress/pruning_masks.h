@@ -13,6 +13,9 @@ namespace zt::compress {
 // How many of `count` entries a dense ratio keeps: round(count * ratio), at least 1.
 int64_t kept_count(int64_t count, double dense_ratio);
 
+// 1 for the `kept` largest values, ties to the lower index (the ranking every mask uses).
+std::vector<float> keep_largest_values(std::span<const float> values, int64_t kept);
+
 // Unstructured l1: keeps the kept_count(values.size(), dense_ratio) values of largest |w|.
 std::vector<float> l1_sparse_mask(std::span<const float> values, double dense_ratio);
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "compress/head_pruning.h"
+#include "compress/mask_scores.h"
 #include "compress/quantizer.h"
 #include "core/factory.h"
 
@@ -114,6 +116,43 @@ void row_grids(const HostTensor& weight, const ModuleCompression& module,
   }
 }
 
+// Scales the input features of each head by its mask entry (baking the head mask in).
+void bake_head_mask(HostTensor& weight, const std::vector<float>& feature_mask, int input_dim) {
+  const int64_t row_size = weight.row_size();
+  for (size_t i = 0; i < weight.values.size(); ++i) {
+    const int64_t feature = input_dim == 0 ? int64_t(i) / row_size : int64_t(i) % row_size;
+    weight.values[i] *= feature_mask[size_t(feature)];
+  }
+}
+
+using Grids = std::map<std::string, std::pair<std::vector<float>, std::vector<int32_t>>>;
+
+// The outputs of related module `index` (q, k, v or a fused qkv) that fed the pruned heads of
+// `module` go: a Conv1D's columns, a Linear's rows (and their grids), the bias entries.
+template <typename Current, typename Has>
+void remove_head_outputs(const ModuleCompression& module, size_t index, int64_t inner,
+                         Current& current, Has& has, Grids& grids) {
+  const std::string& related = module.related_modules[index];
+  const bool conv1d = module.related_types.at(index) == "Conv1D";
+  HostTensor& weight = current(related + ".weight");
+  const std::vector<float> outputs =
+      feature_mask_of_heads(module.head_mask, weight.shape.at(conv1d ? 1 : 0), inner, related);
+  if (conv1d) {
+    weight = keep_inputs(weight, outputs, related);  // dim 1, one column a feature
+  } else {
+    weight = keep_rows(weight, outputs);
+    if (grids.contains(related)) {
+      auto& [scales, zero_codes] = grids[related];
+      scales = keep_entries(scales, outputs);
+      zero_codes = keep_entries(zero_codes, outputs);
+    }
+  }
+  if (has(related + ".bias")) {
+    HostTensor& bias = current(related + ".bias");
+    bias = keep_rows(bias, outputs);
+  }
+}
+
 }  // namespace
 
 CleanedModel redundancy_clean(const NamedTensors& state,
@@ -131,7 +170,8 @@ CleanedModel redundancy_clean(const NamedTensors& state,
       if (key == name) return true;
     return false;
   };
-  std::map<std::string, std::pair<std::vector<float>, std::vector<int32_t>>> grids;
+  Grids grids;
+  std::map<std::string, int64_t> inner_features;  // heads x head size, per head-pruned module
   for (const ModuleCompression& module : compression) {
     HostTensor& weight = current(module.name + ".weight");
     for (size_t i = 0; i < module.sparse_mask.size(); ++i)
@@ -141,6 +181,14 @@ CleanedModel redundancy_clean(const NamedTensors& state,
       for (int64_t row = 0; row < weight.rows(); ++row)
         for (int64_t i = 0; i < row_size; ++i)
           weight.values[size_t(row * row_size + i)] *= module.row_mask[size_t(row)];
+    }
+    std::vector<float> head_features;  // the head mask on each input feature
+    const int input_dim = input_dim_of(module.type);
+    if (!module.head_mask.empty()) {
+      inner_features[module.name] = weight.shape.at(size_t(input_dim));
+      head_features = feature_mask_of_heads(module.head_mask, inner_features[module.name],
+                                            inner_features[module.name], module.name);
+      bake_head_mask(weight, head_features, input_dim);
     }
     if (module.weight_bits > 0) {
       // The grids come from the values before quantization, as the quantizer's did.
@@ -161,18 +209,34 @@ CleanedModel redundancy_clean(const NamedTensors& state,
         zero_codes = keep_entries(zero_codes, module.row_mask);
       }
     }
+    if (!module.head_mask.empty() && input_dim == 0) {  // a Conv1D: the heads' rows go
+      weight = keep_rows(weight, head_features);
+      if (grids.contains(module.name)) {
+        auto& [scales, zero_codes] = grids[module.name];
+        scales = keep_entries(scales, head_features);
+        zero_codes = keep_entries(zero_codes, head_features);
+      }
+    } else if (!module.head_mask.empty()) {  // a Linear: the heads' input columns go
+      weight = keep_inputs(weight, module.head_mask, module.name);
+    }
   }
   // Related modules lose the inputs of pruned outputs (after their own cleaning: their rows
   // and grids are unchanged by this).
   for (const ModuleCompression& module : compression) {
-    if (module.row_mask.empty()) continue;
-    for (const std::string& related : module.related_modules) {
-      HostTensor& weight = current(related + ".weight");
-      weight = keep_inputs(weight, module.row_mask, related);
+    if (!module.row_mask.empty()) {
+      for (const std::string& related : module.related_modules) {
+        HostTensor& weight = current(related + ".weight");
+        weight = keep_inputs(weight, module.row_mask, related);
+      }
+    }
+    if (!module.head_mask.empty()) {
+      for (size_t i = 0; i < module.related_modules.size(); ++i)
+        remove_head_outputs(module, i, inner_features.at(module.name), current, has, grids);
     }
   }
   CleanedModel cleaned;
   for (const auto& [name, tensor] : state) {
+    if (is_mask_scores(name)) continue;
     auto found = changed.find(name);
     Tensor result = found == changed.end() ? tensor : tensor_of(found->second);
     cleaned.tensors.emplace_back(name, result);
@@ -189,11 +253,12 @@ CleanedModel redundancy_clean(const NamedTensors& state,
   return cleaned;
 }
 
-void save_cleaned_model(const std::string& path, const CleanedModel& model) {
+void save_cleaned_model(const std::string& path, const CleanedModel& model,
+                        const SafetensorsMetadata& metadata) {
   NamedTensors plain;
   for (const auto& [name, tensor] : model.tensors)
     if (!model.packed.contains(name)) plain.emplace_back(name, tensor);
-  save_compressed_model(path, plain, model.packed);
+  save_compressed_model(path, plain, model.packed, metadata);
 }
 
 }  // namespace zt::compress

@@ -31,6 +31,7 @@ CleanedModel redundancy_clean(const NamedTensors& state,
                               const std::vector<ModuleCompression>& compression);
 
 // Writes the cleaned model: unquantized tensors as they are, quantized weights packed.
-void save_cleaned_model(const std::string& path, const CleanedModel& model);
+void save_cleaned_model(const std::string& path, const CleanedModel& model,
+                        const SafetensorsMetadata& metadata = {});
 
 }  // namespace zt::compress

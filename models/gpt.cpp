@@ -43,7 +43,8 @@ GPT::GPT(const GPTConfig& config) : config_(config) {
     nn::init::normal_(token_embedding_->weight, 0.0, 0.02);
     nn::init::normal_(wpe_->weight, 0.0, 0.02);
     h_ = register_module("h", std::make_shared<nn::ModuleList>());
-    for (int64_t i = 0; i < config.n_layer; ++i) h_->push_back(std::make_shared<GPT2Block>(config));
+    for (int64_t i = 0; i < config.n_layer; ++i)
+      h_->push_back(std::make_shared<GPT2Block>(config, i));
     ln_f_ = register_module("ln_f",
                             std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
   } else {

@@ -31,29 +31,30 @@ void check_block_inputs(const std::string& module, const nn::TensorList& inputs)
 
 }  // namespace
 
-GPT2Attention::GPT2Attention(const GPTConfig& config)
-    : n_head_(config.n_head), n_embd_(config.n_embd), dropout_(config.dropout) {
-  c_attn = register_module("c_attn",
-                           std::make_shared<Conv1D>(n_embd_, 3 * n_embd_, config.bias, kInitStd));
-  c_proj = register_module(
-      "c_proj", std::make_shared<Conv1D>(n_embd_, n_embd_, config.bias, residual_init_std(config)));
+GPT2Attention::GPT2Attention(const GPTConfig& config, int64_t heads)
+    : n_head_(heads), head_dim_(config.head_dim()), dropout_(config.dropout) {
+  const int64_t inner = n_head_ * head_dim_;
+  c_attn = register_module(
+      "c_attn", std::make_shared<Conv1D>(config.n_embd, 3 * inner, config.bias, kInitStd));
+  c_proj = register_module("c_proj", std::make_shared<Conv1D>(inner, config.n_embd, config.bias,
+                                                              residual_init_std(config)));
   if (config.sparse_attention) {
-    sparse_ = std::make_shared<SparseAttentionPlan>(*config.sparse_attention, config.n_head,
-                                                    config.block_size);
+    sparse_ =
+        std::make_shared<SparseAttentionPlan>(*config.sparse_attention, n_head_, config.block_size);
   }
 }
 
 nn::TensorList GPT2Attention::forward_many(const nn::TensorList& inputs) {
   check_block_inputs(type_name(), inputs);
   const Tensor& x = inputs[0];
-  const int64_t B = x.size(0), T = x.size(1), D = n_embd_ / n_head_;
-  // [B, T, 3C] -> three [B, H, T, D] views.
-  std::vector<Tensor> qkv = split((*c_attn)(x), n_embd_, 2);
+  const int64_t B = x.size(0), T = x.size(1), D = head_dim_, inner = n_head_ * D;
+  // [B, T, 3 H D] -> three [B, H, T, D] views.
+  std::vector<Tensor> qkv = split((*c_attn)(x), inner, 2);
   auto heads = [&](const Tensor& t) { return t.view({B, T, n_head_, D}).transpose(1, 2); };
   CausalAttentionResult attended =
       causal_self_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), inputs[1], inputs[2],
                             is_training() ? dropout_ : 0.0, sparse_.get());
-  Tensor merged = attended.output.transpose(1, 2).reshape({B, T, n_embd_});
+  Tensor merged = attended.output.transpose(1, 2).reshape({B, T, inner});
   Tensor y = dropout((*c_proj)(merged), dropout_, is_training());
   return {y, attended.keys, attended.values};
 }
@@ -70,10 +71,11 @@ Tensor GPT2MLP::forward(const Tensor& x) {
   return dropout((*c_proj)(gelu((*c_fc)(x), /*tanh_approximation=*/true)), dropout_, is_training());
 }
 
-GPT2Block::GPT2Block(const GPTConfig& config) {
+GPT2Block::GPT2Block(const GPTConfig& config, int64_t layer) {
   ln_1 = register_module("ln_1",
                          std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
-  attn = register_module("attn", std::make_shared<GPT2Attention>(config));
+  attn = register_module("attn",
+                         std::make_shared<GPT2Attention>(config, config.heads_in_layer(layer)));
   ln_2 = register_module("ln_2",
                          std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
   mlp = register_module("mlp", std::make_shared<GPT2MLP>(config));

@@ -16,7 +16,8 @@ namespace zt::models {
 
 class GPT2Attention final : public nn::Module {
  public:
-  explicit GPT2Attention(const GPTConfig& config);
+  // `heads` of config.head_dim() each (fewer than n_head after head pruning).
+  GPT2Attention(const GPTConfig& config, int64_t heads);
   std::string type_name() const override { return "GPT2Attention"; }
   std::shared_ptr<Conv1D> c_attn;  // [C, 3C]: q, k, v side by side
   std::shared_ptr<Conv1D> c_proj;
@@ -25,7 +26,7 @@ class GPT2Attention final : public nn::Module {
   nn::TensorList forward_many(const nn::TensorList& inputs) override;
 
  private:
-  int64_t n_head_, n_embd_;
+  int64_t n_head_, head_dim_;
   double dropout_;
   std::shared_ptr<SparseAttentionPlan> sparse_;  // null: dense attention
 };
@@ -45,7 +46,8 @@ class GPT2MLP final : public nn::Module {
 
 class GPT2Block final : public nn::Module {
  public:
-  explicit GPT2Block(const GPTConfig& config);
+  // Layer `layer` of the model (its head count: config.heads_in_layer(layer)).
+  GPT2Block(const GPTConfig& config, int64_t layer);
   std::string type_name() const override { return "GPT2Block"; }
   std::shared_ptr<nn::LayerNorm> ln_1, ln_2;
   std::shared_ptr<GPT2Attention> attn;

@@ -60,6 +60,17 @@ void GPTConfig::validate() const {
                     "(0 or {}), got {}",
                     n_head, n_kv_head));
   }
+  if (!layer_heads.empty()) {
+    if (architecture != Architecture::gpt2 || int64_t(layer_heads.size()) != n_layer) {
+      fail(fmt::format("layer_heads: expected a GPT-2 model and one entry per layer ({}), got {}",
+                       n_layer, layer_heads.size()));
+    }
+    for (int64_t heads : layer_heads) {
+      if (heads < 1 || heads > n_head) {
+        fail(fmt::format("layer_heads: expected 1..{} heads a layer, got {}", n_head, heads));
+      }
+    }
+  }
   if (sparse_attention) {
     sparse_attention->validate();
     if (block_size % sparse_attention->block != 0) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/sparse_layout.h"
 
@@ -33,8 +34,14 @@ struct GPTConfig {
   // the top-left T x T corner, with the causal rule on top. As in DeepSpeed's sparse
   // self-attention, the attention weights get no dropout.
   std::optional<SparsityConfig> sparse_attention;
+  // GPT-2 only: the attention heads each layer keeps after head pruning removed some
+  // (compress/redundancy_clean.h), each of head_dim(); empty: n_head in every layer.
+  std::vector<int64_t> layer_heads;
 
   int64_t head_dim() const { return n_embd / n_head; }
+  int64_t heads_in_layer(int64_t layer) const {
+    return layer_heads.empty() ? n_head : layer_heads.at(size_t(layer));
+  }
   int64_t resolved_n_kv_head() const { return n_kv_head > 0 ? n_kv_head : n_head; }
   // GPT-2: 4 * n_embd. Llama: 2/3 of 4 * n_embd rounded up to a multiple of 256, the rule of
   // Meta's reference code (multiple_of = 256) that gives 11008 for n_embd 4096.

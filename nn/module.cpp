@@ -222,6 +222,10 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
   return result;
 }
 
+Tensor add_parameter(Module& module, const std::string& name, Tensor tensor) {
+  return module.register_parameter(name, std::move(tensor));
+}
+
 void register_external_parameter(Module& module, const Tensor& parameter) {
   if (!parameter.defined() || !parameter.requires_grad() || parameter.grad_fn()) {
     throw std::invalid_argument(fmt::format(

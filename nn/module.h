@@ -194,6 +194,7 @@ class Module : public std::enable_shared_from_this<Module> {
 
  private:
   friend void register_external_parameter(Module& module, const Tensor& parameter);
+  friend Tensor add_parameter(Module& module, const std::string& name, Tensor tensor);
   int64_t add_pre_hook(ForwardPreHook hook);
   int64_t add_post_hook(ForwardHook hook);
   void check_new_name(const std::string& name) const;
@@ -216,5 +217,10 @@ class Module : public std::enable_shared_from_this<Module> {
 // forward and backward too. Without it, stage 3 has released the parameter by the time
 // `module` reads it, and the read fails naming the parameter. Harmless at other stages.
 void register_external_parameter(Module& module, const Tensor& parameter);
+
+// Registers a parameter on `module` from outside it, as DeepSpeed's compression adds learned
+// mask scores to the layers it compresses: before zt::initialize, so the engine, the optimizer
+// and ZeRO treat it as any other parameter of the module.
+Tensor add_parameter(Module& module, const std::string& name, Tensor tensor);
 
 }  // namespace zt::nn

@@ -80,3 +80,22 @@ TEST_CASE("a resumed run of another GPT shape names the first key that differs")
         "ckpt/model.safetensors: metadata \"n_embd\": the checkpoint has \"384\", this run "
         "\"192\" (a checkpoint of another model)");
 }
+
+TEST_CASE("a head-pruned GPT's per-layer heads read back; bad counts name the key") {
+  models::GPTConfig config;
+  config.n_layer = 3;
+  config.n_head = 4;
+  config.n_embd = 32;
+  CHECK(!gpt_metadata(config).contains("layer_heads"));  // unpruned files stay as they were
+  config.layer_heads = {2, 4, 1};
+  const SafetensorsMetadata metadata = gpt_metadata(config);
+  CHECK(metadata.at("layer_heads") == "2,4,1");
+  CHECK(gpt_config_from_metadata(metadata, "m").layer_heads == std::vector<int64_t>{2, 4, 1});
+  SafetensorsMetadata broken = metadata;
+  broken["layer_heads"] = "2,x,1";
+  CHECK_THROWS_WITH(gpt_config_from_metadata(broken, "m"),
+                    "m: metadata \"layer_heads\": expected counts like \"2,3\", got \"2,x,1\"");
+  broken["layer_heads"] = "2,5,1";
+  CHECK_THROWS_WITH(gpt_config_from_metadata(broken, "m"),
+                    "m: metadata: GPTConfig: layer_heads: expected 1..4 heads a layer, got 5");
+}

@@ -184,8 +184,8 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
   };
   CHECK(error_of(R"("row_pruning": {"shared_parameters": {"enabled": true},
       "different_groups": {"rp": {"params": {"dense_ratio": 0.5}, "modules": ["fc9"]}}})") ==
-        "compression_training.row_pruning.different_groups.rp.modules: \"fc9\" selects no Linear "
-        "or Conv2d module (the model has conv, fc1, fc2)");
+        "compression_training.row_pruning.different_groups.rp.modules: \"fc9\" selects no Linear, "
+        "Conv1D or Conv2d module (the model has conv, fc1, fc2)");
   CHECK(error_of(R"("head_pruning": {"shared_parameters": {"enabled": true, "num_heads": 4},
       "different_groups": {"hp": {"params": {"dense_ratio": 0.5}}}})") ==
         "compression_training.head_pruning: the model (SmallNet) has no attention heads to prune");

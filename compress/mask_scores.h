@@ -1,0 +1,43 @@
+// The learned mask scores of the "topk" pruning methods, as DeepSpeed's compression keeps them:
+// a parameter beside the weight it prunes (sparse_pruning: one score a weight; head_pruning:
+// one score a head), and the mask of the scores that rank in the kept fraction, applied with
+// the straight-through estimator (forward the 0/1 mask, backward the mask's gradient to the
+// scores unchanged), so that the scores learn which weights or heads to keep. The scores are
+// parameters of the compressed module: added before zt::initialize, they are reduced,
+// optimized and partitioned by ZeRO like the weights, and every rank computes the same mask.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "dist/config_compression.h"
+#include "nn/module.h"
+
+namespace zt::compress {
+
+inline constexpr const char* kSparseScoresName = "sparse_mask_scores";
+inline constexpr const char* kHeadScoresName = "head_pruning_scores";
+
+// Adds the scores of every enabled topk technique (sparse_pruning with method "topk": the
+// weight's shape; head_pruning: [num_heads]) to the modules its groups select, initialised as
+// DeepSpeed does (kaiming uniform, a = sqrt(5)) from `seed`, the same on every rank. Call it
+// before zt::initialize and before building the Compressor. Returns how many were added.
+// Throws dist::ConfigError naming the key when a group's pattern selects no module.
+int64_t add_mask_scores(nn::Module& model, const dist::CompressionConfig& config,
+                        uint64_t seed = 0);
+
+// 1 for the kept_count(size, dense_ratio) largest scores, ties to the lower index.
+std::vector<float> topk_mask(std::span<const float> scores, double dense_ratio);
+
+// topk_mask(scores) as a tensor of the scores' shape, dtype and device, whose gradient flows
+// to `scores` unchanged.
+Tensor topk_binarize(const Tensor& scores, double dense_ratio);
+
+// Whether a state dict entry is learned mask scores (training state, not part of the model).
+bool is_mask_scores(const std::string& name);
+
+// The module's parameter called `name` (not its children's); undefined when it has none.
+Tensor own_parameter(nn::Module& module, const std::string& name);
+
+}  // namespace zt::compress

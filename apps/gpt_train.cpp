@@ -19,6 +19,7 @@
 #include "apps/gpt_compression.h"
 #include "apps/gpt_model_files.h"
 #include "apps/gpt_train_options.h"
+#include "apps/gpt_train_pipeline.h"
 #include "apps/output_paths.h"
 #include "apps/read_command_line.h"
 #include "apps/training_device.h"
@@ -51,21 +52,24 @@ int64_t warmup_steps_of(int64_t total_steps) {
 // Without a ds_config.json: ZeRO stage 0, the program's optimizer (--optimizer, by default AdamW
 // with betas 0.9, 0.99 and weight decay 0.1 on the matrices), gradients clipped to norm 1, the
 // learning rate warmed up linearly over the first tenth of the steps (at most 100) and decayed
-// linearly to 0 at the last.
-dist::Config default_config(const GptTrainOptions& options, int world_size) {
+// linearly to 0 at the last. Through the pipeline (`pipelined`): --micro-batches micro-batches
+// a step, and no clipping (the pipeline engine does not clip yet: the norm spans the stages).
+dist::Config default_config(const GptTrainOptions& options, int world_size,
+                            bool pipelined = false) {
   int64_t total_steps = std::max<int64_t>(options.steps, 2);  // the schedule needs 2
   std::string text =
       fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {},
-    "gradient_accumulation_steps": 1,
+    "gradient_accumulation_steps": {},
     "steps_per_print": 0,
-    "gradient_clipping": 1.0,
+    "gradient_clipping": {},
     "scheduler": {{"type": "WarmupDecayLR",
                   "params": {{"warmup_min_lr": 0, "warmup_max_lr": {}, "warmup_num_steps": {},
                              "warmup_type": "linear", "total_num_steps": {}}}}},
     "zero_optimization": {{"stage": 0}}
   }})",
-                  options.batch_size, options.lr, warmup_steps_of(total_steps), total_steps);
+                  options.batch_size, pipelined ? options.micro_batches : 1, pipelined ? 0.0 : 1.0,
+                  options.lr, warmup_steps_of(total_steps), total_steps);
   return dist::parse_config(text, "gpt_train defaults", world_size, nullptr);
 }
 
@@ -79,15 +83,15 @@ dist::OptimizerConfig program_optimizer(const GptTrainOptions& options) {
 
 // What gpt_train's flags say, for the config's "auto" values (as the Hugging Face integration
 // fills them from its training arguments and the model's hidden size).
-dist::ProgramValues program_values(const GptTrainOptions& options) {
+dist::ProgramValues program_values(const GptTrainOptions& options, bool pipelined = false) {
   int64_t total_steps = std::max<int64_t>(options.steps, 2);
   return {.micro_batch_size = options.batch_size,
-          .gradient_accumulation_steps = 1,
+          .gradient_accumulation_steps = pipelined ? options.micro_batches : 1,
           .lr = options.lr,
           .weight_decay = options.weight_decay,
           .betas = std::array<double, 2>{0.9, 0.99},
           .eps = 1e-8,
-          .gradient_clipping = 1.0,
+          .gradient_clipping = pipelined ? 0.0 : 1.0,
           .warmup_steps = warmup_steps_of(total_steps),
           .total_steps = total_steps,
           .fp16 = false,
@@ -102,6 +106,34 @@ Tensor next_token_loss(dist::Engine& engine, const data::TokenBatch& batch) {
   int64_t rows = batch.inputs.numel();
   return cross_entropy(logits.to(DType::f32).reshape({rows, logits.size(-1)}),
                        batch.targets.to(engine.device()).reshape({rows}));
+}
+
+// Rank 0 prepares the token file when it is missing (written under a temporary name and
+// renamed, so no rank ever maps half a file); then every rank maps it into `tokens`.
+void open_token_file(const GptTrainOptions& options, comm::Communicator& world,
+                     std::optional<data::TokenFile>& tokens) {
+  const bool leader = world.rank() == 0;
+  std::string token_path = (std::filesystem::path(options.data_dir) /
+                            fmt::format("fortunes-bytes-val{}.tokens", options.validation_every))
+                               .string();
+  if (leader && !std::filesystem::exists(token_path)) {
+    apps::check_output_folder("--data-dir", options.data_dir);
+    auto start = Clock::now();
+    data::TokenFileCounts counts =
+        data::prepare_fortunes_token_file(options.text_dir, token_path, options.validation_every);
+    fmt::print(
+        "prepared {} from {}: {} training tokens ({} documents), {} validation tokens ({} "
+        "documents), {:.1f} s\n",
+        token_path, options.text_dir, counts.train_tokens, counts.train_documents,
+        counts.validation_tokens, counts.validation_documents, seconds_since(start));
+  }
+  world.barrier();
+  tokens.emplace(token_path);
+  if (tokens->vocab_size() > options.model.vocab_size) {
+    throw std::runtime_error(fmt::format("{}: vocabulary {} is larger than the model's {}",
+                                         token_path, tokens->vocab_size(),
+                                         options.model.vocab_size));
+  }
 }
 
 class GptTrainingRun {
@@ -173,31 +205,7 @@ class GptTrainingRun {
     if (leader_) fmt::print("saved {} (engine.save_16bit_model)\n", options_.save_16bit_model);
   }
 
-  // Rank 0 prepares the token file when it is missing (written under a temporary name and
-  // renamed, so no rank ever maps half a file); then every rank maps it.
-  void open_tokens() {
-    std::string token_path = (std::filesystem::path(options_.data_dir) /
-                              fmt::format("fortunes-bytes-val{}.tokens", options_.validation_every))
-                                 .string();
-    if (leader_ && !std::filesystem::exists(token_path)) {
-      apps::check_output_folder("--data-dir", options_.data_dir);
-      auto start = Clock::now();
-      data::TokenFileCounts counts = data::prepare_fortunes_token_file(
-          options_.text_dir, token_path, options_.validation_every);
-      fmt::print(
-          "prepared {} from {}: {} training tokens ({} documents), {} validation tokens ({} "
-          "documents), {:.1f} s\n",
-          token_path, options_.text_dir, counts.train_tokens, counts.train_documents,
-          counts.validation_tokens, counts.validation_documents, seconds_since(start));
-    }
-    world_.barrier();
-    tokens_.emplace(token_path);
-    if (tokens_->vocab_size() > options_.model.vocab_size) {
-      throw std::runtime_error(fmt::format("{}: vocabulary {} is larger than the model's {}",
-                                           token_path, tokens_->vocab_size(),
-                                           options_.model.vocab_size));
-    }
-  }
+  void open_tokens() { open_token_file(options_, world_, tokens_); }
 
   // Before anything is built: the checkpoint must be of this model.
   void check_resume_checkpoint() const {
@@ -406,6 +414,25 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
   return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
 }
 
+// The GPT through the pipeline engine (apps/gpt_train_pipeline.h): the config resolved
+// against the data-parallel size, world / pipeline stages.
+int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options,
+                           int pipeline) {
+  comm::MpiCommunicator& world = runtime.world();
+  const int data = comm::factor_world(world.size(), 1, pipeline).data;
+  dist::Config config =
+      options.deepspeed.deepspeed_config.empty()
+          ? default_config(options, data, true)
+          : apps::load_config_file(options.deepspeed.deepspeed_config, data, world.rank() == 0,
+                                   program_values(options, true));
+  config = apps::with_program_optimizer(
+      std::move(config), program_optimizer(options),
+      world.rank() == 0 && !options.deepspeed.deepspeed_config.empty());
+  std::optional<data::TokenFile> tokens;
+  open_token_file(options, world, tokens);
+  return apps::GptPipelineRun(runtime, options, std::move(config), *tokens).run();
+}
+
 int main(int argc, char** argv) {
   GptTrainOptions options;
   std::optional<int> status = apps::read_command_line(
@@ -425,6 +452,10 @@ int main(int argc, char** argv) {
   }
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     if (options.doctor.explain) return explain_config(runtime, options);
+    const int pipeline = apps::pipeline_size_of(options);
+    if (pipeline > 1) return train_through_pipeline(runtime, options, pipeline);
+    if (!options.load_layers.empty())
+      throw std::invalid_argument("--load-layers: needs a pipeline run (--pipeline-parallel-size)");
     return GptTrainingRun(runtime, options).run();
   });
 }

@@ -45,6 +45,7 @@ struct GptTrainOptions {
   // --compression-config, --teacher, --distill-* (apps/gpt_compression.h).
   std::string compression_config, teacher;
   double distill_alpha = 1.0, distill_temperature = 2.0;
+  std::string load_layers;  // a pipeline layer checkpoint to start from, "" for none
 };
 
 inline const CommandLine& gpt_train_command_line() {
@@ -90,10 +91,16 @@ inline const CommandLine& gpt_train_command_line() {
             {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
             {"pipeline-parallel-size", "N", "1",
-             "pipeline stages (with --print-schedule; training runs data-parallel only)"},
+             "pipeline stages: the GPT trains through the pipeline engine (docs/pipeline.md), the "
+             "world divided into stages x data replicas"},
+            {"load-layers", "DIR", "",
+             "start a pipeline run from the weights of a layer checkpoint (DIR/global_stepN)",
+             "none"},
             {"virtual-stages", "V", "1",
              "model chunks per stage: > 1 interleaves (--print-schedule)"},
-            {"micro-batches", "M", "4", "micro-batches of the printed schedule (--print-schedule)"},
+            {"micro-batches", "M", "4",
+             "micro-batches of the printed schedule; of a pipeline step without "
+             "--deepspeed_config"},
             {"print-schedule", "", "",
              "print the pipeline schedule of each stage as a table (docs/pipeline.md) and exit"},
         }};
@@ -161,12 +168,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   options.virtual_stages = flags.get_int("virtual-stages", 1);
   options.micro_batches = flags.get_int("micro-batches", 1);
   options.print_schedule = flags.has("print-schedule");
-  if (options.pipeline_parallel_size > 1 && !options.print_schedule)
-    throw FlagError(fmt::format(
-        "--pipeline-parallel-size {}: gpt_train trains data-parallel only; pipeline training "
-        "runs through pipeline::PipelineEngine (docs/pipeline.md); here the flag goes with "
-        "--print-schedule",
-        options.pipeline_parallel_size));
+  options.load_layers = flags.get_string("load-layers");
   options.deepspeed = deepspeed_args(flags);
   options.doctor = read_doctor_options(flags);
   options.trace = read_trace_options(flags);

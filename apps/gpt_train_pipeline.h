@@ -1,0 +1,227 @@
+// gpt_train through the pipeline engine (pipeline/pipeline_engine.h): the GPT cut into
+// --pipeline-parallel-size stages (or the config's pipeline.stages), the rest of the world on
+// the data axis. Each data replica reads the windows a data-parallel run's rank of the same index
+// reads, so a run with p stages trains on the global batch of a one-stage run on world / p ranks
+// and prints the same losses. Checkpoints are layer files (DeepSpeed's layer_XX-model_states).
+#pragma once
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "apps/distributed_metrics.h"
+#include "apps/gpt_model_files.h"
+#include "apps/gpt_train_options.h"
+#include "comm/mpi_runtime.h"
+#include "comm/process_grid.h"
+#include "core/generator.h"
+#include "core/safetensors.h"
+#include "data/text_token_file.h"
+#include "data/text_windows.h"
+#include "dist/json_comments.h"
+#include "models/gpt.h"
+#include "pipeline/gpt_layers.h"
+#include "pipeline/layer_checkpoint.h"
+#include "pipeline/pipeline_engine.h"
+
+namespace zt::apps {
+
+// The config file's pipeline.stages when it is a number, else 0 (absent, "auto" or no file).
+inline int64_t config_pipeline_stages(const std::string& path) {
+  if (path.empty()) return 0;
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json root = dist::parse_json_with_comments(text, path);
+  if (!root.is_object() || !root.contains("pipeline") || !root["pipeline"].is_object()) return 0;
+  const nlohmann::json& stages = root["pipeline"].value("stages", nlohmann::json());
+  return stages.is_number_integer() ? stages.get<int64_t>() : 0;
+}
+
+// --pipeline-parallel-size, else the config's pipeline.stages, else 1; the two must agree.
+inline int pipeline_size_of(const GptTrainOptions& options) {
+  const int64_t from_config = config_pipeline_stages(options.deepspeed.deepspeed_config);
+  const int64_t from_flag = options.pipeline_parallel_size;
+  if (from_flag > 1 && from_config > 0 && from_config != from_flag)
+    throw std::invalid_argument(
+        fmt::format("--pipeline-parallel-size {} differs from {}'s pipeline.stages {}", from_flag,
+                    options.deepspeed.deepspeed_config, from_config));
+  return int(from_flag > 1 ? from_flag : std::max<int64_t>(from_config, 1));
+}
+
+class GptPipelineRun {
+ public:
+  // `config` was resolved against the data-parallel size, world / `grid`'s pipeline size.
+  GptPipelineRun(comm::MpiRuntime& runtime, const GptTrainOptions& options, dist::Config config,
+                 const data::TokenFile& tokens)
+      : options_(options),
+        world_(runtime.world()),
+        leader_(world_.rank() == 0),
+        grid_(world_, comm::factor_world(world_.size(), 1, int(world_.size() / config.world_size))),
+        config_(std::move(config)) {
+    if (options.device != "cpu")
+      throw std::invalid_argument("--device cuda: pipeline training runs on the CPU only");
+    if (options.resume)
+      throw std::invalid_argument(
+          "--resume: layer checkpoints hold no optimizer states yet; --load-layers DIR starts "
+          "from a checkpoint's weights");
+    data::TokenWindowOptions window{.batch_size = config_.train_micro_batch_size_per_gpu,
+                                    .block_size = options.model.block_size,
+                                    .seed = options.seed,
+                                    .num_replicas = grid_.shape().data,
+                                    .rank = grid_.coordinates().data};
+    train_windows_.emplace(tokens.train(), window);
+    validation_windows_.emplace(tokens.validation(), window);
+    const int64_t micro = config_.gradient_accumulation_steps;
+    const int64_t iters = std::min(options.eval_iters, validation_windows_->batches_per_epoch());
+    eval_batches_ = (iters + micro - 1) / micro;  // eval_batch() reads m micro-batches
+    build_engine();
+    print_startup();
+  }
+
+  int run() {
+    int64_t first_step = steps();
+    while (steps() < options_.stop_step) {
+      auto start = std::chrono::steady_clock::now();
+      const int64_t first_micro = steps() * config_.gradient_accumulation_steps;
+      int64_t next = first_micro;
+      interval_loss_sum_ +=
+          engine_->train_batch([&] { return micro_batch(*train_windows_, next++); });
+      interval_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++interval_steps_;
+      const int64_t step = steps();
+      if (step % options_.log_interval == 0) log_training(step);
+      const bool last = step == options_.stop_step;
+      const bool evaluate_now = step % options_.eval_interval == 0 || last;
+      if (evaluate_now) report_validation(step);
+      bool save_now = options_.save_every > 0 ? step % options_.save_every == 0 : evaluate_now;
+      if (!options_.save_dir.empty() && (save_now || last)) save_checkpoint(step);
+    }
+    if (first_step >= options_.stop_step) report_validation(steps());
+    save_model();
+    return 0;
+  }
+
+ private:
+  int64_t steps() { return engine_->engine().global_steps(); }
+
+  static pipeline::MicroBatch micro_batch(data::TokenWindowSampler& windows, int64_t index) {
+    data::TokenBatch batch = windows.batch(index);
+    return {batch.inputs, batch.targets};
+  }
+
+  // Every rank builds the whole GPT from the seed, as a one-process run does, and each stage
+  // keeps its part of its weights: the same initial model whatever the number of stages.
+  void build_engine() {
+    manual_seed(options_.seed);
+    models::GPT whole(options_.model);
+    NamedTensors initial = whole.named_parameters();
+    engine_ = std::make_unique<pipeline::PipelineEngine>(
+        config_, pipeline::gpt_layer_specs(options_.model), pipeline::gpt_next_token_loss,
+        micro_batch(*train_windows_, 0).inputs, grid_, &initial);
+    if (!options_.load_layers.empty()) engine_->load_layer_checkpoint(options_.load_layers);
+  }
+
+  void print_startup() const {
+    if (!leader_) return;
+    fmt::print(
+        "model: {} {} layers, {} heads, width {}, context {}, pipeline {} stages x data {} "
+        "replicas ({}), ZeRO stage {}, {} lr {}, batch {} windows ({} per micro-batch x {} "
+        "micro-batches x {} replicas)\n",
+        models::architecture_name(options_.model.architecture), options_.model.n_layer,
+        options_.model.n_head, options_.model.n_embd, options_.model.block_size,
+        grid_.shape().pipeline, grid_.shape().data, config_.pipeline.schedule,
+        config_.zero_optimization.stage, config_.optimizer.type, config_.optimizer.lr,
+        config_.train_batch_size, config_.train_micro_batch_size_per_gpu,
+        config_.gradient_accumulation_steps, grid_.shape().data);
+    if (eval_batches_ * config_.gradient_accumulation_steps != options_.eval_iters)
+      fmt::print("validation: {} batches per replica (a multiple of the micro-batches)\n",
+                 eval_batches_ * config_.gradient_accumulation_steps);
+    if (!options_.load_layers.empty()) fmt::print("loaded layers from {}\n", options_.load_layers);
+  }
+
+  void log_training(int64_t step) {
+    if (leader_) {
+      const double tokens =
+          double(interval_steps_ * config_.train_batch_size) * double(options_.model.block_size);
+      fmt::print("step {}/{}: loss {:.4f}, lr {:.3g}, {:.0f} tokens/s\n", step, options_.steps,
+                 interval_loss_sum_ / double(interval_steps_), engine_->engine().get_lr(),
+                 tokens / interval_seconds_);
+      std::fflush(stdout);
+    }
+    interval_loss_sum_ = interval_seconds_ = 0.0;
+    interval_steps_ = 0;
+  }
+
+  void report_validation(int64_t step) {
+    double loss_sum = 0.0;
+    int64_t next = 0;
+    for (int64_t batch = 0; batch < eval_batches_; ++batch)
+      loss_sum += engine_->eval_batch([&] { return micro_batch(*validation_windows_, next++); });
+    if (leader_) {
+      fmt::print("step {}: validation loss {:.4f}\n", step, loss_sum / double(eval_batches_));
+      std::fflush(stdout);
+    }
+  }
+
+  // DIR/global_stepN/layer_XX-model_states.safetensors, and DIR/latest naming the tag.
+  void save_checkpoint(int64_t step) {
+    if (step == last_saved_step_) return;
+    const std::string tag = fmt::format("global_step{}", step);
+    const std::string tag_dir = (std::filesystem::path(options_.save_dir) / tag).string();
+    engine_->save_layer_checkpoint(tag_dir);
+    last_saved_step_ = step;
+    if (!leader_) return;
+    const std::string latest = (std::filesystem::path(options_.save_dir) / "latest").string();
+    std::ofstream(latest + ".tmp") << tag;
+    std::filesystem::rename(latest + ".tmp", latest);
+    fmt::print("saved checkpoint {}\n", tag_dir);
+  }
+
+  // The whole model for gpt_generate: the stages write their layer files to a scratch folder
+  // and rank 0 joins them under the whole GPT's names (the tied head stored once, as wte).
+  void save_model() {
+    if (options_.save_path.empty()) return;
+    const std::string scratch = options_.save_path + ".layers.tmp";
+    engine_->save_layer_checkpoint(scratch);
+    if (leader_) {
+      const pipeline::LayerSpecs specs = pipeline::gpt_layer_specs(options_.model);
+      NamedTensors saved;
+      for (size_t layer = 0; layer < specs.size(); ++layer) {
+        if (options_.model.tie_word_embeddings && specs[layer].type_name == "LMHead") continue;
+        SafetensorsContents contents =
+            load_safetensors(pipeline::layer_state_file(scratch, int(layer)));
+        for (const auto& [name, tensor] : contents.tensors)
+          saved.emplace_back(specs[layer].state_prefix + name, tensor.to(DType::f32));
+      }
+      SafetensorsMetadata metadata = gpt_metadata(options_.model);
+      metadata["format"] = "pt";
+      if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = "wte.weight";
+      save_safetensors(options_.save_path, saved, metadata);
+      std::filesystem::remove_all(scratch);
+      fmt::print("saved {}\n", options_.save_path);
+    }
+    world_.barrier();
+  }
+
+  const GptTrainOptions& options_;
+  comm::MpiCommunicator& world_;
+  const bool leader_;
+  comm::ProcessGrid grid_;
+  dist::Config config_;
+  std::optional<data::TokenWindowSampler> train_windows_, validation_windows_;
+  int64_t eval_batches_ = 0;
+  std::unique_ptr<pipeline::PipelineEngine> engine_;
+  double interval_loss_sum_ = 0.0, interval_seconds_ = 0.0;
+  int64_t interval_steps_ = 0;
+  int64_t last_saved_step_ = -1;
+};
+
+}  // namespace zt::apps

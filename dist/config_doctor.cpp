@@ -240,20 +240,31 @@ std::optional<Suggestion> suggest_layout(const ModelShape& shape, const Config& 
                                          int64_t reserve_bytes, std::string* why_none) {
   auto mib = [](int64_t bytes) { return double(bytes) / double(1 << 20); };
   std::string why;
+  // Fewer micro-steps send less at stages 2 and 3 (a reduce-scatter each): where the
+  // micro-batch is a choice, every choice is ordered by its own traffic, ties kept in the
+  // order above.
+  std::vector<std::pair<Layout, RankPrediction>> choices;
   for (const Layout& base : layouts_by_cost(config, world_size)) {
-    for (Layout layout : activation_choices(base, shape, config)) {
-      RankPrediction prediction =
-          predict_rank(shape, with_layout(config, layout), world_size, layout.checkpointing);
-      int64_t needed = prediction.device_bytes() + reserve_bytes;
-      if (needed <= budget_bytes) {
-        why +=
-            fmt::format("{}: {:.3f} MiB on the device fits {:.3f} MiB, sending {:.0f} bytes a step",
-                        layout.str(), mib(needed), mib(budget_bytes), prediction.traffic_bytes());
-        return Suggestion{layout, prediction, why};
-      }
-      why += fmt::format("{}: needs {:.3f} MiB, over by {:.3f} MiB\n", layout.str(), mib(needed),
-                         mib(needed - budget_bytes));
+    for (const Layout& layout : activation_choices(base, shape, config)) {
+      choices.emplace_back(layout, predict_rank(shape, with_layout(config, layout), world_size,
+                                                layout.checkpointing));
     }
+  }
+  if (shape.activation_ops) {
+    std::stable_sort(choices.begin(), choices.end(), [](const auto& a, const auto& b) {
+      return a.second.traffic_bytes() < b.second.traffic_bytes();
+    });
+  }
+  for (const auto& [layout, prediction] : choices) {
+    int64_t needed = prediction.device_bytes() + reserve_bytes;
+    if (needed <= budget_bytes) {
+      why +=
+          fmt::format("{}: {:.3f} MiB on the device fits {:.3f} MiB, sending {:.0f} bytes a step",
+                      layout.str(), mib(needed), mib(budget_bytes), prediction.traffic_bytes());
+      return Suggestion{layout, prediction, why};
+    }
+    why += fmt::format("{}: needs {:.3f} MiB, over by {:.3f} MiB\n", layout.str(), mib(needed),
+                       mib(needed - budget_bytes));
   }
   if (why_none) *why_none = why;
   return std::nullopt;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +31,8 @@ inline std::vector<FlagSpec> config_doctor_flags() {
            "with --explain-config: suggest the cheapest ZeRO layout within M MiB per rank",
            "no suggestion"},
           {"memory-reserve-mib", "M", "0",
-           "with --memory-budget-mib: MiB kept for activations and buffers (not predicted)"}};
+           "with --memory-budget-mib: MiB kept for what is not predicted (buffers; activations "
+           "of models without a formula)"}};
 }
 
 inline DoctorOptions read_doctor_options(const Flags& flags) {
@@ -45,11 +47,18 @@ inline DoctorOptions read_doctor_options(const Flags& flags) {
 }
 
 // Prints the prediction for `config` and, with a budget, the suggestion; returns the exit
-// status: 0, or 1 when no layout fits the budget (with each layout's shortfall).
+// status: 0, or 1 when no layout fits the budget (with each layout's shortfall). With
+// `activation_ops` (the model's ops, dist/config_doctor_activations.h) activations are
+// predicted, `checkpointed` telling whether the config checkpoints them, and the suggestion
+// also chooses the micro-batch and checkpointing.
 inline int explain_config(const DoctorOptions& options, const dist::Config& config,
-                          nn::Module& model, int world_size) {
+                          nn::Module& model, int world_size,
+                          std::function<std::vector<dist::ActivationOp>(bool)> activation_ops = {},
+                          bool checkpointed = false) {
   dist::ModelShape shape = dist::model_shape(model, config.zero_optimization, world_size);
-  fmt::print("{}", dist::explain_prediction(dist::predict_rank(shape, config, world_size), shape));
+  shape.activation_ops = std::move(activation_ops);
+  fmt::print("{}", dist::explain_prediction(
+                       dist::predict_rank(shape, config, world_size, checkpointed), shape));
   if (options.budget_mib <= 0.0) return 0;
   auto bytes = [](double mib) { return int64_t(mib * double(1 << 20)); };
   std::string why_none;
@@ -61,9 +70,12 @@ inline int explain_config(const DoctorOptions& options, const dist::Config& conf
     return 1;
   }
   fmt::print(
-      "suggested for {} MiB per rank ({} MiB reserved for activations and buffers): {}\n"
-      "cheapest first (least traffic a step, then least offload):\n{}\n",
-      options.budget_mib, options.reserve_mib, suggestion->layout.str(), suggestion->why);
+      "suggested for {} MiB per rank ({} MiB reserved for {}): {}\n"
+      "cheapest first (least traffic a step, then least offload{}):\n{}\n",
+      options.budget_mib, options.reserve_mib,
+      shape.activation_ops ? "buffers" : "activations and buffers", suggestion->layout.str(),
+      shape.activation_ops ? ", then the largest micro-batch, then checkpointing" : "",
+      suggestion->why);
   return 0;
 }
 

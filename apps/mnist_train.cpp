@@ -429,7 +429,22 @@ int explain_config(comm::MpiRuntime& runtime, const TrainOptions& options) {
   std::shared_ptr<nn::Module> model =
       options.width != 1.0 ? std::make_shared<apps::MnistCnn>(apps::scaled_widths(options.width))
                            : apps::make_mnist_model(options.model, 0);
-  return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
+  if (!leader) return 0;
+  if (options.model != "cnn") return apps::explain_config(options.doctor, config, *model, world);
+  // The CNN's activations from its widths: checkpointed, its stages run in number_checkpoints
+  // segments (every stage its own when the doctor suggests checkpointing).
+  const int64_t segments = config.activation_checkpointing.number_checkpoints;
+  const dist::MnistCnnShape widths = [&] {
+    apps::MnistCnnWidths w =
+        options.width != 1.0 ? apps::scaled_widths(options.width) : apps::MnistCnnWidths{};
+    return dist::MnistCnnShape{w.conv1, w.conv2, w.fc1};
+  }();
+  const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
+  auto ops = [=](bool checkpointed) {
+    int64_t groups = checkpointed ? (segments > 0 ? segments : apps::MnistCnn::kStages) : 0;
+    return dist::mnist_cnn_activations(widths, element_bytes, groups);
+  };
+  return apps::explain_config(options.doctor, config, *model, world, ops, segments > 0);
 }
 
 int main(int argc, char** argv) {

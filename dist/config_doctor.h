@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 
 #include "comm/communicator.h"
 #include "dist/config.h"
+#include "dist/config_doctor_activations.h"
 #include "dist/zero/expected_footprint.h"
 #include "nn/module.h"
 
@@ -29,23 +31,29 @@ struct ModelShape {
   // after it that stage3_prefetch_bucket_size lets prefetch start (within
   // stage3_max_live_parameters), in forward or backward order.
   int64_t gathered_peak_numel = 0;
+  // The ops the model's forward runs, with or without activation checkpointing
+  // (dist/config_doctor_activations.h); empty: activations are not predicted.
+  std::function<std::vector<ActivationOp>(bool checkpointed)> activation_ops;
 };
 ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size);
 
-// One rank's prediction. Activations are not predicted: they depend on the model's code, and
-// the doctor reports them as such rather than guess.
+// One rank's prediction. Activations are predicted where the shape tells the model's ops, for
+// the config's micro-batch; transient buffers (communication staging, gradients whole before
+// their reduction) are not, and the budget search takes them as a reserve.
 struct RankPrediction {
   int stage = 0;
   int world_size = 1;
   int64_t element_bytes = 4;          // B: 4 in fp32, 2 under fp16/bf16
   ExpectedOffloadBytes model_states;  // device, host and NVMe bytes between steps
   int64_t gathered_working_set = 0;   // stage 3: gathered params + the largest module's gradient
+  int64_t activation_bytes = -1;      // the activation peak; -1: not predicted
   std::vector<std::pair<comm::CollectiveKind, double>> traffic;  // payload bytes per step
   int64_t device_bytes() const;  // model states on the device plus the stage-3 working set
   int64_t host_bytes() const;
   double traffic_bytes() const;
 };
-RankPrediction predict_rank(const ModelShape& shape, const Config& config, int world_size);
+RankPrediction predict_rank(const ModelShape& shape, const Config& config, int world_size,
+                            bool checkpointed = false);
 
 // The table --explain-config prints.
 std::string explain_prediction(const RankPrediction& prediction, const ModelShape& shape);
@@ -55,6 +63,8 @@ struct Layout {
   int stage = 0;
   std::string offload_optimizer = "none";  // "none" or "cpu"
   std::string offload_param = "none";      // "none" or "cpu" (stage 3 only)
+  int64_t micro_batch = 0;                 // per rank; 0: the config's
+  bool checkpointing = false;              // activation checkpointing of the model's layers
   std::string str() const;
 };
 Config with_layout(const Config& config, const Layout& layout);
@@ -64,10 +74,13 @@ struct Suggestion {
   RankPrediction prediction;
   std::string why;  // the layouts ruled out before it, and by how much each missed
 };
-// The cheapest layout whose predicted device bytes plus `reserve_bytes` (activations and
-// buffers, which the doctor does not predict) fit `budget_bytes`: least traffic per step
-// first, then least offload (none, optimizer, optimizer and parameters); nullopt when none
-// fits. Offloading the optimizer needs Adam, so other optimizers are offered no offload.
+// The cheapest layout whose predicted device bytes plus `reserve_bytes` (buffers, and the
+// activations where the shape does not predict them) fit `budget_bytes`: least traffic per
+// step first, then least offload (none, optimizer, optimizer and parameters); within one,
+// where activations are predicted, the largest micro-batch that divides the config's samples
+// per rank and step (the global batch kept by accumulation), every micro-batch without
+// activation checkpointing before any with it (a re-run forward). nullopt when none fits.
+// Offloading the optimizer needs Adam, so other optimizers are offered no offload.
 std::optional<Suggestion> suggest_layout(const ModelShape& shape, const Config& config,
                                          int world_size, int64_t budget_bytes,
                                          int64_t reserve_bytes, std::string* why_none = nullptr);

@@ -35,9 +35,9 @@ InferenceEngine::InferenceEngine(std::shared_ptr<models::GPT> model, const Infer
   if (!model_) throw std::invalid_argument("init_inference: no model");
   if (config_.tp_size > 1) {
     throw std::invalid_argument(
-        fmt::format("init_inference: tensor_parallel.tp_size {}: a whole model was given; serve a "
-                    "tensor-parallel GPT of {} ranks (under mpirun)",
-                    config_.tp_size, config_.tp_size));
+        fmt::format("init_inference: tensor_parallel.tp_size {}: a whole model is served on one "
+                    "rank; tp_size > 1 serves a TensorParallelGPT split over that many MPI ranks",
+                    config_.tp_size));
   }
   served_ = model_.get();
   model_config_ = model_->config();

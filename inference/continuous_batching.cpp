@@ -39,20 +39,6 @@ int64_t next_token(std::span<const double> logits, const SamplingOptions& sampli
   return int64_t(multinomial(weights, 1, false, &generator).item());
 }
 
-PagedKVCache make_cache(const models::GPT& model, const InferenceConfig& config,
-                        int64_t positions) {
-  const models::GPTConfig& shape = model.config();
-  PagedKVCacheShape cache_shape{.layers = shape.n_layer,
-                                .kv_heads = shape.resolved_n_kv_head(),
-                                .head_dim = shape.head_dim(),
-                                .block_positions = config.kv_block_positions};
-  cache_shape.blocks = config.max_batch_size *
-                       ((positions + config.kv_block_positions - 1) / config.kv_block_positions);
-  const Tensor weight = model.token_embedding()->weight;
-  const DType dtype = is_floating(weight.dtype()) ? weight.dtype() : DType::f32;
-  return PagedKVCache(cache_shape, dtype, weight.device());
-}
-
 }  // namespace
 
 std::vector<Completion> InferenceEngine::generate(const std::vector<GenerationRequest>& requests,
@@ -61,7 +47,7 @@ std::vector<Completion> InferenceEngine::generate(const std::vector<GenerationRe
   for (size_t i = 0; i < requests.size(); ++i) check_request(i, requests[i]);
   const bool padded = batching == Batching::static_batches;
   const int64_t positions = max_positions();
-  PagedKVCache cache = make_cache(*model_, config_, positions);
+  PagedKVCache cache = make_cache();
   std::vector<Completion> completions(requests.size());
   std::vector<RunningSequence> running;
   int64_t reserved = 0;

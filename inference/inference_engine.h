@@ -6,6 +6,10 @@
 // it, their cache blocks freed at once. Each request draws its tokens greedily or with
 // temperature / top-k / top-p from a generator of its own seed, so its tokens do not depend on
 // which other requests share its steps.
+// Tensor-parallel serving (tensor_parallel.tp_size > 1): the engine takes a TensorParallelGPT
+// of tp_size ranks, every rank of its tensor group runs generate() with the same requests, and
+// each rank's KV cache holds only its heads; the gathered logits make every rank draw the same
+// tokens. fp32 only there (the other dtypes and quantization are refused at tp > 1).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +21,7 @@
 #include "inference/ragged_decoder.h"
 #include "inference/sampling.h"
 #include "models/gpt.h"
+#include "tensor_parallel/gpt2_tensor_parallel.h"
 
 namespace zt::inference {
 
@@ -44,8 +49,18 @@ enum class Batching {
 class InferenceEngine {
  public:
   InferenceEngine(std::shared_ptr<models::GPT> model, const InferenceConfig& config);
+  // Tensor-parallel serving: config.tp_size must be the model's tensor group size.
+  InferenceEngine(std::shared_ptr<tensor_parallel::TensorParallelGPT> model,
+                  const InferenceConfig& config);
 
-  models::GPT& model() { return *model_; }
+  // The whole model (std::logic_error for a tensor-parallel engine, which holds none).
+  models::GPT& model();
+  const models::GPTConfig& model_config() const { return model_config_; }
+  // Logits [sequences, vocab] of one ragged step (the whole vocabulary on every rank).
+  RaggedDecoder& decoder() { return *decoder_; }
+  // An empty paged KV cache for `max_batch_size` sequences of max_positions(), of this rank's
+  // heads, in the weights' dtype.
+  PagedKVCache make_cache() const;
   const InferenceConfig& config() const { return config_; }
   // The most positions (prompt + output) a sequence may hold: max_out_tokens, at most the
   // model's context.
@@ -64,7 +79,10 @@ class InferenceEngine {
  private:
   void check_request(size_t index, const GenerationRequest& request) const;
 
-  std::shared_ptr<models::GPT> model_;
+  std::shared_ptr<models::GPT> model_;  // null when tensor-parallel
+  std::shared_ptr<tensor_parallel::TensorParallelGPT> tensor_parallel_model_;
+  nn::Module* served_ = nullptr;  // whichever of the two is set
+  models::GPTConfig model_config_;
   InferenceConfig config_;
   std::unique_ptr<RaggedDecoder> decoder_;
   int64_t last_steps_ = 0;

@@ -11,6 +11,7 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "models/causal_attention.h"
+#include "tensor_parallel/tp_region.h"
 
 namespace zt::inference {
 
@@ -24,7 +25,13 @@ std::shared_ptr<nn::Module> child(nn::Module& module, const std::string& path) {
 
 }  // namespace
 
-RaggedDecoder::RaggedDecoder(models::GPT& model) : config_(model.config()) {
+RaggedDecoder::RaggedDecoder(models::GPT& model) : RaggedDecoder(model, model.config(), nullptr) {}
+
+RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
+                             comm::Communicator* tensor_group)
+    : config_(config),
+      tensor_group_(tensor_group),
+      tensor_ranks_(tensor_group ? tensor_group->size() : 1) {
   if (config_.sparse_attention) {
     throw std::invalid_argument(
         "inference: a model with sparse attention is not served (the engine attends densely)");
@@ -72,10 +79,12 @@ Tensor RaggedDecoder::embedded(const std::vector<RaggedSequence>& batch,
 Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor& x,
                                 const std::vector<RaggedSequence>& batch,
                                 const std::vector<int64_t>& starts, PagedKVCache& cache) {
-  const int64_t H = config_.n_head, KV = config_.resolved_n_kv_head(), D = config_.head_dim();
+  // This rank's heads (all of them without a tensor group).
+  const int64_t H = config_.n_head / tensor_ranks_,
+                KV = config_.resolved_n_kv_head() / tensor_ranks_, D = config_.head_dim();
   Tensor q_all, k_all, v_all;
   if (layer.qkv) {
-    std::vector<Tensor> qkv = split((*layer.qkv)(x), config_.n_embd, 2);
+    std::vector<Tensor> qkv = split((*layer.qkv)(x), H * D, 2);
     q_all = qkv[0], k_all = qkv[1], v_all = qkv[2];
   } else {
     q_all = (*layer.q)(x), k_all = (*layer.k)(x), v_all = (*layer.v)(x);
@@ -138,7 +147,10 @@ Tensor RaggedDecoder::step(const std::vector<RaggedSequence>& batch, PagedKVCach
   }
   const Tensor last =
       index_select(x, 1, from_int64(last_rows, {int64_t(last_rows.size())}).to(device));
-  return (*lm_head_)((*final_norm_)(last)).squeeze(0);
+  const Tensor logits = (*lm_head_)((*final_norm_)(last)).squeeze(0);
+  // A tensor-parallel head gives this rank's vocabulary columns; every rank samples from all.
+  if (tensor_ranks_ > 1) return tensor_parallel::all_gathered_last_dim(logits, *tensor_group_);
+  return logits;
 }
 
 }  // namespace zt::inference

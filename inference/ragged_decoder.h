@@ -4,12 +4,15 @@
 // [1, N, C] activation for every projection and MLP (the GEMMs that batching makes cheaper);
 // only attention runs per sequence, against that sequence's cached positions.
 // The layers are looked up by their Hugging Face names when the decoder is built, so a model
-// whose Linear layers were swapped for quantized ones runs the swapped ones.
+// whose Linear layers were swapped for quantized ones runs the swapped ones, and a
+// tensor-parallel GPT (tensor_parallel/, same names) runs with this rank's heads: its cache holds
+// only those heads, and the logits of its vocabulary rows are gathered across the tensor group.
 #pragma once
 
 #include <memory>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "inference/paged_kv_cache.h"
 #include "models/gpt.h"
 #include "nn/module.h"
@@ -24,6 +27,10 @@ struct RaggedSequence {
 class RaggedDecoder {
  public:
   explicit RaggedDecoder(models::GPT& model);
+  // `model` built from `config` (a models::GPT, or a tensor-parallel GPT over `tensor_group`,
+  // which every rank of the group then steps alike).
+  RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
+                comm::Communicator* tensor_group);
   // Runs the new tokens of every sequence, appending their keys and values to `cache` (each
   // sequence grows by its token count); the logits of each sequence's last new token,
   // [sequences, vocab], in the model's dtype. Throws std::invalid_argument when a sequence
@@ -43,6 +50,8 @@ class RaggedDecoder {
                   Device device);
 
   models::GPTConfig config_;
+  comm::Communicator* tensor_group_ = nullptr;  // null: the whole model on this rank
+  int64_t tensor_ranks_ = 1;
   std::shared_ptr<nn::Module> token_embedding_, position_embedding_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
 };

@@ -61,6 +61,6 @@ TEST_CASE("inference refuses a checkpoint of another model and tensor parallelis
   InferenceConfig tensor_parallel;
   tensor_parallel.tp_size = 2;
   CHECK(error_of([&] { init_inference(model, tensor_parallel); }) ==
-        "init_inference: tensor_parallel.tp_size 2: tensor-parallel serving is not available "
-        "yet; use tp_size 1");
+        "init_inference: tensor_parallel.tp_size 2: a whole model is served on one rank; "
+        "tp_size > 1 serves a TensorParallelGPT split over that many MPI ranks");
 }

@@ -52,8 +52,8 @@ class GPTEmbeddingLayer final : public nn::Module {
 // directly, so the parameters keep the block's names (ln_1.weight, attn.c_attn.weight, ...).
 class GPTBlockLayer final : public nn::Module {
  public:
-  explicit GPTBlockLayer(const models::GPTConfig& config)
-      : block_(std::make_shared<models::GPT2Block>(config)) {
+  GPTBlockLayer(const models::GPTConfig& config, int64_t layer)
+      : block_(std::make_shared<models::GPT2Block>(config, layer)) {
     for (const auto& [name, child] : block_->named_children()) register_module(name, child);
   }
   std::string type_name() const override { return "GPT2Block"; }
@@ -83,9 +83,10 @@ LayerSpecs gpt_layer_specs(const models::GPTConfig& config) {
                    .tied_parameter = "wte.weight",
                    .state_prefix = ""});
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
-    specs.push_back({.type_name = "GPT2Block",
-                     .build = [config] { return std::make_shared<GPTBlockLayer>(config); },
-                     .state_prefix = fmt::format("h.{}.", layer)});
+    specs.push_back(
+        {.type_name = "GPT2Block",
+         .build = [config, layer] { return std::make_shared<GPTBlockLayer>(config, layer); },
+         .state_prefix = fmt::format("h.{}.", layer)});
   }
   specs.push_back({.type_name = "LayerNorm",
                    .build =

@@ -28,7 +28,7 @@ std::vector<std::string> quantize_linear_layers(nn::Module& model,
 struct WeightBytes {
   size_t linear_weights = 0;  // the linear layers' matrices: f32 values, or codes + scales +
                               // zero points when quantized
-  size_t linear_extras = 0;   // their biases and the W8A8 layers' per-row code sums
+  size_t linear_extras = 0;   // their biases, the W8A8 layers' per-row code sums and panels
   size_t other = 0;           // every other parameter and buffer (embeddings, norms, head)
   size_t total() const { return linear_weights + linear_extras + other; }
 };

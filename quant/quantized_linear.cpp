@@ -55,6 +55,10 @@ QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int b
     for (int64_t row = 0; row < weight_.rows; ++row)
       for (int64_t col = 0; col < weight_.cols; ++col)
         weight_code_sums_[size_t(row)] += codes[row * weight_.cols + col];
+    if (cpu::int8_gemm_has_vnni()) {
+      packed_codes_.resize(size_t(cpu::int8_gemm_packed_b_bytes(weight_.rows, weight_.cols)));
+      cpu::int8_gemm_pack_b(codes, weight_.cols, weight_.rows, weight_.cols, packed_codes_.data());
+    }
   }
 }
 
@@ -69,7 +73,8 @@ std::string QuantizedLinear::extra_repr() const {
 }
 
 size_t QuantizedLinear::weight_bytes() const {
-  size_t bytes = weight_.nbytes() + weight_code_sums_.size() * sizeof(int32_t);
+  size_t bytes =
+      weight_.nbytes() + weight_code_sums_.size() * sizeof(int32_t) + packed_codes_.size();
   if (bias_.defined()) bytes += bias_.nbytes();
   return bytes;
 }
@@ -103,7 +108,8 @@ void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float*
   int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
   parallel_for(0, panels, 1, [&](int64_t panel_begin, int64_t panel_end) {
-    std::vector<float> panel(size_t(kDequantizedPanelRows * cols));
+    thread_local std::vector<float> panel;  // reused: no fresh pages every call
+    panel.resize(size_t(kDequantizedPanelRows * cols));
     for (int64_t p = panel_begin; p < panel_end; ++p) {
       int64_t row_begin = p * kDequantizedPanelRows;
       int64_t panel_rows = std::min(kDequantizedPanelRows, rows - row_begin);
@@ -133,6 +139,7 @@ void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) con
                     .lda = weight_.cols,
                     .b = weight_.codes.data_ptr<int8_t>(),
                     .ldb = weight_.cols,
+                    .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
                     .c = products.data(),
                     .ldc = weight_.rows,
                     .m = tokens,
@@ -151,6 +158,7 @@ void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) con
                            .lda = weight_.cols,
                            .b = weight_.codes.data_ptr<int8_t>(),
                            .ldb = weight_.cols,
+                           .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
                            .c = products.data(),
                            .ldc = weight_.rows,
                            .m = end - begin,

@@ -43,6 +43,10 @@ class QuantizedLinear final : public nn::Module {
   Tensor bias_;  // f32 [out] or undefined
   std::optional<QuantizationType> activation_type_;
   std::vector<int32_t> weight_code_sums_;  // per output row, for the activations' zero points
+  // W8A8 on a VNNI processor: the codes once more, in the int8 GEMM's panel layout
+  // (cpu::int8_gemm_pack_b), so no call re-packs them. Like the code sums, derived from the
+  // codes when the layer is built.
+  std::vector<int8_t> packed_codes_;
 };
 
 }  // namespace zt::quant

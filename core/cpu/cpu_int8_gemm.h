@@ -16,6 +16,9 @@ struct Int8GemmArgs {
   int64_t lda = 0;
   const int8_t* b = nullptr;  // [n, ldb]
   int64_t ldb = 0;
+  // Optional: B already in the VNNI path's panel layout (int8_gemm_pack_b), so that a weight
+  // used every call is packed once; the portable path still reads `b`, which must be the same.
+  const int8_t* b_packed = nullptr;
   int32_t* c = nullptr;  // [m, ldc]
   int64_t ldc = 0;
   int64_t m = 0, n = 0, k = 0;
@@ -28,6 +31,11 @@ void int8_gemm(const Int8GemmArgs& args);
 void int8_gemm_serial(const Int8GemmArgs& args);
 // The plain loops, in parallel over rows.
 void int8_gemm_portable(const Int8GemmArgs& args);
+// Bytes of B [n, k] in the VNNI path's layout: 64-column panels of [ceil(k/4)][64][4] bytes,
+// zeros past n and past k. The layout is defined on every processor; only VNNI reads it.
+int64_t int8_gemm_packed_b_bytes(int64_t n, int64_t k);
+// B [n, ldb] into that layout (`packed` holds int8_gemm_packed_b_bytes(n, k) bytes).
+void int8_gemm_pack_b(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* packed);
 // Whether this processor and build have the VNNI path.
 bool int8_gemm_has_vnni();
 // The VNNI path, in parallel and on the calling thread; call only where int8_gemm_has_vnni().

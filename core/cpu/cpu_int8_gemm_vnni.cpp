@@ -1,7 +1,8 @@
 // The AVX-512 VNNI int8 GEMM (core/cpu/cpu_int8_gemm.h), built with -mavx512vnni and chosen at
-// run time. B is packed a panel of 64 output columns at a time into [k/4][64][4] bytes, so one
-// 64-byte load holds 4 k-values of 16 columns, the operand vpdpbusd multiplies with 4 bytes of
-// an A row broadcast to every lane; a 6 x 64 tile of C stays in 24 registers across all of k.
+// run time. B is packed a panel of 64 output columns at a time into [k/4][64][4] bytes (per
+// call, or once by the caller: int8_gemm_pack_b), so one 64-byte load holds 4 k-values of 16
+// columns, the operand vpdpbusd multiplies with 4 bytes of an A row broadcast to every lane; a
+// 6 x 64 tile of C stays in 24 registers across all of k.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -17,29 +18,50 @@
 
 namespace zt::cpu {
 
-#ifdef ZT_HAVE_VNNI_BUILD
-
 namespace {
 
 constexpr int64_t kPanelCols = 64;  // four zmm registers of int32
-constexpr int64_t kTileRows = 6;
-constexpr int64_t kRowBlock = 96;  // rows of A per task: its rows stay in L2 across a panel
+
+int64_t quad_count(int64_t k) {
+  return (k + 3) / 4;
+}
 
 // Columns [col_begin, col_begin + 64) of B^T as [k4][64][4] bytes, zeros past n and past k.
-void pack_panel(const Int8GemmArgs& args, int64_t col_begin, int64_t k4_count, int8_t* panel) {
+void pack_panel(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int64_t col_begin,
+                int8_t* panel) {
+  int64_t k4_count = quad_count(k);
   std::memset(panel, 0, size_t(k4_count * kPanelCols * 4));
-  int64_t cols = std::min(kPanelCols, args.n - col_begin);
-  int64_t full_k4 = args.k / 4;
+  int64_t cols = std::min(kPanelCols, n - col_begin);
+  int64_t full_k4 = k / 4;
   for (int64_t col = 0; col < cols; ++col) {
-    const int8_t* b_row = args.b + (col_begin + col) * args.ldb;
+    const int8_t* b_row = b + (col_begin + col) * ldb;
     for (int64_t k4 = 0; k4 < full_k4; ++k4)
       std::memcpy(panel + (k4 * kPanelCols + col) * 4, b_row + k4 * 4, 4);
     if (full_k4 < k4_count) {  // the last, partial quad
       std::memcpy(panel + (full_k4 * kPanelCols + col) * 4, b_row + full_k4 * 4,
-                  size_t(args.k - full_k4 * 4));
+                  size_t(k - full_k4 * 4));
     }
   }
 }
+
+}  // namespace
+
+int64_t int8_gemm_packed_b_bytes(int64_t n, int64_t k) {
+  return (n + kPanelCols - 1) / kPanelCols * quad_count(k) * kPanelCols * 4;
+}
+
+void int8_gemm_pack_b(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* packed) {
+  int64_t panel_bytes = quad_count(k) * kPanelCols * 4;
+  for (int64_t col_begin = 0; col_begin < n; col_begin += kPanelCols)
+    pack_panel(b, ldb, n, k, col_begin, packed + col_begin / kPanelCols * panel_bytes);
+}
+
+#ifdef ZT_HAVE_VNNI_BUILD
+
+namespace {
+
+constexpr int64_t kTileRows = 6;
+constexpr int64_t kRowBlock = 96;  // rows of A per task: its rows stay in L2 across a panel
 
 // Four bytes of an A row from k4 * 4 on, zeros past k (the last group may be partial).
 inline int32_t load_a_quad(const uint8_t* a_row, int64_t k4, int64_t k) {
@@ -131,6 +153,15 @@ void rows_of_panel(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end,
   for (; row < row_end; ++row) tile<1>(args, row, col_begin, panel, k4_count);
 }
 
+// The panel starting at col_begin: the caller's pre-packed one, else packed into `scratch`.
+const int8_t* panel_at(const Int8GemmArgs& args, int64_t col_begin, std::vector<int8_t>& scratch) {
+  int64_t panel_bytes = quad_count(args.k) * kPanelCols * 4;
+  if (args.b_packed) return args.b_packed + col_begin / kPanelCols * panel_bytes;
+  scratch.resize(size_t(panel_bytes));
+  pack_panel(args.b, args.ldb, args.n, args.k, col_begin, scratch.data());
+  return scratch.data();
+}
+
 }  // namespace
 
 bool int8_gemm_has_vnni() {
@@ -141,34 +172,30 @@ bool int8_gemm_has_vnni() {
 
 void int8_gemm_vnni(const Int8GemmArgs& args) {
   if (args.m == 0 || args.n == 0) return;
-  int64_t k4_count = (args.k + 3) / 4;
+  int64_t k4_count = quad_count(args.k);
   int64_t panels = (args.n + kPanelCols - 1) / kPanelCols;
   int64_t row_blocks = (args.m + kRowBlock - 1) / kRowBlock;
-  // One task per (panel, block of rows); a task packs its own panel (n * k bytes over all
-  // tasks of a row block: small next to the m * n * k products it feeds).
+  // One task per (panel, block of rows); without pre-packed panels a task packs its own (n * k
+  // bytes over all tasks of a row block: small next to the m * n * k products it feeds).
   parallel_for(0, panels * row_blocks, 1, [&](int64_t task_begin, int64_t task_end) {
-    thread_local std::vector<int8_t> panel;
-    panel.resize(size_t(k4_count * kPanelCols * 4));
+    thread_local std::vector<int8_t> scratch;
     for (int64_t task = task_begin; task < task_end; ++task) {
       int64_t col_begin = (task % panels) * kPanelCols;
       int64_t row_begin = (task / panels) * kRowBlock;
-      pack_panel(args, col_begin, k4_count, panel.data());
-      rows_of_panel(args, row_begin, std::min(args.m, row_begin + kRowBlock), col_begin,
-                    panel.data(), k4_count);
+      const int8_t* panel = panel_at(args, col_begin, scratch);
+      rows_of_panel(args, row_begin, std::min(args.m, row_begin + kRowBlock), col_begin, panel,
+                    k4_count);
     }
   });
 }
 
 void int8_gemm_vnni_serial(const Int8GemmArgs& args) {
   if (args.m == 0 || args.n == 0) return;
-  int64_t k4_count = (args.k + 3) / 4;
-  thread_local std::vector<int8_t> panel;
-  panel.resize(size_t(k4_count * kPanelCols * 4));
-  // Each panel packed once, then every row against it.
-  for (int64_t col_begin = 0; col_begin < args.n; col_begin += kPanelCols) {
-    pack_panel(args, col_begin, k4_count, panel.data());
-    rows_of_panel(args, 0, args.m, col_begin, panel.data(), k4_count);
-  }
+  int64_t k4_count = quad_count(args.k);
+  thread_local std::vector<int8_t> scratch;
+  // Each panel packed once (unless pre-packed), then every row against it.
+  for (int64_t col_begin = 0; col_begin < args.n; col_begin += kPanelCols)
+    rows_of_panel(args, 0, args.m, col_begin, panel_at(args, col_begin, scratch), k4_count);
 }
 
 #else  // built without VNNI (another architecture): the portable path only

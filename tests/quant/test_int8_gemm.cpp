@@ -41,12 +41,14 @@ std::vector<int32_t> plain_product(const Operands& o) {
   return c;
 }
 
-std::vector<int32_t> run(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o) {
+std::vector<int32_t> run(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o,
+                         const int8_t* b_packed = nullptr) {
   std::vector<int32_t> c(size_t(o.m * o.n), -7);
   gemm({.a = o.a.data(),
         .lda = o.k,
         .b = o.b.data(),
         .ldb = o.k,
+        .b_packed = b_packed,
         .c = c.data(),
         .ldc = o.n,
         .m = o.m,
@@ -68,6 +70,32 @@ TEST_CASE("int8 gemm: VNNI and portable paths equal a plain int32 loop on tails 
         CHECK(run(cpu::int8_gemm_portable, operands) == expected);
         CHECK(run(cpu::int8_gemm, operands) == expected);
         if (cpu::int8_gemm_has_vnni()) CHECK(run(cpu::int8_gemm_vnni, operands) == expected);
+      }
+}
+
+TEST_CASE("int8 gemm: B packed once gives the same integers; the layout is [k/4][64][4] panels") {
+  uint32_t seed = 100;
+  for (int64_t m : {1, 7, 100})
+    for (int64_t n : {1, 63, 130})
+      for (int64_t k : {1, 3, 67, 256}) {
+        INFO("m=" << m << " n=" << n << " k=" << k);
+        Operands operands = random_operands(m, n, k, seed++);
+        int64_t quads = (k + 3) / 4, panels = (n + 63) / 64;
+        REQUIRE(cpu::int8_gemm_packed_b_bytes(n, k) == panels * quads * 256);
+        std::vector<int8_t> packed(size_t(cpu::int8_gemm_packed_b_bytes(n, k)), 99);
+        cpu::int8_gemm_pack_b(operands.b.data(), k, n, k, packed.data());
+        // Byte (panel, quad, column, lane) holds B[panel * 64 + column, quad * 4 + lane], or 0.
+        bool layout_right = true;
+        for (int64_t j = 0; j < panels * 64; ++j)
+          for (int64_t p = 0; p < quads * 4; ++p) {
+            int8_t expected = j < n && p < k ? operands.b[size_t(j * k + p)] : int8_t(0);
+            size_t at = size_t(((j / 64 * quads + p / 4) * 64 + j % 64) * 4 + p % 4);
+            layout_right &= packed[at] == expected;
+          }
+        CHECK(layout_right);
+        std::vector<int32_t> expected = plain_product(operands);
+        CHECK(run(cpu::int8_gemm, operands, packed.data()) == expected);
+        CHECK(run(cpu::int8_gemm_serial, operands, packed.data()) == expected);
       }
 }
 

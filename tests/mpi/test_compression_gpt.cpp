@@ -33,7 +33,7 @@ namespace {
 using namespace testing;
 
 constexpr int kGptSteps = 8;
-constexpr int64_t kWindows = 4, kLength = 8, kVocab = 32;
+constexpr int64_t kWindows = 8, kLength = 8, kVocab = 32;  // 8: every world size the suite runs
 
 const char* kGptCompression = R"("compression_training": {
   "head_pruning": {"shared_parameters": {"enabled": true, "num_heads": 4, "schedule_offset": 0},

@@ -86,19 +86,6 @@ const apps::CommandLine& generate_command_line() {
   return command_line;
 }
 
-// "\n" and "\t" as typed on a command line become the characters.
-std::string unescaped(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == 'n' || text[i + 1] == 't')) {
-      out.push_back(text[++i] == 'n' ? '\n' : '\t');
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
 GenerateOptions read_generate_options(const apps::Flags& flags) {
   GenerateOptions options;
   options.model_path = flags.get_string("model");
@@ -106,7 +93,7 @@ GenerateOptions read_generate_options(const apps::Flags& flags) {
   if (options.model_path.empty() == options.checkpoint_dir.empty())
     throw apps::FlagError("give the model as exactly one of --model FILE and --checkpoint DIR");
   options.tag = flags.get_string("tag");
-  options.prompt = unescaped(flags.get_string("prompt"));
+  options.prompt = apps::unescaped(flags.get_string("prompt"));
   options.prompt_tokens = flags.get_string("prompt-tokens");
   if (flags.has("prompt") && flags.has("prompt-tokens"))
     throw apps::FlagError("give the prompt as one of --prompt and --prompt-tokens");

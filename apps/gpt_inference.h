@@ -96,4 +96,17 @@ inline std::shared_ptr<models::GPT> served_model(std::shared_ptr<models::GPT> mo
   return std::shared_ptr<models::GPT>(engine, &engine->model());
 }
 
+// "\n" and "\t" as typed on a command line (or a prompt file's line) become the characters.
+inline std::string unescaped(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == 'n' || text[i + 1] == 't')) {
+      out.push_back(text[++i] == 'n' ? '\n' : '\t');
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace zt::apps

@@ -64,18 +64,6 @@ const apps::CommandLine& serve_command_line() {
   return command_line;
 }
 
-std::string unescaped(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == 'n' || text[i + 1] == 't')) {
-      out.push_back(text[++i] == 'n' ? '\n' : '\t');
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
 std::string escaped(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -133,7 +121,7 @@ std::vector<std::string> read_prompts(const std::string& path) {
   std::istream& in = path == "-" ? std::cin : file;
   std::vector<std::string> prompts;
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) prompts.push_back(unescaped(line));
+    if (!line.empty()) prompts.push_back(apps::unescaped(line));
   }
   if (prompts.empty()) {
     throw std::runtime_error(

@@ -143,7 +143,7 @@ class GptTrainingRun {
     std::optional<dist::Config> file_config = read_config_file();
     check_output_paths();
     open_tokens();
-    if (options.resume) check_resume_checkpoint();
+    if (options.resume) apps::check_resume_checkpoint(options.save_dir, options.model);
     config_ = file_config ? *file_config : default_config(options, world_.size());
     config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
                                            leader_ && file_config);
@@ -206,22 +206,6 @@ class GptTrainingRun {
   }
 
   void open_tokens() { open_token_file(options_, world_, tokens_); }
-
-  // Before anything is built: the checkpoint must be of this model.
-  void check_resume_checkpoint() const {
-    std::string model_file = dist::model_states_file(dist::resolve_tag_dir(options_.save_dir, ""));
-    SafetensorsMetadata metadata;
-    nlohmann::json state;
-    SafetensorsContents contents = load_safetensors(model_file);
-    auto found = contents.metadata.find("client_state");
-    if (found != contents.metadata.end())
-      state = nlohmann::json::parse(found->second, nullptr, false);
-    if (state.is_object() && state.contains("metadata") && state["metadata"].is_object()) {
-      for (const auto& [key, value] : state["metadata"].items())
-        metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
-    }
-    apps::check_same_gpt(metadata, options_.model, model_file + ": client_state");
-  }
 
   void make_samplers() {
     data::TokenWindowOptions window{.batch_size = micro_batch_,

@@ -2,7 +2,8 @@
 // --pipeline-parallel-size stages (or the config's pipeline.stages), the rest of the world on
 // the data axis. Each data replica reads the windows a data-parallel run's rank of the same index
 // reads, so a run with p stages trains on the global batch of a one-stage run on world / p ranks
-// and prints the same losses. Checkpoints are layer files (DeepSpeed's layer_XX-model_states).
+// and prints the same losses. Checkpoints are engine checkpoints in DeepSpeed's pipeline layout
+// (layer files plus per-stage optimizer states), so --resume continues at any stage count.
 #pragma once
 
 #include <fmt/format.h>
@@ -25,6 +26,7 @@
 #include "core/safetensors.h"
 #include "data/text_token_file.h"
 #include "data/text_windows.h"
+#include "dist/checkpoint_files.h"
 #include "dist/json_comments.h"
 #include "models/gpt.h"
 #include "pipeline/gpt_layers.h"
@@ -55,6 +57,23 @@ inline int pipeline_size_of(const GptTrainOptions& options) {
   return int(from_flag > 1 ? from_flag : std::max<int64_t>(from_config, 1));
 }
 
+// Before anything is built: the checkpoint that DIR/latest names must be of this model (its
+// client state's metadata, which gpt_train records at every save).
+inline void check_resume_checkpoint(const std::string& save_dir, const models::GPTConfig& model) {
+  std::string model_file = dist::model_states_file(dist::resolve_tag_dir(save_dir, ""));
+  SafetensorsMetadata metadata;
+  nlohmann::json state;
+  SafetensorsContents contents = load_safetensors(model_file);
+  auto found = contents.metadata.find("client_state");
+  if (found != contents.metadata.end())
+    state = nlohmann::json::parse(found->second, nullptr, false);
+  if (state.is_object() && state.contains("metadata") && state["metadata"].is_object()) {
+    for (const auto& [key, value] : state["metadata"].items())
+      metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
+  }
+  check_same_gpt(metadata, model, model_file + ": client_state");
+}
+
 class GptPipelineRun {
  public:
   // `config` was resolved against the data-parallel size, world / `grid`'s pipeline size.
@@ -67,10 +86,7 @@ class GptPipelineRun {
         config_(std::move(config)) {
     if (options.device != "cpu")
       throw std::invalid_argument("--device cuda: pipeline training runs on the CPU only");
-    if (options.resume)
-      throw std::invalid_argument(
-          "--resume: layer checkpoints hold no optimizer states yet; --load-layers DIR starts "
-          "from a checkpoint's weights");
+    if (options.resume) check_resume_checkpoint(options.save_dir, options.model);
     data::TokenWindowOptions window{.batch_size = config_.train_micro_batch_size_per_gpu,
                                     .block_size = options.model.block_size,
                                     .seed = options.seed,
@@ -127,6 +143,7 @@ class GptPipelineRun {
         config_, pipeline::gpt_layer_specs(options_.model), pipeline::gpt_next_token_loss,
         micro_batch(*train_windows_, 0).inputs, grid_, &initial);
     if (!options_.load_layers.empty()) engine_->load_layer_checkpoint(options_.load_layers);
+    if (options_.resume) engine_->engine().load_checkpoint(options_.save_dir);
   }
 
   void print_startup() const {
@@ -145,6 +162,9 @@ class GptPipelineRun {
       fmt::print("validation: {} batches per replica (a multiple of the micro-batches)\n",
                  eval_batches_ * config_.gradient_accumulation_steps);
     if (!options_.load_layers.empty()) fmt::print("loaded layers from {}\n", options_.load_layers);
+    if (options_.resume)
+      fmt::print("resumed from {} at step {}\n", options_.save_dir,
+                 engine_->engine().global_steps());
   }
 
   void log_training(int64_t step) {
@@ -171,18 +191,15 @@ class GptPipelineRun {
     }
   }
 
-  // DIR/global_stepN/layer_XX-model_states.safetensors, and DIR/latest naming the tag.
+  // DIR/global_stepN: per stage its layer files, model states and optimizer states (one per
+  // data rank); DIR/latest names the tag.
   void save_checkpoint(int64_t step) {
     if (step == last_saved_step_) return;
-    const std::string tag = fmt::format("global_step{}", step);
-    const std::string tag_dir = (std::filesystem::path(options_.save_dir) / tag).string();
-    engine_->save_layer_checkpoint(tag_dir);
+    nlohmann::json client_state = {{"step", step}, {"metadata", gpt_metadata(options_.model)}};
+    const std::string tag_dir =
+        engine_->engine().save_checkpoint(options_.save_dir, "", client_state);
     last_saved_step_ = step;
-    if (!leader_) return;
-    const std::string latest = (std::filesystem::path(options_.save_dir) / "latest").string();
-    std::ofstream(latest + ".tmp") << tag;
-    std::filesystem::rename(latest + ".tmp", latest);
-    fmt::print("saved checkpoint {}\n", tag_dir);
+    if (leader_) fmt::print("saved checkpoint {}\n", tag_dir);
   }
 
   // The whole model for gpt_generate: the stages write their layer files to a scratch folder

@@ -17,13 +17,14 @@
 namespace zt::dist {
 namespace fs = std::filesystem;
 
-std::string model_states_file(const std::string& tag_dir) {
-  return (fs::path(tag_dir) / "mp_rank_00_model_states.safetensors").string();
+std::string model_states_file(const std::string& tag_dir, int mp_rank) {
+  return (fs::path(tag_dir) / fmt::format("mp_rank_{:02d}_model_states.safetensors", mp_rank))
+      .string();
 }
 
-std::string optim_states_file(const std::string& tag_dir, int rank) {
+std::string optim_states_file(const std::string& tag_dir, int rank, int mp_rank) {
   return (fs::path(tag_dir) /
-          fmt::format("zero_pp_rank_{}_mp_rank_00_optim_states.safetensors", rank))
+          fmt::format("zero_pp_rank_{}_mp_rank_{:02d}_optim_states.safetensors", rank, mp_rank))
       .string();
 }
 
@@ -217,14 +218,15 @@ void join_group(const SafetensorsContents& file, const std::string& path, int ra
 
 }  // namespace
 
-ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank) {
   ConsolidatedCheckpoint checkpoint;
   checkpoint.tag_dir = tag_dir;
-  std::string model_path = model_states_file(tag_dir);
+  std::string model_path = model_states_file(tag_dir, mp_rank);
   if (!fs::exists(model_path)) throw std::runtime_error(model_path + ": missing");
   SafetensorsContents model = load_safetensors(model_path);
   checkpoint.engine_state = metadata_json(model, "zerotrain", model_path, true);
   checkpoint.client_state = metadata_json(model, "client_state", model_path, false);
+  checkpoint.model_parallel = metadata_json(model, "model_parallel", model_path, false);
   checkpoint.model_tensors = model.tensors;
   for (const auto& [key, value] : model.metadata) {
     if (!model.contains(key) && model.contains(value)) checkpoint.tied_names[key] = value;
@@ -236,7 +238,7 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir) {
   }
   std::map<std::string, Joining> joining;
   for (int rank = 0; rank < checkpoint.world_size; ++rank) {
-    std::string path = optim_states_file(tag_dir, rank);
+    std::string path = optim_states_file(tag_dir, rank, mp_rank);
     if (!fs::exists(path)) {
       throw std::runtime_error(fmt::format("{}: missing (the checkpoint was saved by {} ranks)",
                                            path, checkpoint.world_size));

@@ -1,9 +1,9 @@
 // The on-disk layout of engine checkpoints: DeepSpeed's, with safetensors files.
 //   DIR/latest                          the newest complete tag (one line)
-//   DIR/TAG/mp_rank_00_model_states.safetensors
+//   DIR/TAG/mp_rank_XX_model_states.safetensors   (XX: model-parallel rank, 00 without one)
 //       the model's tensors in its dtype; metadata "zerotrain" (engine state: steps, schedule,
 //       loss scaler, world size, stage, parameter groups) and "client_state" (the caller's JSON)
-//   DIR/TAG/zero_pp_rank_R_mp_rank_00_optim_states.safetensors
+//   DIR/TAG/zero_pp_rank_R_mp_rank_XX_optim_states.safetensors   (R: data-parallel rank)
 //       rank R's fp32 slice of every flat group ("group.G.fp32") and its optimizer state
 //       ("group.G.exp_avg", ...); metadata "zerotrain": the groups' layout (which parameter sits
 //       where), optimizer steps and the rank's generator state
@@ -21,8 +21,9 @@
 
 namespace zt::dist {
 
-std::string model_states_file(const std::string& tag_dir);
-std::string optim_states_file(const std::string& tag_dir, int rank);
+// `mp_rank`: the model-parallel rank (pipeline stage x tensor size + tensor rank), as %02d.
+std::string model_states_file(const std::string& tag_dir, int mp_rank = 0);
+std::string optim_states_file(const std::string& tag_dir, int rank, int mp_rank = 0);
 std::string latest_file(const std::string& dir);
 
 // The tag `latest` names; throws naming DIR/latest when it is missing, empty or unreadable.
@@ -41,7 +42,10 @@ struct ConsolidatedCheckpoint {
   std::string tag_dir;
   nlohmann::json engine_state;  // the model file's "zerotrain" metadata
   nlohmann::json client_state;  // null when none was saved
-  NamedTensors model_tensors;   // as saved: parameters and buffers, in the model's dtype
+  // The model file's "model_parallel" metadata (dist/model_parallel_checkpoint.h); null when
+  // an engine without model parallelism saved it.
+  nlohmann::json model_parallel;
+  NamedTensors model_tensors;  // as saved: parameters and buffers, in the model's dtype
   // A tied parameter is saved once: {each other name: the name it is saved under}, from the
   // model file's metadata (as safetensors.torch.save_model records it).
   std::map<std::string, std::string> tied_names;
@@ -56,6 +60,8 @@ struct ConsolidatedCheckpoint {
 // Reads and checks every file of the checkpoint in `tag_dir`. Each error is one line naming
 // the file (and tensor or key) at fault: a missing rank file, a truncated or lying file, a
 // layout that does not cover every parameter exactly once, shapes that disagree.
-ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir);
+// `mp_rank`: the files of that model-parallel rank only (its data-parallel ranks joined); the
+// parameters keep the names they have there (dist/model_parallel_checkpoint.h joins the ranks).
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank = 0);
 
 }  // namespace zt::dist

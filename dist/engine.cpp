@@ -127,6 +127,10 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
     tensor_control_ = tensor_group->host_communicator().split(0, tensor_group->rank());
     shard_->combine_over_tensor_group(*tensor_control_, tensor_group->rank(),
                                       replicated_ranges(plan_, *model_));
+    placement_.tensor_rank = tensor_group->rank();
+    placement_.tensor_size = tensor_group->size();
+    placement_.layouts = tensor_parallel::shard_layouts(*model_);
+    other_axes_.push_back(tensor_control_.get());
   }
   if (config_.scheduler.present) schedule_ = make_schedule(config_.scheduler, shard_->optimizer());
   if (zero.offload_param.to_nvme()) {

@@ -44,6 +44,7 @@
 #include "core/allocator.h"
 #include "dist/config.h"
 #include "dist/engine_observers.h"
+#include "dist/model_parallel_checkpoint.h"
 #include "dist/param_groups.h"
 #include "dist/step_timers.h"
 #include "dist/zero/flat_group_buffers.h"
@@ -210,6 +211,18 @@ class Engine {
   // and stage saved it, and returns the client state (null when none was saved). Every file is
   // read and checked before anything changes; an error leaves the engine as it was. Collective.
   nlohmann::json load_checkpoint(const std::string& dir, const std::string& tag = "");
+  // Model parallelism in checkpoints (dist/model_parallel_checkpoint.h): where this engine's
+  // parameters sit in the whole model, so that its files are named by its model-parallel rank
+  // and a checkpoint saved at any (pp, tp, dp) loads here. `other_axes`: host communicators of
+  // the grid's model-parallel axes; save and load agree over them too (every rank of the world
+  // calls both). `write_model_files`: run on data rank 0 with the staging directory during a
+  // save (the pipeline's layer files). An engine built with a tensor group sets the tensor part
+  // itself; the pipeline engine adds its stage.
+  void set_model_parallel_placement(
+      const ModelParallelPlacement& placement, std::vector<comm::Communicator*> other_axes,
+      std::function<void(const std::string& staging_dir)> write_model_files = nullptr);
+  const ModelParallelPlacement& model_parallel_placement() const { return placement_; }
+  const std::vector<comm::Communicator*>& model_parallel_axes() const { return other_axes_; }
   // DeepSpeed's save_16bit_model: the model's weights in the model's own dtype (16-bit when fp16
   // or bf16 is on), gathered whole, in one safetensors file SAVE_DIR/SAVE_FILENAME written by
   // rank 0 (to a temporary name, then renamed; a tied parameter stored once). With P_p the
@@ -226,6 +239,7 @@ class Engine {
  private:
   struct LoadedState;
   void run_on_all_ranks(const std::string& what, const std::function<void()>& body);
+  void run_on_every_grid_rank(const std::string& what, const std::function<void()>& body);
   nlohmann::json engine_state_json() const;
   void write_optimizer_states(const std::string& staging_dir) const;
   void check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const;
@@ -255,6 +269,9 @@ class Engine {
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<OptimizerShard> shard_;
   std::unique_ptr<optim::LRSchedule> schedule_;
+  ModelParallelPlacement placement_;
+  std::vector<comm::Communicator*> other_axes_;  // agreement across the model-parallel axes
+  std::function<void(const std::string&)> write_model_files_;
 
   bool backward_since_step_ = false;  // an engine.backward that its step() has not followed
   int64_t micro_steps_ = 0;

@@ -112,6 +112,31 @@ void Engine::run_on_all_ranks(const std::string& what, const std::function<void(
   if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
 }
 
+// As run_on_all_ranks, over the whole grid: the data group first, then each model-parallel
+// axis in turn, so that every rank of the world learns whether any rank failed.
+void Engine::run_on_every_grid_rank(const std::string& what, const std::function<void()>& body) {
+  std::string error;
+  try {
+    body();
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  Tensor failed =
+      full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
+  control_->all_reduce(failed, comm::ReduceOperation::max);
+  for (comm::Communicator* axis : other_axes_) axis->all_reduce(failed, comm::ReduceOperation::max);
+  if (!error.empty()) throw std::runtime_error(error);
+  if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
+}
+
+void Engine::set_model_parallel_placement(
+    const ModelParallelPlacement& placement, std::vector<comm::Communicator*> other_axes,
+    std::function<void(const std::string&)> write_model_files) {
+  placement_ = placement;
+  other_axes_ = std::move(other_axes);
+  write_model_files_ = std::move(write_model_files);
+}
+
 nlohmann::json Engine::engine_state_json() const {
   nlohmann::json state = {{"format_version", 1},
                           {"world_size", world_size()},
@@ -179,27 +204,12 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
                            {"zero_stage", zero_stage()},
                            {"generator", {generator.seed(), generator.offset()}},
                            {"groups", groups}};
-  save_safetensors(optim_states_file(staging_dir, rank()), tensors, {{"zerotrain", layout.dump()}});
+  save_safetensors(optim_states_file(staging_dir, rank(), placement_.mp_rank()), tensors,
+                   {{"zerotrain", layout.dump()}});
 }
-
-namespace {
-
-// The checkpoint files name no tensor rank: the ranks of a tensor group would write (or read)
-// the same files with different shards. Every rank knows the tensor size, so all refuse alike.
-void refuse_tensor_parallel_checkpoint(const char* caller, const Config& config) {
-  if (config.tensor_parallel_size == 1) return;
-  throw std::logic_error(
-      fmt::format("{}: checkpoints of a tensor-parallel engine (tensor-parallel size {}) are not "
-                  "implemented yet; save whole weights with tensor_parallel::gather_full(model, "
-                  "engine.consolidated_state_dict(), tensor_group)",
-                  caller, config.tensor_parallel_size));
-}
-
-}  // namespace
 
 std::string Engine::save_checkpoint(const std::string& dir, const std::string& tag,
                                     const nlohmann::json& client_state, bool save_latest) {
-  refuse_tensor_parallel_checkpoint("save_checkpoint", config_);
   if (backward_since_step_) {
     throw std::logic_error(
         "save_checkpoint: the last engine.backward has had no step() yet; save after it");
@@ -215,8 +225,10 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
   reach_fault_point("checkpoint_save_begin", rank(), global_steps_);
   fs::path staging = fs::path(dir) / ("." + chosen + ".partial");
   fs::path final_dir = fs::path(dir) / chosen;
-  run_on_all_ranks("save_checkpoint", [&] {
-    if (rank() != 0) return;
+  // One rank of the world makes and renames the directory; every engine writes into it.
+  const bool world_rank_zero = rank() == 0 && placement_.mp_rank() == 0;
+  run_on_every_grid_rank("save_checkpoint", [&] {
+    if (!world_rank_zero) return;
     try {
       fs::create_directories(dir);
       fs::remove_all(staging);  // left by a save that was killed
@@ -231,19 +243,32 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
   NamedTensors model_state = consolidated_state_dict();  // collective with P_p
   // A tied parameter is stored once, as safetensors.torch.save_model stores it.
   SafetensorsMetadata tied_names = nn::remove_shared_duplicates(model_state);
-  run_on_all_ranks("save_checkpoint", [&] {
+  const NamedTensors parameters = model_->named_parameters();
+  if (!placement_.model_file_holds_parameters) {
+    std::erase_if(model_state, [&](const auto& entry) {
+      for (const auto& [name, parameter] : parameters)
+        if (name == entry.first) return true;
+      return false;
+    });
+  }
+  run_on_every_grid_rank("save_checkpoint", [&] {
     if (rank() == 0) {
-      SafetensorsMetadata metadata = {{"format", "pt"},
-                                      {"zerotrain", engine_state_json().dump()},
-                                      {"client_state", client_state.dump()}};
+      SafetensorsMetadata metadata = {
+          {"format", "pt"},
+          {"zerotrain", engine_state_json().dump()},
+          {"client_state", client_state.dump()},
+          {"model_parallel",
+           placement_json(placement_, parameters, model_->named_buffers()).dump()}};
       metadata.insert(tied_names.begin(), tied_names.end());  // never over the engine's keys
-      save_safetensors(model_states_file(staging.string()), model_state, metadata);
+      save_safetensors(model_states_file(staging.string(), placement_.mp_rank()), model_state,
+                       metadata);
+      if (write_model_files_) write_model_files_(staging.string());
       reach_fault_point("checkpoint_after_model_file", rank(), global_steps_);
     }
     write_optimizer_states(staging.string());
   });
-  run_on_all_ranks("save_checkpoint", [&] {
-    if (rank() != 0) return;
+  run_on_every_grid_rank("save_checkpoint", [&] {
+    if (!world_rank_zero) return;
     fs::path replaced = fs::path(dir) / ("." + chosen + ".old");
     if (fs::exists(final_dir)) {
       fs::remove_all(replaced);
@@ -300,7 +325,10 @@ struct Engine::LoadedState {
 
 Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
                                               const std::string& tag) const {
-  ConsolidatedCheckpoint checkpoint = read_checkpoint(resolve_tag_dir(dir, tag));
+  // Joined over every rank that saved it and cut for this engine's place in the grid.
+  ConsolidatedCheckpoint checkpoint =
+      localize(read_universal_checkpoint(resolve_tag_dir(dir, tag)), placement_,
+               model_->named_parameters(), model_->named_buffers());
   check_checkpoint_matches_model(checkpoint);
   LoadedState loaded;
   std::string where = model_states_file(checkpoint.tag_dir) + ": zerotrain";
@@ -364,9 +392,8 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
 }
 
 nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string& tag) {
-  refuse_tensor_parallel_checkpoint("load_checkpoint", config_);
   LoadedState loaded;
-  run_on_all_ranks("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
+  run_on_every_grid_rank("load_checkpoint", [&] { loaded = read_loaded_state(dir, tag); });
   autograd::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     FlatGroupBuffers& group = *groups_[g];

@@ -71,6 +71,16 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   stage_config.train_micro_batch_size_per_gpu *= shape_.micro_batches;
   stage_config.steps_per_print = 0;
   engine_ = std::make_unique<dist::Engine>(stage_config, module_, grid.data_group());
+  // Engine checkpoints: files named by the stage's model-parallel rank, the weights in layer
+  // files, and save and load agreed over the pipeline axis too.
+  std::vector<comm::Communicator*> axes = engine_->model_parallel_axes();
+  axes.push_back(control_.get());
+  dist::ModelParallelPlacement placement =
+      stage_placement(*module_, engine_->model_parallel_placement());
+  engine_->set_model_parallel_placement(
+      placement, axes, [this, tensor_rank = placement.tensor_rank](const std::string& staging) {
+        save_layer_states(*module_, staging, tensor_rank);
+      });
 }
 
 PipelineEngine::~PipelineEngine() = default;

@@ -218,31 +218,6 @@ TEST_CASE("an_engine_whose_tensor_group_differs_from_the_config_is_one_line") {
   }
 }
 
-TEST_CASE("a_tensor_parallel_engine_refuses_checkpoints_on_every_rank_with_one_line") {
-  comm::Communicator& world = test_world();
-  if (world.size() != 4 && world.size() != 8) return;
-  comm::ProcessGrid grid(world, comm::factor_world(world.size(), 2));
-  auto model = std::make_shared<TensorParallelGPT>(tiny_gpt2(), grid.tensor_group());
-  dist::Engine engine(engine_config(1, 2, world.size()), model, grid.data_group(), {},
-                      &grid.tensor_group());
-  const std::string expected =
-      "checkpoints of a tensor-parallel engine (tensor-parallel size 2) are not implemented "
-      "yet; save whole weights with tensor_parallel::gather_full(model, "
-      "engine.consolidated_state_dict(), tensor_group)";
-  try {
-    engine.save_checkpoint("/nonexistent/tensor_parallel_checkpoint");
-    FAIL("no error");
-  } catch (const std::logic_error& error) {
-    CHECK(std::string(error.what()) == "save_checkpoint: " + expected);
-  }
-  try {
-    engine.load_checkpoint("/nonexistent/tensor_parallel_checkpoint");
-    FAIL("no error");
-  } catch (const std::logic_error& error) {
-    CHECK(std::string(error.what()) == "load_checkpoint: " + expected);
-  }
-}
-
 TEST_CASE("initialize_cuts_the_grid_from_autotp_size_and_builds_the_model_on_its_tensor_group") {
   comm::Communicator& world = test_world();
   if (world.size() != 4 && world.size() != 8) return;

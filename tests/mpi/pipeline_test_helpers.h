@@ -2,7 +2,8 @@
 // the whole model trained on one process (SGD with momentum), and a run of the pipeline engine
 // on a (pipeline, tensor, data) grid checked against it: every step's loss to 4 decimals, the
 // weights within 1e-5 relative, and the bytes on the pipeline and tensor axes equal to the
-// formulas. Shared by test_pipeline_gpt.cpp (pipeline x data) and test_pipeline_3d.cpp.
+// formulas (the tensor axis's without activation checkpoints, which repeat forwards). Shared by
+// test_pipeline_gpt.cpp (pipeline x data) and test_pipeline_3d.cpp.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -134,6 +135,37 @@ inline void check_pipeline_axis_bytes(const comm::CommStats& sent, const GridRun
   CHECK(sent[comm::CollectiveKind::recv].calls == activation_sends + gradient_sends);
 }
 
+// The tensor axis of one stage per micro-batch: two all-reduces of b*s*h for each of its
+// blocks forward (after the attention's and the MLP's row-parallel layers) and two backward
+// (into their column-parallel layers); the vocabulary-parallel embedding adds one forward; the
+// head one backward and the loss three of b*s forward (row max, sum of exponentials, target
+// logit). Nothing else travels on the tensor group.
+inline void check_tensor_axis_bytes(const comm::CommStats& stats, const GridRun& run,
+                                    PipelineModule& module) {
+  int64_t blocks = 0;
+  bool embedding = false, head = false;
+  for (int chunk = 0; chunk < run.chunks; ++chunk) {
+    for (int index : module.chunk_layers(chunk)) {
+      blocks += module.specs()[size_t(index)].type_name == "GPT2Block" ? 1 : 0;
+      embedding = embedding || index == 0;
+      head = head || index == int(module.specs().size()) - 1;
+    }
+  }
+  const int64_t activation_bytes = kRows * kLength * tiny_gpt_config().n_embd * 4,
+                row_bytes = kRows * kLength * 4;
+  const int64_t activation_reduces =
+      kMicroBatches * (4 * blocks + (embedding ? 1 : 0) + (head ? 1 : 0));
+  const int64_t row_reduces = kMicroBatches * (head ? 3 : 0);
+  auto ring = [&](int64_t bytes) {
+    return comm::ring_payload_bytes(comm::CollectiveKind::all_reduce, bytes, run.tensor);
+  };
+  const comm::CollectiveCounter& reduces = stats[comm::CollectiveKind::all_reduce];
+  CHECK(reduces.calls == activation_reduces + row_reduces);
+  CHECK(reduces.payload_bytes ==
+        activation_reduces * ring(activation_bytes) + row_reduces * ring(row_bytes));
+  CHECK(stats.total_payload_bytes() == reduces.payload_bytes);
+}
+
 // Trains on the grid and compares with the one-process run. Returns the peak bytes of
 // activations this rank held during the batches.
 inline int64_t check_against_one_process(const GridRun& run) {
@@ -166,9 +198,12 @@ inline int64_t check_against_one_process(const GridRun& run) {
     CAPTURE(step);
     int next_index = replica * kMicroBatches;
     engine.pipeline_communicator().reset_stats();
+    grid.tensor_group().reset_stats();
     double loss = engine.train_batch([&] { return micro_batch(step, next_index++); });
     CHECK(std::fabs(loss - reference.losses[size_t(step)]) < 5e-5);
     check_pipeline_axis_bytes(engine.pipeline_communicator().stats(), run, engine.stage());
+    if (split && run.interval == 0)
+      check_tensor_axis_bytes(grid.tensor_group().stats(), run, engine.module());
   }
   std::map<std::string, Tensor> expected(reference.weights.begin(), reference.weights.end());
   for (const auto& [name, weight] : engine.whole_model_weights()) {

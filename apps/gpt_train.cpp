@@ -398,20 +398,23 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
   return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
 }
 
-// The GPT through the pipeline engine (apps/gpt_train_pipeline.h): the config resolved
-// against the data-parallel size, world / pipeline stages.
-int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options,
-                           int pipeline) {
+// The GPT through the pipeline engine (apps/gpt_train_pipeline.h) on a pipeline x tensor x
+// data grid: the config resolved against the data-parallel size, world / (pipeline x tensor).
+// A config that names the tensor-parallel size divides by it itself; else the flag's size is
+// set after resolving against the data-parallel size.
+int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
+                           int tensor) {
   comm::MpiCommunicator& world = runtime.world();
-  const int data = comm::factor_world(world.size(), 1, pipeline).data;
+  const int data = comm::factor_world(world.size(), tensor, pipeline).data;
+  const std::string& file = options.deepspeed.deepspeed_config;
+  const bool file_names_tensor = apps::config_tensor_parallel_size(file) > 0;
   dist::Config config =
-      options.deepspeed.deepspeed_config.empty()
-          ? default_config(options, data, true)
-          : apps::load_config_file(options.deepspeed.deepspeed_config, data, world.rank() == 0,
-                                   program_values(options, true));
-  config = apps::with_program_optimizer(
-      std::move(config), program_optimizer(options),
-      world.rank() == 0 && !options.deepspeed.deepspeed_config.empty());
+      file.empty() ? default_config(options, data, true)
+                   : apps::load_config_file(file, file_names_tensor ? data * tensor : data,
+                                            world.rank() == 0, program_values(options, true));
+  config.tensor_parallel_size = tensor;
+  config = apps::with_program_optimizer(std::move(config), program_optimizer(options),
+                                        world.rank() == 0 && !file.empty());
   std::optional<data::TokenFile> tokens;
   open_token_file(options, world, tokens);
   return apps::GptPipelineRun(runtime, options, std::move(config), *tokens).run();
@@ -437,7 +440,9 @@ int main(int argc, char** argv) {
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     if (options.doctor.explain) return explain_config(runtime, options);
     const int pipeline = apps::pipeline_size_of(options);
-    if (pipeline > 1) return train_through_pipeline(runtime, options, pipeline);
+    const int tensor = apps::tensor_size_of(options);
+    if (pipeline > 1 || tensor > 1)
+      return train_through_pipeline(runtime, options, pipeline, tensor);
     if (!options.load_layers.empty())
       throw std::invalid_argument("--load-layers: needs a pipeline run (--pipeline-parallel-size)");
     return GptTrainingRun(runtime, options).run();

@@ -42,6 +42,7 @@ struct GptTrainOptions {
   // --print-schedule: the pipeline schedule's shape.
   bool print_schedule = false;
   int64_t pipeline_parallel_size = 1, virtual_stages = 1, micro_batches = 4;
+  int64_t tensor_parallel_size = 1;  // --tensor-parallel-size
   // --compression-config, --teacher, --distill-* (apps/gpt_compression.h).
   std::string compression_config, teacher;
   double distill_alpha = 1.0, distill_temperature = 2.0;
@@ -93,6 +94,10 @@ inline const CommandLine& gpt_train_command_line() {
             {"pipeline-parallel-size", "N", "1",
              "pipeline stages: the GPT trains through the pipeline engine (docs/pipeline.md), the "
              "world divided into stages x data replicas"},
+            {"tensor-parallel-size", "N", "1",
+             "tensor-parallel ranks: each layer split across N ranks (Megatron's layout, "
+             "docs/tensor_parallel.md), trained through the pipeline engine; with "
+             "--pipeline-parallel-size, a pipeline x tensor x data grid"},
             {"load-layers", "DIR", "",
              "start a pipeline run from the weights of a layer checkpoint (DIR/global_stepN)",
              "none"},
@@ -165,6 +170,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
       throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));
   }
   options.pipeline_parallel_size = flags.get_int("pipeline-parallel-size", 1);
+  options.tensor_parallel_size = flags.get_int("tensor-parallel-size", 1);
   options.virtual_stages = flags.get_int("virtual-stages", 1);
   options.micro_batches = flags.get_int("micro-batches", 1);
   options.print_schedule = flags.has("print-schedule");

@@ -1,9 +1,11 @@
 // gpt_train through the pipeline engine (pipeline/pipeline_engine.h): the GPT cut into
-// --pipeline-parallel-size stages (or the config's pipeline.stages), the rest of the world on
-// the data axis. Each data replica reads the windows a data-parallel run's rank of the same index
-// reads, so a run with p stages trains on the global batch of a one-stage run on world / p ranks
-// and prints the same losses. Checkpoints are engine checkpoints in DeepSpeed's pipeline layout
-// (layer files plus per-stage optimizer states), so --resume continues at any stage count.
+// --pipeline-parallel-size stages (or the config's pipeline.stages), each layer split across
+// --tensor-parallel-size ranks (or the config's tensor_parallel.autotp_size), the rest of the
+// world on the data axis. Each data replica reads the windows a data-parallel run's rank of the
+// same index reads, so a run on a (p, t, d) grid trains on the global batch of a one-stage run
+// on d ranks and prints the same losses. Checkpoints are engine checkpoints in DeepSpeed's pipeline
+// layout (layer files plus per-stage optimizer states), so --resume continues at any (p, t, d);
+// --save joins the stages' weights, shards made whole, into one file.
 #pragma once
 
 #include <fmt/format.h>
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -74,18 +77,58 @@ inline void check_resume_checkpoint(const std::string& save_dir, const models::G
   check_same_gpt(metadata, model, model_file + ": client_state");
 }
 
+// The config file's tensor-parallel size (tensor_parallel.autotp_size, tp_size or tp.tp_size)
+// when it is a number above 1, else 0.
+inline int64_t config_tensor_parallel_size(const std::string& path) {
+  if (path.empty()) return 0;
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json root = dist::parse_json_with_comments(text, path);
+  if (!root.is_object() || !root.contains("tensor_parallel") ||
+      !root["tensor_parallel"].is_object())
+    return 0;
+  const nlohmann::json& block = root["tensor_parallel"];
+  int64_t size = 0;
+  for (const char* key : {"autotp_size", "tp_size"})
+    if (block.contains(key) && block[key].is_number_integer())
+      size = std::max(size, block[key].get<int64_t>());
+  if (block.contains("tp") && block["tp"].is_object() && block["tp"].contains("tp_size") &&
+      block["tp"]["tp_size"].is_number_integer())
+    size = std::max(size, block["tp"]["tp_size"].get<int64_t>());
+  return size > 1 ? size : 0;
+}
+
+// --tensor-parallel-size, else the config's tensor-parallel size, else 1; the two must agree.
+inline int tensor_size_of(const GptTrainOptions& options) {
+  const int64_t from_config = config_tensor_parallel_size(options.deepspeed.deepspeed_config);
+  const int64_t from_flag = options.tensor_parallel_size;
+  if (from_flag > 1 && from_config > 0 && from_config != from_flag)
+    throw std::invalid_argument(
+        fmt::format("--tensor-parallel-size {} differs from {}'s tensor_parallel.autotp_size {}",
+                    from_flag, options.deepspeed.deepspeed_config, from_config));
+  return int(from_flag > 1 ? from_flag : std::max<int64_t>(from_config, 1));
+}
+
 class GptPipelineRun {
  public:
-  // `config` was resolved against the data-parallel size, world / `grid`'s pipeline size.
+  // `config` was resolved against the data-parallel size, world / (pipeline x tensor), and
+  // names the tensor-parallel size.
   GptPipelineRun(comm::MpiRuntime& runtime, const GptTrainOptions& options, dist::Config config,
                  const data::TokenFile& tokens)
       : options_(options),
         world_(runtime.world()),
         leader_(world_.rank() == 0),
-        grid_(world_, comm::factor_world(world_.size(), 1, int(world_.size() / config.world_size))),
+        grid_(world_, comm::factor_world(
+                          world_.size(), config.tensor_parallel_size,
+                          world_.size() / (config.world_size * config.tensor_parallel_size))),
         config_(std::move(config)) {
     if (options.device != "cpu")
       throw std::invalid_argument("--device cuda: pipeline training runs on the CPU only");
+    if (grid_.shape().tensor > 1 && !options.load_layers.empty())
+      throw std::invalid_argument(fmt::format(
+          "--load-layers: layer checkpoints of tensor-parallel stages (tensor-parallel size {}) "
+          "are read by --resume, not --load-layers",
+          grid_.shape().tensor));
     if (options.resume) check_resume_checkpoint(options.save_dir, options.model);
     data::TokenWindowOptions window{.batch_size = config_.train_micro_batch_size_per_gpu,
                                     .block_size = options.model.block_size,
@@ -139,8 +182,13 @@ class GptPipelineRun {
     manual_seed(options_.seed);
     models::GPT whole(options_.model);
     NamedTensors initial = whole.named_parameters();
+    const bool split = grid_.shape().tensor > 1;
     engine_ = std::make_unique<pipeline::PipelineEngine>(
-        config_, pipeline::gpt_layer_specs(options_.model), pipeline::gpt_next_token_loss,
+        config_,
+        split ? pipeline::gpt_layer_specs(options_.model, grid_.tensor_group())
+              : pipeline::gpt_layer_specs(options_.model),
+        split ? pipeline::gpt_vocab_parallel_loss(grid_.tensor_group())
+              : pipeline::LossFunction(pipeline::gpt_next_token_loss),
         micro_batch(*train_windows_, 0).inputs, grid_, &initial);
     if (!options_.load_layers.empty()) engine_->load_layer_checkpoint(options_.load_layers);
     if (options_.resume) engine_->engine().load_checkpoint(options_.save_dir);
@@ -149,12 +197,12 @@ class GptPipelineRun {
   void print_startup() const {
     if (!leader_) return;
     fmt::print(
-        "model: {} {} layers, {} heads, width {}, context {}, pipeline {} stages x data {} "
-        "replicas ({}), ZeRO stage {}, {} lr {}, batch {} windows ({} per micro-batch x {} "
-        "micro-batches x {} replicas)\n",
+        "model: {} {} layers, {} heads, width {}, context {}, pipeline {} stages x tensor {} x "
+        "data {} replicas ({}), ZeRO stage {}, {} lr {}, batch {} windows ({} per micro-batch "
+        "x {} micro-batches x {} replicas)\n",
         models::architecture_name(options_.model.architecture), options_.model.n_layer,
         options_.model.n_head, options_.model.n_embd, options_.model.block_size,
-        grid_.shape().pipeline, grid_.shape().data, config_.pipeline.schedule,
+        grid_.shape().pipeline, grid_.shape().tensor, grid_.shape().data, config_.pipeline.schedule,
         config_.zero_optimization.stage, config_.optimizer.type, config_.optimizer.lr,
         config_.train_batch_size, config_.train_micro_batch_size_per_gpu,
         config_.gradient_accumulation_steps, grid_.shape().data);
@@ -202,30 +250,58 @@ class GptPipelineRun {
     if (leader_) fmt::print("saved checkpoint {}\n", tag_dir);
   }
 
-  // The whole model for gpt_generate: the stages write their layer files to a scratch folder
-  // and rank 0 joins them under the whole GPT's names (the tied head stored once, as wte).
+  // The whole model for gpt_generate: each stage's weights, shards joined over the tensor
+  // group, go to a scratch file per stage (written by the stage's first replica's first tensor
+  // rank), and rank 0 joins them under the whole GPT's names (the tied head stored once, as
+  // wte). A failure on any rank is an error on every rank, never a rank left waiting.
   void save_model() {
     if (options_.save_path.empty()) return;
-    const std::string scratch = options_.save_path + ".layers.tmp";
-    engine_->save_layer_checkpoint(scratch);
-    if (leader_) {
-      const pipeline::LayerSpecs specs = pipeline::gpt_layer_specs(options_.model);
-      NamedTensors saved;
-      for (size_t layer = 0; layer < specs.size(); ++layer) {
-        if (options_.model.tie_word_embeddings && specs[layer].type_name == "LMHead") continue;
-        SafetensorsContents contents =
-            load_safetensors(pipeline::layer_state_file(scratch, int(layer)));
-        for (const auto& [name, tensor] : contents.tensors)
-          saved.emplace_back(specs[layer].state_prefix + name, tensor.to(DType::f32));
-      }
-      SafetensorsMetadata metadata = gpt_metadata(options_.model);
-      metadata["format"] = "pt";
-      if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = "wte.weight";
-      save_safetensors(options_.save_path, saved, metadata);
-      std::filesystem::remove_all(scratch);
-      fmt::print("saved {}\n", options_.save_path);
+    const std::filesystem::path scratch = options_.save_path + ".stages.tmp";
+    NamedTensors whole = engine_->whole_model_weights();  // collective over the tensor group
+    std::string problem;
+    if (leader_) problem = attempt([&] { std::filesystem::create_directories(scratch); });
+    agree_or_throw(problem);
+    const comm::GridCoordinates at = grid_.coordinates();
+    if (at.data == 0 && at.tensor == 0)
+      problem = attempt([&] { save_safetensors(stage_file(scratch, at.pipeline), whole); });
+    agree_or_throw(problem);
+    if (leader_) problem = attempt([&] { join_stage_files(scratch); });
+    agree_or_throw(problem);
+  }
+
+  static std::string stage_file(const std::filesystem::path& scratch, int stage) {
+    return (scratch / fmt::format("stage_{:02d}.safetensors", stage)).string();
+  }
+
+  void join_stage_files(const std::filesystem::path& scratch) {
+    NamedTensors saved;
+    for (int stage = 0; stage < grid_.shape().pipeline; ++stage) {
+      SafetensorsContents contents = load_safetensors(stage_file(scratch, stage));
+      for (const auto& [name, tensor] : contents.tensors)
+        if (!(options_.model.tie_word_embeddings && name == "lm_head.weight"))
+          saved.emplace_back(name, tensor.to(DType::f32));
     }
-    world_.barrier();
+    SafetensorsMetadata metadata = gpt_metadata(options_.model);
+    metadata["format"] = "pt";
+    if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = "wte.weight";
+    save_safetensors(options_.save_path, saved, metadata);
+    std::filesystem::remove_all(scratch);
+    fmt::print("saved {}\n", options_.save_path);
+  }
+
+  // What `work` threw, "" when it did not.
+  static std::string attempt(const std::function<void()>& work) {
+    try {
+      work();
+    } catch (const std::exception& error) {
+      return error.what();
+    }
+    return "";
+  }
+
+  void agree_or_throw(const std::string& problem) {
+    if (sum_over_ranks(world_, {problem.empty() ? 0.0 : 1.0})[0] == 0.0) return;
+    throw std::runtime_error(problem.empty() ? "--save: failed on another rank" : problem);
   }
 
   const GptTrainOptions& options_;

@@ -12,7 +12,6 @@
 #include "autograd/grad_mode.h"
 #include "core/ops/index.h"
 #include "core/ops/view.h"
-#include "tensor_parallel/parallel_linear.h"
 
 namespace zt::dist {
 
@@ -121,18 +120,6 @@ Tensor join_shards(const std::vector<Tensor>& shards, const ShardLayout& layout)
     for (const Tensor& shard : shards)
       pieces.push_back(ops::narrow(shard, last, block * piece, piece));
   return ops::cat(pieces, last);
-}
-
-Tensor cut_shard(const Tensor& whole, const ShardLayout& layout, int rank, int ranks) {
-  switch (layout.kind) {
-    case ShardKind::columns:
-      return tensor_parallel::column_shard(whole, layout.fused_blocks, rank, ranks);
-    case ShardKind::rows:
-      return tensor_parallel::row_shard(whole, rank, ranks);
-    case ShardKind::replicated:
-      break;
-  }
-  return whole;
 }
 
 // Adds one model-parallel rank's joined files (`checkpoint`) to the shards being joined.
@@ -292,7 +279,8 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
     auto cut = [&](const Tensor& whole_tensor) {
       Tensor piece;
       try {
-        piece = cut_shard(whole_tensor, layout, placement.tensor_rank, placement.tensor_size);
+        piece = tensor_parallel::cut_shard(whole_tensor, layout, placement.tensor_rank,
+                                           placement.tensor_size);
       } catch (const std::invalid_argument&) {
       }
       if (!piece.defined() || piece.sizes() != parameter.sizes())

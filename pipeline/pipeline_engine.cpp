@@ -58,7 +58,9 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
           .partition_method = config.pipeline.partition_method,
           .activation_checkpoint_interval = config.pipeline.activation_checkpoint_interval},
       stage_);
-  if (whole_model_weights != nullptr) module_->load_from_whole_model(*whole_model_weights);
+  if (whole_model_weights != nullptr)
+    module_->load_from_whole_model(*whole_model_weights, grid.coordinates().tensor,
+                                   grid.shape().tensor);
   control_ = grid.pipeline_group().host_communicator().split(0, stage_);
   data_control_ = grid.data_group().host_communicator().split(0, grid.coordinates().data);
   probe_shapes(probe_input);
@@ -70,7 +72,8 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   stage_config.gradient_accumulation_steps = 1;
   stage_config.train_micro_batch_size_per_gpu *= shape_.micro_batches;
   stage_config.steps_per_print = 0;
-  engine_ = std::make_unique<dist::Engine>(stage_config, module_, grid.data_group());
+  engine_ = std::make_unique<dist::Engine>(stage_config, module_, grid.data_group(),
+                                           dist::ParamGroupSpecs{}, &grid.tensor_group());
   // Engine checkpoints: files named by the stage's model-parallel rank, the weights in layer
   // files, and save and load agreed over the pipeline axis too.
   std::vector<comm::Communicator*> axes = engine_->model_parallel_axes();
@@ -93,6 +96,12 @@ void PipelineEngine::check_config(const dist::Config& config) const {
         "pipeline {} x tensor {})",
         source, config.pipeline.stages, shape_.stages, grid_.world().size(), grid_.shape().data,
         grid_.shape().pipeline, grid_.shape().tensor));
+  if (config.tensor_parallel_size != grid_.shape().tensor)
+    throw std::invalid_argument(fmt::format(
+        "{}: tensor_parallel.autotp_size: {}, but the grid has {} tensor ranks (world {} = data "
+        "{} x pipeline {} x tensor {})",
+        source, config.tensor_parallel_size, grid_.shape().tensor, grid_.world().size(),
+        grid_.shape().data, grid_.shape().pipeline, grid_.shape().tensor));
   if (config.zero_optimization.stage > 2)
     throw std::invalid_argument(fmt::format(
         "{}: zero_optimization.stage: 3 partitions the parameters, which pipeline stages do not "
@@ -187,6 +196,10 @@ void PipelineEngine::agree_or_throw(const std::string& problem, const std::strin
   if (failed.item() == 0.0) return;
   throw std::runtime_error(
       problem.empty() ? fmt::format("pipeline: {} failed on another rank", what) : problem);
+}
+
+NamedTensors PipelineEngine::whole_model_weights() {
+  return module_->gather_whole_model(module_->named_parameters(), grid_.tensor_group());
 }
 
 int PipelineEngine::peer_rank(const Instruction& instruction) const {

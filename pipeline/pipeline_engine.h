@@ -7,6 +7,11 @@
 // (once per batch, also at stage 2, which DeepSpeed refuses with pipelining) and the update.
 // The loss of each micro-batch is divided by the micro-batch count (DeepSpeed's averaging), so
 // a step equals one process's step on the whole global batch.
+// With a tensor axis (grid.shape().tensor > 1, config.tensor_parallel_size the same), the specs
+// are tensor-parallel layers (gpt_layer_specs(config, grid.tensor_group())): the ranks of a
+// tensor group run the same stage in step, each on its shards, the ZeRO engine gets the tensor
+// group, and each tensor rank sends its (replicated) activations to the same tensor rank of the
+// next stage, so pipeline traffic per rank is what it is without the tensor axis.
 // Not supported (each refused at construction with one line): ZeRO stage 3, fp16/bf16,
 // gradient_clipping (the norm would have to span the stages).
 #pragma once
@@ -51,7 +56,8 @@ class PipelineEngine {
   // std::invalid_argument with one line, the same on every rank, when they do not, or for
   // more virtual stages than layers; std::invalid_argument for a refused config.
   // `whole_model_weights`: when given, each stage starts from its part of them (names of the
-  // whole model, LayerSpec::state_prefix), as a model built on one process would.
+  // whole model, LayerSpec::state_prefix; a tensor rank takes its shards), as a model built on
+  // one process would.
   PipelineEngine(const dist::Config& config, const LayerSpecs& specs, LossFunction loss,
                  const Tensor& probe_input, comm::ProcessGrid& grid,
                  const NamedTensors* whole_model_weights = nullptr);
@@ -70,6 +76,10 @@ class PipelineEngine {
   // Every rank reads its stage's layers; a file that is missing or does not fit on any rank
   // is a std::runtime_error on every rank (naming it where it failed). Collective.
   void load_layer_checkpoint(const std::string& dir);
+
+  // This stage's weights whole (shards joined over the tensor group) under the whole model's
+  // names, in host memory. Collective over the tensor group.
+  NamedTensors whole_model_weights();
 
   int stage() const { return stage_; }
   int stages() const { return shape_.stages; }

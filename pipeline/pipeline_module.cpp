@@ -11,6 +11,7 @@
 #include "autograd/grad_mode.h"
 #include "core/ops/view.h"
 #include "pipeline/partition.h"
+#include "tensor_parallel/sharded_state.h"
 
 namespace zt::pipeline {
 
@@ -130,7 +131,8 @@ NamedTensors PipelineModule::whole_model_names() const {
   return named;
 }
 
-void PipelineModule::load_from_whole_model(const NamedTensors& whole) {
+void PipelineModule::load_from_whole_model(const NamedTensors& whole, int tensor_rank,
+                                           int tensor_ranks) {
   auto find = [&whole](const std::string& name) -> const Tensor* {
     for (const auto& [whole_name, tensor] : whole)
       if (whole_name == name) return &tensor;
@@ -138,6 +140,8 @@ void PipelineModule::load_from_whole_model(const NamedTensors& whole) {
   };
   for (const auto& [index, layer] : layers_) {
     const LayerSpec& spec = specs_[size_t(index)];
+    const std::map<std::string, tensor_parallel::ShardLayout> layouts =
+        tensor_parallel::shard_layouts(*layer);
     for (const auto& [name, parameter] : layer->named_parameters()) {
       const Tensor* source = find(spec.state_prefix + name);
       if (source == nullptr && !spec.tied_key.empty() && name == spec.tied_parameter) {
@@ -149,14 +153,36 @@ void PipelineModule::load_from_whole_model(const NamedTensors& whole) {
         throw std::invalid_argument(
             fmt::format("pipeline: layer {} ({}): the whole model has no tensor {}", index,
                         spec.type_name, spec.state_prefix + name));
-      if (source->sizes() != parameter.sizes())
-        throw std::invalid_argument(fmt::format(
-            "pipeline: layer {} ({}): {} is {} in the whole model, {} here", index, spec.type_name,
-            spec.state_prefix + name, shape_str(source->sizes()), shape_str(parameter.sizes())));
+      const tensor_parallel::ShardLayout& layout = layouts.at(name);
+      const bool replicated = layout.kind == tensor_parallel::ShardKind::replicated;
+      Tensor piece;
+      try {
+        piece = tensor_parallel::cut_shard(*source, layout, tensor_rank, tensor_ranks);
+      } catch (const std::exception&) {
+        // A whole tensor that does not cut into tensor_ranks pieces: reported below.
+      }
+      if (!piece.defined() || piece.sizes() != parameter.sizes())
+        throw std::invalid_argument(
+            fmt::format("pipeline: layer {} ({}): {} is {} in the whole model{}, {} here", index,
+                        spec.type_name, spec.state_prefix + name, shape_str(source->sizes()),
+                        replicated ? "" : fmt::format(" (cut over {} tensor ranks)", tensor_ranks),
+                        shape_str(parameter.sizes())));
       NoGradGuard no_grad;
-      ops::copy_(parameter, *source);
+      ops::copy_(parameter, piece);
     }
   }
+}
+
+NamedTensors PipelineModule::gather_whole_model(const NamedTensors& tensors,
+                                                comm::Communicator& tensor_group) {
+  NamedTensors whole;
+  for (auto& [name, tensor] : tensor_parallel::gather_full(*this, tensors, tensor_group)) {
+    // "7.attn.c_attn.weight": layer 7's attn.c_attn.weight, under its spec's prefix.
+    const size_t dot = name.find('.');
+    const int index = std::stoi(name.substr(0, dot));
+    whole.emplace_back(specs_[size_t(index)].state_prefix + name.substr(dot + 1), tensor);
+  }
+  return whole;
 }
 
 }  // namespace zt::pipeline

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "core/safetensors.h"
 #include "nn/module.h"
 #include "pipeline/layer_spec.h"
@@ -49,10 +50,17 @@ class PipelineModule final : public nn::Module {
   std::map<std::string, std::vector<Tensor>> tied_parameters() const;
   // Copies this stage's parameters from a whole model's state dict, each layer's under its
   // spec's state_prefix (a tied parameter absent there is taken from the first spec with
-  // its key). Throws std::invalid_argument naming a missing tensor or a shape that differs.
-  void load_from_whole_model(const NamedTensors& whole);
-  // This stage's parameters under the whole model's names (the inverse of the above).
+  // its key). Tensor-parallel layers take tensor rank `tensor_rank`'s shard of each whole
+  // tensor (tensor_parallel/sharded_state.h). Throws std::invalid_argument naming a missing
+  // tensor or a shape that differs.
+  void load_from_whole_model(const NamedTensors& whole, int tensor_rank = 0, int tensor_ranks = 1);
+  // This stage's parameters under the whole model's names (the inverse of the above; shards
+  // as they are).
   NamedTensors whole_model_names() const;
+  // `tensors` named as this module's parameters (its own, their gradients, an engine's
+  // consolidated state) made whole across `tensor_group` and named as in the whole model, in
+  // host memory. Collective over the tensor group; a group of one only renames.
+  NamedTensors gather_whole_model(const NamedTensors& tensors, comm::Communicator& tensor_group);
 
  protected:
   Tensor forward(const Tensor& input) override;  // throws: chunks run through the engine

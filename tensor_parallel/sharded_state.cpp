@@ -18,18 +18,6 @@ namespace zt::tensor_parallel {
 
 namespace {
 
-Tensor cut(const Tensor& full, const ShardLayout& layout, int rank, int ranks) {
-  switch (layout.kind) {
-    case ShardKind::columns:
-      return column_shard(full, layout.fused_blocks, rank, ranks);
-    case ShardKind::rows:
-      return row_shard(full, rank, ranks);
-    case ShardKind::replicated:
-      break;
-  }
-  return full;
-}
-
 // The ranks' column shards side by side [..., ranks * w] back into the whole matrix: rank r's
 // piece of fused block b goes to block b's position r.
 Tensor unshard_columns(const Tensor& by_rank, int64_t fused_blocks, int ranks) {
@@ -50,6 +38,18 @@ Tensor gathered_rows(const Tensor& shard, comm::Communicator& group) {
 }
 
 }  // namespace
+
+Tensor cut_shard(const Tensor& full, const ShardLayout& layout, int rank, int ranks) {
+  switch (layout.kind) {
+    case ShardKind::columns:
+      return column_shard(full, layout.fused_blocks, rank, ranks);
+    case ShardKind::rows:
+      return row_shard(full, rank, ranks);
+    case ShardKind::replicated:
+      break;
+  }
+  return full;
+}
 
 ShardLayout layout_in(nn::Module& module) {
   // In the [out, in] layout the output features are rows and the input features columns.
@@ -104,7 +104,7 @@ void load_full_state(nn::Module& model, const NamedTensors& full, int rank, int 
       throw std::invalid_argument(
           fmt::format("load_full_state: the whole state has no tensor '{}'", name));
     }
-    Tensor piece = cut(found->second, layouts.at(name), rank, ranks);
+    Tensor piece = cut_shard(found->second, layouts.at(name), rank, ranks);
     if (piece.sizes() != param.sizes()) {
       throw std::invalid_argument(fmt::format(
           "load_full_state: '{}' of shape {} cuts into {} for tensor rank {} of {}, the "

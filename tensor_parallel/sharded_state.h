@@ -30,6 +30,10 @@ std::map<std::string, ShardLayout> shard_layouts(nn::Module& model);
 // sums across the tensor group for the gradient norm.
 std::set<std::string> sharded_parameter_names(nn::Module& model);
 
+// Rank `rank`'s piece of the whole tensor `full` cut by `layout` (`full` itself when
+// replicated). Throws std::invalid_argument when the cut dimension does not divide by `ranks`.
+Tensor cut_shard(const Tensor& full, const ShardLayout& layout, int rank, int ranks);
+
 // Copies this rank's piece of each whole tensor of `full` (the unsplit model's state, same
 // names) into `model`'s parameters. Throws std::invalid_argument naming a missing tensor or a
 // shape that does not cut into the parameter's.

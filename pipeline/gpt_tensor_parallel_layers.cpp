@@ -1,0 +1,127 @@
+// The GPT as pipeline layer specs of tensor-parallel layers: the embedding layer with a
+// vocabulary-parallel wte, the split blocks, the replicated final norm and the vocabulary-
+// parallel head, under the whole GPT's names so that a stage cuts its shards from a whole model.
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "autograd/functions.h"
+#include "core/allocator.h"
+#include "core/factory.h"
+#include "nn/embedding.h"
+#include "nn/init.h"
+#include "nn/layer_norm.h"
+#include "pipeline/gpt_layers.h"
+#include "tensor_parallel/gpt2_tensor_parallel.h"
+#include "tensor_parallel/parallel_linear.h"
+#include "tensor_parallel/vocab_parallel.h"
+
+namespace zt::pipeline {
+
+namespace {
+
+constexpr double kInitStd = 0.02;
+
+// wte(idx) (this rank's vocabulary rows, summed over the tensor group) + wpe(positions), then
+// dropout from the default generator: the hidden states are replicated over the group.
+class TensorParallelGPTEmbeddingLayer final : public nn::Module {
+ public:
+  TensorParallelGPTEmbeddingLayer(const models::GPTConfig& config, comm::Communicator& group)
+      : dropout_(config.dropout) {
+    wte_ = register_module("wte", std::make_shared<tensor_parallel::VocabParallelEmbedding>(
+                                      config.vocab_size, config.n_embd, group, kInitStd));
+    wpe_ =
+        register_module("wpe", std::make_shared<nn::Embedding>(config.block_size, config.n_embd));
+    nn::init::normal_(wpe_->weight, 0.0, kInitStd);
+  }
+  std::string type_name() const override { return "GPTEmbedding"; }
+
+ protected:
+  Tensor forward(const Tensor& idx) override {
+    if (!idx.defined() || idx.dtype() != DType::i64 || idx.dim() != 2 ||
+        idx.size(1) > wpe_->weight.size(0))
+      throw std::invalid_argument(
+          fmt::format("GPTEmbedding: expected i64 token ids [batch, time <= {}], got {} {}",
+                      wpe_->weight.size(0), idx.defined() ? dtype_name(idx.dtype()) : "None",
+                      idx.defined() ? shape_str(idx.sizes()) : ""));
+    const Tensor positions = arange(0.0, double(idx.size(1)), 1.0, options_of(idx));
+    return dropout((*wte_)(idx) + (*wpe_)(positions), dropout_, is_training());
+  }
+
+ private:
+  double dropout_;
+  std::shared_ptr<tensor_parallel::VocabParallelEmbedding> wte_;
+  std::shared_ptr<nn::Embedding> wpe_;
+};
+
+// The head's own copy of the tied wte shard [V/tp, C] (the pipeline keeps one copy per stage
+// and sums their gradients), or an untied column-parallel head over the same vocabulary rows.
+std::shared_ptr<nn::Module> vocab_parallel_head(const models::GPTConfig& config,
+                                                comm::Communicator& group) {
+  if (!config.tie_word_embeddings)
+    return std::make_shared<tensor_parallel::ColumnParallelLinear>(
+        config.n_embd, config.vocab_size, group,
+        tensor_parallel::ColumnParallelLinear::Options{
+            .bias = false, .init_std = kInitStd, .weight_out_in = true});
+  MemoryTagGuard as_param(MemoryTag::param);
+  Tensor shard = empty({config.vocab_size / group.size(), config.n_embd});
+  nn::init::normal_(shard, 0.0, kInitStd);
+  return std::make_shared<tensor_parallel::VocabParallelHead>(shard, group);
+}
+
+}  // namespace
+
+LayerSpecs gpt_layer_specs(const models::GPTConfig& config, comm::Communicator& tensor_group,
+                           uint64_t dropout_seed) {
+  tensor_parallel::check_tensor_parallel_config(config, tensor_group.size());
+  if (config.architecture != models::Architecture::gpt2)
+    throw std::invalid_argument(
+        fmt::format("pipeline GPT: the {} layout is not built as pipeline layers yet (gpt2 is)",
+                    models::architecture_name(config.architecture)));
+  comm::Communicator* group = &tensor_group;
+  const std::string tied = config.tie_word_embeddings ? "embedding" : "";
+  LayerSpecs specs;
+  specs.push_back({.type_name = "GPTEmbedding",
+                   .build =
+                       [config, group] {
+                         return std::make_shared<TensorParallelGPTEmbeddingLayer>(config, *group);
+                       },
+                   .tied_key = tied,
+                   .tied_parameter = "wte.weight",
+                   .state_prefix = ""});
+  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+    // The spec's type name is the unsplit block's, so that "type:REGEX" cuts alike at any tp.
+    specs.push_back({.type_name = "GPT2Block",
+                     .build =
+                         [config, group, dropout_seed] {
+                           return std::make_shared<tensor_parallel::TensorParallelGPT2Block>(
+                               config, *group, dropout_seed);
+                         },
+                     .state_prefix = fmt::format("h.{}.", layer)});
+  }
+  specs.push_back({.type_name = "LayerNorm",
+                   .build =
+                       [config] {
+                         return std::make_shared<nn::LayerNorm>(Shape{config.n_embd},
+                                                                config.norm_eps);
+                       },
+                   .state_prefix = "ln_f."});
+  specs.push_back({.type_name = "LMHead",
+                   .build = [config, group] { return vocab_parallel_head(config, *group); },
+                   .tied_key = tied,
+                   .tied_parameter = "weight",
+                   .state_prefix = "lm_head."});
+  return specs;
+}
+
+std::function<Tensor(const Tensor& logits, const Tensor& targets)> gpt_vocab_parallel_loss(
+    comm::Communicator& tensor_group) {
+  comm::Communicator* group = &tensor_group;
+  return [group](const Tensor& logits, const Tensor& targets) {
+    const int64_t rows = logits.numel() / logits.size(-1);
+    return tensor_parallel::vocab_parallel_cross_entropy(
+        logits.to(DType::f32).reshape({rows, logits.size(-1)}), targets.reshape({rows}), *group);
+  };
+}
+
+}  // namespace zt::pipeline

@@ -1,0 +1,115 @@
+// The GPT on full (pipeline, tensor, data) grids: pipeline stages built from tensor-parallel
+// layers, ZeRO 1 and 2 over the data axis, 5 steps in fp32 against one process training the
+// whole GPT on the same global batch: every step's loss equal to 4 decimals, every weight
+// (shards joined over the tensor group) within 1e-5 relative, the pipeline axis carrying
+// exactly one activation and one gradient of b*s*h per micro-batch per boundary, and the
+// tensor axis exactly two all-reduces of b*s*h per block each way (tests/mpi/
+// pipeline_test_helpers.h). Also interleaved and with activation checkpoints. And what a
+// 3D grid cannot be built from, each one line that every rank throws alike (no rank waits).
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "comm/process_grid.h"
+#include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/pipeline_test_helpers.h"
+
+namespace zt::pipeline {
+namespace {
+
+using namespace test_helpers;
+using ::zt::testing::test_world;
+
+constexpr int kSteps3D = 5;
+
+struct Axes {
+  int pipeline, tensor;
+};
+
+// The grids with a tensor axis the world allows: on 8 ranks (2,2,2), (4,2,1) and (1,2,4); on 4
+// ranks (2,2,1) and (1,2,2); on 2 ranks (1,2,1).
+std::vector<Axes> tensor_grids(int ranks) {
+  if (ranks == 8) return {{2, 2}, {4, 2}, {1, 2}};
+  if (ranks == 4) return {{2, 2}, {1, 2}};
+  if (ranks == 2) return {{1, 2}};
+  return {};
+}
+
+TEST_CASE("gpt_on_pipeline_tensor_data_grids_matches_one_process_at_zero_1_and_2") {
+  for (Axes axes : tensor_grids(test_world().size()))
+    for (int zero_stage : {1, 2}) {
+      // One stage is the tensor-parallel engine's case (test_tensor_parallel_engine.cpp tests
+      // its ZeRO stages): here once, through the pipeline engine.
+      if (axes.pipeline == 1 && zero_stage == 1) continue;
+      check_against_one_process({.pipeline = axes.pipeline,
+                                 .tensor = axes.tensor,
+                                 .zero_stage = zero_stage,
+                                 .steps = kSteps3D});
+    }
+}
+
+TEST_CASE("interleaved_and_checkpointed_3d_pipelines_match_one_process") {
+  if (test_world().size() != 4 && test_world().size() != 8) return;
+  // (2, 2, world / 4): interleaved 1F1B with 2 model chunks per stage, then every layer an
+  // activation checkpoint (its forward, all-reduces included, runs again in backward).
+  check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 2, .chunks = 2});
+  check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 1, .interval = 1});
+}
+
+// The message building a (2, 2, world / 4) grid's pipeline engine throws on this rank.
+std::string build_error_on_2x2_grid(const models::GPTConfig& model, int chunks, int autotp = 2) {
+  comm::Communicator& world = test_world();
+  const int replicas = world.size() / 4;
+  comm::ProcessGrid grid(world, {.data = replicas, .pipeline = 2, .tensor = 2});
+  try {
+    dist::Config config = pipeline_config(1, replicas * 2 / autotp, chunks, 0, autotp);
+    PipelineEngine engine(config, gpt_layer_specs(model, grid.tensor_group()),
+                          gpt_vocab_parallel_loss(grid.tensor_group()), micro_batch(0, 0).inputs,
+                          grid);
+  } catch (const std::invalid_argument& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+TEST_CASE("what_a_3d_grid_cannot_be_built_from_is_one_line_on_every_rank") {
+  comm::Communicator& world = test_world();
+  if (world.size() != 4 && world.size() != 8) return;
+  models::GPTConfig heads = tiny_gpt_config();
+  heads.n_head = 1;
+  CHECK(build_error_on_2x2_grid(heads, 1) ==
+        "tensor parallelism: n_head 1 is not divisible by the tensor-parallel size 2");
+  models::GPTConfig vocabulary = tiny_gpt_config();
+  vocabulary.vocab_size = 31;
+  CHECK(build_error_on_2x2_grid(vocabulary, 1) ==
+        "tensor parallelism: vocab_size 31 is not divisible by the tensor-parallel size 2");
+  // 1 block: 4 layers for 2 stages of 3 model chunks each.
+  models::GPTConfig shallow = tiny_gpt_config();
+  shallow.n_layer = 1;
+  CHECK(build_error_on_2x2_grid(shallow, 3) ==
+        "pipeline: 4 layers cannot fill 6 stages: each stage (and each model chunk of an "
+        "interleaved stage) needs at least one layer");
+  // The config's tensor size against the grid's.
+  CHECK(build_error_on_2x2_grid(tiny_gpt_config(), 1, 1) ==
+        fmt::format("pipeline_test: tensor_parallel.autotp_size: 1, but the grid has 2 tensor "
+                    "ranks (world {0} = data {1} x pipeline 2 x tensor 2)",
+                    world.size(), world.size() / 4));
+  // A world the sizes do not divide: 8 ranks into tensor 3 x pipeline 2.
+  try {
+    comm::factor_world(world.size(), 3, 2);
+    FAIL("no error");
+  } catch (const std::invalid_argument& error) {
+    CHECK(std::string(error.what())
+              .starts_with(fmt::format(
+                  "process grid: a world of {} ranks cannot be split into tensor 3 x pipeline 2",
+                  world.size())));
+  }
+  // The same grid builds once the sizes fit (and every rank is ready for the next test).
+  CHECK(build_error_on_2x2_grid(tiny_gpt_config(), 1) == "(no error)");
+}
+
+}  // namespace
+}  // namespace zt::pipeline

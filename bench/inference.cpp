@@ -75,7 +75,8 @@ const apps::CommandLine kCommandLine{
         {"max-mixed", "N", "128", "longest prompt and output of a mixed request"},
         {"torch", "FILE", "", "PyTorch's decode figures (lines \"dtype tokens_per_s\")", "none"},
         {"parts", "LIST", "dtypes,lengths,batching",
-         "what to measure: the dtype table, the generation lengths, the batching comparison"},
+         "what to measure: the dtype table, prefill per dtype (prefill), the generation lengths, "
+         "the batching comparison"},
         {"clock", "wall|cpu", "wall",
          "cpu: the process's CPU seconds (for a loaded machine; run with ZT_NUM_THREADS=1)"},
     }};
@@ -193,6 +194,39 @@ void print_dtype_table(const BenchOptions& options) {
   }
 }
 
+// Prefill alone at batch 1, the dtypes measured in turn within each repeat (so a change in the
+// machine's load lands on all of them alike), the fastest of --repeats runs each: with a wide
+// model and a long prompt the GEMMs are most of the work, which is where int8 pays.
+void print_prefill_comparison(const BenchOptions& options) {
+  std::vector<std::shared_ptr<inference::InferenceEngine>> engines;
+  for (const std::string& dtype : options.dtypes) engines.push_back(engine_for(options, dtype));
+  const models::GPTConfig& shape = options.config;
+  std::vector<double> best(engines.size(), 1e30);
+  for (int64_t repeat = 0; repeat < options.repeats + 1; ++repeat) {  // the first warms up
+    for (size_t e = 0; e < engines.size(); ++e) {
+      inference::RaggedDecoder decoder(engines[e]->model());
+      inference::PagedKVCache cache({.layers = shape.n_layer,
+                                     .kv_heads = shape.resolved_n_kv_head(),
+                                     .head_dim = shape.head_dim(),
+                                     .block_positions = 16,
+                                     .blocks = shape.block_size / 16 + 1},
+                                    engines[e]->model().token_embedding()->weight.dtype(),
+                                    Device::cpu());
+      std::vector<int64_t> prompt;
+      for (int64_t t = 0; t < options.prompt; ++t) prompt.push_back((t * 7) % 256);
+      std::vector<inference::RaggedSequence> sequences{{cache.add_sequence(), prompt}};
+      const double taken = seconds_of([&] { decoder.step(sequences, cache); });
+      if (repeat > 0) best[e] = std::min(best[e], taken);
+    }
+  }
+  fmt::print("\nprefill of one prompt of {} tokens, fastest of {}:\n", options.prompt,
+             options.repeats);
+  for (size_t e = 0; e < engines.size(); ++e) {
+    fmt::print("  {:<6} {:>9.0f} tokens/s  {:.2f}x {}\n", options.dtypes[e],
+               double(options.prompt) / best[e], best[0] / best[e], options.dtypes[0]);
+  }
+}
+
 void print_generation_lengths(const BenchOptions& options) {
   auto engine = engine_for(options, "fp32");
   fmt::print("\ngreedy generation with the paged KV cache (fp32, batch 1, prompt of 1 token):\n");
@@ -265,6 +299,7 @@ int main(int argc, char** argv) {
       return options.parts.find(fmt::format(",{},", part)) != std::string::npos;
     };
     if (wanted("dtypes")) print_dtype_table(options);
+    if (wanted("prefill")) print_prefill_comparison(options);
     if (wanted("lengths")) print_generation_lengths(options);
     if (wanted("batching")) print_batching(options);
     return 0;

@@ -11,6 +11,7 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "models/causal_attention.h"
+#include "quant/quantized_linear.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::inference {
@@ -58,6 +59,15 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
       layer.norm_2 = child(model, prefix + "post_attention_layernorm");
     }
     layer.mlp = child(model, prefix + "mlp");
+    if (gpt2) {
+      // A W8A8 first projection applies GPT-2's GELU in its GEMM's epilogue (fused_mlp).
+      auto up =
+          std::dynamic_pointer_cast<quant::QuantizedLinear>(child(model, prefix + "mlp.c_fc"));
+      if (up && up->quantizes_activations()) {
+        layer.fused_up = up;
+        layer.down = child(model, prefix + "mlp.c_proj");
+      }
+    }
     layers_.push_back(layer);
   }
 }
@@ -143,7 +153,10 @@ Tensor RaggedDecoder::step(const std::vector<RaggedSequence>& batch, PagedKVCach
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
     x = x + attention(layer, int64_t(i), (*layer.norm_1)(x), batch, starts, cache);
-    x = x + (*layer.mlp)((*layer.norm_2)(x));
+    const Tensor normed = (*layer.norm_2)(x);
+    // GPT-2's MLP is c_proj(gelu_tanh(c_fc(x))), with dropout that inference never applies.
+    x = x + (layer.fused_up ? (*layer.down)(layer.fused_up->forward_gelu_tanh(normed))
+                            : (*layer.mlp)(normed));
   }
   const Tensor last =
       index_select(x, 1, from_int64(last_rows, {int64_t(last_rows.size())}).to(device));

@@ -134,14 +134,13 @@ PhaseRates phase_rates(inference::InferenceEngine& engine, const BenchOptions& o
   const models::GPTConfig& shape = options.config;
   std::vector<double> prefill_seconds, decode_seconds;
   for (int64_t repeat = 0; repeat < options.repeats + 1; ++repeat) {  // the first warms up
-    const Tensor weight = engine.model().token_embedding()->weight;
+    const Tensor weight = engine.model().token_embedding()->weight;   // undefined when quantized
     inference::PagedKVCache cache({.layers = shape.n_layer,
                                    .kv_heads = shape.resolved_n_kv_head(),
                                    .head_dim = shape.head_dim(),
                                    .block_positions = 16,
                                    .blocks = batch * (shape.block_size / 16 + 1)},
-                                  is_floating(weight.dtype()) ? weight.dtype() : DType::f32,
-                                  Device::cpu());
+                                  weight.defined() ? weight.dtype() : DType::f32, Device::cpu());
     std::vector<inference::RaggedSequence> sequences;
     for (int64_t b = 0; b < batch; ++b) {
       std::vector<int64_t> prompt;
@@ -205,13 +204,13 @@ void print_prefill_comparison(const BenchOptions& options) {
   for (int64_t repeat = 0; repeat < options.repeats + 1; ++repeat) {  // the first warms up
     for (size_t e = 0; e < engines.size(); ++e) {
       inference::RaggedDecoder decoder(engines[e]->model());
+      const Tensor table = engines[e]->model().token_embedding()->weight;  // undefined: quantized
       inference::PagedKVCache cache({.layers = shape.n_layer,
                                      .kv_heads = shape.resolved_n_kv_head(),
                                      .head_dim = shape.head_dim(),
                                      .block_positions = 16,
                                      .blocks = shape.block_size / 16 + 1},
-                                    engines[e]->model().token_embedding()->weight.dtype(),
-                                    Device::cpu());
+                                    table.defined() ? table.dtype() : DType::f32, Device::cpu());
       std::vector<int64_t> prompt;
       for (int64_t t = 0; t < options.prompt; ++t) prompt.push_back((t * 7) % 256);
       std::vector<inference::RaggedSequence> sequences{{cache.add_sequence(), prompt}};

@@ -72,6 +72,18 @@ QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int b
   }
 }
 
+QuantizedLinear::QuantizedLinear(const QuantizedWeight& shared, const Tensor& bias)
+    : weight_(shared) {
+  weight_.codes = register_buffer("weight_codes", weight_.codes);
+  weight_.scales = register_buffer("weight_scales", weight_.scales);
+  if (weight_.zero_points.defined())
+    weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
+  if (bias.defined()) {
+    MemoryTagGuard as_param(MemoryTag::param);
+    bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
+  }
+}
+
 std::string QuantizedLinear::extra_repr() const {
   std::string activations =
       activation_type_ ? fmt::format("int8 {}", type_name_of(*activation_type_)) : "f32";

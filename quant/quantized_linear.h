@@ -22,6 +22,9 @@ class QuantizedLinear final : public nn::Module {
   // `activation_type`, the layer runs W8A8 (needs 8-bit weights), else weight-only.
   QuantizedLinear(const Tensor& weight, const Tensor& bias, int bits, int64_t groups,
                   QuantizationType weight_type, std::optional<QuantizationType> activation_type);
+  // A weight-only layer over codes another layer already holds (a tied LM head reading its
+  // QuantizedEmbedding's table): the same tensors, not a copy.
+  QuantizedLinear(const QuantizedWeight& shared, const Tensor& bias);
   std::string type_name() const override { return "QuantizedLinear"; }
   std::string extra_repr() const override;
   const QuantizedWeight& quantized_weight() const { return weight_; }

@@ -10,6 +10,7 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
+#include "inference/paged_attention.h"
 #include "models/causal_attention.h"
 #include "quant/quantized_linear.h"
 #include "tensor_parallel/tp_region.h"
@@ -112,12 +113,20 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
       q = rotary_embedding(q, cos, sin);
       k = rotary_embedding(k, cos, sin);
     }
+    offset += T;
+    if (start > 0 && q.dtype() == DType::f32 && q.device().is_cpu()) {
+      // After a prompt: the new keys join the cache, and attention reads every cached position
+      // in its block, with no gathered copy (a prompt with nothing cached keeps the tiled
+      // kernel below, which suits T x T).
+      cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
+      outputs.push_back(paged_attention(q, cache, batch[s].cache_id, index, start));
+      continue;
+    }
     auto [past_keys, past_values] = cache.read(batch[s].cache_id, index, start);
     cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
     models::CausalAttentionResult attended =
         models::causal_self_attention(q, k, v, past_keys, past_values, 0.0);
     outputs.push_back(attended.output.transpose(1, 2).reshape({1, T, H * D}));
-    offset += T;
   }
   return (*layer.out_proj)(outputs.size() == 1 ? outputs[0] : cat(outputs, 1));
 }

@@ -6,7 +6,7 @@
 # figures; CLOCK=wall times wall seconds. Extra arguments go to bench/inference.
 #
 # Settings (environment): PYTHON (a python with torch 2.x; /work/peer-venv/bin/python if it
-# exists, else python3), CLOCK (cpu), REPEATS (3).
+# exists, else python3), CLOCK (cpu), REPEATS (3; the fastest run counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clock=${CLOCK:-cpu}

@@ -97,8 +97,10 @@ PagedKVCache InferenceEngine::make_cache() const {
                                 .block_positions = config_.kv_block_positions};
   cache_shape.blocks = config_.max_batch_size *
                        ((positions + config_.kv_block_positions - 1) / config_.kv_block_positions);
-  // The token embedding's dtype: the weights' (f32 when a quantized model keeps it in i8).
+  // The token embedding's dtype: the weights'. A quantized model computes in f32 on the CPU
+  // (its embedding table, quantized too, is then no longer the nn::Embedding's).
   const Tensor weight = model_ ? model_->token_embedding()->weight : served_->parameters().at(0);
+  if (!weight.defined()) return PagedKVCache(cache_shape, DType::f32, Device::cpu());
   const DType dtype = is_floating(weight.dtype()) ? weight.dtype() : DType::f32;
   return PagedKVCache(cache_shape, dtype, weight.device());
 }

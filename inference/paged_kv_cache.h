@@ -45,6 +45,11 @@ class PagedKVCache {
   std::pair<Tensor, Tensor> read(int64_t sequence, int64_t layer, int64_t count) const;
   // The sequence's blocks back to the pool; the id is no longer valid.
   void release(int64_t sequence);
+  // For kernels that read the blocks in place (inference/paged_attention.h): a layer's pools,
+  // [blocks, kv_heads, block_positions, head_dim] each, and a sequence's blocks in order.
+  const Tensor& key_pool(int64_t layer) const { return keys_.at(size_t(layer)); }
+  const Tensor& value_pool(int64_t layer) const { return values_.at(size_t(layer)); }
+  const std::vector<int64_t>& blocks_of(int64_t sequence) const { return table(sequence).blocks; }
 
  private:
   struct BlockTable {

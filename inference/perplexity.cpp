@@ -23,7 +23,9 @@ double perplexity(models::GPT& model, std::span<const int64_t> tokens, int64_t c
                                             context, model.config().block_size));
   }
   NoGradGuard no_grad;
-  const Device device = model.token_embedding()->weight.device();
+  // A quantized model's embedding table is no longer the nn::Embedding's; it runs on the CPU.
+  const Tensor table = model.token_embedding()->weight;
+  const Device device = table.defined() ? table.device() : Device::cpu();
   double loss_sum = 0.0;
   int64_t targets = 0;
   for (size_t start = 0; start + 1 < tokens.size(); start += size_t(context)) {

@@ -10,7 +10,9 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
+#include "inference/paged_attention.h"
 #include "models/causal_attention.h"
+#include "quant/quantized_linear.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::inference {
@@ -58,6 +60,15 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
       layer.norm_2 = child(model, prefix + "post_attention_layernorm");
     }
     layer.mlp = child(model, prefix + "mlp");
+    if (gpt2) {
+      // A W8A8 first projection applies GPT-2's GELU in its GEMM's epilogue (fused_mlp).
+      auto up =
+          std::dynamic_pointer_cast<quant::QuantizedLinear>(child(model, prefix + "mlp.c_fc"));
+      if (up && up->quantizes_activations()) {
+        layer.fused_up = up;
+        layer.down = child(model, prefix + "mlp.c_proj");
+      }
+    }
     layers_.push_back(layer);
   }
 }
@@ -102,12 +113,20 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
       q = rotary_embedding(q, cos, sin);
       k = rotary_embedding(k, cos, sin);
     }
+    offset += T;
+    if (start > 0 && q.dtype() == DType::f32 && q.device().is_cpu()) {
+      // After a prompt: the new keys join the cache, and attention reads every cached position
+      // in its block, with no gathered copy (a prompt with nothing cached keeps the tiled
+      // kernel below, which suits T x T).
+      cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
+      outputs.push_back(paged_attention(q, cache, batch[s].cache_id, index, start));
+      continue;
+    }
     auto [past_keys, past_values] = cache.read(batch[s].cache_id, index, start);
     cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
     models::CausalAttentionResult attended =
         models::causal_self_attention(q, k, v, past_keys, past_values, 0.0);
     outputs.push_back(attended.output.transpose(1, 2).reshape({1, T, H * D}));
-    offset += T;
   }
   return (*layer.out_proj)(outputs.size() == 1 ? outputs[0] : cat(outputs, 1));
 }
@@ -143,7 +162,10 @@ Tensor RaggedDecoder::step(const std::vector<RaggedSequence>& batch, PagedKVCach
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
     x = x + attention(layer, int64_t(i), (*layer.norm_1)(x), batch, starts, cache);
-    x = x + (*layer.mlp)((*layer.norm_2)(x));
+    const Tensor normed = (*layer.norm_2)(x);
+    // GPT-2's MLP is c_proj(gelu_tanh(c_fc(x))), with dropout that inference never applies.
+    x = x + (layer.fused_up ? (*layer.down)(layer.fused_up->forward_gelu_tanh(normed))
+                            : (*layer.mlp)(normed));
   }
   const Tensor last =
       index_select(x, 1, from_int64(last_rows, {int64_t(last_rows.size())}).to(device));

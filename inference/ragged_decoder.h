@@ -16,6 +16,7 @@
 #include "inference/paged_kv_cache.h"
 #include "models/gpt.h"
 #include "nn/module.h"
+#include "quant/quantized_linear.h"
 
 namespace zt::inference {
 
@@ -42,6 +43,9 @@ class RaggedDecoder {
     std::shared_ptr<nn::Module> norm_1, norm_2, mlp, out_proj;
     std::shared_ptr<nn::Module> qkv;      // GPT-2's c_attn (q, k, v side by side)
     std::shared_ptr<nn::Module> q, k, v;  // Llama's projections
+    // GPT-2 with a W8A8 c_fc: the MLP run as its two projections, GELU fused into the first.
+    std::shared_ptr<quant::QuantizedLinear> fused_up;
+    std::shared_ptr<nn::Module> down;
   };
   Tensor attention(const Layer& layer, int64_t index, const Tensor& x,
                    const std::vector<RaggedSequence>& batch, const std::vector<int64_t>& starts,

@@ -11,8 +11,15 @@ namespace zt::quant {
 
 namespace {
 
-void quantize_row(const float* x, int64_t features, QuantizationType type, uint8_t* codes,
-                  float& scale, int32_t& zero, int32_t& code_sum) {
+#if defined(__x86_64__) && !defined(__clang__)
+// Cloned per instruction set: at SSE2 width quantizing a token took a tenth of its int8 product.
+#define ZT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ZT_VECTOR_CLONES
+#endif
+
+ZT_VECTOR_CLONES void quantize_row(const float* x, int64_t features, QuantizationType type,
+                                   uint8_t* codes, float& scale, int32_t& zero, int32_t& code_sum) {
   float low = 0.0f, high = 0.0f;  // the grid holds 0, as the weights' does
 #pragma omp simd reduction(min : low) reduction(max : high)
   for (int64_t i = 0; i < features; ++i) {  // selects, not std::min: those vectorize
@@ -52,25 +59,39 @@ void quantize_row(const float* x, int64_t features, QuantizationType type, uint8
   code_sum = sum;
 }
 
+void size_for(QuantizedTokens& out, int64_t tokens, int64_t features) {
+  out.tokens = tokens;
+  out.features = features;
+  out.codes.resize(size_t(tokens * features));
+  out.scales.resize(size_t(tokens));
+  out.zero_points.resize(size_t(tokens));
+  out.code_sums.resize(size_t(tokens));
+}
+
+void quantize_rows(const float* x, int64_t begin, int64_t end, int64_t features,
+                   QuantizationType type, QuantizedTokens& out) {
+  for (int64_t t = begin; t < end; ++t) {
+    quantize_row(x + t * features, features, type, out.codes.data() + t * features,
+                 out.scales[size_t(t)], out.zero_points[size_t(t)], out.code_sums[size_t(t)]);
+  }
+}
+
 }  // namespace
 
 QuantizedTokens quantize_tokens(const float* x, int64_t tokens, int64_t features,
                                 QuantizationType type) {
   QuantizedTokens result;
-  result.tokens = tokens;
-  result.features = features;
-  result.codes.resize(size_t(tokens * features));
-  result.scales.resize(size_t(tokens));
-  result.zero_points.resize(size_t(tokens));
-  result.code_sums.resize(size_t(tokens));
+  size_for(result, tokens, features);
   parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      quantize_row(x + t * features, features, type, result.codes.data() + t * features,
-                   result.scales[size_t(t)], result.zero_points[size_t(t)],
-                   result.code_sums[size_t(t)]);
-    }
+    quantize_rows(x, begin, end, features, type, result);
   });
   return result;
+}
+
+void quantize_tokens_into(const float* x, int64_t tokens, int64_t features, QuantizationType type,
+                          QuantizedTokens& out) {
+  size_for(out, tokens, features);
+  quantize_rows(x, 0, tokens, features, type, out);
 }
 
 }  // namespace zt::quant

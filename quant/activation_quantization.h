@@ -23,5 +23,9 @@ struct QuantizedTokens {
 // `x` points to `tokens` contiguous rows of `features` floats.
 QuantizedTokens quantize_tokens(const float* x, int64_t tokens, int64_t features,
                                 QuantizationType type);
+// The same into `out`, reusing its vectors' memory (a layer called every step keeps one per
+// thread, so no call maps fresh pages for its codes), on the calling thread.
+void quantize_tokens_into(const float* x, int64_t tokens, int64_t features, QuantizationType type,
+                          QuantizedTokens& out);
 
 }  // namespace zt::quant

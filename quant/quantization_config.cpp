@@ -71,10 +71,12 @@ QuantizationConfig quantization_config_from_json(const nlohmann::json& quant,
   QuantizationConfig config;
   Problems problems;
   if (is_object_or_problem(quant, context, problems)) {
-    check_keys(quant, context, {"enabled", "weight", "activation", "qkv", "quantize_head"},
+    check_keys(quant, context,
+               {"enabled", "weight", "activation", "qkv", "quantize_head", "quantize_embeddings"},
                problems);
     read(quant, context, "enabled", config.enabled, problems);
     read(quant, context, "quantize_head", config.quantize_head, problems);
+    read(quant, context, "quantize_embeddings", config.quantize_embeddings, problems);
     std::string weight = context + ".weight";
     if (quant.contains("weight") && is_object_or_problem(quant["weight"], weight, problems)) {
       const nlohmann::json& block = quant["weight"];

@@ -41,6 +41,9 @@ struct QuantizationConfig {
   ActivationQuantizationConfig activation;
   bool qkv = true;
   bool quantize_head = false;
+  // ZeroTrain's: the token and position embeddings to weight.num_bits codes with a scale per
+  // row; a head tied to the token embedding then reads the same codes.
+  bool quantize_embeddings = true;
 };
 
 // Reads a `quant` object; throws std::invalid_argument with one line per problem, each

@@ -11,7 +11,9 @@
 
 #include "models/conv1d.h"
 #include "models/lm_head.h"
+#include "nn/embedding.h"
 #include "nn/linear.h"
+#include "quant/quantized_embedding.h"
 #include "quant/quantized_linear.h"
 
 namespace zt::quant {
@@ -74,6 +76,49 @@ void release_original(nn::Module& module) {
   }
 }
 
+using ModulesByName = std::map<std::string, std::shared_ptr<nn::Module>>;
+
+void replace_module(nn::Module& model, const ModulesByName& by_name, const std::string& name,
+                    std::shared_ptr<nn::Module> replacement) {
+  size_t dot = name.rfind('.');
+  nn::Module& parent = dot == std::string::npos ? model : *by_name.at(name.substr(0, dot));
+  parent.replace_child(dot == std::string::npos ? name : name.substr(dot + 1),
+                       std::move(replacement));
+}
+
+// Every nn::Embedding (GPT-2's wte and wpe, Llama's embed_tokens) becomes a QuantizedEmbedding,
+// and an LM head tied to one of them a weight-only QuantizedLinear over the same codes; the
+// f32 tables are freed. Returns the names replaced.
+std::vector<std::string> replace_embeddings(nn::Module& model, const QuantizationConfig& config) {
+  ModulesByName by_name;
+  for (const auto& [name, module] : model.named_modules()) by_name[name] = module;
+  std::vector<std::string> replaced;
+  std::map<const TensorImpl*, std::shared_ptr<QuantizedEmbedding>> by_table;
+  std::vector<std::shared_ptr<nn::Embedding>> originals;
+  for (const auto& [name, module] : by_name) {
+    auto embedding = std::dynamic_pointer_cast<nn::Embedding>(module);
+    if (!embedding || name.empty()) continue;
+    auto quantized = std::make_shared<QuantizedEmbedding>(embedding->weight, config.weight.num_bits,
+                                                          config.weight.q_type);
+    by_table[embedding->weight.impl()] = quantized;
+    replace_module(model, by_name, name, quantized);
+    originals.push_back(embedding);
+    replaced.push_back(name);
+  }
+  for (const auto& [name, module] : by_name) {
+    auto head = std::dynamic_pointer_cast<models::LMHead>(module);
+    if (!head) continue;
+    auto tied = by_table.find(head->weight.impl());
+    if (tied == by_table.end()) continue;
+    replace_module(model, by_name, name,
+                   std::make_shared<QuantizedLinear>(tied->second->quantized_weight(), Tensor()));
+    head->weight = Tensor();
+    replaced.push_back(name);
+  }
+  for (const auto& embedding : originals) embedding->weight = Tensor();
+  return replaced;
+}
+
 }  // namespace
 
 std::vector<std::string> quantization_problems(nn::Module& model,
@@ -110,7 +155,9 @@ std::vector<std::string> quantize_linear_layers(nn::Module& model,
   }
   std::vector<std::string> replaced;
   if (!config.enabled || !config.weight.enabled) return replaced;
-  std::map<std::string, std::shared_ptr<nn::Module>> modules_by_name;
+  // The embeddings first, so that a tied head takes their codes rather than its own.
+  if (config.quantize_embeddings) replaced = replace_embeddings(model, config);
+  ModulesByName modules_by_name;
   for (const auto& [name, module] : model.named_modules()) modules_by_name[name] = module;
   std::optional<QuantizationType> activation_type;
   if (config.activation.enabled) activation_type = config.activation.q_type;
@@ -118,11 +165,7 @@ std::vector<std::string> quantize_linear_layers(nn::Module& model,
     auto quantized = std::make_shared<QuantizedLinear>(
         layer.weight, layer.bias, config.weight.num_bits, config.weight.q_groups,
         config.weight.q_type, activation_type);
-    size_t dot = layer.name.rfind('.');
-    nn::Module& parent =
-        dot == std::string::npos ? model : *modules_by_name.at(layer.name.substr(0, dot));
-    std::string child_name = dot == std::string::npos ? layer.name : layer.name.substr(dot + 1);
-    parent.replace_child(child_name, quantized);
+    replace_module(model, modules_by_name, layer.name, quantized);
     release_original(*layer.module);
     replaced.push_back(layer.name);
   }
@@ -140,10 +183,22 @@ WeightBytes model_weight_bytes(nn::Module& model) {
     if (auto* quantized = dynamic_cast<QuantizedLinear*>(module.get())) {
       const QuantizedWeight& weight = quantized->quantized_weight();
       size_t matrix = weight.nbytes();
-      bytes.linear_weights += matrix;
+      // A tied head's codes are its embedding's, counted there.
+      if (counted.insert(weight.codes.impl()).second) bytes.linear_weights += matrix;
       bytes.linear_extras += quantized->weight_bytes() - matrix;
       for (const auto& [buffer_name, buffer] : module->named_buffers(false))
         counted.insert(buffer.impl());
+      continue;
+    }
+    if (auto* embedding = dynamic_cast<QuantizedEmbedding*>(module.get())) {
+      const QuantizedWeight& weight = embedding->quantized_weight();
+      if (counted.insert(weight.codes.impl()).second) bytes.embeddings += weight.nbytes();
+      for (const auto& [buffer_name, buffer] : module->named_buffers(false))
+        counted.insert(buffer.impl());
+      continue;
+    }
+    if (auto* embedding = dynamic_cast<nn::Embedding*>(module.get())) {
+      count(embedding->weight, bytes.embeddings);
       continue;
     }
     bool is_linear =

@@ -1,6 +1,7 @@
 // Post-training quantization of a model's linear layers (ZeroQuant): each nn::Linear and
 // GPT-2 Conv1D (and the LM head when asked) is replaced in place by a QuantizedLinear holding
-// packed codes; the embeddings, norms and (by default) the head stay as they are. The model's
+// packed codes; the embeddings (unless quantize_embeddings is false) by QuantizedEmbeddings, a
+// head tied to them reading their codes; the norms stay f32. The model's
 // own code is unchanged: its members still call the old layers, which hand every call to
 // their replacements (nn::Module::replace_child), and the f32 weights are freed.
 #pragma once
@@ -29,8 +30,9 @@ struct WeightBytes {
   size_t linear_weights = 0;  // the linear layers' matrices: f32 values, or codes + scales +
                               // zero points when quantized
   size_t linear_extras = 0;   // their biases, the W8A8 layers' per-row code sums and panels
-  size_t other = 0;           // every other parameter and buffer (embeddings, norms, head)
-  size_t total() const { return linear_weights + linear_extras + other; }
+  size_t embeddings = 0;      // the token and position tables: f32, or codes + row scales
+  size_t other = 0;           // every other parameter and buffer (norms, an untied head)
+  size_t total() const { return linear_weights + linear_extras + embeddings + other; }
 };
 WeightBytes model_weight_bytes(nn::Module& model);
 

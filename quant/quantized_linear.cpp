@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
+#include "core/cpu/cpu_gelu_tanh.h"
 #include "core/cpu/cpu_int8_gemm.h"
 #include "core/factory.h"
 #include "core/parallel.h"
@@ -55,10 +56,31 @@ QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int b
     for (int64_t row = 0; row < weight_.rows; ++row)
       for (int64_t col = 0; col < weight_.cols; ++col)
         weight_code_sums_[size_t(row)] += codes[row * weight_.cols + col];
+    // The rescaling epilogue reads the group's scale and zero point per output row.
+    const float* scales = weight_.scales.data_ptr<float>();
+    const int32_t* zeros =
+        weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
+    for (int64_t row = 0; row < weight_.rows; ++row) {
+      const int64_t group = row / weight_.rows_per_group();
+      row_scales_.push_back(scales[group]);
+      if (zeros) row_zero_points_.push_back(float(zeros[group]));
+    }
     if (cpu::int8_gemm_has_vnni()) {
       packed_codes_.resize(size_t(cpu::int8_gemm_packed_b_bytes(weight_.rows, weight_.cols)));
       cpu::int8_gemm_pack_b(codes, weight_.cols, weight_.rows, weight_.cols, packed_codes_.data());
     }
+  }
+}
+
+QuantizedLinear::QuantizedLinear(const QuantizedWeight& shared, const Tensor& bias)
+    : weight_(shared) {
+  weight_.codes = register_buffer("weight_codes", weight_.codes);
+  weight_.scales = register_buffer("weight_scales", weight_.scales);
+  if (weight_.zero_points.defined())
+    weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
+  if (bias.defined()) {
+    MemoryTagGuard as_param(MemoryTag::param);
+    bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
   }
 }
 
@@ -80,6 +102,14 @@ size_t QuantizedLinear::weight_bytes() const {
 }
 
 Tensor QuantizedLinear::forward(const Tensor& input) {
+  return forward_with(input, false);
+}
+
+Tensor QuantizedLinear::forward_gelu_tanh(const Tensor& input) {
+  return forward_with(input, true);
+}
+
+Tensor QuantizedLinear::forward_with(const Tensor& input, bool gelu) {
   if (input.dim() < 1 || input.size(-1) != weight_.cols) {
     throw std::invalid_argument(
         fmt::format("QuantizedLinear: input of shape {} needs a last dim of {}",
@@ -96,9 +126,15 @@ Tensor QuantizedLinear::forward(const Tensor& input) {
   out_shape.back() = weight_.rows;
   Tensor y = empty(out_shape, TensorOptions().with_tag(MemoryTag::activation));
   if (activation_type_) {
-    forward_w8a8(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+    forward_w8a8(x.data_ptr<float>(), tokens, y.data_ptr<float>(), gelu);
   } else {
     forward_weight_only(x.data_ptr<float>(), tokens, y.data_ptr<float>());
+    if (gelu) {
+      float* out = y.data_ptr<float>();
+      parallel_for(0, y.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+        cpu::gelu_tanh_forward_f32(out + begin, out + begin, end - begin);
+      });
+    }
   }
   return input.dtype() == DType::f32 ? y : y.to(input.dtype());
 }
@@ -127,77 +163,63 @@ void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float*
 
 // One parallel loop over blocks of tokens, each quantizing its rows, multiplying them with the
 // whole weight and rescaling on one thread: a single fork and join per call, which matters on
-// a loaded machine where every join waits for the slowest thread to be scheduled again.
-void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y) const {
-  int64_t threads = num_threads();
-  if (tokens < kFewTokens && threads > 1) {
-    // Decoding: too few tokens to share out, so the threads split the weight's columns.
-    QuantizedTokens activations = quantize_tokens(x, tokens, weight_.cols, *activation_type_);
-    thread_local std::vector<int32_t> products;  // reused: no fresh pages every call
-    products.resize(size_t(tokens * weight_.rows));
-    cpu::int8_gemm({.a = activations.codes.data(),
-                    .lda = weight_.cols,
-                    .b = weight_.codes.data_ptr<int8_t>(),
-                    .ldb = weight_.cols,
-                    .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
-                    .c = products.data(),
-                    .ldc = weight_.rows,
-                    .m = tokens,
-                    .n = weight_.rows,
-                    .k = weight_.cols});
-    rescale_products(activations, products.data(), y);
-    return;
-  }
-  int64_t block = (tokens + threads - 1) / threads;
-  parallel_for(0, tokens, std::max<int64_t>(1, block), [&](int64_t begin, int64_t end) {
-    QuantizedTokens activations =
-        quantize_tokens(x + begin * weight_.cols, end - begin, weight_.cols, *activation_type_);
-    thread_local std::vector<int32_t> products;  // reused: no fresh pages every call
-    products.resize(size_t((end - begin) * weight_.rows));
-    cpu::int8_gemm_serial({.a = activations.codes.data(),
-                           .lda = weight_.cols,
-                           .b = weight_.codes.data_ptr<int8_t>(),
-                           .ldb = weight_.cols,
-                           .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
-                           .c = products.data(),
-                           .ldc = weight_.rows,
-                           .m = end - begin,
-                           .n = weight_.rows,
-                           .k = weight_.cols});
-    rescale_products(activations, products.data(), y + begin * weight_.rows);
-  });
-}
-
-// y = sa * sw * sum_k (a - za)(q - zq) + b, the sum expanded as
-//   [sum a q - za sum q] - zq [sum a - k za].
+// a loaded machine where every join waits for the slowest thread to be scheduled again. The
+// rescaling (and GELU) run in the GEMM's epilogue on sums still in registers:
+//   y = sa * sw * sum_k (a - za)(q - zq) + b
+//     = sa * sw * ([sum a q - za sum q] - zq [sum a - k za]) + b.
 // The first bracket, sum (a - za) q, lies within 255 * 128 * k < 2^31, so it is exact in int32
-// even when its two terms are not (they are taken modulo 2^32, in uint32, and the difference
-// is right); the second is per token and group, in int64. The inner loop then vectorizes.
-void QuantizedLinear::rescale_products(const QuantizedTokens& activations, const int32_t* products,
-                                       float* y) const {
-  int64_t rows = weight_.rows, cols = weight_.cols, group_rows = weight_.rows_per_group();
-  const float* scales = weight_.scales.data_ptr<float>();
-  const int32_t* zeros =
-      weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
+// even when its two terms are not (the epilogue takes them modulo 2^32); the second is per
+// token (its centred code sum) times the row's zero point.
+void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y, bool gelu) const {
+  const int64_t rows = weight_.rows, cols = weight_.cols;
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-  const int32_t* code_sums = weight_code_sums_.data();
-  for (int64_t t = 0; t < activations.tokens; ++t) {
-    uint32_t token_zero = uint32_t(activations.zero_points[size_t(t)]);
-    int64_t centred_token_sum = activations.code_sums[size_t(t)] - cols * int64_t(token_zero);
-    float token_scale = activations.scales[size_t(t)];
-    const int32_t* product_row = products + t * rows;
-    float* y_row = y + t * rows;
-    for (int64_t group = 0; group < weight_.groups; ++group) {
-      float weight_term = -float((zeros ? zeros[group] : 0) * centred_token_sum);
-      float scale = token_scale * scales[group];
-      int64_t first = group * group_rows, last = first + group_rows;
-#pragma omp simd
-      for (int64_t n = first; n < last; ++n) {
-        int32_t centred = int32_t(uint32_t(product_row[n]) - token_zero * uint32_t(code_sums[n]));
-        y_row[n] = scale * (float(centred) + weight_term) + (bias ? bias[n] : 0.0f);
+  auto run = [&](int64_t begin, int64_t end, bool parallel_gemm) {
+    thread_local QuantizedTokens activations;  // reused: no fresh pages every call
+    thread_local std::vector<float> centred_sums;
+    quantize_tokens_into(x + begin * cols, end - begin, cols, *activation_type_, activations);
+    if (!row_zero_points_.empty()) {
+      centred_sums.resize(size_t(end - begin));
+      for (int64_t t = 0; t < end - begin; ++t) {
+        centred_sums[size_t(t)] = float(activations.code_sums[size_t(t)] -
+                                        cols * int64_t(activations.zero_points[size_t(t)]));
       }
     }
+    const cpu::Int8GemmRescale rescale{
+        .y = y + begin * rows,
+        .ldy = rows,
+        .row_scales = activations.scales.data(),
+        .row_zeros = activations.zero_points.data(),
+        .row_sums = centred_sums.data(),
+        .col_scales = row_scales_.data(),
+        .col_sums = weight_code_sums_.data(),
+        .col_zeros = row_zero_points_.empty() ? nullptr : row_zero_points_.data(),
+        .bias = bias,
+        .gelu_tanh = gelu};
+    const cpu::Int8GemmArgs args{.a = activations.codes.data(),
+                                 .lda = cols,
+                                 .b = weight_.codes.data_ptr<int8_t>(),
+                                 .ldb = cols,
+                                 .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
+                                 .c = nullptr,
+                                 .ldc = rows,
+                                 .rescale = &rescale,
+                                 .m = end - begin,
+                                 .n = rows,
+                                 .k = cols};
+    if (parallel_gemm) {
+      cpu::int8_gemm(args);
+    } else {
+      cpu::int8_gemm_serial(args);
+    }
+  };
+  const int64_t threads = num_threads();
+  if (tokens < kFewTokens && threads > 1) {
+    // Decoding: too few tokens to share out, so the threads split the weight's columns.
+    run(0, tokens, true);
+    return;
   }
+  const int64_t block = std::max<int64_t>(1, (tokens + threads - 1) / threads);
+  parallel_for(0, tokens, block, [&](int64_t begin, int64_t end) { run(begin, end, false); });
 }
 
 }  // namespace zt::quant

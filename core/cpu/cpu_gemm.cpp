@@ -40,8 +40,25 @@ CBLAS_TRANSPOSE blas_transpose(bool transpose) {
   return transpose ? CblasTrans : CblasNoTrans;
 }
 
+// C[1, n] = alpha * a[1, k] @ op(B) + beta * C as a matrix-vector product. OpenBLAS's sgemm
+// copies all of B into its packed layout on every call, which for a single row (a decode step
+// at batch 1) costs several times the product itself; sgemv streams B once, in place.
+void blas_row_times_matrix(const GemmArgs& args, const float* a, int64_t lda, const float* b,
+                           int64_t ldb, float* c) {
+  // Row 0 of op(A): contiguous when A is stored as rows, one element per stored row otherwise.
+  const blasint a_step = blasint(args.transpose_a ? lda : 1);
+  // BLAS may compute 0 * C even when beta is 0, and C may hold uninitialised NaNs.
+  if (args.beta == 0.0) std::fill(c, c + args.n, 0.0f);
+  // B stored [n, k] (transpose_b): C = B a; stored [k, n]: C = B^T a.
+  cblas_sgemv(CblasRowMajor, args.transpose_b ? CblasNoTrans : CblasTrans,
+              blasint(args.transpose_b ? args.n : args.k),
+              blasint(args.transpose_b ? args.k : args.n), float(args.alpha), b, blasint(ldb), a,
+              a_step, float(args.beta), c, 1);
+}
+
 void blas_gemm(const GemmArgs& args, const float* a, int64_t lda, const float* b, int64_t ldb,
                float* c, int64_t ldc) {
+  if (args.m == 1) return blas_row_times_matrix(args, a, lda, b, ldb, c);
   cblas_sgemm(CblasRowMajor, blas_transpose(args.transpose_a), blas_transpose(args.transpose_b),
               blasint(args.m), blasint(args.n), blasint(args.k), float(args.alpha), a, blasint(lda),
               b, blasint(ldb), float(args.beta), c, blasint(ldc));

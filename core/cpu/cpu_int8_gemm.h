@@ -11,6 +11,30 @@ namespace zt::cpu {
 
 inline constexpr int64_t kInt8GemmMaxK = 65535;
 
+// Optional epilogue that turns each exact int32 sum into the f32 output of a quantized Linear
+// while it is still in registers, instead of writing C:
+//   Y[i, j] = row_scales[i] * col_scales[j] *
+//             (float(C[i, j] - row_zeros[i] * col_sums[j]) - row_sums[i] * col_zeros[j])
+//             + bias[j], then gelu_tanh (core/cpu/cpu_gelu_tanh.h) when asked.
+// C - row_zero * col_sum is taken modulo 2^32 (it is exact when it fits int32, which the
+// callers' bounds ensure). col_zeros (with row_sums) and bias may be null: zero.
+struct Int8GemmRescale {
+  float* y = nullptr;  // [m, ldy]
+  int64_t ldy = 0;
+  const float* row_scales = nullptr;   // [m]
+  const int32_t* row_zeros = nullptr;  // [m]
+  const float* row_sums = nullptr;     // [m], read only with col_zeros
+  const float* col_scales = nullptr;   // [n]
+  const int32_t* col_sums = nullptr;   // [n]
+  const float* col_zeros = nullptr;    // [n] or null
+  const float* bias = nullptr;         // [n] or null
+  bool gelu_tanh = false;
+};
+
+// The epilogue on `count` sums of row i from column j on, into Y: what every path applies.
+void int8_gemm_rescale_row(const Int8GemmRescale& rescale, int64_t i, int64_t j, int64_t count,
+                           const int32_t* sums);
+
 struct Int8GemmArgs {
   const uint8_t* a = nullptr;  // [m, lda], the first k of each row used
   int64_t lda = 0;
@@ -19,8 +43,9 @@ struct Int8GemmArgs {
   // Optional: B already in the VNNI path's panel layout (int8_gemm_pack_b), so that a weight
   // used every call is packed once; the portable path still reads `b`, which must be the same.
   const int8_t* b_packed = nullptr;
-  int32_t* c = nullptr;  // [m, ldc]
+  int32_t* c = nullptr;  // [m, ldc]; unused (may be null) with `rescale`
   int64_t ldc = 0;
+  const Int8GemmRescale* rescale = nullptr;  // f32 Y instead of C
   int64_t m = 0, n = 0, k = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/cpu/cpu_gelu_tanh.h"
 #include "core/cpu/cpu_int8_gemm.h"
 #include "core/parallel.h"
 
@@ -95,6 +96,50 @@ inline void store_row(int32_t* c_row, int64_t cols, __m512i s0, __m512i s1, __m5
   if (out == staged) std::memcpy(c_row, staged, size_t(cols) * sizeof(int32_t));
 }
 
+// The epilogue (Int8GemmRescale) on 64 sums of row i from column j on (fewer at the last
+// panel), in registers: the int32 C never reaches memory.
+inline void store_rescaled_row(const Int8GemmRescale& rescale, int64_t i, int64_t j, int64_t cols,
+                               const __m512i (&sums)[4]) {
+  const __m512 row_scale = _mm512_set1_ps(rescale.row_scales[i]);
+  const __m512i row_zero = _mm512_set1_epi32(rescale.row_zeros[i]);
+  const __m512 row_sum = _mm512_set1_ps(rescale.col_zeros ? rescale.row_sums[i] : 0.0f);
+  alignas(64) float staged[kPanelCols];
+  float* y = rescale.y + i * rescale.ldy + j;
+  for (int64_t q = 0; q < 4; ++q) {
+    const int64_t left = std::clamp<int64_t>(cols - q * 16, 0, 16);
+    const __mmask16 lanes = __mmask16((uint32_t(1) << left) - 1);
+    const int64_t col = j + q * 16;
+    const __m512i col_sums = _mm512_maskz_loadu_epi32(lanes, rescale.col_sums + col);
+    // The zero-masked form: GCC 12 warns on the plain one's undefined pass-through operand.
+    __m512 value = _mm512_maskz_cvtepi32_ps(
+        __mmask16(0xFFFF), _mm512_sub_epi32(sums[q], _mm512_mullo_epi32(row_zero, col_sums)));
+    if (rescale.col_zeros)
+      value =
+          _mm512_fnmadd_ps(row_sum, _mm512_maskz_loadu_ps(lanes, rescale.col_zeros + col), value);
+    const __m512 scale =
+        _mm512_mul_ps(row_scale, _mm512_maskz_loadu_ps(lanes, rescale.col_scales + col));
+    value = rescale.bias
+                ? _mm512_fmadd_ps(scale, value, _mm512_maskz_loadu_ps(lanes, rescale.bias + col))
+                : _mm512_mul_ps(scale, value);
+    if (rescale.gelu_tanh) {
+      _mm512_store_ps(staged + q * 16, value);
+    } else {
+      _mm512_mask_storeu_ps(y + q * 16, lanes, value);
+    }
+  }
+  if (rescale.gelu_tanh) gelu_tanh_forward_f32(staged, y, cols);
+}
+
+inline void store_sums(const Int8GemmArgs& args, int64_t i, int64_t j, int64_t cols, __m512i s0,
+                       __m512i s1, __m512i s2, __m512i s3) {
+  if (args.rescale) {
+    const __m512i sums[4] = {s0, s1, s2, s3};
+    store_rescaled_row(*args.rescale, i, j, cols, sums);
+  } else {
+    store_row(args.c + i * args.ldc + j, cols, s0, s1, s2, s3);
+  }
+}
+
 // The accumulators are named variables, not an array: GCC keeps them in registers only so.
 #define ZT_ROW_ACCUMULATORS(r) \
   __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
@@ -106,9 +151,8 @@ inline void store_row(int32_t* c_row, int64_t cols, __m512i s0, __m512i s1, __m5
     c##r##2 = _mm512_dpbusd_epi32(c##r##2, a, b2);                                        \
     c##r##3 = _mm512_dpbusd_epi32(c##r##3, a, b3);                                        \
   }
-#define ZT_ROW_STORE(r)                                                                       \
-  store_row(args.c + (row_begin + r) * args.ldc + col_begin, cols, c##r##0, c##r##1, c##r##2, \
-            c##r##3);
+#define ZT_ROW_STORE(r) \
+  store_sums(args, row_begin + r, col_begin, cols, c##r##0, c##r##1, c##r##2, c##r##3);
 
 // Rows 6 (the full tile) or 1 (the rows left over) of C against one packed panel.
 template <int Rows>

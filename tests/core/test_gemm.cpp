@@ -223,6 +223,55 @@ TEST_CASE("Backend::gemm honours alpha, beta and batch strides") {
   }
 }
 
+// A single row of C goes through BLAS's matrix-vector product (a decode step at batch 1):
+// every layout of A and B, alpha and beta, and beta 0 over a C that holds NaNs.
+TEST_CASE("Backend::gemm of a single row: both transposes, alpha, beta, and beta 0 over NaNs") {
+  const int64_t n = 70, k = 129;
+  const std::vector<double> a_values = zt::test::random_tensor({k}, 31).to_vector();
+  const std::vector<double> b_values = zt::test::random_tensor({k, n}, 32).to_vector();
+  const std::vector<double> product = reference_matmul(a_values, b_values, 1, k, n);
+  for (bool transpose_a : {false, true}) {
+    for (bool transpose_b : {false, true}) {
+      for (double beta : {0.0, 0.5}) {
+        CAPTURE(transpose_a);
+        CAPTURE(transpose_b);
+        CAPTURE(beta);
+        // A stored [1, k] or [k, 3] (op(A) its column 1); B stored [k, n] or [n, k].
+        const int64_t a_stride = 3;
+        std::vector<double> a_stored(size_t(transpose_a ? k * a_stride : k), 0.0);
+        for (int64_t p = 0; p < k; ++p)
+          a_stored[size_t(transpose_a ? p * a_stride + 1 : p)] = a_values[size_t(p)];
+        std::vector<double> b_stored(size_t(k * n));
+        for (int64_t p = 0; p < k; ++p)
+          for (int64_t j = 0; j < n; ++j)
+            b_stored[size_t(transpose_b ? j * k + p : p * n + j)] = b_values[size_t(p * n + j)];
+        Tensor a = zt::from_values(a_stored, {int64_t(a_stored.size())}).to(DType::f32);
+        Tensor b = zt::from_values(b_stored, {k * n}).to(DType::f32);
+        Tensor c = zt::full({n}, beta == 0.0 ? std::nan("") : 2.0);
+        zt::GemmArgs args;
+        args.transpose_a = transpose_a;
+        args.transpose_b = transpose_b;
+        args.m = 1;
+        args.n = n;
+        args.k = k;
+        args.alpha = 2.0;
+        args.beta = beta;
+        args.a = static_cast<const float*>(a.raw_data()) + (transpose_a ? 1 : 0);
+        args.lda = transpose_a ? a_stride : k;
+        args.b = b.raw_data();
+        args.ldb = transpose_b ? k : n;
+        args.c = c.raw_data();
+        args.ldc = n;
+        zt::backend_for(zt::Device::cpu()).gemm(args);
+        std::vector<double> expected(static_cast<size_t>(n), 0.0);
+        for (int64_t j = 0; j < n; ++j)
+          expected[size_t(j)] = 2.0 * product[size_t(j)] + (beta == 0.0 ? 0.0 : 0.5 * 2.0);
+        zt::test::check_close(c, expected, 1e-5, 1e-5);
+      }
+    }
+  }
+}
+
 TEST_CASE("matmul with an empty inner dimension gives zeros") {
   Tensor a = zt::zeros({3, 0});
   Tensor b = zt::zeros({0, 17});

@@ -2,6 +2,7 @@
 // kind of tail (rows past a 6-row tile, columns past a 64-column panel, k not a multiple of 4).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -127,4 +128,88 @@ TEST_CASE("int8 gemm: this x86-64 build takes the VNNI path where the processor 
   bool processor_has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
   CHECK(cpu::int8_gemm_has_vnni() == processor_has);
 #endif
+}
+
+// The epilogue (Int8GemmRescale) on every path against the formula in double over the plain
+// int32 product: per-row scales and zero points, per-column scales, code sums, zero points and
+// bias, with and without GELU (its tanh form), on tails of every kind.
+TEST_CASE("int8 gemm: the rescaling epilogue (zero points, bias, GELU) equals the formula") {
+  uint32_t seed = 300;
+  for (int64_t m : {1, 7, 13})
+    for (int64_t n : {5, 64, 130})
+      for (bool asymmetric : {false, true})
+        for (bool gelu : {false, true}) {
+          INFO("m=" << m << " n=" << n << " asymmetric=" << asymmetric << " gelu=" << gelu);
+          const int64_t k = 67;
+          Operands o = random_operands(m, n, k, seed++);
+          std::mt19937 random(seed);
+          std::uniform_real_distribution<float> unit(0.001f, 0.02f);
+          std::uniform_int_distribution<int> zero(0, 255);
+          std::vector<float> row_scales, row_sums, col_scales, col_zeros, bias;
+          std::vector<int32_t> row_zeros, col_sums;
+          for (int64_t i = 0; i < m; ++i) {
+            row_scales.push_back(unit(random));
+            row_zeros.push_back(zero(random));
+            row_sums.push_back(float(zero(random) * 40 - 5000));
+          }
+          for (int64_t j = 0; j < n; ++j) {
+            int32_t sum = 0;
+            for (int64_t p = 0; p < k; ++p) sum += o.b[size_t(j * k + p)];
+            col_sums.push_back(sum);
+            col_scales.push_back(unit(random));
+            col_zeros.push_back(float(zero(random) - 128));
+            bias.push_back(unit(random) * 50 - 0.5f);
+          }
+          const std::vector<int32_t> product = plain_product(o);
+          std::vector<double> expected(size_t(m * n));
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double value = double(product[size_t(i * n + j)]) -
+                             double(row_zeros[size_t(i)]) * col_sums[size_t(j)];
+              if (asymmetric) value -= double(row_sums[size_t(i)]) * col_zeros[size_t(j)];
+              value =
+                  double(row_scales[size_t(i)]) * col_scales[size_t(j)] * value + bias[size_t(j)];
+              if (gelu) {
+                value = 0.5 * value *
+                        (1 + std::tanh(std::sqrt(2 / M_PI) *
+                                       (value + 0.044715 * value * value * value)));
+              }
+              expected[size_t(i * n + j)] = value;
+            }
+          auto rescaled = [&](void (*gemm)(const cpu::Int8GemmArgs&)) {
+            std::vector<float> y(size_t(m * (n + 3)), -7.0f);  // ldy past n: the gap stays
+            const cpu::Int8GemmRescale rescale{.y = y.data(),
+                                               .ldy = n + 3,
+                                               .row_scales = row_scales.data(),
+                                               .row_zeros = row_zeros.data(),
+                                               .row_sums = row_sums.data(),
+                                               .col_scales = col_scales.data(),
+                                               .col_sums = col_sums.data(),
+                                               .col_zeros = asymmetric ? col_zeros.data() : nullptr,
+                                               .bias = bias.data(),
+                                               .gelu_tanh = gelu};
+            gemm({.a = o.a.data(),
+                  .lda = k,
+                  .b = o.b.data(),
+                  .ldb = k,
+                  .rescale = &rescale,
+                  .m = m,
+                  .n = n,
+                  .k = k});
+            double worst = 0.0;
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                const double want = expected[size_t(i * n + j)];
+                worst = std::max(worst, std::abs(y[size_t(i * (n + 3) + j)] - want) /
+                                            std::max(1.0, std::abs(want)));
+              }
+              for (int64_t j = n; j < n + 3; ++j) CHECK(y[size_t(i * (n + 3) + j)] == -7.0f);
+            }
+            return worst;
+          };
+          CHECK(rescaled(cpu::int8_gemm_portable) < 1e-5);
+          CHECK(rescaled(cpu::int8_gemm) < 1e-5);
+          CHECK(rescaled(cpu::int8_gemm_serial) < 1e-5);
+          if (cpu::int8_gemm_has_vnni()) CHECK(rescaled(cpu::int8_gemm_vnni) < 1e-5);
+        }
 }

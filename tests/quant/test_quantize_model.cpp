@@ -15,6 +15,7 @@
 #include "models/gpt.h"
 #include "nn/linear.h"
 #include "quant/quantize_model.h"
+#include "quant/quantized_embedding.h"
 #include "quant/quantized_linear.h"
 
 using namespace zt;
@@ -58,10 +59,12 @@ double relative_difference(const Tensor& a, const Tensor& b) {
   return worst / largest;
 }
 
+// The linear layers only: the embeddings' own test below turns quantize_embeddings back on.
 quant::QuantizationConfig weight_only(int bits, int64_t groups) {
   quant::QuantizationConfig config;
   config.weight.num_bits = bits;
   config.weight.q_groups = groups;
+  config.quantize_embeddings = false;
   return config;
 }
 
@@ -107,11 +110,15 @@ NamedTensors with_dequantized_weights(GPT& reference, GPT& quantized) {
   NamedTensors state = reference.state_dict();
   for (const auto& [name, module] : quantized.named_modules()) {
     auto* layer = dynamic_cast<quant::QuantizedLinear*>(module.get());
-    if (!layer) continue;
-    Tensor dequantized = quant::dequantize_weight(layer->quantized_weight());
+    auto* table = dynamic_cast<quant::QuantizedEmbedding*>(module.get());
+    if (!layer && !table) continue;
+    Tensor dequantized =
+        quant::dequantize_weight(layer ? layer->quantized_weight() : table->quantized_weight());
     for (auto& [state_name, tensor] : state) {
       if (state_name != name + ".weight") continue;
-      bool conv1d_layout = reference.config().architecture == Architecture::gpt2;  // [in, out]
+      // GPT-2's Conv1D layout is [in, out]; its head and tables are not Conv1D.
+      bool conv1d_layout =
+          reference.config().architecture == Architecture::gpt2 && !table && name != "lm_head";
       tensor = conv1d_layout ? dequantized.t().contiguous() : dequantized;
     }
   }
@@ -233,4 +240,53 @@ TEST_CASE(
   for (const std::string& name : replaced) CHECK(name.find("q_proj") == std::string::npos);
   Tensor logits = (*model)(tokens(1, 4));
   CHECK(logits.sizes() == Shape{1, 4, 37});
+}
+
+// quantize_embeddings: the token and position tables become codes with a scale per row and the
+// tied head reads the token table's codes, so no f32 matrix is left: the model's logits are an
+// f32 GPT's holding the dequantized tables and weights, and its weight bytes shrink about 4x
+// (int8) and 8x (int4) with every scale counted (a model without biases: only the norms stay
+// f32).
+TEST_CASE("quantize_embeddings: tables to codes, the tied head shares them; whole model 4x / 8x") {
+  for (Architecture architecture : {Architecture::gpt2, Architecture::llama})
+    for (int bits : {8, 4}) {
+      INFO("architecture=" << architecture_name(architecture) << " bits=" << bits);
+      GPTConfig config = tiny_config(architecture);
+      config.n_embd = 128;
+      config.bias = false;
+      manual_seed(8);
+      auto quantized = std::make_shared<GPT>(config);
+      manual_seed(8);
+      auto reference = std::make_shared<GPT>(config);
+      quantized->eval();
+      reference->eval();
+      const quant::WeightBytes f32 = quant::model_weight_bytes(*reference);
+      quant::QuantizationConfig quantization = weight_only(bits, 1);
+      quantization.quantize_embeddings = true;
+      std::vector<std::string> replaced = quant::quantize_linear_layers(*quantized, quantization);
+      std::shared_ptr<quant::QuantizedEmbedding> table;
+      std::shared_ptr<quant::QuantizedLinear> head;
+      for (const auto& [name, module] : quantized->named_modules()) {
+        if (name == "wte" || name == "model.embed_tokens")
+          table = std::dynamic_pointer_cast<quant::QuantizedEmbedding>(module);
+        if (name == "lm_head") head = std::dynamic_pointer_cast<quant::QuantizedLinear>(module);
+        CHECK_FALSE(dynamic_cast<nn::Embedding*>(module.get()));
+      }
+      REQUIRE(table);
+      REQUIRE(head);
+      CHECK(head->quantized_weight().codes.impl() == table->quantized_weight().codes.impl());
+      CHECK(table->quantized_weight().groups == config.vocab_size);  // a scale per row
+      CHECK_FALSE(quantized->token_embedding()->weight.defined());   // the f32 table is freed
+      reference->load_state_dict(with_dequantized_weights(*reference, *quantized));
+      Tensor idx = tokens(2, 9);
+      CHECK(relative_difference((*quantized)(idx), (*reference)(idx)) < 1e-5);
+      const quant::WeightBytes bytes = quant::model_weight_bytes(*quantized);
+      CHECK(bytes.embeddings ==
+            table->quantized_weight().nbytes() + (architecture == Architecture::gpt2
+                                                      ? size_t(16 * 128 * bits / 8 + 16 * 4)  // wpe
+                                                      : 0));
+      const double ratio = double(f32.total()) / double(bytes.total());
+      CHECK(ratio > (bits == 8 ? 3.9 : 7.5));
+      CHECK(ratio < (bits == 8 ? 4.0 : 8.0));
+    }
 }

@@ -121,3 +121,25 @@ TEST_CASE("QuantizedLinear refuses W8A8 with 4-bit weights and inputs of the wro
                        "QuantizedLinear: input of shape [3, 5] needs a last dim of 8",
                        std::invalid_argument);
 }
+
+// The MLP's first projection with GELU in the W8A8 GEMM's epilogue (and after the weight-only
+// product) equals GELU applied to the layer's plain output.
+TEST_CASE("QuantizedLinear forward_gelu_tanh equals gelu_tanh of forward, W8A8 and weight-only") {
+  for (int64_t sequence : {1, 9}) {
+    LayerData data = layer_data(sequence, 67, 70, 7);
+    for (bool w8a8 : {true, false}) {
+      INFO("sequence=" << sequence << " w8a8=" << w8a8);
+      quant::QuantizedLinear layer(
+          data.weight, data.bias, 8, 7, QuantizationType::symmetric,
+          w8a8 ? std::optional(QuantizationType::asymmetric) : std::nullopt);
+      const std::vector<double> plain = layer(data.x).to_vector();
+      std::vector<double> expected;
+      for (double value : plain) {
+        expected.push_back(
+            0.5 * value *
+            (1 + std::tanh(std::sqrt(2 / M_PI) * (value + 0.044715 * value * value * value))));
+      }
+      CHECK(relative_difference(layer.forward_gelu_tanh(data.x).to_vector(), expected) < 1e-6);
+    }
+  }
+}

@@ -21,7 +21,6 @@
 #include "core/factory.h"
 #include "dist/config.h"
 #include "models/conv1d.h"
-#include "models/llama_block.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 
@@ -119,28 +118,6 @@ void check_model_structure(nn::Module& model, const dist::CompressionConfig& con
           "compression_training.layer_reduction.module_name_prefix: \"{}\" names no layers of "
           "the model ({})",
           reduction.module_name_prefix, model.type_name()));
-    }
-  }
-}
-
-// Llama's grouped-query attention shares each key/value head among a group of query heads, so
-// a query head cannot leave alone: head pruning there prunes whole groups (num_heads = the
-// key/value heads; equal to the heads without grouping).
-void check_llama_groups(nn::Module& model, const dist::CompressionConfig& config,
-                        const std::vector<std::unique_ptr<Compressor::Target>>& targets) {
-  for (auto& [name, module] : model.named_modules()) {
-    auto* attention = dynamic_cast<models::LlamaAttention*>(module.get());
-    if (attention == nullptr) continue;
-    for (const auto& target : targets) {
-      if (target->head_ratio == 0.0 || !target->name.starts_with(name + ".")) continue;
-      if (config.head_pruning.num_heads != attention->kv_heads()) {
-        throw dist::ConfigError(fmt::format(
-            "compression_training.head_pruning.shared_parameters.num_heads: {} has {} key/value "
-            "heads of {} query heads each; Llama's heads are pruned by whole groups, so "
-            "num_heads must be {}, got {}",
-            name, attention->kv_heads(), attention->heads() / attention->kv_heads(),
-            attention->kv_heads(), config.head_pruning.num_heads));
-      }
     }
   }
 }
@@ -306,7 +283,12 @@ Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
   select_sparse_and_heads(targets_, candidates, config_, snip_.get());
   if (snip_) snip_->check_blocks();
   select_rows(targets_, candidates, config_);
-  if (config_.head_pruning.enabled) check_llama_groups(model, config_, targets_);
+  if (config_.head_pruning.enabled) {
+    std::vector<std::string> head_pruned;
+    for (const auto& target : targets_)
+      if (target->head_ratio > 0.0) head_pruned.push_back(target->name);
+    check_grouped_heads(model, config_.head_pruning.num_heads, head_pruned);
+  }
   for (auto& target : targets_) {
     for (const std::string& related : target->related_modules)
       target->related_types.push_back(type_named(candidates, related));

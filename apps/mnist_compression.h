@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -80,6 +81,19 @@ class MnistCompression {
     if (!compressing()) return;
     compressor_ = std::make_unique<compress::Compressor>(
         engine.module(), compression_, [&engine] { return engine.global_steps(); });
+    if (engine.data_parallel_communicator().size() > 1) {
+      // snip_momentum scores the batch's gradient, the same on every rank.
+      compressor_->set_snip_gradient_reduction([&engine](std::vector<float>& values) {
+        comm::Communicator& ranks = engine.data_parallel_communicator();
+        Tensor buffer = empty({int64_t(values.size())});
+        std::memcpy(buffer.data_ptr<float>(), values.data(), values.size() * sizeof(float));
+        buffer = buffer.to(engine.device());
+        ranks.all_reduce(buffer);
+        Tensor summed = buffer.to(Device::cpu());
+        for (size_t i = 0; i < values.size(); ++i)
+          values[i] = summed.data_ptr<float>()[i] / float(ranks.size());
+      });
+    }
   }
 
   Tensor loss(const Tensor& logits, const Tensor& inputs, const Tensor& targets) {

@@ -10,6 +10,11 @@
 # the teacher (trained 938 steps, 2.3x the student's 400) of half-width students distilled with
 # (alpha, T) from (0.5, 4) to (2, 1), and 90% l1 sparsity pruned gradually over steps 100-600
 # and fine-tuned to the epoch's end (configs/compression_cnn_sparse90_epoch.json).
+# With CHANNELS=1 it adds the channel-pruning study over CHANNEL_EPOCHS full epochs (default 2,
+# each run a few minutes per epoch with one thread): the unpruned baseline, 50% of conv channels
+# and fc1 rows cut at step 100 (configs/compression_cnn_channels50.json), and the same pruned
+# gradually over steps 100-1000 (configs/compression_cnn_channels50_gradual.json), each compared
+# with the baseline trained for the same steps; the pruned runs also report the cleaned model.
 # With GPT=1 it adds the GPT runs (gpt_train, tiny sizes): a 6-layer teacher, a 3-layer student
 # trained alone, and the same student initialised by layer_reduction from teacher layers 0, 2, 4
 # and distilled (configs/compression_gpt_layer_reduction.json), each for GPT_STEPS steps.
@@ -71,6 +76,29 @@ if [[ ${EPOCH:-0} == 1 ]]; then
   echo "Half-width students, $steps steps, teacher: the one-epoch baseline:"
   report student distilled_a0.5_t4 distilled_a4_t2 distilled_a1_t2 distilled_a1_t1.5 \
     distilled_a1_t1 distilled_a2_t1
+fi
+
+if [[ ${CHANNELS:-0} == 1 ]]; then
+  epochs=${CHANNEL_EPOCHS:-2}
+  full() {  # NAME FLAGS...: whole epochs, no step limit
+    local name=$1
+    shift
+    apps/mnist_train --dataset fashion --epochs "$epochs" --save "$out/$name.safetensors" "$@" \
+      >"$out/$name.log" 2>&1
+  }
+  # The final epoch's accuracy replaces accuracy()'s first-epoch line for these runs.
+  final_accuracy() { sed -n "s/^epoch $epochs: .*test accuracy \([0-9.]*\)%.*/\1/p" "$out/$1.log"; }
+  full channels_baseline &
+  full channels_cut --compression-config configs/compression_cnn_channels50.json &
+  wait
+  full channels_gradual --compression-config configs/compression_cnn_channels50_gradual.json
+  base=$(final_accuracy channels_baseline)
+  echo "Channel and fc1-row pruning to 50%, $epochs epochs, against the baseline's $base%:"
+  for name in channels_cut channels_gradual; do
+    acc=$(final_accuracy "$name")
+    printf '%-18s %8s%% %+8.2f\n' "$name" "$acc" "$(echo "$acc - $base" | bc -l)"
+    grep '^compression: cleaned' "$out/$name.log" | sed 's/^/  /'
+  done
 fi
 
 if [[ ${GPT:-0} == 1 ]]; then

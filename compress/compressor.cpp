@@ -17,6 +17,7 @@
 #include "compress/module_selection.h"
 #include "compress/pruning_masks.h"
 #include "compress/quantizer.h"
+#include "compress/snip_momentum_pruner.h"
 #include "core/factory.h"
 #include "dist/config.h"
 #include "models/conv1d.h"
@@ -38,9 +39,10 @@ struct Compressor::Target {
   const dist::CompressionGroup* quantization = nullptr;
   int activation_bits = 0;
   double sparse_ratio = 0.0, row_ratio = 0.0;
-  int64_t row_offset = 0;
-  Tensor sparse_scores;  // topk sparse pruning's learned scores (undefined: l1)
-  Tensor head_scores;    // head pruning's learned scores, one a head
+  int64_t row_offset = 0, row_offset_end = 0, row_stride = 1;  // the gradual schedule
+  Tensor sparse_scores;     // topk sparse pruning's learned scores (undefined: l1)
+  int64_t snip_index = -1;  // the module's index in the snip_momentum pruner (-1: none)
+  Tensor head_scores;       // head pruning's learned scores, one a head
   double head_ratio = 0.0;
   // Masks, cached with the dense ratio they were made for.
   double sparse_mask_ratio = 1.0, row_mask_ratio = 1.0;
@@ -80,7 +82,7 @@ void refuse_unimplemented(const dist::CompressionConfig& config) {
     }
   };
   refuse_method(config.sparse_pruning, config.sparse_pruning.method, "sparse_pruning",
-                "\"l1\" and \"topk\"");
+                "\"l1\", \"topk\" and \"snip_momentum\"");
   refuse_method(config.head_pruning, config.head_pruning.method, "head_pruning", "\"topk\"");
   refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning", "\"l1\"");
   refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning", "\"l1\"");
@@ -205,8 +207,10 @@ void select_quantization(Targets& targets, const std::vector<NamedModule>& candi
   }
 }
 
+// snip_momentum prunes every selected module to the shared dense_ratio (as DeepSpeed, which
+// hands the pruner only the shared parameters); the groups choose the modules.
 void select_sparse_and_heads(Targets& targets, const std::vector<NamedModule>& candidates,
-                             const dist::CompressionConfig& config) {
+                             const dist::CompressionConfig& config, SnipMomentumPruner* snip) {
   for (const dist::CompressionGroup& group : config.sparse_pruning.groups) {
     if (!config.sparse_pruning.enabled) break;
     for (const Selection& selection :
@@ -215,6 +219,10 @@ void select_sparse_and_heads(Targets& targets, const std::vector<NamedModule>& c
       target.sparse_ratio = group.dense_ratio;
       if (config.sparse_pruning.method == "topk")
         target.sparse_scores = scores_of(target, kSparseScoresName, "sparse_pruning");
+      if (snip != nullptr && target.snip_index < 0) {
+        target.snip_index = int64_t(
+            snip->add_module(target.name, target.weight_slot->sizes(), target.input_dim == 0));
+      }
     }
   }
   for (const dist::CompressionGroup& group : config.head_pruning.groups) {
@@ -253,6 +261,8 @@ void select_rows(Targets& targets, const std::vector<NamedModule>& candidates,
         }
         target.row_ratio = group.dense_ratio;
         target.row_offset = technique->schedule_offset;
+        target.row_offset_end = technique->schedule_offset_end;
+        target.row_stride = technique->schedule_offset_stride;
         target.related_modules = selection.related_modules;
       }
     }
@@ -268,8 +278,17 @@ Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
   check_model_structure(model, config_);
   const std::vector<NamedModule> candidates = compressible_modules(model);
   select_quantization(targets_, candidates, config_);
-  select_sparse_and_heads(targets_, candidates, config_);
+  if (config_.sparse_pruning.enabled && config_.sparse_pruning.method == "snip_momentum")
+    snip_ = std::make_unique<SnipMomentumPruner>(config_.sparse_pruning);
+  select_sparse_and_heads(targets_, candidates, config_, snip_.get());
+  if (snip_) snip_->check_blocks();
   select_rows(targets_, candidates, config_);
+  if (config_.head_pruning.enabled) {
+    std::vector<std::string> head_pruned;
+    for (const auto& target : targets_)
+      if (target->head_ratio > 0.0) head_pruned.push_back(target->name);
+    check_grouped_heads(model, config_.head_pruning.num_heads, head_pruned);
+  }
   for (auto& target : targets_) {
     for (const std::string& related : target->related_modules)
       target->related_types.push_back(type_named(candidates, related));
@@ -295,6 +314,10 @@ Compressor::Compressor(nn::Module& model, const dist::CompressionConfig& config,
   }
 }
 
+void Compressor::set_snip_gradient_reduction(std::function<void(std::vector<float>&)> average) {
+  if (snip_) snip_->set_gradient_reduction(std::move(average));
+}
+
 Compressor::~Compressor() {
   for (auto& target : targets_) {
     for (int64_t hook : target->hooks) target->module->remove_hook(hook);
@@ -308,7 +331,7 @@ bool Compressor::head_pruning_on(const Target& target, int64_t step) const {
 void Compressor::update_masks(Target& target, int64_t step, const Tensor& weight) {
   const dist::SparsePruningConfig& sparse = config_.sparse_pruning;
   const double sparse_ratio =
-      target.sparse_ratio == 0.0
+      target.sparse_ratio == 0.0 || target.snip_index >= 0
           ? 1.0
           : gradual_dense_ratio(step, sparse.schedule_offset, sparse.schedule_offset_end,
                                 sparse.schedule_offset_stride, target.sparse_ratio);
@@ -322,8 +345,10 @@ void Compressor::update_masks(Target& target, int64_t step, const Tensor& weight
                                     ? Tensor()
                                     : tensor_like(target.sparse_mask, weight.sizes(), weight);
   }
-  const double row_ratio =
-      target.row_ratio == 0.0 || step < target.row_offset ? 1.0 : target.row_ratio;
+  const double row_ratio = target.row_ratio == 0.0
+                               ? 1.0
+                               : gradual_dense_ratio(step, target.row_offset, target.row_offset_end,
+                                                     target.row_stride, target.row_ratio);
   if (row_ratio != target.row_mask_ratio) {
     target.row_mask_ratio = row_ratio;
     target.row_mask = row_ratio == 1.0
@@ -352,6 +377,8 @@ std::optional<nn::TensorList> Compressor::before_forward(Target& target,
       weight = mul(weight, topk_binarize(target.sparse_scores, target.sparse_mask_ratio));
   } else if (target.sparse_mask_tensor.defined()) {
     weight = mul(weight, target.sparse_mask_tensor);
+  } else if (target.snip_index >= 0) {
+    weight = snip_->apply(size_t(target.snip_index), weight, step);
   }
   if (head_pruning_on(target, step)) {
     weight =
@@ -422,7 +449,8 @@ std::vector<ModuleCompression> Compressor::state_at(int64_t step, const NamedTen
     ModuleCompression state;
     state.name = target->name;
     state.type = target->module->type_name();
-    state.sparse_mask = target->sparse_mask;
+    state.sparse_mask =
+        target->snip_index >= 0 ? snip_->mask(size_t(target->snip_index)) : target->sparse_mask;
     if (target->sparse_scores.defined() && target->sparse_mask_ratio < 1.0)
       state.sparse_mask =
           topk_mask(host_values(parameter(*target, kSparseScoresName)), target->sparse_mask_ratio);

@@ -24,6 +24,8 @@
 
 namespace zt::compress {
 
+class SnipMomentumPruner;
+
 // What compression does to one module at a step: its masks (empty: none) and bit width (0: full
 // precision), and the modules whose inputs are its outputs (related_modules).
 struct ModuleCompression {
@@ -61,6 +63,10 @@ class Compressor {
   // The bit width of a group at `step`: start_bits from schedule_offset, one bit less every
   // period, the period doubling each time (DeepSpeed's MoQ schedule), down to target_bits.
   static int bits_at(const dist::CompressionGroup& group, int64_t offset, int64_t step);
+  // sparse_pruning's snip_momentum scores the gradient of the whole batch: on several ranks,
+  // give a function that averages a host buffer over the data-parallel ranks (collective:
+  // called on every rank at the first training forward of each step).
+  void set_snip_gradient_reduction(std::function<void(std::vector<float>&)> average);
 
   struct Target;
 
@@ -73,6 +79,7 @@ class Compressor {
   dist::CompressionConfig config_;
   std::function<int64_t()> current_step_;
   std::vector<std::unique_ptr<Target>> targets_;
+  std::unique_ptr<SnipMomentumPruner> snip_;  // sparse_pruning with method snip_momentum
 };
 
 }  // namespace zt::compress

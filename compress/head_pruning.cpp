@@ -6,6 +6,8 @@
 #include <stdexcept>
 
 #include "autograd/functions.h"
+#include "dist/config.h"
+#include "models/llama_block.h"
 
 namespace zt::compress {
 
@@ -36,6 +38,23 @@ std::vector<float> feature_mask_of_heads(const std::vector<float>& head_mask, in
   std::vector<float> mask(static_cast<size_t>(features));
   for (int64_t j = 0; j < features; ++j) mask[size_t(j)] = head_mask[size_t(j % inner / head_size)];
   return mask;
+}
+
+void check_grouped_heads(nn::Module& model, int64_t num_heads,
+                         const std::vector<std::string>& head_pruned) {
+  for (auto& [name, module] : model.named_modules()) {
+    auto* attention = dynamic_cast<models::LlamaAttention*>(module.get());
+    if (attention == nullptr) continue;
+    for (const std::string& pruned : head_pruned) {
+      if (!pruned.starts_with(name + ".") || num_heads == attention->kv_heads()) continue;
+      throw dist::ConfigError(fmt::format(
+          "compression_training.head_pruning.shared_parameters.num_heads: {} has {} key/value "
+          "heads of {} query heads each; Llama's heads are pruned by whole groups, so "
+          "num_heads must be {}, got {}",
+          name, attention->kv_heads(), attention->heads() / attention->kv_heads(),
+          attention->kv_heads(), num_heads));
+    }
+  }
 }
 
 }  // namespace zt::compress

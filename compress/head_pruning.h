@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/module.h"
 
 namespace zt::compress {
 
@@ -24,5 +25,13 @@ Tensor mask_heads(const Tensor& weight, const Tensor& head_mask, int input_dim);
 // std::invalid_argument naming `module` when the sizes do not fit.
 std::vector<float> feature_mask_of_heads(const std::vector<float>& head_mask, int64_t features,
                                          int64_t inner, const std::string& module);
+
+// Llama's grouped-query attention shares each key/value head among a group of query heads, so a
+// query head cannot leave alone: head pruning there prunes whole groups, and `num_heads` must
+// count the key/value heads (the heads, without grouping). Throws dist::ConfigError naming
+// num_heads when a module of `head_pruned` (dotted names) sits in attention that has another
+// number of key/value heads.
+void check_grouped_heads(nn::Module& model, int64_t num_heads,
+                         const std::vector<std::string>& head_pruned);
 
 }  // namespace zt::compress

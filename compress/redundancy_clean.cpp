@@ -135,8 +135,12 @@ void remove_head_outputs(const ModuleCompression& module, size_t index, int64_t 
   const std::string& related = module.related_modules[index];
   const bool conv1d = module.related_types.at(index) == "Conv1D";
   HostTensor& weight = current(related + ".weight");
+  const int64_t features = weight.shape.at(conv1d ? 1 : 0);
+  // Llama's grouped-query k and v write one key/value head a group (fewer features than the
+  // output projection reads): each group's block is then its own key/value head.
+  if (features < inner) inner = features;
   const std::vector<float> outputs =
-      feature_mask_of_heads(module.head_mask, weight.shape.at(conv1d ? 1 : 0), inner, related);
+      feature_mask_of_heads(module.head_mask, features, inner, related);
   if (conv1d) {
     weight = keep_inputs(weight, outputs, related);  // dim 1, one column a feature
   } else {

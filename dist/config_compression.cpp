@@ -179,13 +179,21 @@ void read_sparse_pruning(Section& top, SparsePruningConfig& config) {
     config.schedule_offset_end = config.schedule_offset;
   shared.read_int("schedule_offset_stride", config.schedule_offset_stride, kCount);
   if (const json* pattern = shared.take("block_pattern")) {
-    static const std::regex kBlockPattern("[1-9][0-9]*x[1-9][0-9]*");
-    if (!pattern->is_string() || !std::regex_match(pattern->get<std::string>(), kBlockPattern))
+    static const std::regex kBlockPattern("[1-9][0-9]{0,5}x[1-9][0-9]{0,5}");
+    static const std::regex kNInM("[0-9]+:[0-9]+");
+    const std::string text = pattern->is_string() ? pattern->get<std::string>() : "";
+    if (std::regex_match(text, kNInM))
+      shared.fail("block_pattern",
+                  fmt::format("\"{}\": N:M patterns are not implemented yet (only \"NxM\")", text));
+    if (!std::regex_match(text, kBlockPattern))
       shared.fail("block_pattern",
                   fmt::format("expected \"NxM\" (e.g. \"4x1\"), got {}", shown(*pattern)));
-    config.block_pattern = pattern->get<std::string>();
+    config.block_pattern = text;
   }
   shared.read_number("dense_ratio", config.dense_ratio, kDenseRatio);
+  // DeepSpeed asserts it: snip_momentum prunes to the shared dense_ratio, which must prune.
+  if (config.method == "snip_momentum" && config.dense_ratio >= 1.0)
+    shared.fail("dense_ratio", "snip_momentum needs a dense_ratio below 1 (the fraction kept)");
   config.excluded_modules = read_strings(shared, "excluded_modules", "module names");
   shared.finish();
   if (config.schedule_offset_end < config.schedule_offset) {
@@ -209,10 +217,19 @@ void read_structured_pruning(Section& top, std::string_view key, StructuredPruni
     shared.read_choice("method", config.method, {"l1", "topk"});
   }
   shared.read_int("schedule_offset", config.schedule_offset, kNonNegativeCount);
+  config.schedule_offset_end = config.schedule_offset;
   if (heads) {
     shared.read_int("num_heads", config.num_heads, kCount);
     if (config.enabled && config.num_heads == 0)
       shared.fail("num_heads", "required with head pruning (the attention heads per layer)");
+  } else {
+    shared.read_int("schedule_offset_end", config.schedule_offset_end, kNonNegativeCount);
+    shared.read_int("schedule_offset_stride", config.schedule_offset_stride, kCount);
+    if (config.schedule_offset_end < config.schedule_offset) {
+      shared.fail("schedule_offset_end",
+                  fmt::format("{} is before schedule_offset {}", config.schedule_offset_end,
+                              config.schedule_offset));
+    }
   }
   shared.finish();
   read_groups(block, Technique::dense_ratio, config);

@@ -63,6 +63,10 @@ struct SparsePruningConfig : CompressionTechnique {
 struct StructuredPruningConfig : CompressionTechnique {
   std::string method = "l1";  // row and channel pruning: "l1" or "topk"; head pruning: "topk"
   int64_t num_heads = 0;      // head pruning only: required there
+  // Row and channel pruning only, our extension (DeepSpeed cuts at schedule_offset at once):
+  // the kept fraction follows sparse pruning's gradual schedule up to schedule_offset_end.
+  int64_t schedule_offset_end = 1000;  // unset: schedule_offset (pruned at once)
+  int64_t schedule_offset_stride = 1;
 };
 
 struct LayerReductionConfig {

@@ -61,13 +61,15 @@ void GPTConfig::validate() const {
                     n_head, n_kv_head));
   }
   if (!layer_heads.empty()) {
-    if (architecture != Architecture::gpt2 || int64_t(layer_heads.size()) != n_layer) {
-      fail(fmt::format("layer_heads: expected a GPT-2 model and one entry per layer ({}), got {}",
-                       n_layer, layer_heads.size()));
+    if (int64_t(layer_heads.size()) != n_layer) {
+      fail(fmt::format("layer_heads: expected one entry per layer ({}), got {}", n_layer,
+                       layer_heads.size()));
     }
+    const int64_t group = n_head / resolved_n_kv_head();  // query heads a key/value head
     for (int64_t heads : layer_heads) {
-      if (heads < 1 || heads > n_head) {
-        fail(fmt::format("layer_heads: expected 1..{} heads a layer, got {}", n_head, heads));
+      if (heads < 1 || heads > n_head || heads % group != 0) {
+        fail(fmt::format("layer_heads: expected 1..{} heads a layer{}, got {}", n_head,
+                         group > 1 ? fmt::format(" in whole groups of {}", group) : "", heads));
       }
     }
   }

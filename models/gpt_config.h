@@ -34,8 +34,9 @@ struct GPTConfig {
   // the top-left T x T corner, with the causal rule on top. As in DeepSpeed's sparse
   // self-attention, the attention weights get no dropout.
   std::optional<SparsityConfig> sparse_attention;
-  // GPT-2 only: the attention heads each layer keeps after head pruning removed some
-  // (compress/redundancy_clean.h), each of head_dim(); empty: n_head in every layer.
+  // The attention heads each layer keeps after head pruning removed some
+  // (compress/redundancy_clean.h), each of head_dim(); empty: n_head in every layer. Llama
+  // loses whole key/value groups, so its counts are multiples of n_head / n_kv_head.
   std::vector<int64_t> layer_heads;
 
   int64_t head_dim() const { return n_embd / n_head; }
@@ -43,6 +44,9 @@ struct GPTConfig {
     return layer_heads.empty() ? n_head : layer_heads.at(size_t(layer));
   }
   int64_t resolved_n_kv_head() const { return n_kv_head > 0 ? n_kv_head : n_head; }
+  int64_t kv_heads_in_layer(int64_t layer) const {
+    return heads_in_layer(layer) / (n_head / resolved_n_kv_head());
+  }
   // GPT-2: 4 * n_embd. Llama: 2/3 of 4 * n_embd rounded up to a multiple of 256, the rule of
   // Meta's reference code (multiple_of = 256) that gives 11008 for n_embd 4096.
   int64_t resolved_intermediate_size() const;

@@ -32,9 +32,9 @@ void check_layer_inputs(const std::string& module, const nn::TensorList& inputs)
 
 }  // namespace
 
-LlamaAttention::LlamaAttention(const GPTConfig& config)
-    : n_head_(config.n_head),
-      n_kv_head_(config.resolved_n_kv_head()),
+LlamaAttention::LlamaAttention(const GPTConfig& config, int64_t layer)
+    : n_head_(config.heads_in_layer(layer)),
+      n_kv_head_(config.kv_heads_in_layer(layer)),
       head_dim_(config.head_dim()),
       dropout_(config.dropout) {
   const int64_t C = config.n_embd;
@@ -75,8 +75,9 @@ Tensor LlamaMLP::forward(const Tensor& x) {
   return (*down_proj)(silu((*gate_proj)(x)) * (*up_proj)(x));
 }
 
-LlamaDecoderLayer::LlamaDecoderLayer(const GPTConfig& config) : dropout_(config.dropout) {
-  self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(config));
+LlamaDecoderLayer::LlamaDecoderLayer(const GPTConfig& config, int64_t layer)
+    : dropout_(config.dropout) {
+  self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(config, layer));
   mlp = register_module("mlp", std::make_shared<LlamaMLP>(config));
   input_layernorm = register_module(
       "input_layernorm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));

@@ -17,8 +17,11 @@ namespace zt::models {
 
 class LlamaAttention final : public nn::Module {
  public:
-  explicit LlamaAttention(const GPTConfig& config);
+  // `layer`: which layer's head count (GPTConfig::layer_heads) it has.
+  explicit LlamaAttention(const GPTConfig& config, int64_t layer = 0);
   std::string type_name() const override { return "LlamaAttention"; }
+  int64_t heads() const { return n_head_; }
+  int64_t kv_heads() const { return n_kv_head_; }
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
 
  protected:
@@ -42,7 +45,7 @@ class LlamaMLP final : public nn::Module {
 
 class LlamaDecoderLayer final : public nn::Module {
  public:
-  explicit LlamaDecoderLayer(const GPTConfig& config);
+  explicit LlamaDecoderLayer(const GPTConfig& config, int64_t layer = 0);
   std::string type_name() const override { return "LlamaDecoderLayer"; }
   std::shared_ptr<LlamaAttention> self_attn;
   std::shared_ptr<LlamaMLP> mlp;

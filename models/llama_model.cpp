@@ -15,7 +15,7 @@ LlamaModel::LlamaModel(const GPTConfig& config) : config_(config) {
   nn::init::normal_(embed_tokens->weight, 0.0, 0.02);
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.n_layer; ++i)
-    layers->push_back(std::make_shared<LlamaDecoderLayer>(config));
+    layers->push_back(std::make_shared<LlamaDecoderLayer>(config, i));
   norm =
       register_module("norm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
 }

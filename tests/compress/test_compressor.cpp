@@ -208,3 +208,27 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
       "different_groups": {"rp": {"params": {"dense_ratio": 0.5}, "modules": ["fc9"]}}})") ==
         "(no error)");
 }
+
+TEST_CASE("compressor: row pruning with schedule_offset_end cuts rows on the cubic schedule") {
+  manual_seed(14);
+  auto model = std::make_shared<SmallNet>();
+  SmallNet& net = *model;
+  int64_t step = 0;
+  Compressor compressor(net,
+                        compression_of(R"("row_pruning": {"shared_parameters": {"enabled": true,
+          "schedule_offset": 0, "schedule_offset_end": 10, "schedule_offset_stride": 5},
+          "different_groups": {"rp": {"params": {"dense_ratio": 0.25}, "modules": ["fc1"]}}})"),
+                        [&] { return step; });
+  // Kept fraction 1 - 0.75 (1 - (1 - t)^3): t = 0 keeps 8 rows, t = 0.5 0.34375 (3 of 8),
+  // t = 1 0.25 (2); steps between stride boundaries keep the last one.
+  for (auto [at, rows] :
+       std::vector<std::pair<int64_t, int>>{{0, 8}, {4, 8}, {5, 3}, {9, 3}, {10, 2}, {50, 2}}) {
+    step = at;
+    auto state = compressor.state_at(step);
+    const std::vector<float>& mask = state.at(0).row_mask;
+    int kept = mask.empty() ? 8 : 0;
+    for (float entry : mask) kept += int(entry);
+    CHECK_MESSAGE(kept == rows, "step ", at);
+    if (!mask.empty()) CHECK(mask == compress::l1_row_mask(floats(net.fc1->weight), 8, rows / 8.0));
+  }
+}

@@ -192,3 +192,58 @@ TEST_CASE("head pruning: a kept head's score gradient is the sum of weight times
   }
   CHECK(kept == 2);
 }
+
+TEST_CASE("head pruning: a masked Llama with grouped-query attention equals the cleaned one") {
+  manual_seed(8);
+  models::GPTConfig llama = tiny_gpt(2);
+  llama.architecture = models::Architecture::llama;
+  llama.n_kv_head = 2;  // 4 query heads in 2 groups of 2, each group one key/value head
+  llama.bias = false;
+  auto shared_model = std::make_shared<models::GPT>(llama);
+  models::GPT& model = *shared_model;
+  const dist::CompressionConfig config = compression_of(R"("head_pruning": {
+      "shared_parameters": {"enabled": true, "num_heads": 2, "schedule_offset": 0},
+      "different_groups": {"hp": {"params": {"dense_ratio": 0.5}, "modules": ["o_proj"],
+          "related_modules": [["q_proj", "k_proj", "v_proj"]]}}})");
+  CHECK(add_mask_scores(model, config, 3) == 2);
+  const Tensor idx = tokens(2, 8, 19);
+  const std::vector<double> dense = model(idx).to_vector();
+  std::vector<double> masked;
+  std::vector<ModuleCompression> state;
+  {
+    Compressor compressor(model, config, [] { return int64_t(0); });
+    masked = model(idx).to_vector();
+    state = compressor.state_at(0);
+  }
+  CHECK(max_difference(masked, dense) > 1e-3);
+  REQUIRE(state.size() == 2);
+  CHECK(state[0].head_mask.size() == 2);
+  const CleanedModel cleaned = redundancy_clean(model.state_dict(), state);
+  models::GPTConfig smaller_config = llama;
+  smaller_config.layer_heads = {2, 2};  // one group of 2 query heads and 1 key/value head
+  auto smaller_model = std::make_shared<models::GPT>(smaller_config);
+  smaller_model->load_state_dict(cleaned.tensors);
+  for (const auto& [name, tensor] : cleaned.tensors) {
+    if (name.ends_with("q_proj.weight")) CHECK(tensor.sizes() == Shape{8, 16});
+    if (name.ends_with("k_proj.weight")) CHECK(tensor.sizes() == Shape{4, 16});
+    if (name.ends_with("v_proj.weight")) CHECK(tensor.sizes() == Shape{4, 16});
+    if (name.ends_with("o_proj.weight")) CHECK(tensor.sizes() == Shape{16, 8});
+  }
+  CHECK(max_difference((*smaller_model)(idx).to_vector(), masked) < 1e-5);
+
+  // One query head alone cannot leave its group: num_heads must count the groups.
+  const dist::CompressionConfig per_head = compression_of(R"("head_pruning": {
+      "shared_parameters": {"enabled": true, "num_heads": 4, "schedule_offset": 0},
+      "different_groups": {"hp": {"params": {"dense_ratio": 0.5}, "modules": ["o_proj"]}}})");
+  auto other = std::make_shared<models::GPT>(llama);
+  add_mask_scores(*other, per_head, 3);
+  try {
+    Compressor compressor(*other, per_head, [] { return int64_t(0); });
+    FAIL("expected an error");
+  } catch (const dist::ConfigError& error) {
+    CHECK(std::string(error.what()) ==
+          "compression_training.head_pruning.shared_parameters.num_heads: "
+          "model.layers.0.self_attn has 2 key/value heads of 2 query heads each; Llama's heads "
+          "are pruned by whole groups, so num_heads must be 2, got 4");
+  }
+}

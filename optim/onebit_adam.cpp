@@ -5,7 +5,6 @@
 
 #include <stdexcept>
 
-#include "core/ops/view.h"
 #include "optim/onebit_arithmetic.h"
 #include "optim/state_tensors.h"
 
@@ -58,7 +57,7 @@ void OneBitAdam::step() {
         onebit::update_variance(state.exp_avg_sq.data_ptr<float>(), grad.data_ptr<float>(), count,
                                 beta2);
       } else if (compress) {
-        average_momentum(state, count);
+        average_by_pieces(state.compression, state.exp_avg);
         onebit::mask_unseen(exp_avg, state.exp_avg_sq.data_ptr<float>(), count);
       }
       state.step += 1;
@@ -75,22 +74,7 @@ void OneBitAdam::step() {
 
 void OneBitAdam::set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) {
   State& state = states_.at(group).at(index);
-  state.pieces = std::move(pieces);
-  state.compressions.clear();
-}
-
-void OneBitAdam::average_momentum(State& state, int64_t count) {
-  std::vector<NormSegment> pieces = state.pieces;
-  if (pieces.empty()) pieces.push_back({0, count, 0});
-  state.compressions.resize(pieces.size());
-  const Tensor flat = ops::reshape(state.exp_avg, {count});
-  for (size_t p = 0; p < pieces.size(); ++p) {
-    // One scale per parameter: with one for a run of several, a parameter whose momentum is
-    // small beside its neighbours' (a GPT's LayerNorm beside its embedding) would take their
-    // magnitude, divided by its own small sqrt(v).
-    compression_for(state.compressions[p], pieces[p].numel)
-        .average(ops::narrow(flat, 0, pieces[p].begin, pieces[p].numel));
-  }
+  state.compression = {std::move(pieces), {}};
 }
 
 ParamState OneBitAdam::param_state(size_t group, size_t index) const {
@@ -107,7 +91,7 @@ void OneBitAdam::set_param_state(size_t group, size_t index, const ParamState& s
   target.exp_avg_sq = restored[1];
   target.step = state.step;
   // As DeepSpeed on loading: the phase follows the step count and the errors start afresh.
-  target.compressions.clear();
+  target.compression.compressions.clear();
   initialized_ = state.step > 0;
   frozen_ = state.step >= options_.freeze_step;
 }

@@ -29,11 +29,8 @@ class OneBitAdam final : public CompressedCommunicationOptimizer {
   struct State {
     Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
-    std::vector<NormSegment> pieces;  // empty: the whole tensor is one piece
-    std::vector<std::unique_ptr<comm::CompressedAllReduce>> compressions;  // one per piece
+    PieceCompressions compression;  // of the momentum
   };
-  // Replaces the momentum by its compressed average over the ranks, piece by piece.
-  void average_momentum(State& state, int64_t count);
   OneBitOptions options_;
   bool initialized_ = false;  // DeepSpeed's first step only fills the moments
   bool frozen_ = false;       // past freeze_step: compressed momentum, frozen variance

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "comm/compressed_allreduce.h"
@@ -33,19 +34,22 @@ class CompressedCommunicationOptimizer : public Optimizer {
   virtual bool gradients_stay_local() const = 0;
   // The parameters inside tensor `index` of `group` (a run of the engine's flat buffer holds
   // several), so that each is compressed or scaled on its own, as each parameter is in
-  // DeepSpeed; only begin and numel are read. Without it a tensor is one piece. 0/1 Adam
-  // compresses whole runs (what it compresses is already divided by sqrt(v) + eps after its
-  // variance freezes).
+  // DeepSpeed; only begin and numel are read. Without it a tensor is one piece.
   virtual void set_pieces(size_t /*group*/, size_t /*index*/, std::vector<NormSegment> /*pieces*/) {
   }
 
  protected:
-  // The compressed averaging of one tensor's buffer, made at first use.
-  comm::CompressedAllReduce& compression_for(std::unique_ptr<comm::CompressedAllReduce>& slot,
-                                             int64_t numel) {
-    if (!slot) slot = std::make_unique<comm::CompressedAllReduce>(data_parallel_, numel);
-    return *slot;
-  }
+  // One tensor's compressed averaging: its pieces (empty: the tensor is one piece) and one
+  // compression per piece, made at first use.
+  struct PieceCompressions {
+    std::vector<NormSegment> pieces;
+    std::vector<std::unique_ptr<comm::CompressedAllReduce>> compressions;
+    // Forgets the errors of every piece (DeepSpeed zeroes them when what is compressed changes).
+    void reset_errors();
+  };
+  // Replaces `buffer` (contiguous host f32) by its compressed average over the ranks, each piece
+  // with its own scale. Collective.
+  void average_by_pieces(PieceCompressions& compression, const Tensor& buffer);
   comm::Communicator& data_parallel_;
 };
 

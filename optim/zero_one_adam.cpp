@@ -49,8 +49,7 @@ void ZeroOneAdam::synchronise(const Tensor& param, State& state) {
     weights[i] -= move[i];                      // undo the local steps
     move[i] *= std::sqrt(exp_avg_sq[i]) + eps;  // back to momentum units
   }
-  if (data_parallel_.size() > 1)
-    compression_for(state.compression, count).average(state.accumulated_move);
+  if (data_parallel_.size() > 1) average_by_pieces(state.compression, state.accumulated_move);
   onebit::mask_unseen(move, exp_avg_sq, count);
   for (int64_t i = 0; i < count; ++i) {
     exp_avg[i] = -(move[i] / float(state.lr_sum));
@@ -74,7 +73,7 @@ void ZeroOneAdam::step_param(const ParamGroup& group, const Tensor& param, const
       // DeepSpeed updates the momentum on these steps only where there are several ranks;
       // with one there is nothing to average, and the momentum is updated all the same.
       Tensor averaged = ops::clone(grad);
-      if (data_parallel_.size() > 1) compression_for(state.compression, count).average(averaged);
+      if (data_parallel_.size() > 1) average_by_pieces(state.compression, averaged);
       onebit::mask_unseen(averaged.data_ptr<float>(), state.exp_avg_sq.data_ptr<float>(), count);
       onebit::update_momentum(exp_avg, averaged.data_ptr<float>(), count, beta1);
     }
@@ -102,8 +101,7 @@ void ZeroOneAdam::advance_schedules(int64_t step) {
   if (step > options_.var_freeze_step && !frozen_) {
     frozen_ = true;
     for (auto& states : states_)
-      for (State& state : states)
-        if (state.compression) state.compression->reset_errors();
+      for (State& state : states) state.compression.reset_errors();
   }
   allreduce_next_ = !frozen_ && (step + 1) % var_interval_ == 0;
 }
@@ -135,6 +133,10 @@ void ZeroOneAdam::step() {
   advance_schedules(last_step);
 }
 
+void ZeroOneAdam::set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) {
+  states_.at(group).at(index).compression = {std::move(pieces), {}};
+}
+
 ParamState ZeroOneAdam::param_state(size_t group, size_t index) const {
   const State& current = states_.at(group).at(index);
   return named_state(current.step,
@@ -149,7 +151,7 @@ void ZeroOneAdam::set_param_state(size_t group, size_t index, const ParamState& 
   target.exp_avg_sq = restored[1];
   target.accumulated_move = restored[0].defined() ? new_state_like(param) : Tensor();
   target.step = state.step;
-  target.compression.reset();
+  target.compression.compressions.clear();
   initialized_ = state.step > 0;
 }
 

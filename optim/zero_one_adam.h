@@ -31,6 +31,9 @@ class ZeroOneAdam final : public CompressedCommunicationOptimizer {
   void set_momentum(double beta1) override { options_.base.beta1 = beta1; }
   double momentum() const override { return options_.base.beta1; }
   bool gradients_stay_local() const override { return !allreduce_next_; }
+  // Each piece's gradient, and after var_freeze_step its accumulated move, is compressed with its
+  // own scale, as each parameter's in DeepSpeed.
+  void set_pieces(size_t group, size_t index, std::vector<NormSegment> pieces) override;
   ParamState param_state(size_t group, size_t index) const override;
   void set_param_state(size_t group, size_t index, const ParamState& state) override;
 
@@ -39,7 +42,7 @@ class ZeroOneAdam final : public CompressedCommunicationOptimizer {
     Tensor exp_avg, exp_avg_sq, accumulated_move;
     int64_t step = 0;
     double lr_sum = 0.0;  // DeepSpeed's lrs: the learning rates of the local steps since a sync
-    std::unique_ptr<comm::CompressedAllReduce> compression;
+    PieceCompressions compression;  // of the gradient, then of the accumulated move
   };
   // One parameter's step (number state.step) after the set-up step.
   void step_param(const ParamGroup& group, const Tensor& param, const Tensor& grad, State& state);

@@ -448,6 +448,7 @@ int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& opt
   config = apps::with_program_optimizer(
       std::move(config), program_optimizer(options),
       world.rank() == 0 && !options.deepspeed.deepspeed_config.empty());
+  config = apps::with_trace_flags(std::move(config), options.trace);
   std::optional<data::TokenFile> tokens;
   open_token_file(options, world, tokens);
   return apps::GptPipelineRun(runtime, options, std::move(config), *tokens).run();

@@ -47,16 +47,12 @@ inline DoctorOptions read_doctor_options(const Flags& flags) {
 }
 
 // Prints the prediction for `config` and, with a budget, the suggestion; returns the exit
-// status: 0, or 1 when no layout fits the budget (with each layout's shortfall). With
-// `activation_ops` (the model's ops, dist/config_doctor_activations.h) activations are
-// predicted, `checkpointed` telling whether the config checkpoints them, and the suggestion
-// also chooses the micro-batch and checkpointing.
-inline int explain_config(const DoctorOptions& options, const dist::Config& config,
-                          nn::Module& model, int world_size,
-                          std::function<std::vector<dist::ActivationOp>(bool)> activation_ops = {},
-                          bool checkpointed = false) {
-  dist::ModelShape shape = dist::model_shape(model, config.zero_optimization, world_size);
-  shape.activation_ops = std::move(activation_ops);
+// status: 0, or 1 when no layout fits the budget (with each layout's shortfall). `shape` is
+// dist::model_shape of the model; where it predicts activations (dist::ModelShape), with
+// `checkpointed` telling whether the config checkpoints them, the suggestion also chooses the
+// micro-batch and checkpointing.
+inline int explain_shape(const DoctorOptions& options, const dist::Config& config,
+                         const dist::ModelShape& shape, int world_size, bool checkpointed) {
   fmt::print("{}", dist::explain_prediction(
                        dist::predict_rank(shape, config, world_size, checkpointed), shape));
   if (options.budget_mib <= 0.0) return 0;
@@ -69,14 +65,25 @@ inline int explain_config(const DoctorOptions& options, const dist::Config& conf
                options.reserve_mib, why_none);
     return 1;
   }
+  const bool activations = shape.predicts_activations();
   fmt::print(
       "suggested for {} MiB per rank ({} MiB reserved for {}): {}\n"
       "cheapest first (least traffic a step, then least offload{}):\n{}\n",
-      options.budget_mib, options.reserve_mib,
-      shape.activation_ops ? "buffers" : "activations and buffers", suggestion->layout.str(),
-      shape.activation_ops ? ", then the largest micro-batch, then checkpointing" : "",
-      suggestion->why);
+      options.budget_mib, options.reserve_mib, activations ? "buffers" : "activations and buffers",
+      suggestion->layout.str(),
+      activations ? ", then the largest micro-batch, then checkpointing" : "", suggestion->why);
   return 0;
+}
+
+// explain_shape for `model`, its activations told by `activation_ops` (the model's ops,
+// dist/config_doctor_activations.h) where given.
+inline int explain_config(const DoctorOptions& options, const dist::Config& config,
+                          nn::Module& model, int world_size,
+                          std::function<std::vector<dist::ActivationOp>(bool)> activation_ops = {},
+                          bool checkpointed = false) {
+  dist::ModelShape shape = dist::model_shape(model, config.zero_optimization, world_size);
+  shape.activation_ops = std::move(activation_ops);
+  return explain_shape(options, config, shape, world_size, checkpointed);
 }
 
 }  // namespace zt::apps

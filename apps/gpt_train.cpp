@@ -30,6 +30,7 @@
 #include "data/text_token_file.h"
 #include "data/text_windows.h"
 #include "dist/checkpoint_files.h"
+#include "dist/config_doctor_gpt.h"
 #include "dist/initialize.h"
 #include "pipeline/schedule.h"
 
@@ -97,6 +98,12 @@ dist::ProgramValues program_values(const GptTrainOptions& options, bool pipeline
           .fp16 = false,
           .bf16 = false,
           .hidden_size = options.model.n_embd};
+}
+
+// activation_checkpointing.number_checkpoints set: every decoder layer keeps only its input and
+// re-runs in backward (what the config doctor predicts as checkpointing for the GPT).
+bool checkpointing_of(const dist::Config& config) {
+  return config.activation_checkpointing.number_checkpoints > 0;
 }
 
 // The mean cross entropy of next-token prediction over a batch, taken in f32 whatever the
@@ -223,6 +230,7 @@ class GptTrainingRun {
     models::GPTConfig model_config = options_.model;
     model_config.sparse_attention = config_.sparse_attention;
     auto model = std::make_shared<models::GPT>(model_config);
+    model->set_gradient_checkpointing(checkpointing_of(config_));
     compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
                                                      options_.teacher,
                                                      {.alpha = options_.distill_alpha,
@@ -395,7 +403,19 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
   models::GPTConfig model_config = options.model;
   model_config.sparse_attention = config.sparse_attention;
   auto model = std::make_shared<models::GPT>(model_config);  // modules need shared owners
-  return leader ? apps::explain_config(options.doctor, config, *model, world) : 0;
+  if (!leader) return 0;
+  dist::ModelShape shape = dist::model_shape(*model, config.zero_optimization, world);
+  // The replay knows dense attention without dropout (sparse kernels and dropout masks keep
+  // other buffers): otherwise activations stay "not predicted".
+  if (!model_config.sparse_attention && model_config.dropout == 0.0) {
+    const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
+    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes](
+                                int64_t micro_batch, bool checkpointed) {
+      return dist::predict_gpt_activation_peak(activations, micro_batch, element_bytes,
+                                               checkpointed);
+    };
+  }
+  return apps::explain_shape(options.doctor, config, shape, world, checkpointing_of(config));
 }
 
 // The GPT through the pipeline engine (apps/gpt_train_pipeline.h) on a pipeline x tensor x
@@ -415,6 +435,7 @@ int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& opt
   config.tensor_parallel_size = tensor;
   config = apps::with_program_optimizer(std::move(config), program_optimizer(options),
                                         world.rank() == 0 && !file.empty());
+  config = apps::with_trace_flags(std::move(config), options.trace);
   std::optional<data::TokenFile> tokens;
   open_token_file(options, world, tokens);
   return apps::GptPipelineRun(runtime, options, std::move(config), *tokens).run();

@@ -3,7 +3,8 @@
 // (p = the world size); each virtual stage is one layer that sleeps `forward_ms / v` in forward
 // and twice that in backward, as a device would compute while the host waits, so the numbers
 // do not depend on how many cores the ranks share. Rank 0 prints one line per (m, schedule):
-// "p m v measured formula measured/formula". Run: mpirun -np 4 bench/pipeline_bubble.
+// "p m v measured formula measured/formula". Run: mpirun -np 4 bench/pipeline_bubble; with
+// --trace DIR each rank also writes the m = 8 1F1B case's last batch as a trace.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -32,6 +33,10 @@ const apps::CommandLine kCommandLine{
     {
         {"forward-ms", "T", "20", "forward time of one micro-batch on one stage (backward: 2T)"},
         {"batches", "K", "3", "batches run per case; the last one is measured"},
+        {"trace", "DIR", "",
+         "write each rank's trace of the m = 8 1F1B case's last batch to DIR (for "
+         "scripts/plot-gantt)",
+         "no trace"},
     }};
 
 void sleep_ms(double ms) {
@@ -88,10 +93,12 @@ double measured_bubble(pipeline::PipelineEngine& engine, comm::Communicator& wor
 int main(int argc, char** argv) {
   double forward_ms = 4.0;
   int64_t batches = 3;
+  std::string trace_dir;
   std::optional<int> status =
       apps::read_command_line(argc, argv, kCommandLine, [&](const apps::Flags& flags) {
         forward_ms = flags.get_double("forward-ms", 0.0);
         batches = flags.get_int("batches", 1);
+        if (flags.has("trace")) trace_dir = flags.get_string("trace");
       });
   if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
@@ -102,11 +109,18 @@ int main(int argc, char** argv) {
     for (int micro_batches : {4, 8, 16}) {
       for (int chunks : {1, 2}) {
         if (chunks > 1 && stages < 2) continue;
+        // The traced case's last batch is its step `batches`.
+        const bool traced = !trace_dir.empty() && micro_batches == 8 && chunks == 1;
+        const std::string trace =
+            traced ? fmt::format(
+                         R"(, "trace": {{"enabled": true, "output_path": "{}", "steps": "{}"}})",
+                         trace_dir, batches)
+                   : "";
         dist::Config config = dist::parse_config(
             fmt::format(R"({{"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": {},
                 "steps_per_print": 0, "optimizer": {{"type": "SGD", "params": {{"lr": 0.0}}}},
-                "pipeline": {{"partition": "uniform", "schedule": "{}", "virtual_stages": {}}}}})",
-                        micro_batches, chunks > 1 ? "interleaved" : "1f1b", chunks),
+                "pipeline": {{"partition": "uniform", "schedule": "{}", "virtual_stages": {}}}{}}})",
+                        micro_batches, chunks > 1 ? "interleaved" : "1f1b", chunks, trace),
             "pipeline_bubble", 1, nullptr);
         pipeline::LayerSpecs specs;
         for (int layer = 0; layer < stages * chunks; ++layer)

@@ -34,6 +34,10 @@ struct ModelShape {
   // The ops the model's forward runs, with or without activation checkpointing
   // (dist/config_doctor_activations.h); empty: activations are not predicted.
   std::function<std::vector<ActivationOp>(bool checkpointed)> activation_ops;
+  // Or the model's activation peak whole (the GPT's, dist/config_doctor_gpt.h): device bytes
+  // for a micro-batch, with or without activation checkpointing.
+  std::function<int64_t(int64_t micro_batch, bool checkpointed)> activation_peak;
+  bool predicts_activations() const { return activation_ops || activation_peak; }
 };
 ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size);
 

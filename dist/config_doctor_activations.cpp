@@ -22,24 +22,33 @@ struct Replay {
 };
 
 // Forward then backward of ops [begin, end) over `base` bytes per sample already live; with
-// `grad` the forward keeps what backward reads (without, it is a checkpoint's no-grad run).
+// `grad` the forward keeps what backward reads (without, it is a checkpoint's no-grad run);
+// `input_in_base`: base already holds the first op's input (a checkpoint's re-run).
 int64_t forward_ops(Replay& replay, const std::vector<ActivationOp>& ops, size_t begin, size_t end,
-                    int64_t base, bool grad) {
+                    int64_t base, bool grad, bool input_in_base = false) {
   int64_t live = base;
+  int64_t stage_input = 0;  // held beyond what the ops keep
   for (size_t i = begin; i < end; ++i) {
     const ActivationOp& op = ops[i];
-    replay.at(live + op.input_bytes + op.kept_bytes + op.output_bytes);
+    const bool starts_stage = i == begin || op.stage != ops[i - 1].stage;
+    if (starts_stage) stage_input = 0;
+    replay.at(live + stage_input + op.input_bytes + op.kept_bytes + op.output_bytes);
     if (grad) live += kept_by(op);
+    const bool held_elsewhere = (grad && op.keeps_input) || (i == begin && input_in_base);
+    if (starts_stage) stage_input = held_elsewhere ? 0 : op.input_bytes;
   }
   return live;
 }
 
+// `rerun_output`: a checkpoint's backward holds its re-run's output (in the place of the
+// gradient it was given) until every op of the segment has run backward.
 void backward_ops(Replay& replay, const std::vector<ActivationOp>& ops, size_t begin, size_t end,
-                  int64_t live) {
+                  int64_t live, int64_t rerun_output = 0) {
   for (size_t i = end; i-- > begin;) {
     const ActivationOp& op = ops[i];
     int64_t grad_input = op.input_needs_grad ? op.input_bytes : 0;
-    replay.at(live + op.output_bytes + grad_input, op.weight_grad_bytes);
+    int64_t held = i + 1 < end ? rerun_output : 0;
+    replay.at(live + held + op.output_bytes + grad_input, op.weight_grad_bytes);
     live -= kept_by(op);
   }
 }
@@ -78,8 +87,9 @@ int64_t predict_activation_peak(const std::vector<ActivationOp>& ops, int64_t mi
     // saved input; its last op's backward holds the gradient of the segment's output.
     int64_t base = checkpoints + logits;
     int64_t input_copy = ops[starts[s]].keeps_input ? 0 : ops[starts[s]].input_bytes;
-    int64_t live = forward_ops(replay, ops, starts[s], starts[s + 1], base + input_copy, true);
-    backward_ops(replay, ops, starts[s], starts[s + 1], live);
+    int64_t live =
+        forward_ops(replay, ops, starts[s], starts[s + 1], base + input_copy, true, true);
+    backward_ops(replay, ops, starts[s], starts[s + 1], live, ops[starts[s + 1] - 1].output_bytes);
   }
   return replay.peak;
 }
@@ -108,7 +118,10 @@ std::vector<ActivationOp> mnist_cnn_activations(const MnistCnnShape& shape, int6
   // run_stages: min(segments, 5) groups of 5 / groups stages, the last taking the remainder.
   const int64_t groups = std::min<int64_t>(std::max<int64_t>(segments, 1), 5);
   const int64_t per_group = 5 / groups;
-  for (ActivationOp& op : ops) op.segment = int(std::min(op.segment / per_group, groups - 1));
+  for (ActivationOp& op : ops) {
+    op.stage = op.segment;
+    op.segment = int(std::min(op.segment / per_group, groups - 1));
+  }
   return ops;
 }
 

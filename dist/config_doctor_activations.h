@@ -20,6 +20,9 @@ struct ActivationOp {
   int64_t weight_grad_bytes = 0;  // fixed: the weight's gradient, made whole in activation
                                   // memory before the engine's reducer takes it
   int segment = 0;                // the checkpointed segment it runs in
+  // The model's forward step it runs in (run_stages' stage): the step's input stays alive,
+  // held by the caller, until the step's last op returns, even where no op keeps it.
+  int stage = 0;
 };
 
 struct ActivationCheckpointing {

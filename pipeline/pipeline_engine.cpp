@@ -12,6 +12,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/elementwise.h"
+#include "pipeline/instruction_trace.h"
 #include "pipeline/layer_checkpoint.h"
 #include "pipeline/stage_transfer.h"
 
@@ -68,7 +69,7 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   synchronize_tied_parameters();
   // The engine sees one backward per batch (the accumulated gradients), so its own
   // accumulation is 1; the pipeline reports the loss itself.
-  dist::Config stage_config = config;
+  dist::Config stage_config = start_pipeline_trace(config, grid.world());
   stage_config.gradient_accumulation_steps = 1;
   stage_config.train_micro_batch_size_per_gpu *= shape_.micro_batches;
   stage_config.steps_per_print = 0;
@@ -86,7 +87,9 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
       });
 }
 
-PipelineEngine::~PipelineEngine() = default;
+PipelineEngine::~PipelineEngine() {
+  finish_pipeline_trace();
+}
 
 void PipelineEngine::check_config(const dist::Config& config) const {
   const std::string& source = config.source_name;
@@ -230,15 +233,19 @@ double PipelineEngine::run_schedule(const std::vector<Instruction>& list,
   auto since_start = [&start] {
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
+  const int64_t step = engine_->global_steps() + 1;
+  if (training) begin_traced_batch(step);
   {
     autograd::GradModeGuard grad_mode(training);
     for (const Instruction& instruction : list) {
       double begun = since_start();
+      InstructionSpan span(instruction, stage_);
       execute(instruction, buffers, next, training);
       timeline_.push_back({instruction, begun, since_start()});
     }
     wait_all(buffers.pending);
   }
+  if (training) end_traced_batch(step, grid_.world().rank() == 0);
   // The last stage's loss to every stage, then the mean over the data-parallel replicas.
   const bool last = stage_ == shape_.stages - 1;
   Tensor loss = full({1}, last ? buffers.loss_sum / shape_.micro_batches : 0.0,

@@ -1,8 +1,8 @@
 // The config doctor's activation prediction against the allocator: for the MNIST CNN, the
-// replayed peak of dist/config_doctor_activations.h within 5% of the `activation` peak one
-// engine step measures, across micro-batches, precisions and checkpointing (on the device and
-// with cpu_checkpointing); and a budget the config's micro-batch does not fit gets a smaller
-// one (the global batch kept by accumulation) that trains under that limit.
+// replayed peak of dist/config_doctor_activations.h within 1% of the `activation` peak one
+// engine step measures, across micro-batches, precisions and checkpointing (5% with
+// cpu_checkpointing); and a budget the config's micro-batch does not fit gets a smaller one
+// (the global batch kept by accumulation) that trains under that limit.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -75,16 +75,17 @@ ModelShape cnn_shape(const Config& config, int world, int64_t element_bytes) {
 
 }  // namespace
 
-TEST_CASE("config doctor: the MNIST CNN's activation peak within 5% of the measured one") {
+TEST_CASE("config doctor: the MNIST CNN's activation peak within 1% of the measured one") {
   struct Case {
     bool bf16;
     int64_t segments;
     std::vector<int64_t> micro_batches;
   };
-  // bf16 beyond 16 samples is left out: there the measured peak runs 6-8% over the replay.
+  // 64 samples peak at dropout1 (the pooling stage's input still held by run_stages), fewer
+  // in backward.
   for (const Case& c :
-       {Case{false, 0, {1, 8, 32}}, Case{false, 2, {1, 8, 32}}, Case{false, kAllStages, {1, 8, 32}},
-        Case{true, 0, {1, 16}}, Case{true, kAllStages, {1, 16}}}) {
+       {Case{false, 0, {1, 32, 64}}, Case{false, 2, {8, 64}}, Case{false, kAllStages, {1, 32}},
+        Case{true, 0, {1, 32, 64}}, Case{true, 2, {64}}, Case{true, kAllStages, {16, 64}}}) {
     for (int64_t micro : c.micro_batches) {
       CAPTURE(c.bf16);
       CAPTURE(c.segments);
@@ -94,7 +95,7 @@ TEST_CASE("config doctor: the MNIST CNN's activation peak within 5% of the measu
                                   {.enabled = c.segments > 0});
       int64_t measured = measured_peak(micro, c.segments, c.bf16);
       INFO("predicted ", predicted, " measured ", measured);
-      CHECK(std::abs(double(predicted - measured)) <= 0.05 * double(measured));
+      CHECK(std::abs(double(predicted - measured)) <= 0.01 * double(measured));
     }
   }
   // Without checkpointing's savings the replay must see more: the two differ.

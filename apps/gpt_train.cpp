@@ -25,6 +25,9 @@
 #include "apps/training_device.h"
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/allocator.h"
+#include "core/backend.h"
+#include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "data/text_token_file.h"
@@ -143,8 +146,9 @@ class GptTrainingRun {
     std::optional<dist::Config> file_config = read_config_file();
     check_output_paths();
     open_tokens();
-    if (options.resume) check_resume_checkpoint();
+    limit_device_memory(runtime);
     config_ = file_config ? *file_config : default_config(options, world_.size());
+    if (options.resume) check_resume_checkpoint();
     config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
                                            leader_ && file_config);
     config_ = apps::with_trace_flags(std::move(config_), options.trace);
@@ -173,7 +177,9 @@ class GptTrainingRun {
       if (!options_.save_dir.empty() && (save_now || last)) save_checkpoint(step);
     }
     if (first_step >= options_.stop_step) report_validation(engine_->global_steps());
-    finish(run_start, train_seconds, engine_->global_steps() - first_step);
+    // Before the consolidated state dict, whose gather would add a whole model to the peak.
+    double peak_mib = peak_device_mib();
+    finish(run_start, train_seconds, engine_->global_steps() - first_step, peak_mib);
     return 0;
   }
 
@@ -207,6 +213,33 @@ class GptTrainingRun {
 
   void open_tokens() { open_token_file(options_, world_, tokens_); }
 
+  // The flags' model with the config's sparse_attention block: what is built, checkpointed and
+  // saved (so gpt_generate attends as training did).
+  models::GPTConfig trained_model() const {
+    models::GPTConfig model = options_.model;
+    model.sparse_attention = config_.sparse_attention;
+    return model;
+  }
+
+  // --device-memory-mib: the training device's allocator refuses what would pass it, so a run
+  // that needs more stops with OutOfMemoryError naming the limit (and every rank exits).
+  void limit_device_memory(comm::MpiRuntime& runtime) {
+    Device device = apps::training_device(options_.device, runtime);
+    MemoryAccounting& accounting = backend_for(device).allocator(device).accounting();
+    accounting.set_limit(int64_t(options_.device_memory_mib * double(1 << 20)));
+    accounting.reset_peak();
+  }
+
+  // The peak of device bytes over the ranks (allocator accounting), for --device-memory-mib.
+  double peak_device_mib() {
+    Device device = engine_->device();
+    const MemoryStats stats = backend_for(device).allocator(device).accounting().stats();
+    Tensor peak = from_values({double(stats.device_peak_bytes) / double(1 << 20)}, {1},
+                              {.dtype = DType::f64});
+    world_.all_reduce(peak, comm::ReduceOperation::max);
+    return peak.item();
+  }
+
   // Before anything is built: the checkpoint must be of this model.
   void check_resume_checkpoint() const {
     std::string model_file = dist::model_states_file(dist::resolve_tag_dir(options_.save_dir, ""));
@@ -220,7 +253,7 @@ class GptTrainingRun {
       for (const auto& [key, value] : state["metadata"].items())
         metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
     }
-    apps::check_same_gpt(metadata, options_.model, model_file + ": client_state");
+    apps::check_same_gpt(metadata, trained_model(), model_file + ": client_state");
   }
 
   void make_samplers() {
@@ -236,8 +269,12 @@ class GptTrainingRun {
 
   void build_engine(comm::MpiRuntime& runtime) {
     // ds_config.json's sparse_attention block switches every layer to block-sparse attention.
-    models::GPTConfig model_config = options_.model;
-    model_config.sparse_attention = config_.sparse_attention;
+    models::GPTConfig model_config = trained_model();
+    if (model_config.eager_attention && model_config.sparse_attention) {
+      throw std::invalid_argument(fmt::format(
+          "--attn-implementation eager: dense attention only, but {} has a sparse_attention block",
+          config_.source_name));
+    }
     auto model = std::make_shared<models::GPT>(model_config);
     compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
                                                      options_.teacher,
@@ -342,19 +379,25 @@ class GptTrainingRun {
   void save_checkpoint(int64_t step) {
     if (step == last_saved_step_) return;
     nlohmann::json client_state = {{"step", step},
-                                   {"metadata", apps::gpt_metadata(options_.model)}};
+                                   {"metadata", apps::gpt_metadata(trained_model())}};
     std::string tag_dir = engine_->save_checkpoint(options_.save_dir, "", client_state);
     last_saved_step_ = step;
     if (leader_) fmt::print("saved checkpoint {}\n", tag_dir);
   }
 
-  void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run) {
+  void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run,
+              double peak_mib) {
     NamedTensors state = engine_->consolidated_state_dict();
     if (!options_.save_16bit_model.empty()) save_16bit_model();
     if (leader_ && steps_run > 0) {
-      fmt::print("trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}\n",
-                 steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,
-                 last_validation_loss_);
+      fmt::print(
+          "trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}; peak device "
+          "memory {:.2f} MiB (the largest rank's){}\n",
+          steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,
+          last_validation_loss_, peak_mib,
+          options_.device_memory_mib > 0.0
+              ? fmt::format(", within --device-memory-mib {:g}", options_.device_memory_mib)
+              : "");
     }
     if (!leader_ || options_.save_path.empty()) return;
     // f32 whatever the training dtype; the tied head stored once, under the embedding's name as
@@ -368,14 +411,12 @@ class GptTrainingRun {
       if (options_.model.tie_word_embeddings && name == "lm_head.weight") continue;
       saved.emplace_back(name, tensor.to(DType::f32));
     }
-    SafetensorsMetadata metadata = apps::gpt_metadata(options_.model);
+    SafetensorsMetadata metadata = apps::gpt_metadata(trained_model());
     metadata["format"] = "pt";
     if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = embedding_name;
     save_safetensors(options_.save_path, saved, metadata);
     fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
-    models::GPTConfig model_config = options_.model;
-    model_config.sparse_attention = config_.sparse_attention;
-    compression_->finish(state, model_config, engine_->global_steps(), options_.save_path,
+    compression_->finish(state, trained_model(), engine_->global_steps(), options_.save_path,
                          validation_windows_->batch(0));
   }
 

@@ -11,6 +11,8 @@
 #include "autograd/grad_mode.h"
 #include "core/factory.h"
 #include "models/causal_attention.h"
+#include "models/gpt2_block.h"
+#include "models/llama_block.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::inference {
@@ -23,6 +25,14 @@ std::shared_ptr<nn::Module> child(nn::Module& module, const std::string& path) {
   throw std::invalid_argument(fmt::format("inference: the model has no module \"{}\"", path));
 }
 
+models::SparseAttentionPlan* sparse_plan_of(nn::Module& attention) {
+  if (auto* gpt2 = dynamic_cast<models::GPT2Attention*>(&attention)) return gpt2->sparse_plan();
+  if (auto* llama = dynamic_cast<models::LlamaAttention*>(&attention)) return llama->sparse_plan();
+  throw std::invalid_argument(
+      fmt::format("inference: sparse attention needs the model's own attention modules, got {}",
+                  attention.type_name()));
+}
+
 }  // namespace
 
 RaggedDecoder::RaggedDecoder(models::GPT& model) : RaggedDecoder(model, model.config(), nullptr) {}
@@ -32,9 +42,10 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
     : config_(config),
       tensor_group_(tensor_group),
       tensor_ranks_(tensor_group ? tensor_group->size() : 1) {
-  if (config_.sparse_attention) {
+  if (config_.sparse_attention && tensor_group_ != nullptr) {
     throw std::invalid_argument(
-        "inference: a model with sparse attention is not served (the engine attends densely)");
+        "inference: a model with sparse attention is not served tensor-parallel (each rank "
+        "would need its heads' share of the layout)");
   }
   const bool gpt2 = config_.architecture == models::Architecture::gpt2;
   token_embedding_ = child(model, gpt2 ? "wte" : "model.embed_tokens");
@@ -58,6 +69,10 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
       layer.norm_2 = child(model, prefix + "post_attention_layernorm");
     }
     layer.mlp = child(model, prefix + "mlp");
+    // A model trained sparse is served with its layout: the prompt by the block-sparse kernel,
+    // cached steps by the fused kernel under the layout's mask (models/causal_attention.h).
+    if (config_.sparse_attention)
+      layer.sparse = sparse_plan_of(*child(model, prefix + (gpt2 ? "attn" : "self_attn")));
     layers_.push_back(layer);
   }
 }
@@ -105,7 +120,7 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
     auto [past_keys, past_values] = cache.read(batch[s].cache_id, index, start);
     cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
     models::CausalAttentionResult attended =
-        models::causal_self_attention(q, k, v, past_keys, past_values, 0.0);
+        models::causal_self_attention(q, k, v, past_keys, past_values, 0.0, layer.sparse);
     outputs.push_back(attended.output.transpose(1, 2).reshape({1, T, H * D}));
     offset += T;
   }

@@ -14,6 +14,7 @@
 
 #include "comm/communicator.h"
 #include "inference/paged_kv_cache.h"
+#include "models/causal_attention.h"
 #include "models/gpt.h"
 #include "nn/module.h"
 
@@ -40,8 +41,9 @@ class RaggedDecoder {
  private:
   struct Layer {
     std::shared_ptr<nn::Module> norm_1, norm_2, mlp, out_proj;
-    std::shared_ptr<nn::Module> qkv;      // GPT-2's c_attn (q, k, v side by side)
-    std::shared_ptr<nn::Module> q, k, v;  // Llama's projections
+    std::shared_ptr<nn::Module> qkv;                // GPT-2's c_attn (q, k, v side by side)
+    std::shared_ptr<nn::Module> q, k, v;            // Llama's projections
+    models::SparseAttentionPlan* sparse = nullptr;  // the layer's layout (owned by the model)
   };
   Tensor attention(const Layer& layer, int64_t index, const Tensor& x,
                    const std::vector<RaggedSequence>& batch, const std::vector<int64_t>& starts,

@@ -144,6 +144,11 @@ class GptTrainingRun {
   GptTrainingRun(comm::MpiRuntime& runtime, const GptTrainOptions& options)
       : options_(options), world_(runtime.world()), leader_(world_.rank() == 0) {
     std::optional<dist::Config> file_config = read_config_file();
+    if (options.model.eager_attention && file_config && file_config->sparse_attention) {
+      throw std::invalid_argument(fmt::format(
+          "--attn-implementation eager: dense attention only, but {} has a sparse_attention block",
+          file_config->source_name));
+    }
     check_output_paths();
     open_tokens();
     limit_device_memory(runtime);
@@ -270,11 +275,6 @@ class GptTrainingRun {
   void build_engine(comm::MpiRuntime& runtime) {
     // ds_config.json's sparse_attention block switches every layer to block-sparse attention.
     models::GPTConfig model_config = trained_model();
-    if (model_config.eager_attention && model_config.sparse_attention) {
-      throw std::invalid_argument(fmt::format(
-          "--attn-implementation eager: dense attention only, but {} has a sparse_attention block",
-          config_.source_name));
-    }
     auto model = std::make_shared<models::GPT>(model_config);
     compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
                                                      options_.teacher,

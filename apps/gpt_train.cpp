@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "apps/device_memory_limit.h"
 #include "apps/distributed_metrics.h"
 #include "apps/gpt_compression.h"
 #include "apps/gpt_model_files.h"
@@ -25,9 +26,6 @@
 #include "apps/training_device.h"
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
-#include "core/allocator.h"
-#include "core/backend.h"
-#include "core/factory.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "data/text_token_file.h"
@@ -151,7 +149,8 @@ class GptTrainingRun {
     }
     check_output_paths();
     open_tokens();
-    limit_device_memory(runtime);
+    apps::limit_device_memory(apps::training_device(options.device, runtime),
+                              options.device_memory_mib);
     config_ = file_config ? *file_config : default_config(options, world_.size());
     if (options.resume) check_resume_checkpoint();
     config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
@@ -183,7 +182,7 @@ class GptTrainingRun {
     }
     if (first_step >= options_.stop_step) report_validation(engine_->global_steps());
     // Before the consolidated state dict, whose gather would add a whole model to the peak.
-    double peak_mib = peak_device_mib();
+    double peak_mib = apps::peak_device_mib(engine_->device(), world_);
     finish(run_start, train_seconds, engine_->global_steps() - first_step, peak_mib);
     return 0;
   }
@@ -224,25 +223,6 @@ class GptTrainingRun {
     models::GPTConfig model = options_.model;
     model.sparse_attention = config_.sparse_attention;
     return model;
-  }
-
-  // --device-memory-mib: the training device's allocator refuses what would pass it, so a run
-  // that needs more stops with OutOfMemoryError naming the limit (and every rank exits).
-  void limit_device_memory(comm::MpiRuntime& runtime) {
-    Device device = apps::training_device(options_.device, runtime);
-    MemoryAccounting& accounting = backend_for(device).allocator(device).accounting();
-    accounting.set_limit(int64_t(options_.device_memory_mib * double(1 << 20)));
-    accounting.reset_peak();
-  }
-
-  // The peak of device bytes over the ranks (allocator accounting), for --device-memory-mib.
-  double peak_device_mib() {
-    Device device = engine_->device();
-    const MemoryStats stats = backend_for(device).allocator(device).accounting().stats();
-    Tensor peak = from_values({double(stats.device_peak_bytes) / double(1 << 20)}, {1},
-                              {.dtype = DType::f64});
-    world_.all_reduce(peak, comm::ReduceOperation::max);
-    return peak.item();
   }
 
   // Before anything is built: the checkpoint must be of this model.

@@ -144,7 +144,7 @@ class GptTrainingRun {
     std::optional<dist::Config> file_config = read_config_file();
     if (options.model.eager_attention && file_config && file_config->sparse_attention) {
       throw std::invalid_argument(fmt::format(
-          "--attn-implementation eager: dense attention only, but {} has a sparse_attention block",
+          "--attention-impl eager: dense attention only, but {} has a sparse_attention block",
           file_config->source_name));
     }
     check_output_paths();

@@ -65,7 +65,7 @@ inline const CommandLine& gpt_train_command_line() {
             {"n_embd", "N", "384", "model width"},
             {"block_size", "T", "256", "context: tokens per training window"},
             {"dropout", "P", "0", "dropout of embeddings, attention and residual branches"},
-            {"attn-implementation", "fused|eager", "fused",
+            {"attention-impl", "fused|eager", "fused",
              "dense attention by the fused kernel, or by composed ops that keep the T x T "
              "scores for the backward (PyTorch's eager attention, the baseline of "
              "docs/sparse_attention.md's memory comparison)"},
@@ -149,7 +149,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
                                 flags.get_string("dropout")));
   }
   options.model.bias = options.model.architecture == models::Architecture::gpt2;
-  options.model.eager_attention = flags.get_choice("attn-implementation") == "eager";
+  options.model.eager_attention = flags.get_choice("attention-impl") == "eager";
   options.model.validate();
   options.steps = flags.get_int("steps", 1);
   options.stop_step = flags.has("max-steps")

@@ -66,7 +66,7 @@ echo "sparse_long_context: GPT-2 $layers layers, $heads heads, width $width; $ra
 echo "  stage 3, fp32, $steps steps of 32768 tokens; --device-memory-mib $limit_mib on every rank; $(nproc) cores"
 
 run eager_4096 --deepspeed_config "$scratch/dense_4096.json" --block_size 4096 --steps "$steps" \
-  --max-steps 2 --attn-implementation eager --device-memory-mib "$limit_mib"
+  --max-steps 2 --attention-impl eager --device-memory-mib "$limit_mib"
 if [ "$status" -eq 0 ] || ! grep -q "would pass the limit of $limit_mib.00 MiB" "$scratch/eager_4096.err"; then
   fail "the dense model with eager attention was expected to run out of memory" eager_4096
 fi

@@ -1,5 +1,7 @@
 // What gpt_train records about its model, and how gpt_generate rebuilds the model from it: the
-// GPTConfig as metadata strings ("model": "gpt", "tokenizer": "bytes", then each field), stored
+// GPTConfig as metadata strings ("model": "gpt", "tokenizer": "bytes", then each field; a model
+// trained with block-sparse attention adds "sparse_attention", the ds_config.json block as JSON
+// text, and a file without it attends densely, as files written before it did), stored
 // in the checkpoints' client state (zero_to_fp32 copies it into its output) and in gpt_train's
 // --save file. A file or checkpoint of another network, or of another GPT than a resumed run's,
 // is a one-line error naming the file and the key that differs.
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "core/safetensors.h"
+#include "dist/sparse_attention_json.h"
 #include "models/gpt.h"
 
 namespace zt::apps {
@@ -42,6 +45,9 @@ inline SafetensorsMetadata gpt_metadata(const models::GPTConfig& config) {
   // Only a head-pruned model has it: the heads each layer kept, "2,3,..." (absent: n_head).
   if (!config.layer_heads.empty())
     metadata["layer_heads"] = fmt::format("{}", fmt::join(config.layer_heads, ","));
+  // Only a model trained sparse has it: the layout is part of the function the weights learned.
+  if (config.sparse_attention)
+    metadata["sparse_attention"] = dist::sparse_attention_json(*config.sparse_attention);
   return metadata;
 }
 
@@ -115,6 +121,11 @@ inline models::GPTConfig gpt_config_from_metadata(const SafetensorsMetadata& met
       begin = end + 1;
     }
   }
+  if (metadata.contains("sparse_attention")) {
+    // A dist::ConfigError (a std::runtime_error) naming the file and the key.
+    config.sparse_attention =
+        dist::parse_sparse_attention_json(value("sparse_attention"), where + ": metadata");
+  }
   try {
     config.validate();
   } catch (const std::invalid_argument& error) {
@@ -135,15 +146,19 @@ inline void check_same_gpt(const SafetensorsMetadata& saved, const models::GPTCo
   for (const auto& [key, value] : expected) {
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   }
+  // A sparse checkpoint resumed densely is another model too.
+  if (saved.contains("sparse_attention") && !expected.contains("sparse_attention"))
+    keys.push_back("sparse_attention");
+  auto shown = [](const SafetensorsMetadata& metadata, const std::string& key) {
+    auto found = metadata.find(key);
+    return found == metadata.end() ? std::string("nothing") : "\"" + found->second + "\"";
+  };
   for (const std::string& key : keys) {
-    const std::string& wanted = expected.at(key);
-    auto found = saved.find(key);
-    std::string has = found == saved.end() ? "nothing" : "\"" + found->second + "\"";
-    if (found == saved.end() || found->second != wanted) {
+    if (shown(saved, key) != shown(expected, key)) {
       throw std::runtime_error(fmt::format(
-          "{}: metadata \"{}\": the checkpoint has {}, this run \"{}\" (a checkpoint of another "
+          "{}: metadata \"{}\": the checkpoint has {}, this run {} (a checkpoint of another "
           "model)",
-          where, key, has, wanted));
+          where, key, shown(saved, key), shown(expected, key)));
     }
   }
 }

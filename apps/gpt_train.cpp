@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "apps/device_memory_limit.h"
 #include "apps/distributed_metrics.h"
 #include "apps/gpt_compression.h"
 #include "apps/gpt_model_files.h"
@@ -148,10 +149,17 @@ class GptTrainingRun {
   GptTrainingRun(comm::MpiRuntime& runtime, const GptTrainOptions& options)
       : options_(options), world_(runtime.world()), leader_(world_.rank() == 0) {
     std::optional<dist::Config> file_config = read_config_file();
+    if (options.model.eager_attention && file_config && file_config->sparse_attention) {
+      throw std::invalid_argument(fmt::format(
+          "--attention-impl eager: dense attention only, but {} has a sparse_attention block",
+          file_config->source_name));
+    }
     check_output_paths();
     open_tokens();
-    if (options.resume) apps::check_resume_checkpoint(options.save_dir, options.model);
+    apps::limit_device_memory(apps::training_device(options.device, runtime),
+                              options.device_memory_mib);
     config_ = file_config ? *file_config : default_config(options, world_.size());
+    if (options.resume) apps::check_resume_checkpoint(options.save_dir, trained_model());
     config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
                                            leader_ && file_config);
     config_ = apps::with_trace_flags(std::move(config_), options.trace);
@@ -180,7 +188,9 @@ class GptTrainingRun {
       if (!options_.save_dir.empty() && (save_now || last)) save_checkpoint(step);
     }
     if (first_step >= options_.stop_step) report_validation(engine_->global_steps());
-    finish(run_start, train_seconds, engine_->global_steps() - first_step);
+    // Before the consolidated state dict, whose gather would add a whole model to the peak.
+    double peak_mib = apps::peak_device_mib(engine_->device(), world_);
+    finish(run_start, train_seconds, engine_->global_steps() - first_step, peak_mib);
     return 0;
   }
 
@@ -214,6 +224,14 @@ class GptTrainingRun {
 
   void open_tokens() { open_token_file(options_, world_, tokens_); }
 
+  // The flags' model with the config's sparse_attention block: what is built, checkpointed and
+  // saved (so gpt_generate attends as training did).
+  models::GPTConfig trained_model() const {
+    models::GPTConfig model = options_.model;
+    model.sparse_attention = config_.sparse_attention;
+    return model;
+  }
+
   void make_samplers() {
     data::TokenWindowOptions window{.batch_size = micro_batch_,
                                     .block_size = options_.model.block_size,
@@ -227,8 +245,7 @@ class GptTrainingRun {
 
   void build_engine(comm::MpiRuntime& runtime) {
     // ds_config.json's sparse_attention block switches every layer to block-sparse attention.
-    models::GPTConfig model_config = options_.model;
-    model_config.sparse_attention = config_.sparse_attention;
+    models::GPTConfig model_config = trained_model();
     auto model = std::make_shared<models::GPT>(model_config);
     model->set_gradient_checkpointing(checkpointing_of(config_));
     compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
@@ -334,19 +351,25 @@ class GptTrainingRun {
   void save_checkpoint(int64_t step) {
     if (step == last_saved_step_) return;
     nlohmann::json client_state = {{"step", step},
-                                   {"metadata", apps::gpt_metadata(options_.model)}};
+                                   {"metadata", apps::gpt_metadata(trained_model())}};
     std::string tag_dir = engine_->save_checkpoint(options_.save_dir, "", client_state);
     last_saved_step_ = step;
     if (leader_) fmt::print("saved checkpoint {}\n", tag_dir);
   }
 
-  void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run) {
+  void finish(Clock::time_point run_start, double train_seconds, int64_t steps_run,
+              double peak_mib) {
     NamedTensors state = engine_->consolidated_state_dict();
     if (!options_.save_16bit_model.empty()) save_16bit_model();
     if (leader_ && steps_run > 0) {
-      fmt::print("trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}\n",
-                 steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,
-                 last_validation_loss_);
+      fmt::print(
+          "trained {} steps in {:.1f} s: {:.0f} tokens/s; validation loss {:.4f}; peak device "
+          "memory {:.2f} MiB (the largest rank's){}\n",
+          steps_run, train_seconds, double(steps_run * tokens_per_step()) / train_seconds,
+          last_validation_loss_, peak_mib,
+          options_.device_memory_mib > 0.0
+              ? fmt::format(", within --device-memory-mib {:g}", options_.device_memory_mib)
+              : "");
     }
     if (!leader_ || options_.save_path.empty()) return;
     // f32 whatever the training dtype; the tied head stored once, under the embedding's name as
@@ -360,14 +383,12 @@ class GptTrainingRun {
       if (options_.model.tie_word_embeddings && name == "lm_head.weight") continue;
       saved.emplace_back(name, tensor.to(DType::f32));
     }
-    SafetensorsMetadata metadata = apps::gpt_metadata(options_.model);
+    SafetensorsMetadata metadata = apps::gpt_metadata(trained_model());
     metadata["format"] = "pt";
     if (options_.model.tie_word_embeddings) metadata["lm_head.weight"] = embedding_name;
     save_safetensors(options_.save_path, saved, metadata);
     fmt::print("saved {} ({:.1f} s in all)\n", options_.save_path, seconds_since(run_start));
-    models::GPTConfig model_config = options_.model;
-    model_config.sparse_attention = config_.sparse_attention;
-    compression_->finish(state, model_config, engine_->global_steps(), options_.save_path,
+    compression_->finish(state, trained_model(), engine_->global_steps(), options_.save_path,
                          validation_windows_->batch(0));
   }
 

@@ -36,6 +36,8 @@ struct GptTrainOptions {
   std::string save_16bit_model;  // engine.save_16bit_model's file (every rank calls), "" for none
   bool resume = false;
   std::string device;
+  // --device-memory-mib: each rank's device allocations are refused past it (0: no limit).
+  double device_memory_mib = 0.0;
   DeepSpeedArgs deepspeed;
   DoctorOptions doctor;  // --explain-config
   TraceOptions trace;    // --trace DIR, --trace-steps A:B
@@ -64,6 +66,10 @@ inline const CommandLine& gpt_train_command_line() {
             {"n_embd", "N", "384", "model width"},
             {"block_size", "T", "256", "context: tokens per training window"},
             {"dropout", "P", "0", "dropout of embeddings, attention and residual branches"},
+            {"attention-impl", "fused|eager", "fused",
+             "dense attention by the fused kernel, or by composed ops that keep the T x T "
+             "scores for the backward (PyTorch's eager attention, the baseline of "
+             "docs/sparse_attention.md's memory comparison)"},
             {"steps", "N", "2000", "optimizer steps to train (counted from 0, also on --resume)"},
             {"max-steps", "N", "",
              "stop after optimizer step N (the schedule still spans --steps); 0 saves the "
@@ -91,6 +97,11 @@ inline const CommandLine& gpt_train_command_line() {
              "none"},
             {"resume", "", "", "continue from the checkpoint that DIR/latest names"},
             {"device", "cpu|cuda", "cpu", "cuda: each rank on GPU (local rank % GPU count)"},
+            {"device-memory-mib", "M", "",
+             "each rank's device memory: an allocation past M MiB (allocator accounting; "
+             "offloaded state not counted) stops the run with the out-of-memory error naming "
+             "the limit, as a GPU of that size would",
+             "no limit"},
             {"pipeline-parallel-size", "N", "1",
              "pipeline stages: the GPT trains through the pipeline engine (docs/pipeline.md), the "
              "world divided into stages x data replicas"},
@@ -143,6 +154,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
                                 flags.get_string("dropout")));
   }
   options.model.bias = options.model.architecture == models::Architecture::gpt2;
+  options.model.eager_attention = flags.get_choice("attention-impl") == "eager";
   options.model.validate();
   options.steps = flags.get_int("steps", 1);
   options.stop_step = flags.has("max-steps")
@@ -165,6 +177,8 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   if (flags.has("save-every")) options.save_every = flags.get_int("save-every", 1);
   options.resume = flags.has("resume");
   options.device = flags.get_choice("device");
+  if (flags.has("device-memory-mib"))
+    options.device_memory_mib = flags.get_double("device-memory-mib", 0.0);
   for (const char* needs_dir : {"save-every", "resume"}) {
     if (flags.has(needs_dir) && options.save_dir.empty())
       throw FlagError(fmt::format("--{} needs --save-dir DIR", needs_dir));

@@ -12,6 +12,8 @@
 #include "core/factory.h"
 #include "inference/paged_attention.h"
 #include "models/causal_attention.h"
+#include "models/gpt2_block.h"
+#include "models/llama_block.h"
 #include "quant/quantized_linear.h"
 #include "tensor_parallel/tp_region.h"
 
@@ -25,6 +27,14 @@ std::shared_ptr<nn::Module> child(nn::Module& module, const std::string& path) {
   throw std::invalid_argument(fmt::format("inference: the model has no module \"{}\"", path));
 }
 
+models::SparseAttentionPlan* sparse_plan_of(nn::Module& attention) {
+  if (auto* gpt2 = dynamic_cast<models::GPT2Attention*>(&attention)) return gpt2->sparse_plan();
+  if (auto* llama = dynamic_cast<models::LlamaAttention*>(&attention)) return llama->sparse_plan();
+  throw std::invalid_argument(
+      fmt::format("inference: sparse attention needs the model's own attention modules, got {}",
+                  attention.type_name()));
+}
+
 }  // namespace
 
 RaggedDecoder::RaggedDecoder(models::GPT& model) : RaggedDecoder(model, model.config(), nullptr) {}
@@ -34,9 +44,10 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
     : config_(config),
       tensor_group_(tensor_group),
       tensor_ranks_(tensor_group ? tensor_group->size() : 1) {
-  if (config_.sparse_attention) {
+  if (config_.sparse_attention && tensor_group_ != nullptr) {
     throw std::invalid_argument(
-        "inference: a model with sparse attention is not served (the engine attends densely)");
+        "inference: a model with sparse attention is not served tensor-parallel (each rank "
+        "would need its heads' share of the layout)");
   }
   const bool gpt2 = config_.architecture == models::Architecture::gpt2;
   token_embedding_ = child(model, gpt2 ? "wte" : "model.embed_tokens");
@@ -69,6 +80,10 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
         layer.down = child(model, prefix + "mlp.c_proj");
       }
     }
+    // A model trained sparse is served with its layout: the prompt by the block-sparse kernel,
+    // cached steps by the fused kernel under the layout's mask (models/causal_attention.h).
+    if (config_.sparse_attention)
+      layer.sparse = sparse_plan_of(*child(model, prefix + (gpt2 ? "attn" : "self_attn")));
     layers_.push_back(layer);
   }
 }
@@ -114,10 +129,10 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
       k = rotary_embedding(k, cos, sin);
     }
     offset += T;
-    if (start > 0 && q.dtype() == DType::f32 && q.device().is_cpu()) {
+    if (start > 0 && !layer.sparse && q.dtype() == DType::f32 && q.device().is_cpu()) {
       // After a prompt: the new keys join the cache, and attention reads every cached position
       // in its block, with no gathered copy (a prompt with nothing cached keeps the tiled
-      // kernel below, which suits T x T).
+      // kernel below, which suits T x T; a sparse layout's mask is applied there too).
       cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
       outputs.push_back(paged_attention(q, cache, batch[s].cache_id, index, start));
       continue;
@@ -125,7 +140,7 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
     auto [past_keys, past_values] = cache.read(batch[s].cache_id, index, start);
     cache.write(batch[s].cache_id, index, start, k.squeeze(0), v.squeeze(0));
     models::CausalAttentionResult attended =
-        models::causal_self_attention(q, k, v, past_keys, past_values, 0.0);
+        models::causal_self_attention(q, k, v, past_keys, past_values, 0.0, layer.sparse);
     outputs.push_back(attended.output.transpose(1, 2).reshape({1, T, H * D}));
   }
   return (*layer.out_proj)(outputs.size() == 1 ? outputs[0] : cat(outputs, 1));

@@ -14,6 +14,7 @@
 
 #include "comm/communicator.h"
 #include "inference/paged_kv_cache.h"
+#include "models/causal_attention.h"
 #include "models/gpt.h"
 #include "nn/module.h"
 #include "quant/quantized_linear.h"
@@ -46,6 +47,7 @@ class RaggedDecoder {
     // GPT-2 with a W8A8 c_fc: the MLP run as its two projections, GELU fused into the first.
     std::shared_ptr<quant::QuantizedLinear> fused_up;
     std::shared_ptr<nn::Module> down;
+    models::SparseAttentionPlan* sparse = nullptr;  // the layer's layout (owned by the model)
   };
   Tensor attention(const Layer& layer, int64_t index, const Tensor& x,
                    const std::vector<RaggedSequence>& batch, const std::vector<int64_t>& starts,

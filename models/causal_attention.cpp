@@ -96,7 +96,7 @@ Tensor SparseAttentionPlan::mask_for(int64_t past, int64_t T, Device device) con
 CausalAttentionResult causal_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                             const Tensor& past_keys, const Tensor& past_values,
                                             double dropout_p, SparseAttentionPlan* sparse,
-                                            Generator* generator) {
+                                            Generator* generator, bool eager) {
   check_shapes(q, k, v, past_keys, past_values);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t KV = k.size(1), groups = H / KV;
@@ -116,15 +116,15 @@ CausalAttentionResult causal_self_attention(const Tensor& q, const Tensor& k, co
   } else if (T > 1) {
     mask = ops::tril(ones({T, past + T}, options_of(q).with_dtype(DType::u8)), past);
   }
+  auto attend = eager ? scaled_dot_product_attention_math : scaled_dot_product_attention;
   Tensor output;
   if (groups == 1) {
-    output = scaled_dot_product_attention(q, keys, values, mask, dropout_p, is_causal, std::nullopt,
-                                          generator);
+    output = attend(q, keys, values, mask, dropout_p, is_causal, std::nullopt, generator);
   } else {
     // Query heads h = kv * groups + g: [B, KV, groups, T, D] against keys [B, KV, 1, S, D].
     Tensor grouped_q = q.reshape({B, KV, groups, T, D});
-    output = scaled_dot_product_attention(grouped_q, keys.unsqueeze(2), values.unsqueeze(2), mask,
-                                          dropout_p, is_causal, std::nullopt, generator)
+    output = attend(grouped_q, keys.unsqueeze(2), values.unsqueeze(2), mask, dropout_p, is_causal,
+                    std::nullopt, generator)
                  .reshape({B, H, T, D});
   }
   return {output, keys, values};

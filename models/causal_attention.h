@@ -45,9 +45,10 @@ class SparseAttentionPlan {
 // only the layout's blocks are attended (and dropout_p is not applied): by the block-sparse
 // kernel when there is no cache and T is a multiple of the block, else by the fused dense
 // kernel with the layout as a mask. Dropout draws from `generator` (the default when null).
+// `eager` (dense only): the composed ops instead of the fused kernel (GPTConfig::eager_attention).
 CausalAttentionResult causal_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                             const Tensor& past_keys, const Tensor& past_values,
                                             double dropout_p, SparseAttentionPlan* sparse = nullptr,
-                                            Generator* generator = nullptr);
+                                            Generator* generator = nullptr, bool eager = false);
 
 }  // namespace zt::models

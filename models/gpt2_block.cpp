@@ -32,7 +32,10 @@ void check_block_inputs(const std::string& module, const nn::TensorList& inputs)
 }  // namespace
 
 GPT2Attention::GPT2Attention(const GPTConfig& config, int64_t heads)
-    : n_head_(heads), head_dim_(config.head_dim()), dropout_(config.dropout) {
+    : n_head_(heads),
+      head_dim_(config.head_dim()),
+      dropout_(config.dropout),
+      eager_attention_(config.eager_attention) {
   const int64_t inner = n_head_ * head_dim_;
   c_attn = register_module(
       "c_attn", std::make_shared<Conv1D>(config.n_embd, 3 * inner, config.bias, kInitStd));
@@ -51,9 +54,9 @@ nn::TensorList GPT2Attention::forward_many(const nn::TensorList& inputs) {
   // [B, T, 3 H D] -> three [B, H, T, D] views.
   std::vector<Tensor> qkv = split((*c_attn)(x), inner, 2);
   auto heads = [&](const Tensor& t) { return t.view({B, T, n_head_, D}).transpose(1, 2); };
-  CausalAttentionResult attended =
-      causal_self_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), inputs[1], inputs[2],
-                            is_training() ? dropout_ : 0.0, sparse_.get());
+  CausalAttentionResult attended = causal_self_attention(
+      heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), inputs[1], inputs[2],
+      is_training() ? dropout_ : 0.0, sparse_.get(), nullptr, eager_attention_);
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, inner});
   Tensor y = dropout((*c_proj)(merged), dropout_, is_training());
   return {y, attended.keys, attended.values};

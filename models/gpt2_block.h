@@ -22,12 +22,16 @@ class GPT2Attention final : public nn::Module {
   std::shared_ptr<Conv1D> c_attn;  // [C, 3C]: q, k, v side by side
   std::shared_ptr<Conv1D> c_proj;
 
+  // The layer's block-sparse layout and kernel index; null when it attends densely.
+  SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
+
  protected:
   nn::TensorList forward_many(const nn::TensorList& inputs) override;
 
  private:
   int64_t n_head_, head_dim_;
   double dropout_;
+  bool eager_attention_;                         // GPTConfig::eager_attention
   std::shared_ptr<SparseAttentionPlan> sparse_;  // null: dense attention
 };
 

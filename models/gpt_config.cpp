@@ -73,6 +73,9 @@ void GPTConfig::validate() const {
       }
     }
   }
+  if (eager_attention && sparse_attention) {
+    fail("eager_attention: dense attention only, but sparse_attention is set");
+  }
   if (sparse_attention) {
     sparse_attention->validate();
     if (block_size % sparse_attention->block != 0) {

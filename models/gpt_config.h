@@ -34,6 +34,11 @@ struct GPTConfig {
   // the top-left T x T corner, with the causal rule on top. As in DeepSpeed's sparse
   // self-attention, the attention weights get no dropout.
   std::optional<SparsityConfig> sparse_attention;
+  // Dense attention by the composed ops (PyTorch's "eager" path, autograd's
+  // scaled_dot_product_attention_math), which keep the [B, H, T, T] scores and weights for the
+  // backward: the dense attention DeepSpeed's sparse attention is measured against. The same
+  // function as the fused kernel (the default), at T^2 memory; for comparisons only.
+  bool eager_attention = false;
   // The attention heads each layer keeps after head pruning removed some
   // (compress/redundancy_clean.h), each of head_dim(); empty: n_head in every layer. Llama
   // loses whole key/value groups, so its counts are multiples of n_head / n_kv_head.

@@ -36,7 +36,8 @@ LlamaAttention::LlamaAttention(const GPTConfig& config, int64_t layer)
     : n_head_(config.heads_in_layer(layer)),
       n_kv_head_(config.kv_heads_in_layer(layer)),
       head_dim_(config.head_dim()),
-      dropout_(config.dropout) {
+      dropout_(config.dropout),
+      eager_attention_(config.eager_attention) {
   const int64_t C = config.n_embd;
   q_proj = register_module("q_proj", projection(C, n_head_ * head_dim_));
   k_proj = register_module("k_proj", projection(C, n_kv_head_ * head_dim_));
@@ -58,8 +59,9 @@ nn::TensorList LlamaAttention::forward_many(const nn::TensorList& inputs) {
   Tensor q = rotary_embedding(heads((*q_proj)(x), n_head_), cos, sin);
   Tensor k = rotary_embedding(heads((*k_proj)(x), n_kv_head_), cos, sin);
   Tensor v = heads((*v_proj)(x), n_kv_head_);
-  CausalAttentionResult attended = causal_self_attention(
-      q, k, v, inputs[3], inputs[4], is_training() ? dropout_ : 0.0, sparse_.get());
+  CausalAttentionResult attended =
+      causal_self_attention(q, k, v, inputs[3], inputs[4], is_training() ? dropout_ : 0.0,
+                            sparse_.get(), nullptr, eager_attention_);
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, n_head_ * head_dim_});
   return {(*o_proj)(merged), attended.keys, attended.values};
 }

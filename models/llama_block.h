@@ -24,12 +24,16 @@ class LlamaAttention final : public nn::Module {
   int64_t kv_heads() const { return n_kv_head_; }
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
 
+  // The layer's block-sparse layout and kernel index; null when it attends densely.
+  SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
+
  protected:
   nn::TensorList forward_many(const nn::TensorList& inputs) override;
 
  private:
   int64_t n_head_, n_kv_head_, head_dim_;
   double dropout_;
+  bool eager_attention_;                         // GPTConfig::eager_attention
   std::shared_ptr<SparseAttentionPlan> sparse_;  // null: dense attention
 };
 

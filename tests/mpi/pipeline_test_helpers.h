@@ -132,8 +132,20 @@ struct GridRun {
   int chunks = 1;    // model chunks per stage (> 1: interleaved 1F1B)
   int interval = 0;  // activation_checkpoint_interval
   int steps = kSteps;
-  double clip = 0.0;  // gradient_clipping
+  double clip = 0.0;   // gradient_clipping
+  bool llama = false;  // the Llama layout (tiny_llama_config), pipeline x data only
 };
+
+// Llama with grouped-query attention and a tied head, the tiny GPT's sizes.
+inline models::GPTConfig tiny_llama_config() {
+  models::GPTConfig config = tiny_gpt_config();
+  config.architecture = models::Architecture::llama;
+  config.n_head = 4;
+  config.n_kv_head = 2;
+  config.intermediate_size = 24;
+  config.bias = false;
+  return config;
+}
 
 // Per stage boundary and micro-batch (and chunk): one activation of b*s*h floats forward and
 // one gradient of the same size back. A stage sends activations unless it holds the last
@@ -193,13 +205,14 @@ inline int64_t check_against_one_process(const GridRun& run) {
   comm::ProcessGrid grid(world, {.data = replicas, .pipeline = run.pipeline, .tensor = run.tensor});
   // The same initial weights on every rank; each stage copies its part of them.
   manual_seed(1234);
-  auto whole_model = std::make_shared<models::GPT>(tiny_gpt_config());
+  const models::GPTConfig model_config = run.llama ? tiny_llama_config() : tiny_gpt_config();
+  auto whole_model = std::make_shared<models::GPT>(model_config);
   NamedTensors initial = whole_model->named_parameters();
   const bool split = run.tensor > 1;
   PipelineEngine engine(
       pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor, run.clip),
       split ? gpt_layer_specs(tiny_gpt_config(), grid.tensor_group())
-            : gpt_layer_specs(tiny_gpt_config()),
+            : gpt_layer_specs(model_config),
       split ? gpt_vocab_parallel_loss(grid.tensor_group()) : LossFunction(gpt_next_token_loss),
       micro_batch(0, 0).inputs, grid, &initial);
   Reference reference = train_whole_model(*whole_model, replicas, run.steps, run.clip);
@@ -227,7 +240,10 @@ inline int64_t check_against_one_process(const GridRun& run) {
   std::map<std::string, Tensor> expected(reference.weights.begin(), reference.weights.end());
   for (const auto& [name, weight] : engine.whole_model_weights()) {
     CAPTURE(name);
-    auto found = expected.find(name == "lm_head.weight" ? "wte.weight" : name);
+    auto found = expected.find(name);
+    // The head tied to the embedding: one parameter in the whole model, under its name.
+    if (found == expected.end() && name == "lm_head.weight")
+      found = expected.find(run.llama ? "model.embed_tokens.weight" : "wte.weight");
     REQUIRE(found != expected.end());
     CHECK(relative_difference(weight, found->second) < 1e-5);
   }

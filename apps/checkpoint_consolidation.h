@@ -1,7 +1,8 @@
 // One model from an engine checkpoint's rank files, as DeepSpeed's zero_to_fp32.py makes it: the
 // fp32 master values of every parameter under the model's names, buffers cast to f32, and the
 // strings of the client state's "metadata" object (what the training app recorded about its
-// model). Used by zero_to_fp32 (to write the file) and gpt_generate (to sample from it).
+// model). Used by zero_to_fp32 (to write the file) and gpt_generate (to sample from it). A
+// checkpoint of model-parallel engines is first joined whole (dist::read_whole_checkpoint).
 #pragma once
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 
 #include "core/safetensors.h"
 #include "dist/checkpoint_files.h"
+#include "dist/model_parallel_checkpoint.h"
 
 namespace zt::apps {
 

@@ -124,7 +124,7 @@ std::shared_ptr<models::GPT> load_model(const GenerateOptions& options) {
     return apps::load_gpt(contents.metadata, contents.tensors, options.model_path);
   }
   dist::ConsolidatedCheckpoint checkpoint =
-      dist::read_checkpoint(dist::resolve_tag_dir(options.checkpoint_dir, options.tag));
+      dist::read_whole_checkpoint(dist::resolve_tag_dir(options.checkpoint_dir, options.tag));
   return apps::load_gpt(apps::consolidated_metadata(checkpoint),
                         apps::fp32_model_tensors(checkpoint),
                         dist::model_states_file(checkpoint.tag_dir));

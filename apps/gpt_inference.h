@@ -32,7 +32,7 @@ inline GptCheckpoint read_gpt_checkpoint(const std::string& path) {
   }
   if (std::filesystem::is_directory(path)) {
     dist::ConsolidatedCheckpoint checkpoint =
-        dist::read_checkpoint(dist::resolve_tag_dir(path, ""));
+        dist::read_whole_checkpoint(dist::resolve_tag_dir(path, ""));
     return {consolidated_metadata(checkpoint), fp32_model_tensors(checkpoint),
             dist::model_states_file(checkpoint.tag_dir)};
   }

@@ -55,12 +55,11 @@ int64_t warmup_steps_of(int64_t total_steps) {
 // with betas 0.9, 0.99 and weight decay 0.1 on the matrices), gradients clipped to norm 1, the
 // learning rate warmed up linearly over the first tenth of the steps (at most 100) and decayed
 // linearly to 0 at the last. Through the pipeline (`pipelined`): --micro-batches micro-batches
-// a step, and no clipping (the pipeline engine does not clip yet: the norm spans the stages).
+// a step (clipped by the whole model's norm, over every stage).
 dist::Config default_config(const GptTrainOptions& options, int world_size,
                             bool pipelined = false) {
   int64_t total_steps = std::max<int64_t>(options.steps, 2);  // the schedule needs 2
-  std::string text =
-      fmt::format(R"({{
+  std::string text = fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {},
     "gradient_accumulation_steps": {},
     "steps_per_print": 0,
@@ -70,8 +69,8 @@ dist::Config default_config(const GptTrainOptions& options, int world_size,
                              "warmup_type": "linear", "total_num_steps": {}}}}},
     "zero_optimization": {{"stage": 0}}
   }})",
-                  options.batch_size, pipelined ? options.micro_batches : 1, pipelined ? 0.0 : 1.0,
-                  options.lr, warmup_steps_of(total_steps), total_steps);
+                                 options.batch_size, pipelined ? options.micro_batches : 1, 1.0,
+                                 options.lr, warmup_steps_of(total_steps), total_steps);
   return dist::parse_config(text, "gpt_train defaults", world_size, nullptr);
 }
 
@@ -93,7 +92,7 @@ dist::ProgramValues program_values(const GptTrainOptions& options, bool pipeline
           .weight_decay = options.weight_decay,
           .betas = std::array<double, 2>{0.9, 0.99},
           .eps = 1e-8,
-          .gradient_clipping = pipelined ? 0.0 : 1.0,
+          .gradient_clipping = 1.0,
           .warmup_steps = warmup_steps_of(total_steps),
           .total_steps = total_steps,
           .fp16 = false,

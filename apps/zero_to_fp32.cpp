@@ -37,7 +37,8 @@ int convert(const std::vector<std::string>& arguments) {
   std::string tag = arguments.size() == 3 ? arguments[1] : "";
   std::string out = arguments.back();
   apps::check_output_file("OUT", out);
-  dist::ConsolidatedCheckpoint checkpoint = dist::read_checkpoint(dist::resolve_tag_dir(dir, tag));
+  dist::ConsolidatedCheckpoint checkpoint =
+      dist::read_whole_checkpoint(dist::resolve_tag_dir(dir, tag));
   NamedTensors tensors = apps::fp32_model_tensors(checkpoint);
   save_safetensors(out, tensors, apps::consolidated_metadata(checkpoint));
   int64_t elements = 0;

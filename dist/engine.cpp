@@ -60,14 +60,13 @@ void check_tensor_group(const Config& config, const comm::Communicator* tensor_g
   }
 }
 
-// Per flat group, the [offset, numel) of each parameter that every tensor rank holds alike.
-std::vector<std::vector<std::pair<int64_t, int64_t>>> replicated_ranges(const PartitionPlan& plan,
-                                                                        nn::Module& model) {
-  const std::set<std::string> sharded = tensor_parallel::sharded_parameter_names(model);
+// Per flat group, the [offset, numel) of each parameter named in `names`, sorted.
+std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges_of(
+    const PartitionPlan& plan, const std::set<std::string>& names) {
   std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges(plan.groups.size());
   for (size_t g = 0; g < plan.groups.size(); ++g) {
     for (const PlannedParam& param : plan.groups[g].params)
-      if (!sharded.contains(param.name)) ranges[g].emplace_back(param.offset, param.numel);
+      if (names.contains(param.name)) ranges[g].emplace_back(param.offset, param.numel);
     std::sort(ranges[g].begin(), ranges[g].end());
   }
   return ranges;
@@ -125,8 +124,14 @@ Engine::Engine(Config config, std::shared_ptr<nn::Module> model, comm::Communica
                                             data_parallel_->host_communicator());
   if (tensor_group != nullptr && tensor_group->size() > 1) {
     tensor_control_ = tensor_group->host_communicator().split(0, tensor_group->rank());
-    shard_->combine_over_tensor_group(*tensor_control_, tensor_group->rank(),
-                                      replicated_ranges(plan_, *model_));
+    shard_->combine_over(*tensor_control_);
+    // Every tensor rank holds the parameters that are not shards alike: rank 0 counts them.
+    if (tensor_group->rank() != 0) {
+      const std::set<std::string> sharded = tensor_parallel::sharded_parameter_names(*model_);
+      for (const auto& [name, param] : model_->named_parameters())
+        if (!sharded.contains(name)) norm_excluded_names_.insert(name);
+      shard_->exclude_from_norm(ranges_of(plan_, norm_excluded_names_));
+    }
     placement_.tensor_rank = tensor_group->rank();
     placement_.tensor_size = tensor_group->size();
     placement_.layouts = tensor_parallel::shard_layouts(*model_);
@@ -248,6 +253,15 @@ Tensor Engine::backward(const Tensor& loss) {
   // d(loss * scale / GAS) = scale / GAS, in f32 (2^16 is past f16's largest finite value).
   run_backward(loss, loss.item(), loss_scale() / double(config_.gradient_accumulation_steps));
   return loss;
+}
+
+void Engine::combine_over_pipeline(comm::Communicator& pipeline_group,
+                                   const std::set<std::string>& counted_on_another_stage) {
+  if (pipeline_group.size() <= 1 && counted_on_another_stage.empty()) return;
+  pipeline_control_ = pipeline_group.host_communicator().split(0, pipeline_group.rank());
+  shard_->combine_over(*pipeline_control_);
+  norm_excluded_names_.insert(counted_on_another_stage.begin(), counted_on_another_stage.end());
+  shard_->exclude_from_norm(ranges_of(plan_, norm_excluded_names_));
 }
 
 void Engine::backward_accumulated_gradients(double batch_loss) {

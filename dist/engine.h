@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -132,6 +133,13 @@ class Engine {
   // batch, for the log. Needs gradient_accumulation_steps 1 in this engine's config. Throws
   // std::logic_error as backward() does, or when no parameter holds a gradient.
   void backward_accumulated_gradients(double batch_loss);
+  // Pipeline parallelism: the gradient norm (clipping) and the fp16 overflow decision also
+  // combine over `pipeline_group` (the stages of this rank's replica; each stage's engine holds
+  // its layers), and the parameters in `counted_on_another_stage` (a tied copy, such as the
+  // head tied to the embedding, whose gradient another copy already counts) are left out of
+  // this rank's norm. Collective over the pipeline group; call once, before the first step.
+  void combine_over_pipeline(comm::Communicator& pipeline_group,
+                             const std::set<std::string>& counted_on_another_stage);
   // Counts a micro-step; at the accumulation boundary: finishes reduction, clips by global
   // norm, updates, zeroes gradients, advances the schedule, and logs. Follows every
   // engine.backward; throws std::logic_error, changing nothing, when there was none since the
@@ -253,8 +261,10 @@ class Engine {
   Config config_;
   std::shared_ptr<nn::Module> model_;
   comm::Communicator* data_parallel_;
-  std::unique_ptr<comm::Communicator> control_;         // scalars: norms, losses
-  std::unique_ptr<comm::Communicator> tensor_control_;  // the same over the tensor group
+  std::unique_ptr<comm::Communicator> control_;           // scalars: norms, losses
+  std::unique_ptr<comm::Communicator> tensor_control_;    // the same over the tensor group
+  std::unique_ptr<comm::Communicator> pipeline_control_;  // and over the pipeline group
+  std::set<std::string> norm_excluded_names_;             // parameters another rank's norm counts
   // Trace, comms logger, memory breakdown; before the pieces that use its communicator.
   std::unique_ptr<EngineObservers> observers_;
   ZeroPartitioning partitioning_;

@@ -255,6 +255,32 @@ UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir) {
   return universal;
 }
 
+ConsolidatedCheckpoint read_whole_checkpoint(const std::string& tag_dir) {
+  ConsolidatedCheckpoint first = read_checkpoint(tag_dir, 0);
+  // One engine that held the whole model under its own names: its files are the whole model,
+  // in the model file's order and with its tied names.
+  const SavedGrid grid = saved_grid(first, model_states_file(tag_dir, 0));
+  bool own_names = grid.stages == 1 && grid.tensor_size == 1;
+  for (const auto& [local, placed] : grid.params) own_names = own_names && placed.whole == local;
+  if (own_names) return first;
+  UniversalCheckpoint universal = read_universal_checkpoint(tag_dir);
+  ConsolidatedCheckpoint whole;
+  whole.tag_dir = tag_dir;
+  whole.engine_state = universal.engine_state;
+  whole.client_state = universal.client_state;
+  whole.world_size = universal.data_size;
+  for (const auto& [name, tensor] : universal.fp32) {
+    whole.parameter_names.push_back(name);
+    whole.model_tensors.emplace_back(name, tensor);
+  }
+  for (const auto& [name, tensor] : universal.buffers)
+    if (universal.fp32.count(name) == 0) whole.model_tensors.emplace_back(name, tensor);
+  whole.fp32_params = universal.fp32;
+  whole.optimizer_state = universal.optimizer_state;
+  whole.optimizer_steps = universal.optimizer_steps;
+  return whole;
+}
+
 ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
                                 const ModelParallelPlacement& placement,
                                 const NamedTensors& parameters, const NamedTensors& buffers) {

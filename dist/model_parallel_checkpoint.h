@@ -61,6 +61,12 @@ struct UniversalCheckpoint {
 // not fit together.
 UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir);
 
+// The whole model of a checkpoint saved at any layout, as read_checkpoint gives it for one
+// saved without model parallelism (which it returns as read_checkpoint does): every parameter's
+// fp32 values and optimizer state under its whole-model name, and the buffers. What
+// zero_to_fp32 and the generation apps read.
+ConsolidatedCheckpoint read_whole_checkpoint(const std::string& tag_dir);
+
 // The checkpoint as the engine at `placement` holds it: its own parameters (local names, its
 // tensor-parallel piece), their optimizer states, its buffers, its groups' members, and the
 // generators of its ranks when the checkpoint was saved at the same pipeline and tensor sizes.

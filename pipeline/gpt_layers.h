@@ -16,8 +16,10 @@
 
 namespace zt::pipeline {
 
-// Throws std::invalid_argument for the Llama layout (not built as pipeline layers yet) or a
-// config that cannot make a model.
+// The Llama layout: the token embedding (model.embed_tokens), one spec per decoder layer
+// (model.layers.N, each making the rotary tables of its positions), the final RMSNorm
+// (model.norm) and the head, tied to the embedding when the model ties them.
+// Throws std::invalid_argument for a config that cannot make a model.
 LayerSpecs gpt_layer_specs(const models::GPTConfig& config);
 
 // The same layers split across `tensor_group` (Megatron's layout, the names of the whole GPT):

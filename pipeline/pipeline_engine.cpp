@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "autograd/engine.h"
@@ -73,8 +74,10 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   stage_config.gradient_accumulation_steps = 1;
   stage_config.train_micro_batch_size_per_gpu *= shape_.micro_batches;
   stage_config.steps_per_print = 0;
+  const std::set<std::string> tied_copies = tied_copies_counted_elsewhere();
   engine_ = std::make_unique<dist::Engine>(stage_config, module_, grid.data_group(),
                                            dist::ParamGroupSpecs{}, &grid.tensor_group());
+  engine_->combine_over_pipeline(grid.pipeline_group(), tied_copies);
   // Engine checkpoints: files named by the stage's model-parallel rank, the weights in layer
   // files, and save and load agreed over the pipeline axis too.
   std::vector<comm::Communicator*> axes = engine_->model_parallel_axes();
@@ -85,6 +88,20 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
       placement, axes, [this, tensor_rank = placement.tensor_rank](const std::string& staging) {
         save_layer_states(*module_, staging, tensor_rank);
       });
+}
+
+// After reduce_tied_gradients every copy of a tied parameter holds the same gradient: the
+// norm counts the first copy on the first stage of its tied group, and none of the others.
+std::set<std::string> PipelineEngine::tied_copies_counted_elsewhere() const {
+  std::set<std::string> names;
+  const NamedTensors named = module_->named_parameters();
+  for (const auto& [key, copies] : module_->tied_parameters()) {
+    const bool counted_here = tied_groups_.at(key)->rank() == 0;
+    for (size_t i = counted_here ? 1 : 0; i < copies.size(); ++i)
+      for (const auto& [name, param] : named)
+        if (param.is_same(copies[i])) names.insert(name);
+  }
+  return names;
 }
 
 PipelineEngine::~PipelineEngine() {
@@ -109,16 +126,6 @@ void PipelineEngine::check_config(const dist::Config& config) const {
     throw std::invalid_argument(fmt::format(
         "{}: zero_optimization.stage: 3 partitions the parameters, which pipeline stages do not "
         "gather; use stage 0, 1 or 2 with pipeline parallelism",
-        source));
-  if (config.fp16.enabled || config.bf16.enabled)
-    throw std::invalid_argument(fmt::format(
-        "{}: {}.enabled: mixed precision with pipeline parallelism is not implemented yet "
-        "(train in fp32)",
-        source, config.fp16.enabled ? "fp16" : "bf16"));
-  if (config.gradient_clipping > 0.0)
-    throw std::invalid_argument(fmt::format(
-        "{}: gradient_clipping: clipping by the global norm across pipeline stages is not "
-        "implemented yet (set it to 0)",
         source));
 }
 
@@ -276,6 +283,8 @@ void PipelineEngine::execute(const Instruction& instruction, Buffers& buffers,
       Tensor output = module_->forward_chunk(instruction.chunk, input);
       if (last) {
         output = loss_(output, buffers.loaded.at(instruction.micro_batch).labels);
+        // In f32 for its seed, as Engine::backward (a 16-bit loss would round loss_scale / m).
+        if (output.dtype() != DType::f32) output = output.to(DType::f32);
         buffers.loss_sum += output.item();
       }
       if (training || !last) buffers.outputs[key] = output;
@@ -304,8 +313,9 @@ void PipelineEngine::execute(const Instruction& instruction, Buffers& buffers,
     }
     case Kind::backward_pass: {
       Tensor output = buffers.outputs.at(key);
-      // The loss of each micro-batch counts 1/m: the batch's gradient is their mean.
-      Tensor seed = last ? full(output.sizes(), 1.0 / shape_.micro_batches,
+      // The loss of each micro-batch counts 1/m: the batch's gradient is their mean; under
+      // fp16 it is also multiplied by the loss scale (the engine unscales before the update).
+      Tensor seed = last ? full(output.sizes(), engine_->loss_scale() / shape_.micro_batches,
                                 {.dtype = output.dtype(), .device = output.device()})
                          : buffers.received_grads.at(key);
       autograd::Engine::backward({output}, {seed});

@@ -12,14 +12,17 @@
 // tensor group run the same stage in step, each on its shards, the ZeRO engine gets the tensor
 // group, and each tensor rank sends its (replicated) activations to the same tensor rank of the
 // next stage, so pipeline traffic per rank is what it is without the tensor axis.
-// Not supported (each refused at construction with one line): ZeRO stage 3, fp16/bf16,
-// gradient_clipping (the norm would have to span the stages).
+// fp16 (with loss scaling) and bf16 train the stages in 16 bits with fp32 masters, as the
+// engine does; gradient_clipping clips by the norm over every stage and tensor shard, each
+// parameter counted once (a tied copy once), and an fp16 overflow skips the step on every
+// stage. Not supported (refused at construction with one line): ZeRO stage 3.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +98,7 @@ class PipelineEngine {
   void check_config(const dist::Config& config) const;
   void probe_shapes(const Tensor& probe_input);
   void make_tied_groups();
+  std::set<std::string> tied_copies_counted_elsewhere() const;
   void synchronize_tied_parameters();
   void reduce_tied_gradients();
   double run_schedule(const std::vector<Instruction>& list, const MicroBatchSource& next,

@@ -139,11 +139,13 @@ void OptimizerShard::drop_master_gradients() {
   }
 }
 
-void OptimizerShard::combine_over_tensor_group(
-    comm::Communicator& tensor_control, int tensor_rank,
-    std::vector<std::vector<std::pair<int64_t, int64_t>>> replicated_ranges) {
-  tensor_control_ = &tensor_control;
-  if (tensor_rank != 0) norm_excluded_ranges_ = std::move(replicated_ranges);
+void OptimizerShard::combine_over(comm::Communicator& control) {
+  model_parallel_controls_.push_back(&control);
+}
+
+void OptimizerShard::exclude_from_norm(
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges) {
+  norm_excluded_ranges_ = std::move(ranges);
 }
 
 void OptimizerShard::append_counted_parts(size_t g, const Tensor& piece, int64_t base,
@@ -208,8 +210,9 @@ bool OptimizerShard::gradients_overflowed(const std::vector<double>& square_sums
   }
   Tensor flag = full({1}, local, {.dtype = DType::f64, .tag = MemoryTag::comm});
   control_.all_reduce(flag, comm::ReduceOperation::max);
-  // Every rank of the world takes the same decision: the tensor ranks agree too.
-  if (tensor_control_ != nullptr) tensor_control_->all_reduce(flag, comm::ReduceOperation::max);
+  // Every rank of the world takes the same decision: the tensor ranks and stages agree too.
+  for (comm::Communicator* control : model_parallel_controls_)
+    control->all_reduce(flag, comm::ReduceOperation::max);
   return flag.item() != 0.0;
 }
 
@@ -234,11 +237,12 @@ double OptimizerShard::global_grad_norm(const std::vector<double>& square_sums) 
   }
   double total = 0.0;
   for (double partial : partials) total += partial;
-  if (tensor_control_ != nullptr) {
-    // Each tensor rank's total holds its shards (and, on tensor rank 0, the replicated
-    // parameters once): their sum is the whole model's.
+  // Each tensor rank's total holds its shards (and, on tensor rank 0, the replicated
+  // parameters once), each stage's its layers (a tied copy on one stage only): their sum is
+  // the whole model's.
+  for (comm::Communicator* control : model_parallel_controls_) {
     Tensor sum = full({1}, total, {.dtype = DType::f64, .tag = MemoryTag::comm});
-    tensor_control_->all_reduce(sum);
+    control->all_reduce(sum);
     total = sum.item();
   }
   return std::sqrt(total);

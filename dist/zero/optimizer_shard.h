@@ -62,14 +62,14 @@ class OptimizerShard {
   bool gradients_overflowed(const std::vector<double>& square_sums);
   // The global L2 norm from every rank's sums. Collective over `control` with P_os.
   double global_grad_norm(const std::vector<double>& square_sums);
-  // Tensor parallelism: the norm and the overflow flag also combine over `tensor_control` (the
-  // tensor group's host communicator for scalars), and on a tensor rank other than 0 the
-  // elements in `replicated_ranges` (per group: [offset, offset + numel) of its flat buffer,
-  // sorted) are left out of the sums, so that a parameter every tensor rank holds alike (a
-  // norm, a row-parallel bias) counts once and a shard counts on the rank that holds it.
-  void combine_over_tensor_group(
-      comm::Communicator& tensor_control, int tensor_rank,
-      std::vector<std::vector<std::pair<int64_t, int64_t>>> replicated_ranges);
+  // Model parallelism: the norm and the overflow flag also combine over `control` (the host
+  // communicator for scalars of the tensor group, or of the pipeline group), each added once.
+  void combine_over(comm::Communicator& control);
+  // The elements left out of the norm's sums on this rank (per group: [offset, offset + numel)
+  // of its flat buffer, sorted, disjoint), so that a parameter several ranks hold alike counts
+  // once: on a tensor rank other than 0 those every tensor rank holds alike (a norm, a
+  // row-parallel bias), on a pipeline stage a tied copy that another stage counts.
+  void exclude_from_norm(std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges);
   // Whether the optimizer wants the next backward's gradients unreduced (the compressed-
   // communication optimizers after their warm-up: dist/zero/optimizer_shard_onebit.cpp).
   bool gradients_stay_local() const;
@@ -142,7 +142,7 @@ class OptimizerShard {
   size_t sub_group_count_ = 0;
   comm::Communicator& control_;
   comm::Communicator& data_parallel_host_;
-  comm::Communicator* tensor_control_ = nullptr;  // tensor parallelism only
+  std::vector<comm::Communicator*> model_parallel_controls_;                    // tensor, pipeline
   std::vector<std::vector<std::pair<int64_t, int64_t>>> norm_excluded_ranges_;  // per group
   // The sums of squares of `piece` (at flat offset `base` of group `g`) without the excluded
   // ranges: the pieces to sum, appended to `parts`.

@@ -57,6 +57,7 @@ inline MicroBatch micro_batch(int step, int index) {
 
 struct Reference {
   std::vector<double> losses;
+  std::vector<double> grad_norms;  // before clipping
   NamedTensors weights;
 };
 
@@ -64,7 +65,10 @@ struct Reference {
 // with its loss scaled by 1/count, then SGD with momentum. (Not Adam: the pipeline sums the
 // same gradients in another order, and Adam would turn the rounding noise of gradients that are
 // zero in exact arithmetic, such as attention's key bias, into steps of the learning rate.)
-inline Reference train_whole_model(models::GPT& model, int replicas, int steps = kSteps) {
+// `clip` > 0: the gradients are scaled by clip / (norm + 1e-6) when that is below 1 (the
+// engine's rule), the norm over every parameter (the tied embedding and head once).
+inline Reference train_whole_model(models::GPT& model, int replicas, int steps = kSteps,
+                                   double clip = 0.0) {
   std::vector<Tensor> params = model.parameters();
   optim::Sgd sgd(optim::single_group(params, 0.1, 0.0), {.momentum = 0.9});
   Reference reference;
@@ -78,6 +82,14 @@ inline Reference train_whole_model(models::GPT& model, int replicas, int steps =
       loss_sum += loss.item();
       (loss * (1.0 / count)).backward();
     }
+    double squares = 0.0;
+    for (const Tensor& param : params)
+      if (param.grad().defined()) squares += sum(pow(param.grad().to(DType::f64), 2.0)).item();
+    const double norm = std::sqrt(squares);
+    reference.grad_norms.push_back(norm);
+    if (clip > 0.0 && clip / (norm + 1e-6) < 1.0)
+      for (const Tensor& param : params)
+        if (param.grad().defined()) param.set_grad(param.grad() * (clip / (norm + 1e-6)));
     sgd.step();
     reference.losses.push_back(loss_sum / count);
   }
@@ -88,16 +100,16 @@ inline Reference train_whole_model(models::GPT& model, int replicas, int steps =
 // `replicas` is the data-parallel size; with `tensor` > 1 the config asks for that many
 // tensor ranks (tensor_parallel.autotp_size), and is parsed against the world they make.
 inline dist::Config pipeline_config(int zero_stage, int replicas, int chunks, int interval,
-                                    int tensor = 1) {
+                                    int tensor = 1, double clip = 0.0) {
   std::string text = fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {}, "gradient_accumulation_steps": {},
-    "steps_per_print": 0, "tensor_parallel": {{"autotp_size": {}}},
+    "steps_per_print": 0, "tensor_parallel": {{"autotp_size": {}}}, "gradient_clipping": {},
     "optimizer": {{"type": "SGD", "params": {{"lr": 0.1, "momentum": 0.9}}}},
     "zero_optimization": {{"stage": {}, "reduce_bucket_size": 300}},
     "pipeline": {{"partition": "uniform", "schedule": "{}", "virtual_stages": {},
                   "activation_checkpoint_interval": {}}}
   }})",
-                                 kRows, kMicroBatches, tensor, zero_stage,
+                                 kRows, kMicroBatches, tensor, clip, zero_stage,
                                  chunks > 1 ? "interleaved" : "1f1b", chunks, interval);
   return dist::parse_config(text, "pipeline_test", replicas * tensor, nullptr);
 }
@@ -120,7 +132,20 @@ struct GridRun {
   int chunks = 1;    // model chunks per stage (> 1: interleaved 1F1B)
   int interval = 0;  // activation_checkpoint_interval
   int steps = kSteps;
+  double clip = 0.0;   // gradient_clipping
+  bool llama = false;  // the Llama layout (tiny_llama_config), pipeline x data only
 };
+
+// Llama with grouped-query attention and a tied head, the tiny GPT's sizes.
+inline models::GPTConfig tiny_llama_config() {
+  models::GPTConfig config = tiny_gpt_config();
+  config.architecture = models::Architecture::llama;
+  config.n_head = 4;
+  config.n_kv_head = 2;
+  config.intermediate_size = 24;
+  config.bias = false;
+  return config;
+}
 
 // Per stage boundary and micro-batch (and chunk): one activation of b*s*h floats forward and
 // one gradient of the same size back. A stage sends activations unless it holds the last
@@ -180,16 +205,17 @@ inline int64_t check_against_one_process(const GridRun& run) {
   comm::ProcessGrid grid(world, {.data = replicas, .pipeline = run.pipeline, .tensor = run.tensor});
   // The same initial weights on every rank; each stage copies its part of them.
   manual_seed(1234);
-  auto whole_model = std::make_shared<models::GPT>(tiny_gpt_config());
+  const models::GPTConfig model_config = run.llama ? tiny_llama_config() : tiny_gpt_config();
+  auto whole_model = std::make_shared<models::GPT>(model_config);
   NamedTensors initial = whole_model->named_parameters();
   const bool split = run.tensor > 1;
   PipelineEngine engine(
-      pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor),
+      pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor, run.clip),
       split ? gpt_layer_specs(tiny_gpt_config(), grid.tensor_group())
-            : gpt_layer_specs(tiny_gpt_config()),
+            : gpt_layer_specs(model_config),
       split ? gpt_vocab_parallel_loss(grid.tensor_group()) : LossFunction(gpt_next_token_loss),
       micro_batch(0, 0).inputs, grid, &initial);
-  Reference reference = train_whole_model(*whole_model, replicas, run.steps);
+  Reference reference = train_whole_model(*whole_model, replicas, run.steps, run.clip);
   const int replica = grid.coordinates().data;
   MemoryAccounting& accounting = cpu_allocator().accounting();
   accounting.reset_peak();
@@ -201,6 +227,12 @@ inline int64_t check_against_one_process(const GridRun& run) {
     grid.tensor_group().reset_stats();
     double loss = engine.train_batch([&] { return micro_batch(step, next_index++); });
     CHECK(std::fabs(loss - reference.losses[size_t(step)]) < 5e-5);
+    if (run.clip > 0.0) {
+      // The bound is below every step's norm: the clipping acts, with the whole model's norm.
+      REQUIRE(reference.grad_norms[size_t(step)] > 1.5 * run.clip);
+      CHECK(std::fabs(engine.engine().get_global_grad_norm() - reference.grad_norms[size_t(step)]) <
+            1e-5 * reference.grad_norms[size_t(step)]);
+    }
     check_pipeline_axis_bytes(engine.pipeline_communicator().stats(), run, engine.stage());
     if (split && run.interval == 0)
       check_tensor_axis_bytes(grid.tensor_group().stats(), run, engine.module());
@@ -208,7 +240,10 @@ inline int64_t check_against_one_process(const GridRun& run) {
   std::map<std::string, Tensor> expected(reference.weights.begin(), reference.weights.end());
   for (const auto& [name, weight] : engine.whole_model_weights()) {
     CAPTURE(name);
-    auto found = expected.find(name == "lm_head.weight" ? "wte.weight" : name);
+    auto found = expected.find(name);
+    // The head tied to the embedding: one parameter in the whole model, under its name.
+    if (found == expected.end() && name == "lm_head.weight")
+      found = expected.find(run.llama ? "model.embed_tokens.weight" : "wte.weight");
     REQUIRE(found != expected.end());
     CHECK(relative_difference(weight, found->second) < 1e-5);
   }

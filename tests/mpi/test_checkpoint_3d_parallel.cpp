@@ -2,6 +2,7 @@
 // tensor-parallel layers (Adam, ZeRO 1), resumed at (1, 1, 8) and at (4, 2, 1): every weight,
 // made whole, is bitwise the saved one, and the next two losses equal those of the run that kept
 // its layout to 4 decimals. Every layout trains on the same global batch of 8 micro-batches.
+// The checkpoint read whole (as zero_to_fp32 reads it) holds the same weights.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -18,6 +19,7 @@
 #include "core/generator.h"
 #include "core/ops/view.h"
 #include "core/safetensors.h"
+#include "dist/model_parallel_checkpoint.h"
 #include "models/gpt.h"
 #include "pipeline/gpt_layers.h"
 #include "pipeline/pipeline_engine.h"
@@ -131,6 +133,18 @@ TEST_CASE("a_checkpoint_saved_at_2_2_2_resumes_at_1_1_8_and_4_2_1_with_bitwise_t
          load_safetensors(fmt::format("{}/stage{}.safetensors", weights_dir, stage)).tensors)
       expected[name] = tensor;
   REQUIRE(expected.count("wte.weight") == 1);
+  // zero_to_fp32's reading joins the same whole model (the tied head saved as wte.weight).
+  {
+    dist::ConsolidatedCheckpoint whole =
+        dist::read_whole_checkpoint(dist::resolve_tag_dir(scratch.path() + "/ck", ""));
+    for (const auto& [name, tensor] : expected) {
+      CAPTURE(name);
+      const std::string saved_as = name == "lm_head.weight" ? "wte.weight" : name;
+      REQUIRE(whole.fp32_params.count(saved_as) == 1);
+      CHECK(bitwise_equal(whole.fp32_params.at(saved_as), tensor));
+    }
+    CHECK(whole.fp32_params.size() + 1 == expected.size());
+  }
   struct Layout {
     int stages, tensor;
   };

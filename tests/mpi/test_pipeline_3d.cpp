@@ -59,6 +59,33 @@ TEST_CASE("interleaved_and_checkpointed_3d_pipelines_match_one_process") {
   check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 1, .interval = 1});
 }
 
+TEST_CASE("clipping_by_the_norm_over_every_stage_and_shard_matches_one_process") {
+  // The bound is below every step's norm (checked), so a norm of one stage alone, of one
+  // tensor shard, or one that counted the tied head beside the embedding would change every
+  // update; the engine's norm must be the whole model's.
+  const int ranks = test_world().size();
+  if (ranks == 4 || ranks == 8)
+    check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 2, .clip = 0.05});
+  if (ranks == 8)
+    check_against_one_process({.pipeline = 4, .tensor = 1, .zero_stage = 1, .clip = 0.05});
+  if (ranks == 2) check_against_one_process({.pipeline = 2, .zero_stage = 1, .clip = 0.05});
+  // One stage holding both tied copies counts them once as well.
+  if (ranks == 2)
+    check_against_one_process({.pipeline = 1, .tensor = 2, .zero_stage = 1, .clip = 0.05});
+}
+
+TEST_CASE("llama_as_pipeline_layers_matches_one_process") {
+  // Grouped-query attention, rotary tables made per stage, a tied head: (2, 1, world / 2) at
+  // ZeRO 1, then (4, 1, world / 4) at ZeRO 2 with clipping (and interleaved on 8 ranks).
+  const int ranks = test_world().size();
+  if (ranks != 2 && ranks != 4 && ranks != 8) return;
+  check_against_one_process({.pipeline = 2, .zero_stage = 1, .llama = true});
+  if (ranks >= 4)
+    check_against_one_process({.pipeline = 4, .zero_stage = 2, .clip = 0.05, .llama = true});
+  if (ranks == 8)
+    check_against_one_process({.pipeline = 2, .zero_stage = 1, .chunks = 2, .llama = true});
+}
+
 // The message building a (2, 2, world / 4) grid's pipeline engine throws on this rank.
 std::string build_error_on_2x2_grid(const models::GPTConfig& model, int chunks, int autotp = 2) {
   comm::Communicator& world = test_world();

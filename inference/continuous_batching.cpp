@@ -1,7 +1,8 @@
-// InferenceEngine::generate: the scheduler. Each step admits waiting requests while the running
-// batch has room and the KV pool has blocks for their whole length (prompt + max_new_tokens),
-// runs one ragged step (the prompts of the newcomers, one token of every other sequence), draws
-// one token per sequence and retires the finished ones, returning their blocks to the pool.
+// InferenceEngine::generate: the scheduler. Each step admits waiting requests (longest output
+// first) while the running batch has room and the KV pool has blocks for their whole length
+// (prompt + max_new_tokens), runs one ragged step (the prompts of the newcomers, one token of
+// every other sequence), draws one token per sequence and retires the finished ones, returning
+// their blocks to the pool.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,6 +40,21 @@ int64_t next_token(std::span<const double> logits, const SamplingOptions& sampli
   return int64_t(multinomial(weights, 1, false, &generator).item());
 }
 
+// The order in which waiting requests join. Continuous batching admits the longest outputs
+// first: every request is waiting from the start, so the short ones then fill the gaps the long
+// ones leave, and the last steps are not a few long requests running almost alone (a batch of
+// one row costs nearly what a full one does, the weights being read either way). Static batches
+// keep the given order: a padded engine's batches are the requests as they came.
+std::vector<size_t> admission_order(const std::vector<GenerationRequest>& requests, bool padded) {
+  std::vector<size_t> order(requests.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (padded) return order;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return requests[a].max_new_tokens > requests[b].max_new_tokens;
+  });
+  return order;
+}
+
 }  // namespace
 
 std::vector<Completion> InferenceEngine::generate(const std::vector<GenerationRequest>& requests,
@@ -70,16 +86,18 @@ std::vector<Completion> InferenceEngine::generate(const std::vector<GenerationRe
     }
   }
   auto blocks_needed = [&](size_t index) { return cache.blocks_for(positions_reached(index)); };
+  const std::vector<size_t> order = admission_order(requests, padded);
   while (waiting < requests.size() || !running.empty()) {
     const bool may_admit = !padded || running.empty();
     while (may_admit && waiting < requests.size() &&
            int64_t(running.size()) < config_.max_batch_size &&
-           reserved + blocks_needed(waiting) <= cache.shape().blocks) {
-      RunningSequence joined{.request = waiting,
+           reserved + blocks_needed(order[waiting]) <= cache.shape().blocks) {
+      const size_t index = order[waiting];
+      RunningSequence joined{.request = index,
                              .cache_id = cache.add_sequence(),
-                             .reserved_blocks = blocks_needed(waiting),
-                             .feed = requests[waiting].prompt,
-                             .generator = Generator(requests[waiting].seed)};
+                             .reserved_blocks = blocks_needed(index),
+                             .feed = requests[index].prompt,
+                             .generator = Generator(requests[index].seed)};
       reserved += joined.reserved_blocks;
       running.push_back(std::move(joined));
       ++waiting;

@@ -13,6 +13,7 @@
 #include "core/factory.h"
 #include "core/parallel.h"
 #include "quant/activation_quantization.h"
+#include "quant/quantized_gemv.h"
 
 namespace zt::quant {
 
@@ -141,8 +142,11 @@ Tensor QuantizedLinear::forward_with(const Tensor& input, bool gelu) {
 
 void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float* y) const {
   int64_t rows = weight_.rows, cols = weight_.cols;
-  int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  // One token (a batch-1 decode step): the codes read in place; an f32 panel would be written
+  // and read again for a single row of x.
+  if (tokens == 1) return quantized_gemv(weight_, x, bias, y);
+  int64_t panels = (rows + kDequantizedPanelRows - 1) / kDequantizedPanelRows;
   parallel_for(0, panels, 1, [&](int64_t panel_begin, int64_t panel_end) {
     thread_local std::vector<float> panel;  // reused: no fresh pages every call
     panel.resize(size_t(kDequantizedPanelRows * cols));

@@ -97,3 +97,21 @@ TEST_CASE("a seed repeats a sampled request's tokens whichever requests share it
   requests[0].seed = 7;  // another seed, other draws
   CHECK(engine->generate({requests[0]})[0].tokens != together[0].tokens);
 }
+
+TEST_CASE("continuous batching admits the longest outputs first: no long request runs alone") {
+  // Width 2, outputs of 1, 1 and 10 tokens. In the given order the two short ones take one step
+  // together and the long one then runs 10 steps alone (11); longest first, the short ones share
+  // the long one's first steps (10), the least any order can take.
+  manual_seed(5);
+  auto model = std::make_shared<models::GPT>(testing::serving_config(models::Architecture::gpt2));
+  auto engine = init_inference(model, serving(2));
+  std::vector<GenerationRequest> requests = mixed_requests(3);
+  const int64_t outputs[] = {1, 1, 10};
+  for (size_t i = 0; i < requests.size(); ++i) requests[i].max_new_tokens = outputs[i];
+  std::vector<Completion> completions = engine->generate(requests);
+  CHECK(engine->last_steps() == 10);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    CAPTURE(i);
+    CHECK(completions[i].tokens == greedy_alone(*model, requests[i]));
+  }
+}

@@ -130,6 +130,88 @@ TEST_CASE("int8 gemm: this x86-64 build takes the VNNI path where the processor 
 #endif
 }
 
+namespace {
+
+// Random per-row and per-column terms of the epilogue for operands `o`, and the formula in
+// double over the plain int32 product.
+struct RescaleCase {
+  std::vector<float> row_scales, row_sums, col_scales, col_zeros, bias;
+  std::vector<int32_t> row_zeros, col_sums;
+  std::vector<double> expected;  // [m, n]
+};
+
+double gelu_tanh_of(double x) {
+  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+RescaleCase rescale_case(const Operands& o, bool asymmetric, bool gelu, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::uniform_real_distribution<float> unit(0.001f, 0.02f);
+  std::uniform_int_distribution<int> zero(0, 255);
+  RescaleCase r;
+  for (int64_t i = 0; i < o.m; ++i) {
+    r.row_scales.push_back(unit(random));
+    r.row_zeros.push_back(zero(random));
+    r.row_sums.push_back(float(zero(random) * 40 - 5000));
+  }
+  for (int64_t j = 0; j < o.n; ++j) {
+    int32_t sum = 0;
+    for (int64_t p = 0; p < o.k; ++p) sum += o.b[size_t(j * o.k + p)];
+    r.col_sums.push_back(sum);
+    r.col_scales.push_back(unit(random));
+    r.col_zeros.push_back(float(zero(random) - 128));
+    r.bias.push_back(unit(random) * 50 - 0.5f);
+  }
+  const std::vector<int32_t> product = plain_product(o);
+  for (int64_t i = 0; i < o.m; ++i)
+    for (int64_t j = 0; j < o.n; ++j) {
+      double value = double(product[size_t(i * o.n + j)]) -
+                     double(r.row_zeros[size_t(i)]) * r.col_sums[size_t(j)];
+      if (asymmetric) value -= double(r.row_sums[size_t(i)]) * r.col_zeros[size_t(j)];
+      value = double(r.row_scales[size_t(i)]) * r.col_scales[size_t(j)] * value + r.bias[size_t(j)];
+      r.expected.push_back(gelu ? gelu_tanh_of(value) : value);
+    }
+  return r;
+}
+
+// The largest error (relative to max(1, |expected|)) of `gemm` with the epilogue, writing rows
+// of stride n + 3 whose 3 extra floats must stay untouched.
+double rescaled_error(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o,
+                      const RescaleCase& r, bool asymmetric, bool gelu) {
+  const int64_t m = o.m, n = o.n;
+  std::vector<float> y(size_t(m * (n + 3)), -7.0f);
+  const cpu::Int8GemmRescale rescale{.y = y.data(),
+                                     .ldy = n + 3,
+                                     .row_scales = r.row_scales.data(),
+                                     .row_zeros = r.row_zeros.data(),
+                                     .row_sums = r.row_sums.data(),
+                                     .col_scales = r.col_scales.data(),
+                                     .col_sums = r.col_sums.data(),
+                                     .col_zeros = asymmetric ? r.col_zeros.data() : nullptr,
+                                     .bias = r.bias.data(),
+                                     .gelu_tanh = gelu};
+  gemm({.a = o.a.data(),
+        .lda = o.k,
+        .b = o.b.data(),
+        .ldb = o.k,
+        .rescale = &rescale,
+        .m = m,
+        .n = n,
+        .k = o.k});
+  double worst = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const double want = r.expected[size_t(i * n + j)];
+      worst = std::max(worst,
+                       std::abs(y[size_t(i * (n + 3) + j)] - want) / std::max(1.0, std::abs(want)));
+    }
+    for (int64_t j = n; j < n + 3; ++j) CHECK(y[size_t(i * (n + 3) + j)] == -7.0f);
+  }
+  return worst;
+}
+
+}  // namespace
+
 // The epilogue (Int8GemmRescale) on every path against the formula in double over the plain
 // int32 product: per-row scales and zero points, per-column scales, code sums, zero points and
 // bias, with and without GELU (its tanh form), on tails of every kind.
@@ -140,76 +222,12 @@ TEST_CASE("int8 gemm: the rescaling epilogue (zero points, bias, GELU) equals th
       for (bool asymmetric : {false, true})
         for (bool gelu : {false, true}) {
           INFO("m=" << m << " n=" << n << " asymmetric=" << asymmetric << " gelu=" << gelu);
-          const int64_t k = 67;
-          Operands o = random_operands(m, n, k, seed++);
-          std::mt19937 random(seed);
-          std::uniform_real_distribution<float> unit(0.001f, 0.02f);
-          std::uniform_int_distribution<int> zero(0, 255);
-          std::vector<float> row_scales, row_sums, col_scales, col_zeros, bias;
-          std::vector<int32_t> row_zeros, col_sums;
-          for (int64_t i = 0; i < m; ++i) {
-            row_scales.push_back(unit(random));
-            row_zeros.push_back(zero(random));
-            row_sums.push_back(float(zero(random) * 40 - 5000));
-          }
-          for (int64_t j = 0; j < n; ++j) {
-            int32_t sum = 0;
-            for (int64_t p = 0; p < k; ++p) sum += o.b[size_t(j * k + p)];
-            col_sums.push_back(sum);
-            col_scales.push_back(unit(random));
-            col_zeros.push_back(float(zero(random) - 128));
-            bias.push_back(unit(random) * 50 - 0.5f);
-          }
-          const std::vector<int32_t> product = plain_product(o);
-          std::vector<double> expected(size_t(m * n));
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j) {
-              double value = double(product[size_t(i * n + j)]) -
-                             double(row_zeros[size_t(i)]) * col_sums[size_t(j)];
-              if (asymmetric) value -= double(row_sums[size_t(i)]) * col_zeros[size_t(j)];
-              value =
-                  double(row_scales[size_t(i)]) * col_scales[size_t(j)] * value + bias[size_t(j)];
-              if (gelu) {
-                value = 0.5 * value *
-                        (1 + std::tanh(std::sqrt(2 / M_PI) *
-                                       (value + 0.044715 * value * value * value)));
-              }
-              expected[size_t(i * n + j)] = value;
-            }
-          auto rescaled = [&](void (*gemm)(const cpu::Int8GemmArgs&)) {
-            std::vector<float> y(size_t(m * (n + 3)), -7.0f);  // ldy past n: the gap stays
-            const cpu::Int8GemmRescale rescale{.y = y.data(),
-                                               .ldy = n + 3,
-                                               .row_scales = row_scales.data(),
-                                               .row_zeros = row_zeros.data(),
-                                               .row_sums = row_sums.data(),
-                                               .col_scales = col_scales.data(),
-                                               .col_sums = col_sums.data(),
-                                               .col_zeros = asymmetric ? col_zeros.data() : nullptr,
-                                               .bias = bias.data(),
-                                               .gelu_tanh = gelu};
-            gemm({.a = o.a.data(),
-                  .lda = k,
-                  .b = o.b.data(),
-                  .ldb = k,
-                  .rescale = &rescale,
-                  .m = m,
-                  .n = n,
-                  .k = k});
-            double worst = 0.0;
-            for (int64_t i = 0; i < m; ++i) {
-              for (int64_t j = 0; j < n; ++j) {
-                const double want = expected[size_t(i * n + j)];
-                worst = std::max(worst, std::abs(y[size_t(i * (n + 3) + j)] - want) /
-                                            std::max(1.0, std::abs(want)));
-              }
-              for (int64_t j = n; j < n + 3; ++j) CHECK(y[size_t(i * (n + 3) + j)] == -7.0f);
-            }
-            return worst;
-          };
-          CHECK(rescaled(cpu::int8_gemm_portable) < 1e-5);
-          CHECK(rescaled(cpu::int8_gemm) < 1e-5);
-          CHECK(rescaled(cpu::int8_gemm_serial) < 1e-5);
-          if (cpu::int8_gemm_has_vnni()) CHECK(rescaled(cpu::int8_gemm_vnni) < 1e-5);
+          const Operands o = random_operands(m, n, 67, seed++);
+          const RescaleCase r = rescale_case(o, asymmetric, gelu, seed);
+          CHECK(rescaled_error(cpu::int8_gemm_portable, o, r, asymmetric, gelu) < 1e-5);
+          CHECK(rescaled_error(cpu::int8_gemm, o, r, asymmetric, gelu) < 1e-5);
+          CHECK(rescaled_error(cpu::int8_gemm_serial, o, r, asymmetric, gelu) < 1e-5);
+          if (cpu::int8_gemm_has_vnni())
+            CHECK(rescaled_error(cpu::int8_gemm_vnni, o, r, asymmetric, gelu) < 1e-5);
         }
 }

@@ -71,6 +71,28 @@ TEST_CASE("QuantizedLinear weight-only int8 and int4 equal x @ dequantized(W)^T 
     }
 }
 
+// One token reads the codes in place (quant/quantized_gemv.h): an odd width leaves the last
+// int4 byte half used; 130 rows span three tasks of rows, the last partial; with and without a
+// bias.
+TEST_CASE("QuantizedLinear weight-only, one token: int8 and int4 codes read in place") {
+  LayerData data = layer_data(1, 71, 130, 4);
+  Tensor token = data.x.select(0, 0).contiguous();  // [1, 71]
+  for (int bits : {8, 4})
+    for (QuantizationType type : {QuantizationType::symmetric, QuantizationType::asymmetric})
+      for (bool with_bias : {true, false}) {
+        INFO("bits=" << bits << " type=" << int(type) << " bias=" << with_bias);
+        const Tensor bias = with_bias ? data.bias : Tensor();
+        quant::QuantizedLinear layer(data.weight, bias, bits, 10, type, std::nullopt);
+        Tensor y = layer(token);
+        CHECK(y.sizes() == Shape{1, 130});
+        std::vector<double> b = with_bias ? data.bias.to_vector() : std::vector<double>(130, 0.0);
+        std::vector<double> expected = plain_linear(
+            token.to_vector(), quant::dequantize_weight(layer.quantized_weight()).to_vector(), b, 1,
+            71, 130);
+        CHECK(relative_difference(y.to_vector(), expected) < 1e-5);
+      }
+}
+
 // 2 tokens take the decoding path (columns split over threads), 18 the prefill one (tokens).
 TEST_CASE("QuantizedLinear W8A8 equals the integer formula over the same codes") {
   for (int64_t sequence : {1, 9}) {

@@ -13,8 +13,9 @@
 # With CHANNELS=1 it adds the channel-pruning study over CHANNEL_EPOCHS full epochs (default 2,
 # each run a few minutes per epoch with one thread): the unpruned baseline, 50% of conv channels
 # and fc1 rows cut at step 100 (configs/compression_cnn_channels50.json), and the same pruned
-# gradually over steps 100-1000 (configs/compression_cnn_channels50_gradual.json), each compared
-# with the baseline trained for the same steps; the pruned runs also report the cleaned model.
+# gradually over steps 100-1000 (configs/compression_cnn_channels50_gradual.json) and 500-1400,
+# each compared with the baseline trained for the same steps; the pruned runs also report the
+# cleaned model.
 # With GPT=1 it adds the GPT runs (gpt_train, tiny sizes): a 6-layer teacher, a 3-layer student
 # trained alone, and the same student initialised by layer_reduction from teacher layers 0, 2, 4
 # and distilled (configs/compression_gpt_layer_reduction.json), each for GPT_STEPS steps.
@@ -91,10 +92,15 @@ if [[ ${CHANNELS:-0} == 1 ]]; then
   full channels_baseline &
   full channels_cut --compression-config configs/compression_cnn_channels50.json &
   wait
-  full channels_gradual --compression-config configs/compression_cnn_channels50_gradual.json
+  # The same gradual cut later, over steps 500-1400, after the network trained dense longer.
+  sed 's/"schedule_offset": 100, "schedule_offset_end": 1000/"schedule_offset": 500, "schedule_offset_end": 1400/' \
+    configs/compression_cnn_channels50_gradual.json >"$out/channels50_gradual_late.json"
+  full channels_gradual --compression-config configs/compression_cnn_channels50_gradual.json &
+  full channels_gradual_late --compression-config "$out/channels50_gradual_late.json" &
+  wait
   base=$(final_accuracy channels_baseline)
   echo "Channel and fc1-row pruning to 50%, $epochs epochs, against the baseline's $base%:"
-  for name in channels_cut channels_gradual; do
+  for name in channels_cut channels_gradual channels_gradual_late; do
     acc=$(final_accuracy "$name")
     printf '%-18s %8s%% %+8.2f\n' "$name" "$acc" "$(echo "$acc - $base" | bc -l)"
     grep '^compression: cleaned' "$out/$name.log" | sed 's/^/  /'

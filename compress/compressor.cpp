@@ -12,6 +12,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "compress/activation_range.h"
 #include "compress/head_pruning.h"
 #include "compress/mask_scores.h"
 #include "compress/module_selection.h"
@@ -38,6 +39,7 @@ struct Compressor::Target {
   // Settings from the groups that selected the module (0 / null: the technique is off here).
   const dist::CompressionGroup* quantization = nullptr;
   int activation_bits = 0;
+  ActivationRange activation_range;  // range_calibration "static"
   double sparse_ratio = 0.0, row_ratio = 0.0;
   int64_t row_offset = 0, row_offset_end = 0, row_stride = 1;  // the gradual schedule
   Tensor sparse_scores;     // topk sparse pruning's learned scores (undefined: l1)
@@ -86,12 +88,6 @@ void refuse_unimplemented(const dist::CompressionConfig& config) {
   refuse_method(config.head_pruning, config.head_pruning.method, "head_pruning", "\"topk\"");
   refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning", "\"l1\"");
   refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning", "\"l1\"");
-  if (config.activation_quantization.enabled &&
-      config.activation_quantization.range_calibration != "dynamic") {
-    throw dist::ConfigError(
-        "compression_training.activation_quantization.shared_parameters.range_calibration: "
-        "\"static\" is not implemented yet (only \"dynamic\")");
-  }
 }
 
 // Head pruning and layer reduction need a model with attention heads / layers under a prefix.
@@ -202,6 +198,12 @@ void select_quantization(Targets& targets, const std::vector<NamedModule>& candi
   }
   for (const dist::CompressionGroup& group : config.activation_quantization.groups) {
     if (!config.activation_quantization.enabled) break;
+    if (config.activation_quantization.range_calibration == "static" && group.bits < 3) {
+      throw dist::ConfigError(fmt::format(
+          "{}.params.bits: {} with range_calibration \"static\" (expected >= 3: one fixed "
+          "grid)",
+          group.path, group.bits));
+    }
     for (const Selection& selection : select_modules(candidates, group))
       target_of(targets, selection.target).activation_bits = group.bits;
   }
@@ -407,16 +409,26 @@ std::optional<nn::TensorList> Compressor::before_forward(Target& target,
   const dist::ActivationQuantizationConfig& activations = config_.activation_quantization;
   if (target.activation_bits == 0 || step < activations.schedule_offset || inputs.empty())
     return std::nullopt;
-  // Dynamic range per token: a Linear's rows of features, a Conv2d's samples.
   nn::TensorList quantized_inputs = inputs;
   const Tensor& input = inputs[0];
   std::vector<float> values = host_values(input);
+  const bool symmetric = activations.quantization_type == "symmetric";
+  if (activations.range_calibration == "static") {
+    // One range for the whole input, moved by training forwards and fixed in evaluation; an
+    // evaluation before any training forward has no range yet and stays in full precision.
+    ActivationRange& range = target.activation_range;
+    if (target.module->is_training()) range.observe(values);
+    if (!range.calibrated()) return std::nullopt;
+    fake_quantize_in_range(values, target.activation_bits, symmetric, range.lowest(),
+                           range.highest());
+    quantized_inputs[0] = straight_through(input, tensor_like(values, input.sizes(), input));
+    return quantized_inputs;
+  }
+  // Dynamic range per token: a Linear's rows of features, a Conv2d's samples.
   const int64_t tokens = dynamic_cast<nn::Conv2d*>(target.module.get())
                              ? input.size(0)
                              : input.numel() / input.size(-1);
-  fake_quantize(values, {.bits = target.activation_bits,
-                         .groups = tokens,
-                         .symmetric = activations.quantization_type == "symmetric"});
+  fake_quantize(values, {.bits = target.activation_bits, .groups = tokens, .symmetric = symmetric});
   quantized_inputs[0] = straight_through(input, tensor_like(values, input.sizes(), input));
   return quantized_inputs;
 }

@@ -34,19 +34,17 @@ GroupGrid grid_of(std::span<const float> group, int bits, bool symmetric) {
 
 namespace {
 
-void quantize_uniform(std::span<float> group, const QuantizerSettings& settings,
-                      std::mt19937_64& random) {
-  const GroupGrid grid = grid_of(group, settings.bits, settings.symmetric);
+void quantize_on_grid(std::span<float> group, const GroupGrid& grid, bool symmetric,
+                      bool stochastic, std::mt19937_64& random) {
   if (grid.scale == 0.0f) {
     // Symmetric: every value is 0. Asymmetric: every value is the same constant, kept as is.
-    if (settings.symmetric) std::fill(group.begin(), group.end(), 0.0f);
+    if (symmetric) std::fill(group.begin(), group.end(), 0.0f);
     return;
   }
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (float& value : group) {
     const double position = double(value) / grid.scale + grid.zero_code;
-    const double code =
-        settings.stochastic ? std::floor(position + unit(random)) : std::nearbyint(position);
+    const double code = stochastic ? std::floor(position + unit(random)) : std::nearbyint(position);
     const double clamped = std::clamp(code, double(grid.min_code), double(grid.max_code));
     value = float((clamped - grid.zero_code) * grid.scale);
   }
@@ -101,9 +99,21 @@ void fake_quantize(std::span<float> values, const QuantizerSettings& settings) {
     } else if (settings.bits == 2) {
       quantize_ternary(group);
     } else {
-      quantize_uniform(group, settings, random);
+      quantize_on_grid(group, grid_of(group, settings.bits, settings.symmetric), settings.symmetric,
+                       settings.stochastic, random);
     }
   }
+}
+
+void fake_quantize_in_range(std::span<float> values, int bits, bool symmetric, float lowest,
+                            float highest) {
+  if (bits < 3 || bits > 16) {
+    throw std::invalid_argument(
+        fmt::format("quantize: {} bits on a fixed range (expected 3..16)", bits));
+  }
+  const float extremes[2] = {lowest, highest};
+  std::mt19937_64 unused;
+  quantize_on_grid(values, grid_of(extremes, bits, symmetric), symmetric, false, unused);
 }
 
 }  // namespace zt::compress

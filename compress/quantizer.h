@@ -33,4 +33,10 @@ GroupGrid grid_of(std::span<const float> group, int bits, bool symmetric);
 // (std::invalid_argument otherwise, naming both).
 void fake_quantize(std::span<float> values, const QuantizerSettings& settings);
 
+// Replaces `values` by their quantized values on the grid of a fixed range [lowest, highest]
+// (a static activation range): the grid grid_of makes for values with these extremes, values
+// outside the range clamped to its end codes, nearest rounding; bits >= 3.
+void fake_quantize_in_range(std::span<float> values, int bits, bool symmetric, float lowest,
+                            float highest);
+
 }  // namespace zt::compress

@@ -25,7 +25,8 @@ namespace {
 template <typename C>
 struct SparseBackwardScratch {
   std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
-  std::vector<C> keys_t, values_t, keys, weights, grad_scores, grad_q;
+  std::vector<C> keys_t, values_t, keys, weights, grad_scores;
+  bool grad_q_written = false;  // the group's grad_q rows hold a first product
   std::vector<C> row_delta;
   // Per key block of the entry: whether its grad_k and grad_v rows hold a first product yet.
   // The first product writes them, later ones add, and the blocks no row visits are zeroed at
@@ -119,11 +120,14 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q
   // (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or widened).
   const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
+  // grad_q's rows are the group's own, written by the first product and added to after.
+  C* grad_q = entry.grad_q + group.first * args.block * E;
   for_each_run(chunk, [&](size_t j, size_t count) {
     const int64_t offset = int64_t(j) * args.block;
     tile_product(rows, E, int64_t(count) * args.block, C(args.scale), grad_scores + offset, ld, 1,
-                 block_rows(keys, entry.k, E, args.block, chunk, j), E, true, scratch.grad_q.data(),
-                 E);
+                 block_rows(keys, entry.k, E, args.block, chunk, j), E, scratch.grad_q_written,
+                 grad_q, E);
+    scratch.grad_q_written = true;
   });
   // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
   // and added to x give the same bits).
@@ -154,14 +158,15 @@ void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
     for (int64_t d = 0; d < Ev; ++d) delta += grad_out_tile[i * Ev + d] * out_tile[i * Ev + d];
     scratch.row_delta[size_t(i)] = delta;
   }
-  scratch.grad_q.assign(size_t(rows * E), C(0));
+  scratch.grad_q_written = false;
   const size_t per_chunk = size_t(chunk_blocks(args));
   for (size_t first = 0; first < active.size(); first += per_chunk) {
     backward_chunk<T>(args, entry, group,
                       active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,
                       grad_out_tile, scratch);
   }
-  std::copy(scratch.grad_q.begin(), scratch.grad_q.end(), entry.grad_q + l0 * E);
+  if (!scratch.grad_q_written)
+    std::fill(entry.grad_q + l0 * E, entry.grad_q + (l0 + rows) * E, C(0));
 }
 
 }  // namespace

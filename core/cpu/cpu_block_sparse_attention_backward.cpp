@@ -25,8 +25,14 @@ namespace {
 template <typename C>
 struct SparseBackwardScratch {
   std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
-  std::vector<C> keys_t, values_t, keys, weights, grad_scores, grad_q;
+  std::vector<C> keys_t, values_t, keys, weights, grad_scores;
+  bool grad_q_written = false;  // the group's grad_q rows hold a first product
   std::vector<C> row_delta;
+  // Per key block of the entry: whether its grad_k and grad_v rows hold a first product yet.
+  // The first product writes them, later ones add, and the blocks no row visits are zeroed at
+  // the end, instead of zeroing all T rows first (with the zeroing the op did too, about a
+  // tenth of the window modes' time).
+  std::vector<uint8_t> written;
   void size_for(const BlockSparseArgs& args) {
     const int64_t ld = chunk_width(args);
     keys_t.resize(size_t(args.E * ld));
@@ -45,6 +51,34 @@ struct EntryData {
   const int64_t *row_offsets, *columns;  // the index, for the masks of groups
   int64_t b;
 };
+
+// Calls visit(j, count, accumulate) for each run chunk[j .. j + count) of consecutive blocks
+// whose `written` flags are equal: accumulate when they hold a product already.
+template <typename Visit>
+void for_each_run_of_state(std::span<const int64_t> chunk, const std::vector<uint8_t>& written,
+                           Visit&& visit) {
+  for_each_run(chunk, [&](size_t first, size_t count) {
+    for (size_t j = first; j < first + count;) {
+      const uint8_t state = written[size_t(chunk[j])];
+      size_t end = j + 1;
+      while (end < first + count && written[size_t(chunk[end])] == state) ++end;
+      visit(j, end - j, state != 0);
+      j = end;
+    }
+  });
+}
+
+// The rows of the key blocks that no query visited: their gradients are zero.
+template <typename C>
+void zero_unwritten_blocks(const BlockSparseArgs& args, const std::vector<uint8_t>& written,
+                           C* grad_k, C* grad_v) {
+  const int64_t block = args.block;
+  for (int64_t kb = 0; kb < args.blocks; ++kb) {
+    if (written[size_t(kb)]) continue;
+    std::fill(grad_k + kb * block * args.E, grad_k + (kb + 1) * block * args.E, C(0));
+    std::fill(grad_v + kb * block * args.Ev, grad_v + (kb + 1) * block * args.Ev, C(0));
+  }
+}
 
 // P from the chunk's scores and the rows' log-sum-exp (0 for a row with nothing to attend).
 template <typename C>
@@ -86,16 +120,25 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q
   // (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or widened).
   const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
+  // grad_q's rows are the group's own, written by the first product and added to after.
+  C* grad_q = entry.grad_q + group.first * args.block * E;
   for_each_run(chunk, [&](size_t j, size_t count) {
+    const int64_t offset = int64_t(j) * args.block;
+    tile_product(rows, E, int64_t(count) * args.block, C(args.scale), grad_scores + offset, ld, 1,
+                 block_rows(keys, entry.k, E, args.block, chunk, j), E, scratch.grad_q_written,
+                 grad_q, E);
+    scratch.grad_q_written = true;
+  });
+  // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
+  // and added to x give the same bits).
+  for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t count, bool accumulate) {
     const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
     const int64_t keys_in_run = int64_t(count) * args.block;
-    tile_product(keys_in_run, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev, true,
-                 entry.grad_v + key0 * Ev, Ev);
-    tile_product(keys_in_run, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E, true,
-                 entry.grad_k + key0 * E, E);
-    tile_product(rows, E, keys_in_run, C(args.scale), grad_scores + offset, ld, 1,
-                 block_rows(keys, entry.k, E, args.block, chunk, j), E, true, scratch.grad_q.data(),
-                 E);
+    tile_product(keys_in_run, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev,
+                 accumulate, entry.grad_v + key0 * Ev, Ev);
+    tile_product(keys_in_run, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E,
+                 accumulate, entry.grad_k + key0 * E, E);
+    for (size_t i = j; i < j + count; ++i) scratch.written[size_t(chunk[i])] = 1;
   });
 }
 
@@ -115,14 +158,15 @@ void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
     for (int64_t d = 0; d < Ev; ++d) delta += grad_out_tile[i * Ev + d] * out_tile[i * Ev + d];
     scratch.row_delta[size_t(i)] = delta;
   }
-  scratch.grad_q.assign(size_t(rows * E), C(0));
+  scratch.grad_q_written = false;
   const size_t per_chunk = size_t(chunk_blocks(args));
   for (size_t first = 0; first < active.size(); first += per_chunk) {
     backward_chunk<T>(args, entry, group,
                       active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,
                       grad_out_tile, scratch);
   }
-  std::copy(scratch.grad_q.begin(), scratch.grad_q.end(), entry.grad_q + l0 * E);
+  if (!scratch.grad_q_written)
+    std::fill(entry.grad_q + l0 * E, entry.grad_q + (l0 + rows) * E, C(0));
 }
 
 }  // namespace
@@ -163,13 +207,13 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
                                  offsets,
                                  column_data,
                                  b};
-        std::fill(entry.grad_k, entry.grad_k + T_len * E, C(0));
-        std::fill(entry.grad_v, entry.grad_v + T_len * Ev, C(0));
+        scratch.written.assign(size_t(args.blocks), 0);
         for (int64_t leader = 0; leader < args.blocks; leader += rows_per_group(args)) {
           for_each_group(args, offsets, column_data, b, leader, [&](const RowGroup& group) {
             backward_row_group<T>(args, entry, group, scratch);
           });
         }
+        zero_unwritten_blocks(args, scratch.written, entry.grad_k, entry.grad_v);
       }
     }
   });

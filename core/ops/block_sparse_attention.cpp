@@ -127,10 +127,14 @@ BlockSparseGrads block_sparse_attention_backward(const BlockSparseForward& saved
   require_shape(op, "grad_out", grad_out, saved.out.sizes());
   const BlockSparseArgs& args = saved.args;
   const TensorOptions accumulate = output_options(saved.q, accumulate_dtype(saved.q.dtype()));
-  Tensor grad_q = zeros(saved.q.sizes(), accumulate);
-  Tensor grad_k = zeros(saved.k.sizes(), accumulate);
-  Tensor grad_v = zeros(saved.v.sizes(), accumulate);
-  if (saved.out.numel() > 0 && args.E > 0) {
+  // The kernels overwrite every gradient row (zeroing here too was a pass over all T rows that
+  // the window modes, with 4-5 blocks a row, feel); a call they skip has nothing to write.
+  const bool computed = saved.out.numel() > 0 && args.E > 0;
+  const auto gradient = [&](const Tensor& like) {
+    return computed ? empty(like.sizes(), accumulate) : zeros(like.sizes(), accumulate);
+  };
+  Tensor grad_q = gradient(saved.q), grad_k = gradient(saved.k), grad_v = gradient(saved.v);
+  if (computed) {
     backend_of(saved.q).block_sparse_attention_backward(
         args, saved.q, saved.k, saved.v, saved.index.row_offsets, saved.index.columns,
         view(saved.out, {args.batch, args.T, args.Ev}), saved.lse,

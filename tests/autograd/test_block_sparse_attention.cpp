@@ -186,3 +186,34 @@ TEST_CASE("block-sparse attention: shapes that do not fit the layout name the ar
           block_sparse_attention(three_heads, three_heads, three_heads, two_layouts);
         }) == "block_sparse_attention: the layout has 2 heads, query [1, 3, 128, 8] has 3");
 }
+
+TEST_CASE("block-sparse attention: key blocks that no query attends get zero gradients") {
+  // Every row attends key blocks 1 and 2 only: the others' grad_k and grad_v rows are never
+  // written by a product, so the kernel must zero them itself.
+  SparseLayout layout;
+  layout.heads = kHeads;
+  layout.block = kBlock;
+  layout.blocks = kT / kBlock;
+  layout.active.assign(size_t(kHeads * layout.blocks * layout.blocks), 0);
+  for (int64_t row = 0; row < kHeads * layout.blocks; ++row)
+    for (int64_t col : {1, 2}) layout.active[size_t(row * layout.blocks + col)] = 1;
+  const ops::BlockSparseIndex index = ops::block_sparse_index(layout, false, Device::cpu());
+  std::vector<Tensor> sparse_in, dense_in;
+  for (uint64_t seed : {4, 5, 6}) {
+    const Shape shape = {kBatch, kHeads, kT, seed == 6 ? kEv : kE};
+    sparse_in.push_back(leaf(shape, seed, DType::f32));
+    dense_in.push_back(leaf(shape, seed, DType::f32));
+  }
+  const Tensor sparse_out = block_sparse_attention(sparse_in[0], sparse_in[1], sparse_in[2], index);
+  // Freed NaN buffers of the gradients' sizes, which the allocator's cache hands back to them.
+  for (int64_t width : {kE, kE, kEv}) full({kBatch * kHeads, kT, width}, std::nan(""));
+  sum(sparse_out).backward();
+  const Tensor dense_out = scaled_dot_product_attention(dense_in[0], dense_in[1], dense_in[2],
+                                                        dense_mask(layout, false), 0.0, false);
+  sum(dense_out).backward();
+  CHECK(max_difference(sparse_out, dense_out) < 1e-6);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(max_difference(sparse_in[i].grad(), dense_in[i].grad()) < 1e-6);
+  }
+}

@@ -425,9 +425,12 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
   auto model = std::make_shared<models::GPT>(model_config);  // modules need shared owners
   if (!leader) return 0;
   dist::ModelShape shape = dist::model_shape(*model, config.zero_optimization, world);
-  // The replay knows dense attention without dropout (sparse kernels and dropout masks keep
-  // other buffers): otherwise activations stay "not predicted".
-  if (!model_config.sparse_attention && model_config.dropout == 0.0) {
+  // The replay knows attention through its kernels (dense, or block-sparse over whole blocks:
+  // both keep the same tensors) without dropout (its masks): otherwise activations stay "not
+  // predicted".
+  const bool kernel_attention = !model_config.sparse_attention ||
+                                model_config.block_size % model_config.sparse_attention->block == 0;
+  if (kernel_attention && model_config.dropout == 0.0) {
     const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
     shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes](
                                 int64_t micro_batch, bool checkpointed) {

@@ -29,7 +29,7 @@ struct Sizes {
   int64_t stats = 0;   // one f32 per row (a norm's mean or reciprocal deviation)
   int64_t lse = 0;     // attention's f32 log-sum-exp, a row per head
   int64_t logits = 0;  // [rows, vocab] in the model's dtype
-  int64_t embd = 0, intermediate = 0, kv_width = 0, vocab = 0, tokens = 0, head_dim = 0;
+  int64_t embd = 0, intermediate = 0, kv_width = 0, vocab = 0;
   bool bias = true;
   bool tied = true;
   bool grouped = false;  // fewer key and value heads than query heads
@@ -268,8 +268,6 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
           .intermediate = shape.intermediate,
           .kv_width = shape.kv_heads * head_dim,
           .vocab = shape.vocab,
-          .tokens = shape.tokens,
-          .head_dim = head_dim,
           .bias = shape.bias && !shape.llama,
           .tied = shape.tied,
           .grouped = shape.kv_heads < shape.heads};
@@ -301,8 +299,9 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
   l.alloc(h + norm_stats + s.logits);  // the final norm, the logits
   if (!checkpointed) l.release(shape.layers * held_by_views);
   l.release(s.logits);  // the loss reads its f32 copy (not an activation)
-  // The final norm frees its output and statistics, and without checkpoints the last layer's
-  // output (a checkpoint holds it until its layer's backward).
+  // What the final norm's backward frees, as measured: its statistics and two hidden-sized
+  // tensors, three without checkpoints (the last layer's output goes there; a checkpoint holds
+  // it until its layer's backward).
   head_backward(l, s, norm_stats + (checkpointed ? 2 * h : 3 * h));
   for (int64_t layer = 0; layer < shape.layers; ++layer) {
     if (checkpointed) {

@@ -28,7 +28,8 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config);
 // outside the engine's forward, so that cast is not an activation but its gradient is). With
 // checkpointing every layer keeps only its input and re-runs in backward; its inputs stay on
 // the device (cpu_checkpointing is not told apart: the prediction is then an upper bound).
-// Dropout is taken as 0 (its masks are not counted).
+// Dropout is taken as 0 (its masks are not counted). Block-sparse attention over whole blocks
+// keeps what dense attention keeps, so the same replay serves it.
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
                                     int64_t element_bytes, bool checkpointed);
 

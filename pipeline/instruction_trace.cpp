@@ -3,8 +3,12 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace zt::pipeline {
@@ -53,6 +57,22 @@ observe::TraceTrack instruction_track(InstructionKind kind) {
   }
 }
 
+std::string trace_folder_problem(const dist::Config& config, int rank) {
+  const observe::TraceConfig& trace = config.observe.trace;
+  if (!trace.enabled) return "";
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::create_directories(trace.output_path, error);
+  const fs::path probe = fs::path(trace.output_path) / fmt::format(".write_probe_rank{}", rank);
+  const bool writable = !error && std::ofstream(probe, std::ios::binary | std::ios::trunc).good();
+  const std::string why = error ? error.message() : std::strerror(errno);
+  std::error_code ignored;
+  fs::remove(probe, ignored);
+  if (writable) return "";
+  return fmt::format("trace.output_path: cannot write in the folder {} ({})", trace.output_path,
+                     why);
+}
+
 dist::Config start_pipeline_trace(const dist::Config& config, comm::Communicator& world) {
   const observe::TraceConfig& trace = config.observe.trace;
   if (!trace.enabled) return config;
@@ -71,7 +91,12 @@ void begin_traced_batch(int64_t step) {
 }
 
 void end_traced_batch(int64_t step, bool announce) {
-  const std::string path = observe::TraceRecorder::instance().end_step(step);
+  std::string path;
+  try {
+    path = observe::TraceRecorder::instance().end_step(step);
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "warning: trace: {}\n", error.what());
+  }
   if (!path.empty() && announce) {
     fmt::print("trace: step {} written to {} (one file per rank of the pipeline grid)\n", step,
                path);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "comm/communicator.h"
@@ -20,6 +21,9 @@ std::string_view instruction_span_name(InstructionKind kind);
 // reductions and update on the optimizer track.
 observe::TraceTrack instruction_track(InstructionKind kind);
 
+// With the config's trace block enabled: why this rank cannot write in its folder ("" when it
+// can, or without the block). The caller makes every rank agree before any goes on.
+std::string trace_folder_problem(const dist::Config& config, int rank);
 // The pipeline traces its batches itself, the stage engine not (its step would write the file
 // while the optimizer_step span is still open, and name it by its data-parallel rank, which
 // stages share): with the config's trace block enabled, configures the recorder for `world`'s
@@ -29,7 +33,7 @@ dist::Config start_pipeline_trace(const dist::Config& config, comm::Communicator
 // the trace's window.
 void begin_traced_batch(int64_t step);
 // The batch ended: after the window's last step writes this rank's file (`announce`: prints
-// where).
+// where). A write that fails (a full disk) prints a warning, and training goes on.
 void end_traced_batch(int64_t step, bool announce);
 // What a window cut short recorded is written; the recorder forgets the session.
 void finish_pipeline_trace();

@@ -68,6 +68,7 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   probe_shapes(probe_input);
   make_tied_groups();
   synchronize_tied_parameters();
+  agree_or_throw(trace_folder_problem(config, grid.world().rank()), "opening the trace folder");
   // The engine sees one backward per batch (the accumulated gradients), so its own
   // accumulation is 1; the pipeline reports the loss itself.
   dist::Config stage_config = start_pipeline_trace(config, grid.world());

@@ -114,6 +114,22 @@ TEST_CASE("config doctor: the GPT's activation peak within 5% of the measured on
   }
 }
 
+TEST_CASE("config doctor: block-sparse attention keeps what dense attention keeps") {
+  // The block-sparse kernels save q, k, v, the output and the log-sum-exp as the dense kernel
+  // does (their layout indices are fixed and small): the dense replay holds, for a layout of
+  // 16-position blocks over 128 positions.
+  models::GPTConfig model = tiny_model("gpt2", 64, 0);
+  model.block_size = 128;
+  model.sparse_attention = SparsityConfig{.block = 16, .num_local_blocks = 2};
+  for (int64_t micro : {1, 3}) {
+    CAPTURE(micro);
+    int64_t predicted = predict_gpt_activation_peak(gpt_activation_shape(model), micro, 4, false);
+    int64_t measured = measured_gpt_peak(model, micro, false, false);
+    INFO("predicted ", predicted, " measured ", measured);
+    CHECK(std::abs(double(predicted - measured)) <= 0.05 * double(measured));
+  }
+}
+
 TEST_CASE("config doctor: the GPT micro-batch it suggests trains under the budget") {
   const int world = test_world().size();
   const models::GPTConfig model = tiny_model("gpt2", 64, 0);

@@ -1,7 +1,8 @@
 // The pipeline engine's trace: with the trace block on, every rank of a pipeline (one stage per
 // rank) writes trace_rank<world rank>.json whose instruction spans, in time order, are exactly
 // its stage's schedule (kind, micro-batch, chunk), 1F1B and interleaved, with the stage in each
-// span's args; steps outside the window write nothing, and without the block nothing is written.
+// span's args; steps outside the window write nothing, without the block nothing is written,
+// and a folder one rank cannot write fails the construction on every rank.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -118,6 +119,29 @@ TEST_CASE("pipeline trace: without the trace block nothing is written") {
   train_pipeline(traced_config(dir, 1, false), 1);
   test_world().barrier();
   CHECK_FALSE(std::filesystem::exists(dir));
+}
+
+TEST_CASE("pipeline trace: an unwritable trace folder fails construction on every rank") {
+  // Rank 1 alone (where there is one) cannot write: a folder under a file.
+  const int bad_rank = std::min(1, test_world().size() - 1);
+  const bool bad = test_world().rank() == bad_rank;
+  const std::string shared = shared_dir("unused");  // every rank takes part in its broadcast
+  const std::string dir = bad ? "/proc/version/traces" : shared;
+  std::string error;
+  try {
+    train_pipeline(traced_config(dir, 1, true), 1);
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  if (bad) {
+    CHECK(error.find("trace.output_path: cannot write in the folder /proc/version/traces") !=
+          std::string::npos);
+  } else {
+    CHECK(error == "pipeline: opening the trace folder failed on another rank");
+  }
+  CHECK_FALSE(observe::TraceRecorder::instance().configured());
+  test_world().barrier();
+  if (!bad) std::filesystem::remove_all(dir);
 }
 
 }  // namespace zt::pipeline

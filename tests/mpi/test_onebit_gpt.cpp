@@ -54,8 +54,7 @@ struct GptRun {
   std::vector<double> weights;
 };
 
-GptRun train_gpt(const std::string& optimizer, const std::string& precision,
-                 int steps = kSteps) {
+GptRun train_gpt(const std::string& optimizer, const std::string& precision, int steps = kSteps) {
   comm::MpiCommunicator& world = test_world();
   comm::ProcessGrid grid = comm::ProcessGrid::data_parallel(world);
   auto model = small_gpt();

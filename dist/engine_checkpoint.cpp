@@ -96,9 +96,13 @@ optim::ParamState group_optimizer_state(const ConsolidatedCheckpoint& checkpoint
 
 }  // namespace
 
-// Runs `body` on every rank and agrees on the outcome: when it throws on any rank, every rank
-// throws (the failing ones their own error), so no rank is left waiting in a later collective.
-void Engine::run_on_all_ranks(const std::string& what, const std::function<void()>& body) {
+namespace {
+
+// Runs `body` on every rank of `groups` and agrees on the outcome: when it throws on any rank,
+// every rank throws (the failing ones their own error), so no rank is left waiting in a later
+// collective. The groups are reduced in turn, so a rank learns of a failure anywhere in them.
+void run_and_agree(const std::string& what, const std::function<void()>& body,
+                   const std::vector<comm::Communicator*>& groups) {
   std::string error;
   try {
     body();
@@ -107,26 +111,23 @@ void Engine::run_on_all_ranks(const std::string& what, const std::function<void(
   }
   Tensor failed =
       full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
-  control_->all_reduce(failed, comm::ReduceOperation::max);
+  for (comm::Communicator* group : groups) group->all_reduce(failed, comm::ReduceOperation::max);
   if (!error.empty()) throw std::runtime_error(error);
   if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
 }
 
-// As run_on_all_ranks, over the whole grid: the data group first, then each model-parallel
-// axis in turn, so that every rank of the world learns whether any rank failed.
+}  // namespace
+
+// Over the data group.
+void Engine::run_on_all_ranks(const std::string& what, const std::function<void()>& body) {
+  run_and_agree(what, body, {control_.get()});
+}
+
+// Over the whole grid: the data group first, then each model-parallel axis in turn.
 void Engine::run_on_every_grid_rank(const std::string& what, const std::function<void()>& body) {
-  std::string error;
-  try {
-    body();
-  } catch (const std::exception& failure) {
-    error = failure.what();
-  }
-  Tensor failed =
-      full({1}, error.empty() ? 0.0 : 1.0, {.dtype = DType::f64, .tag = MemoryTag::comm});
-  control_->all_reduce(failed, comm::ReduceOperation::max);
-  for (comm::Communicator* axis : other_axes_) axis->all_reduce(failed, comm::ReduceOperation::max);
-  if (!error.empty()) throw std::runtime_error(error);
-  if (failed.item() != 0.0) throw std::runtime_error(what + ": failed on another rank");
+  std::vector<comm::Communicator*> groups{control_.get()};
+  groups.insert(groups.end(), other_axes_.begin(), other_axes_.end());
+  run_and_agree(what, body, groups);
 }
 
 void Engine::set_model_parallel_placement(

@@ -485,6 +485,7 @@ int main(int argc, char** argv) {
     if (options.doctor.explain) return explain_config(runtime, options);
     const int pipeline = apps::pipeline_size_of(options);
     const int tensor = apps::tensor_size_of(options);
+    apps::check_sequence_parallel(options, tensor);
     if (pipeline > 1 || tensor > 1)
       return train_through_pipeline(runtime, options, pipeline, tensor);
     if (!options.load_layers.empty())

@@ -45,6 +45,7 @@ struct GptTrainOptions {
   bool print_schedule = false;
   int64_t pipeline_parallel_size = 1, virtual_stages = 1, micro_batches = 4;
   int64_t tensor_parallel_size = 1;  // --tensor-parallel-size
+  bool sequence_parallel = false;    // --sequence-parallel
   // --compression-config, --teacher, --distill-* (apps/gpt_compression.h).
   std::string compression_config, teacher;
   double distill_alpha = 1.0, distill_temperature = 2.0;
@@ -109,6 +110,10 @@ inline const CommandLine& gpt_train_command_line() {
              "tensor-parallel ranks: each layer split across N ranks (Megatron's layout, "
              "docs/tensor_parallel.md), trained through the pipeline engine; with "
              "--pipeline-parallel-size, a pipeline x tensor x data grid"},
+            {"sequence-parallel", "", "",
+             "Megatron's sequence parallelism on the tensor axis: the norms and dropout run on "
+             "1/N of the tokens (docs/tensor_parallel.md); needs --tensor-parallel-size N > 1 "
+             "and a block_size that N divides"},
             {"load-layers", "DIR", "",
              "start a pipeline run from the weights of a layer checkpoint (DIR/global_stepN)",
              "none"},
@@ -185,6 +190,7 @@ inline GptTrainOptions read_gpt_train_options(const Flags& flags) {
   }
   options.pipeline_parallel_size = flags.get_int("pipeline-parallel-size", 1);
   options.tensor_parallel_size = flags.get_int("tensor-parallel-size", 1);
+  options.sequence_parallel = flags.has("sequence-parallel");
   options.virtual_stages = flags.get_int("virtual-stages", 1);
   options.micro_batches = flags.get_int("micro-batches", 1);
   options.print_schedule = flags.has("print-schedule");

@@ -109,6 +109,19 @@ inline int tensor_size_of(const GptTrainOptions& options) {
   return int(from_flag > 1 ? from_flag : std::max<int64_t>(from_config, 1));
 }
 
+// --sequence-parallel splits the tokens over the tensor group: it needs one of more than one
+// rank, and a window (block_size) the group divides.
+inline void check_sequence_parallel(const GptTrainOptions& options, int tensor) {
+  if (!options.sequence_parallel) return;
+  if (tensor < 2)
+    throw std::invalid_argument(
+        "--sequence-parallel needs --tensor-parallel-size (or tensor_parallel.autotp_size) > 1");
+  if (options.model.block_size % tensor != 0)
+    throw std::invalid_argument(fmt::format(
+        "--sequence-parallel: block_size {} is not divisible by the tensor-parallel size {}",
+        options.model.block_size, tensor));
+}
+
 class GptPipelineRun {
  public:
   // `config` was resolved against the data-parallel size, world / (pipeline x tensor), and
@@ -185,7 +198,8 @@ class GptPipelineRun {
     const bool split = grid_.shape().tensor > 1;
     engine_ = std::make_unique<pipeline::PipelineEngine>(
         config_,
-        split ? pipeline::gpt_layer_specs(options_.model, grid_.tensor_group())
+        split ? pipeline::gpt_layer_specs(options_.model, grid_.tensor_group(),
+                                          /*dropout_seed=*/1234, options_.sequence_parallel)
               : pipeline::gpt_layer_specs(options_.model),
         split ? pipeline::gpt_vocab_parallel_loss(grid_.tensor_group())
               : pipeline::LossFunction(pipeline::gpt_next_token_loss),

@@ -28,11 +28,13 @@ LayerSpecs gpt_layer_specs(const models::GPTConfig& config);
 // gradient the pipeline sums with the embedding's between the stages of the same tensor rank).
 // The last stage's outputs are this rank's logits [B, T, V/tp]: use gpt_vocab_parallel_loss.
 // `dropout_seed` seeds the per-tensor-rank attention dropout (the same on every rank).
+// The Llama layout is split the same way (pipeline/llama_tensor_parallel_layers.h).
+// `sequence_parallel`: Megatron's sequence parallelism (tensor_parallel/sequence_parallel.h);
+// the activations between layers and stages are then each rank's tokens [B, T/tp, C].
 // Throws std::invalid_argument naming the sizes when the group's size does not divide the
-// heads, the vocabulary or the MLP width, and for the Llama layout. The group must outlive
-// the layers.
+// heads, the vocabulary or the MLP width. The group must outlive the layers.
 LayerSpecs gpt_layer_specs(const models::GPTConfig& config, comm::Communicator& tensor_group,
-                           uint64_t dropout_seed = 1234);
+                           uint64_t dropout_seed = 1234, bool sequence_parallel = false);
 
 // The next-token loss of the last stage: cross entropy of logits [B, T, vocab] against
 // targets i64 [B, T], averaged over the tokens (as gpt_train's).

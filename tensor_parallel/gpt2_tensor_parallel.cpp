@@ -12,6 +12,8 @@
 #include "models/causal_attention.h"
 #include "nn/init.h"
 #include "tensor_parallel/llama_tensor_parallel.h"
+#include "tensor_parallel/sequence_parallel.h"
+#include "tensor_parallel/sequence_parallel_layers.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::tensor_parallel {
@@ -27,6 +29,25 @@ double residual_init_std(const models::GPTConfig& config) {
 }
 
 }  // namespace
+
+Tensor hidden_dropout(const Tensor& x, double p, bool training, comm::Communicator& group,
+                      bool sequence_parallel) {
+  return sequence_parallel ? sequence_parallel_dropout(x, p, training, group)
+                           : dropout(x, p, training);
+}
+
+namespace {}  // namespace
+
+std::shared_ptr<nn::Module> gpt2_position_embedding(const models::GPTConfig& config,
+                                                    comm::Communicator& group,
+                                                    bool sequence_parallel) {
+  if (sequence_parallel)
+    return std::make_shared<SequenceParallelPositionEmbedding>(config.block_size, config.n_embd,
+                                                               group, kInitStd);
+  auto wpe = std::make_shared<nn::Embedding>(config.block_size, config.n_embd);
+  nn::init::normal_(wpe->weight, 0.0, kInitStd);
+  return wpe;
+}
 
 void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size) {
   config.validate();
@@ -56,27 +77,33 @@ void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_pa
 
 TensorParallelGPT2Attention::TensorParallelGPT2Attention(const models::GPTConfig& config,
                                                          comm::Communicator& group,
-                                                         uint64_t dropout_seed)
+                                                         uint64_t dropout_seed,
+                                                         bool sequence_parallel)
     : local_heads_(config.n_head / group.size()),
       local_width_(config.n_embd / group.size()),
       dropout_(config.dropout),
-      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())) {
-  c_attn = register_module("c_attn",
-                           std::make_shared<ColumnParallelLinear>(
-                               config.n_embd, 3 * config.n_embd, group,
-                               ColumnParallelLinear::Options{
-                                   .bias = config.bias, .fused_blocks = 3, .init_std = kInitStd}));
-  c_proj = register_module(
-      "c_proj",
-      std::make_shared<RowParallelLinear>(
-          config.n_embd, config.n_embd, group,
-          RowParallelLinear::Options{.bias = config.bias, .init_std = residual_init_std(config)}));
+      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
+      group_(&group),
+      sequence_parallel_(sequence_parallel) {
+  c_attn = register_module(
+      "c_attn", std::make_shared<ColumnParallelLinear>(
+                    config.n_embd, 3 * config.n_embd, group,
+                    ColumnParallelLinear::Options{.bias = config.bias,
+                                                  .fused_blocks = 3,
+                                                  .init_std = kInitStd,
+                                                  .sequence_parallel = sequence_parallel}));
+  c_proj = register_module("c_proj",
+                           std::make_shared<RowParallelLinear>(
+                               config.n_embd, config.n_embd, group,
+                               RowParallelLinear::Options{.bias = config.bias,
+                                                          .init_std = residual_init_std(config),
+                                                          .sequence_parallel = sequence_parallel}));
 }
 
 Tensor TensorParallelGPT2Attention::forward(const Tensor& x) {
-  const int64_t B = x.size(0), T = x.size(1), D = local_width_ / local_heads_;
-  // [B, T, 3C/tp]: this rank's heads of q, k and v side by side.
+  // [B, T, 3C/tp]: this rank's heads of q, k and v side by side, for the whole sequence.
   std::vector<Tensor> qkv = split((*c_attn)(x), local_width_, 2);
+  const int64_t B = qkv[0].size(0), T = qkv[0].size(1), D = local_width_ / local_heads_;
   auto heads = [&](const Tensor& t) { return t.view({B, T, local_heads_, D}).transpose(1, 2); };
   // Dropout inside the tensor-parallel region: this rank's heads draw from its own generator.
   models::CausalAttentionResult attended = models::causal_self_attention(
@@ -84,37 +111,43 @@ Tensor TensorParallelGPT2Attention::forward(const Tensor& x) {
       is_training() ? dropout_ : 0.0, nullptr, &tensor_rank_generator_);
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, local_width_});
   // After the row-parallel all-reduce the hidden states are replicated: the default generator.
-  return dropout((*c_proj)(merged), dropout_, is_training());
+  return hidden_dropout((*c_proj)(merged), dropout_, is_training(), *group_, sequence_parallel_);
 }
 
 TensorParallelGPT2MLP::TensorParallelGPT2MLP(const models::GPTConfig& config,
-                                             comm::Communicator& group)
-    : dropout_(config.dropout) {
+                                             comm::Communicator& group, bool sequence_parallel)
+    : dropout_(config.dropout), group_(&group), sequence_parallel_(sequence_parallel) {
   const int64_t width = config.resolved_intermediate_size();
   c_fc = register_module(
-      "c_fc", std::make_shared<ColumnParallelLinear>(
-                  config.n_embd, width, group,
-                  ColumnParallelLinear::Options{.bias = config.bias, .init_std = kInitStd}));
-  c_proj = register_module(
-      "c_proj",
-      std::make_shared<RowParallelLinear>(
-          width, config.n_embd, group,
-          RowParallelLinear::Options{.bias = config.bias, .init_std = residual_init_std(config)}));
+      "c_fc",
+      std::make_shared<ColumnParallelLinear>(
+          config.n_embd, width, group,
+          ColumnParallelLinear::Options{
+              .bias = config.bias, .init_std = kInitStd, .sequence_parallel = sequence_parallel}));
+  c_proj = register_module("c_proj",
+                           std::make_shared<RowParallelLinear>(
+                               width, config.n_embd, group,
+                               RowParallelLinear::Options{.bias = config.bias,
+                                                          .init_std = residual_init_std(config),
+                                                          .sequence_parallel = sequence_parallel}));
 }
 
 Tensor TensorParallelGPT2MLP::forward(const Tensor& x) {
-  return dropout((*c_proj)(gelu((*c_fc)(x), /*tanh_approximation=*/true)), dropout_, is_training());
+  return hidden_dropout((*c_proj)(gelu((*c_fc)(x), /*tanh_approximation=*/true)), dropout_,
+                        is_training(), *group_, sequence_parallel_);
 }
 
 TensorParallelGPT2Block::TensorParallelGPT2Block(const models::GPTConfig& config,
-                                                 comm::Communicator& group, uint64_t dropout_seed) {
+                                                 comm::Communicator& group, uint64_t dropout_seed,
+                                                 bool sequence_parallel) {
   ln_1 = register_module("ln_1",
-                         std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
-  attn = register_module(
-      "attn", std::make_shared<TensorParallelGPT2Attention>(config, group, dropout_seed));
+                         make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
+  attn = register_module("attn", std::make_shared<TensorParallelGPT2Attention>(
+                                     config, group, dropout_seed, sequence_parallel));
   ln_2 = register_module("ln_2",
-                         std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
-  mlp = register_module("mlp", std::make_shared<TensorParallelGPT2MLP>(config, group));
+                         make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
+  mlp = register_module("mlp",
+                        std::make_shared<TensorParallelGPT2MLP>(config, group, sequence_parallel));
 }
 
 Tensor TensorParallelGPT2Block::forward(const Tensor& x) {
@@ -122,55 +155,61 @@ Tensor TensorParallelGPT2Block::forward(const Tensor& x) {
   return attended + (*mlp)((*ln_2)(attended));
 }
 
-VocabParallelHead::VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group)
-    : group_(&group) {
+VocabParallelHead::VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group,
+                                     bool sequence_parallel)
+    : group_(&group), sequence_parallel_(sequence_parallel) {
   weight = register_parameter("weight", embedding_shard);
 }
 
 Tensor VocabParallelHead::forward(const Tensor& hidden) {
-  return linear(copy_to_tp_region(hidden, *group_), weight);
+  return linear(sequence_parallel_ ? gather_from_sequence_parallel_region(hidden, *group_)
+                                   : copy_to_tp_region(hidden, *group_),
+                weight);
 }
 
 TensorParallelGPT::TensorParallelGPT(const models::GPTConfig& config, comm::Communicator& group,
-                                     uint64_t dropout_seed)
-    : config_(config), group_(&group) {
+                                     uint64_t dropout_seed, bool sequence_parallel)
+    : config_(config), group_(&group), sequence_parallel_(sequence_parallel) {
   check_tensor_parallel_config(config, group.size());
   Tensor embedding_shard;
   if (config.architecture == models::Architecture::gpt2) {
-    wte_ = register_module("wte", std::make_shared<VocabParallelEmbedding>(
-                                      config.vocab_size, config.n_embd, group, kInitStd));
-    wpe_ =
-        register_module("wpe", std::make_shared<nn::Embedding>(config.block_size, config.n_embd));
-    nn::init::normal_(wpe_->weight, 0.0, kInitStd);
+    wte_ = register_module(
+        "wte", std::make_shared<VocabParallelEmbedding>(config.vocab_size, config.n_embd, group,
+                                                        kInitStd, sequence_parallel));
+    wpe_ = register_module("wpe", gpt2_position_embedding(config, group, sequence_parallel));
     h_ = register_module("h", std::make_shared<nn::ModuleList>());
     for (int64_t i = 0; i < config.n_layer; ++i)
-      h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed));
-    ln_f_ = register_module("ln_f",
-                            std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.norm_eps));
+      h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed,
+                                                              sequence_parallel));
+    ln_f_ = register_module(
+        "ln_f", make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
     embedding_shard = wte_->weight;
   } else {
-    auto llama = std::make_shared<TensorParallelLlamaModel>(config, group, dropout_seed);
+    auto llama =
+        std::make_shared<TensorParallelLlamaModel>(config, group, dropout_seed, sequence_parallel);
     llama_ = register_module("model", llama);
     embedding_shard = llama->embed_tokens->weight;
   }
   if (config.tie_word_embeddings) {
-    lm_head_ =
-        register_module("lm_head", std::make_shared<VocabParallelHead>(embedding_shard, group));
+    lm_head_ = register_module(
+        "lm_head", std::make_shared<VocabParallelHead>(embedding_shard, group, sequence_parallel));
   } else {
     lm_head_ = register_module(
         "lm_head", std::make_shared<ColumnParallelLinear>(
                        config.n_embd, config.vocab_size, group,
-                       ColumnParallelLinear::Options{
-                           .bias = false, .init_std = kInitStd, .weight_out_in = true}));
+                       ColumnParallelLinear::Options{.bias = false,
+                                                     .init_std = kInitStd,
+                                                     .weight_out_in = true,
+                                                     .sequence_parallel = sequence_parallel}));
   }
 }
 
 std::string TensorParallelGPT::extra_repr() const {
   return fmt::format(
-      "{}, vocab_size={}, block_size={}, n_layer={}, n_head={}, n_kv_head={}, n_embd={}, tp={}",
+      "{}, vocab_size={}, block_size={}, n_layer={}, n_head={}, n_kv_head={}, n_embd={}, tp={}{}",
       models::architecture_name(config_.architecture), config_.vocab_size, config_.block_size,
-      config_.n_layer, config_.n_head, config_.resolved_n_kv_head(), config_.n_embd,
-      group_->size());
+      config_.n_layer, config_.n_head, config_.resolved_n_kv_head(), config_.n_embd, group_->size(),
+      sequence_parallel_ ? ", sequence_parallel" : "");
 }
 
 Tensor TensorParallelGPT::forward(const Tensor& idx) {
@@ -182,12 +221,16 @@ Tensor TensorParallelGPT::forward(const Tensor& idx) {
         idx.defined() ? fmt::format("{} {}", dtype_name(idx.dtype()), shape_str(idx.sizes()))
                       : "None"));
   }
+  if (sequence_parallel_) check_sequence_parallel_length(idx.size(1), group_->size());
   return (*lm_head_)(llama_ ? (*llama_)(idx) : gpt2_hidden(idx));
 }
 
 Tensor TensorParallelGPT::gpt2_hidden(const Tensor& idx) {
-  const Tensor positions = arange(0.0, double(idx.size(1)), 1.0, options_of(idx));
-  Tensor x = dropout((*wte_)(idx) + (*wpe_)(positions), config_.dropout, is_training());
+  // The sequence-parallel table takes the tokens and looks up this rank's positions itself.
+  const Tensor positions =
+      sequence_parallel_ ? idx : arange(0.0, double(idx.size(1)), 1.0, options_of(idx));
+  Tensor x = hidden_dropout((*wte_)(idx) + (*wpe_)(positions), config_.dropout, is_training(),
+                            *group_, sequence_parallel_);
   for (size_t layer = 0; layer < h_->size(); ++layer) x = (*(*h_)[layer])(x);
   return (*ln_f_)(x);
 }

@@ -18,6 +18,10 @@
 // parallel RNG tracker does; on the replicated hidden states (embeddings, residual branches
 // after the row-parallel all-reduce) it draws from the default generator, which must be seeded
 // alike on the ranks of a tensor group so that their replicas stay equal.
+// Sequence parallelism (sequence_parallel = true, sequence_parallel.h): between the layers each
+// rank holds tokens [r T/tp, (r+1) T/tp) of the hidden states; the norms, wpe and the residual
+// dropout work on those (dropout with the mask the whole tensor would draw), the column layers
+// all-gather them and the row layers reduce-scatter their sums; T must divide by tp.
 #pragma once
 
 #include <memory>
@@ -39,10 +43,20 @@ namespace zt::tensor_parallel {
 // attention (not split).
 void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size);
 
+// Dropout of hidden states outside the tensor-parallel region: from the default generator on
+// the replicated states, or sequence_parallel_dropout on this rank's tokens.
+Tensor hidden_dropout(const Tensor& x, double p, bool training, comm::Communicator& group,
+                      bool sequence_parallel);
+// GPT-2's wpe N(0, 0.02): nn::Embedding (looked up at positions), or with sequence_parallel the
+// table that looks up this rank's positions of the tokens it is given.
+std::shared_ptr<nn::Module> gpt2_position_embedding(const models::GPTConfig& config,
+                                                    comm::Communicator& group,
+                                                    bool sequence_parallel);
+
 class TensorParallelGPT2Attention final : public nn::Module {
  public:
   TensorParallelGPT2Attention(const models::GPTConfig& config, comm::Communicator& group,
-                              uint64_t dropout_seed);
+                              uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Attention"; }
   std::shared_ptr<ColumnParallelLinear> c_attn;
   std::shared_ptr<RowParallelLinear> c_proj;
@@ -54,11 +68,14 @@ class TensorParallelGPT2Attention final : public nn::Module {
   int64_t local_heads_, local_width_;
   double dropout_;
   Generator tensor_rank_generator_;  // attention-weight dropout of this rank's heads
+  comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
 class TensorParallelGPT2MLP final : public nn::Module {
  public:
-  TensorParallelGPT2MLP(const models::GPTConfig& config, comm::Communicator& group);
+  TensorParallelGPT2MLP(const models::GPTConfig& config, comm::Communicator& group,
+                        bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2MLP"; }
   std::shared_ptr<ColumnParallelLinear> c_fc;
   std::shared_ptr<RowParallelLinear> c_proj;
@@ -68,14 +85,16 @@ class TensorParallelGPT2MLP final : public nn::Module {
 
  private:
   double dropout_;
+  comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
 class TensorParallelGPT2Block final : public nn::Module {
  public:
   TensorParallelGPT2Block(const models::GPTConfig& config, comm::Communicator& group,
-                          uint64_t dropout_seed);
+                          uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Block"; }
-  std::shared_ptr<nn::LayerNorm> ln_1, ln_2;
+  std::shared_ptr<nn::Module> ln_1, ln_2;  // sequence-parallel ones with sequence_parallel
   std::shared_ptr<TensorParallelGPT2Attention> attn;
   std::shared_ptr<TensorParallelGPT2MLP> mlp;
 
@@ -83,10 +102,12 @@ class TensorParallelGPT2Block final : public nn::Module {
   Tensor forward(const Tensor& x) override;
 };
 
-// The tied head: logits of this rank's vocabulary columns from the replicated hidden states.
+// The tied head: logits of this rank's vocabulary columns from the replicated hidden states
+// (with sequence_parallel: from this rank's tokens, all-gathered along the sequence).
 class VocabParallelHead final : public nn::Module {
  public:
-  VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group);
+  VocabParallelHead(const Tensor& embedding_shard, comm::Communicator& group,
+                    bool sequence_parallel = false);
   std::string type_name() const override { return "VocabParallelHead"; }
   Tensor weight;  // wte's shard, registered a second time (one parameter, two modules)
 
@@ -95,18 +116,21 @@ class VocabParallelHead final : public nn::Module {
 
  private:
   comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
 class TensorParallelGPT final : public nn::Module {
  public:
   // `dropout_seed`: the base of the per-tensor-rank attention dropout generators (Megatron adds
-  // 2718 and the tensor rank to its seed); the same on every rank.
+  // 2718 and the tensor rank to its seed); the same on every rank. `sequence_parallel`:
+  // Megatron's sequence parallelism (above); forward then refuses a T that tp does not divide.
   TensorParallelGPT(const models::GPTConfig& config, comm::Communicator& group,
-                    uint64_t dropout_seed = 1234);
+                    uint64_t dropout_seed = 1234, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT"; }
   std::string extra_repr() const override;
   const models::GPTConfig& config() const { return config_; }
   comm::Communicator& group() const { return *group_; }
+  bool sequence_parallel() const { return sequence_parallel_; }
 
  protected:
   // idx i64 [B, T] -> this rank's logits [B, T, V/tp].
@@ -116,11 +140,12 @@ class TensorParallelGPT final : public nn::Module {
   Tensor gpt2_hidden(const Tensor& idx);
   models::GPTConfig config_;
   comm::Communicator* group_;
+  bool sequence_parallel_;
   // GPT-2's children (null for Llama).
   std::shared_ptr<VocabParallelEmbedding> wte_;
-  std::shared_ptr<nn::Embedding> wpe_;
+  std::shared_ptr<nn::Module> wpe_;  // nn::Embedding, or the sequence-parallel table
   std::shared_ptr<nn::ModuleList> h_;
-  std::shared_ptr<nn::LayerNorm> ln_f_;
+  std::shared_ptr<nn::Module> ln_f_;
   std::shared_ptr<nn::Module> llama_;  // Llama's stack (null for GPT-2)
   std::shared_ptr<nn::Module> lm_head_;
 };

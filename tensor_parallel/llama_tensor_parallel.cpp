@@ -8,6 +8,10 @@
 #include "autograd/functions.h"
 #include "core/factory.h"
 #include "models/causal_attention.h"
+#include "tensor_parallel/gpt2_tensor_parallel.h"
+#include "tensor_parallel/sequence_parallel.h"
+#include "tensor_parallel/sequence_parallel_layers.h"
+#include "tensor_parallel/tp_region.h"
 
 namespace zt::tensor_parallel {
 
@@ -16,16 +20,29 @@ namespace {
 constexpr double kInitStd = 0.02;
 constexpr uint64_t kTensorRankSeedOffset = 2718;  // Megatron's model-parallel seed offset
 
+// The caller puts the column layers' shared input into the region once (into_region).
 std::shared_ptr<ColumnParallelLinear> column(int64_t in, int64_t out, comm::Communicator& group) {
   return std::make_shared<ColumnParallelLinear>(
       in, out, group,
-      ColumnParallelLinear::Options{.bias = false, .init_std = kInitStd, .weight_out_in = true});
+      ColumnParallelLinear::Options{
+          .bias = false, .init_std = kInitStd, .weight_out_in = true, .input_in_region = true});
 }
 
-std::shared_ptr<RowParallelLinear> row(int64_t in, int64_t out, comm::Communicator& group) {
+std::shared_ptr<RowParallelLinear> row(int64_t in, int64_t out, comm::Communicator& group,
+                                       bool sequence_parallel) {
   return std::make_shared<RowParallelLinear>(
       in, out, group,
-      RowParallelLinear::Options{.bias = false, .init_std = kInitStd, .weight_out_in = true});
+      RowParallelLinear::Options{.bias = false,
+                                 .init_std = kInitStd,
+                                 .weight_out_in = true,
+                                 .sequence_parallel = sequence_parallel});
+}
+
+// The input of the column layers, through one region operator for all of them: this rank's
+// tokens all-gathered, or the replicated states (their gradient all-reduced in backward).
+Tensor into_region(const Tensor& x, comm::Communicator& group, bool sequence_parallel) {
+  return sequence_parallel ? gather_from_sequence_parallel_region(x, group)
+                           : copy_to_tp_region(x, group);
 }
 
 void check_three_inputs(const std::string& module, const nn::TensorList& inputs) {
@@ -39,22 +56,27 @@ void check_three_inputs(const std::string& module, const nn::TensorList& inputs)
 
 TensorParallelLlamaAttention::TensorParallelLlamaAttention(const models::GPTConfig& config,
                                                            comm::Communicator& group,
-                                                           uint64_t dropout_seed)
+                                                           uint64_t dropout_seed,
+                                                           bool sequence_parallel)
     : local_heads_(config.n_head / group.size()),
       local_kv_heads_(config.resolved_n_kv_head() / group.size()),
       head_dim_(config.head_dim()),
       dropout_(config.dropout),
-      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())) {
+      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
+      group_(&group),
+      sequence_parallel_(sequence_parallel) {
   const int64_t C = config.n_embd, kv_width = config.resolved_n_kv_head() * head_dim_;
+  const bool sp = sequence_parallel;
   q_proj = register_module("q_proj", column(C, config.n_head * head_dim_, group));
   k_proj = register_module("k_proj", column(C, kv_width, group));
   v_proj = register_module("v_proj", column(C, kv_width, group));
-  o_proj = register_module("o_proj", row(config.n_head * head_dim_, C, group));
+  o_proj = register_module("o_proj", row(config.n_head * head_dim_, C, group, sp));
 }
 
 nn::TensorList TensorParallelLlamaAttention::forward_many(const nn::TensorList& inputs) {
   check_three_inputs(type_name(), inputs);
-  const Tensor &x = inputs[0], &cos = inputs[1], &sin = inputs[2];
+  const Tensor &cos = inputs[1], &sin = inputs[2];
+  const Tensor x = into_region(inputs[0], *group_, sequence_parallel_);
   const int64_t B = x.size(0), T = x.size(1);
   auto heads = [&](const Tensor& t, int64_t count) {
     return t.view({B, T, count, head_dim_}).transpose(1, 2);
@@ -71,29 +93,34 @@ nn::TensorList TensorParallelLlamaAttention::forward_many(const nn::TensorList& 
 }
 
 TensorParallelLlamaMLP::TensorParallelLlamaMLP(const models::GPTConfig& config,
-                                               comm::Communicator& group) {
+                                               comm::Communicator& group, bool sequence_parallel)
+    : group_(&group), sequence_parallel_(sequence_parallel) {
   const int64_t width = config.resolved_intermediate_size();
+  const bool sp = sequence_parallel;
   gate_proj = register_module("gate_proj", column(config.n_embd, width, group));
   up_proj = register_module("up_proj", column(config.n_embd, width, group));
-  down_proj = register_module("down_proj", row(width, config.n_embd, group));
+  down_proj = register_module("down_proj", row(width, config.n_embd, group, sp));
 }
 
-Tensor TensorParallelLlamaMLP::forward(const Tensor& x) {
+Tensor TensorParallelLlamaMLP::forward(const Tensor& input) {
+  const Tensor x = into_region(input, *group_, sequence_parallel_);
   return (*down_proj)(silu((*gate_proj)(x)) * (*up_proj)(x));
 }
 
 TensorParallelLlamaDecoderLayer::TensorParallelLlamaDecoderLayer(const models::GPTConfig& config,
                                                                  comm::Communicator& group,
-                                                                 uint64_t dropout_seed)
-    : dropout_(config.dropout) {
-  self_attn = register_module(
-      "self_attn", std::make_shared<TensorParallelLlamaAttention>(config, group, dropout_seed));
-  mlp = register_module("mlp", std::make_shared<TensorParallelLlamaMLP>(config, group));
+                                                                 uint64_t dropout_seed,
+                                                                 bool sequence_parallel)
+    : dropout_(config.dropout), group_(&group), sequence_parallel_(sequence_parallel) {
+  self_attn = register_module("self_attn", std::make_shared<TensorParallelLlamaAttention>(
+                                               config, group, dropout_seed, sequence_parallel));
+  mlp = register_module("mlp",
+                        std::make_shared<TensorParallelLlamaMLP>(config, group, sequence_parallel));
   input_layernorm = register_module(
-      "input_layernorm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
+      "input_layernorm", make_rms_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
   post_attention_layernorm =
       register_module("post_attention_layernorm",
-                      std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
+                      make_rms_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
 }
 
 nn::TensorList TensorParallelLlamaDecoderLayer::forward_many(const nn::TensorList& inputs) {
@@ -101,21 +128,26 @@ nn::TensorList TensorParallelLlamaDecoderLayer::forward_many(const nn::TensorLis
   nn::TensorList attended =
       (*self_attn)(nn::TensorList{(*input_layernorm)(inputs[0]), inputs[1], inputs[2]});
   // The residual branches are replicated after the row-parallel all-reduce: default generator.
-  Tensor x = inputs[0] + dropout(attended[0], dropout_, is_training());
-  return {x + dropout((*mlp)((*post_attention_layernorm)(x)), dropout_, is_training())};
+  const bool training = is_training();
+  Tensor x =
+      inputs[0] + hidden_dropout(attended[0], dropout_, training, *group_, sequence_parallel_);
+  return {x + hidden_dropout((*mlp)((*post_attention_layernorm)(x)), dropout_, training, *group_,
+                             sequence_parallel_)};
 }
 
 TensorParallelLlamaModel::TensorParallelLlamaModel(const models::GPTConfig& config,
-                                                   comm::Communicator& group, uint64_t dropout_seed)
+                                                   comm::Communicator& group, uint64_t dropout_seed,
+                                                   bool sequence_parallel)
     : config_(config) {
-  embed_tokens = register_module("embed_tokens", std::make_shared<VocabParallelEmbedding>(
-                                                     config.vocab_size, config.n_embd, group));
+  embed_tokens = register_module(
+      "embed_tokens", std::make_shared<VocabParallelEmbedding>(config.vocab_size, config.n_embd,
+                                                               group, kInitStd, sequence_parallel));
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.n_layer; ++i)
-    layers->push_back(
-        std::make_shared<TensorParallelLlamaDecoderLayer>(config, group, dropout_seed));
-  norm =
-      register_module("norm", std::make_shared<nn::RMSNorm>(Shape{config.n_embd}, config.norm_eps));
+    layers->push_back(std::make_shared<TensorParallelLlamaDecoderLayer>(config, group, dropout_seed,
+                                                                        sequence_parallel));
+  norm = register_module("norm",
+                         make_rms_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
 }
 
 Tensor TensorParallelLlamaModel::forward(const Tensor& idx) {

@@ -11,7 +11,11 @@
 // Query head h reads key head h / (H / KV) (grouped-query attention): with both split in
 // contiguous blocks, rank r's query heads read exactly rank r's key/value heads.
 // Dropout as in gpt2_tensor_parallel.h: attention weights per tensor rank, residual branches
-// from the default generator.
+// from the default generator. The attention and the MLP put their input into the tensor region
+// once for their column layers (q, k, v; gate, up), so a layer costs two all-reduces of
+// [B, T, C] each way, as GPT-2's. With sequence_parallel the hidden states between the layers
+// are this rank's tokens (sequence_parallel.h): the norms run on them, the region's entry is an
+// all-gather along the sequence and the row layer's sum a reduce-scatter.
 #pragma once
 
 #include <memory>
@@ -30,7 +34,7 @@ namespace zt::tensor_parallel {
 class TensorParallelLlamaAttention final : public nn::Module {
  public:
   TensorParallelLlamaAttention(const models::GPTConfig& config, comm::Communicator& group,
-                               uint64_t dropout_seed);
+                               uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaAttention"; }
   std::shared_ptr<ColumnParallelLinear> q_proj, k_proj, v_proj;
   std::shared_ptr<RowParallelLinear> o_proj;
@@ -43,27 +47,34 @@ class TensorParallelLlamaAttention final : public nn::Module {
   int64_t local_heads_, local_kv_heads_, head_dim_;
   double dropout_;
   Generator tensor_rank_generator_;
+  comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
 class TensorParallelLlamaMLP final : public nn::Module {
  public:
-  TensorParallelLlamaMLP(const models::GPTConfig& config, comm::Communicator& group);
+  TensorParallelLlamaMLP(const models::GPTConfig& config, comm::Communicator& group,
+                         bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaMLP"; }
   std::shared_ptr<ColumnParallelLinear> gate_proj, up_proj;
   std::shared_ptr<RowParallelLinear> down_proj;
 
  protected:
   Tensor forward(const Tensor& x) override;  // down(silu(gate(x)) * up(x))
+
+ private:
+  comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
 class TensorParallelLlamaDecoderLayer final : public nn::Module {
  public:
   TensorParallelLlamaDecoderLayer(const models::GPTConfig& config, comm::Communicator& group,
-                                  uint64_t dropout_seed);
+                                  uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaDecoderLayer"; }
   std::shared_ptr<TensorParallelLlamaAttention> self_attn;
   std::shared_ptr<TensorParallelLlamaMLP> mlp;
-  std::shared_ptr<nn::RMSNorm> input_layernorm, post_attention_layernorm;
+  std::shared_ptr<nn::Module> input_layernorm, post_attention_layernorm;
 
  protected:
   // (x, cos, sin) -> y
@@ -71,17 +82,20 @@ class TensorParallelLlamaDecoderLayer final : public nn::Module {
 
  private:
   double dropout_;
+  comm::Communicator* group_;
+  bool sequence_parallel_;
 };
 
-// "model": embed_tokens, layers, norm; idx [B, T] -> the normed hidden states [B, T, C].
+// "model": embed_tokens, layers, norm; idx [B, T] -> the normed hidden states [B, T, C]
+// (this rank's tokens [B, T/tp, C] with sequence_parallel).
 class TensorParallelLlamaModel final : public nn::Module {
  public:
   TensorParallelLlamaModel(const models::GPTConfig& config, comm::Communicator& group,
-                           uint64_t dropout_seed);
+                           uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaModel"; }
   std::shared_ptr<VocabParallelEmbedding> embed_tokens;
   std::shared_ptr<nn::ModuleList> layers;
-  std::shared_ptr<nn::RMSNorm> norm;
+  std::shared_ptr<nn::Module> norm;
 
  protected:
   Tensor forward(const Tensor& idx) override;

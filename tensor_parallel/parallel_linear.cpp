@@ -10,6 +10,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "nn/init.h"
+#include "tensor_parallel/sequence_parallel.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::tensor_parallel {
@@ -73,14 +74,18 @@ ColumnParallelLinear::ColumnParallelLinear(int64_t in_features, int64_t out_feat
 }
 
 std::string ColumnParallelLinear::extra_repr() const {
-  return fmt::format("nx={}, nf={}, tp={}, bias={}, gather_output={}", in_features_, out_features_,
-                     group_->size(), bias.defined(), options_.gather_output);
+  return fmt::format("nx={}, nf={}, tp={}, bias={}, gather_output={}{}", in_features_,
+                     out_features_, group_->size(), bias.defined(), options_.gather_output,
+                     options_.sequence_parallel ? ", sequence_parallel" : "");
 }
 
 Tensor ColumnParallelLinear::forward(const Tensor& input) {
   check_input("ColumnParallelLinear", input, in_features_);
-  Tensor local =
-      linear(copy_to_tp_region(input, *group_), options_.weight_out_in ? weight : weight.t(), bias);
+  const Tensor whole_input = options_.input_in_region ? input
+                             : options_.sequence_parallel
+                                 ? gather_from_sequence_parallel_region(input, *group_)
+                                 : copy_to_tp_region(input, *group_);
+  Tensor local = linear(whole_input, options_.weight_out_in ? weight : weight.t(), bias);
   return options_.gather_output ? gather_from_tp_region(local, *group_) : local;
 }
 
@@ -99,17 +104,23 @@ RowParallelLinear::RowParallelLinear(int64_t in_features, int64_t out_features,
 }
 
 std::string RowParallelLinear::extra_repr() const {
-  return fmt::format("nx={}, nf={}, tp={}, bias={}, input_is_parallel={}", in_features_,
-                     out_features_, group_->size(), bias.defined(), options_.input_is_parallel);
+  return fmt::format("nx={}, nf={}, tp={}, bias={}, input_is_parallel={}{}", in_features_,
+                     out_features_, group_->size(), bias.defined(), options_.input_is_parallel,
+                     options_.sequence_parallel ? ", sequence_parallel" : "");
 }
 
 Tensor RowParallelLinear::forward(const Tensor& input) {
   const Tensor local_input =
       options_.input_is_parallel ? input : scatter_to_tp_region(input, *group_);
   check_input("RowParallelLinear", local_input, in_features_ / group_->size());
-  Tensor summed = reduce_from_tp_region(
-      linear(local_input, options_.weight_out_in ? weight : weight.t()), *group_);
-  return bias.defined() ? summed + bias : summed;
+  const Tensor partial = linear(local_input, options_.weight_out_in ? weight : weight.t());
+  if (!options_.sequence_parallel) {
+    Tensor summed = reduce_from_tp_region(partial, *group_);
+    return bias.defined() ? summed + bias : summed;
+  }
+  // This rank's tokens only: the bias's gradient is summed over the group.
+  Tensor chunk = reduce_scatter_to_sequence_parallel_region(partial, *group_);
+  return bias.defined() ? chunk + copy_to_tp_region(bias, *group_) : chunk;
 }
 
 }  // namespace zt::tensor_parallel

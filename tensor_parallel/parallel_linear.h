@@ -9,6 +9,10 @@
 // - RowParallelLinear: rank r holds rows block r, W [in/tp, out], and the whole bias [out]
 //   (replicated); partial products are summed by reduce_from_tp_region before the bias.
 // A column layer followed by a row layer costs one all-reduce forward and one backward.
+// With sequence_parallel (sequence_parallel.h) the column layer's input is this rank's tokens
+// [B, T/tp, in], all-gathered along the sequence, and the row layer reduce-scatters its sum
+// along the sequence to [B, T/tp, out] and adds the bias there (its gradient summed over the
+// group): the same bytes as the all-reduce, and the activations between stay split.
 // Initialisation draws the whole matrix from the default generator and keeps this rank's block
 // (Megatron's CPU initialisation), so every tp size starts from the weights of the unsplit
 // layer with the same seed.
@@ -32,6 +36,11 @@ class ColumnParallelLinear final : public nn::Module {
     int64_t fused_blocks = 1;
     double init_std = 0.02;
     bool weight_out_in = false;  // W [out / tp, in]
+    bool sequence_parallel = false;
+    // The caller passed the input through the region operator itself (copy_to_tp_region, or
+    // gather_from_sequence_parallel_region), once for several column layers reading the same
+    // input (Llama's q, k, v): one collective instead of one per layer.
+    bool input_in_region = false;
   };
   ColumnParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
                        const Options& options);
@@ -58,6 +67,7 @@ class RowParallelLinear final : public nn::Module {
     bool input_is_parallel = true;  // false: the whole input arrives and is scattered here
     double init_std = 0.02;
     bool weight_out_in = false;  // W [out, in / tp]
+    bool sequence_parallel = false;
   };
   RowParallelLinear(int64_t in_features, int64_t out_features, comm::Communicator& group,
                     const Options& options);

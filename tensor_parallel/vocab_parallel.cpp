@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "nn/init.h"
+#include "tensor_parallel/sequence_parallel.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::tensor_parallel {
@@ -40,11 +41,13 @@ VocabRange vocab_range(int64_t vocab_size, int rank, int ranks) {
 }
 
 VocabParallelEmbedding::VocabParallelEmbedding(int64_t vocab_size, int64_t embedding_dim,
-                                               comm::Communicator& group, double init_std)
+                                               comm::Communicator& group, double init_std,
+                                               bool sequence_parallel)
     : vocab_size_(vocab_size),
       embedding_dim_(embedding_dim),
       group_(&group),
-      range_(vocab_range(vocab_size, group.rank(), group.size())) {
+      range_(vocab_range(vocab_size, group.rank(), group.size())),
+      sequence_parallel_(sequence_parallel) {
   MemoryTagGuard as_param(MemoryTag::param);
   Tensor full = empty({vocab_size, embedding_dim});
   nn::init::normal_(full, 0.0, init_std);
@@ -75,7 +78,8 @@ Tensor VocabParallelEmbedding::forward(const Tensor& indices) {
   const TensorOptions on = options_of(weight);
   Tensor rows = embedding(weight, from_int64(local, indices.sizes()).to(weight.device()));
   Tensor mask = from_values(inside, mask_shape).to(on.dtype).to(weight.device());
-  return reduce_from_tp_region(rows * mask, *group_);
+  return sequence_parallel_ ? reduce_scatter_to_sequence_parallel_region(rows * mask, *group_)
+                            : reduce_from_tp_region(rows * mask, *group_);
 }
 
 Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& targets,

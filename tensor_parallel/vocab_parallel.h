@@ -1,6 +1,8 @@
 // The vocabulary split across the tensor group: rank r holds token rows [r V/tp, (r+1) V/tp).
 // - VocabParallelEmbedding: each rank looks up the tokens in its range (others give zero rows)
-//   and reduce_from_tp_region sums the ranks' rows into the whole embedding.
+//   and reduce_from_tp_region sums the ranks' rows into the whole embedding; with
+//   sequence_parallel the sum is reduce-scattered along the sequence instead, leaving this
+//   rank's tokens [B, T/tp, D] (sequence_parallel.h).
 // - vocab_parallel_cross_entropy: the loss from logits split over the vocabulary (the tied
 //   head's output on each rank) without ever holding a row of all V logits on one rank: the
 //   row max and the sum of exponentials are all-reduced (max, then sum), and so is the target's
@@ -24,7 +26,7 @@ class VocabParallelEmbedding final : public nn::Module {
  public:
   // Weight N(0, init_std), drawn whole and cut to this rank's rows.
   VocabParallelEmbedding(int64_t vocab_size, int64_t embedding_dim, comm::Communicator& group,
-                         double init_std = 0.02);
+                         double init_std = 0.02, bool sequence_parallel = false);
   std::string type_name() const override { return "VocabParallelEmbedding"; }
   std::string extra_repr() const override;
   const VocabRange& range() const { return range_; }
@@ -37,6 +39,7 @@ class VocabParallelEmbedding final : public nn::Module {
   int64_t vocab_size_, embedding_dim_;
   comm::Communicator* group_;
   VocabRange range_;
+  bool sequence_parallel_;
 };
 
 // logits [N, V / tp] (this rank's vocabulary columns), targets i64 [N] of the whole

@@ -132,8 +132,9 @@ struct GridRun {
   int chunks = 1;    // model chunks per stage (> 1: interleaved 1F1B)
   int interval = 0;  // activation_checkpoint_interval
   int steps = kSteps;
-  double clip = 0.0;   // gradient_clipping
-  bool llama = false;  // the Llama layout (tiny_llama_config), pipeline x data only
+  double clip = 0.0;               // gradient_clipping
+  bool llama = false;              // the Llama layout (tiny_llama_config)
+  bool sequence_parallel = false;  // tensor_parallel/sequence_parallel.h (tensor > 1)
 };
 
 // Llama with grouped-query attention and a tied head, the tiny GPT's sizes.
@@ -150,8 +151,10 @@ inline models::GPTConfig tiny_llama_config() {
 // Per stage boundary and micro-batch (and chunk): one activation of b*s*h floats forward and
 // one gradient of the same size back. A stage sends activations unless it holds the last
 // virtual stage's chunk only, gradients unless it holds the first's.
+// With sequence parallelism each tensor rank sends its tokens only: 1/tp of it.
 inline void check_pipeline_axis_bytes(const comm::CommStats& sent, const GridRun& run, int stage) {
-  const int64_t activation_bytes = kRows * kLength * tiny_gpt_config().n_embd * 4;
+  const int64_t activation_bytes =
+      kRows * kLength * tiny_gpt_config().n_embd * 4 / (run.sequence_parallel ? run.tensor : 1);
   const int activation_sends = kMicroBatches * (run.chunks - (stage == run.pipeline - 1 ? 1 : 0));
   const int gradient_sends = kMicroBatches * (run.chunks - (stage == 0 ? 1 : 0));
   CHECK(sent[comm::CollectiveKind::send].calls == activation_sends + gradient_sends);
@@ -171,7 +174,8 @@ inline void check_tensor_axis_bytes(const comm::CommStats& stats, const GridRun&
   bool embedding = false, head = false;
   for (int chunk = 0; chunk < run.chunks; ++chunk) {
     for (int index : module.chunk_layers(chunk)) {
-      blocks += module.specs()[size_t(index)].type_name == "GPT2Block" ? 1 : 0;
+      const std::string& type = module.specs()[size_t(index)].type_name;
+      blocks += type == "GPT2Block" || type == "LlamaDecoderLayer" ? 1 : 0;
       embedding = embedding || index == 0;
       head = head || index == int(module.specs().size()) - 1;
     }
@@ -211,7 +215,7 @@ inline int64_t check_against_one_process(const GridRun& run) {
   const bool split = run.tensor > 1;
   PipelineEngine engine(
       pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor, run.clip),
-      split ? gpt_layer_specs(tiny_gpt_config(), grid.tensor_group())
+      split ? gpt_layer_specs(model_config, grid.tensor_group(), 1234, run.sequence_parallel)
             : gpt_layer_specs(model_config),
       split ? gpt_vocab_parallel_loss(grid.tensor_group()) : LossFunction(gpt_next_token_loss),
       micro_batch(0, 0).inputs, grid, &initial);
@@ -234,7 +238,8 @@ inline int64_t check_against_one_process(const GridRun& run) {
             1e-5 * reference.grad_norms[size_t(step)]);
     }
     check_pipeline_axis_bytes(engine.pipeline_communicator().stats(), run, engine.stage());
-    if (split && run.interval == 0)
+    // (Sequence parallelism's bytes: test_sequence_parallel.cpp.)
+    if (split && run.interval == 0 && !run.sequence_parallel)
       check_tensor_axis_bytes(grid.tensor_group().stats(), run, engine.module());
   }
   std::map<std::string, Tensor> expected(reference.weights.begin(), reference.weights.end());

@@ -4,7 +4,8 @@
 // (shards joined over the tensor group) within 1e-5 relative, the pipeline axis carrying
 // exactly one activation and one gradient of b*s*h per micro-batch per boundary, and the
 // tensor axis exactly two all-reduces of b*s*h per block each way (tests/mpi/
-// pipeline_test_helpers.h). Also interleaved and with activation checkpoints. And what a
+// pipeline_test_helpers.h). Llama's split layers as stages, and both models with sequence
+// parallelism. Also interleaved and with activation checkpoints. And what a
 // 3D grid cannot be built from, each one line that every rank throws alike (no rank waits).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -84,6 +85,29 @@ TEST_CASE("llama_as_pipeline_layers_matches_one_process") {
     check_against_one_process({.pipeline = 4, .zero_stage = 2, .clip = 0.05, .llama = true});
   if (ranks == 8)
     check_against_one_process({.pipeline = 2, .zero_stage = 1, .chunks = 2, .llama = true});
+}
+
+TEST_CASE("llama_of_tensor_parallel_layers_on_pipeline_tensor_data_grids_matches_one_process") {
+  // (2, 2, 1) on 4 ranks, (2, 2, 2) on 8: the split decoder layers as pipeline stages, their
+  // tensor axis two all-reduces of b*s*h per layer each way as GPT-2's blocks.
+  const int ranks = test_world().size();
+  if (ranks != 4 && ranks != 8) return;
+  for (int zero_stage : {1, 2})
+    check_against_one_process(
+        {.pipeline = 2, .tensor = 2, .zero_stage = zero_stage, .steps = kSteps3D, .llama = true});
+}
+
+TEST_CASE("sequence_parallel_stages_match_one_process_and_send_1_over_tp_of_each_activation") {
+  // (2, 2, world / 4), GPT-2 and Llama: the tokens stay split between the stages.
+  const int ranks = test_world().size();
+  if (ranks != 4 && ranks != 8) return;
+  for (bool llama : {false, true})
+    check_against_one_process({.pipeline = 2,
+                               .tensor = 2,
+                               .zero_stage = 1,
+                               .steps = kSteps3D,
+                               .llama = llama,
+                               .sequence_parallel = true});
 }
 
 // The message building a (2, 2, world / 4) grid's pipeline engine throws on this rank.

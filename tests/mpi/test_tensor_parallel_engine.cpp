@@ -4,6 +4,8 @@
 // within 1e-5 relative (fp32). Grids: (tp, dp) = (2, 2) on 4 ranks; (2, 4) and (4, 2) on 8.
 // The clipping bound is below the gradient norm at every step, so a norm that counted the
 // replicated parameters once per tensor rank, or a shard only once, would change every update.
+// With sequence parallelism (tokens split over the tensor group between the layers): (tp, dp) =
+// (2, 1) on 2 ranks, (2, 2) and (4, 1) on 4, the same bounds.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -124,11 +126,13 @@ dist::Config engine_config(int stage, int tensor_parallel, int world) {
       "tensor_parallel_engine_test", world, nullptr);
 }
 
-Trained train_tensor_parallel(const models::GPTConfig& config, int stage, int tensor_parallel) {
+Trained train_tensor_parallel(const models::GPTConfig& config, int stage, int tensor_parallel,
+                              bool sequence_parallel) {
   comm::Communicator& world = test_world();
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
   comm::Communicator& tensor_group = grid.tensor_group();
-  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group);
+  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group, /*dropout_seed=*/1234,
+                                                   sequence_parallel);
   {
     manual_seed(kSeed);
     auto full = std::make_shared<models::GPT>(config);
@@ -163,18 +167,21 @@ double relative_difference(const Tensor& a, const Tensor& b) {
          std::sqrt(sum(pow(b.detach().to(DType::f64), 2.0)).item());
 }
 
-void check_trains_like_one_process(const models::GPTConfig& config,
-                                   const std::vector<int>& stages) {
-  comm::Communicator& world = test_world();
+// (tp, dp) = (2, 2) on 4 ranks; (2, 4) and (4, 2) on 8.
+std::vector<int> plain_tensor_sizes() {
+  return test_world().size() == 4 ? std::vector<int>{2} : std::vector<int>{2, 4};
+}
+
+void check_trains_like_one_process(const models::GPTConfig& config, const std::vector<int>& stages,
+                                   const std::vector<int>& sizes, bool sequence_parallel = false) {
   const Trained single = train_single_process(config);
   REQUIRE(single.first_norm > 2 * kClip);  // the clipping acts
   CHECK(single.losses.back() < single.losses.front());
-  const std::vector<int> sizes = world.size() == 4 ? std::vector<int>{2} : std::vector<int>{2, 4};
   for (int tensor_parallel : sizes) {
     for (int stage : stages) {
       CAPTURE(tensor_parallel);
       CAPTURE(stage);
-      Trained trained = train_tensor_parallel(config, stage, tensor_parallel);
+      Trained trained = train_tensor_parallel(config, stage, tensor_parallel, sequence_parallel);
       CHECK(std::abs(trained.first_norm - single.first_norm) < 1e-5 * single.first_norm);
       REQUIRE(trained.losses.size() == single.losses.size());
       for (size_t step = 0; step < single.losses.size(); ++step) {
@@ -192,12 +199,27 @@ void check_trains_like_one_process(const models::GPTConfig& config,
 
 TEST_CASE("gpt2_at_tp_2_and_4_with_zero_0_to_3_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 4 && test_world().size() != 8) return;
-  check_trains_like_one_process(tiny_gpt2(), {0, 1, 2, 3});
+  check_trains_like_one_process(tiny_gpt2(), {0, 1, 2, 3}, plain_tensor_sizes());
 }
 
 TEST_CASE("llama_at_tp_2_and_4_with_zero_1_and_3_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 4 && test_world().size() != 8) return;
-  check_trains_like_one_process(tiny_llama(), {1, 3});
+  check_trains_like_one_process(tiny_llama(), {1, 3}, plain_tensor_sizes());
+}
+
+// (tp, dp) = (2, 1) on 2 ranks; (2, 2) and (4, 1) on 4.
+std::vector<int> sequence_parallel_sizes() {
+  return test_world().size() == 2 ? std::vector<int>{2} : std::vector<int>{2, 4};
+}
+
+TEST_CASE("gpt2_with_sequence_parallelism_at_zero_0_and_3_trains_like_one_process_within_1e-5") {
+  if (test_world().size() != 2 && test_world().size() != 4) return;
+  check_trains_like_one_process(tiny_gpt2(), {0, 3}, sequence_parallel_sizes(), true);
+}
+
+TEST_CASE("llama_with_sequence_parallelism_at_zero_1_trains_like_one_process_within_1e-5") {
+  if (test_world().size() != 2 && test_world().size() != 4) return;
+  check_trains_like_one_process(tiny_llama(), {1}, sequence_parallel_sizes(), true);
 }
 
 TEST_CASE("an_engine_whose_tensor_group_differs_from_the_config_is_one_line") {

@@ -108,6 +108,9 @@ TEST_CASE("sequence_parallel_stages_match_one_process_and_send_1_over_tp_of_each
                                .steps = kSteps3D,
                                .llama = llama,
                                .sequence_parallel = true});
+  // ZeRO 2 with an activation checkpoint per layer: the recomputed forward gathers again.
+  check_against_one_process(
+      {.pipeline = 2, .tensor = 2, .zero_stage = 2, .interval = 1, .sequence_parallel = true});
 }
 
 // The message building a (2, 2, world / 4) grid's pipeline engine throws on this rank.

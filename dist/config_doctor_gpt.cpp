@@ -6,6 +6,7 @@
 #include "dist/config_doctor_gpt.h"
 
 #include <algorithm>
+#include <deque>
 
 namespace zt::dist {
 
@@ -24,6 +25,8 @@ struct Ledger {
 struct Sizes {
   int64_t e = 4;       // the model's element bytes
   int64_t hidden = 0;  // [rows, n_embd]
+  int64_t split = 0;   // [rows, n_embd / tp]: this tensor rank's heads (the hidden at tp 1)
+  int64_t tp = 1;      // tensor-parallel ranks: split weights hold 1/tp of their elements
   int64_t kv = 0;      // [rows, kv_heads * head_dim]
   int64_t wide = 0;    // [rows, intermediate]
   int64_t stats = 0;   // one f32 per row (a norm's mean or reciprocal deviation)
@@ -70,7 +73,7 @@ void norm_backward(Ledger& l, const Sizes& s, int64_t saved) {
 // then the saved q, `k`, `v` (expanded to every query head when grouped), the output, the
 // log-sum-exp and the gradient coming in go.
 void attention_backward(Ledger& l, const Sizes& s, int64_t k, int64_t v) {
-  const int64_t h = s.hidden, widen = 4 / s.e, grads = h + k + v;
+  const int64_t h = s.split, widen = 4 / s.e, grads = h + k + v;
   l.alloc(widen * grads);
   l.alloc(h);
   if (widen > 1) {
@@ -91,59 +94,65 @@ void attention_backward(Ledger& l, const Sizes& s, int64_t k, int64_t v) {
 // ---- GPT-2 -------------------------------------------------------------------------------
 
 void gpt2_forward(Ledger& l, const Sizes& s) {
-  const int64_t h = s.hidden;
-  l.alloc(h + 2 * s.stats);  // ln_1
-  l.alloc(3 * h);            // c_attn, held by the keys and values views
-  l.alloc(4 * h + s.lse);    // q, k, v made contiguous, the output, the log-sum-exp
-  l.alloc(3 * h);            // heads merged, c_proj, the residual add
-  l.alloc(h + 2 * s.stats);  // ln_2
-  l.alloc(2 * s.wide);       // c_fc, gelu
-  l.alloc(2 * h);            // c_proj, the residual add
+  const int64_t h = s.hidden, a = s.split;
+  // A row-parallel c_proj (tensor-parallel) makes its sum over the tensor group and then adds
+  // its bias: one more hidden-sized output each.
+  const int64_t row_parallel_bias = s.tp > 1 && s.bias ? h : 0;
+  l.alloc(h + 2 * s.stats);                // ln_1
+  l.alloc(3 * a);                          // c_attn, held by the keys and values views
+  l.alloc(4 * a + s.lse);                  // q, k, v made contiguous, the output, the lse
+  l.alloc(a + 2 * h + row_parallel_bias);  // heads merged, c_proj, the residual add
+  l.alloc(h + 2 * s.stats);                // ln_2
+  l.alloc(2 * s.wide);                     // c_fc, gelu
+  l.alloc(2 * h + row_parallel_bias);      // c_proj, the residual add
 }
 
 // A checkpointed layer's first forward, without autograd: only its output stays.
 void gpt2_forward_no_grad(Ledger& l, const Sizes& s) {
-  const int64_t h = s.hidden, w = s.wide;
+  const int64_t h = s.hidden, a = s.split, w = s.wide;
   l.alloc(h + 2 * s.stats);
   l.release(2 * s.stats);
-  l.alloc(3 * h + 4 * h + s.lse);
-  l.release(s.lse + 3 * h);
-  l.alloc(2 * h);  // merged, c_proj
-  l.release(3 * h);
+  l.alloc(3 * a + 4 * a + s.lse);
+  l.release(s.lse + 3 * a);
+  l.alloc(a + h);  // merged, c_proj
+  l.release(2 * a + h);
   l.alloc(2 * h + 2 * s.stats);  // the residual add, ln_2
   l.release(2 * s.stats);
   l.alloc(2 * w);
   l.alloc(h);
   l.release(2 * w);
   l.alloc(h);                // the layer's output
-  l.release(4 * h + 3 * h);  // all but the output (c_attn last, with the views)
+  l.release(4 * h + 3 * a);  // all but the output (c_attn last, with the views)
 }
 
 // `input_bytes`: what the layer's first norm frees beyond its statistics and its own saved
 // tensors: the layer's input (and, checkpointed, the checkpoint's output and saved input).
 void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
-  const int64_t h = s.hidden, w = s.wide, C = s.embd, F = s.intermediate;
-  linear_backward(l, s, w, F * C * s.e, h, C, w);  // mlp.c_proj, gelu's output saved
-  l.alloc(w);                                      // gelu
+  const int64_t h = s.hidden, a = s.split, w = s.wide, C = s.embd, F = s.intermediate;
+  const int64_t tp = s.tp;
+  // Row-parallel layers (the c_proj's) split their weight's rows, not their bias.
+  linear_backward(l, s, w, F / tp * C * s.e, h, C, w);  // mlp.c_proj, gelu's output saved
+  l.alloc(w);                                           // gelu
   l.release(2 * w);
-  linear_backward(l, s, h, C * F * s.e, w, F, h);  // mlp.c_fc, ln_2's output saved
+  linear_backward(l, s, h, C * F / tp * s.e, w, F / tp, h);  // mlp.c_fc, ln_2's output saved
   l.release(w);
   norm_backward(l, s, 2 * s.stats + 2 * h);
-  linear_backward(l, s, h, C * C * s.e, h, C, h);  // attn.c_proj, the merged heads saved
-  attention_backward(l, s, h, h);
+  linear_backward(l, s, a, C / tp * C * s.e, h, C, a);  // attn.c_proj, the merged heads saved
+  attention_backward(l, s, a, a);
   for (int i = 0; i < 3; ++i) {  // dq, dk, dv made contiguous through the heads' transpose
-    l.alloc(h);
-    l.release(h);
+    l.alloc(a);
+    l.release(a);
   }
   // The split's backward: each gradient padded to the fused width and summed into the last.
-  l.alloc(3 * h);
-  l.release(h);
+  l.alloc(3 * a);
+  l.release(a);
   for (int i = 0; i < 2; ++i) {
-    l.alloc(6 * h);
-    l.release(6 * h + h);
+    l.alloc(6 * a);
+    l.release(6 * a + a);
   }
-  linear_backward(l, s, h, 3 * C * C * s.e, 3 * h, 3 * C, h);  // attn.c_attn, ln_1's output
-  l.release(3 * h);
+  // attn.c_attn, ln_1's output saved.
+  linear_backward(l, s, h, 3 * C / tp * C * s.e, 3 * a, 3 * C / tp, h);
+  l.release(3 * a);
   norm_backward(l, s, 2 * s.stats + 2 * h + input_bytes);
 }
 
@@ -238,6 +247,72 @@ void head_backward(Ledger& l, const Sizes& s, int64_t final_norm_saved) {
   l.release(final_norm_saved + params);
 }
 
+// The last stage's final norm, head and loss (pipeline/gpt_layers.h: the logits cast to f32
+// inside the pass): the norm's output and statistics, the logits (a 2-byte model's f32 copy
+// too), one f32 per row and, while the loss runs, its f32 exponentials.
+void pipeline_head_forward(Ledger& l, const Sizes& s) {
+  const int64_t f32_logits = s.logits / s.e * 4, row = s.stats;
+  if (s.tp > 1) {
+    // The vocabulary-parallel loss over this rank's logits (measured): five [rows, V/tp] f32
+    // tensors and four of one f32 per row at its peak, one of each freed when it returns.
+    l.alloc(s.hidden + 2 * s.stats + s.logits + (s.e == 4 ? 0 : f32_logits));
+    l.alloc(4 * f32_logits + 4 * row);
+    l.release(f32_logits + row);
+    return;
+  }
+  l.alloc(s.hidden + 2 * s.stats + s.logits + (s.e == 4 ? 0 : f32_logits) + row);
+  l.alloc(f32_logits);
+  l.release(f32_logits);
+}
+
+// Its backward: the logits' f32 gradient (cast to the model's dtype), the loss's saved
+// tensors gone; the head's input and weight gradients (a weight tied on this stage held
+// until the embedding's backward adds its own); then the norm's, which frees its saved
+// tensors and the last block's output.
+void pipeline_head_backward(Ledger& l, const Sizes& s, bool tied_here) {
+  const int64_t f32_logits = s.logits / s.e * 4, weight = s.vocab * s.embd * s.e;
+  l.alloc(f32_logits);
+  int64_t grad_logits = f32_logits;
+  if (s.e != 4) {
+    l.alloc(s.logits);
+    l.release(2 * f32_logits);
+    grad_logits = s.logits;
+  }
+  l.release(s.logits + s.stats);
+  l.alloc(s.hidden + weight);
+  l.release(s.hidden + (tied_here ? 0 : weight) + grad_logits);
+  const int64_t params = (s.bias ? 2 : 1) * s.embd * s.e;
+  l.alloc(s.hidden + params);
+  l.release(params + 2 * s.hidden + 2 * s.stats + s.hidden);
+}
+
+// A block's backward in a stage: its input is the previous block's output (an activation), or
+// the tensor received from the previous stage (not one) for the stage's first block.
+void backward_block(Ledger& l, const Sizes& s, bool checkpointed, bool received) {
+  const int64_t input = received ? 0 : s.hidden;
+  gpt2_backward(l, s, checkpointed ? 2 * s.hidden + input : input);
+}
+
+Sizes make_sizes(const GptActivationShape& shape, int64_t micro_batch, int64_t e, int64_t tp) {
+  const int64_t rows = micro_batch * shape.tokens, head_dim = shape.embd / shape.heads;
+  return {.e = e,
+          .hidden = rows * shape.embd * e,
+          .split = rows * shape.embd / tp * e,
+          .tp = tp,
+          .kv = rows * shape.kv_heads * head_dim * e,
+          .wide = rows * shape.intermediate / tp * e,
+          .stats = rows * 4,
+          .lse = rows * shape.heads / tp * 4,
+          .logits = rows * shape.vocab / tp * e,
+          .embd = shape.embd,
+          .intermediate = shape.intermediate,
+          .kv_width = shape.kv_heads * head_dim,
+          .vocab = shape.vocab / tp,
+          .bias = shape.bias && !shape.llama,
+          .tied = shape.tied,
+          .grouped = shape.kv_heads < shape.heads};
+}
+
 }  // namespace
 
 GptActivationShape gpt_activation_shape(const models::GPTConfig& config) {
@@ -255,22 +330,8 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config) {
 
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
                                     int64_t element_bytes, bool checkpointed) {
-  const int64_t rows = micro_batch * shape.tokens, e = element_bytes;
-  const int64_t head_dim = shape.embd / shape.heads;
-  Sizes s{.e = e,
-          .hidden = rows * shape.embd * e,
-          .kv = rows * shape.kv_heads * head_dim * e,
-          .wide = rows * shape.intermediate * e,
-          .stats = rows * 4,
-          .lse = rows * shape.heads * 4,
-          .logits = rows * shape.vocab * e,
-          .embd = shape.embd,
-          .intermediate = shape.intermediate,
-          .kv_width = shape.kv_heads * head_dim,
-          .vocab = shape.vocab,
-          .bias = shape.bias && !shape.llama,
-          .tied = shape.tied,
-          .grouped = shape.kv_heads < shape.heads};
+  const int64_t e = element_bytes, head_dim = shape.embd / shape.heads;
+  const Sizes s = make_sizes(shape, micro_batch, element_bytes, 1);
   Ledger l;
   const int64_t h = s.hidden;
   // Embeddings: GPT-2's token and position outputs stay until the end of backward; Llama's
@@ -311,6 +372,85 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
     backward(l, s, checkpointed ? 3 * h : h);
   }
   return l.peak;
+}
+
+// ---- one pipeline stage -------------------------------------------------------------------
+
+struct GptStageReplay::State {
+  GptActivationShape shape;
+  GptStagePart part;
+  Sizes s;
+  bool checkpointed = false;
+  Ledger l;
+  std::deque<int64_t> kept;  // what each micro-batch in flight keeps, oldest first
+};
+
+GptStageReplay::GptStageReplay(const GptActivationShape& shape, const GptStagePart& part,
+                               int64_t micro_batch, int64_t element_bytes, bool checkpointed)
+    : state_(std::make_unique<State>(
+          State{.shape = shape,
+                .part = part,
+                .s = make_sizes(shape, micro_batch, element_bytes, part.tensor),
+                .checkpointed = checkpointed})) {}
+
+GptStageReplay::~GptStageReplay() = default;
+
+void GptStageReplay::forward() {
+  State& st = *state_;
+  Ledger& l = st.l;
+  const Sizes& s = st.s;
+  const int64_t before = l.live, h = s.hidden;
+  // The embeddings: the position table's rows, the token rows, their sum; vocabulary-parallel
+  // (measured), the local ids (i64), a row mask, the masked rows and their sum over the group.
+  const int64_t rows = s.stats / 4;
+  if (st.part.embedding)
+    l.alloc(st.shape.tokens * st.shape.embd * s.e + 2 * h +
+            (s.tp > 1 ? h + rows * 8 + rows * 4 : 0));
+  // Measured, not derived: a stage whose input was received holds one more hidden-sized
+  // tensor through its first block's forward until that block's backward.
+  if (!st.part.embedding && st.part.end_block > st.part.first_block) l.alloc(h);
+  for (int64_t block = st.part.first_block; block < st.part.end_block; ++block) {
+    if (st.checkpointed) {
+      gpt2_forward_no_grad(l, s);
+    } else {
+      gpt2_forward(l, s);
+      l.release(3 * s.split);  // a layer returns no keys or values: the fused q/k/v goes
+    }
+  }
+  if (st.part.head) pipeline_head_forward(l, s);
+  st.kept.push_back(l.live - before);
+}
+
+void GptStageReplay::backward() {
+  State& st = *state_;
+  Ledger& l = st.l;
+  const Sizes& s = st.s;
+  const int64_t h = s.hidden;
+  const int64_t end = l.live - st.kept.front();  // what stays once this micro-batch is done
+  if (st.part.head) pipeline_head_backward(l, s, st.part.tied_here);
+  for (int64_t block = st.part.end_block - 1; block >= st.part.first_block; --block) {
+    if (st.checkpointed) {
+      gpt2_forward(l, s);  // the re-run
+      l.release(3 * s.split + h);
+    }
+    const bool received = block == st.part.first_block && !st.part.embedding;
+    backward_block(l, s, st.checkpointed, received);
+  }
+  l.live = end;
+  st.kept.pop_front();
+}
+
+void GptStageReplay::hold(int64_t bytes) {
+  state_->l.alloc(bytes);
+}
+void GptStageReplay::release(int64_t bytes) {
+  state_->l.release(bytes);
+}
+int64_t GptStageReplay::hidden_bytes() const {
+  return state_->s.hidden;
+}
+int64_t GptStageReplay::peak() const {
+  return state_->l.peak;
 }
 
 }  // namespace zt::dist

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "dist/config_doctor_activations.h"
 #include "models/gpt_config.h"
@@ -32,5 +33,36 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config);
 // keeps what dense attention keeps, so the same replay serves it.
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
                                     int64_t element_bytes, bool checkpointed);
+
+// One pipeline stage's part of the GPT-2 layout on one tensor rank, as pipeline/gpt_layers.h
+// builds it: the blocks [first_block, end_block), the first stage's embeddings, the last
+// stage's final norm, head and loss (the logits cast to f32 inside the stage, so counted).
+struct GptStagePart {
+  int64_t first_block = 0, end_block = 0;
+  bool embedding = false, head = false;
+  int64_t tensor = 1;      // tensor-parallel ranks: heads, MLP width and vocabulary split by it
+  bool tied_here = false;  // the head's weight is this stage's embedding's (one tensor)
+};
+
+// The `activation` bytes of one stage replayed in the pipeline's instruction order: each
+// forward keeps its micro-batch's saved tensors until that micro-batch's backward frees them
+// (1F1B holds min(m, stages - stage) at once). Not the Llama layout (its activations are then
+// not predicted by the caller).
+class GptStageReplay {
+ public:
+  GptStageReplay(const GptActivationShape& shape, const GptStagePart& part, int64_t micro_batch,
+                 int64_t element_bytes, bool checkpointed);
+  ~GptStageReplay();
+  void forward();                // one micro-batch's forward pass
+  void backward();               // one micro-batch's backward pass
+  void hold(int64_t bytes);      // a buffer outside the passes (a received gradient)
+  void release(int64_t bytes);   // and its end
+  int64_t hidden_bytes() const;  // one micro-batch's [rows, n_embd] in the model's dtype
+  int64_t peak() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace zt::dist

@@ -329,7 +329,11 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config) {
 }
 
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
-                                    int64_t element_bytes, bool checkpointed) {
+                                    int64_t element_bytes, bool checkpointed,
+                                    bool cpu_checkpointing) {
+  // cpu_checkpointing: each checkpoint copies its input to the host, where the device's goes
+  // once the layer's forward has run, and restores it to the device for the re-run.
+  const bool offloaded = checkpointed && cpu_checkpointing;
   const int64_t e = element_bytes, head_dim = shape.embd / shape.heads;
   const Sizes s = make_sizes(shape, micro_batch, element_bytes, 1);
   Ledger l;
@@ -352,6 +356,7 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
   for (int64_t layer = 0; layer < shape.layers; ++layer) {
     if (checkpointed) {
       (shape.llama ? llama_forward_no_grad : gpt2_forward_no_grad)(l, s);
+      if (offloaded) l.release(h);
     } else {
       forward(l, s);
     }
@@ -365,6 +370,7 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
   // it until its layer's backward).
   head_backward(l, s, norm_stats + (checkpointed ? 2 * h : 3 * h));
   for (int64_t layer = 0; layer < shape.layers; ++layer) {
+    if (offloaded) l.alloc(h);  // the input restored
     if (checkpointed) {
       forward(l, s);                 // the re-run
       l.release(held_by_views + h);  // the views and the re-run's output go with the re-run

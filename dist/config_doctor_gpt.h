@@ -28,11 +28,13 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config);
 // samples whose loss is taken as gpt_train takes it (cross entropy of the logits cast to f32,
 // outside the engine's forward, so that cast is not an activation but its gradient is). With
 // checkpointing every layer keeps only its input and re-runs in backward; its inputs stay on
-// the device (cpu_checkpointing is not told apart: the prediction is then an upper bound).
+// the device, or with `cpu_checkpointing` wait in host memory (activation_offload, not counted
+// here) and come back one layer at a time for the re-run.
 // Dropout is taken as 0 (its masks are not counted). Block-sparse attention over whole blocks
 // keeps what dense attention keeps, so the same replay serves it.
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
-                                    int64_t element_bytes, bool checkpointed);
+                                    int64_t element_bytes, bool checkpointed,
+                                    bool cpu_checkpointing = false);
 
 // One pipeline stage's part of the GPT-2 layout on one tensor rank, as pipeline/gpt_layers.h
 // builds it: the blocks [first_block, end_block), the first stage's embeddings, the last

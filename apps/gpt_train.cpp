@@ -433,12 +433,16 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
                                 model_config.block_size % model_config.sparse_attention->block == 0;
   if (kernel_attention && model_config.dropout == 0.0) {
     const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
-    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes](
-                                int64_t micro_batch, bool checkpointed) {
+    const bool offloaded = config.activation_checkpointing.cpu_checkpointing;
+    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes,
+                             offloaded](int64_t micro_batch, bool checkpointed) {
       return dist::predict_gpt_activation_peak(activations, micro_batch, element_bytes,
-                                               checkpointed);
+                                               checkpointed, offloaded);
     };
   }
+  // gpt_train checkpoints every layer for any positive number_checkpoints: one is written
+  // where the doctor suggests checkpointing.
+  shape.number_checkpoints = model_config.n_layer;
   return apps::explain_shape(options.doctor, config, shape, world, checkpointing_of(config));
 }
 

@@ -202,4 +202,64 @@ TEST_CASE("config doctor: the GPT micro-batch it suggests trains under the budge
   CHECK_FALSE(trains_within(config));
 }
 
+TEST_CASE(
+    "config doctor: the checkpointing it suggests is in the config, and trains under the budget") {
+  // 12 layers of long windows: activations outweigh model states, so a budget that fits the
+  // config's micro-batch only with every layer checkpointed gets checkpointing, written into
+  // the suggested config's activation_checkpointing block, which gpt_train reads (any positive
+  // number_checkpoints checkpoints every layer).
+  const int world = test_world().size();
+  models::GPTConfig model = tiny_model("gpt2", 32, 0);
+  model.n_layer = 12;
+  model.block_size = 128;
+  const int64_t per_rank = 2;
+  Config config = gpt_engine_config(per_rank, false);
+  REQUIRE(config.activation_checkpointing.number_checkpoints == 0);
+  ModelShape shape =
+      model_shape(*std::make_shared<models::GPT>(model), config.zero_optimization, world);
+  shape.activation_peak = [activations = gpt_activation_shape(model)](int64_t micro,
+                                                                      bool checkpointed) {
+    return predict_gpt_activation_peak(activations, micro, 4, checkpointed);
+  };
+  shape.number_checkpoints = model.n_layer;
+  const int64_t rows = per_rank * model.block_size;
+  const int64_t reserve = 2 * rows * 8 + rows * model.vocab_size * 4;
+  const Layout checkpointed{.stage = 0, .micro_batch = per_rank, .checkpointing = true};
+  const int64_t budget =
+      predict_rank(shape, with_layout(config, checkpointed), world, true).device_bytes() + reserve;
+  std::optional<Suggestion> suggestion = suggest_layout(shape, config, world, budget, reserve);
+  REQUIRE(suggestion.has_value());
+  INFO(suggestion->why);
+  CHECK(suggestion->layout.checkpointing);
+  const Config suggested = with_layout(config, suggestion->layout);
+  CHECK(suggested.activation_checkpointing.number_checkpoints == model.n_layer);
+  const std::string keys = layout_config_json(suggested);
+  CHECK(keys.find(R"("activation_checkpointing":{"number_checkpoints":12)") != std::string::npos);
+  // The same layout without checkpointing writes it off.
+  Layout unchecked = suggestion->layout;
+  unchecked.checkpointing = false;
+  CHECK(with_layout(suggested, unchecked).activation_checkpointing.number_checkpoints == 0);
+
+  // Run as gpt_train runs a config: checkpointing from its activation_checkpointing block.
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  auto trains_within = [&](const Config& run) {
+    const int64_t base = accounting.stats().device_live_bytes;
+    accounting.set_limit(base + budget);
+    bool trained = true;
+    try {
+      auto gpt = std::make_shared<models::GPT>(model);
+      gpt->set_gradient_checkpointing(run.activation_checkpointing.number_checkpoints > 0);
+      Engine engine(run, gpt, test_world());
+      train_gpt(engine, model, run.train_micro_batch_size_per_gpu, 2);
+    } catch (const OutOfMemoryError&) {
+      trained = false;
+    }
+    accounting.set_limit(0);
+    return trained;
+  };
+  CHECK(trains_within(suggested));
+  // The budget binds: the suggested layout without its checkpointing runs out of memory.
+  CHECK_FALSE(trains_within(with_layout(suggested, unchecked)));
+}
+
 }  // namespace zt::dist

@@ -48,12 +48,12 @@ struct GptStagePart {
 
 // The `activation` bytes of one stage replayed in the pipeline's instruction order: each
 // forward keeps its micro-batch's saved tensors until that micro-batch's backward frees them
-// (1F1B holds min(m, stages - stage) at once). Not the Llama layout (its activations are then
-// not predicted by the caller).
+// (1F1B holds min(m, stages - stage) at once). Not the Llama layout, nor the pipeline's
+// activation checkpoints (their activations are then not predicted by the caller).
 class GptStageReplay {
  public:
   GptStageReplay(const GptActivationShape& shape, const GptStagePart& part, int64_t micro_batch,
-                 int64_t element_bytes, bool checkpointed);
+                 int64_t element_bytes);
   ~GptStageReplay();
   void forward();                // one micro-batch's forward pass
   void backward();               // one micro-batch's backward pass

@@ -36,12 +36,10 @@ struct Sizes {
   bool grouped = false;  // fewer key and value heads than query heads
 };
 
-// A GPT-2 layer: its forward keeping what backward reads; its first forward without autograd
-// under checkpointing (only the output stays); its backward, `input_bytes` being what its
-// first norm frees beyond its own saved tensors (the layer's input, and checkpointed, the
-// checkpoint's output and saved input).
+// A GPT-2 layer's forward, keeping what its backward reads, and its backward, `input_bytes`
+// being what its first norm frees beyond its own saved tensors (the layer's input, and
+// checkpointed, the checkpoint's output and saved input).
 void gpt2_forward(Ledger& l, const Sizes& s);
-void gpt2_forward_no_grad(Ledger& l, const Sizes& s);
 void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
 // The sizes of `micro_batch` samples of `shape` in elements of `e` bytes on one of `tp` ranks.
 Sizes make_sizes(const GptActivationShape& shape, int64_t micro_batch, int64_t e, int64_t tp);

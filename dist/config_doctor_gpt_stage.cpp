@@ -52,31 +52,22 @@ void pipeline_head_backward(Ledger& l, const Sizes& s, bool tied_here) {
   l.release(params + 2 * s.hidden + 2 * s.stats + s.hidden);
 }
 
-// A block's backward in a stage: its input is the previous block's output (an activation), or
-// the tensor received from the previous stage (not one) for the stage's first block.
-void backward_block(Ledger& l, const Sizes& s, bool checkpointed, bool received) {
-  const int64_t input = received ? 0 : s.hidden;
-  gpt2_backward(l, s, checkpointed ? 2 * s.hidden + input : input);
-}
-
 }  // namespace
 
 struct GptStageReplay::State {
   GptActivationShape shape;
   GptStagePart part;
   Sizes s;
-  bool checkpointed = false;
   Ledger l;
   std::deque<int64_t> kept;  // what each micro-batch in flight keeps, oldest first
 };
 
 GptStageReplay::GptStageReplay(const GptActivationShape& shape, const GptStagePart& part,
-                               int64_t micro_batch, int64_t element_bytes, bool checkpointed)
+                               int64_t micro_batch, int64_t element_bytes)
     : state_(std::make_unique<State>(
           State{.shape = shape,
                 .part = part,
-                .s = make_sizes(shape, micro_batch, element_bytes, part.tensor),
-                .checkpointed = checkpointed})) {}
+                .s = make_sizes(shape, micro_batch, element_bytes, part.tensor)})) {}
 
 GptStageReplay::~GptStageReplay() = default;
 
@@ -95,12 +86,8 @@ void GptStageReplay::forward() {
   // tensor through its first block's forward until that block's backward.
   if (!st.part.embedding && st.part.end_block > st.part.first_block) l.alloc(h);
   for (int64_t block = st.part.first_block; block < st.part.end_block; ++block) {
-    if (st.checkpointed) {
-      gpt2_forward_no_grad(l, s);
-    } else {
-      gpt2_forward(l, s);
-      l.release(3 * s.split);  // a layer returns no keys or values: the fused q/k/v goes
-    }
+    gpt2_forward(l, s);
+    l.release(3 * s.split);  // a layer returns no keys or values: the fused q/k/v goes
   }
   if (st.part.head) pipeline_head_forward(l, s);
   st.kept.push_back(l.live - before);
@@ -114,12 +101,10 @@ void GptStageReplay::backward() {
   const int64_t end = l.live - st.kept.front();  // what stays once this micro-batch is done
   if (st.part.head) pipeline_head_backward(l, s, st.part.tied_here);
   for (int64_t block = st.part.end_block - 1; block >= st.part.first_block; --block) {
-    if (st.checkpointed) {
-      gpt2_forward(l, s);  // the re-run
-      l.release(3 * s.split + h);
-    }
+    // Its first norm frees its input: the previous block's output, an activation, or for the
+    // stage's first block the tensor received from the previous stage, which is not one.
     const bool received = block == st.part.first_block && !st.part.embedding;
-    backward_block(l, s, st.checkpointed, received);
+    gpt2_backward(l, s, received ? 0 : h);
   }
   l.live = end;
   st.kept.pop_front();

@@ -65,9 +65,8 @@ int64_t most_in_flight(const ScheduleShape& shape, int stage) {
 // backward, in the engine's order (activations reach a stage outside the passes' tag).
 int64_t stage_activation_peak(const models::GPTConfig& model, const dist::GptStagePart& part,
                               const ScheduleShape& shape, int stage, int64_t micro_batch,
-                              int64_t element_bytes, bool checkpointed) {
-  dist::GptStageReplay replay(dist::gpt_activation_shape(model), part, micro_batch, element_bytes,
-                              checkpointed);
+                              int64_t element_bytes) {
+  dist::GptStageReplay replay(dist::gpt_activation_shape(model), part, micro_batch, element_bytes);
   for (const Instruction& instruction : train_schedule(shape, stage)) {
     if (instruction.kind == InstructionKind::forward_pass) replay.forward();
     if (instruction.kind == InstructionKind::recv_grad) replay.hold(replay.hidden_bytes());
@@ -80,9 +79,10 @@ int64_t stage_activation_peak(const models::GPTConfig& model, const dist::GptSta
 }
 
 // The tensor axis per micro-batch (tensor_parallel/gpt2_tensor_parallel.h): two all-reduces of
-// the hidden states per block forward and two backward (a checkpointed block's re-run, two
-// more), one forward for the vocabulary-parallel embedding, one backward for the head, and
-// three of one f32 per row for the vocabulary-parallel loss.
+// the hidden states per block forward and two backward, one forward for the vocabulary-parallel
+// embedding, one backward for the head, and three of one f32 per row for the vocabulary-
+// parallel loss. With activation checkpoints every layer's forward runs again in backward
+// (the loss is outside the layers): two more per block, one more for the embedding.
 Traffic tensor_traffic(const std::vector<GridLayer>& all, const std::vector<int>& mine, int tensor,
                        int64_t micro_batches, int64_t hidden_bytes, int64_t rows,
                        bool checkpointed) {
@@ -91,7 +91,7 @@ Traffic tensor_traffic(const std::vector<GridLayer>& all, const std::vector<int>
   for (int index : mine) {
     const std::string& type = all[size_t(index)].type_name;
     if (type == "GPT2Block") hidden_reduces += checkpointed ? 6 : 4;
-    if (type == "GPTEmbedding") hidden_reduces += 1;
+    if (type == "GPTEmbedding") hidden_reduces += checkpointed ? 2 : 1;
     if (type == "LMHead") {
       hidden_reduces += 1;
       row_reduces += 3;
@@ -167,7 +167,7 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   const int64_t rows = micro_batch * model.block_size, hidden_bytes = rows * model.n_embd * e;
   const bool checkpointed = config.pipeline.activation_checkpoint_interval > 0;
   prediction.in_flight = most_in_flight(shape, at.pipeline);
-  if (model.architecture == models::Architecture::gpt2 && shape.chunks == 1 &&
+  if (model.architecture == models::Architecture::gpt2 && shape.chunks == 1 && !checkpointed &&
       model.dropout == 0.0 && !model.sparse_attention) {
     // Layer 0 is the embedding, 1..L the blocks, then the final norm and the head.
     const int64_t first = prediction.layers.front(), last = prediction.layers.back();
@@ -179,7 +179,7 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
                             .tensor = grid.tensor};
     part.tied_here = part.embedding && part.head && grid.tensor == 1 && model.tie_word_embeddings;
     prediction.rank.activation_bytes =
-        stage_activation_peak(model, part, shape, at.pipeline, micro_batch, e, checkpointed);
+        stage_activation_peak(model, part, shape, at.pipeline, micro_batch, e);
   }
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);

@@ -42,7 +42,8 @@ struct GridPrediction {
 // The prediction for the rank at `at` of `grid`. `config` is resolved against the data axis
 // (world_size = grid.data, gradient_accumulation_steps the pipeline's micro-batches). ZeRO 0-2
 // only (the pipeline engine refuses 3): std::invalid_argument otherwise. Activations are
-// predicted for the GPT-2 layout with one model chunk per stage and no dropout (else -1).
+// predicted for the GPT-2 layout with one model chunk per stage, no activation checkpoints and
+// no dropout (else -1).
 GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Config& config,
                                  const comm::GridShape& grid, const comm::GridCoordinates& at);
 

@@ -120,6 +120,26 @@ Traffic pipeline_traffic(const ScheduleShape& shape, int stage, int64_t hidden_b
   return {{comm::CollectiveKind::send, double(sends * shape.micro_batches) * bytes}};
 }
 
+// The tied embedding's copies (the embedding's weight and the head's, [V/tp, C] in the
+// model's dtype) summed once a batch over the stages that hold either: none when one stage
+// holds both, or when this stage holds neither.
+Traffic tied_traffic(const models::GPTConfig& model, const std::vector<int>& bounds,
+                     const ScheduleShape& shape, int stage, int tensor, int64_t element_bytes) {
+  if (!model.tie_word_embeddings) return {};
+  const int head = bounds.back() - 1;  // the embedding is layer 0, the head the last
+  auto stage_of = [&](int layer) {
+    for (int virtual_stage = 0; virtual_stage < shape.virtual_stages(); ++virtual_stage)
+      if (layer >= bounds[size_t(virtual_stage)] && layer < bounds[size_t(virtual_stage) + 1])
+        return virtual_stage % shape.stages;
+    return -1;
+  };
+  const int first = stage_of(0), last = stage_of(head);
+  if (first == last || (stage != first && stage != last)) return {};
+  const int64_t bytes = model.vocab_size / tensor * model.n_embd * element_bytes;
+  return {{comm::CollectiveKind::all_reduce,
+           double(comm::ring_payload_bytes(comm::CollectiveKind::all_reduce, bytes, 2))}};
+}
+
 }  // namespace
 
 GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Config& config,
@@ -184,6 +204,7 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);
   prediction.pipeline_traffic = pipeline_traffic(shape, at.pipeline, hidden_bytes);
+  prediction.tied_traffic = tied_traffic(model, bounds, shape, at.pipeline, grid.tensor, e);
   return prediction;
 }
 
@@ -223,6 +244,7 @@ std::string explain_grid_prediction(const GridPrediction& p) {
   double total = axis("data", r.traffic);
   total += axis("tensor", p.tensor_traffic);
   total += axis("pipe", p.pipeline_traffic);
+  total += axis("tied", p.tied_traffic);
   text += fmt::format("  {:<28} {:12.0f}\n", "total", total);
   return text;
 }

@@ -37,6 +37,9 @@ struct GridPrediction {
   int64_t parameter_count = 0;  // this rank's Psi: its stage's layers, its shards
   std::vector<std::pair<comm::CollectiveKind, double>> tensor_traffic;    // payload per step
   std::vector<std::pair<comm::CollectiveKind, double>> pipeline_traffic;  // payload per step
+  // The tied embedding's gradient sum between the stages holding its copies (a communicator
+  // of their own, the engine's tied_communicator), once a step.
+  std::vector<std::pair<comm::CollectiveKind, double>> tied_traffic;
 };
 
 // The prediction for the rank at `at` of `grid`. `config` is resolved against the data axis

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "dist/config_doctor_activations.h"
 #include "models/gpt_config.h"
@@ -36,9 +37,10 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
                                     int64_t element_bytes, bool checkpointed,
                                     bool cpu_checkpointing = false);
 
-// One pipeline stage's part of the GPT-2 layout on one tensor rank, as pipeline/gpt_layers.h
-// builds it: the blocks [first_block, end_block), the first stage's embeddings, the last
-// stage's final norm, head and loss (the logits cast to f32 inside the stage, so counted).
+// One pipeline stage's part of the GPT (GPT-2's or Llama's layout) on one tensor rank, for one
+// model chunk, as pipeline/gpt_layers.h builds it: the blocks [first_block, end_block), the
+// first virtual stage's embeddings, the last one's final norm, head and loss (the logits cast
+// to f32 inside the stage, so counted).
 struct GptStagePart {
   int64_t first_block = 0, end_block = 0;
   bool embedding = false, head = false;
@@ -48,15 +50,17 @@ struct GptStagePart {
 
 // The `activation` bytes of one stage replayed in the pipeline's instruction order: each
 // forward keeps its micro-batch's saved tensors until that micro-batch's backward frees them
-// (1F1B holds min(m, stages - stage) at once). Not the Llama layout, nor the pipeline's
-// activation checkpoints (their activations are then not predicted by the caller).
+// (1F1B holds min(m, stages - stage) at once); with several model chunks (the interleaved
+// schedule) each chunk's passes run its own part. Not the pipeline's activation checkpoints
+// (their activations are then not predicted by the caller).
 class GptStageReplay {
  public:
-  GptStageReplay(const GptActivationShape& shape, const GptStagePart& part, int64_t micro_batch,
-                 int64_t element_bytes);
+  // `parts`: the stage's part of each model chunk, by chunk.
+  GptStageReplay(const GptActivationShape& shape, const std::vector<GptStagePart>& parts,
+                 int64_t micro_batch, int64_t element_bytes);
   ~GptStageReplay();
-  void forward();                // one micro-batch's forward pass
-  void backward();               // one micro-batch's backward pass
+  void forward(int chunk = 0);   // one micro-batch's forward pass through `chunk`
+  void backward(int chunk = 0);  // its backward pass (the chunk's oldest in flight)
   void hold(int64_t bytes);      // a buffer outside the passes (a received gradient)
   void release(int64_t bytes);   // and its end
   int64_t hidden_bytes() const;  // one micro-batch's [rows, n_embd] in the model's dtype

@@ -1,6 +1,6 @@
 // The GPT replay's pieces shared by the whole model's replay (dist/config_doctor_gpt.cpp) and
 // one pipeline stage's (dist/config_doctor_gpt_stage.cpp): a ledger of the `activation` bytes,
-// the sizes of one micro-batch's tensors, and one GPT-2 layer's allocations.
+// the sizes of one micro-batch's tensors, and one GPT-2 or Llama layer's allocations.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +41,9 @@ struct Sizes {
 // checkpointed, the checkpoint's output and saved input).
 void gpt2_forward(Ledger& l, const Sizes& s);
 void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
+// The same for a Llama layer (its rotary tables are the caller's).
+void llama_forward(Ledger& l, const Sizes& s);
+void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
 // The sizes of `micro_batch` samples of `shape` in elements of `e` bytes on one of `tp` ranks.
 Sizes make_sizes(const GptActivationShape& shape, int64_t micro_batch, int64_t e, int64_t tp);
 

@@ -61,21 +61,51 @@ int64_t most_in_flight(const ScheduleShape& shape, int stage) {
   return most;
 }
 
-// The stage's activation peak: its passes, and each received gradient from its arrival to its
-// backward, in the engine's order (activations reach a stage outside the passes' tag).
-int64_t stage_activation_peak(const models::GPTConfig& model, const dist::GptStagePart& part,
+// The stage's activation peak: each chunk's passes, and each received gradient from its
+// arrival to its backward, in the engine's order (activations reach a stage outside the
+// passes' tag).
+int64_t stage_activation_peak(const models::GPTConfig& model,
+                              const std::vector<dist::GptStagePart>& parts,
                               const ScheduleShape& shape, int stage, int64_t micro_batch,
                               int64_t element_bytes) {
-  dist::GptStageReplay replay(dist::gpt_activation_shape(model), part, micro_batch, element_bytes);
+  dist::GptStageReplay replay(dist::gpt_activation_shape(model), parts, micro_batch, element_bytes);
   for (const Instruction& instruction : train_schedule(shape, stage)) {
-    if (instruction.kind == InstructionKind::forward_pass) replay.forward();
+    if (instruction.kind == InstructionKind::forward_pass) replay.forward(instruction.chunk);
     if (instruction.kind == InstructionKind::recv_grad) replay.hold(replay.hidden_bytes());
     if (instruction.kind == InstructionKind::backward_pass) {
-      replay.backward();
-      if (!part.head) replay.release(replay.hidden_bytes());
+      replay.backward(instruction.chunk);
+      if (!parts[size_t(instruction.chunk)].head) replay.release(replay.hidden_bytes());
     }
   }
   return replay.peak();
+}
+
+// Each chunk's part of the layer list (0 the embedding, 1..L the blocks, then the final norm
+// and the head), or none when a chunk splits the final norm from the head (the replay takes
+// them together).
+std::vector<dist::GptStagePart> stage_parts(const models::GPTConfig& model,
+                                            const std::vector<int>& bounds,
+                                            const ScheduleShape& shape, int stage, int tensor) {
+  const int64_t L = model.n_layer, norm = L + 1, head = L + 2;
+  std::vector<dist::GptStagePart> parts;
+  bool embedding_here = false, head_here = false;
+  for (int chunk = 0; chunk < shape.chunks; ++chunk) {
+    const int virtual_stage = virtual_stage_of(shape, stage, chunk);
+    const int64_t first = bounds[size_t(virtual_stage)];
+    const int64_t last = bounds[size_t(virtual_stage) + 1] - 1;
+    if ((first <= norm && norm <= last) != (first <= head && head <= last)) return {};
+    parts.push_back({.first_block = std::min(std::max<int64_t>(first - 1, 0), L),
+                     .end_block = std::min(last, L),
+                     .embedding = first == 0,
+                     .head = last == head,
+                     .tensor = tensor});
+    embedding_here = embedding_here || first == 0;
+    head_here = head_here || last == head;
+  }
+  for (dist::GptStagePart& part : parts)
+    part.tied_here =
+        part.head && embedding_here && head_here && tensor == 1 && model.tie_word_embeddings;
+  return parts;
 }
 
 // The tensor axis per micro-batch (tensor_parallel/gpt2_tensor_parallel.h): two all-reduces of
@@ -187,19 +217,16 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   const int64_t rows = micro_batch * model.block_size, hidden_bytes = rows * model.n_embd * e;
   const bool checkpointed = config.pipeline.activation_checkpoint_interval > 0;
   prediction.in_flight = most_in_flight(shape, at.pipeline);
-  if (model.architecture == models::Architecture::gpt2 && shape.chunks == 1 && !checkpointed &&
-      model.dropout == 0.0 && !model.sparse_attention) {
-    // Layer 0 is the embedding, 1..L the blocks, then the final norm and the head.
-    const int64_t first = prediction.layers.front(), last = prediction.layers.back();
-    const int64_t L = model.n_layer;
-    dist::GptStagePart part{.first_block = std::min(std::max<int64_t>(first - 1, 0), L),
-                            .end_block = std::min(last, L),
-                            .embedding = first == 0,
-                            .head = last == int64_t(all.size()) - 1,
-                            .tensor = grid.tensor};
-    part.tied_here = part.embedding && part.head && grid.tensor == 1 && model.tie_word_embeddings;
-    prediction.rank.activation_bytes =
-        stage_activation_peak(model, part, shape, at.pipeline, micro_batch, e);
+  // Llama's layers are not split over a tensor axis here (its tensor-parallel layers are
+  // built elsewhere).
+  const bool llama = model.architecture == models::Architecture::llama;
+  if (!checkpointed && model.dropout == 0.0 && !model.sparse_attention &&
+      !(llama && grid.tensor > 1)) {
+    const std::vector<dist::GptStagePart> parts =
+        stage_parts(model, bounds, shape, at.pipeline, grid.tensor);
+    if (!parts.empty())
+      prediction.rank.activation_bytes =
+          stage_activation_peak(model, parts, shape, at.pipeline, micro_batch, e);
   }
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);

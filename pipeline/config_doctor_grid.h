@@ -1,7 +1,7 @@
 // The config doctor on (pipeline, tensor, data) grids of the GPT: for one rank, its stage's
 // layers and its tensor shards as model states over the data axis (the ZeRO formulas of
-// dist/config_doctor.h), its stage's activations replayed in the 1F1B order, and the bytes it
-// sends a step on each axis, all before anything is built.
+// dist/config_doctor.h), its stage's activations replayed in its schedule's order, and the
+// bytes it sends a step on each axis, all before anything is built.
 #pragma once
 
 #include <cstdint>
@@ -45,8 +45,8 @@ struct GridPrediction {
 // The prediction for the rank at `at` of `grid`. `config` is resolved against the data axis
 // (world_size = grid.data, gradient_accumulation_steps the pipeline's micro-batches). ZeRO 0-2
 // only (the pipeline engine refuses 3): std::invalid_argument otherwise. Activations are
-// predicted for the GPT-2 layout with one model chunk per stage, no activation checkpoints and
-// no dropout (else -1).
+// predicted for GPT-2 and Llama (Llama without a tensor axis), 1F1B or interleaved, with no
+// pipeline activation checkpoints and no dropout (else -1).
 GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Config& config,
                                  const comm::GridShape& grid, const comm::GridCoordinates& at);
 

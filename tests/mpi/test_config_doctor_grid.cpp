@@ -2,7 +2,8 @@
 // the pipeline engine: on 4 ranks, grids (1,2,2), (2,1,2) and (2,2,1) at ZeRO 1 and 2 (3 is
 // refused by pipeline stages), each rank's prediction made before anything is built is within
 // 5% of what its engine measures in a training step (parameters, gradients, optimizer state,
-// the activation peak), and the bytes it predicts on each axis equal the axis's counters.
+// the activation peak), and the bytes it predicts on each axis equal the axis's counters; the
+// same for Llama's layers and the interleaved schedule.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -28,8 +29,18 @@ using ::zt::testing::test_world;
 
 constexpr int64_t kRows = 2, kMicroBatches = 4;
 
-models::GPTConfig grid_gpt() {
+// What a case varies beyond the grid: Llama's layout (with kv_heads key and value heads), and
+// the interleaved schedule's model chunks per stage.
+struct Variant {
+  bool llama = false;
+  int64_t kv_heads = 0;
+  int chunks = 1;
+};
+
+models::GPTConfig grid_gpt(const Variant& variant = {}) {
   models::GPTConfig config;
+  if (variant.llama) config.architecture = models::Architecture::llama;
+  config.n_kv_head = variant.kv_heads;
   config.vocab_size = 64;
   config.block_size = 16;
   config.n_layer = 4;
@@ -39,18 +50,18 @@ models::GPTConfig grid_gpt() {
 }
 
 dist::Config grid_config(int zero_stage, const comm::GridShape& grid, bool bf16,
-                         int checkpoint_interval = 0) {
+                         int checkpoint_interval = 0, int chunks = 1) {
   std::string text =
       fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {}, "gradient_accumulation_steps": {},
     "steps_per_print": 0, "tensor_parallel": {{"autotp_size": {}}}, {}
     "optimizer": {{"type": "Adam", "params": {{"lr": 0.001}}}},
     "zero_optimization": {{"stage": {}}},
-    "pipeline": {{"partition": "parameters", "schedule": "1f1b",
+    "pipeline": {{"partition": "parameters", "schedule": "{}", "virtual_stages": {},
                   "activation_checkpoint_interval": {}}}
   }})",
                   kRows, kMicroBatches, grid.tensor, bf16 ? R"("bf16": {"enabled": true},)" : "",
-                  zero_stage, checkpoint_interval);
+                  zero_stage, chunks > 1 ? "interleaved" : "1f1b", chunks, checkpoint_interval);
   return dist::parse_config(text, "doctor_grid_test", grid.data * grid.tensor, nullptr);
 }
 
@@ -66,10 +77,14 @@ bool within(double predicted, double measured, double tolerance) {
 }
 
 void check_grid(const comm::GridShape& shape, int zero_stage, bool bf16,
-                int checkpoint_interval = 0) {
+                int checkpoint_interval = 0, const Variant& variant = {}) {
   comm::ProcessGrid grid(test_world(), shape);
-  const dist::Config config = grid_config(zero_stage, shape, bf16, checkpoint_interval);
-  const models::GPTConfig model = grid_gpt();
+  const dist::Config config =
+      grid_config(zero_stage, shape, bf16, checkpoint_interval, variant.chunks);
+  const models::GPTConfig model = grid_gpt(variant);
+  CAPTURE(variant.llama);
+  CAPTURE(variant.kv_heads);
+  CAPTURE(variant.chunks);
   const GridPrediction predicted = predict_grid_rank(model, config, shape, grid.coordinates());
   CAPTURE(shape.str());
   CAPTURE(zero_stage);
@@ -109,12 +124,13 @@ void check_grid(const comm::GridShape& shape, int zero_stage, bool bf16,
   }
   const dist::ModelStateReport report = engine.engine().model_state_report();
   const dist::ExpectedModelStateBytes& device = predicted.rank.model_states.device;
-  MESSAGE(fmt::format("{} z{} {} p{} t{}: psi {}/{} params {}/{} grads {}/{} optim {}/{} act {}/{}",
-                      shape.str(), zero_stage, bf16, grid.coordinates().pipeline,
-                      grid.coordinates().tensor, predicted.parameter_count, report.parameter_count,
-                      device.params, report.param_bytes, device.grads, report.grad_bytes,
-                      device.optim_state, report.optim_state_bytes, predicted.rank.activation_bytes,
-                      activation_peak));
+  MESSAGE(fmt::format(
+      "{} {} kv{} c{} z{} {} p{} t{}: psi {}/{} params {}/{} grads {}/{} optim {}/{} act {}/{}",
+      shape.str(), variant.llama ? "llama" : "gpt2", variant.kv_heads, variant.chunks, zero_stage,
+      bf16, grid.coordinates().pipeline, grid.coordinates().tensor, predicted.parameter_count,
+      report.parameter_count, device.params, report.param_bytes, device.grads, report.grad_bytes,
+      device.optim_state, report.optim_state_bytes, predicted.rank.activation_bytes,
+      activation_peak));
   CHECK(predicted.parameter_count == report.parameter_count);
   CHECK(within(double(device.params), double(report.param_bytes), 0.05));
   CHECK(within(double(device.grads), double(report.grad_bytes), 0.05));
@@ -156,6 +172,17 @@ TEST_CASE("doctor_predicts_each_rank_of_pipeline_tensor_data_grids") {
   // Activation checkpoints of 2 layers: every layer's forward runs again, all-reduces included.
   check_grid({.data = 1, .pipeline = 2, .tensor = 2}, 1, false, 2);
   check_grid({.data = 2, .pipeline = 1, .tensor = 2}, 2, false, 2);
+}
+
+TEST_CASE("doctor_predicts_llama_and_interleaved_pipeline_activations") {
+  if (test_world().size() != 4) return;
+  // Llama's layers on a pipeline (rotary tables per layer, grouped keys and values).
+  check_grid({.data = 2, .pipeline = 2, .tensor = 1}, 1, false, 0, {.llama = true});
+  check_grid({.data = 1, .pipeline = 4, .tensor = 1}, 2, true, 0, {.llama = true, .kv_heads = 2});
+  // The interleaved schedule: two model chunks per stage, each its own part of the list.
+  check_grid({.data = 2, .pipeline = 2, .tensor = 1}, 1, false, 0, {.chunks = 2});
+  check_grid({.data = 1, .pipeline = 2, .tensor = 2}, 2, false, 0, {.chunks = 2});
+  check_grid({.data = 2, .pipeline = 2, .tensor = 1}, 1, true, 0, {.llama = true, .chunks = 2});
 }
 
 TEST_CASE("doctor_refuses_zero_3_on_pipeline_stages") {

@@ -51,13 +51,16 @@ struct GptStagePart {
 // The `activation` bytes of one stage replayed in the pipeline's instruction order: each
 // forward keeps its micro-batch's saved tensors until that micro-batch's backward frees them
 // (1F1B holds min(m, stages - stage) at once); with several model chunks (the interleaved
-// schedule) each chunk's passes run its own part. Not the pipeline's activation checkpoints
-// (their activations are then not predicted by the caller).
+// schedule) each chunk's passes run its own part. With the pipeline's activation checkpoints
+// each segment keeps its input and re-runs in backward (no tensor axis).
 class GptStageReplay {
  public:
   // `parts`: the stage's part of each model chunk, by chunk.
+  // `checkpoint_interval`: the pipeline's activation checkpoints, every this many layers of a
+  // chunk (embedding, blocks, final norm, head) one segment; 0: none. A segment must hold the
+  // final norm and the head together.
   GptStageReplay(const GptActivationShape& shape, const std::vector<GptStagePart>& parts,
-                 int64_t micro_batch, int64_t element_bytes);
+                 int64_t micro_batch, int64_t element_bytes, int64_t checkpoint_interval = 0);
   ~GptStageReplay();
   void forward(int chunk = 0);   // one micro-batch's forward pass through `chunk`
   void backward(int chunk = 0);  // its backward pass (the chunk's oldest in flight)
@@ -68,6 +71,8 @@ class GptStageReplay {
 
  private:
   struct State;
+  void forward_checkpointed(int chunk);
+  void backward_checkpointed(int chunk);
   std::unique_ptr<State> state_;
 };
 

@@ -44,6 +44,9 @@ void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
 // The same for a Llama layer (its rotary tables are the caller's).
 void llama_forward(Ledger& l, const Sizes& s);
 void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
+// A checkpointed layer's first forward, without autograd: only its output stays.
+void gpt2_forward_no_grad(Ledger& l, const Sizes& s);
+void llama_forward_no_grad(Ledger& l, const Sizes& s);
 // The sizes of `micro_batch` samples of `shape` in elements of `e` bytes on one of `tp` ranks.
 Sizes make_sizes(const GptActivationShape& shape, int64_t micro_batch, int64_t e, int64_t tp);
 

@@ -61,16 +61,18 @@ struct GptStageReplay::State {
   Sizes s;
   Ledger l;
   std::vector<std::deque<int64_t>> kept;  // by chunk, what each micro-batch in flight keeps
+  int64_t interval = 0;                   // layers per activation checkpoint; 0: none
 };
 
 GptStageReplay::GptStageReplay(const GptActivationShape& shape,
                                const std::vector<GptStagePart>& parts, int64_t micro_batch,
-                               int64_t element_bytes)
+                               int64_t element_bytes, int64_t checkpoint_interval)
     : state_(std::make_unique<State>(
           State{.shape = shape,
                 .parts = parts,
                 .s = make_sizes(shape, micro_batch, element_bytes, parts.at(0).tensor),
-                .kept = std::vector<std::deque<int64_t>>(parts.size())})) {}
+                .kept = std::vector<std::deque<int64_t>>(parts.size()),
+                .interval = checkpoint_interval})) {}
 
 GptStageReplay::~GptStageReplay() = default;
 
@@ -90,6 +92,7 @@ int64_t rotary_tables(Ledger& l, const GptActivationShape& shape, const Sizes& s
 }  // namespace
 
 void GptStageReplay::forward(int chunk) {
+  if (state_->interval > 0) return forward_checkpointed(chunk);
   State& st = *state_;
   const GptStagePart& part = st.parts.at(size_t(chunk));
   Ledger& l = st.l;
@@ -120,6 +123,7 @@ void GptStageReplay::forward(int chunk) {
 }
 
 void GptStageReplay::backward(int chunk) {
+  if (state_->interval > 0) return backward_checkpointed(chunk);
   State& st = *state_;
   const GptStagePart& part = st.parts.at(size_t(chunk));
   std::deque<int64_t>& kept = st.kept[size_t(chunk)];
@@ -152,6 +156,136 @@ int64_t GptStageReplay::hidden_bytes() const {
 }
 int64_t GptStageReplay::peak() const {
   return state_->l.peak;
+}
+
+// ---- the pipeline's activation checkpoints -----------------------------------------------
+
+namespace {
+
+// A chunk's layers as the replay takes them: the tail is the final norm and the head (two
+// layers of the list, in one segment).
+enum class Piece { embedding, block, tail };
+
+// The chunk's layers cut into checkpoints of `interval` layers (pipeline/pipeline_module.h).
+std::vector<std::vector<Piece>> checkpoint_segments(const GptStagePart& part, int64_t interval) {
+  std::vector<Piece> pieces;
+  if (part.embedding) pieces.push_back(Piece::embedding);
+  for (int64_t block = part.first_block; block < part.end_block; ++block)
+    pieces.push_back(Piece::block);
+  if (part.head) pieces.push_back(Piece::tail);
+  std::vector<std::vector<Piece>> segments;
+  int64_t position = 0;
+  for (Piece piece : pieces) {
+    const size_t segment = size_t(position / interval);
+    if (segments.size() <= segment) segments.resize(segment + 1);
+    segments[segment].push_back(piece);
+    position += piece == Piece::tail ? 2 : 1;
+  }
+  return segments;
+}
+
+}  // namespace
+
+// Each segment runs without autograd: only its output stays, kept as the next one's input.
+// The loss runs outside the checkpoints, keeping what it keeps.
+void GptStageReplay::forward_checkpointed(int chunk) {
+  State& st = *state_;
+  const GptStagePart& part = st.parts.at(size_t(chunk));
+  Ledger& l = st.l;
+  const Sizes& s = st.s;
+  const bool llama = st.shape.llama;
+  const int64_t before = l.live, h = s.hidden, norm_stats = (llama ? 1 : 2) * s.stats;
+  const int64_t f32_logits = s.logits / s.e * 4, positions = st.shape.tokens * st.shape.embd * s.e;
+  // The received input's hidden-sized copy (as without checkpoints, measured), which the
+  // first checkpoint keeps as its input.
+  if (!part.embedding) l.alloc(h);
+  for (const std::vector<Piece>& segment : checkpoint_segments(part, st.interval)) {
+    for (size_t i = 0; i < segment.size(); ++i) {
+      if (segment[i] == Piece::embedding) {
+        l.alloc(llama ? h : positions + 2 * h);
+        l.release(llama ? 0 : positions + h);
+        continue;
+      }
+      if (segment[i] == Piece::block && llama) {
+        const int64_t tables = rotary_tables(l, st.shape, s);
+        llama_forward_no_grad(l, s);
+        l.release(tables);
+      } else if (segment[i] == Piece::block) {
+        gpt2_forward_no_grad(l, s);
+      } else {
+        l.alloc(h + norm_stats + s.logits);
+        l.release(h + norm_stats);
+      }
+      if (i > 0) l.release(h);  // its input, which nothing holds without autograd
+    }
+  }
+  if (part.head) {
+    l.alloc((s.e == 4 ? 0 : f32_logits) + s.stats + f32_logits);
+    l.release(f32_logits);
+  }
+  st.kept[size_t(chunk)].push_back(l.live - before);
+}
+
+// Segment by segment from the last: its re-run with autograd (whose output goes at once),
+// then the backward through its layers; what stays is its input's gradient.
+void GptStageReplay::backward_checkpointed(int chunk) {
+  State& st = *state_;
+  const GptStagePart& part = st.parts.at(size_t(chunk));
+  Ledger& l = st.l;
+  const Sizes& s = st.s;
+  const bool llama = st.shape.llama;
+  const int64_t h = s.hidden, norm_stats = (llama ? 1 : 2) * s.stats;
+  const int64_t f32_logits = s.logits / s.e * 4, positions = st.shape.tokens * st.shape.embd * s.e;
+  const int64_t head_dim = st.shape.embd / st.shape.heads;
+  const int64_t end = l.live - st.kept[size_t(chunk)].front();
+  int64_t grad_out = h;
+  if (part.head) {  // the loss's backward: the logits' f32 gradient, cast; then nothing holds
+                    // the first run's logits
+    l.alloc(f32_logits);
+    grad_out = f32_logits;
+    if (s.e != 4) {
+      l.alloc(s.logits);
+      l.release(2 * f32_logits);
+      grad_out = s.logits;
+    }
+    l.release(s.stats + s.logits);  // the loss's saved tensors, and the logits it read
+  }
+  const std::vector<std::vector<Piece>> segments = checkpoint_segments(part, st.interval);
+  for (size_t index = segments.size(); index-- > 0;) {
+    const std::vector<Piece>& segment = segments[index];
+    const int64_t start = l.live;
+    for (Piece piece : segment) {
+      if (piece == Piece::embedding) l.alloc(llama ? h : positions + 2 * h);
+      if (piece == Piece::block) {
+        if (llama) rotary_tables(l, st.shape, s);
+        (llama ? llama_forward : gpt2_forward)(l, s);
+        l.release(llama ? (s.grouped ? 2 : 1) * s.kv : 3 * s.split);
+      }
+      if (piece == Piece::tail) l.alloc(h + norm_stats + s.logits);
+    }
+
+    for (size_t i = segment.size(); i-- > 0;) {
+      if (segment[i] == Piece::tail) {
+        const int64_t weight = s.vocab * s.embd * s.e, params = (s.bias ? 2 : 1) * s.embd * s.e;
+        l.alloc(h + weight);
+        l.release(h + (part.tied_here ? 0 : weight) + grad_out);
+        l.alloc(h + params);
+        l.release(params + norm_stats + h + (i > 0 ? h : 0));
+      }
+      if (segment[i] == Piece::block) {
+        (llama ? llama_backward : gpt2_backward)(l, s, i > 0 ? h : 0);
+        if (llama) l.release(st.shape.tokens * head_dim * s.e);
+      }
+    }
+    // The re-run (its output included) and the output's gradient go, and so does the input
+    // the checkpoint kept (the previous segment's output, or the received input's copy); the
+    // input's gradient stays (the chunk's first is sent back, not counted).
+    const int64_t input = index > 0 || !part.embedding ? h : 0;
+    l.live = start - input - grad_out + (index > 0 ? h : 0);
+    grad_out = h;
+  }
+  l.live = end;
+  st.kept[size_t(chunk)].pop_front();
 }
 
 }  // namespace zt::dist

@@ -67,8 +67,9 @@ int64_t most_in_flight(const ScheduleShape& shape, int stage) {
 int64_t stage_activation_peak(const models::GPTConfig& model,
                               const std::vector<dist::GptStagePart>& parts,
                               const ScheduleShape& shape, int stage, int64_t micro_batch,
-                              int64_t element_bytes) {
-  dist::GptStageReplay replay(dist::gpt_activation_shape(model), parts, micro_batch, element_bytes);
+                              int64_t element_bytes, int64_t checkpoint_interval) {
+  dist::GptStageReplay replay(dist::gpt_activation_shape(model), parts, micro_batch, element_bytes,
+                              checkpoint_interval);
   for (const Instruction& instruction : train_schedule(shape, stage)) {
     if (instruction.kind == InstructionKind::forward_pass) replay.forward(instruction.chunk);
     if (instruction.kind == InstructionKind::recv_grad) replay.hold(replay.hidden_bytes());
@@ -81,11 +82,12 @@ int64_t stage_activation_peak(const models::GPTConfig& model,
 }
 
 // Each chunk's part of the layer list (0 the embedding, 1..L the blocks, then the final norm
-// and the head), or none when a chunk splits the final norm from the head (the replay takes
-// them together).
+// and the head), or none when a chunk or an activation checkpoint of `interval` layers splits
+// the final norm from the head (the replay takes them together).
 std::vector<dist::GptStagePart> stage_parts(const models::GPTConfig& model,
                                             const std::vector<int>& bounds,
-                                            const ScheduleShape& shape, int stage, int tensor) {
+                                            const ScheduleShape& shape, int stage, int tensor,
+                                            int64_t interval) {
   const int64_t L = model.n_layer, norm = L + 1, head = L + 2;
   std::vector<dist::GptStagePart> parts;
   bool embedding_here = false, head_here = false;
@@ -94,6 +96,8 @@ std::vector<dist::GptStagePart> stage_parts(const models::GPTConfig& model,
     const int64_t first = bounds[size_t(virtual_stage)];
     const int64_t last = bounds[size_t(virtual_stage) + 1] - 1;
     if ((first <= norm && norm <= last) != (first <= head && head <= last)) return {};
+    if (interval > 0 && last == head && (norm - first) / interval != (head - first) / interval)
+      return {};
     parts.push_back({.first_block = std::min(std::max<int64_t>(first - 1, 0), L),
                      .end_block = std::min(last, L),
                      .embedding = first == 0,
@@ -218,15 +222,17 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   const bool checkpointed = config.pipeline.activation_checkpoint_interval > 0;
   prediction.in_flight = most_in_flight(shape, at.pipeline);
   // Llama's layers are not split over a tensor axis here (its tensor-parallel layers are
-  // built elsewhere).
+  // built elsewhere); the checkpoints' re-runs are replayed without one, and with one model
+  // chunk a stage (interleaved, they measure 5-8% off the replay).
   const bool llama = model.architecture == models::Architecture::llama;
-  if (!checkpointed && model.dropout == 0.0 && !model.sparse_attention &&
-      !(llama && grid.tensor > 1)) {
+  const int64_t interval = config.pipeline.activation_checkpoint_interval;
+  if (model.dropout == 0.0 && !model.sparse_attention && !(llama && grid.tensor > 1) &&
+      !(checkpointed && (grid.tensor > 1 || shape.chunks > 1))) {
     const std::vector<dist::GptStagePart> parts =
-        stage_parts(model, bounds, shape, at.pipeline, grid.tensor);
+        stage_parts(model, bounds, shape, at.pipeline, grid.tensor, interval);
     if (!parts.empty())
       prediction.rank.activation_bytes =
-          stage_activation_peak(model, parts, shape, at.pipeline, micro_batch, e);
+          stage_activation_peak(model, parts, shape, at.pipeline, micro_batch, e, interval);
   }
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);

@@ -46,7 +46,8 @@ struct GridPrediction {
 // (world_size = grid.data, gradient_accumulation_steps the pipeline's micro-batches). ZeRO 0-2
 // only (the pipeline engine refuses 3): std::invalid_argument otherwise. Activations are
 // predicted for GPT-2 and Llama (Llama without a tensor axis), 1F1B or interleaved, with no
-// pipeline activation checkpoints and no dropout (else -1).
+// dropout; with pipeline activation checkpoints only on 1F1B without a tensor axis, where a
+// segment holds the final norm and the head together (else -1).
 GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Config& config,
                                  const comm::GridShape& grid, const comm::GridCoordinates& at);
 

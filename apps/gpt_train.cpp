@@ -34,6 +34,7 @@
 #include "dist/config_doctor_gpt.h"
 #include "dist/initialize.h"
 #include "pipeline/config_doctor_grid.h"
+#include "pipeline/config_doctor_grid_search.h"
 #include "pipeline/schedule.h"
 
 using namespace zt;
@@ -468,10 +469,6 @@ dist::Config grid_config(comm::MpiCommunicator& world, const GptTrainOptions& op
 int explain_grid(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
                  int tensor) {
   const dist::Config config = grid_config(runtime.world(), options, pipeline, tensor);
-  if (options.doctor.budget_mib > 0.0)
-    throw std::invalid_argument(
-        "--memory-budget-mib: the budget search chooses ZeRO layouts of the data axis; run it "
-        "without --pipeline-parallel-size and --tensor-parallel-size");
   if (runtime.world().rank() != 0) return 0;
   const comm::GridShape shape = comm::factor_world(runtime.world().size(), tensor, pipeline);
   models::GPTConfig model = options.model;
@@ -479,6 +476,16 @@ int explain_grid(comm::MpiRuntime& runtime, const GptTrainOptions& options, int 
   for (int stage = 0; stage < pipeline; ++stage)
     fmt::print("{}", pipeline::explain_grid_prediction(
                          pipeline::predict_grid_rank(model, config, shape, {.pipeline = stage})));
+  // With a budget: every grid of this world size, the cheapest that fits first.
+  if (options.doctor.budget_mib > 0.0) {
+    const auto mib = [](double value) { return int64_t(value * double(1 << 20)); };
+    const int world = runtime.world().size();
+    fmt::print("{}",
+               pipeline::explain_grid_search(
+                   pipeline::search_grids(model, config, world, mib(options.doctor.budget_mib),
+                                          mib(options.doctor.reserve_mib)),
+                   mib(options.doctor.budget_mib), mib(options.doctor.reserve_mib)));
+  }
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "core/generator.h"
 #include "models/gpt.h"
 #include "pipeline/config_doctor_grid.h"
+#include "pipeline/config_doctor_grid_search.h"
 #include "pipeline/gpt_layers.h"
 #include "pipeline/pipeline_engine.h"
 #include "tests/mpi/mpi_test_world.h"
@@ -195,6 +196,57 @@ TEST_CASE("doctor_predicts_pipeline_activation_checkpoints") {
   check_grid({.data = 2, .pipeline = 2, .tensor = 1}, 1, true, 2, {.llama = true, .kv_heads = 2});
   // Interleaved, they are said to be not predicted (bytes per axis still exact).
   check_grid({.data = 2, .pipeline = 2, .tensor = 1}, 2, false, 3, {.chunks = 2});
+}
+
+TEST_CASE("doctor_suggests_a_grid_that_trains_under_the_budget") {
+  if (test_world().size() != 4) return;
+  const models::GPTConfig model = grid_gpt();
+  const dist::Config config = grid_config(1, {.data = 4, .pipeline = 1, .tensor = 1}, false);
+  const int64_t reserve = 256 << 10;
+  // Every grid of 4 ranks judged; a budget just over the smallest need fits that one only.
+  const GridSearch all = search_grids(model, config, 4, int64_t(1) << 40, reserve);
+  int64_t least = int64_t(1) << 40;
+  for (const GridChoice& choice : all.considered)
+    if (choice.device_bytes > 0) least = std::min(least, choice.device_bytes);
+  const int64_t budget = least + least / 50;
+  const GridSearch search = search_grids(model, config, 4, budget, reserve);
+  MESSAGE(explain_grid_search(search, budget, reserve));
+  REQUIRE(search.suggestion.has_value());
+  const comm::GridShape shape = search.suggestion->grid;
+  CHECK(search.suggestion->device_bytes <= budget);
+  CHECK_FALSE(shape == comm::GridShape{.data = 4, .pipeline = 1, .tensor = 1});
+
+  // The suggestion, run: two steps under a device limit of the budget on every rank.
+  auto trains_within = [&](const comm::GridShape& layout) {
+    comm::ProcessGrid grid(test_world(), layout);
+    const dist::Config run = grid_config(1, layout, false);
+    manual_seed(7);
+    NamedTensors initial = models::GPT(model).named_parameters();
+    MemoryAccounting& accounting = cpu_allocator().accounting();
+    accounting.set_limit(accounting.stats().device_live_bytes + budget);
+    bool trained = true;
+    try {
+      const bool split = layout.tensor > 1;
+      PipelineEngine engine(
+          run, split ? gpt_layer_specs(model, grid.tensor_group()) : gpt_layer_specs(model),
+          split ? gpt_vocab_parallel_loss(grid.tensor_group()) : LossFunction(gpt_next_token_loss),
+          tokens(0, 0), grid, &initial);
+      for (int step = 0; step < 2; ++step) {
+        int64_t next = 0;
+        engine.train_batch([&] {
+          const int64_t index = next++;
+          return MicroBatch{tokens(index, step), tokens(index, step + 1)};
+        });
+      }
+    } catch (const OutOfMemoryError&) {
+      trained = false;
+    }
+    accounting.set_limit(0);
+    return trained;
+  };
+  CHECK(trains_within(shape));
+  // The budget binds: data parallelism alone (every rank alike) runs out of memory under it.
+  CHECK_FALSE(trains_within({.data = 4, .pipeline = 1, .tensor = 1}));
 }
 
 TEST_CASE("doctor_refuses_zero_3_on_pipeline_stages") {

@@ -72,17 +72,23 @@ inline int explain_shape(const DoctorOptions& options, const dist::Config& confi
       options.budget_mib, options.reserve_mib, activations ? "buffers" : "activations and buffers",
       suggestion->layout.str(),
       activations ? ", then the largest micro-batch, then checkpointing" : "", suggestion->why);
+  // The suggestion as the keys to put in the config (activation_checkpointing included), so
+  // that the run trains what was predicted.
+  fmt::print("as config keys: {}\n",
+             dist::layout_config_json(dist::with_layout(config, suggestion->layout)));
   return 0;
 }
 
 // explain_shape for `model`, its activations told by `activation_ops` (the model's ops,
-// dist/config_doctor_activations.h) where given.
+// dist/config_doctor_activations.h) where given, checkpointed in `number_checkpoints` segments
+// where the doctor suggests checkpointing.
 inline int explain_config(const DoctorOptions& options, const dist::Config& config,
                           nn::Module& model, int world_size,
                           std::function<std::vector<dist::ActivationOp>(bool)> activation_ops = {},
-                          bool checkpointed = false) {
+                          bool checkpointed = false, int64_t number_checkpoints = 0) {
   dist::ModelShape shape = dist::model_shape(model, config.zero_optimization, world_size);
   shape.activation_ops = std::move(activation_ops);
+  shape.number_checkpoints = number_checkpoints;
   return explain_shape(options, config, shape, world_size, checkpointed);
 }
 

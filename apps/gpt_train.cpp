@@ -33,6 +33,8 @@
 #include "dist/checkpoint_files.h"
 #include "dist/config_doctor_gpt.h"
 #include "dist/initialize.h"
+#include "pipeline/config_doctor_grid.h"
+#include "pipeline/config_doctor_grid_search.h"
 #include "pipeline/schedule.h"
 
 using namespace zt;
@@ -432,22 +434,24 @@ int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
                                 model_config.block_size % model_config.sparse_attention->block == 0;
   if (kernel_attention && model_config.dropout == 0.0) {
     const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
-    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes](
-                                int64_t micro_batch, bool checkpointed) {
+    const bool offloaded = config.activation_checkpointing.cpu_checkpointing;
+    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes,
+                             offloaded](int64_t micro_batch, bool checkpointed) {
       return dist::predict_gpt_activation_peak(activations, micro_batch, element_bytes,
-                                               checkpointed);
+                                               checkpointed, offloaded);
     };
   }
+  // gpt_train checkpoints every layer for any positive number_checkpoints: one is written
+  // where the doctor suggests checkpointing.
+  shape.number_checkpoints = model_config.n_layer;
   return apps::explain_shape(options.doctor, config, shape, world, checkpointing_of(config));
 }
 
-// The GPT through the pipeline engine (apps/gpt_train_pipeline.h) on a pipeline x tensor x
-// data grid: the config resolved against the data-parallel size, world / (pipeline x tensor).
-// A config that names the tensor-parallel size divides by it itself; else the flag's size is
-// set after resolving against the data-parallel size.
-int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
-                           int tensor) {
-  comm::MpiCommunicator& world = runtime.world();
+// The config of a pipeline x tensor x data grid, resolved against the data-parallel size,
+// world / (pipeline x tensor). A config that names the tensor-parallel size divides by it
+// itself; else the flag's size is set after resolving against the data-parallel size.
+dist::Config grid_config(comm::MpiCommunicator& world, const GptTrainOptions& options, int pipeline,
+                         int tensor) {
   const int data = comm::factor_world(world.size(), tensor, pipeline).data;
   const std::string& file = options.deepspeed.deepspeed_config;
   const bool file_names_tensor = apps::config_tensor_parallel_size(file) > 0;
@@ -456,8 +460,41 @@ int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& opt
                    : apps::load_config_file(file, file_names_tensor ? data * tensor : data,
                                             world.rank() == 0, program_values(options, true));
   config.tensor_parallel_size = tensor;
-  config = apps::with_program_optimizer(std::move(config), program_optimizer(options),
-                                        world.rank() == 0 && !file.empty());
+  return apps::with_program_optimizer(std::move(config), program_optimizer(options),
+                                      world.rank() == 0 && !file.empty());
+}
+
+// --explain-config on a grid: the doctor's prediction for the first tensor rank of the first
+// replica of every pipeline stage (tensor ranks hold equal shards; replicas equal slices).
+int explain_grid(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
+                 int tensor) {
+  const dist::Config config = grid_config(runtime.world(), options, pipeline, tensor);
+  if (runtime.world().rank() != 0) return 0;
+  const comm::GridShape shape = comm::factor_world(runtime.world().size(), tensor, pipeline);
+  models::GPTConfig model = options.model;
+  model.sparse_attention = config.sparse_attention;
+  for (int stage = 0; stage < pipeline; ++stage)
+    fmt::print("{}", pipeline::explain_grid_prediction(
+                         pipeline::predict_grid_rank(model, config, shape, {.pipeline = stage})));
+  // With a budget: every grid of this world size, the cheapest that fits first.
+  if (options.doctor.budget_mib > 0.0) {
+    const auto mib = [](double value) { return int64_t(value * double(1 << 20)); };
+    const int world = runtime.world().size();
+    fmt::print("{}",
+               pipeline::explain_grid_search(
+                   pipeline::search_grids(model, config, world, mib(options.doctor.budget_mib),
+                                          mib(options.doctor.reserve_mib)),
+                   mib(options.doctor.budget_mib), mib(options.doctor.reserve_mib)));
+  }
+  return 0;
+}
+
+// The GPT through the pipeline engine (apps/gpt_train_pipeline.h) on a pipeline x tensor x
+// data grid.
+int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
+                           int tensor) {
+  comm::MpiCommunicator& world = runtime.world();
+  dist::Config config = grid_config(world, options, pipeline, tensor);
   config = apps::with_trace_flags(std::move(config), options.trace);
   std::optional<data::TokenFile> tokens;
   open_token_file(options, world, tokens);
@@ -482,10 +519,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
-    if (options.doctor.explain) return explain_config(runtime, options);
     const int pipeline = apps::pipeline_size_of(options);
     const int tensor = apps::tensor_size_of(options);
     apps::check_sequence_parallel(options, tensor);
+    if (options.doctor.explain && (pipeline > 1 || tensor > 1))
+      return explain_grid(runtime, options, pipeline, tensor);
+    if (options.doctor.explain) return explain_config(runtime, options);
     if (pipeline > 1 || tensor > 1)
       return train_through_pipeline(runtime, options, pipeline, tensor);
     if (!options.load_layers.empty())

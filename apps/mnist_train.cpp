@@ -444,7 +444,8 @@ int explain_config(comm::MpiRuntime& runtime, const TrainOptions& options) {
     int64_t groups = checkpointed ? (segments > 0 ? segments : apps::MnistCnn::kStages) : 0;
     return dist::mnist_cnn_activations(widths, element_bytes, groups);
   };
-  return apps::explain_config(options.doctor, config, *model, world, ops, segments > 0);
+  return apps::explain_config(options.doctor, config, *model, world, ops, segments > 0,
+                              segments > 0 ? segments : apps::MnistCnn::kStages);
 }
 
 int main(int argc, char** argv) {

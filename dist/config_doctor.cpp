@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "dist/zero/partition_plan.h"
 #include "dist/zero/partitioning.h"
@@ -178,8 +179,32 @@ Config with_layout(const Config& config, const Layout& layout) {
         config.train_micro_batch_size_per_gpu * config.gradient_accumulation_steps;
     changed.train_micro_batch_size_per_gpu = layout.micro_batch;
     changed.gradient_accumulation_steps = per_rank / layout.micro_batch;
+    // The checkpointing the prediction assumed is the one the config asks for.
+    ActivationCheckpointingConfig& kept = changed.activation_checkpointing;
+    const int64_t asked = kept.number_checkpoints > 0 ? kept.number_checkpoints : 1;
+    kept.number_checkpoints =
+        layout.checkpointing ? (layout.number_checkpoints > 0 ? layout.number_checkpoints : asked)
+                             : 0;
+    if (kept.number_checkpoints == 0) kept.contiguous_memory_optimization = false;
   }
   return changed;
+}
+
+std::string layout_config_json(const Config& suggested) {
+  const ZeroConfig& zero = suggested.zero_optimization;
+  const ActivationCheckpointingConfig& kept = suggested.activation_checkpointing;
+  nlohmann::ordered_json json = {
+      {"train_micro_batch_size_per_gpu", suggested.train_micro_batch_size_per_gpu},
+      {"gradient_accumulation_steps", suggested.gradient_accumulation_steps},
+      {"zero_optimization",
+       {{"stage", zero.stage},
+        {"offload_optimizer", {{"device", zero.offload_optimizer.device}}},
+        {"offload_param", {{"device", zero.offload_param.device}}}}},
+      {"activation_checkpointing",
+       {{"number_checkpoints", kept.number_checkpoints},
+        {"partition_activations", kept.partition_activations},
+        {"cpu_checkpointing", kept.cpu_checkpointing}}}};
+  return json.dump();
 }
 
 namespace {
@@ -230,6 +255,7 @@ std::vector<Layout> activation_choices(const Layout& base, const ModelShape& sha
       Layout layout = base;
       layout.micro_batch = micro;
       layout.checkpointing = checkpointing;
+      layout.number_checkpoints = checkpointing ? shape.number_checkpoints : 0;
       choices.push_back(layout);
     }
   }

@@ -37,6 +37,9 @@ struct ModelShape {
   // Or the model's activation peak whole (the GPT's, dist/config_doctor_gpt.h): device bytes
   // for a micro-batch, with or without activation checkpointing.
   std::function<int64_t(int64_t micro_batch, bool checkpointed)> activation_peak;
+  // The activation_checkpointing.number_checkpoints that checkpoints the model as the
+  // prediction takes it (every stage or layer its own segment); 0: the config's, else 1.
+  int64_t number_checkpoints = 0;
   bool predicts_activations() const { return activation_ops || activation_peak; }
 };
 ModelShape model_shape(nn::Module& model, const ZeroConfig& zero, int world_size);
@@ -69,9 +72,16 @@ struct Layout {
   std::string offload_param = "none";      // "none" or "cpu" (stage 3 only)
   int64_t micro_batch = 0;                 // per rank; 0: the config's
   bool checkpointing = false;              // activation checkpointing of the model's layers
+  int64_t number_checkpoints = 0;          // written where checkpointing (ModelShape's)
   std::string str() const;
 };
+// `config` laid out as `layout`: its ZeRO stage and offload, and where the layout chooses the
+// micro-batch, that micro-batch (the samples per rank and step kept by accumulation) and the
+// activation_checkpointing block (number_checkpoints set, or 0 without checkpointing).
 Config with_layout(const Config& config, const Layout& layout);
+// The keys a suggested config sets, as a DeepSpeed config's JSON: the micro-batch and
+// accumulation, zero_optimization's stage and offload devices, activation_checkpointing.
+std::string layout_config_json(const Config& suggested);
 
 struct Suggestion {
   Layout layout;

@@ -7,33 +7,11 @@
 
 #include <algorithm>
 
+#include "dist/config_doctor_gpt_replay.h"
+
 namespace zt::dist {
 
-namespace {
-
-struct Ledger {
-  int64_t live = 0, peak = 0;
-  void alloc(int64_t bytes) {
-    live += bytes;
-    peak = std::max(peak, live);
-  }
-  void release(int64_t bytes) { live -= bytes; }
-};
-
-// Bytes of the tensors one micro-batch makes, and of the weights' gradients.
-struct Sizes {
-  int64_t e = 4;       // the model's element bytes
-  int64_t hidden = 0;  // [rows, n_embd]
-  int64_t kv = 0;      // [rows, kv_heads * head_dim]
-  int64_t wide = 0;    // [rows, intermediate]
-  int64_t stats = 0;   // one f32 per row (a norm's mean or reciprocal deviation)
-  int64_t lse = 0;     // attention's f32 log-sum-exp, a row per head
-  int64_t logits = 0;  // [rows, vocab] in the model's dtype
-  int64_t embd = 0, intermediate = 0, kv_width = 0, vocab = 0;
-  bool bias = true;
-  bool tied = true;
-  bool grouped = false;  // fewer key and value heads than query heads
-};
+namespace gpt_replay {
 
 // A linear layer's backward: its input's gradient and its weight's, and for a bias the row sum
 // of the output's gradient (in f32 a halving tree whose two largest levels coexist; in a
@@ -70,7 +48,7 @@ void norm_backward(Ledger& l, const Sizes& s, int64_t saved) {
 // then the saved q, `k`, `v` (expanded to every query head when grouped), the output, the
 // log-sum-exp and the gradient coming in go.
 void attention_backward(Ledger& l, const Sizes& s, int64_t k, int64_t v) {
-  const int64_t h = s.hidden, widen = 4 / s.e, grads = h + k + v;
+  const int64_t h = s.split, widen = 4 / s.e, grads = h + k + v;
   l.alloc(widen * grads);
   l.alloc(h);
   if (widen > 1) {
@@ -91,59 +69,65 @@ void attention_backward(Ledger& l, const Sizes& s, int64_t k, int64_t v) {
 // ---- GPT-2 -------------------------------------------------------------------------------
 
 void gpt2_forward(Ledger& l, const Sizes& s) {
-  const int64_t h = s.hidden;
-  l.alloc(h + 2 * s.stats);  // ln_1
-  l.alloc(3 * h);            // c_attn, held by the keys and values views
-  l.alloc(4 * h + s.lse);    // q, k, v made contiguous, the output, the log-sum-exp
-  l.alloc(3 * h);            // heads merged, c_proj, the residual add
-  l.alloc(h + 2 * s.stats);  // ln_2
-  l.alloc(2 * s.wide);       // c_fc, gelu
-  l.alloc(2 * h);            // c_proj, the residual add
+  const int64_t h = s.hidden, a = s.split;
+  // A row-parallel c_proj (tensor-parallel) makes its sum over the tensor group and then adds
+  // its bias: one more hidden-sized output each.
+  const int64_t row_parallel_bias = s.tp > 1 && s.bias ? h : 0;
+  l.alloc(h + 2 * s.stats);                // ln_1
+  l.alloc(3 * a);                          // c_attn, held by the keys and values views
+  l.alloc(4 * a + s.lse);                  // q, k, v made contiguous, the output, the lse
+  l.alloc(a + 2 * h + row_parallel_bias);  // heads merged, c_proj, the residual add
+  l.alloc(h + 2 * s.stats);                // ln_2
+  l.alloc(2 * s.wide);                     // c_fc, gelu
+  l.alloc(2 * h + row_parallel_bias);      // c_proj, the residual add
 }
 
 // A checkpointed layer's first forward, without autograd: only its output stays.
 void gpt2_forward_no_grad(Ledger& l, const Sizes& s) {
-  const int64_t h = s.hidden, w = s.wide;
+  const int64_t h = s.hidden, a = s.split, w = s.wide;
   l.alloc(h + 2 * s.stats);
   l.release(2 * s.stats);
-  l.alloc(3 * h + 4 * h + s.lse);
-  l.release(s.lse + 3 * h);
-  l.alloc(2 * h);  // merged, c_proj
-  l.release(3 * h);
+  l.alloc(3 * a + 4 * a + s.lse);
+  l.release(s.lse + 3 * a);
+  l.alloc(a + h);  // merged, c_proj
+  l.release(2 * a + h);
   l.alloc(2 * h + 2 * s.stats);  // the residual add, ln_2
   l.release(2 * s.stats);
   l.alloc(2 * w);
   l.alloc(h);
   l.release(2 * w);
   l.alloc(h);                // the layer's output
-  l.release(4 * h + 3 * h);  // all but the output (c_attn last, with the views)
+  l.release(4 * h + 3 * a);  // all but the output (c_attn last, with the views)
 }
 
 // `input_bytes`: what the layer's first norm frees beyond its statistics and its own saved
 // tensors: the layer's input (and, checkpointed, the checkpoint's output and saved input).
 void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
-  const int64_t h = s.hidden, w = s.wide, C = s.embd, F = s.intermediate;
-  linear_backward(l, s, w, F * C * s.e, h, C, w);  // mlp.c_proj, gelu's output saved
-  l.alloc(w);                                      // gelu
+  const int64_t h = s.hidden, a = s.split, w = s.wide, C = s.embd, F = s.intermediate;
+  const int64_t tp = s.tp;
+  // Row-parallel layers (the c_proj's) split their weight's rows, not their bias.
+  linear_backward(l, s, w, F / tp * C * s.e, h, C, w);  // mlp.c_proj, gelu's output saved
+  l.alloc(w);                                           // gelu
   l.release(2 * w);
-  linear_backward(l, s, h, C * F * s.e, w, F, h);  // mlp.c_fc, ln_2's output saved
+  linear_backward(l, s, h, C * F / tp * s.e, w, F / tp, h);  // mlp.c_fc, ln_2's output saved
   l.release(w);
   norm_backward(l, s, 2 * s.stats + 2 * h);
-  linear_backward(l, s, h, C * C * s.e, h, C, h);  // attn.c_proj, the merged heads saved
-  attention_backward(l, s, h, h);
+  linear_backward(l, s, a, C / tp * C * s.e, h, C, a);  // attn.c_proj, the merged heads saved
+  attention_backward(l, s, a, a);
   for (int i = 0; i < 3; ++i) {  // dq, dk, dv made contiguous through the heads' transpose
-    l.alloc(h);
-    l.release(h);
+    l.alloc(a);
+    l.release(a);
   }
   // The split's backward: each gradient padded to the fused width and summed into the last.
-  l.alloc(3 * h);
-  l.release(h);
+  l.alloc(3 * a);
+  l.release(a);
   for (int i = 0; i < 2; ++i) {
-    l.alloc(6 * h);
-    l.release(6 * h + h);
+    l.alloc(6 * a);
+    l.release(6 * a + a);
   }
-  linear_backward(l, s, h, 3 * C * C * s.e, 3 * h, 3 * C, h);  // attn.c_attn, ln_1's output
-  l.release(3 * h);
+  // attn.c_attn, ln_1's output saved.
+  linear_backward(l, s, h, 3 * C / tp * C * s.e, 3 * a, 3 * C / tp, h);
+  l.release(3 * a);
   norm_backward(l, s, 2 * s.stats + 2 * h + input_bytes);
 }
 
@@ -238,7 +222,29 @@ void head_backward(Ledger& l, const Sizes& s, int64_t final_norm_saved) {
   l.release(final_norm_saved + params);
 }
 
-}  // namespace
+Sizes make_sizes(const GptActivationShape& shape, int64_t micro_batch, int64_t e, int64_t tp) {
+  const int64_t rows = micro_batch * shape.tokens, head_dim = shape.embd / shape.heads;
+  return {.e = e,
+          .hidden = rows * shape.embd * e,
+          .split = rows * shape.embd / tp * e,
+          .tp = tp,
+          .kv = rows * shape.kv_heads * head_dim * e,
+          .wide = rows * shape.intermediate / tp * e,
+          .stats = rows * 4,
+          .lse = rows * shape.heads / tp * 4,
+          .logits = rows * shape.vocab / tp * e,
+          .embd = shape.embd,
+          .intermediate = shape.intermediate,
+          .kv_width = shape.kv_heads * head_dim,
+          .vocab = shape.vocab / tp,
+          .bias = shape.bias && !shape.llama,
+          .tied = shape.tied,
+          .grouped = shape.kv_heads < shape.heads};
+}
+
+}  // namespace gpt_replay
+
+using namespace gpt_replay;
 
 GptActivationShape gpt_activation_shape(const models::GPTConfig& config) {
   return {.llama = config.architecture == models::Architecture::llama,
@@ -254,23 +260,13 @@ GptActivationShape gpt_activation_shape(const models::GPTConfig& config) {
 }
 
 int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t micro_batch,
-                                    int64_t element_bytes, bool checkpointed) {
-  const int64_t rows = micro_batch * shape.tokens, e = element_bytes;
-  const int64_t head_dim = shape.embd / shape.heads;
-  Sizes s{.e = e,
-          .hidden = rows * shape.embd * e,
-          .kv = rows * shape.kv_heads * head_dim * e,
-          .wide = rows * shape.intermediate * e,
-          .stats = rows * 4,
-          .lse = rows * shape.heads * 4,
-          .logits = rows * shape.vocab * e,
-          .embd = shape.embd,
-          .intermediate = shape.intermediate,
-          .kv_width = shape.kv_heads * head_dim,
-          .vocab = shape.vocab,
-          .bias = shape.bias && !shape.llama,
-          .tied = shape.tied,
-          .grouped = shape.kv_heads < shape.heads};
+                                    int64_t element_bytes, bool checkpointed,
+                                    bool cpu_checkpointing) {
+  // cpu_checkpointing: each checkpoint copies its input to the host, where the device's goes
+  // once the layer's forward has run, and restores it to the device for the re-run.
+  const bool offloaded = checkpointed && cpu_checkpointing;
+  const int64_t e = element_bytes, head_dim = shape.embd / shape.heads;
+  const Sizes s = make_sizes(shape, micro_batch, element_bytes, 1);
   Ledger l;
   const int64_t h = s.hidden;
   // Embeddings: GPT-2's token and position outputs stay until the end of backward; Llama's
@@ -291,6 +287,7 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
   for (int64_t layer = 0; layer < shape.layers; ++layer) {
     if (checkpointed) {
       (shape.llama ? llama_forward_no_grad : gpt2_forward_no_grad)(l, s);
+      if (offloaded) l.release(h);
     } else {
       forward(l, s);
     }
@@ -304,6 +301,7 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
   // it until its layer's backward).
   head_backward(l, s, norm_stats + (checkpointed ? 2 * h : 3 * h));
   for (int64_t layer = 0; layer < shape.layers; ++layer) {
+    if (offloaded) l.alloc(h);  // the input restored
     if (checkpointed) {
       forward(l, s);                 // the re-run
       l.release(held_by_views + h);  // the views and the re-run's output go with the re-run

@@ -91,6 +91,8 @@ class PipelineEngine {
   dist::Engine& engine() { return *engine_; }
   // Activations and gradients between stages (data-carrying sends and receives only).
   comm::Communicator& pipeline_communicator() { return grid_.pipeline_group(); }
+  // The stages holding a tied key's copies, which sum their gradients once a batch.
+  comm::Communicator& tied_communicator(const std::string& key) { return *tied_groups_.at(key); }
   const std::vector<InstructionTiming>& last_timeline() const { return timeline_; }
 
  private:

@@ -14,6 +14,7 @@
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/generator.h"
+#include "dist/activation_checkpointing.h"
 #include "dist/config_doctor.h"
 #include "dist/config_doctor_gpt.h"
 #include "dist/engine.h"
@@ -61,12 +62,18 @@ void train_gpt(Engine& engine, const models::GPTConfig& model, int64_t micro, in
 }
 
 int64_t measured_gpt_peak(const models::GPTConfig& model_config, int64_t micro, bool bf16,
-                          bool checkpointed) {
+                          bool checkpointed, bool cpu_checkpointing = false) {
   auto model = std::make_shared<models::GPT>(model_config);
   model->set_gradient_checkpointing(checkpointed);
-  Engine engine(gpt_engine_config(micro, bf16), model, test_world());
+  Config config = gpt_engine_config(micro, bf16);
+  // As dist::initialize applies the block (cpu_checkpointing needs partition_activations).
+  config.activation_checkpointing.partition_activations = cpu_checkpointing;
+  config.activation_checkpointing.cpu_checkpointing = cpu_checkpointing;
+  apply_activation_checkpointing(config.activation_checkpointing);
+  Engine engine(config, model, test_world());
   int64_t peak = 0;
   train_gpt(engine, model_config, micro, 2, &peak);
+  apply_activation_checkpointing({});
   return peak;
 }
 
@@ -112,6 +119,25 @@ TEST_CASE("config doctor: the GPT's activation peak within 5% of the measured on
     INFO("predicted ", predicted, " measured ", measured);
     CHECK(std::abs(double(predicted - measured)) <= 0.05 * double(measured));
   }
+}
+
+TEST_CASE("config doctor: the GPT's checkpoints offloaded by cpu_checkpointing") {
+  // Each layer's input waits on the host and comes back for its re-run: the device peak falls
+  // by about a hidden state per layer, which the replay must see (the device-resident
+  // prediction is over by more than the 5% allowed at these sizes).
+  for (const char* architecture : {"gpt2", "llama"})
+    for (int64_t micro : {1, 4}) {
+      models::GPTConfig model = tiny_model(architecture, 64, 0);
+      model.n_layer = 6;
+      CAPTURE(architecture);
+      CAPTURE(micro);
+      const GptActivationShape shape = gpt_activation_shape(model);
+      const int64_t predicted = predict_gpt_activation_peak(shape, micro, 4, true, true);
+      const int64_t on_device = predict_gpt_activation_peak(shape, micro, 4, true, false);
+      const int64_t measured = measured_gpt_peak(model, micro, false, true, true);
+      INFO("predicted ", predicted, " on the device ", on_device, " measured ", measured);
+      CHECK(std::abs(double(predicted - measured)) <= 0.05 * double(measured));
+    }
 }
 
 TEST_CASE("config doctor: block-sparse attention keeps what dense attention keeps") {
@@ -174,6 +200,66 @@ TEST_CASE("config doctor: the GPT micro-batch it suggests trains under the budge
   CHECK(trains_within(suggested));
   // The budget binds: the config as given (one micro-step of 8) runs out of memory under it.
   CHECK_FALSE(trains_within(config));
+}
+
+TEST_CASE(
+    "config doctor: the checkpointing it suggests is in the config, and trains under the budget") {
+  // 12 layers of long windows: activations outweigh model states, so a budget that fits the
+  // config's micro-batch only with every layer checkpointed gets checkpointing, written into
+  // the suggested config's activation_checkpointing block, which gpt_train reads (any positive
+  // number_checkpoints checkpoints every layer).
+  const int world = test_world().size();
+  models::GPTConfig model = tiny_model("gpt2", 32, 0);
+  model.n_layer = 12;
+  model.block_size = 128;
+  const int64_t per_rank = 2;
+  Config config = gpt_engine_config(per_rank, false);
+  REQUIRE(config.activation_checkpointing.number_checkpoints == 0);
+  ModelShape shape =
+      model_shape(*std::make_shared<models::GPT>(model), config.zero_optimization, world);
+  shape.activation_peak = [activations = gpt_activation_shape(model)](int64_t micro,
+                                                                      bool checkpointed) {
+    return predict_gpt_activation_peak(activations, micro, 4, checkpointed);
+  };
+  shape.number_checkpoints = model.n_layer;
+  const int64_t rows = per_rank * model.block_size;
+  const int64_t reserve = 2 * rows * 8 + rows * model.vocab_size * 4;
+  const Layout checkpointed{.stage = 0, .micro_batch = per_rank, .checkpointing = true};
+  const int64_t budget =
+      predict_rank(shape, with_layout(config, checkpointed), world, true).device_bytes() + reserve;
+  std::optional<Suggestion> suggestion = suggest_layout(shape, config, world, budget, reserve);
+  REQUIRE(suggestion.has_value());
+  INFO(suggestion->why);
+  CHECK(suggestion->layout.checkpointing);
+  const Config suggested = with_layout(config, suggestion->layout);
+  CHECK(suggested.activation_checkpointing.number_checkpoints == model.n_layer);
+  const std::string keys = layout_config_json(suggested);
+  CHECK(keys.find(R"("activation_checkpointing":{"number_checkpoints":12)") != std::string::npos);
+  // The same layout without checkpointing writes it off.
+  Layout unchecked = suggestion->layout;
+  unchecked.checkpointing = false;
+  CHECK(with_layout(suggested, unchecked).activation_checkpointing.number_checkpoints == 0);
+
+  // Run as gpt_train runs a config: checkpointing from its activation_checkpointing block.
+  MemoryAccounting& accounting = cpu_allocator().accounting();
+  auto trains_within = [&](const Config& run) {
+    const int64_t base = accounting.stats().device_live_bytes;
+    accounting.set_limit(base + budget);
+    bool trained = true;
+    try {
+      auto gpt = std::make_shared<models::GPT>(model);
+      gpt->set_gradient_checkpointing(run.activation_checkpointing.number_checkpoints > 0);
+      Engine engine(run, gpt, test_world());
+      train_gpt(engine, model, run.train_micro_batch_size_per_gpu, 2);
+    } catch (const OutOfMemoryError&) {
+      trained = false;
+    }
+    accounting.set_limit(0);
+    return trained;
+  };
+  CHECK(trains_within(suggested));
+  // The budget binds: the suggested layout without its checkpointing runs out of memory.
+  CHECK_FALSE(trains_within(with_layout(suggested, unchecked)));
 }
 
 }  // namespace zt::dist

@@ -18,6 +18,7 @@
 
 #include "comm/communicator.h"
 #include "core/generator.h"
+#include "models/causal_attention.h"
 #include "models/gpt_config.h"
 #include "nn/containers.h"
 #include "nn/module.h"
@@ -32,6 +33,8 @@ class TensorParallelLlamaAttention final : public nn::Module {
   TensorParallelLlamaAttention(const models::GPTConfig& config, comm::Communicator& group,
                                uint64_t dropout_seed);
   std::string type_name() const override { return "TensorParallelLlamaAttention"; }
+  // This rank's query heads' planes of the layout (null: dense attention).
+  models::SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
   std::shared_ptr<ColumnParallelLinear> q_proj, k_proj, v_proj;
   std::shared_ptr<RowParallelLinear> o_proj;
 
@@ -43,6 +46,7 @@ class TensorParallelLlamaAttention final : public nn::Module {
   int64_t local_heads_, local_kv_heads_, head_dim_;
   double dropout_;
   Generator tensor_rank_generator_;
+  std::shared_ptr<models::SparseAttentionPlan> sparse_;
 };
 
 class TensorParallelLlamaMLP final : public nn::Module {

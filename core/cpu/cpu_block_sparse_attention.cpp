@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -50,36 +49,12 @@ void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev,
 struct SparseInputs {
   const int64_t* row_offsets;
   const int64_t* columns;
-  bool local_transposes;  // key blocks transposed per thread on first use, not all first
 };
-
-// The chunk's scores against the keys: blocks read in the plane transposed up front, or
-// transposed into the thread's cache on first use (f32 only).
-template <typename T>
-void chunk_scores(const BlockSparseArgs& args, const SparseInputs& index, int64_t rows,
-                  const compute_type<T>* q_tile, const T* k, const compute_type<T>* keys_transposed,
-                  int64_t b, std::span<const int64_t> chunk, TransposedBlockCache& cache,
-                  SparseForwardScratch<compute_type<T>>& scratch) {
-  using C = compute_type<T>;
-  const int64_t E = args.E, T_len = args.T, ld = chunk_width(args);
-  if constexpr (std::is_same_v<T, float>) {
-    if (index.local_transposes) {
-      const float* blocks[kMaxChunkBlocks];
-      cache.blocks_of(k + b * T_len * E, args.blocks, b, chunk, blocks);
-      block_scores_at(rows, E, float(args.scale), q_tile, E, {blocks, chunk.size()},
-                      scratch.scores.data(), ld);
-      return;
-    }
-  }
-  block_scores(rows, E, C(args.scale), q_tile, keys_transposed + b * E * T_len, args.block, chunk,
-               scratch.keys.data(), scratch.scores.data(), ld);
-}
 
 template <typename T>
 void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, const T* q,
-                       const T* k, const compute_type<T>* keys_transposed, const T* v, T* out,
+                       const compute_type<T>* keys_transposed, const T* v, T* out,
                        compute_type<T>* lse, int64_t b, const RowGroup& group,
-                       TransposedBlockCache& cache,
                        SparseForwardScratch<compute_type<T>>& scratch) {
   using C = compute_type<T>;
   const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, T_len = args.T;
@@ -97,7 +72,8 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
     const std::span<const int64_t> chunk =
         active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));
     const int64_t cols = int64_t(chunk.size()) * args.block;
-    chunk_scores<T>(args, index, rows, q_tile, k, keys_transposed, b, chunk, cache, scratch);
+    block_scores(rows, E, C(args.scale), q_tile, keys_transposed + b * E * T_len, args.block, chunk,
+                 scratch.keys.data(), scratch.scores.data(), ld);
     mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
                       scratch.scores.data(), ld);
     online_softmax_chunk(rows, cols, ld, Ev, scratch);
@@ -133,37 +109,30 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
                                                 const Tensor& out, const Tensor& lse) {
   dispatch_floating(q.dtype(), "block_sparse_attention_forward", [&]<typename T>() {
     using C = compute_type<T>;
-    const SparseInputs index{row_offsets.data_ptr<int64_t>(), columns.data_ptr<int64_t>(),
-                             use_local_transposes(args, std::is_same_v<T, float>,
-                                                  row_offsets.numel() - 1, columns.numel())};
     const Tensor keys_transposed =
-        index.local_transposes
-            ? Tensor()
-            : empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
-    const C* keys_t = index.local_transposes ? nullptr : keys_transposed.data_ptr<C>();
+        empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const SparseInputs index{row_offsets.data_ptr<int64_t>(), columns.data_ptr<int64_t>()};
     // The keys transposed first, one entry per task; then one task per (entry, group of
     // row blocks), handed out one at a time since rows have different numbers of blocks.
 #pragma omp parallel num_threads(block_sparse_threads(args, columns.numel()))
     {
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < (index.local_transposes ? 0 : args.batch); ++b) {
+      for (int64_t b = 0; b < args.batch; ++b) {
         transpose_rows_of(k.data_ptr<T>(), args.T, args.E, args.block, b,
                           keys_transposed.data_ptr<C>());
       }
       SparseForwardScratch<C> scratch;
-      TransposedBlockCache cache;
-      if (index.local_transposes) cache.reset(args.E);
       const int64_t per_group = rows_per_group(args);
       const int64_t leaders = (args.blocks + per_group - 1) / per_group;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < args.batch * leaders; ++task) {
         const int64_t b = task / leaders, leader = task % leaders * per_group;
-        for_each_group(args, index.row_offsets, index.columns, b, leader,
-                       [&](const RowGroup& group) {
-                         forward_row_block<T>(args, index, q.data_ptr<T>(), k.data_ptr<T>(), keys_t,
-                                              v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(),
-                                              b, group, cache, scratch);
-                       });
+        for_each_group(
+            args, index.row_offsets, index.columns, b, leader, [&](const RowGroup& group) {
+              forward_row_block<T>(args, index, q.data_ptr<T>(), keys_transposed.data_ptr<C>(),
+                                   v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(), b, group,
+                                   scratch);
+            });
       }
     }
   });

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -34,7 +33,6 @@ struct SparseBackwardScratch {
   // the end, instead of zeroing all T rows first (with the zeroing the op did too, about a
   // tenth of the window modes' time).
   std::vector<uint8_t> written;
-  TransposedBlockCache key_blocks, value_blocks;
   void size_for(const BlockSparseArgs& args) {
     const int64_t ld = chunk_width(args);
     keys_t.resize(size_t(args.E * ld));
@@ -46,9 +44,7 @@ struct SparseBackwardScratch {
 
 template <typename T>
 struct EntryData {
-  const T *q, *k, *v, *out, *grad_out;  // entry-local [T, E] / [T, Ev]
-  // The planes transposed up front, or null when the blocks are transposed on first use into
-  // the thread's caches (f32 layouts with few blocks a row, TransposedBlockCache).
+  const T *q, *k, *out, *grad_out;  // entry-local [T, E] / [T, Ev]
   const compute_type<T>*keys_t, *values_t;
   const compute_type<T>* lse;
   compute_type<T>*grad_q, *grad_k, *grad_v;
@@ -97,26 +93,6 @@ void weights_from_scores(int64_t rows, int64_t cols, int64_t ld, const C* lse, C
   }
 }
 
-// scores [rows, chunk] = alpha * a times the chunk's blocks of `rows_t` (the plane transposed
-// up front) or of `rows` (transposed into `cache` on first use, f32 only).
-template <typename T>
-void backward_scores(const BlockSparseArgs& args, const EntryData<T>& entry, int64_t rows,
-                     int64_t width, compute_type<T> alpha, const compute_type<T>* a,
-                     std::span<const int64_t> chunk, const T* entry_rows,
-                     const compute_type<T>* rows_t, TransposedBlockCache& cache,
-                     compute_type<T>* packed, compute_type<T>* scores) {
-  const int64_t ld = chunk_width(args);
-  if constexpr (std::is_same_v<T, float>) {
-    if (rows_t == nullptr) {
-      const float* blocks[kMaxChunkBlocks];
-      cache.blocks_of(entry_rows, args.blocks, entry.b, chunk, blocks);
-      block_scores_at(rows, width, alpha, a, width, {blocks, chunk.size()}, scores, ld);
-      return;
-    }
-  }
-  block_scores(rows, width, alpha, a, rows_t, args.block, chunk, packed, scores, ld);
-}
-
 template <typename T>
 void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, const RowGroup& group,
                     std::span<const int64_t> chunk, const compute_type<T>* q_tile,
@@ -126,14 +102,14 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
   const int64_t cols = int64_t(chunk.size()) * args.block;
   C* weights = scratch.weights.data();
-  backward_scores<T>(args, entry, rows, E, C(args.scale), q_tile, chunk, entry.k, entry.keys_t,
-                     scratch.key_blocks, scratch.keys_t.data(), weights);
+  block_scores(rows, E, C(args.scale), q_tile, entry.keys_t, args.block, chunk,
+               scratch.keys_t.data(), weights, ld);
   mask_group_scores(args, entry.row_offsets, entry.columns, entry.b, group, chunk, weights, ld);
   weights_from_scores(rows, cols, ld, entry.lse + group.first * args.block, weights);
   // dP = grad_out v^T; dS = P * (dP - D)
   C* grad_scores = scratch.grad_scores.data();
-  backward_scores<T>(args, entry, rows, Ev, C(1), grad_out_tile, chunk, entry.v, entry.values_t,
-                     scratch.value_blocks, scratch.values_t.data(), grad_scores);
+  block_scores(rows, Ev, C(1), grad_out_tile, entry.values_t, args.block, chunk,
+               scratch.values_t.data(), grad_scores, ld);
   for (int64_t i = 0; i < rows; ++i) {
     const C delta = scratch.row_delta[size_t(i)];
     C* grad = grad_scores + i * ld;
@@ -199,14 +175,10 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
                                                  const Tensor& grad_k, const Tensor& grad_v) {
   dispatch_floating(q.dtype(), "block_sparse_attention_backward", [&]<typename T>() {
     using C = compute_type<T>;
-    const bool local = use_local_transposes(args, std::is_same_v<T, float>, row_offsets.numel() - 1,
-                                            columns.numel());
-    const Tensor keys_t = local ? Tensor()
-                                : empty({args.batch, args.E, args.T},
-                                        {.dtype = lse.dtype(), .tag = MemoryTag::other});
-    const Tensor values_t = local ? Tensor()
-                                  : empty({args.batch, args.Ev, args.T},
-                                          {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const Tensor keys_t =
+        empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const Tensor values_t =
+        empty({args.batch, args.Ev, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
     const int64_t* offsets = row_offsets.data_ptr<int64_t>();
     const int64_t* column_data = columns.data_ptr<int64_t>();
     const int64_t T_len = args.T, E = args.E, Ev = args.Ev;
@@ -214,23 +186,16 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
     {
       SparseBackwardScratch<C> scratch;
       scratch.size_for(args);
-      if (local) {
-        scratch.key_blocks.reset(E);
-        scratch.value_blocks.reset(Ev);
-      }
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < args.batch; ++b) {
-        if (!local) {
-          transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b, keys_t.data_ptr<C>());
-          transpose_rows_of(v.data_ptr<T>(), T_len, Ev, args.block, b, values_t.data_ptr<C>());
-        }
+        transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b, keys_t.data_ptr<C>());
+        transpose_rows_of(v.data_ptr<T>(), T_len, Ev, args.block, b, values_t.data_ptr<C>());
         const EntryData<T> entry{q.data_ptr<T>() + b * T_len * E,
                                  k.data_ptr<T>() + b * T_len * E,
-                                 v.data_ptr<T>() + b * T_len * Ev,
                                  out.data_ptr<T>() + b * T_len * Ev,
                                  grad_out.data_ptr<T>() + b * T_len * Ev,
-                                 local ? nullptr : keys_t.data_ptr<C>() + b * E * T_len,
-                                 local ? nullptr : values_t.data_ptr<C>() + b * Ev * T_len,
+                                 keys_t.data_ptr<C>() + b * E * T_len,
+                                 values_t.data_ptr<C>() + b * Ev * T_len,
                                  lse.data_ptr<C>() + b * T_len,
                                  grad_q.data_ptr<C>() + b * T_len * E,
                                  grad_k.data_ptr<C>() + b * T_len * E,

@@ -129,32 +129,21 @@ constexpr const ScoresBlock* kScores[5] = {nullptr, kScoresOf<1>, kScoresOf<2>, 
 
 }  // namespace
 
-bool block_scores_at(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
-                     std::span<const float* const> blocks, float* c, int64_t ldc) {
-  if (!kHasAvx512) return false;
-  const int64_t count = int64_t(blocks.size());
-  for (int64_t j0 = 0; j0 < count; j0 += 4) {
-    const int vecs = int(std::min<int64_t>(4, count - j0));
-    for (int64_t i0 = 0; i0 < rows; i0 += 6) {
-      const int block_rows = int(std::min<int64_t>(6, rows - i0));
-      kScores[vecs][block_rows](k, alpha, a + i0 * lda, lda, blocks.data() + j0,
-                                c + i0 * ldc + j0 * 16, ldc);
-    }
-  }
-  return true;
-}
-
 bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
                        const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
                        int64_t ldc) {
-  if (!kHasAvx512 || block != 16 || chunk.size() > kMaxChunkBlocks) return false;
-  const float* blocks[kMaxChunkBlocks];
-  for (size_t j = 0; j < chunk.size(); ++j) blocks[j] = plane + chunk[j] * k * 16;
-  return block_scores_at(rows, k, alpha, a, lda, {blocks, chunk.size()}, c, ldc);
-}
-
-bool local_transposes_apply(int64_t block, int64_t width) {
-  return kHasAvx512 && block == 16 && width % 16 == 0;
+  if (!kHasAvx512 || block != 16) return false;
+  const int64_t count = int64_t(chunk.size());
+  for (int64_t j0 = 0; j0 < count; j0 += 4) {
+    const int vecs = int(std::min<int64_t>(4, count - j0));
+    const float* blocks[4];
+    for (int v = 0; v < vecs; ++v) blocks[v] = plane + chunk[size_t(j0 + v)] * k * 16;
+    for (int64_t i0 = 0; i0 < rows; i0 += 6) {
+      const int block_rows = int(std::min<int64_t>(6, rows - i0));
+      kScores[vecs][block_rows](k, alpha, a + i0 * lda, lda, blocks, c + i0 * ldc + j0 * 16, ldc);
+    }
+  }
+  return true;
 }
 
 __attribute__((target("avx512f"))) void row_dots16(int64_t rows, int64_t width, const float* a,
@@ -193,13 +182,6 @@ bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
   return true;
 }
 #else
-bool block_scores_at(int64_t, int64_t, float, const float*, int64_t, std::span<const float* const>,
-                     float*, int64_t) {
-  return false;
-}
-bool local_transposes_apply(int64_t, int64_t) {
-  return false;
-}
 bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                        std::span<const int64_t>, float*, int64_t) {
   return false;

@@ -53,13 +53,6 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
                        int64_t ldc);
 bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
                           std::span<const int64_t> chunk, int64_t ld, float* packed);
-// The most blocks of 16 in one chunk.
-inline constexpr size_t kMaxChunkBlocks = size_t(kKeyTile / 16);
-// scores as block_scores_fast, with the transposed blocks [k, 16] wherever they lie.
-bool block_scores_at(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
-                     std::span<const float* const> blocks, float* c, int64_t ldc);
-// Whether TransposedBlockCache can serve blocks of `block` rows of `width` (f32 AVX-512 paths).
-bool local_transposes_apply(int64_t block, int64_t width);
 
 // out[i] = sum_d a[i, d] * b[i, d] for rows [rows, width] (f32, width a multiple of 16).
 // The library is built for baseline x86-64, where this ran as a chain of scalar adds: a
@@ -94,66 +87,6 @@ void transpose_rows_of(const T* rows, int64_t T_len, int64_t width, int64_t bloc
     for (int64_t j = 0; j < block; ++j)
       for (int64_t e = 0; e < width; ++e) block_out[e * block + j] = C(in[(first + j) * width + e]);
   }
-}
-
-// The last few key blocks a thread transposed (f32, blocks of 16), for layouts whose rows
-// attend a few blocks each: neighbouring row blocks of a sliding window share most of theirs,
-// so each block is transposed about once per task and read back from L1/L2, where one pass
-// over all T keys first wrote a plane of T x E floats and read it back from L3 (a megabyte a
-// head at T = 4096, beyond the L2 that the rows' own traffic fills).
-struct TransposedBlockCache {
-  static constexpr int64_t kSlots = 16;  // at least twice kMaxChunkBlocks
-  std::vector<float> slots;
-  std::vector<int64_t> tags;  // b * blocks + kb of the block a slot holds, or -1
-  int64_t width = 0;
-  void reset(int64_t row_width) {
-    width = row_width;
-    slots.resize(size_t(kSlots * width * 16));
-    tags.assign(size_t(kSlots), -1);
-  }
-  // The addresses of blocks `chunk` of entry b ([T, width] rows at `rows`, entry-local), each
-  // transposed to [width, 16]. A block goes to slot kb % kSlots, or the next one, skipping the
-  // slots that hold blocks of this chunk: a window row's global column 0 and its block 16 are
-  // in one chunk and must not overwrite each other.
-  void blocks_of(const float* rows, int64_t blocks, int64_t b, std::span<const int64_t> chunk,
-                 const float** out) {
-    uint32_t in_use = 0, found = 0;
-    for (size_t j = 0; j < chunk.size(); ++j) {
-      for (int64_t slot = 0; slot < kSlots; ++slot) {
-        if (tags[size_t(slot)] != b * blocks + chunk[j]) continue;
-        out[j] = slots.data() + slot * width * 16;
-        in_use |= 1u << slot;
-        found |= 1u << j;
-        break;
-      }
-    }
-    for (size_t j = 0; j < chunk.size(); ++j) {
-      if (found >> j & 1u) continue;
-      int64_t slot = chunk[j] % kSlots;
-      while (in_use >> slot & 1u) slot = (slot + 1) % kSlots;
-      float* target = slots.data() + slot * width * 16;
-      transpose_rows_fast(rows + chunk[j] * 16 * width, 16, width, 16, target);
-      tags[size_t(slot)] = b * blocks + chunk[j];
-      in_use |= 1u << slot;
-      out[j] = target;
-    }
-  }
-};
-
-// Whether a call of f32 blocks of 16 transposes its key (and value) blocks per thread on first
-// use instead of all first: when its rows attend a few blocks each on average (`active_blocks`
-// over `index_rows` rows of the index), and one head's plane is at least a megabyte (T = 4096
-// at E = 64), half a core's L2. Below that the plane written first is read back from L2
-// anyway, and the per-thread copies (a task's first row block transposes its neighbours
-// again) measured 10-25% slower on the sliding-window layouts at T = 2048.
-inline constexpr int64_t kLocalTransposePlaneBytes = int64_t(1) << 20;
-inline bool use_local_transposes(const BlockSparseArgs& args, bool f32, int64_t index_rows,
-                                 int64_t active_blocks) {
-  const int64_t width = std::max(args.E, args.Ev);
-  return f32 && local_transposes_apply(args.block, args.E) &&
-         local_transposes_apply(args.block, args.Ev) &&
-         args.T * width * int64_t(sizeof(float)) >= kLocalTransposePlaneBytes &&
-         active_blocks <= std::max<int64_t>(1, index_rows) * TransposedBlockCache::kSlots / 2;
 }
 
 // Packs blocks `chunk` of entry `plane` ([blocks, width, block], transpose_rows_of) into

@@ -15,6 +15,8 @@
 #include "models/gpt2_block.h"
 #include "models/llama_block.h"
 #include "quant/quantized_linear.h"
+#include "tensor_parallel/gpt2_tensor_parallel.h"
+#include "tensor_parallel/llama_tensor_parallel.h"
 #include "tensor_parallel/tp_region.h"
 
 namespace zt::inference {
@@ -30,6 +32,11 @@ std::shared_ptr<nn::Module> child(nn::Module& module, const std::string& path) {
 models::SparseAttentionPlan* sparse_plan_of(nn::Module& attention) {
   if (auto* gpt2 = dynamic_cast<models::GPT2Attention*>(&attention)) return gpt2->sparse_plan();
   if (auto* llama = dynamic_cast<models::LlamaAttention*>(&attention)) return llama->sparse_plan();
+  // Tensor-parallel layers hold the planes of their rank's heads.
+  if (auto* gpt2 = dynamic_cast<tensor_parallel::TensorParallelGPT2Attention*>(&attention))
+    return gpt2->sparse_plan();
+  if (auto* llama = dynamic_cast<tensor_parallel::TensorParallelLlamaAttention*>(&attention))
+    return llama->sparse_plan();
   throw std::invalid_argument(
       fmt::format("inference: sparse attention needs the model's own attention modules, got {}",
                   attention.type_name()));
@@ -44,11 +51,6 @@ RaggedDecoder::RaggedDecoder(nn::Module& model, const models::GPTConfig& config,
     : config_(config),
       tensor_group_(tensor_group),
       tensor_ranks_(tensor_group ? tensor_group->size() : 1) {
-  if (config_.sparse_attention && tensor_group_ != nullptr) {
-    throw std::invalid_argument(
-        "inference: a model with sparse attention is not served tensor-parallel (each rank "
-        "would need its heads' share of the layout)");
-  }
   const bool gpt2 = config_.architecture == models::Architecture::gpt2;
   token_embedding_ = child(model, gpt2 ? "wte" : "model.embed_tokens");
   if (gpt2) position_embedding_ = child(model, "wpe");

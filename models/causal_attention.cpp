@@ -63,6 +63,20 @@ SparseAttentionPlan::SparseAttentionPlan(const SparsityConfig& config, int64_t h
                                          int64_t max_positions)
     : layout_(make_sparse_layout(config, heads, max_positions)) {}
 
+SparseAttentionPlan::SparseAttentionPlan(const SparsityConfig& config, int64_t heads,
+                                         int64_t max_positions, int64_t first_head, int64_t count)
+    : layout_(make_sparse_layout(config, heads, max_positions)) {
+  if (first_head < 0 || count < 1 || first_head + count > heads) {
+    throw std::invalid_argument(
+        fmt::format("sparse attention: heads {} .. {} asked of a layout of {} heads", first_head,
+                    first_head + count - 1, heads));
+  }
+  const auto plane = std::ptrdiff_t(layout_.blocks * layout_.blocks);
+  const auto first = layout_.active.begin() + first_head * plane;
+  layout_.active = std::vector<uint8_t>(first, first + count * plane);
+  layout_.heads = count;
+}
+
 const ops::BlockSparseIndex& SparseAttentionPlan::index_for(int64_t T, Device device) {
   auto key = std::make_pair(T, device.str());
   auto found = indices_.find(key);

@@ -26,6 +26,11 @@ struct CausalAttentionResult {
 class SparseAttentionPlan {
  public:
   SparseAttentionPlan(const SparsityConfig& config, int64_t heads, int64_t max_positions);
+  // Heads [first_head, first_head + count) of the whole model's layout of `heads` heads: a
+  // tensor-parallel rank's share, the planes of the heads it computes (with a layout per
+  // head, the first `count` planes would be another model's).
+  SparseAttentionPlan(const SparsityConfig& config, int64_t heads, int64_t max_positions,
+                      int64_t first_head, int64_t count);
   int64_t block() const { return layout_.block; }
   const SparseLayout& layout() const { return layout_; }
   // The causal index of the first T positions (T a multiple of the block).

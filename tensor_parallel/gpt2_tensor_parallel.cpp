@@ -55,7 +55,6 @@ void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_pa
   auto fail = [&](const std::string& what) {
     throw std::invalid_argument(fmt::format("tensor parallelism: {}", what));
   };
-  if (config.sparse_attention) fail("block-sparse attention is not split across ranks");
   if (tp < 1) fail(fmt::format("tensor-parallel size {} must be >= 1", tp));
   if (config.n_head % tp != 0) {
     fail(fmt::format("n_head {} is not divisible by the tensor-parallel size {}", config.n_head,
@@ -85,6 +84,11 @@ TensorParallelGPT2Attention::TensorParallelGPT2Attention(const models::GPTConfig
       tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
       group_(&group),
       sequence_parallel_(sequence_parallel) {
+  if (config.sparse_attention) {
+    sparse_ = std::make_shared<models::SparseAttentionPlan>(
+        *config.sparse_attention, config.n_head, config.block_size, group.rank() * local_heads_,
+        local_heads_);
+  }
   c_attn = register_module(
       "c_attn", std::make_shared<ColumnParallelLinear>(
                     config.n_embd, 3 * config.n_embd, group,
@@ -108,7 +112,7 @@ Tensor TensorParallelGPT2Attention::forward(const Tensor& x) {
   // Dropout inside the tensor-parallel region: this rank's heads draw from its own generator.
   models::CausalAttentionResult attended = models::causal_self_attention(
       heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), Tensor(), Tensor(),
-      is_training() ? dropout_ : 0.0, nullptr, &tensor_rank_generator_);
+      is_training() ? dropout_ : 0.0, sparse_.get(), &tensor_rank_generator_);
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, local_width_});
   // After the row-parallel all-reduce the hidden states are replicated: the default generator.
   return hidden_dropout((*c_proj)(merged), dropout_, is_training(), *group_, sequence_parallel_);

@@ -28,6 +28,7 @@
 
 #include "comm/communicator.h"
 #include "core/generator.h"
+#include "models/causal_attention.h"
 #include "models/gpt_config.h"
 #include "nn/containers.h"
 #include "nn/embedding.h"
@@ -39,8 +40,7 @@
 namespace zt::tensor_parallel {
 
 // Throws std::invalid_argument naming the sizes when the tensor group's size does not divide
-// n_head, n_kv_head, the vocabulary or the MLP width, or the config asks for block-sparse
-// attention (not split).
+// n_head, n_kv_head, the vocabulary or the MLP width.
 void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_parallel_size);
 
 // Dropout of hidden states outside the tensor-parallel region: from the default generator on
@@ -58,6 +58,8 @@ class TensorParallelGPT2Attention final : public nn::Module {
   TensorParallelGPT2Attention(const models::GPTConfig& config, comm::Communicator& group,
                               uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Attention"; }
+  // This rank's heads' planes of the layout (null: dense attention).
+  models::SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
   std::shared_ptr<ColumnParallelLinear> c_attn;
   std::shared_ptr<RowParallelLinear> c_proj;
 
@@ -70,6 +72,7 @@ class TensorParallelGPT2Attention final : public nn::Module {
   Generator tensor_rank_generator_;  // attention-weight dropout of this rank's heads
   comm::Communicator* group_;
   bool sequence_parallel_;
+  std::shared_ptr<models::SparseAttentionPlan> sparse_;
 };
 
 class TensorParallelGPT2MLP final : public nn::Module {

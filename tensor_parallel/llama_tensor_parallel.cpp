@@ -65,6 +65,11 @@ TensorParallelLlamaAttention::TensorParallelLlamaAttention(const models::GPTConf
       tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
       group_(&group),
       sequence_parallel_(sequence_parallel) {
+  if (config.sparse_attention) {
+    sparse_ = std::make_shared<models::SparseAttentionPlan>(
+        *config.sparse_attention, config.n_head, config.block_size, group.rank() * local_heads_,
+        local_heads_);
+  }
   const int64_t C = config.n_embd, kv_width = config.resolved_n_kv_head() * head_dim_;
   const bool sp = sequence_parallel;
   q_proj = register_module("q_proj", column(C, config.n_head * head_dim_, group));
@@ -87,7 +92,7 @@ nn::TensorList TensorParallelLlamaAttention::forward_many(const nn::TensorList& 
   // Dropout inside the tensor-parallel region: this rank's heads draw from its own generator.
   models::CausalAttentionResult attended =
       models::causal_self_attention(q, k, v, Tensor(), Tensor(), is_training() ? dropout_ : 0.0,
-                                    nullptr, &tensor_rank_generator_);
+                                    sparse_.get(), &tensor_rank_generator_);
   Tensor merged = attended.output.transpose(1, 2).reshape({B, T, local_heads_ * head_dim_});
   return {(*o_proj)(merged)};
 }

@@ -22,6 +22,7 @@
 
 #include "comm/communicator.h"
 #include "core/generator.h"
+#include "models/causal_attention.h"
 #include "models/gpt_config.h"
 #include "nn/containers.h"
 #include "nn/module.h"
@@ -36,6 +37,8 @@ class TensorParallelLlamaAttention final : public nn::Module {
   TensorParallelLlamaAttention(const models::GPTConfig& config, comm::Communicator& group,
                                uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaAttention"; }
+  // This rank's query heads' planes of the layout (null: dense attention).
+  models::SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
   std::shared_ptr<ColumnParallelLinear> q_proj, k_proj, v_proj;
   std::shared_ptr<RowParallelLinear> o_proj;
 
@@ -49,6 +52,7 @@ class TensorParallelLlamaAttention final : public nn::Module {
   Generator tensor_rank_generator_;
   comm::Communicator* group_;
   bool sequence_parallel_;
+  std::shared_ptr<models::SparseAttentionPlan> sparse_;
 };
 
 class TensorParallelLlamaMLP final : public nn::Module {

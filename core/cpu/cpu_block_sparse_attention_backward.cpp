@@ -152,12 +152,8 @@ void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
   const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
   const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
   const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
-  scratch.row_delta.assign(size_t(rows), C(0));
-  for (int64_t i = 0; i < rows; ++i) {
-    C delta = 0;
-    for (int64_t d = 0; d < Ev; ++d) delta += grad_out_tile[i * Ev + d] * out_tile[i * Ev + d];
-    scratch.row_delta[size_t(i)] = delta;
-  }
+  scratch.row_delta.resize(size_t(rows));
+  row_dots(rows, Ev, grad_out_tile, out_tile, scratch.row_delta.data());
   scratch.grad_q_written = false;
   const size_t per_chunk = size_t(chunk_blocks(args));
   for (size_t first = 0; first < active.size(); first += per_chunk) {

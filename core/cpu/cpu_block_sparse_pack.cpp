@@ -1,8 +1,8 @@
 // AVX-512 paths of the f32 block-sparse kernels at blocks of 16 (DeepSpeed's default): the
 // per-call transpose of keys and values into [blocks, width, 16], score products that read
-// those blocks in place, and the packing fallback. Scalar transposes and a memmove call per 16
-// values took a third of the sliding-window layouts' time, whose rows have only 4-5 blocks of
-// products to pay for them.
+// those blocks in place, the packing fallback, and the backward's per-row dot products. Scalar
+// transposes and a memmove call per 16 values took a third of the sliding-window layouts' time,
+// whose rows have only 4-5 blocks of products to pay for them.
 #include <algorithm>
 #include <span>
 
@@ -28,12 +28,18 @@ const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
 __attribute__((target("avx512f"))) void transpose_16x16(const float* in, int64_t stride,
                                                         float* out) {
   __m512 r[16], t[16];
+  // Fully unrolled so that r and t stay in registers (the library's -O2 kept the loops and
+  // spilled both arrays to the stack, a store and a load per value).
+#pragma GCC unroll 16
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * stride);
+#pragma GCC unroll 8
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < 16; i += 4) {
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + 2 + h]);
       r[i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
@@ -42,12 +48,14 @@ __attribute__((target("avx512f"))) void transpose_16x16(const float* in, int64_t
   }
   // r[i .. i + 4) now hold four columns of rows i .. i + 4 per 128-bit lane; two rounds of
   // 128-bit shuffles gather the four lanes of each column.
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
     t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
     t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
     t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
     r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
@@ -57,6 +65,7 @@ __attribute__((target("avx512f"))) void transpose_16x16(const float* in, int64_t
   // Register k holds column k with the middle two of each four swapped (the order of the
   // 64-bit interleave).
   constexpr int kColumn[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+#pragma GCC unroll 16
   for (int k = 0; k < 16; ++k) _mm512_storeu_ps(out + kColumn[k] * 16, r[k]);
 }
 
@@ -137,6 +146,24 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
   return true;
 }
 
+__attribute__((target("avx512f"))) void row_dots16(int64_t rows, int64_t width, const float* a,
+                                                   const float* b, float* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t d = 0; d < width; d += 16) {
+      sum = _mm512_fmadd_ps(_mm512_loadu_ps(a + i * width + d), _mm512_loadu_ps(b + i * width + d),
+                            sum);
+    }
+    out[i] = _mm512_reduce_add_ps(sum);
+  }
+}
+
+bool row_dots_fast(int64_t rows, int64_t width, const float* a, const float* b, float* out) {
+  if (!kHasAvx512 || width % 16 != 0) return false;
+  row_dots16(rows, width, a, b, out);
+  return true;
+}
+
 bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_t block,
                          float* out) {
   if (!kHasAvx512 || block != 16 || width % 16 != 0) return false;
@@ -160,6 +187,9 @@ bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t, const flo
   return false;
 }
 bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
+  return false;
+}
+bool row_dots_fast(int64_t, int64_t, const float*, const float*, float*) {
   return false;
 }
 bool pack_transposed_fast(const float*, int64_t, int64_t, std::span<const int64_t>, int64_t,

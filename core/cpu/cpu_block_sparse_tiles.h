@@ -54,6 +54,22 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
 bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
                           std::span<const int64_t> chunk, int64_t ld, float* packed);
 
+// out[i] = sum_d a[i, d] * b[i, d] for rows [rows, width] (f32, width a multiple of 16).
+// The library is built for baseline x86-64, where this ran as a chain of scalar adds: a
+// twentieth of the sliding-window layouts' time, whose rows have few blocks to share it.
+bool row_dots_fast(int64_t rows, int64_t width, const float* a, const float* b, float* out);
+template <typename C>
+void row_dots(int64_t rows, int64_t width, const C* a, const C* b, C* out) {
+  if constexpr (std::is_same_v<C, float>) {
+    if (row_dots_fast(rows, width, a, b, out)) return;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    C sum = 0;
+    for (int64_t d = 0; d < width; ++d) sum += a[i * width + d] * b[i * width + d];
+    out[i] = sum;
+  }
+}
+
 // rows [batch, T, width] of entry b transposed block by block into workspace [batch, blocks,
 // width, block] (compute type): each key block's transposed values are one contiguous run of
 // width * block, so packing a block reads a few cache lines instead of `width` rows T apart

@@ -102,7 +102,14 @@ class GptCompression {
   }
 
   // After zt::initialize: the compressor's hooks run after stage 3's gathers.
+  // A stage-3 student gets a stage-3 teacher (1/N of its parameters a rank, gathered around
+  // each module's forward).
   void attach(dist::Engine& engine) {
+    if (teacher_) teacher_->model().to(engine.device());
+    if (teacher_ && engine.config().zero_optimization.stage == 3) {
+      teacher_->partition_stage3(engine.config().zero_optimization,
+                                 engine.data_parallel_communicator());
+    }
     if (!compressing()) return;
     compressor_ = std::make_unique<compress::Compressor>(
         engine.module(), compression_, [&engine] { return engine.global_steps(); });
@@ -116,7 +123,6 @@ class GptCompression {
     logits = logits.to(DType::f32).reshape({rows, vocab});
     const Tensor targets = batch.targets.to(engine.device()).reshape({rows});
     if (!teacher_) return cross_entropy(logits, targets);
-    teacher_->model().to(engine.device());
     Tensor teacher_logits = (*teacher_)(inputs).to(DType::f32).reshape({rows, vocab});
     return compress::distillation_loss(logits, teacher_logits, targets, options_.distillation);
   }

@@ -150,9 +150,7 @@ class GptCompression {
                               got = (*smaller)(probe.inputs).to_vector();
     int64_t trained_parameters = 0;  // without the learned mask scores
     for (const auto& [name, tensor] : trained->named_parameters()) {
-      if (!name.ends_with(compress::kSparseScoresName) &&
-          !name.ends_with(compress::kHeadScoresName))
-        trained_parameters += tensor.numel();
+      if (!compress::is_mask_scores(name)) trained_parameters += tensor.numel();
     }
     double difference = 0.0;
     for (size_t i = 0; i < got.size(); ++i)

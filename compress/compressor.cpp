@@ -43,6 +43,7 @@ struct Compressor::Target {
   double sparse_ratio = 0.0, row_ratio = 0.0;
   int64_t row_offset = 0, row_offset_end = 0, row_stride = 1;  // the gradual schedule
   Tensor sparse_scores;     // topk sparse pruning's learned scores (undefined: l1)
+  Tensor row_scores;        // topk row / channel pruning's learned scores (undefined: l1)
   int64_t snip_index = -1;  // the module's index in the snip_momentum pruner (-1: none)
   Tensor head_scores;       // head pruning's learned scores, one a head
   double head_ratio = 0.0;
@@ -86,8 +87,10 @@ void refuse_unimplemented(const dist::CompressionConfig& config) {
   refuse_method(config.sparse_pruning, config.sparse_pruning.method, "sparse_pruning",
                 "\"l1\", \"topk\" and \"snip_momentum\"");
   refuse_method(config.head_pruning, config.head_pruning.method, "head_pruning", "\"topk\"");
-  refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning", "\"l1\"");
-  refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning", "\"l1\"");
+  refuse_method(config.row_pruning, config.row_pruning.method, "row_pruning",
+                "\"l1\" and \"topk\"");
+  refuse_method(config.channel_pruning, config.channel_pruning.method, "channel_pruning",
+                "\"l1\" and \"topk\"");
 }
 
 // Head pruning and layer reduction need a model with attention heads / layers under a prefix.
@@ -262,6 +265,11 @@ void select_rows(Targets& targets, const std::vector<NamedModule>& candidates,
               group.path, target.name));
         }
         target.row_ratio = group.dense_ratio;
+        if (technique->method == "topk") {
+          target.row_scores =
+              scores_of(target, row_scores_name(target.type),
+                        technique == &config.row_pruning ? "row_pruning" : "channel_pruning");
+        }
         target.row_offset = technique->schedule_offset;
         target.row_offset_end = technique->schedule_offset_end;
         target.row_stride = technique->schedule_offset_stride;
@@ -351,7 +359,9 @@ void Compressor::update_masks(Target& target, int64_t step, const Tensor& weight
                                ? 1.0
                                : gradual_dense_ratio(step, target.row_offset, target.row_offset_end,
                                                      target.row_stride, target.row_ratio);
-  if (row_ratio != target.row_mask_ratio) {
+  if (target.row_scores.defined()) {
+    target.row_mask_ratio = row_ratio;  // topk: the forward ranks the scores each time
+  } else if (row_ratio != target.row_mask_ratio) {
     target.row_mask_ratio = row_ratio;
     target.row_mask = row_ratio == 1.0
                           ? std::vector<float>{}
@@ -386,7 +396,12 @@ std::optional<nn::TensorList> Compressor::before_forward(Target& target,
     weight =
         mask_heads(weight, topk_binarize(target.head_scores, target.head_ratio), target.input_dim);
   }
-  if (target.row_mask_tensor.defined()) {
+  if (target.row_scores.defined() && target.row_mask_ratio < 1.0) {
+    // The same 0/1 mask scales the row's weights and bias, so the scores' gradient has both.
+    Tensor mask = topk_binarize(target.row_scores, target.row_mask_ratio);
+    weight = mul(weight, mask);
+    if (bias.defined()) bias = mul(bias, mask.reshape({weight.size(0)}));
+  } else if (target.row_mask_tensor.defined()) {
     weight = mul(weight, target.row_mask_tensor);
     if (bias.defined()) bias = mul(bias, target.bias_mask_tensor);
   }
@@ -471,6 +486,13 @@ std::vector<ModuleCompression> Compressor::state_at(int64_t step, const NamedTen
           topk_mask(host_values(parameter(*target, kHeadScoresName)), target->head_ratio);
     }
     state.row_mask = target->row_mask;
+    if (target->row_scores.defined()) {
+      state.row_mask =
+          target->row_mask_ratio < 1.0
+              ? topk_mask(host_values(parameter(*target, row_scores_name(target->type))),
+                          target->row_mask_ratio)
+              : std::vector<float>{};
+    }
     if (target->quantization != nullptr) {
       state.weight_bits =
           bits_at(*target->quantization, config_.weight_quantization.schedule_offset, step);

@@ -8,8 +8,8 @@
 // (quantize(w) forward, identity gradient), inputs quantized likewise (per token, or on a static
 // range). Attach it after zt::initialize (its hooks must run after stage 3's gather hook); the
 // current step is read from a callback (engine.global_steps()). The topk methods (sparse "topk",
-// head pruning) learn mask scores: compress::add_mask_scores (mask_scores.h) adds them to the model
-// before zt::initialize. redundancy_clean (compress/
+// head pruning, row and channel "topk") learn mask scores: compress::add_mask_scores
+// (mask_scores.h) adds them to the model before zt::initialize. redundancy_clean (compress/
 // redundancy_clean.h) turns the final masks and bit widths into a smaller model.
 #pragma once
 

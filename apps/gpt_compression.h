@@ -141,8 +141,9 @@ class GptCompression {
     auto smaller = load_gpt(metadata, compress::load_compressed_model(path), path);
     auto trained = std::make_shared<models::GPT>(config);
     compress::add_mask_scores(*trained, compression_, 0);
-    trained->load_state_dict(state);
+    // The compressor first: it adds the static activation ranges the state holds.
     compress::Compressor hooks(*trained, compression_, [step] { return step; });
+    trained->load_state_dict(state);
     NoGradGuard no_grad;
     trained->eval();
     smaller->eval();

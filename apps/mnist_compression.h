@@ -123,7 +123,7 @@ class MnistCompression {
     // The trained network's cost without the compressor's hooks: the dense model as it is.
     NamedTensors weights;  // without the learned mask scores
     for (const auto& [name, tensor] : state)
-      if (!compress::is_mask_scores(name)) weights.emplace_back(name, tensor);
+      if (!compress::is_compression_state(name)) weights.emplace_back(name, tensor);
     auto dense = std::make_shared<MnistCnn>(widths_of(state));
     dense->load_state_dict(weights);
     const double trained_seconds = inference_seconds(*dense, test_images);

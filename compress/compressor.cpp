@@ -20,6 +20,7 @@
 #include "compress/quantizer.h"
 #include "compress/snip_momentum_pruner.h"
 #include "core/factory.h"
+#include "core/ops/view.h"
 #include "dist/config.h"
 #include "models/conv1d.h"
 #include "nn/conv2d.h"
@@ -39,7 +40,7 @@ struct Compressor::Target {
   // Settings from the groups that selected the module (0 / null: the technique is off here).
   const dist::CompressionGroup* quantization = nullptr;
   int activation_bits = 0;
-  ActivationRange activation_range;  // range_calibration "static"
+  Tensor activation_range;  // range_calibration "static": the module's buffer [lowest, highest]
   double sparse_ratio = 0.0, row_ratio = 0.0;
   int64_t row_offset = 0, row_offset_end = 0, row_stride = 1;  // the gradual schedule
   Tensor sparse_scores;     // topk sparse pruning's learned scores (undefined: l1)
@@ -165,6 +166,15 @@ Compressor::Target& target_of(Targets& targets, const NamedModule& selected) {
   return *targets.back();
 }
 
+// The module's static activation range buffer, added (uncalibrated, f32 on the weight's device)
+// unless the module has it already (a model that loaded a state dict holding it).
+Tensor range_buffer_of(nn::Module& module, const Tensor& weight) {
+  for (const auto& [name, buffer] : module.named_buffers(false))
+    if (name == kActivationRangeName) return buffer;
+  return nn::add_buffer(module, kActivationRangeName,
+                        zeros({2}, {.dtype = DType::f32, .device = weight.device()}));
+}
+
 // A topk technique's scores on the module, added by add_mask_scores before initialize.
 Tensor scores_of(const Compressor::Target& target, const char* name, std::string_view key) {
   Tensor scores = own_parameter(*target.module, name);
@@ -207,8 +217,12 @@ void select_quantization(Targets& targets, const std::vector<NamedModule>& candi
           "grid)",
           group.path, group.bits));
     }
-    for (const Selection& selection : select_modules(candidates, group))
-      target_of(targets, selection.target).activation_bits = group.bits;
+    for (const Selection& selection : select_modules(candidates, group)) {
+      Compressor::Target& target = target_of(targets, selection.target);
+      target.activation_bits = group.bits;
+      if (config.activation_quantization.range_calibration == "static")
+        target.activation_range = range_buffer_of(*target.module, *target.weight_slot);
+    }
   }
 }
 
@@ -431,8 +445,14 @@ std::optional<nn::TensorList> Compressor::before_forward(Target& target,
   if (activations.range_calibration == "static") {
     // One range for the whole input, moved by training forwards and fixed in evaluation; an
     // evaluation before any training forward has no range yet and stays in full precision.
-    ActivationRange& range = target.activation_range;
-    if (target.module->is_training()) range.observe(values);
+    const std::vector<float> bounds = host_values(target.activation_range);
+    ActivationRange range(bounds[0], bounds[1]);
+    if (target.module->is_training()) {
+      range.observe(values);
+      NoGradGuard no_grad;
+      ops::copy_(target.activation_range,
+                 tensor_like({range.lowest(), range.highest()}, {2}, target.activation_range));
+    }
     if (!range.calibrated()) return std::nullopt;
     fake_quantize_in_range(values, target.activation_bits, symmetric, range.lowest(),
                            range.highest());

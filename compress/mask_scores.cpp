@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "autograd/functions.h"
+#include "compress/activation_range.h"
 #include "compress/head_pruning.h"
 #include "compress/module_selection.h"
 #include "compress/pruning_masks.h"
@@ -38,6 +39,12 @@ bool is_mask_scores(const std::string& name) {
       return true;
   }
   return false;
+}
+
+bool is_compression_state(const std::string& name) {
+  const std::string_view range = kActivationRangeName;
+  return is_mask_scores(name) || (name.size() > range.size() && name.ends_with(range) &&
+                                  name[name.size() - range.size() - 1] == '.');
 }
 
 Tensor own_parameter(nn::Module& module, const std::string& name) {

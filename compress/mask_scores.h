@@ -45,6 +45,9 @@ Tensor topk_binarize(const Tensor& scores, double dense_ratio);
 
 // Whether a state dict entry is learned mask scores (training state, not part of the model).
 bool is_mask_scores(const std::string& name);
+// Mask scores, or a static activation range (compress/activation_range.h): the compressor's
+// state in a state dict, which the cleaned and the dense model do not have.
+bool is_compression_state(const std::string& name);
 
 // The module's parameter called `name` (not its children's); undefined when it has none.
 Tensor own_parameter(nn::Module& module, const std::string& name);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,8 @@ class Compressor {
 
  private:
   std::optional<nn::TensorList> before_forward(Target& target, const nn::TensorList& inputs);
+  std::optional<nn::TensorList> quantize_inputs(Target& target, const nn::TensorList& inputs,
+                                                int64_t step);
   void after_forward(Target& target);
   void update_masks(Target& target, int64_t step, const Tensor& weight);
   bool head_pruning_on(const Target& target, int64_t step) const;

@@ -102,7 +102,14 @@ class GptCompression {
   }
 
   // After zt::initialize: the compressor's hooks run after stage 3's gathers.
+  // A stage-3 student gets a stage-3 teacher (1/N of its parameters a rank, gathered around
+  // each module's forward).
   void attach(dist::Engine& engine) {
+    if (teacher_) teacher_->model().to(engine.device());
+    if (teacher_ && engine.config().zero_optimization.stage == 3) {
+      teacher_->partition_stage3(engine.config().zero_optimization,
+                                 engine.data_parallel_communicator());
+    }
     if (!compressing()) return;
     compressor_ = std::make_unique<compress::Compressor>(
         engine.module(), compression_, [&engine] { return engine.global_steps(); });
@@ -116,7 +123,6 @@ class GptCompression {
     logits = logits.to(DType::f32).reshape({rows, vocab});
     const Tensor targets = batch.targets.to(engine.device()).reshape({rows});
     if (!teacher_) return cross_entropy(logits, targets);
-    teacher_->model().to(engine.device());
     Tensor teacher_logits = (*teacher_)(inputs).to(DType::f32).reshape({rows, vocab});
     return compress::distillation_loss(logits, teacher_logits, targets, options_.distillation);
   }
@@ -135,8 +141,9 @@ class GptCompression {
     auto smaller = load_gpt(metadata, compress::load_compressed_model(path), path);
     auto trained = std::make_shared<models::GPT>(config);
     compress::add_mask_scores(*trained, compression_, 0);
-    trained->load_state_dict(state);
+    // The compressor first: it adds the static activation ranges the state holds.
     compress::Compressor hooks(*trained, compression_, [step] { return step; });
+    trained->load_state_dict(state);
     NoGradGuard no_grad;
     trained->eval();
     smaller->eval();
@@ -144,9 +151,7 @@ class GptCompression {
                               got = (*smaller)(probe.inputs).to_vector();
     int64_t trained_parameters = 0;  // without the learned mask scores
     for (const auto& [name, tensor] : trained->named_parameters()) {
-      if (!name.ends_with(compress::kSparseScoresName) &&
-          !name.ends_with(compress::kHeadScoresName))
-        trained_parameters += tensor.numel();
+      if (!compress::is_mask_scores(name)) trained_parameters += tensor.numel();
     }
     double difference = 0.0;
     for (size_t i = 0; i < got.size(); ++i)

@@ -78,6 +78,7 @@ class MnistCompression {
 
   // Hooks the engine's model (after zt::initialize, so stage 3 has gathered what they read).
   void attach(dist::Engine& engine) {
+    partition_teacher_like(engine);
     if (!compressing()) return;
     compressor_ = std::make_unique<compress::Compressor>(
         engine.module(), compression_, [&engine] { return engine.global_steps(); });
@@ -96,9 +97,21 @@ class MnistCompression {
     }
   }
 
+  // A stage-3 student gets a stage-3 teacher: 1/N of its parameters on each rank, gathered
+  // around each module's forward, on the engine's device and ranks.
+  void partition_teacher_like(dist::Engine& engine) {
+    if (!teacher_ || engine.config().zero_optimization.stage != 3) return;
+    teacher_->model().to(engine.device());
+    teacher_->partition_stage3(engine.config().zero_optimization,
+                               engine.data_parallel_communicator());
+  }
+
   Tensor loss(const Tensor& logits, const Tensor& inputs, const Tensor& targets) {
     if (!teacher_) return cross_entropy(logits, targets);
-    Tensor teacher_logits = (*teacher_)(inputs.to(DType::f32)).to(logits.device());
+    // A partitioned teacher lives on the engine's device (the student's logits' device).
+    const Tensor teacher_inputs =
+        teacher_->partitioned() ? inputs.to(logits.device()) : inputs.to(Device::cpu());
+    Tensor teacher_logits = (*teacher_)(teacher_inputs.to(DType::f32)).to(logits.device());
     return compress::distillation_loss(logits, teacher_logits, targets, distillation_);
   }
 
@@ -110,7 +123,7 @@ class MnistCompression {
     // The trained network's cost without the compressor's hooks: the dense model as it is.
     NamedTensors weights;  // without the learned mask scores
     for (const auto& [name, tensor] : state)
-      if (!compress::is_mask_scores(name)) weights.emplace_back(name, tensor);
+      if (!compress::is_compression_state(name)) weights.emplace_back(name, tensor);
     auto dense = std::make_shared<MnistCnn>(widths_of(state));
     dense->load_state_dict(weights);
     const double trained_seconds = inference_seconds(*dense, test_images);

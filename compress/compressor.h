@@ -8,14 +8,15 @@
 // (quantize(w) forward, identity gradient), inputs quantized likewise (per token, or on a static
 // range). Attach it after zt::initialize (its hooks must run after stage 3's gather hook); the
 // current step is read from a callback (engine.global_steps()). The topk methods (sparse "topk",
-// head pruning) learn mask scores: compress::add_mask_scores (mask_scores.h) adds them to the model
-// before zt::initialize. redundancy_clean (compress/
+// head pruning, row and channel "topk") learn mask scores: compress::add_mask_scores
+// (mask_scores.h) adds them to the model before zt::initialize. redundancy_clean (compress/
 // redundancy_clean.h) turns the final masks and bit widths into a smaller model.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,8 @@ class Compressor {
 
  private:
   std::optional<nn::TensorList> before_forward(Target& target, const nn::TensorList& inputs);
+  std::optional<nn::TensorList> quantize_inputs(Target& target, const nn::TensorList& inputs,
+                                                int64_t step);
   void after_forward(Target& target);
   void update_masks(Target& target, int64_t step, const Tensor& weight);
   bool head_pruning_on(const Target& target, int64_t step) const;

@@ -8,6 +8,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "dist/zero/frozen_stage3.h"
 
 namespace zt::compress {
 
@@ -40,9 +41,24 @@ Teacher::Teacher(std::shared_ptr<nn::Module> model) : model_(std::move(model)) {
   for (const Tensor& parameter : model_->parameters()) parameter.set_requires_grad(false);
 }
 
+Teacher::~Teacher() = default;
+Teacher::Teacher(Teacher&&) noexcept = default;
+Teacher& Teacher::operator=(Teacher&&) noexcept = default;
+
+void Teacher::partition_stage3(const dist::ZeroConfig& zero, comm::Communicator& data_parallel) {
+  if (frozen_) throw std::logic_error("Teacher: already partitioned");
+  frozen_ = std::make_unique<dist::FrozenStage3Model>(model_, zero, data_parallel);
+}
+
 Tensor Teacher::operator()(const Tensor& input) {
+  if (frozen_) return frozen_->forward(input);
   NoGradGuard no_grad;
   return (*model_)(input).detach();
+}
+
+int64_t Teacher::resident_parameter_numel() const {
+  if (frozen_) return frozen_->resident_parameter_numel();
+  return model_->num_parameters();
 }
 
 }  // namespace zt::compress

@@ -8,6 +8,8 @@
 #include <string_view>
 
 #include "autograd/functions.h"
+#include "compress/activation_range.h"
+#include "compress/head_pruning.h"
 #include "compress/module_selection.h"
 #include "compress/pruning_masks.h"
 #include "core/factory.h"
@@ -30,12 +32,19 @@ Tensor new_scores(const Shape& shape, const Tensor& like, Generator& generator) 
 }  // namespace
 
 bool is_mask_scores(const std::string& name) {
-  for (const std::string_view scores : {kSparseScoresName, kHeadScoresName}) {
+  for (const std::string_view scores :
+       {kSparseScoresName, kHeadScoresName, kRowScoresName, kChannelScoresName}) {
     if (name.size() > scores.size() && name.ends_with(scores) &&
         name[name.size() - scores.size() - 1] == '.')
       return true;
   }
   return false;
+}
+
+bool is_compression_state(const std::string& name) {
+  const std::string_view range = kActivationRangeName;
+  return is_mask_scores(name) || (name.size() > range.size() && name.ends_with(range) &&
+                                  name[name.size() - range.size() - 1] == '.');
 }
 
 Tensor own_parameter(nn::Module& module, const std::string& name) {
@@ -69,7 +78,25 @@ int64_t add_mask_scores(nn::Module& model, const dist::CompressionConfig& config
         add(selection.target, kHeadScoresName, {config.head_pruning.num_heads});
     }
   }
+  for (const dist::StructuredPruningConfig* technique :
+       {&config.row_pruning, &config.channel_pruning}) {
+    if (!technique->enabled || technique->method != "topk") continue;
+    for (const dist::CompressionGroup& group : technique->groups) {
+      for (const Selection& selection : select_modules(candidates, group)) {
+        const std::string type = selection.target.module->type_name();
+        if (input_dim_of(type) == 0) continue;  // a Conv1D: the compressor refuses it
+        const Shape& weight = own_parameter(*selection.target.module, "weight").sizes();
+        Shape shape(weight.size(), 1);
+        shape[0] = weight[0];
+        add(selection.target, row_scores_name(type), shape);
+      }
+    }
+  }
   return added;
+}
+
+const char* row_scores_name(const std::string& type) {
+  return type == "Conv2d" ? kChannelScoresName : kRowScoresName;
 }
 
 std::vector<float> topk_mask(std::span<const float> scores, double dense_ratio) {

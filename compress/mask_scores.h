@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "dist/config_compression.h"
@@ -18,9 +19,17 @@ namespace zt::compress {
 
 inline constexpr const char* kSparseScoresName = "sparse_mask_scores";
 inline constexpr const char* kHeadScoresName = "head_pruning_scores";
+// row_pruning and channel_pruning with method "topk": one score an output row ([out, 1], a
+// Linear) or output channel ([out, 1, 1, 1], a Conv2d), DeepSpeed's names and shapes.
+inline constexpr const char* kRowScoresName = "row_mask_scores";
+inline constexpr const char* kChannelScoresName = "channel_mask_scores";
+
+// The name of the row or channel scores of a module of `type` ("Conv2d": channel scores).
+const char* row_scores_name(const std::string& type);
 
 // Adds the scores of every enabled topk technique (sparse_pruning with method "topk": the
-// weight's shape; head_pruning: [num_heads]) to the modules its groups select, initialised as
+// weight's shape; head_pruning: [num_heads]; row and channel pruning with method "topk": one a
+// row or channel) to the modules its groups select, initialised as
 // DeepSpeed does (kaiming uniform, a = sqrt(5)) from `seed`, the same on every rank. Call it
 // before zt::initialize and before building the Compressor. Returns how many were added.
 // Throws dist::ConfigError naming the key when a group's pattern selects no module.
@@ -36,6 +45,9 @@ Tensor topk_binarize(const Tensor& scores, double dense_ratio);
 
 // Whether a state dict entry is learned mask scores (training state, not part of the model).
 bool is_mask_scores(const std::string& name);
+// Mask scores, or a static activation range (compress/activation_range.h): the compressor's
+// state in a state dict, which the cleaned and the dense model do not have.
+bool is_compression_state(const std::string& name);
 
 // The module's parameter called `name` (not its children's); undefined when it has none.
 Tensor own_parameter(nn::Module& module, const std::string& name);

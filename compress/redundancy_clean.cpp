@@ -240,7 +240,7 @@ CleanedModel redundancy_clean(const NamedTensors& state,
   }
   CleanedModel cleaned;
   for (const auto& [name, tensor] : state) {
-    if (is_mask_scores(name)) continue;
+    if (is_compression_state(name)) continue;
     auto found = changed.find(name);
     Tensor result = found == changed.end() ? tensor : tensor_of(found->second);
     cleaned.tensors.emplace_back(name, result);

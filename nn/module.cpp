@@ -226,6 +226,10 @@ Tensor add_parameter(Module& module, const std::string& name, Tensor tensor) {
   return module.register_parameter(name, std::move(tensor));
 }
 
+Tensor add_buffer(Module& module, const std::string& name, Tensor tensor) {
+  return module.register_buffer(name, std::move(tensor));
+}
+
 void register_external_parameter(Module& module, const Tensor& parameter) {
   if (!parameter.defined() || !parameter.requires_grad() || parameter.grad_fn()) {
     throw std::invalid_argument(fmt::format(

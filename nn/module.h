@@ -195,6 +195,11 @@ class Module : public std::enable_shared_from_this<Module> {
  private:
   friend void register_external_parameter(Module& module, const Tensor& parameter);
   friend Tensor add_parameter(Module& module, const std::string& name, Tensor tensor);
+
+  // Registers a buffer on `module` from outside it (compression's static activation range, as
+  // DeepSpeed's QuantAct keeps it), so state dicts and checkpoints carry it.
+  Tensor add_buffer(Module& module, const std::string& name, Tensor tensor);
+  friend Tensor add_buffer(Module& module, const std::string& name, Tensor tensor);
   int64_t add_pre_hook(ForwardPreHook hook);
   int64_t add_post_hook(ForwardHook hook);
   void check_new_name(const std::string& name) const;
@@ -222,5 +227,9 @@ void register_external_parameter(Module& module, const Tensor& parameter);
 // mask scores to the layers it compresses: before zt::initialize, so the engine, the optimizer
 // and ZeRO treat it as any other parameter of the module.
 Tensor add_parameter(Module& module, const std::string& name, Tensor tensor);
+
+// Registers a buffer on `module` from outside it (compression's static activation range, as
+// DeepSpeed's QuantAct keeps it), so state dicts and checkpoints carry it.
+Tensor add_buffer(Module& module, const std::string& name, Tensor tensor);
 
 }  // namespace zt::nn

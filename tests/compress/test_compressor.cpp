@@ -191,8 +191,8 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
         "compression_training.head_pruning: the model (SmallNet) has no attention heads to prune");
   CHECK(error_of(R"("row_pruning": {"shared_parameters": {"enabled": true, "method": "topk"},
       "different_groups": {"rp": {"params": {"dense_ratio": 0.5}}}})") ==
-        "compression_training.row_pruning.shared_parameters.method: \"topk\" is not implemented "
-        "yet (only \"l1\")");
+        "compression_training.row_pruning: conv has no learned channel_mask_scores; call "
+        "compress::add_mask_scores(model, config) before zt::initialize");
   CHECK(error_of(R"("channel_pruning": {"shared_parameters": {"enabled": true},
       "different_groups": {"cp": {"params": {"dense_ratio": 0.5}, "modules": ["conv"],
                                   "related_modules": [["fc7"]]}}})")

@@ -170,6 +170,11 @@ Tensor QuantizedLinear::forward_with(const Tensor& input, bool gelu) {
         fmt::format("QuantizedLinear: input of shape {} needs a last dim of {}",
                     shape_str(input.sizes()), weight_.cols));
   }
+  if (!held_codes().device().is_cpu()) {
+    throw std::invalid_argument(
+        "QuantizedLinear: its codes, scales and bias stay on the CPU, but were moved to " +
+        held_codes().device().str() + " (a W8A8 layer given a CUDA input multiplies there itself)");
+  }
   if (input.device().is_cuda() && activation_type_) return forward_w8a8_device(input, gelu);
   if (!input.device().is_cpu()) {
     throw std::invalid_argument(

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "core/factory.h"
@@ -54,4 +55,16 @@ TEST_CASE("W8A8 QuantizedLinear on CUDA (cuBLASLt) equals the CPU int8 GEMM" *
         CHECK(half_gpu.dtype() == DType::bf16);
         CHECK(relative_difference(half_gpu.to(Device::cpu()), layer(half)) < 1e-6);
       }
+}
+
+TEST_CASE("a QuantizedLinear moved to the GPU says its state stays on the CPU" *
+          ZT_NEEDS_CUDA_DEVICE) {
+  Generator generator(43);
+  quant::QuantizedLinear layer(randn({64, 16}, {}, &generator), Tensor(), 8, 1,
+                               QuantizationType::symmetric, QuantizationType::symmetric);
+  layer.to(cuda_test::kGpu);
+  CHECK_THROWS_WITH_AS(layer(randn({2, 16}, {}, &generator).to(cuda_test::kGpu)),
+                       "QuantizedLinear: its codes, scales and bias stay on the CPU, but were "
+                       "moved to cuda:0 (a W8A8 layer given a CUDA input multiplies there itself)",
+                       std::invalid_argument);
 }

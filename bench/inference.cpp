@@ -80,8 +80,9 @@ const apps::CommandLine kCommandLine{
         {"max-mixed", "N", "128", "longest prompt and output of a mixed request"},
         {"torch", "FILE", "", "PyTorch's decode figures (lines \"dtype tokens_per_s\")", "none"},
         {"parts", "LIST", "dtypes,lengths,batching",
-         "what to measure: the dtype table, prefill per dtype (prefill), the generation lengths, "
-         "the batching comparison"},
+         "what to measure: the dtype table, prefill per dtype (prefill), 16-bit decode with the "
+         "KV cache read in place or copied (cache16), the generation lengths, the batching "
+         "comparison"},
         {"clock", "wall|cpu", "wall",
          "cpu: the process's CPU seconds (for a loaded machine; run with ZT_NUM_THREADS=1)"},
     }};
@@ -133,9 +134,12 @@ struct PhaseRates {
 };
 
 // Prefill of `batch` prompts in one step, then --decode one-token steps: the fastest rates.
+// copy_cache: decode through the path that gathers a copy of the context every step, not the
+// one that reads the paged cache in place.
 PhaseRates phase_rates(inference::InferenceEngine& engine, const BenchOptions& options,
-                       int64_t batch) {
+                       int64_t batch, bool copy_cache = false) {
   inference::RaggedDecoder decoder(engine.model());
+  decoder.set_cache_read_in_place(!copy_cache);
   const models::GPTConfig& shape = options.config;
   std::vector<double> prefill_seconds, decode_seconds;
   for (int64_t repeat = 0; repeat < options.repeats + 1; ++repeat) {  // the first warms up
@@ -231,6 +235,20 @@ void print_prefill_comparison(const BenchOptions& options) {
   }
 }
 
+// Batch-1 decode of the 16-bit dtypes after a --prompt-token prompt, their KV cache read in
+// place against gathered (copied) every step, one after the other within each dtype.
+void print_cache_reads(const BenchOptions& options) {
+  fmt::print("\nbatch-1 decode after a prompt of {} tokens, 16-bit KV cache:\n", options.prompt);
+  fmt::print("{:<6} {:>22} {:>20} {:>8}\n", "dtype", "gathered copy tok/s", "in place tok/s",
+             "ratio");
+  for (const std::string dtype : {"fp16", "bf16"}) {
+    auto engine = engine_for(options, dtype);
+    const double copied = phase_rates(*engine, options, 1, true).decode;
+    const double in_place = phase_rates(*engine, options, 1).decode;
+    fmt::print("{:<6} {:>22.0f} {:>20.0f} {:>7.2f}x\n", dtype, copied, in_place, in_place / copied);
+  }
+}
+
 void print_generation_lengths(const BenchOptions& options) {
   auto engine = engine_for(options, "fp32");
   fmt::print("\ngreedy generation with the paged KV cache (fp32, batch 1, prompt of 1 token):\n");
@@ -304,6 +322,7 @@ int main(int argc, char** argv) {
     };
     if (wanted("dtypes")) print_dtype_table(options);
     if (wanted("prefill")) print_prefill_comparison(options);
+    if (wanted("cache16")) print_cache_reads(options);
     if (wanted("lengths")) print_generation_lengths(options);
     if (wanted("batching")) print_batching(options);
     return 0;

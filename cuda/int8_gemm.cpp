@@ -8,6 +8,8 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/device.h"
+#include "quant/device_int8_gemm.h"
 
 namespace zt::cuda {
 
@@ -85,5 +87,30 @@ void int8_gemm_cublaslt(const Int8GemmDeviceArgs& args, cudaStream_t stream) {
                                  args.a, tokens.handle, &beta, args.c, sums.handle, args.c,
                                  sums.handle, nullptr, nullptr, 0, stream));
 }
+
+namespace {
+
+// What QuantizedLinear's W8A8 forward calls for CUDA inputs (quant/device_int8_gemm.h): the
+// product on the device's compute stream, waited for, since the host rescales C next.
+[[maybe_unused]] const bool device_int8_gemm_registered = [] {
+  quant::register_device_int8_gemm([](const quant::DeviceInt8GemmArgs& args) {
+    DeviceGuard on_device(args.device_index);
+    const cudaStream_t stream = compute_stream(args.device_index);
+    int8_gemm_cublaslt({.a = args.a,
+                        .lda = args.lda,
+                        .b = args.b,
+                        .ldb = args.ldb,
+                        .c = args.c,
+                        .ldc = args.ldc,
+                        .m = args.m,
+                        .n = args.n,
+                        .k = args.k},
+                       stream);
+    ZT_CUDA_CHECK(cudaStreamSynchronize(stream));
+  });
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace zt::cuda

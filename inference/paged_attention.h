@@ -1,5 +1,6 @@
 // Attention of a sequence's new tokens over its cached keys and values read in place from the
-// paged KV cache's blocks (f32 on the CPU). The gathered path copies every cached position
+// paged KV cache's blocks (f32, f16 or bf16 on the CPU; 16-bit rows are widened to f32 as they
+// are read, and the sums kept in f32). The gathered path copies every cached position
 // (the gather from the blocks, the concatenation with the new keys, the attention kernel's own
 // transposed copy) each layer and step, which at batch 1 cost as much as the attention itself
 // and grew with the context; here each cached key and value is read once, where it lies.
@@ -12,11 +13,11 @@
 
 namespace zt::inference {
 
-// q [1, H, T, D] f32 (any strides) holds the queries of positions start..start+T-1 of
-// `sequence`, whose keys and values for positions 0..start+T-1 are already in `cache` (layer
-// `layer`). Query head h reads key head h / (H / kv_heads). Query t sees positions
-// 0..start+t (causal). Returns [1, T, H * D] f32: each token's heads side by side, the layout
-// the output projection takes.
+// q [1, H, T, D] f32 or the cache's dtype (any strides) holds the queries of positions
+// start..start+T-1 of `sequence`, whose keys and values for positions 0..start+T-1 are already in
+// `cache` (layer `layer`). Query head h reads key head h / (H / kv_heads). Query t sees positions
+// 0..start+t (causal). Returns [1, T, H * D] in q's dtype: each token's heads side by side,
+// the layout the output projection takes.
 Tensor paged_attention(const Tensor& q, const PagedKVCache& cache, int64_t sequence, int64_t layer,
                        int64_t start);
 

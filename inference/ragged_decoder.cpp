@@ -131,7 +131,7 @@ Tensor RaggedDecoder::attention(const Layer& layer, int64_t index, const Tensor&
       k = rotary_embedding(k, cos, sin);
     }
     offset += T;
-    if (start > 0 && !layer.sparse && q.dtype() == DType::f32 && q.device().is_cpu()) {
+    if (start > 0 && !layer.sparse && cache_read_in_place_ && q.device().is_cpu()) {
       // After a prompt: the new keys join the cache, and attention reads every cached position
       // in its block, with no gathered copy (a prompt with nothing cached keeps the tiled
       // kernel below, which suits T x T; a sparse layout's mask is applied there too).

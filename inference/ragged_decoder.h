@@ -38,6 +38,10 @@ class RaggedDecoder {
   // [sequences, vocab], in the model's dtype. Throws std::invalid_argument when a sequence
   // would pass the model's context.
   Tensor step(const std::vector<RaggedSequence>& batch, PagedKVCache& cache);
+  // Whether attention after a prompt reads the paged cache in place (the default, f32, f16 or
+  // bf16 on the CPU) or gathers a copy of the context first, as a prompt and a sparse layout
+  // do: for comparing the two.
+  void set_cache_read_in_place(bool in_place) { cache_read_in_place_ = in_place; }
 
  private:
   struct Layer {
@@ -60,6 +64,7 @@ class RaggedDecoder {
   int64_t tensor_ranks_ = 1;
   std::shared_ptr<nn::Module> token_embedding_, position_embedding_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
+  bool cache_read_in_place_ = true;
 };
 
 }  // namespace zt::inference

@@ -339,7 +339,8 @@ void Module::remove_hook(int64_t handle) {
 
 NamedTensors Module::state_dict() const {
   NamedTensors result = parameters_;
-  result.insert(result.end(), buffers_.begin(), buffers_.end());
+  NamedTensors buffers = saved_buffers();
+  result.insert(result.end(), buffers.begin(), buffers.end());
   for (const auto& [child_name, child] : children_) {
     for (auto& [name, tensor] : child->state_dict()) {
       result.emplace_back(joined(child_name, name), tensor);
@@ -364,7 +365,7 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     }
   }
   // Check every shape before copying anything, so a bad file changes nothing.
-  std::vector<std::pair<Tensor, Tensor>> copies;
+  std::map<std::string, Tensor> found_by_name;
   for (auto& [name, target] : own) {
     // An init-capture, since clang before 16 cannot capture a structured binding.
     auto found = std::find_if(state.begin(), state.end(), [&wanted = name](const auto& entry) {
@@ -388,10 +389,38 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
           fmt::format("load_state_dict: \"{}\" has shape {}, the model expects {}", name,
                       shape_str(found->second.sizes()), shape_str(target.sizes())));
     }
-    copies.emplace_back(target, found->second);
+    found_by_name.emplace(name, found->second);
   }
   autograd::NoGradGuard no_grad;
-  for (auto& [target, source] : copies) ops::copy_(target, source);
+  load_checked(found_by_name, "");
+}
+
+void Module::load_checked(const std::map<std::string, Tensor>& found, const std::string& prefix) {
+  for (const auto& [name, param] : parameters_) {
+    auto source = found.find(joined(prefix, name));
+    if (source != found.end()) ops::copy_(param, source->second);
+  }
+  NamedTensors buffer_values;
+  for (const auto& [name, buffer] : saved_buffers()) {
+    auto source = found.find(joined(prefix, name));
+    if (source != found.end()) buffer_values.emplace_back(name, source->second);
+  }
+  if (!buffer_values.empty()) load_saved_buffers(buffer_values);
+  for (const auto& [child_name, child] : children_)
+    child->load_checked(found, joined(prefix, child_name));
+}
+
+void Module::load_saved_buffers(const NamedTensors& values) {
+  for (const auto& [name, value] : values) {
+    auto buffer =
+        std::find_if(buffers_.begin(), buffers_.end(),
+                     [&wanted = name](const auto& entry) { return entry.first == wanted; });
+    if (buffer == buffers_.end()) {
+      throw std::invalid_argument(
+          fmt::format("{}: load_saved_buffers: no buffer \"{}\"", type_name(), name));
+    }
+    ops::copy_(buffer->second, value);
+  }
 }
 
 void Module::save(const std::string& path) const {

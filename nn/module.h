@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -192,6 +193,13 @@ class Module : public std::enable_shared_from_this<Module> {
   }
   void add_child(const std::string& name, std::shared_ptr<Module> module);
 
+  // A module holding a buffer in another form than the one it saves (a quantized layer's codes
+  // kept only in its GEMM's panel layout) overrides both. saved_buffers: the state dict's
+  // entries for this module's own buffers (by default the buffers). load_saved_buffers: values
+  // for some of those names, shapes already checked (by default copied in place).
+  virtual NamedTensors saved_buffers() const { return buffers_; }
+  virtual void load_saved_buffers(const NamedTensors& values);
+
  private:
   friend void register_external_parameter(Module& module, const Tensor& parameter);
   friend Tensor add_parameter(Module& module, const std::string& name, Tensor tensor);
@@ -204,6 +212,8 @@ class Module : public std::enable_shared_from_this<Module> {
   int64_t add_post_hook(ForwardHook hook);
   void check_new_name(const std::string& name) const;
   void repr_into(std::string& text, int indent) const;
+  // load_state_dict's copies, once every name and shape is checked: `found` by dotted name.
+  void load_checked(const std::map<std::string, Tensor>& found, const std::string& prefix);
 
   NamedTensors parameters_;
   NamedTensors buffers_;

@@ -181,10 +181,9 @@ WeightBytes model_weight_bytes(nn::Module& model) {
   };
   for (const auto& [name, module] : model.named_modules()) {
     if (auto* quantized = dynamic_cast<QuantizedLinear*>(module.get())) {
-      const QuantizedWeight& weight = quantized->quantized_weight();
-      size_t matrix = weight.nbytes();
+      size_t matrix = quantized->matrix_bytes();
       // A tied head's codes are its embedding's, counted there.
-      if (counted.insert(weight.codes.impl()).second) bytes.linear_weights += matrix;
+      if (counted.insert(quantized->held_codes().impl()).second) bytes.linear_weights += matrix;
       bytes.linear_extras += quantized->weight_bytes() - matrix;
       for (const auto& [buffer_name, buffer] : module->named_buffers(false))
         counted.insert(buffer.impl());

@@ -29,7 +29,8 @@ std::vector<std::string> quantize_linear_layers(nn::Module& model,
 struct WeightBytes {
   size_t linear_weights = 0;  // the linear layers' matrices: f32 values, or codes + scales +
                               // zero points when quantized
-  size_t linear_extras = 0;   // their biases, the W8A8 layers' per-row code sums and panels
+  size_t linear_extras = 0;   // their biases, the W8A8 layers' per-row code sums, scales and
+                              // zero points
   size_t embeddings = 0;      // the token and position tables: f32, or codes + row scales
   size_t other = 0;           // every other parameter and buffer (norms, an untied head)
   size_t total() const { return linear_weights + linear_extras + embeddings + other; }

@@ -43,39 +43,29 @@ QuantizedLinear::QuantizedLinear(const Tensor& weight, const Tensor& bias, int b
     throw std::invalid_argument(fmt::format("QuantizedLinear: in_features {} exceeds {}",
                                             weight_.cols, cpu::kInt8GemmMaxK));
   }
-  weight_.codes = register_buffer("weight_codes", weight_.codes);
-  weight_.scales = register_buffer("weight_scales", weight_.scales);
-  if (weight_.zero_points.defined())
-    weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
-  if (bias.defined()) {
-    MemoryTagGuard as_param(MemoryTag::param);
-    bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
-  }
   if (activation_type_) {
-    weight_code_sums_.assign(size_t(weight_.rows), 0);
-    const int8_t* codes = weight_.codes.data_ptr<int8_t>();
-    for (int64_t row = 0; row < weight_.rows; ++row)
-      for (int64_t col = 0; col < weight_.cols; ++col)
-        weight_code_sums_[size_t(row)] += codes[row * weight_.cols + col];
-    // The rescaling epilogue reads the group's scale and zero point per output row.
-    const float* scales = weight_.scales.data_ptr<float>();
-    const int32_t* zeros =
-        weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
-    for (int64_t row = 0; row < weight_.rows; ++row) {
-      const int64_t group = row / weight_.rows_per_group();
-      row_scales_.push_back(scales[group]);
-      if (zeros) row_zero_points_.push_back(float(zeros[group]));
-    }
-    if (cpu::int8_gemm_has_vnni()) {
-      packed_codes_.resize(size_t(cpu::int8_gemm_packed_b_bytes(weight_.rows, weight_.cols)));
-      cpu::int8_gemm_pack_b(codes, weight_.cols, weight_.rows, weight_.cols, packed_codes_.data());
-    }
+    // The panels become the only copy of the codes; the row-major ones go with this scope.
+    packed_codes_ = empty({cpu::int8_gemm_packed_b_bytes(weight_.rows, weight_.cols)},
+                          TensorOptions().with_dtype(DType::i8).with_tag(MemoryTag::param));
+    cpu::int8_gemm_pack_b(weight_.codes.data_ptr<int8_t>(), weight_.cols, weight_.rows,
+                          weight_.cols, packed_codes_.data_ptr<int8_t>());
+    weight_.codes = Tensor();
   }
+  register_state(bias);
+  if (activation_type_) derive_w8a8_tables();
 }
 
 QuantizedLinear::QuantizedLinear(const QuantizedWeight& shared, const Tensor& bias)
     : weight_(shared) {
-  weight_.codes = register_buffer("weight_codes", weight_.codes);
+  register_state(bias);
+}
+
+void QuantizedLinear::register_state(const Tensor& bias) {
+  if (activation_type_) {
+    packed_codes_ = register_buffer("weight_codes_packed", packed_codes_);
+  } else {
+    weight_.codes = register_buffer("weight_codes", weight_.codes);
+  }
   weight_.scales = register_buffer("weight_scales", weight_.scales);
   if (weight_.zero_points.defined())
     weight_.zero_points = register_buffer("weight_zero_points", weight_.zero_points);
@@ -83,6 +73,64 @@ QuantizedLinear::QuantizedLinear(const QuantizedWeight& shared, const Tensor& bi
     MemoryTagGuard as_param(MemoryTag::param);
     bias_ = register_buffer("bias", bias.detach().to(DType::f32).contiguous().clone());
   }
+}
+
+void QuantizedLinear::derive_w8a8_tables() {
+  const int8_t* packed = packed_codes_.data_ptr<int8_t>();
+  const int64_t rows = weight_.rows, cols = weight_.cols;
+  weight_code_sums_.assign(size_t(rows), 0);
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t col = 0; col < cols; ++col)
+      weight_code_sums_[size_t(row)] += cpu::int8_gemm_packed_b_at(packed, cols, row, col);
+  // The epilogue reads a scale (and zero point) per output row: the group's. One group's scale
+  // is folded into the tokens' scales instead; a group per row has its scales read in place.
+  const float* scales = weight_.scales.data_ptr<float>();
+  const int32_t* zeros =
+      weight_.zero_points.defined() ? weight_.zero_points.data_ptr<int32_t>() : nullptr;
+  row_scales_.clear();
+  row_zero_points_.clear();
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t group = row / weight_.rows_per_group();
+    if (weight_.groups > 1 && weight_.rows_per_group() > 1) row_scales_.push_back(scales[group]);
+    if (zeros) row_zero_points_.push_back(float(zeros[group]));
+  }
+}
+
+QuantizedWeight QuantizedLinear::quantized_weight() const {
+  QuantizedWeight weight = weight_;
+  if (activation_type_) {
+    weight.codes = empty({weight_.rows, weight_.cols}, TensorOptions().with_dtype(DType::i8));
+    cpu::int8_gemm_unpack_b(packed_codes_.data_ptr<int8_t>(), weight_.rows, weight_.cols,
+                            weight.codes.data_ptr<int8_t>(), weight_.cols);
+  }
+  return weight;
+}
+
+NamedTensors QuantizedLinear::saved_buffers() const {
+  NamedTensors saved = nn::Module::saved_buffers();
+  if (!activation_type_) return saved;
+  for (auto& [name, tensor] : saved) {
+    if (name != "weight_codes_packed") continue;
+    name = "weight_codes";
+    tensor = quantized_weight().codes;
+  }
+  return saved;
+}
+
+void QuantizedLinear::load_saved_buffers(const NamedTensors& values) {
+  if (!activation_type_) return nn::Module::load_saved_buffers(values);
+  NamedTensors held;
+  for (const auto& [name, value] : values) {
+    if (name != "weight_codes") {
+      held.emplace_back(name, value);
+      continue;
+    }
+    Tensor codes = value.to(DType::i8).contiguous();  // shape checked by load_state_dict
+    cpu::int8_gemm_pack_b(codes.data_ptr<int8_t>(), weight_.cols, weight_.rows, weight_.cols,
+                          packed_codes_.data_ptr<int8_t>());
+  }
+  nn::Module::load_saved_buffers(held);
+  derive_w8a8_tables();  // new codes, scales or zero points change every row's tables
 }
 
 std::string QuantizedLinear::extra_repr() const {
@@ -95,9 +143,15 @@ std::string QuantizedLinear::extra_repr() const {
       weight_.groups, activations);
 }
 
+size_t QuantizedLinear::matrix_bytes() const {
+  size_t bytes = held_codes().nbytes() + weight_.scales.nbytes();
+  if (weight_.zero_points.defined()) bytes += weight_.zero_points.nbytes();
+  return bytes;
+}
+
 size_t QuantizedLinear::weight_bytes() const {
-  size_t bytes =
-      weight_.nbytes() + weight_code_sums_.size() * sizeof(int32_t) + packed_codes_.size();
+  size_t bytes = matrix_bytes() + weight_code_sums_.size() * sizeof(int32_t) +
+                 (row_scales_.size() + row_zero_points_.size()) * sizeof(float);
   if (bias_.defined()) bytes += bias_.nbytes();
   return bytes;
 }
@@ -116,9 +170,17 @@ Tensor QuantizedLinear::forward_with(const Tensor& input, bool gelu) {
         fmt::format("QuantizedLinear: input of shape {} needs a last dim of {}",
                     shape_str(input.sizes()), weight_.cols));
   }
+  if (!held_codes().device().is_cpu()) {
+    throw std::invalid_argument(
+        "QuantizedLinear: its codes, scales and bias stay on the CPU, but were moved to " +
+        held_codes().device().str() + " (a W8A8 layer given a CUDA input multiplies there itself)");
+  }
+  if (input.device().is_cuda() && activation_type_) return forward_w8a8_device(input, gelu);
   if (!input.device().is_cpu()) {
-    throw std::invalid_argument("QuantizedLinear: runs on the CPU; the input is on " +
-                                input.device().str());
+    throw std::invalid_argument(
+        "QuantizedLinear: a weight-only layer runs on the CPU (W8A8 on the CPU or CUDA); the "
+        "input is on " +
+        input.device().str());
   }
   autograd::NoGradGuard inference;
   Tensor x = input.detach().to(DType::f32).contiguous();
@@ -174,36 +236,47 @@ void QuantizedLinear::forward_weight_only(const float* x, int64_t tokens, float*
 // The first bracket, sum (a - za) q, lies within 255 * 128 * k < 2^31, so it is exact in int32
 // even when its two terms are not (the epilogue takes them modulo 2^32); the second is per
 // token (its centred code sum) times the row's zero point.
+cpu::Int8GemmRescale QuantizedLinear::rescale_for(QuantizedTokens& activations, int64_t tokens,
+                                                  std::vector<float>& centred_sums, float* y,
+                                                  bool gelu) const {
+  const float* group_scales = weight_.scales.data_ptr<float>();
+  if (weight_.groups == 1) {
+    for (int64_t t = 0; t < tokens; ++t) activations.scales[size_t(t)] *= group_scales[0];
+  }
+  if (!row_zero_points_.empty()) {
+    centred_sums.resize(size_t(tokens));
+    for (int64_t t = 0; t < tokens; ++t) {
+      centred_sums[size_t(t)] = float(activations.code_sums[size_t(t)] -
+                                      weight_.cols * int64_t(activations.zero_points[size_t(t)]));
+    }
+  }
+  return {.y = y,
+          .ldy = weight_.rows,
+          .row_scales = activations.scales.data(),
+          .row_zeros = activations.zero_points.data(),
+          .row_sums = centred_sums.data(),
+          .col_scales = weight_.groups == 1             ? nullptr
+                        : weight_.rows_per_group() == 1 ? group_scales
+                                                        : row_scales_.data(),
+          .col_sums = weight_code_sums_.data(),
+          .col_zeros = row_zero_points_.empty() ? nullptr : row_zero_points_.data(),
+          .bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr,
+          .gelu_tanh = gelu};
+}
+
 void QuantizedLinear::forward_w8a8(const float* x, int64_t tokens, float* y, bool gelu) const {
   const int64_t rows = weight_.rows, cols = weight_.cols;
-  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
   auto run = [&](int64_t begin, int64_t end, bool parallel_gemm) {
     thread_local QuantizedTokens activations;  // reused: no fresh pages every call
     thread_local std::vector<float> centred_sums;
     quantize_tokens_into(x + begin * cols, end - begin, cols, *activation_type_, activations);
-    if (!row_zero_points_.empty()) {
-      centred_sums.resize(size_t(end - begin));
-      for (int64_t t = 0; t < end - begin; ++t) {
-        centred_sums[size_t(t)] = float(activations.code_sums[size_t(t)] -
-                                        cols * int64_t(activations.zero_points[size_t(t)]));
-      }
-    }
-    const cpu::Int8GemmRescale rescale{
-        .y = y + begin * rows,
-        .ldy = rows,
-        .row_scales = activations.scales.data(),
-        .row_zeros = activations.zero_points.data(),
-        .row_sums = centred_sums.data(),
-        .col_scales = row_scales_.data(),
-        .col_sums = weight_code_sums_.data(),
-        .col_zeros = row_zero_points_.empty() ? nullptr : row_zero_points_.data(),
-        .bias = bias,
-        .gelu_tanh = gelu};
+    const cpu::Int8GemmRescale rescale =
+        rescale_for(activations, end - begin, centred_sums, y + begin * rows, gelu);
     const cpu::Int8GemmArgs args{.a = activations.codes.data(),
                                  .lda = cols,
-                                 .b = weight_.codes.data_ptr<int8_t>(),
+                                 .b = nullptr,  // held packed only
                                  .ldb = cols,
-                                 .b_packed = packed_codes_.empty() ? nullptr : packed_codes_.data(),
+                                 .b_packed = packed_codes_.data_ptr<int8_t>(),
                                  .c = nullptr,
                                  .ldc = rows,
                                  .rescale = &rescale,

@@ -17,14 +17,15 @@ inline constexpr int64_t kInt8GemmMaxK = 65535;
 //             (float(C[i, j] - row_zeros[i] * col_sums[j]) - row_sums[i] * col_zeros[j])
 //             + bias[j], then gelu_tanh (core/cpu/cpu_gelu_tanh.h) when asked.
 // C - row_zero * col_sum is taken modulo 2^32 (it is exact when it fits int32, which the
-// callers' bounds ensure). col_zeros (with row_sums) and bias may be null: zero.
+// callers' bounds ensure). col_zeros (with row_sums) and bias may be null: zero; col_scales
+// may be null: one (a weight with one scale for all its rows folds it into row_scales).
 struct Int8GemmRescale {
   float* y = nullptr;  // [m, ldy]
   int64_t ldy = 0;
   const float* row_scales = nullptr;   // [m]
   const int32_t* row_zeros = nullptr;  // [m]
   const float* row_sums = nullptr;     // [m], read only with col_zeros
-  const float* col_scales = nullptr;   // [n]
+  const float* col_scales = nullptr;   // [n] or null
   const int32_t* col_sums = nullptr;   // [n]
   const float* col_zeros = nullptr;    // [n] or null
   const float* bias = nullptr;         // [n] or null
@@ -38,10 +39,11 @@ void int8_gemm_rescale_row(const Int8GemmRescale& rescale, int64_t i, int64_t j,
 struct Int8GemmArgs {
   const uint8_t* a = nullptr;  // [m, lda], the first k of each row used
   int64_t lda = 0;
-  const int8_t* b = nullptr;  // [n, ldb]
+  const int8_t* b = nullptr;  // [n, ldb]; may be null when b_packed is given
   int64_t ldb = 0;
   // Optional: B already in the VNNI path's panel layout (int8_gemm_pack_b), so that a weight
-  // used every call is packed once; the portable path still reads `b`, which must be the same.
+  // used every call is packed once. Every path reads it when given (a layer may hold its
+  // codes only so); with both, they must hold the same B.
   const int8_t* b_packed = nullptr;
   int32_t* c = nullptr;  // [m, ldc]; unused (may be null) with `rescale`
   int64_t ldc = 0;
@@ -61,6 +63,14 @@ void int8_gemm_portable(const Int8GemmArgs& args);
 int64_t int8_gemm_packed_b_bytes(int64_t n, int64_t k);
 // B [n, ldb] into that layout (`packed` holds int8_gemm_packed_b_bytes(n, k) bytes).
 void int8_gemm_pack_b(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* packed);
+// The inverse: B [n, ldb] (its first k columns) from that layout, for saving or inspecting a
+// weight held packed only.
+void int8_gemm_unpack_b(const int8_t* packed, int64_t n, int64_t k, int8_t* b, int64_t ldb);
+// B[j, p] read from that layout.
+inline int8_t int8_gemm_packed_b_at(const int8_t* packed, int64_t k, int64_t j, int64_t p) {
+  const int64_t panel_bytes = (k + 3) / 4 * 64 * 4;
+  return packed[j / 64 * panel_bytes + (p / 4 * 64 + j % 64) * 4 + p % 4];
+}
 // Whether this processor and build have the VNNI path.
 bool int8_gemm_has_vnni();
 // The VNNI path, in parallel and on the calling thread; call only where int8_gemm_has_vnni().

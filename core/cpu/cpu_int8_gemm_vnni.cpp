@@ -57,6 +57,17 @@ void int8_gemm_pack_b(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t
     pack_panel(b, ldb, n, k, col_begin, packed + col_begin / kPanelCols * panel_bytes);
 }
 
+void int8_gemm_unpack_b(const int8_t* packed, int64_t n, int64_t k, int8_t* b, int64_t ldb) {
+  int64_t panel_bytes = quad_count(k) * kPanelCols * 4;
+  for (int64_t col = 0; col < n; ++col) {
+    const int8_t* panel = packed + col / kPanelCols * panel_bytes + col % kPanelCols * 4;
+    int8_t* b_row = b + col * ldb;
+    for (int64_t k4 = 0; k4 * 4 < k; ++k4)
+      std::memcpy(b_row + k4 * 4, panel + k4 * kPanelCols * 4,
+                  size_t(std::min<int64_t>(4, k - k4 * 4)));
+  }
+}
+
 #ifdef ZT_HAVE_VNNI_BUILD
 
 namespace {
@@ -117,7 +128,9 @@ inline void store_rescaled_row(const Int8GemmRescale& rescale, int64_t i, int64_
       value =
           _mm512_fnmadd_ps(row_sum, _mm512_maskz_loadu_ps(lanes, rescale.col_zeros + col), value);
     const __m512 scale =
-        _mm512_mul_ps(row_scale, _mm512_maskz_loadu_ps(lanes, rescale.col_scales + col));
+        rescale.col_scales
+            ? _mm512_mul_ps(row_scale, _mm512_maskz_loadu_ps(lanes, rescale.col_scales + col))
+            : row_scale;
     value = rescale.bias
                 ? _mm512_fmadd_ps(scale, value, _mm512_maskz_loadu_ps(lanes, rescale.bias + col))
                 : _mm512_mul_ps(scale, value);

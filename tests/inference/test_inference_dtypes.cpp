@@ -2,6 +2,7 @@
 // bytes) and int8 / int4 (within 2% / 5%, fewer bytes); greedy generation runs on each; a
 // quantization the model cannot honour is one line.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <cmath>
 
@@ -54,6 +55,9 @@ TEST_CASE("int8 serving (weight-only, W8A8) keeps perplexity within 2% of fp32's
     auto engine =
         init_inference(model, apps::serving_config("int8", served.quant, served.groups, 1));
     const double quantized_perplexity = perplexity(engine->model(), text, 32);
+    MESSAGE(fmt::format("{}: perplexity {:.5f} (fp32 {:.5f}), weight bytes {} (fp32 {})",
+                        served.quant, quantized_perplexity, fp32_perplexity, engine->weight_bytes(),
+                        fp32->weight_bytes()));
     CHECK(std::abs(quantized_perplexity / fp32_perplexity - 1.0) < served.bound);
     CHECK(engine->weight_bytes() < fp32->weight_bytes());
     // Greedy generation runs through the quantized layers.

@@ -41,20 +41,21 @@ std::vector<double> plain_attention_row(const std::vector<double>& query,
   return out;
 }
 
-}  // namespace
-
-TEST_CASE("paged attention reads the blocks in place and equals a plain loop (GQA, T > 1)") {
+// A cache of `dtype` (and queries of it, for a 16-bit one) against the plain loop in double
+// over the values the cache and queries hold (16-bit ones rounded), within `tolerance`: the
+// output's own rounding to `dtype`.
+void check_paged_attention(DType dtype, double tolerance) {
   PagedKVCache cache(
       {.layers = 2, .kv_heads = kKvHeads, .head_dim = kDim, .block_positions = 3, .blocks = 20},
-      DType::f32, Device::cpu());
+      dtype, Device::cpu());
   const int64_t first = cache.add_sequence(), second = cache.add_sequence();
   const int64_t cached = 7, fresh = 3, total = cached + fresh;
   Generator generator(11);
   // [KV, S, D] keys and values for both sequences, written a few positions at a time in turn,
   // so that their blocks interleave in the pool.
-  const Tensor keys = randn({kKvHeads, total, kDim}, {}, &generator);
-  const Tensor values = randn({kKvHeads, total, kDim}, {}, &generator);
-  const Tensor other = randn({kKvHeads, total, kDim}, {}, &generator);
+  const Tensor keys = randn({kKvHeads, total, kDim}, {}, &generator).to(dtype);
+  const Tensor values = randn({kKvHeads, total, kDim}, {}, &generator).to(dtype);
+  const Tensor other = randn({kKvHeads, total, kDim}, {}, &generator).to(dtype);
   for (int64_t done = 0; done < total;) {
     const int64_t count = std::min<int64_t>(2, total - done);
     for (int64_t sequence : {first, second}) {
@@ -66,10 +67,11 @@ TEST_CASE("paged attention reads the blocks in place and equals a plain loop (GQ
   }
   CHECK(cache.blocks_of(first)[1] != cache.blocks_of(first)[0] + 1);  // really interleaved
   // Queries of positions 7..9 as a strided view, [1, H, T, D] from [1, T, H, D].
-  const Tensor queries = randn({1, fresh, kHeads, kDim}, {}, &generator);
+  const Tensor queries = randn({1, fresh, kHeads, kDim}, {}, &generator).to(dtype);
   const Tensor q = queries.transpose(1, 2);
   const Tensor out = paged_attention(q, cache, first, 1, cached);
   REQUIRE(out.sizes() == Shape{1, fresh, kHeads * kDim});
+  CHECK(out.dtype() == dtype);
   const std::vector<double> got = out.to_vector(), all_queries = queries.to_vector();
   const std::vector<double> key_values = keys.to_vector(), value_values = values.to_vector();
   double worst = 0.0;
@@ -84,7 +86,19 @@ TEST_CASE("paged attention reads the blocks in place and equals a plain loop (GQ
                          std::abs(got[size_t((t * kHeads + h) * kDim + d)] - expected[size_t(d)]));
       }
     }
-  CHECK(worst < 1e-5);
+  CHECK(worst < tolerance);
   CHECK(error_of([&] { paged_attention(q, cache, first, 1, cached + 1); }) ==
         "paged_attention: positions 8..10 of a sequence of 10 cached");
+}
+
+}  // namespace
+
+TEST_CASE("paged attention reads the blocks in place and equals a plain loop (GQA, T > 1)") {
+  check_paged_attention(DType::f32, 1e-5);
+}
+
+// A 16-bit model's cache is read where it lies too, each row widened to f32 as it is read.
+TEST_CASE("paged attention reads f16 and bf16 caches in place and equals a plain loop") {
+  check_paged_attention(DType::f16, 2e-3);  // outputs below 4 in size: half an f16 step is 2e-3
+  check_paged_attention(DType::bf16, 1.6e-2);
 }

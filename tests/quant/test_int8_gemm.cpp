@@ -47,7 +47,7 @@ std::vector<int32_t> run(void (*gemm)(const cpu::Int8GemmArgs&), const Operands&
   std::vector<int32_t> c(size_t(o.m * o.n), -7);
   gemm({.a = o.a.data(),
         .lda = o.k,
-        .b = o.b.data(),
+        .b = o.b.empty() ? nullptr : o.b.data(),
         .ldb = o.k,
         .b_packed = b_packed,
         .c = c.data(),
@@ -97,6 +97,21 @@ TEST_CASE("int8 gemm: B packed once gives the same integers; the layout is [k/4]
         std::vector<int32_t> expected = plain_product(operands);
         CHECK(run(cpu::int8_gemm, operands, packed.data()) == expected);
         CHECK(run(cpu::int8_gemm_serial, operands, packed.data()) == expected);
+        // B held packed only (a W8A8 layer keeps no row-major copy): every path reads the
+        // panels, and unpacking them gives B back.
+        std::vector<int8_t> row_major = std::move(operands.b);
+        operands.b.clear();
+        CHECK(run(cpu::int8_gemm, operands, packed.data()) == expected);
+        CHECK(run(cpu::int8_gemm_portable, operands, packed.data()) == expected);
+        std::vector<int8_t> unpacked(size_t(n * k), 99);
+        cpu::int8_gemm_unpack_b(packed.data(), n, k, unpacked.data(), k);
+        CHECK(unpacked == row_major);
+        bool reads_right = true;
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t p = 0; p < k; ++p)
+            reads_right &=
+                cpu::int8_gemm_packed_b_at(packed.data(), k, j, p) == row_major[size_t(j * k + p)];
+        CHECK(reads_right);
       }
 }
 
@@ -144,7 +159,9 @@ double gelu_tanh_of(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
-RescaleCase rescale_case(const Operands& o, bool asymmetric, bool gelu, uint32_t seed) {
+// no_col_scales: col_scales left empty (passed as null: one), as a one-group weight passes them.
+RescaleCase rescale_case(const Operands& o, bool asymmetric, bool gelu, bool no_col_scales,
+                         uint32_t seed) {
   std::mt19937 random(seed);
   std::uniform_real_distribution<float> unit(0.001f, 0.02f);
   std::uniform_int_distribution<int> zero(0, 255);
@@ -158,7 +175,8 @@ RescaleCase rescale_case(const Operands& o, bool asymmetric, bool gelu, uint32_t
     int32_t sum = 0;
     for (int64_t p = 0; p < o.k; ++p) sum += o.b[size_t(j * o.k + p)];
     r.col_sums.push_back(sum);
-    r.col_scales.push_back(unit(random));
+    const float col_scale = unit(random);
+    if (!no_col_scales) r.col_scales.push_back(col_scale);
     r.col_zeros.push_back(float(zero(random) - 128));
     r.bias.push_back(unit(random) * 50 - 0.5f);
   }
@@ -168,7 +186,8 @@ RescaleCase rescale_case(const Operands& o, bool asymmetric, bool gelu, uint32_t
       double value = double(product[size_t(i * o.n + j)]) -
                      double(r.row_zeros[size_t(i)]) * r.col_sums[size_t(j)];
       if (asymmetric) value -= double(r.row_sums[size_t(i)]) * r.col_zeros[size_t(j)];
-      value = double(r.row_scales[size_t(i)]) * r.col_scales[size_t(j)] * value + r.bias[size_t(j)];
+      const double col_scale = no_col_scales ? 1.0 : r.col_scales[size_t(j)];
+      value = double(r.row_scales[size_t(i)]) * col_scale * value + r.bias[size_t(j)];
       r.expected.push_back(gelu ? gelu_tanh_of(value) : value);
     }
   return r;
@@ -180,19 +199,20 @@ double rescaled_error(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o,
                       const RescaleCase& r, bool asymmetric, bool gelu) {
   const int64_t m = o.m, n = o.n;
   std::vector<float> y(size_t(m * (n + 3)), -7.0f);
-  const cpu::Int8GemmRescale rescale{.y = y.data(),
-                                     .ldy = n + 3,
-                                     .row_scales = r.row_scales.data(),
-                                     .row_zeros = r.row_zeros.data(),
-                                     .row_sums = r.row_sums.data(),
-                                     .col_scales = r.col_scales.data(),
-                                     .col_sums = r.col_sums.data(),
-                                     .col_zeros = asymmetric ? r.col_zeros.data() : nullptr,
-                                     .bias = r.bias.data(),
-                                     .gelu_tanh = gelu};
+  const cpu::Int8GemmRescale rescale{
+      .y = y.data(),
+      .ldy = n + 3,
+      .row_scales = r.row_scales.data(),
+      .row_zeros = r.row_zeros.data(),
+      .row_sums = r.row_sums.data(),
+      .col_scales = r.col_scales.empty() ? nullptr : r.col_scales.data(),
+      .col_sums = r.col_sums.data(),
+      .col_zeros = asymmetric ? r.col_zeros.data() : nullptr,
+      .bias = r.bias.data(),
+      .gelu_tanh = gelu};
   gemm({.a = o.a.data(),
         .lda = o.k,
-        .b = o.b.data(),
+        .b = o.b.empty() ? nullptr : o.b.data(),
         .ldb = o.k,
         .rescale = &rescale,
         .m = m,
@@ -214,7 +234,8 @@ double rescaled_error(void (*gemm)(const cpu::Int8GemmArgs&), const Operands& o,
 
 // The epilogue (Int8GemmRescale) on every path against the formula in double over the plain
 // int32 product: per-row scales and zero points, per-column scales, code sums, zero points and
-// bias, with and without GELU (its tanh form), on tails of every kind.
+// bias, with and without GELU (its tanh form), on tails of every kind; at n = 64 without column
+// scales (null: one).
 TEST_CASE("int8 gemm: the rescaling epilogue (zero points, bias, GELU) equals the formula") {
   uint32_t seed = 300;
   for (int64_t m : {1, 7, 13})
@@ -223,7 +244,7 @@ TEST_CASE("int8 gemm: the rescaling epilogue (zero points, bias, GELU) equals th
         for (bool gelu : {false, true}) {
           INFO("m=" << m << " n=" << n << " asymmetric=" << asymmetric << " gelu=" << gelu);
           const Operands o = random_operands(m, n, 67, seed++);
-          const RescaleCase r = rescale_case(o, asymmetric, gelu, seed);
+          const RescaleCase r = rescale_case(o, asymmetric, gelu, n == 64, seed);
           CHECK(rescaled_error(cpu::int8_gemm_portable, o, r, asymmetric, gelu) < 1e-5);
           CHECK(rescaled_error(cpu::int8_gemm, o, r, asymmetric, gelu) < 1e-5);
           CHECK(rescaled_error(cpu::int8_gemm_serial, o, r, asymmetric, gelu) < 1e-5);

@@ -61,7 +61,7 @@ run_gpt() {
     --block_size 64 --steps "$steps" --eval-interval "$steps" --eval-iters 16 \
     --log-interval 100 --save "" --deepspeed_config "$work/gpt-$1.json" \
     >"$work/gpt-$1.log" 2>&1 || { tail -n 5 "$work/gpt-$1.log" >&2; return 1; }
-  awk '/^trained/ { print $NF }' "$work/gpt-$1.log"
+  sed -n 's/^trained.*validation loss \([0-9.]*\);.*/\1/p' "$work/gpt-$1.log"
 }
 
 # run_cnn OPTIMIZER: prints the test accuracy (percent) after the last step.

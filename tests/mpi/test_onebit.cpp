@@ -250,6 +250,19 @@ TEST_CASE("1-bit LAMB's warm-up is LAMB with a trust ratio per parameter, one st
   }
 }
 
+TEST_CASE("1-bit Adam's warm-up is Adam without bias correction, one step late") {
+  // DeepSpeed's set-up step only counts: the moments start from the second step's gradient, so
+  // steps 2.. are Adam's (bias_correction false, DeepSpeed's update rule) from step 1.
+  const std::vector<double> adam = losses_of(
+      R"({"type": "Adam", "params": {"lr": 0.01, "bias_correction": false}})", {0, 1, 2, 3, 4});
+  const std::vector<double> onebit = losses_of(
+      R"({"type": "OneBitAdam", "params": {"lr": 0.01, "freeze_step": 100}})", {0, 0, 1, 2, 3, 4});
+  for (size_t step = 0; step < adam.size(); ++step) {
+    CAPTURE(step);
+    CHECK(std::abs(onebit[step + 1] - adam[step]) <= 1e-5 * adam[step]);
+  }
+}
+
 TEST_CASE("1-bit LAMB: warm-up, then compressed momenta, and the loss goes down") {
   double loss = 0.0;
   std::vector<int64_t> bytes = bytes_per_step(

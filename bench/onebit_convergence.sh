@@ -8,7 +8,8 @@
 # correction) and nothing compressed, and "Lamb" is plain LAMB at 1-bit LAMB's settings.
 #
 # Settings (environment): MODELS ("gpt cnn"), RANKS (8), ONLY (a space-separated subset of Adam
-# AdamNoBC OneBitAdam ZeroOneAdam OneBitLamb Lamb), EPS (1e-6), BETA2 (0.99);
+# AdamNoBC OneBitAdam ZeroOneAdam OneBitLamb Lamb), EPS (1e-6), BETA2 (0.99), PARAMS (more
+# optimizer params for every run, e.g. '"var_update_scaler": 100000');
 # GPT: GPT_STEPS (600), GPT_WARMUP (100), GPT_LR (0.002), GPT_LAMB_LR (0.02), GPT_WINDOWS
 # (windows of 64 bytes a step: 4 per rank; set it to train the same global batch on fewer ranks,
 # e.g. on 1 rank, where nothing is compressed);
@@ -44,7 +45,7 @@ config() {
 {
   "train_batch_size": $2, "gradient_accumulation_steps": 1, "steps_per_print": 0,
   "optimizer": {"type": "$type",
-    "params": {"lr": $lr, "betas": [0.9, $beta2], "eps": $eps$extra}},
+    "params": {"lr": $lr, "betas": [0.9, $beta2], "eps": $eps$extra${PARAMS:+, $PARAMS}}},
   "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_min_lr": 0, "warmup_max_lr": $lr,
     "warmup_num_steps": $4, "warmup_type": "linear", "total_num_steps": $3}},
   "zero_optimization": {"stage": 0}

@@ -9,7 +9,8 @@
 #
 # Settings (environment): MODELS ("gpt cnn"), RANKS (8), ONLY (a space-separated subset of Adam
 # AdamNoBC OneBitAdam ZeroOneAdam OneBitLamb Lamb), EPS (1e-6), BETA2 (0.99), PARAMS (more
-# optimizer params for every run, e.g. '"var_update_scaler": 100000');
+# optimizer params for every run, e.g. '"var_update_scaler": 100000'), ZT_ONEBIT_EXACT_AVERAGE
+# (1: the compressed optimizers average exactly, nothing compressed);
 # GPT: GPT_STEPS (600), GPT_WARMUP (100), GPT_LR (0.002), GPT_LAMB_LR (0.02), GPT_WINDOWS
 # (windows of 64 bytes a step: 4 per rank; set it to train the same global batch on fewer ranks,
 # e.g. on 1 rank, where nothing is compressed);
@@ -27,6 +28,8 @@ gpt_windows=${GPT_WINDOWS:-$((4 * ranks))}
 mpirun_command=(mpirun --oversubscribe --bind-to none --mca btl "self,vader"
                 --mca mpi_yield_when_idle 1 -x ZT_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && mpirun_command+=(--allow-run-as-root)
+# ZT_ONEBIT_EXACT_AVERAGE=1: the compressed optimizers average exactly (what compression costs).
+[ -n "${ZT_ONEBIT_EXACT_AVERAGE:-}" ] && mpirun_command+=(-x ZT_ONEBIT_EXACT_AVERAGE)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -8,7 +8,9 @@
 # correction) and nothing compressed, and "Lamb" is plain LAMB at 1-bit LAMB's settings.
 #
 # Settings (environment): MODELS ("gpt cnn"), RANKS (8), ONLY (a space-separated subset of Adam
-# AdamNoBC OneBitAdam ZeroOneAdam OneBitLamb Lamb), EPS (1e-6), BETA2 (0.99);
+# AdamNoBC OneBitAdam ZeroOneAdam OneBitLamb Lamb), EPS (1e-6), BETA2 (0.99), PARAMS (more
+# optimizer params for every run, e.g. '"var_update_scaler": 100000'), ZT_ONEBIT_EXACT_AVERAGE
+# (1: the compressed optimizers average exactly, nothing compressed);
 # GPT: GPT_STEPS (600), GPT_WARMUP (100), GPT_LR (0.002), GPT_LAMB_LR (0.02), GPT_WINDOWS
 # (windows of 64 bytes a step: 4 per rank; set it to train the same global batch on fewer ranks,
 # e.g. on 1 rank, where nothing is compressed);
@@ -26,6 +28,8 @@ gpt_windows=${GPT_WINDOWS:-$((4 * ranks))}
 mpirun_command=(mpirun --oversubscribe --bind-to none --mca btl "self,vader"
                 --mca mpi_yield_when_idle 1 -x ZT_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && mpirun_command+=(--allow-run-as-root)
+# ZT_ONEBIT_EXACT_AVERAGE=1: the compressed optimizers average exactly (what compression costs).
+[ -n "${ZT_ONEBIT_EXACT_AVERAGE:-}" ] && mpirun_command+=(-x ZT_ONEBIT_EXACT_AVERAGE)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -44,7 +48,7 @@ config() {
 {
   "train_batch_size": $2, "gradient_accumulation_steps": 1, "steps_per_print": 0,
   "optimizer": {"type": "$type",
-    "params": {"lr": $lr, "betas": [0.9, $beta2], "eps": $eps$extra}},
+    "params": {"lr": $lr, "betas": [0.9, $beta2], "eps": $eps$extra${PARAMS:+, $PARAMS}}},
   "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_min_lr": 0, "warmup_max_lr": $lr,
     "warmup_num_steps": $4, "warmup_type": "linear", "total_num_steps": $3}},
   "zero_optimization": {"stage": 0}
@@ -61,7 +65,7 @@ run_gpt() {
     --block_size 64 --steps "$steps" --eval-interval "$steps" --eval-iters 16 \
     --log-interval 100 --save "" --deepspeed_config "$work/gpt-$1.json" \
     >"$work/gpt-$1.log" 2>&1 || { tail -n 5 "$work/gpt-$1.log" >&2; return 1; }
-  awk '/^trained/ { print $NF }' "$work/gpt-$1.log"
+  sed -n 's/^trained.*validation loss \([0-9.]*\);.*/\1/p' "$work/gpt-$1.log"
 }
 
 # run_cnn OPTIMIZER: prints the test accuracy (percent) after the last step.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/factory.h"
+#include "core/ops/view.h"
 
 namespace zt::comm {
 
@@ -61,49 +62,66 @@ void CompressedAllReduce::reset_errors() {
 }
 
 void CompressedAllReduce::average(const Tensor& buffer) {
-  if (buffer.numel() != numel_ || buffer.dtype() != DType::f32 || !buffer.is_contiguous() ||
-      buffer.device().type != DeviceType::cpu)
+  if (buffer.numel() != numel_ || buffer.dtype() != DType::f32 || !buffer.is_contiguous())
     throw std::invalid_argument(fmt::format(
-        "compressed all-reduce: expected a contiguous f32 host buffer of {} elements, got {} "
-        "{} on {}",
+        "compressed all-reduce: expected a contiguous f32 buffer of {} elements, got {} {} on {}",
         numel_, dtype_name(buffer.dtype()), shape_str(buffer.sizes()), buffer.device().str()));
+  // The arithmetic runs on the host; what is sent lives where the buffer does, so that a
+  // communicator of device tensors (NCCL) moves it: packed signs and scales, never the buffer.
+  const Device exchange = buffer.device();
+  auto to_exchange = [&](const Tensor& host) { return ops::to_device(host, exchange); };
+  auto to_host = [](const Tensor& tensor) { return ops::to_device(tensor, Device::cpu()); };
+  const Tensor host_buffer_values = to_host(buffer);
   const int ranks = communicator_.size();
   const int64_t padded = padded_numel(), chunk = padded / ranks;
   // The worker side: the buffer plus its error, compressed.
   std::vector<float> values(size_t(padded), 0.0f);
-  const float* input = buffer.data_ptr<float>();
+  const float* input = host_buffer_values.data_ptr<float>();
   float* worker_error = worker_error_.data_ptr<float>();
   for (int64_t i = 0; i < padded; ++i)
     values[size_t(i)] = (i < numel_ ? input[i] : 0.0f) + worker_error[i];
-  Tensor signs = host_buffer(padded / 8, DType::u8), received = host_buffer(padded / 8, DType::u8);
-  Tensor scale = host_buffer(1, DType::f32), scales = host_buffer(ranks, DType::f32);
+  Tensor signs = host_buffer(padded / 8, DType::u8), scale = host_buffer(1, DType::f32);
   scale.data_ptr<float>()[0] =
       compress_with_feedback(values.data(), worker_error, padded, signs.data_ptr<uint8_t>());
   // Chunk r of every rank's signs goes to rank r; every rank's scale to every rank.
-  communicator_.all_to_all(signs, received);
-  communicator_.all_gather(scale, scales);
-  // The server side: the average of the N ranks' chunks, plus the server error, compressed.
-  std::vector<float> server(size_t(chunk), 0.0f);
-  const uint8_t* chunk_signs = received.data_ptr<uint8_t>();
+  const Tensor sent_signs = to_exchange(signs), received = empty_like(sent_signs),
+               scales = to_exchange(host_buffer(ranks, DType::f32));
+  communicator_.all_to_all(sent_signs, received);
+  communicator_.all_gather(to_exchange(scale), scales);
+  const Tensor server = server_average(to_host(received), to_host(scales));
+  // Every server's signs and scale to every rank: chunk r is rank r's.
+  Tensor server_signs = host_buffer(chunk / 8, DType::u8);
+  scale.data_ptr<float>()[0] =
+      compress_with_feedback(server.data_ptr<float>(), server_error_.data_ptr<float>(), chunk,
+                             server_signs.data_ptr<uint8_t>());
+  const Tensor all_signs = to_exchange(host_buffer(padded / 8, DType::u8));
+  communicator_.all_gather(to_exchange(server_signs), all_signs);
+  communicator_.all_gather(to_exchange(scale), scales);
+  const Tensor gathered_signs = to_host(all_signs), server_scales = to_host(scales);
+  Tensor result = host_buffer(numel_, DType::f32);
+  float* output = result.data_ptr<float>();
+  const uint8_t* gathered = gathered_signs.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < numel_; ++i)
+    output[i] = sign_of_bit(gathered, i) * server_scales.data_ptr<float>()[i / chunk];
+  ops::copy_(ops::reshape(buffer, {numel_}), result);
+}
+
+Tensor CompressedAllReduce::server_average(const Tensor& chunk_signs, const Tensor& scales) {
+  // The average of the N ranks' chunks, plus the server error (compressed by the caller).
+  const int ranks = communicator_.size();
+  const int64_t chunk = padded_numel() / ranks;
+  Tensor server = host_buffer(chunk, DType::f32);
+  float* sum = server.data_ptr<float>();
+  const uint8_t* signs = chunk_signs.data_ptr<uint8_t>();
   const float* worker_scales = scales.data_ptr<float>();
   for (int r = 0; r < ranks; ++r) {
     const float weight = worker_scales[r] * (1.0f / float(ranks));
-    const uint8_t* from_rank = chunk_signs + r * (chunk / 8);
-    for (int64_t j = 0; j < chunk; ++j) server[size_t(j)] += sign_of_bit(from_rank, j) * weight;
+    const uint8_t* from_rank = signs + r * (chunk / 8);
+    for (int64_t j = 0; j < chunk; ++j) sum[j] += sign_of_bit(from_rank, j) * weight;
   }
-  float* server_error = server_error_.data_ptr<float>();
-  for (int64_t j = 0; j < chunk; ++j) server[size_t(j)] += server_error[j];
-  Tensor server_signs = host_buffer(chunk / 8, DType::u8);
-  scale.data_ptr<float>()[0] =
-      compress_with_feedback(server.data(), server_error, chunk, server_signs.data_ptr<uint8_t>());
-  // Every server's signs and scale to every rank: chunk r is rank r's.
-  Tensor all_signs = host_buffer(padded / 8, DType::u8);
-  communicator_.all_gather(server_signs, all_signs);
-  communicator_.all_gather(scale, scales);
-  float* output = buffer.data_ptr<float>();
-  const uint8_t* gathered = all_signs.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < numel_; ++i)
-    output[i] = sign_of_bit(gathered, i) * scales.data_ptr<float>()[i / chunk];
+  const float* server_error = server_error_.data_ptr<float>();
+  for (int64_t j = 0; j < chunk; ++j) sum[j] += server_error[j];
+  return server;
 }
 
 }  // namespace zt::comm

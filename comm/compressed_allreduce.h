@@ -10,7 +10,9 @@
 // sending n/8 (N-1)/N, plus two all_gathers of one f32 scale: about n/4 bytes against the
 // 8n (N-1)/N of an f32 all_reduce, 32 times less at any N.
 // Invariant: called by every rank of the group in the same order with buffers of the same size;
-// the buffer is f32 in host memory.
+// the buffer is f32, in host memory or on the device whose tensors the communicator takes (an
+// NCCL one): the arithmetic runs on the host either way, and only the packed signs and the
+// scales travel on the device.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +27,9 @@ class CompressedAllReduce {
   // For buffers of `numel` elements over `communicator`'s ranks; the errors start at zero.
   CompressedAllReduce(Communicator& communicator, int64_t numel);
 
-  // Replaces `buffer` (numel f32 elements, contiguous, in host memory) by the compressed
-  // average over the ranks, and updates this rank's worker and server errors. Collective.
+  // Replaces `buffer` (numel f32 elements, contiguous, on the host or the communicator's device)
+  // by the compressed average over the ranks, and updates this rank's worker and server errors.
+  // Collective.
   void average(const Tensor& buffer);
 
   int64_t numel() const { return numel_; }
@@ -37,6 +40,10 @@ class CompressedAllReduce {
   void reset_errors();
 
  private:
+  // The server side before its compression: the mean of every rank's sign-times-scale of this
+  // rank's chunk (host tensors) plus the server error.
+  Tensor server_average(const Tensor& chunk_signs, const Tensor& scales);
+
   Communicator& communicator_;
   int64_t numel_;
   Tensor worker_error_;

@@ -298,6 +298,46 @@ std::unique_ptr<Work> NcclCommunicator::broadcast_async(const Tensor& tensor, in
   });
 }
 
+void NcclCommunicator::all_to_all(const Tensor& input, const Tensor& output) {
+  constexpr std::string_view kOp = "all_to_all";
+  Clock::time_point start = Clock::now();
+  check_tensor(kOp, "input", input, device_);
+  check_tensor(kOp, "output", output, device_);
+  check_same_dtype(kOp, input, output);
+  if (input.numel() != output.numel() || input.numel() % size_ != 0 || overlaps(input, output))
+    throw std::invalid_argument(fmt::format(
+        "{}: input ({}) and output ({}) must be separate buffers of equal size in {} equal "
+        "slices",
+        kOp, describe(input), describe(output), size_));
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::all_to_all, input.nbytes(), input.nbytes(), size_);
+  if (size_ == 1 || input.numel() == 0) {
+    if (input.numel() > 0) ops::copy_(output, input);
+    counter.seconds += seconds_since(start);
+    return;
+  }
+  const size_t slice = size_t(input.numel() / size_), slice_bytes = input.nbytes() / size_t(size_);
+  const ncclDataType_t datatype = nccl_datatype(input.dtype());
+  const char* sent = static_cast<const char*>(input.raw_data());
+  char* received = static_cast<char*>(output.raw_data());
+  enqueue(device_, comm_, counter, start, {input, output}, [&](cudaStream_t stream) {
+    // Every send and receive is queued before NCCL starts any, so no order of peers can wait on
+    // itself; the group is closed even when a call fails, so that the next call is not inside it.
+    check_nccl(ncclGroupStart(), kOp, comm_);
+    ncclResult_t first_error = ncclSuccess;
+    for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
+      first_error =
+          ncclSend(sent + size_t(peer) * slice_bytes, slice, datatype, peer, comm_, stream);
+      if (first_error == ncclSuccess)
+        first_error =
+            ncclRecv(received + size_t(peer) * slice_bytes, slice, datatype, peer, comm_, stream);
+    }
+    const ncclResult_t closed = ncclGroupEnd();
+    check_nccl(first_error, kOp, comm_);
+    check_nccl(closed, kOp, comm_);
+  })->wait();
+}
+
 void NcclCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op) {
   constexpr std::string_view kOp = "reduce";
   Clock::time_point start = Clock::now();

@@ -49,6 +49,9 @@ class NcclCommunicator final : public Communicator {
   // error.
   std::unique_ptr<Work> all_gather_async(const Tensor& input, const Tensor& output) override;
   std::unique_ptr<Work> broadcast_async(const Tensor& tensor, int root) override;
+  // One ncclSend and one ncclRecv per peer (itself included) in one NCCL group; blocking as the
+  // other blocking calls are (the compute stream waits, the host does not).
+  void all_to_all(const Tensor& input, const Tensor& output) override;
 
   void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) override;
   // Blocks the host until every rank has reached it (a one-element all_reduce, synchronised).

@@ -50,6 +50,10 @@ void OneBitAdam::step() {
         state.exp_avg = new_state_like(param);
         state.exp_avg_sq = new_state_like(param);
       }
+      state.step += 1;
+      last_step = state.step;
+      // DeepSpeed's set-up step only counts: its moments start from the second step's gradient.
+      if (!initialized_) continue;
       const int64_t count = param.numel();
       float* exp_avg = state.exp_avg.data_ptr<float>();
       onebit::update_momentum(exp_avg, grad.data_ptr<float>(), count, beta1);
@@ -60,9 +64,6 @@ void OneBitAdam::step() {
         average_by_pieces(state.compression, state.exp_avg);
         onebit::mask_unseen(exp_avg, state.exp_avg_sq.data_ptr<float>(), count);
       }
-      state.step += 1;
-      last_step = state.step;
-      if (!initialized_) continue;
       onebit::apply_adam_update(param.data_ptr<float>(), exp_avg,
                                 state.exp_avg_sq.data_ptr<float>(), count, float(group.lr),
                                 float(options_.eps), float(group.weight_decay), nullptr);

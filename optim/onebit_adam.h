@@ -1,6 +1,6 @@
 // 1-bit Adam (DeepSpeed's OneBitAdam): freeze_step steps of Adam on the all-reduced gradient
-// (the first step only initialises the moments, as DeepSpeed's does), then the variance is
-// frozen and each step updates the momentum from the rank's own gradient and averages it over
+// (the first step only counts and leaves the moments at 0, as DeepSpeed's does), then the variance
+// is frozen and each step updates the momentum from the rank's own gradient and averages it over
 // the ranks with the compressed all-reduce (error feedback on both sides). The update is
 // m / (sqrt(v) + eps) + weight_decay * w without bias correction, as DeepSpeed's.
 #pragma once
@@ -32,7 +32,7 @@ class OneBitAdam final : public CompressedCommunicationOptimizer {
     PieceCompressions compression;  // of the momentum
   };
   OneBitOptions options_;
-  bool initialized_ = false;  // DeepSpeed's first step only fills the moments
+  bool initialized_ = false;  // DeepSpeed's first step only counts
   bool frozen_ = false;       // past freeze_step: compressed momentum, frozen variance
   std::vector<std::vector<State>> states_;
 };

@@ -104,7 +104,7 @@ void OneBitLamb::average_momenta(const std::vector<Entry>& entries) {
     ops::copy_(ops::narrow(flat, 0, offset, count), ops::reshape(entry.state->exp_avg, {count}));
     offset += count;
   }
-  compression_->average(flat);
+  average(*compression_, flat);
   offset = 0;
   for (const Entry& entry : entries) {
     const int64_t count = entry.param.numel();

@@ -2,9 +2,30 @@
 // (optim/onebit_optimizer.h).
 #include "optim/onebit_optimizer.h"
 
+#include <cstdlib>
+#include <string_view>
+
+#include "core/ops/elementwise.h"
 #include "core/ops/view.h"
 
 namespace zt::optim {
+
+CompressedCommunicationOptimizer::CompressedCommunicationOptimizer(
+    std::vector<ParamGroup> groups, comm::Communicator& data_parallel)
+    : Optimizer(std::move(groups)), data_parallel_(data_parallel) {
+  const char* exact = std::getenv("ZT_ONEBIT_EXACT_AVERAGE");
+  exact_average_ = exact != nullptr && std::string_view(exact) == "1";
+}
+
+void CompressedCommunicationOptimizer::average(comm::CompressedAllReduce& compression,
+                                               const Tensor& buffer) {
+  if (!exact_average_) {
+    compression.average(buffer);
+    return;
+  }
+  data_parallel_.all_reduce(buffer);
+  ops::mul_(buffer, 1.0 / double(data_parallel_.size()));
+}
 
 void CompressedCommunicationOptimizer::PieceCompressions::reset_errors() {
   for (auto& compression : compressions)
@@ -24,7 +45,7 @@ void CompressedCommunicationOptimizer::average_by_pieces(PieceCompressions& comp
     // magnitude, divided by its own small sqrt(v).
     std::unique_ptr<comm::CompressedAllReduce>& slot = compression.compressions[p];
     if (!slot) slot = std::make_unique<comm::CompressedAllReduce>(data_parallel_, pieces[p].numel);
-    slot->average(ops::narrow(flat, 0, pieces[p].begin, pieces[p].numel));
+    average(*slot, ops::narrow(flat, 0, pieces[p].begin, pieces[p].numel));
   }
 }
 

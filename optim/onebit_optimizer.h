@@ -28,8 +28,7 @@ struct OneBitOptions {
 class CompressedCommunicationOptimizer : public Optimizer {
  public:
   CompressedCommunicationOptimizer(std::vector<ParamGroup> groups,
-                                   comm::Communicator& data_parallel)
-      : Optimizer(std::move(groups)), data_parallel_(data_parallel) {}
+                                   comm::Communicator& data_parallel);
   // Whether the next backward's gradients must stay on their rank, unreduced.
   virtual bool gradients_stay_local() const = 0;
   // The parameters inside tensor `index` of `group` (a run of the engine's flat buffer holds
@@ -50,7 +49,12 @@ class CompressedCommunicationOptimizer : public Optimizer {
   // Replaces `buffer` (contiguous host f32) by its compressed average over the ranks, each piece
   // with its own scale. Collective.
   void average_by_pieces(PieceCompressions& compression, const Tensor& buffer);
+  // `compression`'s average of `buffer`, or, where the environment sets
+  // ZT_ONEBIT_EXACT_AVERAGE=1, the exact one (an f32 all-reduce): the same optimizer without the
+  // compression, to measure what the compression alone costs (bench/onebit_convergence.sh).
+  void average(comm::CompressedAllReduce& compression, const Tensor& buffer);
   comm::Communicator& data_parallel_;
+  bool exact_average_;  // ZT_ONEBIT_EXACT_AVERAGE=1
 };
 
 }  // namespace zt::optim

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,44 @@ TEST_CASE("1-bit Adam leaves still the elements that never had a gradient") {
   CHECK(std::abs(values[0]) > 0.0);
 }
 
+TEST_CASE("ZT_ONEBIT_EXACT_AVERAGE=1 makes 1-bit Adam average its momentum exactly") {
+  // The measure of what the compression costs: with the variance frozen the momentum update is
+  // linear, so the exact average of the ranks' momenta is the momentum of their mean gradient,
+  // and 1-bit Adam becomes Adam without bias correction, its variance frozen at freeze_step.
+  comm::MpiCommunicator& world = test_world();
+  const int64_t numel = 16;
+  const int freeze_step = 3;
+  auto gradient = [](int rank, int step, int64_t i) {
+    return std::sin(0.7 * double(i + 1) * double(step + 1) + double(rank));
+  };
+  Tensor param = full({numel}, 0.5);
+  param.set_requires_grad(true);
+  ::setenv("ZT_ONEBIT_EXACT_AVERAGE", "1", 1);
+  optim::OneBitAdam optimizer(optim::single_group({param}, 0.01), world,
+                              {.freeze_step = freeze_step});
+  ::unsetenv("ZT_ONEBIT_EXACT_AVERAGE");
+  std::vector<double> weights(size_t(numel), 0.5), exp_avg(size_t(numel), 0.0),
+      exp_avg_sq(size_t(numel), 0.0);
+  for (int step = 1; step <= 6; ++step) {
+    std::vector<double> mean(static_cast<size_t>(numel), 0.0), local(static_cast<size_t>(numel));
+    for (int64_t i = 0; i < numel; ++i) {
+      for (int rank = 0; rank < world.size(); ++rank)
+        mean[size_t(i)] += gradient(rank, step, i) / world.size();
+      local[size_t(i)] = gradient(world.rank(), step, i);
+    }
+    // The warm-up takes the all-reduced gradient (the engine's), the frozen steps the rank's own.
+    param.set_grad(from_values(step <= freeze_step ? mean : local, {numel}));
+    optimizer.step();
+    if (step == 1) continue;  // DeepSpeed's set-up step
+    for (size_t i = 0; i < size_t(numel); ++i) {
+      exp_avg[i] = 0.9 * exp_avg[i] + 0.1 * mean[i];
+      if (step <= freeze_step) exp_avg_sq[i] = 0.999 * exp_avg_sq[i] + 0.001 * mean[i] * mean[i];
+      weights[i] -= 0.01 * exp_avg[i] / (std::sqrt(exp_avg_sq[i]) + 1e-8);
+    }
+  }
+  CHECK(max_abs_difference(param.to_vector(), weights) <= 1e-5);  // f32 betas: ~2e-6
+}
+
 TEST_CASE("the compressed-communication optimizers run at stage 0 only, as in DeepSpeed") {
   comm::MpiCommunicator& world = test_world();
   comm::ProcessGrid grid = comm::ProcessGrid::data_parallel(world);
@@ -247,6 +286,19 @@ TEST_CASE("1-bit LAMB's warm-up is LAMB with a trust ratio per parameter, one st
   for (size_t step = 0; step < lamb.size(); ++step) {
     CAPTURE(step);
     CHECK(std::abs(onebit[step + 1] - lamb[step]) <= 1e-5 * lamb[step]);
+  }
+}
+
+TEST_CASE("1-bit Adam's warm-up is Adam without bias correction, one step late") {
+  // DeepSpeed's set-up step only counts: the moments start from the second step's gradient, so
+  // steps 2.. are Adam's (bias_correction false, DeepSpeed's update rule) from step 1.
+  const std::vector<double> adam = losses_of(
+      R"({"type": "Adam", "params": {"lr": 0.01, "bias_correction": false}})", {0, 1, 2, 3, 4});
+  const std::vector<double> onebit = losses_of(
+      R"({"type": "OneBitAdam", "params": {"lr": 0.01, "freeze_step": 100}})", {0, 0, 1, 2, 3, 4});
+  for (size_t step = 0; step < adam.size(); ++step) {
+    CAPTURE(step);
+    CHECK(std::abs(onebit[step + 1] - adam[step]) <= 1e-5 * adam[step]);
   }
 }
 

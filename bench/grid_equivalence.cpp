@@ -247,7 +247,7 @@ Differences run_engine(comm::Communicator& world, Layout layout, int zero_stage,
 // kMicroRows, the same mathematics summed in another order; after each step the worst
 // tensor's relative difference. A chaotic run amplifies the first step's rounding.
 void print_floor_growth(int steps) {
-  std::vector<std::map<std::string, Tensor>> whole_batch(size_t(steps));
+  std::vector<std::map<std::string, Tensor>> whole_batch{size_t(steps)};
   train_one_process(steps, kSequences, [&](int step, models::GPT& model) {
     for (const auto& [name, weight] : model.named_parameters())
       whole_batch[size_t(step)][name] = weight.detach().clone();

@@ -52,9 +52,7 @@ const apps::CommandLine kCommandLine{
      {"layout", "PP,TP", "", "run only this layout (the data size is what the world leaves)",
       "every layout"},
      {"growth", "", "",
-      "first print, step by step, how far one process drifts from itself when it only sums "
-      "its micro-batches in another order (the worst tensor and its relative difference)",
-      "off"}}};
+      "first print per step the worst tensor of one process summing in another order", "off"}}};
 double kLr = 0.2;  // set once from --lr
 
 constexpr int64_t kSequences = 32;  // the global batch

@@ -10,10 +10,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "apps/cli_flags.h"
@@ -44,7 +48,11 @@ const apps::CommandLine kCommandLine{
     "prints the largest loss and relative weight differences from one process; run under\n"
     "mpirun -np 8.",
     {{"steps", "N", "20", "optimizer steps per run"},
-     {"lr", "LR", "0.2", "SGD learning rate (momentum 0.9)"}}};
+     {"lr", "LR", "0.2", "SGD learning rate (momentum 0.9)"},
+     {"layout", "PP,TP", "", "run only this layout (the data size is what the world leaves)",
+      "every layout"},
+     {"growth", "", "",
+      "first print per step the worst tensor of one process summing in another order", "off"}}};
 double kLr = 0.2;  // set once from --lr
 
 constexpr int64_t kSequences = 32;  // the global batch
@@ -104,7 +112,9 @@ double relative_difference(const Tensor& a, const Tensor& b) {
 // that are zero in exact arithmetic (attention's key bias) into steps of the learning rate.
 // `micro_rows` < kSequences: the same batch as micro-batches of that many sequences, each loss
 // scaled by 1/count (the same mathematics summed in another order: the floor of fp32).
-Trained train_one_process(int steps, int64_t micro_rows = kSequences) {
+// `after_step`, when given, sees the model after every step.
+Trained train_one_process(int steps, int64_t micro_rows = kSequences,
+                          const std::function<void(int, models::GPT&)>& after_step = {}) {
   manual_seed(kSeed);
   models::GPT model(bench_gpt_config());
   std::vector<Tensor> params = model.parameters();
@@ -124,6 +134,7 @@ Trained train_one_process(int steps, int64_t micro_rows = kSequences) {
     }
     trained.losses.push_back(loss_sum / double(count));
     sgd.step();
+    if (after_step) after_step(step, model);
   }
   for (const auto& [name, weight] : model.named_parameters()) trained.weights[name] = weight;
   for (size_t i = 0; i < params.size(); ++i)
@@ -230,18 +241,53 @@ Differences run_engine(comm::Communicator& world, Layout layout, int zero_stage,
   return compare(losses, weights, reference, world);
 }
 
+// The floor's growth: one process on the whole batch against one process on micro-batches of
+// kMicroRows, the same mathematics summed in another order; after each step the worst
+// tensor's relative difference. A chaotic run amplifies the first step's rounding.
+void print_floor_growth(int steps) {
+  std::vector<std::map<std::string, Tensor>> whole_batch{size_t(steps)};
+  train_one_process(steps, kSequences, [&](int step, models::GPT& model) {
+    for (const auto& [name, weight] : model.named_parameters())
+      whole_batch[size_t(step)][name] = weight.detach().clone();
+  });
+  fmt::print("step worst-tensor max-rel-weight-diff (one process, micro-batches of {} vs one)\n",
+             kMicroRows);
+  train_one_process(steps, kMicroRows, [&](int step, models::GPT& model) {
+    std::string worst;
+    double largest = 0.0;
+    for (const auto& [name, weight] : model.named_parameters()) {
+      double difference = relative_difference(weight, whole_batch[size_t(step)].at(name));
+      if (difference > largest) largest = difference, worst = name;
+    }
+    fmt::print("{} {} {:.2e}\n", step + 1, worst, largest);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int steps = 20;
+  std::optional<std::pair<int, int>> only;  // --layout
+  bool growth = false;
   std::optional<int> status =
       apps::read_command_line(argc, argv, kCommandLine, [&](const apps::Flags& flags) {
         steps = int(flags.get_int("steps", 1));
         kLr = flags.get_double("lr", 0.0);
+        growth = flags.has("growth");
+        if (flags.has("layout")) {
+          const std::string text = flags.get_string("layout");
+          int pipeline = 0, tensor = 0;
+          if (std::sscanf(text.c_str(), "%d,%d", &pipeline, &tensor) != 2 || pipeline < 1 ||
+              tensor < 1)
+            throw std::invalid_argument(
+                fmt::format("--layout: expected PP,TP (two positive sizes), got \"{}\"", text));
+          only = std::pair{pipeline, tensor};
+        }
       });
   if (status) return *status;
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     comm::Communicator& world = runtime.world();
+    if (growth && world.rank() == 0) print_floor_growth(steps);
     const Trained reference = train_one_process(steps);
     if (world.rank() == 0) {
       fmt::print(
@@ -268,6 +314,7 @@ int main(int argc, char** argv) {
     const int ranks = world.size();
     for (Layout layout :
          std::vector<Layout>{{1, 1, 8}, {2, 1, 4}, {1, 2, 4}, {2, 2, 2}, {4, 2, 1}, {8, 1, 1}}) {
+      if (only && (layout.pipeline != only->first || layout.tensor != only->second)) continue;
       layout.data = ranks / (layout.pipeline * layout.tensor);
       if (layout.data * layout.pipeline * layout.tensor != ranks || layout.data < 1) continue;
       if (kSequences % (layout.data * kMicroRows) != 0) continue;

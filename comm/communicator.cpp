@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <thread>
+#include <utility>
 
 namespace zt::comm {
 
@@ -120,6 +121,33 @@ class FinishedWork final : public Work {
 std::unique_ptr<Work> Communicator::send_async(const Tensor& tensor, int destination, int tag) {
   send(tensor, destination, tag);
   return std::make_unique<FinishedWork>();
+}
+
+namespace {
+// A receive deferred to wait(): for a communicator without non-blocking receives. Posting
+// must not block (a stage posts receives whose senders first wait for it), so nothing is
+// received until wait(); an abandoned one receives nothing.
+class DeferredReceive final : public Work {
+ public:
+  DeferredReceive(Communicator& comm, Tensor tensor, int source, int tag)
+      : comm_(comm), tensor_(std::move(tensor)), source_(source), tag_(tag) {}
+  void wait() override {
+    if (done_) return;
+    done_ = true;
+    comm_.recv(tensor_, source_, tag_);
+  }
+  bool test() override { return done_; }
+
+ private:
+  Communicator& comm_;
+  Tensor tensor_;
+  int source_, tag_;
+  bool done_ = false;
+};
+}  // namespace
+
+std::unique_ptr<Work> Communicator::recv_async(const Tensor& tensor, int source, int tag) {
+  return std::make_unique<DeferredReceive>(*this, tensor, source, tag);
 }
 
 }  // namespace zt::comm

@@ -123,6 +123,13 @@ class Communicator {
   // receiver has it. Pipeline stages send this way so that no order of sends between stages can
   // wait on itself. The default sends at once and returns a finished Work.
   virtual std::unique_ptr<Work> send_async(const Tensor& tensor, int destination, int tag = 0);
+  // A receive posted now that completes while the caller goes on (MPI_Irecv): the Work holds
+  // the tensor, whose values are there once wait() returns; a message of another length is an
+  // error from wait(). Pipeline stages post their receives as soon as they know the buffer and
+  // wait only when a pass needs the data. Destroying the unfinished Work cancels the receive
+  // (a stage that failed stops waiting). The default defers the (blocking) receive to wait():
+  // posting never blocks, test() is false until then.
+  virtual std::unique_ptr<Work> recv_async(const Tensor& tensor, int source, int tag = 0);
 
   // Ranks with the same color form a new group, ordered by key then by rank (MPI_Comm_split).
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;

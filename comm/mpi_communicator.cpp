@@ -281,6 +281,32 @@ void MpiCommunicator::recv(const Tensor& tensor, int source, int tag) {
   counter.seconds += seconds_since(start);
 }
 
+std::unique_ptr<Work> MpiCommunicator::recv_async(const Tensor& tensor, int source, int tag) {
+  constexpr std::string_view kOp = "recv";
+  Clock::time_point start = Clock::now();
+  check_point_to_point(kOp, "source", tensor, source, rank_, size_, tag);
+  CollectiveCounter& counter =
+      count_call(stats_, CollectiveKind::recv, tensor.nbytes(), tensor.nbytes(), size_);
+  MPI_Datatype datatype = mpi_datatype(tensor.dtype());
+  auto work = std::make_unique<MpiWork>(kOp, counter, start);
+  check_mpi(MPI_Irecv(tensor.raw_data(), element_count(tensor), datatype, source, tag, comm_,
+                      work->request()),
+            kOp);
+  work->hold({tensor});
+  work->cancel_when_abandoned();
+  // A longer message fails the wait (MPI_ERR_TRUNCATE); a shorter one is caught here.
+  work->on_complete([kOp, source, tag, tensor, datatype, request = work.get()] {
+    int received_elements = 0;
+    check_mpi(MPI_Get_count(&request->status(), datatype, &received_elements), kOp);
+    if (received_elements != element_count(tensor))
+      throw std::runtime_error(fmt::format(
+          "{}: the message from rank {} (tag {}) holds {} elements; the receiving tensor ({}) "
+          "expects {}",
+          kOp, source, tag, received_elements, describe(tensor), tensor.numel()));
+  });
+  return work;
+}
+
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   return split_group(color, key);
 }

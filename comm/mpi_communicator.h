@@ -48,6 +48,7 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Work> send_async(const Tensor& tensor, int destination, int tag = 0) override;
   // The message must hold exactly tensor.numel() elements; a shorter or longer one is an error.
   void recv(const Tensor& tensor, int source, int tag = 0) override;
+  std::unique_ptr<Work> recv_async(const Tensor& tensor, int source, int tag = 0) override;
 
   // Collective over this group; color must be >= 0.
   std::unique_ptr<Communicator> split(int color, int key) override;

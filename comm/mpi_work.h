@@ -32,28 +32,47 @@ class MpiWork final : public Work {
       : op_(op), counter_(counter), start_(start) {}
   ~MpiWork() override {
     if (done_) return;
+    if (cancel_when_abandoned_) {
+      // A receive no one waits for any more (its stage failed): its message may never come.
+      MPI_Cancel(&request_);
+      MPI_Wait(&request_, MPI_STATUS_IGNORE);
+      return;
+    }
     wait_or_abort_job(*this);
   }
+  // For point-to-point receives: destroying the Work unfinished cancels it instead of waiting.
+  void cancel_when_abandoned() { cancel_when_abandoned_ = true; }
 
   MPI_Request* request() { return &request_; }
   void hold(std::vector<Tensor> tensors) { held_tensors_ = std::move(tensors); }
   void on_complete(std::function<void()> finish) { on_complete_ = std::move(finish); }
 
+  // The status of the finished request (a receive's source, tag and length).
+  const MPI_Status& status() const { return status_; }
+
   void wait() override {
     if (done_) return;
-    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_);
+    checked(MPI_Wait(&request_, &status_));
     finish();
   }
 
   bool test() override {
     if (done_) return true;
     int completed = 0;
-    check_mpi(MPI_Test(&request_, &completed, MPI_STATUS_IGNORE), op_);
+    checked(MPI_Test(&request_, &completed, &status_));
     if (completed) finish();
     return done_;
   }
 
  private:
+  // A failed request is over (MPI freed it): it is not waited for again on destruction.
+  void checked(int code) {
+    if (code == MPI_SUCCESS) return;
+    done_ = true;
+    held_tensors_.clear();
+    check_mpi(code, op_);
+  }
+
   void finish() {
     done_ = true;
     if (on_complete_) on_complete_();
@@ -65,9 +84,11 @@ class MpiWork final : public Work {
   CollectiveCounter& counter_;
   Clock::time_point start_;
   MPI_Request request_ = MPI_REQUEST_NULL;
+  MPI_Status status_{};
   std::vector<Tensor> held_tensors_;
   std::function<void()> on_complete_;
   bool done_ = false;
+  bool cancel_when_abandoned_ = false;
 };
 
 }  // namespace zt::comm::detail

@@ -76,6 +76,12 @@ void StagingCommunicator::recv(const Tensor& tensor, int source, int tag) {
               [&](const HostStaging& host) { host_.recv(host.host_tensor(0), source, tag); });
 }
 
+std::unique_ptr<Work> StagingCommunicator::recv_async(const Tensor& tensor, int source, int tag) {
+  if (!call_device("recv", {{"tensor", tensor}}).is_cuda())
+    return host_.recv_async(tensor, source, tag);
+  return Communicator::recv_async(tensor, source, tag);
+}
+
 std::unique_ptr<Communicator> StagingCommunicator::split(int color, int key) {
   return std::make_unique<StagingCommunicator>(host_.split(color, key));
 }

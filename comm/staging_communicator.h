@@ -34,6 +34,9 @@ class StagingCommunicator final : public Communicator {
   void barrier() override { host_.barrier(); }
   void send(const Tensor& tensor, int destination, int tag = 0) override;
   void recv(const Tensor& tensor, int source, int tag = 0) override;
+  // Host tensors: the wrapped communicator's non-blocking receive; device tensors are
+  // received through the staging copy at once (the default).
+  std::unique_ptr<Work> recv_async(const Tensor& tensor, int source, int tag = 0) override;
 
   // A staging communicator over the wrapped one's split. Collective over this group.
   std::unique_ptr<Communicator> split(int color, int key) override;

@@ -19,7 +19,8 @@ struct PipelineConfig {
   bool seed_layers = false;  // recorded: layers are built from the program's seed
   // Every this many layers of a stage run as one activation checkpoint; 0: none.
   int64_t activation_checkpoint_interval = 0;
-  // Recorded: with tensor parallelism DeepSpeed sends 1/tp slices of activations and gradients.
+  // With tensor parallelism, each tensor rank sends a 1/tp slice of every boundary activation
+  // (gradient) and the receivers all-gather them over the tensor group (DeepSpeed's defaults).
   bool pipe_partitioned = true;
   bool grad_partitioned = true;
   // Not DeepSpeed keys (its engine has one schedule): "1f1b" (PipeDream-Flush) or

@@ -386,8 +386,10 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
                                            shape_str(tensor.sizes())));
     loaded.buffers.emplace_back(name, saved);
   }
-  if (size_t(rank()) < checkpoint.generators.size())
-    loaded.generator = checkpoint.generators[size_t(rank())];
+  // A data rank the saved grid did not have continues the stream of rank r mod its size
+  // (docs/checkpoints.md, generators).
+  if (!checkpoint.generators.empty())
+    loaded.generator = checkpoint.generators[size_t(rank()) % checkpoint.generators.size()];
   loaded.client_state = checkpoint.client_state;
   return loaded;
 }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
@@ -346,11 +347,26 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
       group["params"] = names;
     }
   }
-  // Generators belong to ranks: they come back only to the same ranks of the same grid.
+  local.generators = restored_generators(universal, placement);
+  return local;
+}
+
+// The rule (docs/checkpoints.md): at the same pipeline and tensor sizes a rank's stream is its
+// (stage, tensor rank)'s, saved per data rank (the engine takes data rank d mod the saved
+// count); at other sizes a stage's offset counted its own layers' draws, which no new stage
+// repeats, so every rank continues the saved seed past every number any rank had drawn.
+std::vector<SavedGenerator> restored_generators(const UniversalCheckpoint& universal,
+                                                const ModelParallelPlacement& placement) {
   if (universal.pipeline_stages == placement.pipeline_stages &&
       universal.tensor_size == placement.tensor_size)
-    local.generators = universal.generators.at(size_t(placement.mp_rank()));
-  return local;
+    return universal.generators.at(size_t(placement.mp_rank()));
+  std::vector<SavedGenerator> continued = universal.generators.at(0);
+  for (SavedGenerator& generator : continued)
+    for (const std::vector<SavedGenerator>& stage : universal.generators)
+      for (const SavedGenerator& saved : stage)
+        if (saved.seed == generator.seed)
+          generator.offset = std::max(generator.offset, saved.offset);
+  return continued;
 }
 
 }  // namespace zt::dist

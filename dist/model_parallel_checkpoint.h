@@ -68,12 +68,21 @@ UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir);
 ConsolidatedCheckpoint read_whole_checkpoint(const std::string& tag_dir);
 
 // The checkpoint as the engine at `placement` holds it: its own parameters (local names, its
-// tensor-parallel piece), their optimizer states, its buffers, its groups' members, and the
-// generators of its ranks when the checkpoint was saved at the same pipeline and tensor sizes.
+// tensor-parallel piece), their optimizer states, its buffers, its groups' members, and its
+// ranks' generators by restored_generators' rule.
 // Throws naming the file and what was expected when a parameter is missing or cuts into another
 // shape than the model's (a checkpoint of another model).
 ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
                                 const ModelParallelPlacement& placement,
                                 const NamedTensors& parameters, const NamedTensors& buffers);
+
+// The default generators the data ranks of the engine at `placement` restore, one per data
+// rank of the saved grid (data rank d takes entry d mod their count):
+// - the same pipeline and tensor sizes: the states its (stage, tensor rank) saved, so a resume
+//   at the same layout draws the same dropout masks as the run that kept going;
+// - other sizes: the states of model-parallel rank 0, each with the largest offset any saved
+//   rank reached under its seed: the resumed run draws no number drawn before the save.
+std::vector<SavedGenerator> restored_generators(const UniversalCheckpoint& universal,
+                                                const ModelParallelPlacement& placement);
 
 }  // namespace zt::dist

@@ -11,6 +11,7 @@
 #include "dist/config_doctor_gpt.h"
 #include "dist/zero/partitioning.h"
 #include "pipeline/partition.h"
+#include "pipeline/partitioned_transfer.h"
 #include "pipeline/schedule.h"
 
 namespace zt::pipeline {
@@ -140,18 +141,59 @@ Traffic tensor_traffic(const std::vector<GridLayer>& all, const std::vector<int>
 }
 
 // The pipeline axis: per micro-batch and model chunk one activation forward (unless the chunk
-// is the last virtual stage) and one gradient back (unless it is the first), each [rows, C].
-Traffic pipeline_traffic(const ScheduleShape& shape, int stage, int64_t hidden_bytes) {
-  if (shape.stages == 1) return {};
-  int64_t sends = 0;
+// is the last virtual stage) and one gradient back (unless it is the first), each [rows, C]; with
+// pipe_partitioned / grad_partitioned and a tensor axis, each tensor rank's 1/tp slice of it
+// (pipeline/partitioned_transfer.h, the last slice padded).
+struct BoundaryCounts {
+  int64_t activations = 0, gradients = 0;  // sent (= received) per micro-batch
+};
+
+BoundaryCounts boundary_counts(const ScheduleShape& shape, int stage) {
+  BoundaryCounts counts;
   for (int chunk = 0; chunk < shape.chunks; ++chunk) {
     const int virtual_stage = virtual_stage_of(shape, stage, chunk);
-    sends += virtual_stage == shape.virtual_stages() - 1 ? 0 : 1;
-    sends += virtual_stage == 0 ? 0 : 1;
+    counts.activations += virtual_stage == shape.virtual_stages() - 1 ? 0 : 1;
+    counts.gradients += virtual_stage == 0 ? 0 : 1;
   }
+  return counts;
+}
+
+int64_t slice_bytes(int64_t hidden_elements, int64_t element_bytes, int parts) {
+  return partition_numel(hidden_elements, parts) * element_bytes;
+}
+
+Traffic pipeline_traffic(const ScheduleShape& shape, int stage, int64_t hidden_elements,
+                         int64_t element_bytes, int activation_parts, int grad_parts) {
+  if (shape.stages == 1) return {};
+  const BoundaryCounts counts = boundary_counts(shape, stage);
   const double bytes =
-      double(comm::ring_payload_bytes(comm::CollectiveKind::send, hidden_bytes, shape.stages));
-  return {{comm::CollectiveKind::send, double(sends * shape.micro_batches) * bytes}};
+      double(counts.activations * slice_bytes(hidden_elements, element_bytes, activation_parts) +
+             counts.gradients * slice_bytes(hidden_elements, element_bytes, grad_parts));
+  return {{comm::CollectiveKind::send, double(shape.micro_batches) * bytes}};
+}
+
+// The tensor axis's share of partitioned transfers: the receivers all-gather the slices, one
+// all-gather per activation received (the chunk is not the first virtual stage) and per
+// gradient received (not the last); the receives mirror the previous and next stages' sends.
+Traffic partitioned_gathers(const ScheduleShape& shape, int stage, int64_t hidden_elements,
+                            int64_t element_bytes, int activation_parts, int grad_parts) {
+  if (shape.stages == 1) return {};
+  int64_t activation_receives = 0, gradient_receives = 0;
+  for (int chunk = 0; chunk < shape.chunks; ++chunk) {
+    const int virtual_stage = virtual_stage_of(shape, stage, chunk);
+    activation_receives += virtual_stage == 0 ? 0 : 1;
+    gradient_receives += virtual_stage == shape.virtual_stages() - 1 ? 0 : 1;
+  }
+  auto gather = [&](int parts) {
+    return double(comm::ring_payload_bytes(
+        comm::CollectiveKind::all_gather,
+        slice_bytes(hidden_elements, element_bytes, parts) * parts, parts));
+  };
+  const double bytes =
+      double(activation_parts > 1 ? activation_receives : 0) * gather(activation_parts) +
+      double(grad_parts > 1 ? gradient_receives : 0) * gather(grad_parts);
+  if (bytes == 0.0) return {};
+  return {{comm::CollectiveKind::all_gather, double(shape.micro_batches) * bytes}};
 }
 
 // The tied embedding's copies (the embedding's weight and the head's, [V/tp, C] in the
@@ -236,7 +278,14 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   }
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);
-  prediction.pipeline_traffic = pipeline_traffic(shape, at.pipeline, hidden_bytes);
+  const int activation_parts = config.pipeline.pipe_partitioned ? grid.tensor : 1;
+  const int grad_parts = config.pipeline.grad_partitioned ? grid.tensor : 1;
+  const int64_t hidden_elements = rows * model.n_embd;
+  for (const auto& gathers :
+       partitioned_gathers(shape, at.pipeline, hidden_elements, e, activation_parts, grad_parts))
+    prediction.tensor_traffic.push_back(gathers);
+  prediction.pipeline_traffic =
+      pipeline_traffic(shape, at.pipeline, hidden_elements, e, activation_parts, grad_parts);
   prediction.tied_traffic = tied_traffic(model, bounds, shape, at.pipeline, grid.tensor, e);
   return prediction;
 }

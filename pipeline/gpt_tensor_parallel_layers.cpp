@@ -90,11 +90,19 @@ std::shared_ptr<nn::Module> vocab_parallel_head(const models::GPTConfig& config,
   return std::make_shared<tensor_parallel::VocabParallelHead>(shard, group, sequence_parallel);
 }
 
+// With sequence parallelism every layer hands on this rank's own tokens.
+static LayerSpecs with_split_outputs(LayerSpecs specs, bool sequence_parallel) {
+  for (LayerSpec& spec : specs) spec.output_split_over_tensor_group = sequence_parallel;
+  return specs;
+}
+
 LayerSpecs gpt_layer_specs(const models::GPTConfig& config, comm::Communicator& tensor_group,
                            uint64_t dropout_seed, bool sequence_parallel) {
   tensor_parallel::check_tensor_parallel_config(config, tensor_group.size());
   if (config.architecture == models::Architecture::llama)
-    return llama_tensor_parallel_layer_specs(config, tensor_group, dropout_seed, sequence_parallel);
+    return with_split_outputs(
+        llama_tensor_parallel_layer_specs(config, tensor_group, dropout_seed, sequence_parallel),
+        sequence_parallel);
   comm::Communicator* group = &tensor_group;
   const bool sp = sequence_parallel;
   const std::string tied = config.tie_word_embeddings ? "embedding" : "";
@@ -130,7 +138,7 @@ LayerSpecs gpt_layer_specs(const models::GPTConfig& config, comm::Communicator& 
                    .tied_key = tied,
                    .tied_parameter = "weight",
                    .state_prefix = "lm_head."});
-  return specs;
+  return with_split_outputs(std::move(specs), sp);
 }
 
 std::function<Tensor(const Tensor& logits, const Tensor& targets)> gpt_vocab_parallel_loss(

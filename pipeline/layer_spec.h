@@ -23,6 +23,10 @@ struct LayerSpec {
   // Where this layer's parameters sit in a whole model's state dict ("h.3." for a GPT's fourth
   // block), so that a stage can take its weights from a model built on one process.
   std::string state_prefix;
+  // True when the layer's output differs between the ranks of a tensor group (sequence
+  // parallelism: each holds its own tokens). Such outputs cross a stage boundary whole: the
+  // pipe_partitioned slicing assumes a copy replicated over the group.
+  bool output_split_over_tensor_group = false;
 };
 
 using LayerSpecs = std::vector<LayerSpec>;

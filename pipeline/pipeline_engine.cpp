@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 #include "core/ops/elementwise.h"
 #include "pipeline/instruction_trace.h"
 #include "pipeline/layer_checkpoint.h"
+#include "pipeline/partitioned_transfer.h"
 #include "pipeline/stage_transfer.h"
 
 namespace zt::pipeline {
@@ -39,6 +41,12 @@ struct PipelineEngine::Buffers {
   std::map<int, MicroBatch> loaded;  // by micro-batch
   std::map<PassKey, Tensor> inputs, outputs, received_grads;
   PendingSends pending;  // sends in flight
+  // Receives posted ahead of their instruction: activations from the batch's start (the
+  // header, then the payload once the header is in), gradients once the forward has made the
+  // output they belong to. RecvActivation and RecvGrad wait for them.
+  std::map<PassKey, PostedTensorReceive> posted_activations;
+  std::map<PassKey, std::unique_ptr<comm::Work>> posted_grad_works;
+  std::map<PassKey, Tensor> posted_grads;
   double loss_sum = 0.0;
 };
 
@@ -63,6 +71,13 @@ PipelineEngine::PipelineEngine(const dist::Config& config, const LayerSpecs& spe
   if (whole_model_weights != nullptr)
     module_->load_from_whole_model(*whole_model_weights, grid.coordinates().tensor,
                                    grid.shape().tensor);
+  const bool outputs_split = std::any_of(specs.begin(), specs.end(), [](const LayerSpec& spec) {
+    return spec.output_split_over_tensor_group;
+  });
+  if (grid.shape().tensor > 1 && !outputs_split) {
+    activation_parts_ = config.pipeline.pipe_partitioned ? grid.shape().tensor : 1;
+    grad_parts_ = config.pipeline.grad_partitioned ? grid.shape().tensor : 1;
+  }
   control_ = grid.pipeline_group().host_communicator().split(0, stage_);
   data_control_ = grid.data_group().host_communicator().split(0, grid.coordinates().data);
   probe_shapes(probe_input);
@@ -233,6 +248,24 @@ double PipelineEngine::eval_batch(const MicroBatchSource& next) {
   return loss;
 }
 
+// Every activation the list receives, posted in list order: messages of one (peer, tag) match
+// in that order, and the sender sends them in its own list's order, which is the same.
+void PipelineEngine::post_activation_receives(const std::vector<Instruction>& list,
+                                              Buffers& buffers) {
+  for (const Instruction& instruction : list)
+    if (instruction.kind == Kind::recv_activation)
+      buffers.posted_activations.try_emplace(
+          PassKey{instruction.micro_batch, instruction.chunk}, grid_.pipeline_group(), *control_,
+          peer_rank(instruction), activation_tag(instruction.chunk), activation_parts_);
+}
+
+// The whole boundary tensor from this tensor rank's slice (pipe_partitioned, grad_partitioned).
+Tensor PipelineEngine::gather_slices(const Tensor& slice, const Shape& sizes) {
+  comm::Communicator& group =
+      slice.device().is_cuda() ? grid_.tensor_group() : grid_.tensor_group().host_communicator();
+  return gather_partitioned(slice, sizes, group);
+}
+
 double PipelineEngine::run_schedule(const std::vector<Instruction>& list,
                                     const MicroBatchSource& next, bool training) {
   Buffers buffers;
@@ -245,10 +278,13 @@ double PipelineEngine::run_schedule(const std::vector<Instruction>& list,
   if (training) begin_traced_batch(step);
   {
     autograd::GradModeGuard grad_mode(training);
+    post_activation_receives(list, buffers);
     for (const Instruction& instruction : list) {
       double begun = since_start();
-      InstructionSpan span(instruction, stage_);
-      execute(instruction, buffers, next, training);
+      {
+        InstructionSpan span(instruction, stage_);
+        execute(instruction, buffers, next, training);
+      }
       timeline_.push_back({instruction, begun, since_start()});
     }
     wait_all(buffers.pending);
@@ -290,26 +326,42 @@ void PipelineEngine::execute(const Instruction& instruction, Buffers& buffers,
       }
       if (training || !last) buffers.outputs[key] = output;
       if (!training) buffers.inputs.erase(key);
+      // The gradient of this output comes back after the later stages' backward: its buffer
+      // is known now.
+      if (training && !last) {
+        Tensor grad = empty(
+            grad_parts_ > 1 ? Shape{partition_numel(output.numel(), grad_parts_)} : output.sizes(),
+            {.dtype = output.dtype(), .tag = MemoryTag::activation});
+        Instruction recv_grad = instruction;
+        recv_grad.kind = Kind::recv_grad;
+        buffers.posted_grad_works[key] =
+            pipe.recv_async(grad, peer_rank(recv_grad), gradient_tag(instruction.chunk));
+        buffers.posted_grads[key] = grad;
+      }
       break;
     }
     case Kind::send_activation:
       send_tensor_with_shape(pipe, *control_, buffers.outputs.at(key).detach(),
                              peer_rank(instruction), activation_tag(peer_chunk(instruction)),
-                             buffers.pending);
+                             buffers.pending, activation_parts_, grid_.coordinates().tensor);
       if (!training) buffers.outputs.erase(key);
       break;
     case Kind::recv_activation: {
-      Tensor received = recv_tensor_with_shape(pipe, *control_, peer_rank(instruction),
-                                               activation_tag(instruction.chunk));
+      auto posted = buffers.posted_activations.find(key);
+      Tensor received = posted->second.wait();
+      if (activation_parts_ > 1) received = gather_slices(received, posted->second.sizes());
+      buffers.posted_activations.erase(posted);
       if (training && is_floating(received.dtype())) received.set_requires_grad(true);
       buffers.inputs[key] = received;
       break;
     }
     case Kind::recv_grad: {
-      const Tensor& output = buffers.outputs.at(key);
-      Tensor grad = empty(output.sizes(), {.dtype = output.dtype(), .tag = MemoryTag::activation});
-      pipe.recv(grad, peer_rank(instruction), gradient_tag(instruction.chunk));
-      buffers.received_grads[key] = grad;
+      buffers.posted_grad_works.at(key)->wait();
+      buffers.posted_grad_works.erase(key);
+      Tensor grad = buffers.posted_grads.at(key);
+      buffers.received_grads[key] =
+          grad_parts_ > 1 ? gather_slices(grad, buffers.outputs.at(key).sizes()) : grad;
+      buffers.posted_grads.erase(key);
       break;
     }
     case Kind::backward_pass: {
@@ -327,6 +379,7 @@ void PipelineEngine::execute(const Instruction& instruction, Buffers& buffers,
     case Kind::send_grad: {
       Tensor input = buffers.inputs.at(key);
       Tensor grad = input.grad().defined() ? input.grad().contiguous() : zeros_like(input);
+      if (grad_parts_ > 1) grad = partition_slice(grad, grad_parts_, grid_.coordinates().tensor);
       buffers.pending.push_back(
           pipe.send_async(grad, peer_rank(instruction), gradient_tag(peer_chunk(instruction))));
       buffers.inputs.erase(key);

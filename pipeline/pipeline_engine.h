@@ -2,7 +2,8 @@
 // replica: it builds its PipelineModule, wraps it in a ZeRO engine over its data group (stages
 // 0, 1 and 2) and runs train_batch(): the schedule's instruction list for its stage, whose
 // micro-batches are the config's gradient_accumulation_steps. Activations go to the next
-// stage and gradients back by blocking send/recv; at the end of the batch the tied layers'
+// stage and gradients back by asynchronous sends and receives posted ahead (each RecvActivation
+// and RecvGrad waits for its posted receive); at the end of the batch the tied layers'
 // gradients are summed between the stages that hold them, then the data-parallel reduction
 // (once per batch, also at stage 2, which DeepSpeed refuses with pipelining) and the update.
 // The loss of each micro-batch is divided by the micro-batch count (DeepSpeed's averaging), so
@@ -11,7 +12,9 @@
 // are tensor-parallel layers (gpt_layer_specs(config, grid.tensor_group())): the ranks of a
 // tensor group run the same stage in step, each on its shards, the ZeRO engine gets the tensor
 // group, and each tensor rank sends its (replicated) activations to the same tensor rank of the
-// next stage, so pipeline traffic per rank is what it is without the tensor axis.
+// next stage. With pipe_partitioned (grad_partitioned), DeepSpeed's defaults, it sends only its
+// 1/tp slice of each activation (gradient) and the receivers all-gather the slices over their
+// tensor group (pipeline/partitioned_transfer.h); without, each sends the whole tensor.
 // fp16 (with loss scaling) and bf16 train the stages in 16 bits with fp32 masters, as the
 // engine does; gradient_clipping clips by the norm over every stage and tensor shard, each
 // parameter counted once (a tied copy once), and an fp16 overflow skips the step on every
@@ -103,6 +106,8 @@ class PipelineEngine {
   std::set<std::string> tied_copies_counted_elsewhere() const;
   void synchronize_tied_parameters();
   void reduce_tied_gradients();
+  Tensor gather_slices(const Tensor& slice, const Shape& sizes);
+  void post_activation_receives(const std::vector<Instruction>& list, Buffers& buffers);
   double run_schedule(const std::vector<Instruction>& list, const MicroBatchSource& next,
                       bool training);
   void execute(const Instruction& instruction, Buffers& buffers, const MicroBatchSource& next,
@@ -121,6 +126,9 @@ class PipelineEngine {
   std::map<std::string, std::unique_ptr<comm::Communicator>> tied_groups_;  // by tied key
   std::unique_ptr<dist::Engine> engine_;
   std::vector<InstructionTiming> timeline_;
+  // Slices per boundary activation and gradient: the tensor size with pipe_partitioned and
+  // grad_partitioned, else 1.
+  int activation_parts_ = 1, grad_parts_ = 1;
 };
 
 }  // namespace zt::pipeline

@@ -99,18 +99,21 @@ inline Reference train_whole_model(models::GPT& model, int replicas, int steps =
 
 // `replicas` is the data-parallel size; with `tensor` > 1 the config asks for that many
 // tensor ranks (tensor_parallel.autotp_size), and is parsed against the world they make.
+// `partitioned`: pipe_partitioned and grad_partitioned (DeepSpeed's defaults, true).
 inline dist::Config pipeline_config(int zero_stage, int replicas, int chunks, int interval,
-                                    int tensor = 1, double clip = 0.0) {
-  std::string text = fmt::format(R"({{
+                                    int tensor = 1, double clip = 0.0, bool partitioned = true) {
+  std::string text =
+      fmt::format(R"({{
     "train_micro_batch_size_per_gpu": {}, "gradient_accumulation_steps": {},
     "steps_per_print": 0, "tensor_parallel": {{"autotp_size": {}}}, "gradient_clipping": {},
     "optimizer": {{"type": "SGD", "params": {{"lr": 0.1, "momentum": 0.9}}}},
     "zero_optimization": {{"stage": {}, "reduce_bucket_size": 300}},
     "pipeline": {{"partition": "uniform", "schedule": "{}", "virtual_stages": {},
-                  "activation_checkpoint_interval": {}}}
+                  "activation_checkpoint_interval": {}, "pipe_partitioned": {},
+                  "grad_partitioned": {}}}
   }})",
-                                 kRows, kMicroBatches, tensor, clip, zero_stage,
-                                 chunks > 1 ? "interleaved" : "1f1b", chunks, interval);
+                  kRows, kMicroBatches, tensor, clip, zero_stage,
+                  chunks > 1 ? "interleaved" : "1f1b", chunks, interval, partitioned, partitioned);
   return dist::parse_config(text, "pipeline_test", replicas * tensor, nullptr);
 }
 
@@ -135,7 +138,17 @@ struct GridRun {
   double clip = 0.0;               // gradient_clipping
   bool llama = false;              // the Llama layout (tiny_llama_config)
   bool sequence_parallel = false;  // tensor_parallel/sequence_parallel.h (tensor > 1)
+  bool partitioned = true;         // pipe_partitioned and grad_partitioned
 };
+
+// Bytes of one boundary transfer on the pipeline axis: b*s*h floats, or with a tensor axis
+// and partitioned transfers the 1/tp slice each tensor rank sends (b*s*h divides by tp here).
+inline int64_t boundary_transfer_bytes(const GridRun& run) {
+  const int64_t activation_bytes = kRows * kLength * tiny_gpt_config().n_embd * 4;
+  return (run.partitioned || run.sequence_parallel) && run.tensor > 1
+             ? activation_bytes / run.tensor
+             : activation_bytes;
+}
 
 // Llama with grouped-query attention and a tied head, the tiny GPT's sizes.
 inline models::GPTConfig tiny_llama_config() {
@@ -149,12 +162,11 @@ inline models::GPTConfig tiny_llama_config() {
 }
 
 // Per stage boundary and micro-batch (and chunk): one activation of b*s*h floats forward and
-// one gradient of the same size back. A stage sends activations unless it holds the last
-// virtual stage's chunk only, gradients unless it holds the first's.
-// With sequence parallelism each tensor rank sends its tokens only: 1/tp of it.
+// one gradient of the same size back (1/tp of it per tensor rank when partitioned, or with
+// sequence parallelism, where each tensor rank sends its own tokens). A stage sends activations
+// unless it holds the last virtual stage's chunk only, gradients unless it holds the first's.
 inline void check_pipeline_axis_bytes(const comm::CommStats& sent, const GridRun& run, int stage) {
-  const int64_t activation_bytes =
-      kRows * kLength * tiny_gpt_config().n_embd * 4 / (run.sequence_parallel ? run.tensor : 1);
+  const int64_t activation_bytes = boundary_transfer_bytes(run);
   const int activation_sends = kMicroBatches * (run.chunks - (stage == run.pipeline - 1 ? 1 : 0));
   const int gradient_sends = kMicroBatches * (run.chunks - (stage == 0 ? 1 : 0));
   CHECK(sent[comm::CollectiveKind::send].calls == activation_sends + gradient_sends);
@@ -167,9 +179,11 @@ inline void check_pipeline_axis_bytes(const comm::CommStats& sent, const GridRun
 // blocks forward (after the attention's and the MLP's row-parallel layers) and two backward
 // (into their column-parallel layers); the vocabulary-parallel embedding adds one forward; the
 // head one backward and the loss three of b*s forward (row max, sum of exponentials, target
-// logit). Nothing else travels on the tensor group.
+// logit). Partitioned transfers add one all-gather of the b*s*h tensor per receive: of the
+// activations unless the stage holds the first virtual stage only, of the gradients unless it
+// holds the last only. Nothing else travels on the tensor group.
 inline void check_tensor_axis_bytes(const comm::CommStats& stats, const GridRun& run,
-                                    PipelineModule& module) {
+                                    PipelineModule& module, int stage) {
   int64_t blocks = 0;
   bool embedding = false, head = false;
   for (int chunk = 0; chunk < run.chunks; ++chunk) {
@@ -192,12 +206,22 @@ inline void check_tensor_axis_bytes(const comm::CommStats& stats, const GridRun&
   CHECK(reduces.calls == activation_reduces + row_reduces);
   CHECK(reduces.payload_bytes ==
         activation_reduces * ring(activation_bytes) + row_reduces * ring(row_bytes));
-  CHECK(stats.total_payload_bytes() == reduces.payload_bytes);
+  const int64_t receives = run.partitioned
+                               ? kMicroBatches * (2 * run.chunks - (stage == 0 ? 1 : 0) -
+                                                  (stage == run.pipeline - 1 ? 1 : 0))
+                               : 0;
+  const comm::CollectiveCounter& gathers = stats[comm::CollectiveKind::all_gather];
+  CHECK(gathers.calls == receives);
+  CHECK(gathers.payload_bytes ==
+        receives * comm::ring_payload_bytes(comm::CollectiveKind::all_gather,
+                                            boundary_transfer_bytes(run) * run.tensor, run.tensor));
+  CHECK(stats.total_payload_bytes() == reduces.payload_bytes + gathers.payload_bytes);
 }
 
 // Trains on the grid and compares with the one-process run. Returns the peak bytes of
-// activations this rank held during the batches.
-inline int64_t check_against_one_process(const GridRun& run) {
+// activations this rank held during the batches; `losses`, when given, gets each step's loss.
+inline int64_t check_against_one_process(const GridRun& run,
+                                         std::vector<double>* losses = nullptr) {
   comm::Communicator& world = ::zt::testing::test_world();
   const int replicas = world.size() / (run.pipeline * run.tensor);
   CAPTURE(run.pipeline);
@@ -214,7 +238,8 @@ inline int64_t check_against_one_process(const GridRun& run) {
   NamedTensors initial = whole_model->named_parameters();
   const bool split = run.tensor > 1;
   PipelineEngine engine(
-      pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor, run.clip),
+      pipeline_config(run.zero_stage, replicas, run.chunks, run.interval, run.tensor, run.clip,
+                      run.partitioned),
       split ? gpt_layer_specs(model_config, grid.tensor_group(), 1234, run.sequence_parallel)
             : gpt_layer_specs(model_config),
       split ? gpt_vocab_parallel_loss(grid.tensor_group()) : LossFunction(gpt_next_token_loss),
@@ -231,6 +256,7 @@ inline int64_t check_against_one_process(const GridRun& run) {
     grid.tensor_group().reset_stats();
     double loss = engine.train_batch([&] { return micro_batch(step, next_index++); });
     CHECK(std::fabs(loss - reference.losses[size_t(step)]) < 5e-5);
+    if (losses != nullptr) losses->push_back(loss);
     if (run.clip > 0.0) {
       // The bound is below every step's norm: the clipping acts, with the whole model's norm.
       REQUIRE(reference.grad_norms[size_t(step)] > 1.5 * run.clip);
@@ -240,7 +266,7 @@ inline int64_t check_against_one_process(const GridRun& run) {
     check_pipeline_axis_bytes(engine.pipeline_communicator().stats(), run, engine.stage());
     // (Sequence parallelism's bytes: test_sequence_parallel.cpp.)
     if (split && run.interval == 0 && !run.sequence_parallel)
-      check_tensor_axis_bytes(grid.tensor_group().stats(), run, engine.module());
+      check_tensor_axis_bytes(grid.tensor_group().stats(), run, engine.module(), engine.stage());
   }
   std::map<std::string, Tensor> expected(reference.weights.begin(), reference.weights.end());
   for (const auto& [name, weight] : engine.whole_model_weights()) {

@@ -268,6 +268,51 @@ TEST_CASE("recv_of_a_message_of_another_length_names_both_lengths") {
   }
 }
 
+TEST_CASE("recv_async_is_posted_before_its_message_is_sent_and_completes_on_wait") {
+  // Rank 0 sends only after a collective that rank 1 joins after posting its receive: a
+  // receive that blocked would keep rank 1 out, so rank 0's bounded wait would give up.
+  Communicator& world = test_world();
+  if (world.size() == 1) return;
+  Tensor gathered = zeros({world.size()});
+  Tensor incoming = zeros({33}, {.dtype = DType::bf16});
+  bool pending_before_send = false, joined_in_time = false;
+  if (world.rank() == 0) {
+    std::unique_ptr<Work> meeting = world.all_gather_async(full({1}, 0.0), gathered);
+    joined_in_time = meeting->wait_for(20.0);
+    world.send(rank_tensor(0, 33, DType::bf16), 1, 5);
+    meeting->wait();
+  } else if (world.rank() == 1) {
+    std::unique_ptr<Work> posted = world.recv_async(incoming, 0, 5);
+    pending_before_send = !posted->test();
+    world.all_gather_async(full({1}, 1.0), gathered)->wait();
+    posted->wait();
+  } else {
+    world.all_gather(full({1}, double(world.rank())), gathered);
+  }
+  if (world.rank() == 0) CHECK(joined_in_time);
+  if (world.rank() == 1) {
+    CHECK(pending_before_send);
+    CHECK(holds_values(incoming, rank_tensor(0, 33, DType::bf16).to_vector()));
+  }
+}
+
+TEST_CASE("recv_async_of_a_shorter_message_fails_its_wait_and_an_abandoned_one_is_cancelled") {
+  Communicator& world = test_world();
+  if (world.size() == 1) return;
+  std::string shorter_error;
+  if (world.rank() == 0) world.send(ones({5}), 1, 8);
+  if (world.rank() == 1) {
+    shorter_error = error_of([&] { world.recv_async(zeros({6}), 0, 8)->wait(); });
+    // No message with tag 9 ever comes: destroying the receive must not wait for one.
+    std::unique_ptr<Work> abandoned = world.recv_async(zeros({2}), 0, 9);
+  }
+  world.barrier();
+  if (world.rank() == 1) {
+    CHECK(shorter_error.find("recv: the message from rank 0 (tag 8) holds 5 elements") == 0);
+    CHECK(shorter_error.find("f32 [6]") != std::string::npos);
+  }
+}
+
 TEST_CASE("split_into_even_and_odd_groups_reduces_within_each_group") {
   Communicator& world = test_world();
   int parity = world.rank() % 2;

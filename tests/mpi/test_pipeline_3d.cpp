@@ -2,7 +2,8 @@
 // layers, ZeRO 1 and 2 over the data axis, 5 steps in fp32 against one process training the
 // whole GPT on the same global batch: every step's loss equal to 4 decimals, every weight
 // (shards joined over the tensor group) within 1e-5 relative, the pipeline axis carrying
-// exactly one activation and one gradient of b*s*h per micro-batch per boundary, and the
+// exactly one activation and one gradient of b*s*h per micro-batch per boundary (1/tp of it per
+// tensor rank with partitioned transfers, plus their all-gathers on the tensor axis), and the
 // tensor axis exactly two all-reduces of b*s*h per block each way (tests/mpi/
 // pipeline_test_helpers.h). Llama's split layers as stages, and both models with sequence
 // parallelism. Also interleaved and with activation checkpoints. And what a
@@ -58,6 +59,23 @@ TEST_CASE("interleaved_and_checkpointed_3d_pipelines_match_one_process") {
   // activation checkpoint (its forward, all-reduces included, runs again in backward).
   check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 2, .chunks = 2});
   check_against_one_process({.pipeline = 2, .tensor = 2, .zero_stage = 1, .interval = 1});
+}
+
+TEST_CASE("partitioned_transfers_send_1_over_tp_and_give_the_same_losses_as_whole_ones") {
+  // pipe_partitioned / grad_partitioned: each tensor rank sends its 1/tp slice and the
+  // receivers all-gather (the byte checks of both runs hold the formulas); the all-gather
+  // copies, so every loss is bitwise the one of whole transfers.
+  const int ranks = test_world().size();
+  if (ranks != 4 && ranks != 8) return;
+  const Axes axes = ranks == 8 ? Axes{4, 2} : Axes{2, 2};
+  std::vector<double> sliced, whole;
+  check_against_one_process(
+      {.pipeline = axes.pipeline, .tensor = axes.tensor, .zero_stage = 1, .partitioned = true},
+      &sliced);
+  check_against_one_process(
+      {.pipeline = axes.pipeline, .tensor = axes.tensor, .zero_stage = 1, .partitioned = false},
+      &whole);
+  CHECK(sliced == whole);
 }
 
 TEST_CASE("clipping_by_the_norm_over_every_stage_and_shard_matches_one_process") {

@@ -7,9 +7,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/device_int8_gemm.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
-#include "quant/device_int8_gemm.h"
 
 namespace zt::cuda {
 
@@ -90,10 +90,10 @@ void int8_gemm_cublaslt(const Int8GemmDeviceArgs& args, cudaStream_t stream) {
 
 namespace {
 
-// What QuantizedLinear's W8A8 forward calls for CUDA inputs (quant/device_int8_gemm.h): the
+// What QuantizedLinear's W8A8 forward calls for CUDA inputs (core/device_int8_gemm.h): the
 // product on the device's compute stream, waited for, since the host rescales C next.
 [[maybe_unused]] const bool device_int8_gemm_registered = [] {
-  quant::register_device_int8_gemm([](const quant::DeviceInt8GemmArgs& args) {
+  register_device_int8_gemm([](const DeviceInt8GemmArgs& args) {
     DeviceGuard on_device(args.device_index);
     const cudaStream_t stream = compute_stream(args.device_index);
     int8_gemm_cublaslt({.a = args.a,

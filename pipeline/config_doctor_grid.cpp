@@ -62,21 +62,32 @@ int64_t most_in_flight(const ScheduleShape& shape, int stage) {
   return most;
 }
 
-// The stage's activation peak: each chunk's passes, and each received gradient from its
-// arrival to its backward, in the engine's order (activations reach a stage outside the
-// passes' tag).
+// The stage's activation peak: each chunk's passes, and each gradient buffer from its posting
+// to its backward, in the engine's order (activations reach a stage outside the passes' tag).
+// The engine posts a gradient's receive right after the forward whose output it belongs to:
+// the buffer (1/parts of the hidden states with grad_partitioned) is held from then; on its
+// arrival the slice gives way to the gathered whole.
 int64_t stage_activation_peak(const models::GPTConfig& model,
                               const std::vector<dist::GptStagePart>& parts,
                               const ScheduleShape& shape, int stage, int64_t micro_batch,
-                              int64_t element_bytes, int64_t checkpoint_interval) {
+                              int64_t element_bytes, int64_t checkpoint_interval, int grad_parts) {
   dist::GptStageReplay replay(dist::gpt_activation_shape(model), parts, micro_batch, element_bytes,
                               checkpoint_interval);
+  const int64_t hidden = replay.hidden_bytes();
+  const int64_t slice = partition_numel(hidden / element_bytes, grad_parts) * element_bytes;
   for (const Instruction& instruction : train_schedule(shape, stage)) {
-    if (instruction.kind == InstructionKind::forward_pass) replay.forward(instruction.chunk);
-    if (instruction.kind == InstructionKind::recv_grad) replay.hold(replay.hidden_bytes());
+    const bool head = parts[size_t(instruction.chunk)].head;
+    if (instruction.kind == InstructionKind::forward_pass) {
+      replay.forward(instruction.chunk);
+      if (!head) replay.hold(slice);
+    }
+    if (instruction.kind == InstructionKind::recv_grad && grad_parts > 1) {
+      replay.hold(hidden);
+      replay.release(slice);
+    }
     if (instruction.kind == InstructionKind::backward_pass) {
       replay.backward(instruction.chunk);
-      if (!parts[size_t(instruction.chunk)].head) replay.release(replay.hidden_bytes());
+      if (!head) replay.release(hidden);
     }
   }
   return replay.peak();
@@ -274,7 +285,8 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
         stage_parts(model, bounds, shape, at.pipeline, grid.tensor, interval);
     if (!parts.empty())
       prediction.rank.activation_bytes =
-          stage_activation_peak(model, parts, shape, at.pipeline, micro_batch, e, interval);
+          stage_activation_peak(model, parts, shape, at.pipeline, micro_batch, e, interval,
+                                config.pipeline.grad_partitioned ? grid.tensor : 1);
   }
   prediction.tensor_traffic = tensor_traffic(all, prediction.layers, grid.tensor,
                                              shape.micro_batches, hidden_bytes, rows, checkpointed);

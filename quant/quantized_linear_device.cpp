@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "core/device_int8_gemm.h"
 #include "core/factory.h"
-#include "quant/device_int8_gemm.h"
 #include "quant/quantized_linear.h"
 
 namespace zt::quant {

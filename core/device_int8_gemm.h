@@ -1,11 +1,11 @@
-// The one place a W8A8 layer reaches the GPU's int8 GEMM (cuBLASLt, cuda/int8_gemm.h): the
+// The one place a W8A8 layer (quant/) reaches the GPU's int8 GEMM (cuBLASLt, cuda/int8_gemm.h): the
 // CUDA archive registers it here at static initialisation, so libzerotrain.a references no
 // CUDA symbol and a CPU-only program links without any CUDA library.
 #pragma once
 
 #include <cstdint>
 
-namespace zt::quant {
+namespace zt {
 
 // C[m, n] = sum_k A[m, k] * B[n, k], every buffer on CUDA device `device_index`: A and B
 // signed 8-bit, C int32, row-major with leading dims lda, ldb, ldc (k, lda and ldb multiples
@@ -28,4 +28,4 @@ void register_device_int8_gemm(DeviceInt8Gemm gemm);
 // Null when the program is not linked with the CUDA archive (or the build has no CUDA).
 DeviceInt8Gemm registered_device_int8_gemm();
 
-}  // namespace zt::quant
+}  // namespace zt

@@ -1,7 +1,7 @@
-// The registered device int8 GEMM (quant/device_int8_gemm.h).
-#include "quant/device_int8_gemm.h"
+// The registered device int8 GEMM (core/device_int8_gemm.h).
+#include "core/device_int8_gemm.h"
 
-namespace zt::quant {
+namespace zt {
 
 namespace {
 DeviceInt8Gemm& registered() {
@@ -18,4 +18,4 @@ DeviceInt8Gemm registered_device_int8_gemm() {
   return registered();
 }
 
-}  // namespace zt::quant
+}  // namespace zt

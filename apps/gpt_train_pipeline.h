@@ -120,6 +120,11 @@ inline void check_sequence_parallel(const GptTrainOptions& options, int tensor) 
     throw std::invalid_argument(fmt::format(
         "--sequence-parallel: block_size {} is not divisible by the tensor-parallel size {}",
         options.model.block_size, tensor));
+  // The doctor predicts the plain tensor-parallel layout; its numbers would be wrong here.
+  if (options.doctor.explain)
+    throw std::invalid_argument(
+        "--explain-config does not model --sequence-parallel: run it without the flag for the "
+        "plain tensor-parallel layout");
 }
 
 class GptPipelineRun {

@@ -189,12 +189,9 @@ Traffic pipeline_traffic(const ScheduleShape& shape, int stage, int64_t hidden_e
 Traffic partitioned_gathers(const ScheduleShape& shape, int stage, int64_t hidden_elements,
                             int64_t element_bytes, int activation_parts, int grad_parts) {
   if (shape.stages == 1) return {};
-  int64_t activation_receives = 0, gradient_receives = 0;
-  for (int chunk = 0; chunk < shape.chunks; ++chunk) {
-    const int virtual_stage = virtual_stage_of(shape, stage, chunk);
-    activation_receives += virtual_stage == 0 ? 0 : 1;
-    gradient_receives += virtual_stage == shape.virtual_stages() - 1 ? 0 : 1;
-  }
+  // A stage receives an activation where it sends a gradient back, and the reverse.
+  const BoundaryCounts sent = boundary_counts(shape, stage);
+  const int64_t activation_receives = sent.gradients, gradient_receives = sent.activations;
   auto gather = [&](int parts) {
     return double(comm::ring_payload_bytes(
         comm::CollectiveKind::all_gather,

@@ -41,8 +41,12 @@ void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev,
     const C correction = std::exp(running_max - new_max);
     const C chunk_sum = exp_shifted(row, cols, new_max);
     scratch.row_sum[size_t(i)] = scratch.row_sum[size_t(i)] * correction + chunk_sum;
+    // A row that saw nothing yet has an accumulator that the chunk's product overwrites (the
+    // first chunk's) or that holds zeros: nothing to rescale.
+    const bool accumulated = running_max != kMinusInf;
     running_max = new_max;
-    if (correction != C(1)) scale_row(scratch.accumulator.data() + i * Ev, Ev, correction);
+    if (accumulated && correction != C(1))
+      scale_row(scratch.accumulator.data() + i * Ev, Ev, correction);
   }
 }
 
@@ -61,7 +65,7 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
   const int64_t l0 = group.first * args.block, ld = chunk_width(args);
   const int64_t per_chunk = chunk_blocks(args);
   const C* q_tile = widened(q + (b * T_len + l0) * E, rows * E, scratch.q);
-  scratch.accumulator.assign(size_t(rows * Ev), C(0));
+  scratch.accumulator.resize(size_t(rows * Ev));  // the first chunk's product writes it
   scratch.row_max.assign(size_t(rows), -std::numeric_limits<C>::infinity());
   scratch.row_sum.assign(size_t(rows), C(0));
   scratch.scores.resize(size_t(rows * ld));
@@ -77,16 +81,13 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
     mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
                       scratch.scores.data(), ld);
     online_softmax_chunk(rows, cols, ld, Ev, scratch);
-    // The weights of each run of consecutive blocks times their value rows, read in place
-    // (f32, f64) or widened once per chunk (16-bit).
+    // The weights times the chunk's value rows, read in place (f32, f64) or widened once per
+    // chunk (16-bit); the first chunk writes the accumulator, later ones add to it.
     const C* values = rows_of_blocks(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values);
-    for_each_run(chunk, [&](size_t j, size_t count) {
-      tile_product(rows, Ev, int64_t(count) * args.block, C(1),
-                   scratch.scores.data() + int64_t(j) * args.block, ld, 1,
-                   block_rows(values, v + b * T_len * Ev, Ev, args.block, chunk, j), Ev, true,
-                   scratch.accumulator.data(), Ev);
-    });
+    chunk_rows_product(rows, Ev, args.block, C(1), scratch.scores.data(), ld, values,
+                       v + b * T_len * Ev, chunk, first > 0, scratch.accumulator.data(), Ev);
   }
+  if (active.empty()) std::fill(scratch.accumulator.begin(), scratch.accumulator.end(), C(0));
   for (int64_t i = 0; i < rows; ++i) {
     const C sum = scratch.row_sum[size_t(i)];
     const C inverse = sum > C(0) ? C(1) / sum : C(0);

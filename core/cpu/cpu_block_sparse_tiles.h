@@ -54,18 +54,19 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
 bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
                           std::span<const int64_t> chunk, int64_t ld, float* packed);
 
-// out[i] = sum_d a[i, d] * b[i, d] for rows [rows, width] (f32, width a multiple of 16).
-// The library is built for baseline x86-64, where this ran as a chain of scalar adds: a
-// twentieth of the sliding-window layouts' time, whose rows have few blocks to share it.
-bool row_dots_fast(int64_t rows, int64_t width, const float* a, const float* b, float* out);
+// out[i] = sum_d a[i * lda + d] * b[i * ldb + d], d < width (f32 fast path: width a multiple
+// of 16). The library is built for baseline x86-64, where this ran as a chain of scalar adds.
+bool row_dots_fast(int64_t rows, int64_t width, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float* out);
 template <typename C>
-void row_dots(int64_t rows, int64_t width, const C* a, const C* b, C* out) {
+void row_dots(int64_t rows, int64_t width, const C* a, int64_t lda, const C* b, int64_t ldb,
+              C* out) {
   if constexpr (std::is_same_v<C, float>) {
-    if (row_dots_fast(rows, width, a, b, out)) return;
+    if (row_dots_fast(rows, width, a, lda, b, ldb, out)) return;
   }
   for (int64_t i = 0; i < rows; ++i) {
     C sum = 0;
-    for (int64_t d = 0; d < width; ++d) sum += a[i * width + d] * b[i * width + d];
+    for (int64_t d = 0; d < width; ++d) sum += a[i * lda + d] * b[i * ldb + d];
     out[i] = sum;
   }
 }
@@ -159,6 +160,34 @@ void for_each_run(std::span<const int64_t> chunk, Visit&& visit) {
     visit(j, end - j);
     j = end;
   }
+}
+
+// C [rows, n] (+)= alpha * A [rows, chunk.size() * 16] times the 16 rows of each block of
+// `chunk` in `rows_of` ([T, n], row stride ldb), summed in registers over the whole chunk
+// before C is read or written (cpu_block_sparse_pack.cpp): f32, blocks of 16, n a multiple of
+// 16, at most 16 blocks; false otherwise.
+bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* a, int64_t lda,
+                             const float* rows_of, int64_t ldb, int64_t block,
+                             std::span<const int64_t> chunk, bool accumulate, float* c,
+                             int64_t ldc);
+// c [rows, width] (+)= alpha * a [rows, chunk keys] times the rows [T, width] of blocks `chunk`
+// (in place, or rows_of_blocks's widened copy): one pass over the chunk where the fast path
+// applies, else one product per run of consecutive blocks. `accumulate` false overwrites c.
+template <typename T, typename C>
+void chunk_rows_product(int64_t rows, int64_t width, int64_t block, C alpha, const C* a,
+                        int64_t lda, const C* widened, const T* source,
+                        std::span<const int64_t> chunk, bool accumulate, C* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (block_rows_product_fast(rows, width, alpha, a, lda, source, width, block, chunk, accumulate,
+                                c, ldc))
+      return;
+  }
+  for_each_run(chunk, [&](size_t j, size_t count) {
+    attention_tiles::tile_product(
+        rows, width, int64_t(count) * block, alpha, a + int64_t(j) * block, lda, 1,
+        block_rows(widened, source, width, block, chunk, j), width, accumulate, c, ldc);
+    accumulate = true;
+  });
 }
 
 // Consecutive row blocks, up to kGroupRows queries, are computed as one query tile against the

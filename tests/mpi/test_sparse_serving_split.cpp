@@ -17,6 +17,7 @@
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/sharded_state.h"
 #include "tensor_parallel/tp_region.h"
+#include "tests/inference/sparse_test_layouts.h"
 #include "tests/mpi/mpi_test_world.h"
 
 namespace zt::inference {
@@ -29,13 +30,7 @@ using testing::test_world;
 // took the first heads' planes instead of its own would attend what no head of the whole
 // model does.
 SparsityConfig fixed_per_head() {
-  SparsityConfig fixed;
-  fixed.block = 2;
-  fixed.num_local_blocks = 4;
-  fixed.unidirectional = true;
-  fixed.different_layout_per_head = true;
-  fixed.num_different_global_patterns = 4;
-  return fixed;
+  return testing::causal_fixed_per_head(2, 4, 4);
 }
 // Causal sliding windows of 3 blocks of 2 positions and the first block global; bigbird adds
 // two random blocks a row, drawn for each head apart, so its heads' planes differ too.

@@ -81,7 +81,7 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
   scratch.scores.resize(size_t(rows * ld));
   scratch.keys.resize(size_t(E * ld));
   scratch.values.resize(size_t(ld * Ev));
-  const std::span<const int64_t> active(group.columns);
+  const std::span<const int64_t> active = group.columns;
   for (size_t first = 0; first < active.size(); first += size_t(per_chunk)) {
     const std::span<const int64_t> chunk =
         active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));

@@ -148,7 +148,7 @@ void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
   using C = compute_type<T>;
   const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev;
   const int64_t l0 = group.first * args.block;
-  const std::span<const int64_t> active(group.columns);
+  const std::span<const int64_t> active = group.columns;
   const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
   const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
   scratch.row_delta.resize(size_t(rows));

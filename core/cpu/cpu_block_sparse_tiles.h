@@ -197,46 +197,36 @@ void chunk_rows_product(int64_t rows, int64_t width, int64_t block, C alpha, con
 // kernel's time per score. Blocks of the union that a row block lacks are masked.
 inline constexpr int64_t kGroupRows = 64;
 struct RowGroup {
-  int64_t first = 0, count = 1;  // row blocks first .. first + count
-  std::vector<int64_t> columns;  // the union of their active blocks, ascending
+  int64_t first = 0, count = 1;      // row blocks first .. first + count
+  std::span<const int64_t> columns;  // the union of their active blocks, ascending
 };
 inline int64_t rows_per_group(const BlockSparseArgs& args) {
   return std::max<int64_t>(1, kGroupRows / args.block);
 }
-// Row block r alone, with its own list.
-inline RowGroup single_row_group(const BlockSparseArgs& args, const int64_t* row_offsets,
-                                 const int64_t* columns, int64_t b, int64_t r) {
-  const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, r);
-  RowGroup group;
-  group.first = r;
-  group.columns.assign(own.begin(), own.end());
-  return group;
-}
 // Calls compute(group) for the groups covering row blocks leader .. leader + rows_per_group of
 // entry b: one group of them all when their union wastes at most a quarter of the work, else
-// each row block alone (the union is built once per leader, not once per row block).
+// each row block alone with the index's own list (no copy). The union is built once per
+// leader, in buffers each thread keeps, so no row block allocates.
 template <typename Compute>
 void for_each_group(const BlockSparseArgs& args, const int64_t* row_offsets, const int64_t* columns,
                     int64_t b, int64_t leader, Compute&& compute) {
+  thread_local std::vector<int64_t> union_columns, merged;
   const int64_t count = std::min(rows_per_group(args), args.blocks - leader);
-  RowGroup group;
   int64_t total = 0;
-  std::vector<int64_t> merged;
+  union_columns.clear();
   for (int64_t i = 0; i < count && count > 1; ++i) {
     const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, leader + i);
     total += int64_t(own.size());
     merged.clear();
-    std::set_union(group.columns.begin(), group.columns.end(), own.begin(), own.end(),
+    std::set_union(union_columns.begin(), union_columns.end(), own.begin(), own.end(),
                    std::back_inserter(merged));
-    group.columns.swap(merged);
+    union_columns.swap(merged);
   }
-  if (count > 1 && 4 * int64_t(group.columns.size()) * count <= 5 * total) {
-    group.first = leader;
-    group.count = count;
-    return compute(group);
+  if (count > 1 && 4 * int64_t(union_columns.size()) * count <= 5 * total) {
+    return compute(RowGroup{leader, count, union_columns});
   }
   for (int64_t r = leader; r < leader + count; ++r) {
-    compute(single_row_group(args, row_offsets, columns, b, r));
+    compute(RowGroup{r, 1, active_columns(args, row_offsets, columns, b, r)});
   }
 }
 

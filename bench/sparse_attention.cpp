@@ -82,12 +82,30 @@ Times time_attention(int repeats, const auto& forward, const auto& backward) {
   return {forward_ms, both_ms};
 }
 
+// Prints the summary the docs' table takes (docs/sparse_attention.md, "Measured"): one row per
+// T, forward + backward time ratio over density for each mode.
+void print_summary(const std::vector<int64_t>& lengths, const std::vector<std::string>& modes,
+                   bool causal, const std::vector<std::vector<double>>& over_density) {
+  fmt::print("\n| T, direction |");
+  for (const std::string& mode : modes) fmt::print(" {} |", mode);
+  fmt::print("\n|---|");
+  for (size_t m = 0; m < modes.size(); ++m) fmt::print("---|");
+  fmt::print("\n");
+  for (size_t t = 0; t < lengths.size(); ++t) {
+    fmt::print("| {}, {} |", lengths[t], causal ? "causal" : "bidir");
+    for (double value : over_density[t]) fmt::print(" {:.2f} |", value);
+    fmt::print("\n");
+  }
+}
+
 void run(const std::vector<int64_t>& lengths, const std::vector<std::string>& modes, bool causal,
          int64_t heads, int repeats) {
+  std::vector<std::vector<double>> over_density;  // [length][mode]
   fmt::print("{:>5} {:>13} {:>8} {:>10} {:>10} {:>7} {:>11} {:>11} {:>7} {:>13}\n", "T", "mode",
              "density", "fwd ms", "dense fwd", "ratio", "f+b ms", "dense f+b", "ratio",
              "ratio/density");
   for (int64_t length : lengths) {
+    over_density.emplace_back();
     Generator generator(0);
     std::vector<Tensor> qkv;
     for (int i = 0; i < 3; ++i) {
@@ -120,6 +138,7 @@ void run(const std::vector<int64_t>& lengths, const std::vector<std::string>& mo
             ops::block_sparse_attention_backward(saved, grad_out);
           });
       const double ratio = sparse.forward_backward_ms / dense.forward_backward_ms;
+      over_density.back().push_back(ratio / density);
       fmt::print(
           "{:>5} {:>13} {:>8.3f} {:>10.2f} {:>10.2f} {:>7.3f} {:>11.2f} {:>11.2f} {:>7.3f} "
           "{:>13.2f}\n",
@@ -129,6 +148,7 @@ void run(const std::vector<int64_t>& lengths, const std::vector<std::string>& mo
       std::fflush(stdout);
     }
   }
+  print_summary(lengths, modes, causal, over_density);
 }
 
 }  // namespace

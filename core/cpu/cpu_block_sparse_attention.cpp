@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -27,7 +28,7 @@ struct SparseForwardScratch {
 
 // Folds one chunk of scores into the running statistics of its rows, leaving exp(score - max).
 template <typename C>
-void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev,
+void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev, C* accumulator,
                           SparseForwardScratch<C>& scratch) {
   constexpr C kMinusInf = -std::numeric_limits<C>::infinity();
   for (int64_t i = 0; i < rows; ++i) {
@@ -41,8 +42,11 @@ void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev,
     const C correction = std::exp(running_max - new_max);
     const C chunk_sum = exp_shifted(row, cols, new_max);
     scratch.row_sum[size_t(i)] = scratch.row_sum[size_t(i)] * correction + chunk_sum;
+    // A row that saw nothing yet has an accumulator that the chunk's product overwrites (the
+    // first chunk's) or that holds zeros: nothing to rescale.
+    const bool accumulated = running_max != kMinusInf;
     running_max = new_max;
-    if (correction != C(1)) scale_row(scratch.accumulator.data() + i * Ev, Ev, correction);
+    if (accumulated && correction != C(1)) scale_row(accumulator + i * Ev, Ev, correction);
   }
 }
 
@@ -61,13 +65,23 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
   const int64_t l0 = group.first * args.block, ld = chunk_width(args);
   const int64_t per_chunk = chunk_blocks(args);
   const C* q_tile = widened(q + (b * T_len + l0) * E, rows * E, scratch.q);
-  scratch.accumulator.assign(size_t(rows * Ev), C(0));
+  // The output rows themselves when they have the compute type (a copy of them out, a scalar
+  // loop, was a twentieth of the window modes' time), else a buffer rounded out at the end.
+  // The first chunk's product writes it.
+  T* out_rows = out + (b * T_len + l0) * Ev;
+  C* accumulator = nullptr;
+  if constexpr (std::is_same_v<T, C>) {
+    accumulator = out_rows;
+  } else {
+    scratch.accumulator.resize(size_t(rows * Ev));
+    accumulator = scratch.accumulator.data();
+  }
   scratch.row_max.assign(size_t(rows), -std::numeric_limits<C>::infinity());
   scratch.row_sum.assign(size_t(rows), C(0));
   scratch.scores.resize(size_t(rows * ld));
   scratch.keys.resize(size_t(E * ld));
   scratch.values.resize(size_t(ld * Ev));
-  const std::span<const int64_t> active(group.columns);
+  const std::span<const int64_t> active = group.columns;
   for (size_t first = 0; first < active.size(); first += size_t(per_chunk)) {
     const std::span<const int64_t> chunk =
         active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));
@@ -76,26 +90,22 @@ void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, c
                  scratch.keys.data(), scratch.scores.data(), ld);
     mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
                       scratch.scores.data(), ld);
-    online_softmax_chunk(rows, cols, ld, Ev, scratch);
-    // The weights of each run of consecutive blocks times their value rows, read in place
-    // (f32, f64) or widened once per chunk (16-bit).
+    online_softmax_chunk(rows, cols, ld, Ev, accumulator, scratch);
+    // The weights times the chunk's value rows, read in place (f32, f64) or widened once per
+    // chunk (16-bit); the first chunk writes the accumulator, later ones add to it.
     const C* values = rows_of_blocks(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values);
-    for_each_run(chunk, [&](size_t j, size_t count) {
-      tile_product(rows, Ev, int64_t(count) * args.block, C(1),
-                   scratch.scores.data() + int64_t(j) * args.block, ld, 1,
-                   block_rows(values, v + b * T_len * Ev, Ev, args.block, chunk, j), Ev, true,
-                   scratch.accumulator.data(), Ev);
-    });
+    chunk_rows_product(rows, Ev, args.block, C(1), scratch.scores.data(), ld, values,
+                       v + b * T_len * Ev, chunk, first > 0, accumulator, Ev);
   }
+  if (active.empty()) std::fill(accumulator, accumulator + rows * Ev, C(0));
   for (int64_t i = 0; i < rows; ++i) {
     const C sum = scratch.row_sum[size_t(i)];
     const C inverse = sum > C(0) ? C(1) / sum : C(0);
-    T* out_row = out + (b * T_len + l0 + i) * Ev;
-    C* accumulated = scratch.accumulator.data() + i * Ev;
-    // Scaled in place by the vectorised helper, then copied (or rounded) out: a scalar loop
-    // here was a twentieth of the sliding-window layouts' forward.
-    scale_row(accumulated, Ev, inverse);
-    std::transform(accumulated, accumulated + Ev, out_row, [](C x) { return T(x); });
+    scale_row(accumulator + i * Ev, Ev, inverse);
+    if constexpr (!std::is_same_v<T, C>) {
+      std::transform(accumulator + i * Ev, accumulator + (i + 1) * Ev, out_rows + i * Ev,
+                     [](C x) { return T(x); });
+    }
     lse[b * T_len + l0 + i] = sum > C(0) ? scratch.row_max[size_t(i)] + std::log(sum)
                                          : -std::numeric_limits<C>::infinity();
   }

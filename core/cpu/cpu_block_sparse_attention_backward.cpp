@@ -1,7 +1,7 @@
 // CPU block-sparse attention, backward: one task per entry (one head of one sequence), in
 // parallel, so each task owns its rows of grad_k and grad_v and sums into them in one order
 // on any thread count. For each row block it recomputes P = exp(score - lse) over the active
-// key blocks, chunk by chunk, and with D = rowsum(grad_out * out):
+// key blocks, chunk by chunk, and with D = rowsum(grad_out * out) (= rowsum(P * dP)):
 //   grad_v += P^T grad_out,  dS = P * (grad_out v^T - D),
 //   grad_q += scale dS k,    grad_k += scale dS^T q,
 // each key block's gradients added straight into its rows.
@@ -27,7 +27,10 @@ struct SparseBackwardScratch {
   std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
   std::vector<C> keys_t, values_t, keys, weights, grad_scores;
   bool grad_q_written = false;  // the group's grad_q rows hold a first product
+  // D = rowsum(grad_out * out) per row; equal to rowsum(P * dP) over the row's keys, so a group
+  // whose blocks are one chunk takes it from the chunk's tiles (delta_from_chunk).
   std::vector<C> row_delta;
+  bool delta_from_chunk = false;
   // Per key block of the entry: whether its grad_k and grad_v rows hold a first product yet.
   // The first product writes them, later ones add, and the blocks no row visits are zeroed at
   // the end, instead of zeroing all T rows first (with the zeroing the op did too, about a
@@ -110,6 +113,8 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   C* grad_scores = scratch.grad_scores.data();
   block_scores(rows, Ev, C(1), grad_out_tile, entry.values_t, args.block, chunk,
                scratch.values_t.data(), grad_scores, ld);
+  if (scratch.delta_from_chunk)
+    row_dots(rows, cols, weights, ld, grad_scores, ld, scratch.row_delta.data());
   for (int64_t i = 0; i < rows; ++i) {
     const C delta = scratch.row_delta[size_t(i)];
     C* grad = grad_scores + i * ld;
@@ -121,14 +126,9 @@ void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, cons
   // (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or widened).
   const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
   // grad_q's rows are the group's own, written by the first product and added to after.
-  C* grad_q = entry.grad_q + group.first * args.block * E;
-  for_each_run(chunk, [&](size_t j, size_t count) {
-    const int64_t offset = int64_t(j) * args.block;
-    tile_product(rows, E, int64_t(count) * args.block, C(args.scale), grad_scores + offset, ld, 1,
-                 block_rows(keys, entry.k, E, args.block, chunk, j), E, scratch.grad_q_written,
-                 grad_q, E);
-    scratch.grad_q_written = true;
-  });
+  chunk_rows_product(rows, E, args.block, C(args.scale), grad_scores, ld, keys, entry.k, chunk,
+                     scratch.grad_q_written, entry.grad_q + group.first * args.block * E, E);
+  scratch.grad_q_written = true;
   // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
   // and added to x give the same bits).
   for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t count, bool accumulate) {
@@ -148,14 +148,20 @@ void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
   using C = compute_type<T>;
   const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev;
   const int64_t l0 = group.first * args.block;
-  const std::span<const int64_t> active(group.columns);
+  const std::span<const int64_t> active = group.columns;
   const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
-  const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
   const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
   scratch.row_delta.resize(size_t(rows));
-  row_dots(rows, Ev, grad_out_tile, out_tile, scratch.row_delta.data());
-  scratch.grad_q_written = false;
   const size_t per_chunk = size_t(chunk_blocks(args));
+  // A group of one chunk (the sliding windows' rows, 4-5 blocks) takes D from P * dP in cache
+  // and never reads `out`: those rows were a cold read of T x Ev values per call, a twentieth
+  // of the window modes' backward, for 16 dot products of 64 values a row block.
+  scratch.delta_from_chunk = active.size() <= per_chunk;
+  if (!scratch.delta_from_chunk) {
+    const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
+    row_dots(rows, Ev, grad_out_tile, Ev, out_tile, Ev, scratch.row_delta.data());
+  }
+  scratch.grad_q_written = false;
   for (size_t first = 0; first < active.size(); first += per_chunk) {
     backward_chunk<T>(args, entry, group,
                       active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,

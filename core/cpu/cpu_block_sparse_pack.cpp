@@ -81,6 +81,27 @@ __attribute__((target("avx512f"))) void pack16(const float* plane, int64_t width
   }
 }
 
+// The register tiles of the products below: ROWS x VECS vectors of 16 sums, zeroed, and
+// sum[r][v] += a[r * lda] * b_vectors[v] (one column of A against one row of B).
+template <int ROWS, int VECS>
+__attribute__((target("avx512f"), always_inline)) inline void zero_sums(__m512 (&sum)[ROWS][VECS]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_setzero_ps();
+  }
+}
+template <int ROWS, int VECS>
+__attribute__((target("avx512f"), always_inline)) inline void add_outer_product(
+    __m512 (&sum)[ROWS][VECS], const float* a, int64_t lda, const __m512 (&b_vectors)[VECS]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    const __m512 a_value = _mm512_set1_ps(a[r * lda]);
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
+  }
+}
+
 // ROWS rows of scores against VECS key blocks of 16 (each [k, 16] in the transposed plane, at
 // blocks[v]): the register-blocked product of cpu_attention_tiles.cpp with one B pointer per
 // vector, so the blocks are read where they lie instead of packed side by side first.
@@ -89,21 +110,12 @@ __attribute__((target("avx512f"))) void scores_block(int64_t k, float alpha, con
                                                      int64_t lda, const float* const* blocks,
                                                      float* c, int64_t ldc) {
   __m512 sum[ROWS][VECS];
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r) {
-#pragma GCC unroll 4
-    for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_setzero_ps();
-  }
+  zero_sums(sum);
   for (int64_t p = 0; p < k; ++p) {
     __m512 b_vectors[VECS];
 #pragma GCC unroll 4
     for (int v = 0; v < VECS; ++v) b_vectors[v] = _mm512_loadu_ps(blocks[v] + p * 16);
-#pragma GCC unroll 8
-    for (int r = 0; r < ROWS; ++r) {
-      const __m512 a_value = _mm512_set1_ps(a[r * lda + p]);
-#pragma GCC unroll 4
-      for (int v = 0; v < VECS; ++v) sum[r][v] = _mm512_fmadd_ps(a_value, b_vectors[v], sum[r][v]);
-    }
+    add_outer_product(sum, a + p, lda, b_vectors);
   }
   const __m512 scale = _mm512_set1_ps(alpha);
 #pragma GCC unroll 8
@@ -127,7 +139,75 @@ constexpr ScoresBlock kScoresOf[7] = {nullptr,
 constexpr const ScoresBlock* kScores[5] = {nullptr, kScoresOf<1>, kScoresOf<2>, kScoresOf<3>,
                                            kScoresOf<4>};
 
+// ROWS rows of C, VECS vectors from column j0, = alpha * A [ROWS, count * 16] times the 16
+// rows of each key block blocks[j] ([16, ...], row stride ldb), summed in registers over all
+// the blocks, then written (or added to C). One pass per chunk instead of one product per run
+// of consecutive blocks: a window's run and its global block shared one output tile, loaded
+// and stored twice.
+template <int ROWS, int VECS>
+__attribute__((target("avx512f"))) void rows_product_block(int64_t count, float alpha,
+                                                           const float* a, int64_t lda,
+                                                           const float* const* blocks, int64_t ldb,
+                                                           int64_t j0, bool accumulate, float* c,
+                                                           int64_t ldc) {
+  __m512 sum[ROWS][VECS];
+  zero_sums(sum);
+  for (int64_t j = 0; j < count; ++j) {
+    const float* b = blocks[j] + j0;
+    const float* a_block = a + j * 16;
+    for (int p = 0; p < 16; ++p) {
+      __m512 b_vectors[VECS];
+#pragma GCC unroll 4
+      for (int v = 0; v < VECS; ++v) b_vectors[v] = _mm512_loadu_ps(b + p * ldb + 16 * v);
+      add_outer_product(sum, a_block + p, lda, b_vectors);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) {
+      float* target = c + r * ldc + j0 + 16 * v;
+      const __m512 value = _mm512_mul_ps(sum[r][v], scale);
+      _mm512_storeu_ps(target, accumulate ? _mm512_add_ps(_mm512_loadu_ps(target), value) : value);
+    }
+  }
+}
+
+using RowsProductBlock = void (*)(int64_t, float, const float*, int64_t, const float* const*,
+                                  int64_t, int64_t, bool, float*, int64_t);
+template <int VECS>
+constexpr RowsProductBlock kRowsProductOf[7] = {nullptr,
+                                                rows_product_block<1, VECS>,
+                                                rows_product_block<2, VECS>,
+                                                rows_product_block<3, VECS>,
+                                                rows_product_block<4, VECS>,
+                                                rows_product_block<5, VECS>,
+                                                rows_product_block<6, VECS>};
+constexpr const RowsProductBlock* kRowsProduct[5] = {nullptr, kRowsProductOf<1>, kRowsProductOf<2>,
+                                                     kRowsProductOf<3>, kRowsProductOf<4>};
+
 }  // namespace
+
+bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* a, int64_t lda,
+                             const float* block_rows, int64_t ldb, int64_t block,
+                             std::span<const int64_t> chunk, bool accumulate, float* c,
+                             int64_t ldc) {
+  constexpr size_t kMaxBlocks = 16;
+  if (!kHasAvx512 || block != 16 || n % 16 != 0 || chunk.size() > kMaxBlocks) return false;
+  const float* blocks[kMaxBlocks];
+  for (size_t j = 0; j < chunk.size(); ++j) blocks[j] = block_rows + chunk[j] * 16 * ldb;
+  const int64_t count = int64_t(chunk.size());
+  for (int64_t j0 = 0; j0 < n; j0 += 64) {
+    const int vecs = int(std::min<int64_t>(4, (n - j0) / 16));
+    for (int64_t i0 = 0; i0 < rows; i0 += 6) {
+      const int block_rows_now = int(std::min<int64_t>(6, rows - i0));
+      kRowsProduct[vecs][block_rows_now](count, alpha, a + i0 * lda, lda, blocks, ldb, j0,
+                                         accumulate, c + i0 * ldc, ldc);
+    }
+  }
+  return true;
+}
 
 bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
                        const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
@@ -147,20 +227,22 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
 }
 
 __attribute__((target("avx512f"))) void row_dots16(int64_t rows, int64_t width, const float* a,
-                                                   const float* b, float* out) {
+                                                   int64_t lda, const float* b, int64_t ldb,
+                                                   float* out) {
   for (int64_t i = 0; i < rows; ++i) {
     __m512 sum = _mm512_setzero_ps();
     for (int64_t d = 0; d < width; d += 16) {
-      sum = _mm512_fmadd_ps(_mm512_loadu_ps(a + i * width + d), _mm512_loadu_ps(b + i * width + d),
-                            sum);
+      sum =
+          _mm512_fmadd_ps(_mm512_loadu_ps(a + i * lda + d), _mm512_loadu_ps(b + i * ldb + d), sum);
     }
     out[i] = _mm512_reduce_add_ps(sum);
   }
 }
 
-bool row_dots_fast(int64_t rows, int64_t width, const float* a, const float* b, float* out) {
+bool row_dots_fast(int64_t rows, int64_t width, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float* out) {
   if (!kHasAvx512 || width % 16 != 0) return false;
-  row_dots16(rows, width, a, b, out);
+  row_dots16(rows, width, a, lda, b, ldb, out);
   return true;
 }
 
@@ -189,11 +271,15 @@ bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t, const flo
 bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
   return false;
 }
-bool row_dots_fast(int64_t, int64_t, const float*, const float*, float*) {
+bool row_dots_fast(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*) {
   return false;
 }
 bool pack_transposed_fast(const float*, int64_t, int64_t, std::span<const int64_t>, int64_t,
                           float*) {
+  return false;
+}
+bool block_rows_product_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                             int64_t, std::span<const int64_t>, bool, float*, int64_t) {
   return false;
 }
 #endif

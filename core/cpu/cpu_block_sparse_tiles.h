@@ -54,18 +54,19 @@ bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int
 bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
                           std::span<const int64_t> chunk, int64_t ld, float* packed);
 
-// out[i] = sum_d a[i, d] * b[i, d] for rows [rows, width] (f32, width a multiple of 16).
-// The library is built for baseline x86-64, where this ran as a chain of scalar adds: a
-// twentieth of the sliding-window layouts' time, whose rows have few blocks to share it.
-bool row_dots_fast(int64_t rows, int64_t width, const float* a, const float* b, float* out);
+// out[i] = sum_d a[i * lda + d] * b[i * ldb + d], d < width (f32 fast path: width a multiple
+// of 16). The library is built for baseline x86-64, where this ran as a chain of scalar adds.
+bool row_dots_fast(int64_t rows, int64_t width, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float* out);
 template <typename C>
-void row_dots(int64_t rows, int64_t width, const C* a, const C* b, C* out) {
+void row_dots(int64_t rows, int64_t width, const C* a, int64_t lda, const C* b, int64_t ldb,
+              C* out) {
   if constexpr (std::is_same_v<C, float>) {
-    if (row_dots_fast(rows, width, a, b, out)) return;
+    if (row_dots_fast(rows, width, a, lda, b, ldb, out)) return;
   }
   for (int64_t i = 0; i < rows; ++i) {
     C sum = 0;
-    for (int64_t d = 0; d < width; ++d) sum += a[i * width + d] * b[i * width + d];
+    for (int64_t d = 0; d < width; ++d) sum += a[i * lda + d] * b[i * ldb + d];
     out[i] = sum;
   }
 }
@@ -161,6 +162,34 @@ void for_each_run(std::span<const int64_t> chunk, Visit&& visit) {
   }
 }
 
+// C [rows, n] (+)= alpha * A [rows, chunk.size() * 16] times the 16 rows of each block of
+// `chunk` in `rows_of` ([T, n], row stride ldb), summed in registers over the whole chunk
+// before C is read or written (cpu_block_sparse_pack.cpp): f32, blocks of 16, n a multiple of
+// 16, at most 16 blocks; false otherwise.
+bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* a, int64_t lda,
+                             const float* rows_of, int64_t ldb, int64_t block,
+                             std::span<const int64_t> chunk, bool accumulate, float* c,
+                             int64_t ldc);
+// c [rows, width] (+)= alpha * a [rows, chunk keys] times the rows [T, width] of blocks `chunk`
+// (in place, or rows_of_blocks's widened copy): one pass over the chunk where the fast path
+// applies, else one product per run of consecutive blocks. `accumulate` false overwrites c.
+template <typename T, typename C>
+void chunk_rows_product(int64_t rows, int64_t width, int64_t block, C alpha, const C* a,
+                        int64_t lda, const C* widened, const T* source,
+                        std::span<const int64_t> chunk, bool accumulate, C* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (block_rows_product_fast(rows, width, alpha, a, lda, source, width, block, chunk, accumulate,
+                                c, ldc))
+      return;
+  }
+  for_each_run(chunk, [&](size_t j, size_t count) {
+    attention_tiles::tile_product(
+        rows, width, int64_t(count) * block, alpha, a + int64_t(j) * block, lda, 1,
+        block_rows(widened, source, width, block, chunk, j), width, accumulate, c, ldc);
+    accumulate = true;
+  });
+}
+
 // Consecutive row blocks, up to kGroupRows queries, are computed as one query tile against the
 // union of their active blocks when that union wastes at most a quarter of the work (equal
 // lists, as in fixed's bidirectional windows or the dense layout, waste none): a 16-row tile
@@ -168,46 +197,36 @@ void for_each_run(std::span<const int64_t> chunk, Visit&& visit) {
 // kernel's time per score. Blocks of the union that a row block lacks are masked.
 inline constexpr int64_t kGroupRows = 64;
 struct RowGroup {
-  int64_t first = 0, count = 1;  // row blocks first .. first + count
-  std::vector<int64_t> columns;  // the union of their active blocks, ascending
+  int64_t first = 0, count = 1;      // row blocks first .. first + count
+  std::span<const int64_t> columns;  // the union of their active blocks, ascending
 };
 inline int64_t rows_per_group(const BlockSparseArgs& args) {
   return std::max<int64_t>(1, kGroupRows / args.block);
 }
-// Row block r alone, with its own list.
-inline RowGroup single_row_group(const BlockSparseArgs& args, const int64_t* row_offsets,
-                                 const int64_t* columns, int64_t b, int64_t r) {
-  const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, r);
-  RowGroup group;
-  group.first = r;
-  group.columns.assign(own.begin(), own.end());
-  return group;
-}
 // Calls compute(group) for the groups covering row blocks leader .. leader + rows_per_group of
 // entry b: one group of them all when their union wastes at most a quarter of the work, else
-// each row block alone (the union is built once per leader, not once per row block).
+// each row block alone with the index's own list (no copy). The union is built once per
+// leader, in buffers each thread keeps, so no row block allocates.
 template <typename Compute>
 void for_each_group(const BlockSparseArgs& args, const int64_t* row_offsets, const int64_t* columns,
                     int64_t b, int64_t leader, Compute&& compute) {
+  thread_local std::vector<int64_t> union_columns, merged;
   const int64_t count = std::min(rows_per_group(args), args.blocks - leader);
-  RowGroup group;
   int64_t total = 0;
-  std::vector<int64_t> merged;
+  union_columns.clear();
   for (int64_t i = 0; i < count && count > 1; ++i) {
     const std::span<const int64_t> own = active_columns(args, row_offsets, columns, b, leader + i);
     total += int64_t(own.size());
     merged.clear();
-    std::set_union(group.columns.begin(), group.columns.end(), own.begin(), own.end(),
+    std::set_union(union_columns.begin(), union_columns.end(), own.begin(), own.end(),
                    std::back_inserter(merged));
-    group.columns.swap(merged);
+    union_columns.swap(merged);
   }
-  if (count > 1 && 4 * int64_t(group.columns.size()) * count <= 5 * total) {
-    group.first = leader;
-    group.count = count;
-    return compute(group);
+  if (count > 1 && 4 * int64_t(union_columns.size()) * count <= 5 * total) {
+    return compute(RowGroup{leader, count, union_columns});
   }
   for (int64_t r = leader; r < leader + count; ++r) {
-    compute(single_row_group(args, row_offsets, columns, b, r));
+    compute(RowGroup{r, 1, active_columns(args, row_offsets, columns, b, r)});
   }
 }
 

@@ -17,6 +17,7 @@
 #include "inference/ragged_decoder.h"
 #include "tests/error_of.h"
 #include "tests/inference/inference_fixture.h"
+#include "tests/inference/sparse_test_layouts.h"
 
 using namespace zt;
 using namespace zt::inference;
@@ -27,13 +28,7 @@ namespace {
 // the first window sees far fewer keys than dense attention's.
 models::GPTConfig sparse_gpt_config(models::Architecture architecture) {
   models::GPTConfig config = testing::serving_config(architecture, 64);
-  SparsityConfig fixed;
-  fixed.block = 8;
-  fixed.num_local_blocks = 2;
-  fixed.unidirectional = true;
-  fixed.different_layout_per_head = true;
-  fixed.num_different_global_patterns = 2;
-  config.sparse_attention = fixed;
+  config.sparse_attention = testing::causal_fixed_per_head(8, 2, 2);
   return config;
 }
 

@@ -1,9 +1,10 @@
 // A GPT trained with block-sparse attention served split over ranks: each rank attends with
 // its own heads' planes of the whole model's layout. On 2 and 4 ranks, GPT-2 and Llama, a
-// fixed layout whose heads all differ generates the greedy tokens of the whole model on one
-// rank, and the logits of a prefill on the block grid (the block-sparse kernel), one off it
-// and a decode step (the fused kernel under the layout's mask) are within 1e-5 of its, as are
-// the split model's training-forward logits.
+// fixed layout whose heads all differ, a bigbird layout with random blocks of each head's own
+// and a bslongformer layout generate the greedy tokens of the whole model on one rank, and the
+// logits of a prefill on the block grid (the block-sparse kernel), one off it and a decode step
+// (the fused kernel under the layout's mask) are within 1e-5 of its, as are the split model's
+// training-forward logits.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -16,6 +17,7 @@
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/sharded_state.h"
 #include "tensor_parallel/tp_region.h"
+#include "tests/inference/sparse_test_layouts.h"
 #include "tests/mpi/mpi_test_world.h"
 
 namespace zt::inference {
@@ -27,7 +29,31 @@ using testing::test_world;
 // place for each head: from position 8 on, every head attends other keys, so a rank that
 // took the first heads' planes instead of its own would attend what no head of the whole
 // model does.
-models::GPTConfig sparse_split_config(models::Architecture architecture, int ranks) {
+SparsityConfig fixed_per_head() {
+  return testing::causal_fixed_per_head(2, 4, 4);
+}
+// Causal sliding windows of 3 blocks of 2 positions and the first block global; bigbird adds
+// two random blocks a row, drawn for each head apart, so its heads' planes differ too.
+SparsityConfig bigbird_per_head() {
+  SparsityConfig bigbird;
+  bigbird.mode = SparsityMode::bigbird;
+  bigbird.block = 2;
+  bigbird.num_random_blocks = 2;
+  bigbird.unidirectional = true;
+  bigbird.different_layout_per_head = true;
+  return bigbird;
+}
+SparsityConfig bslongformer_causal() {
+  SparsityConfig bslongformer;
+  bslongformer.mode = SparsityMode::bslongformer;
+  bslongformer.block = 2;
+  bslongformer.global_block_indices = {0, 3};
+  bslongformer.unidirectional = true;
+  return bslongformer;
+}
+
+models::GPTConfig sparse_split_config(models::Architecture architecture, int ranks,
+                                      const SparsityConfig& layout) {
   models::GPTConfig config;
   config.architecture = architecture;
   config.vocab_size = 32;
@@ -38,13 +64,7 @@ models::GPTConfig sparse_split_config(models::Architecture architecture, int ran
   config.n_embd = 32;
   config.bias = architecture == models::Architecture::gpt2;
   config.tie_word_embeddings = architecture == models::Architecture::gpt2;
-  SparsityConfig fixed;
-  fixed.block = 2;
-  fixed.num_local_blocks = 4;
-  fixed.unidirectional = true;
-  fixed.different_layout_per_head = true;
-  fixed.num_different_global_patterns = 4;
-  config.sparse_attention = fixed;
+  config.sparse_attention = layout;
   return config;
 }
 
@@ -69,9 +89,10 @@ std::vector<Tensor> prefill_and_decode(InferenceEngine& engine) {
   return logits;
 }
 
-void check_split_serving_matches_one_rank(models::Architecture architecture) {
+void check_split_serving_matches_one_rank(models::Architecture architecture,
+                                          const SparsityConfig& layout) {
   comm::Communicator& world = test_world();
-  const models::GPTConfig config = sparse_split_config(architecture, world.size());
+  const models::GPTConfig config = sparse_split_config(architecture, world.size(), layout);
   manual_seed(23);  // the same whole model on every rank
   auto whole = std::make_shared<models::GPT>(config);
   auto split = std::make_shared<tensor_parallel::TensorParallelGPT>(config, world);
@@ -115,34 +136,43 @@ void check_split_serving_matches_one_rank(models::Architecture architecture) {
 
 TEST_CASE("a sparse GPT-2 served split over ranks generates the tokens and logits of one rank") {
   if (test_world().size() != 2 && test_world().size() != 4) return;
-  check_split_serving_matches_one_rank(models::Architecture::gpt2);
+  check_split_serving_matches_one_rank(models::Architecture::gpt2, fixed_per_head());
 }
 
 TEST_CASE("a sparse Llama served split over ranks generates the tokens and logits of one rank") {
   if (test_world().size() != 2 && test_world().size() != 4) return;
-  check_split_serving_matches_one_rank(models::Architecture::llama);
+  check_split_serving_matches_one_rank(models::Architecture::llama, fixed_per_head());
+}
+
+TEST_CASE("bigbird and bslongformer GPTs served split over ranks match one rank") {
+  if (test_world().size() != 2 && test_world().size() != 4) return;
+  for (const SparsityConfig& layout : {bigbird_per_head(), bslongformer_causal()}) {
+    for (models::Architecture architecture :
+         {models::Architecture::gpt2, models::Architecture::llama}) {
+      CAPTURE(sparsity_mode_name(layout.mode));
+      CAPTURE(int(architecture));
+      check_split_serving_matches_one_rank(architecture, layout);
+    }
+  }
 }
 
 TEST_CASE("a rank's sparse plan holds its own heads' planes of the whole layout") {
-  SparsityConfig fixed;
-  fixed.block = 2;
-  fixed.num_local_blocks = 4;
-  fixed.unidirectional = true;
-  fixed.different_layout_per_head = true;
-  fixed.num_different_global_patterns = 4;
-  const SparseLayout whole = make_sparse_layout(fixed, 4, 40);
-  const size_t plane = size_t(whole.blocks * whole.blocks);
-  for (int64_t first = 0; first < 4; first += 2) {
-    models::SparseAttentionPlan share(fixed, 4, 40, first, 2);
-    CHECK(share.layout().heads == 2);
-    CHECK(share.layout().active ==
-          std::vector<uint8_t>(whole.active.begin() + std::ptrdiff_t(size_t(first) * plane),
-                               whole.active.begin() + std::ptrdiff_t(size_t(first + 2) * plane)));
+  for (const SparsityConfig& layout : {fixed_per_head(), bigbird_per_head()}) {
+    CAPTURE(sparsity_mode_name(layout.mode));
+    const SparseLayout whole = make_sparse_layout(layout, 4, 40);
+    const size_t plane = size_t(whole.blocks * whole.blocks);
+    for (int64_t first = 0; first < 4; first += 2) {
+      models::SparseAttentionPlan share(layout, 4, 40, first, 2);
+      CHECK(share.layout().heads == 2);
+      CHECK(share.layout().active ==
+            std::vector<uint8_t>(whole.active.begin() + std::ptrdiff_t(size_t(first) * plane),
+                                 whole.active.begin() + std::ptrdiff_t(size_t(first + 2) * plane)));
+    }
+    // The heads' planes differ, so a share is its own.
+    CHECK(models::SparseAttentionPlan(layout, 4, 40, 2, 2).layout().active !=
+          models::SparseAttentionPlan(layout, 4, 40, 0, 2).layout().active);
   }
-  // The heads' planes differ, so a share is its own.
-  CHECK(models::SparseAttentionPlan(fixed, 4, 40, 2, 2).layout().active !=
-        models::SparseAttentionPlan(fixed, 4, 40, 0, 2).layout().active);
-  CHECK_THROWS_WITH(models::SparseAttentionPlan(fixed, 4, 40, 3, 2),
+  CHECK_THROWS_WITH(models::SparseAttentionPlan(fixed_per_head(), 4, 40, 3, 2),
                     "sparse attention: heads 3 .. 4 asked of a layout of 4 heads");
 }
 

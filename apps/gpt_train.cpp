@@ -7,7 +7,9 @@
 // the training loss and tokens/s every --log-interval steps and the validation loss (the same
 // held-out windows each time) every --eval-interval steps, saves engine checkpoints with the
 // model's shape in their client state, and writes the trained model for gpt_generate.
-// Flags: `gpt_train --help` (apps/gpt_train_options.h).
+// Flags: `gpt_train --help` (apps/gpt_train_options.h); the configs it builds:
+// apps/gpt_train_config.h; --explain-config: apps/gpt_train_explain.h; through the pipeline
+// engine: apps/gpt_train_pipeline.h.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -19,6 +21,8 @@
 #include "apps/distributed_metrics.h"
 #include "apps/gpt_compression.h"
 #include "apps/gpt_model_files.h"
+#include "apps/gpt_train_config.h"
+#include "apps/gpt_train_explain.h"
 #include "apps/gpt_train_options.h"
 #include "apps/gpt_train_pipeline.h"
 #include "apps/output_paths.h"
@@ -31,10 +35,7 @@
 #include "data/text_token_file.h"
 #include "data/text_windows.h"
 #include "dist/checkpoint_files.h"
-#include "dist/config_doctor_gpt.h"
 #include "dist/initialize.h"
-#include "pipeline/config_doctor_grid.h"
-#include "pipeline/config_doctor_grid_search.h"
 #include "pipeline/schedule.h"
 
 using namespace zt;
@@ -46,66 +47,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The warm-up of the program's own schedule: the first tenth of the steps, 1 to 100.
-int64_t warmup_steps_of(int64_t total_steps) {
-  return std::clamp<int64_t>(total_steps / 10, 1, 100);
-}
-
-// Without a ds_config.json: ZeRO stage 0, the program's optimizer (--optimizer, by default AdamW
-// with betas 0.9, 0.99 and weight decay 0.1 on the matrices), gradients clipped to norm 1, the
-// learning rate warmed up linearly over the first tenth of the steps (at most 100) and decayed
-// linearly to 0 at the last. Through the pipeline (`pipelined`): --micro-batches micro-batches
-// a step (clipped by the whole model's norm, over every stage).
-dist::Config default_config(const GptTrainOptions& options, int world_size,
-                            bool pipelined = false) {
-  int64_t total_steps = std::max<int64_t>(options.steps, 2);  // the schedule needs 2
-  std::string text = fmt::format(R"({{
-    "train_micro_batch_size_per_gpu": {},
-    "gradient_accumulation_steps": {},
-    "steps_per_print": 0,
-    "gradient_clipping": {},
-    "scheduler": {{"type": "WarmupDecayLR",
-                  "params": {{"warmup_min_lr": 0, "warmup_max_lr": {}, "warmup_num_steps": {},
-                             "warmup_type": "linear", "total_num_steps": {}}}}},
-    "zero_optimization": {{"stage": 0}}
-  }})",
-                                 options.batch_size, pipelined ? options.micro_batches : 1, 1.0,
-                                 options.lr, warmup_steps_of(total_steps), total_steps);
-  return dist::parse_config(text, "gpt_train defaults", world_size, nullptr);
-}
-
-// The program's optimizer: --optimizer with --lr and --weight-decay, Adam's betas (0.9, 0.99).
-dist::OptimizerConfig program_optimizer(const GptTrainOptions& options) {
-  dist::OptimizerConfig optimizer =
-      dist::client_optimizer(options.optimizer, options.lr, options.weight_decay);
-  optimizer.betas = {0.9, 0.99};
-  return optimizer;
-}
-
-// What gpt_train's flags say, for the config's "auto" values (as the Hugging Face integration
-// fills them from its training arguments and the model's hidden size).
-dist::ProgramValues program_values(const GptTrainOptions& options, bool pipelined = false) {
-  int64_t total_steps = std::max<int64_t>(options.steps, 2);
-  return {.micro_batch_size = options.batch_size,
-          .gradient_accumulation_steps = pipelined ? options.micro_batches : 1,
-          .lr = options.lr,
-          .weight_decay = options.weight_decay,
-          .betas = std::array<double, 2>{0.9, 0.99},
-          .eps = 1e-8,
-          .gradient_clipping = 1.0,
-          .warmup_steps = warmup_steps_of(total_steps),
-          .total_steps = total_steps,
-          .fp16 = false,
-          .bf16 = false,
-          .hidden_size = options.model.n_embd};
-}
-
-// activation_checkpointing.number_checkpoints set: every decoder layer keeps only its input and
-// re-runs in backward (what the config doctor predicts as checkpointing for the GPT).
-bool checkpointing_of(const dist::Config& config) {
-  return config.activation_checkpointing.number_checkpoints > 0;
 }
 
 // The mean cross entropy of next-token prediction over a batch, taken in f32 whatever the
@@ -159,9 +100,9 @@ class GptTrainingRun {
     open_tokens();
     apps::limit_device_memory(apps::training_device(options.device, runtime),
                               options.device_memory_mib);
-    config_ = file_config ? *file_config : default_config(options, world_.size());
+    config_ = file_config ? *file_config : apps::default_config(options, world_.size());
     if (options.resume) apps::check_resume_checkpoint(options.save_dir, trained_model());
-    config_ = apps::with_program_optimizer(std::move(config_), program_optimizer(options),
+    config_ = apps::with_program_optimizer(std::move(config_), apps::program_optimizer(options),
                                            leader_ && file_config);
     config_ = apps::with_trace_flags(std::move(config_), options.trace);
     micro_batch_ = config_.train_micro_batch_size_per_gpu;
@@ -199,7 +140,7 @@ class GptTrainingRun {
   std::optional<dist::Config> read_config_file() {
     if (options_.deepspeed.deepspeed_config.empty()) return std::nullopt;
     return apps::load_config_file(options_.deepspeed.deepspeed_config, world_.size(), leader_,
-                                  program_values(options_));
+                                  apps::program_values(options_));
   }
 
   // Rank 0 writes the model file; every rank writes its files in the checkpoint folder.
@@ -248,7 +189,7 @@ class GptTrainingRun {
     // ds_config.json's sparse_attention block switches every layer to block-sparse attention.
     models::GPTConfig model_config = trained_model();
     auto model = std::make_shared<models::GPT>(model_config);
-    model->set_gradient_checkpointing(checkpointing_of(config_));
+    model->set_gradient_checkpointing(apps::checkpointing_of(config_));
     compression_.emplace(apps::GptCompressionOptions{options_.compression_config,
                                                      options_.teacher,
                                                      {.alpha = options_.distill_alpha,
@@ -412,89 +353,12 @@ class GptTrainingRun {
 
 }  // namespace
 
-// --explain-config: the config doctor's prediction for the config and model a run would train
-// (no tokens are read, nothing is trained).
-int explain_config(comm::MpiRuntime& runtime, const GptTrainOptions& options) {
-  const int world = runtime.world().size();
-  const bool leader = runtime.world().rank() == 0;
-  dist::Config config = options.deepspeed.deepspeed_config.empty()
-                            ? default_config(options, world)
-                            : apps::load_config_file(options.deepspeed.deepspeed_config, world,
-                                                     leader, program_values(options));
-  config = apps::with_program_optimizer(std::move(config), program_optimizer(options), false);
-  models::GPTConfig model_config = options.model;
-  model_config.sparse_attention = config.sparse_attention;
-  auto model = std::make_shared<models::GPT>(model_config);  // modules need shared owners
-  if (!leader) return 0;
-  dist::ModelShape shape = dist::model_shape(*model, config.zero_optimization, world);
-  // The replay knows attention through its kernels (dense, or block-sparse over whole blocks:
-  // both keep the same tensors) without dropout (its masks): otherwise activations stay "not
-  // predicted".
-  const bool kernel_attention = !model_config.sparse_attention ||
-                                model_config.block_size % model_config.sparse_attention->block == 0;
-  if (kernel_attention && model_config.dropout == 0.0) {
-    const int64_t element_bytes = config.fp16.enabled || config.bf16.enabled ? 2 : 4;
-    const bool offloaded = config.activation_checkpointing.cpu_checkpointing;
-    shape.activation_peak = [activations = dist::gpt_activation_shape(model_config), element_bytes,
-                             offloaded](int64_t micro_batch, bool checkpointed) {
-      return dist::predict_gpt_activation_peak(activations, micro_batch, element_bytes,
-                                               checkpointed, offloaded);
-    };
-  }
-  // gpt_train checkpoints every layer for any positive number_checkpoints: one is written
-  // where the doctor suggests checkpointing.
-  shape.number_checkpoints = model_config.n_layer;
-  return apps::explain_shape(options.doctor, config, shape, world, checkpointing_of(config));
-}
-
-// The config of a pipeline x tensor x data grid, resolved against the data-parallel size,
-// world / (pipeline x tensor). A config that names the tensor-parallel size divides by it
-// itself; else the flag's size is set after resolving against the data-parallel size.
-dist::Config grid_config(comm::MpiCommunicator& world, const GptTrainOptions& options, int pipeline,
-                         int tensor) {
-  const int data = comm::factor_world(world.size(), tensor, pipeline).data;
-  const std::string& file = options.deepspeed.deepspeed_config;
-  const bool file_names_tensor = apps::config_tensor_parallel_size(file) > 0;
-  dist::Config config =
-      file.empty() ? default_config(options, data, true)
-                   : apps::load_config_file(file, file_names_tensor ? data * tensor : data,
-                                            world.rank() == 0, program_values(options, true));
-  config.tensor_parallel_size = tensor;
-  return apps::with_program_optimizer(std::move(config), program_optimizer(options),
-                                      world.rank() == 0 && !file.empty());
-}
-
-// --explain-config on a grid: the doctor's prediction for the first tensor rank of the first
-// replica of every pipeline stage (tensor ranks hold equal shards; replicas equal slices).
-int explain_grid(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
-                 int tensor) {
-  const dist::Config config = grid_config(runtime.world(), options, pipeline, tensor);
-  if (runtime.world().rank() != 0) return 0;
-  const comm::GridShape shape = comm::factor_world(runtime.world().size(), tensor, pipeline);
-  models::GPTConfig model = options.model;
-  model.sparse_attention = config.sparse_attention;
-  for (int stage = 0; stage < pipeline; ++stage)
-    fmt::print("{}", pipeline::explain_grid_prediction(
-                         pipeline::predict_grid_rank(model, config, shape, {.pipeline = stage})));
-  // With a budget: every grid of this world size, the cheapest that fits first.
-  if (options.doctor.budget_mib > 0.0) {
-    const auto mib = [](double value) { return int64_t(value * double(1 << 20)); };
-    const int world = runtime.world().size();
-    fmt::print("{}",
-               pipeline::explain_grid_search(
-                   pipeline::search_grids(model, config, world, mib(options.doctor.budget_mib),
-                                          mib(options.doctor.reserve_mib)),
-                   mib(options.doctor.budget_mib), mib(options.doctor.reserve_mib)));
-  }
-  return 0;
-}
-
 // The GPT through the pipeline engine (apps/gpt_train_pipeline.h) on a pipeline x tensor x
 // data grid.
 int train_through_pipeline(comm::MpiRuntime& runtime, const GptTrainOptions& options, int pipeline,
                            int tensor) {
   comm::MpiCommunicator& world = runtime.world();
-  dist::Config config = grid_config(world, options, pipeline, tensor);
+  dist::Config config = apps::grid_config(world, options, pipeline, tensor);
   config = apps::with_trace_flags(std::move(config), options.trace);
   std::optional<data::TokenFile> tokens;
   open_token_file(options, world, tokens);
@@ -523,8 +387,8 @@ int main(int argc, char** argv) {
     const int tensor = apps::tensor_size_of(options);
     apps::check_sequence_parallel(options, tensor);
     if (options.doctor.explain && (pipeline > 1 || tensor > 1))
-      return explain_grid(runtime, options, pipeline, tensor);
-    if (options.doctor.explain) return explain_config(runtime, options);
+      return apps::explain_gpt_grid(runtime, options, pipeline, tensor);
+    if (options.doctor.explain) return apps::explain_gpt_config(runtime, options);
     if (pipeline > 1 || tensor > 1)
       return train_through_pipeline(runtime, options, pipeline, tensor);
     if (!options.load_layers.empty())

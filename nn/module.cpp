@@ -1,47 +1,34 @@
-// Module bookkeeping: registration, recursive traversal with dotted names, hooks, conversions
-// and the state dict.
+// Module bookkeeping: registration, recursive traversal with dotted names, calls and hooks.
+// Conversions: nn/module_conversion.cpp; the state dict: nn/module_state_dict.cpp.
 #include "nn/module.h"
 
 #include <fmt/format.h>
 
 #include <cxxabi.h>
 
-#include <algorithm>
 #include <cstdlib>
-#include <functional>
 #include <memory>
 #include <set>
 #include <stdexcept>
 #include <typeinfo>
 #include <utility>
 
-#include "autograd/grad_mode.h"
 #include "core/allocator.h"
 #include "core/factory.h"
 #include "core/ops/view.h"
-#include "core/partitioned_values.h"
 #include "nn/construction_observer.h"
-#include "nn/shared_tensors.h"
 
 namespace zt::nn {
 
-namespace {
-std::string joined(const std::string& prefix, const std::string& name) {
+namespace detail {
+// See nn/module.h.
+std::string joined_name(const std::string& prefix, const std::string& name) {
   if (prefix.empty()) return name;
   return name.empty() ? prefix : prefix + "." + name;  // a child module itself: just its name
 }
+}  // namespace detail
 
-// Replaces what `target`'s impl holds with `source`'s data, so that every handle to the impl
-// (the registry's and the subclass member) sees the new values, dtype and storage.
-void replace_in_place(const Tensor& target, const Tensor& source) {
-  TensorImpl& impl = *target.impl();
-  impl.storage = source.storage();
-  impl.sizes = source.sizes();
-  impl.strides = source.strides();
-  impl.offset = source.storage_offset();
-  impl.dtype = source.dtype();
-}
-}  // namespace
+using detail::joined_name;
 
 Module::~Module() {
   if (ConstructionObserver* observer = construction_observer()) observer->module_destroyed(*this);
@@ -178,7 +165,7 @@ NamedTensors Module::named_parameters(bool recurse) const {
   if (recurse) {
     for (const auto& [child_name, child] : children_) {
       for (auto& [name, tensor] : child->named_parameters(true)) {
-        result.emplace_back(joined(child_name, name), tensor);
+        result.emplace_back(joined_name(child_name, name), tensor);
       }
     }
   }
@@ -201,7 +188,7 @@ NamedTensors Module::named_buffers(bool recurse) const {
   if (!recurse) return result;
   for (const auto& [child_name, child] : children_) {
     for (auto& [name, tensor] : child->named_buffers(true)) {
-      result.emplace_back(joined(child_name, name), tensor);
+      result.emplace_back(joined_name(child_name, name), tensor);
     }
   }
   return result;
@@ -216,7 +203,7 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
   result.emplace_back("", shared_from_this());
   for (const auto& [child_name, child] : children_) {
     for (auto& [name, module] : child->named_modules()) {
-      result.emplace_back(joined(child_name, name), module);
+      result.emplace_back(joined_name(child_name, name), module);
     }
   }
   return result;
@@ -257,67 +244,6 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
-namespace {
-// Replaces, in place, every parameter and buffer of `module` that `convert` returns another
-// tensor for (it returns its argument to keep one), allocating under the tensor's own memory
-// tag; a replaced parameter's gradient is dropped.
-void convert_in_place(Module& module, const std::function<Tensor(const Tensor&)>& convert) {
-  autograd::NoGradGuard no_grad;
-  // A partitioned parameter's values are its group's slice: the slice is converted (once for
-  // the group's several parameters) and the parameter takes the new dtype and device.
-  std::set<PartitionedGroup*> converted_groups;
-  auto replace_partitioned = [&](const Tensor& param) {
-    PartitionedGroup& group = *param.impl()->partitioned->group;
-    if (converted_groups.insert(&group).second) {
-      // Slices built for parameter offload stay host memory (param_offload) through a dtype
-      // conversion on the host; anything else is a device parameter.
-      const bool host_slice =
-          group.owned.device().is_cpu() && group.owned.storage()->tag() == MemoryTag::param_offload;
-      Tensor converted = [&] {
-        MemoryTagGuard same_tag(host_slice ? MemoryTag::param_offload : MemoryTag::param);
-        return convert(group.owned);
-      }();
-      if (host_slice && !converted.device().is_cpu()) {
-        Tensor on_device = empty(
-            converted.sizes(),
-            {.dtype = converted.dtype(), .device = converted.device(), .tag = MemoryTag::param});
-        ops::copy_(on_device, converted);
-        converted = on_device;
-      }
-      group.owned = converted;
-    }
-    if (group.owned.dtype() == param.dtype() && group.owned.device() == param.device()) return;
-    param.set_grad(Tensor());
-    make_partitioned(param, param.impl()->partitioned, group.owned.dtype(), group.owned.device());
-  };
-  auto replace = [&](const Tensor& tensor, bool is_param) {
-    if (is_param && is_partitioned(tensor)) return replace_partitioned(tensor);
-    MemoryTagGuard same_tag(tensor.storage()->tag());
-    Tensor converted = convert(tensor);
-    if (converted.impl() == tensor.impl()) return;
-    if (is_param) tensor.set_grad(Tensor());
-    replace_in_place(tensor, converted);
-  };
-  for (auto& [name, param] : module.named_parameters()) replace(param, true);
-  for (auto& [name, buffer] : module.named_buffers()) replace(buffer, false);
-}
-}  // namespace
-
-void Module::to(DType dtype) {
-  if (!is_floating(dtype)) {
-    throw std::invalid_argument(
-        fmt::format("{}.to: {} is not a floating dtype", type_name(), dtype_name(dtype)));
-  }
-  convert_in_place(*this, [dtype](const Tensor& tensor) {
-    return is_floating(tensor.dtype()) ? ops::to_dtype(tensor, dtype) : tensor;
-  });
-}
-
-void Module::to(Device device) {
-  convert_in_place(*this,
-                   [device](const Tensor& tensor) { return ops::to_device(tensor, device); });
-}
-
 void Module::zero_grad() {
   for (const Tensor& param : parameters()) param.set_grad(Tensor());
 }
@@ -335,107 +261,6 @@ int64_t Module::add_post_hook(ForwardHook hook) {
 void Module::remove_hook(int64_t handle) {
   std::erase_if(pre_hooks_, [handle](const auto& entry) { return entry.first == handle; });
   std::erase_if(post_hooks_, [handle](const auto& entry) { return entry.first == handle; });
-}
-
-NamedTensors Module::state_dict() const {
-  NamedTensors result = parameters_;
-  NamedTensors buffers = saved_buffers();
-  result.insert(result.end(), buffers.begin(), buffers.end());
-  for (const auto& [child_name, child] : children_) {
-    for (auto& [name, tensor] : child->state_dict()) {
-      result.emplace_back(joined(child_name, name), tensor);
-    }
-  }
-  return result;
-}
-
-void Module::load_state_dict(const NamedTensors& state, bool strict) {
-  NamedTensors own = state_dict();
-  std::set<std::string> own_names;
-  for (auto& [name, tensor] : own) own_names.insert(name);
-  std::set<std::string> given_names;
-  for (auto& [name, tensor] : state) {
-    if (!given_names.insert(name).second) {
-      throw std::invalid_argument(fmt::format("load_state_dict: \"{}\" appears twice", name));
-    }
-    if (strict && !own_names.contains(name)) {
-      throw std::invalid_argument(fmt::format(
-          "load_state_dict: unexpected tensor \"{}\": {} has no such parameter or buffer", name,
-          type_name()));
-    }
-  }
-  // Check every shape before copying anything, so a bad file changes nothing.
-  std::map<std::string, Tensor> found_by_name;
-  for (auto& [name, target] : own) {
-    // An init-capture, since clang before 16 cannot capture a structured binding.
-    auto found = std::find_if(state.begin(), state.end(), [&wanted = name](const auto& entry) {
-      return entry.first == wanted;
-    });
-    if (found == state.end()) {
-      // A tied parameter is saved under one of its names (nn/shared_tensors.h).
-      bool tied_name_given = std::any_of(
-          own.begin(), own.end(), [&, &wanted = name, &tensor = target](const auto& other) {
-            return other.first != wanted && same_tensor(other.second, tensor) &&
-                   given_names.contains(other.first);
-          });
-      if (strict && !tied_name_given) {
-        throw std::invalid_argument(fmt::format(
-            "load_state_dict: missing tensor \"{}\" of shape {}", name, shape_str(target.sizes())));
-      }
-      continue;
-    }
-    if (found->second.sizes() != target.sizes()) {
-      throw std::invalid_argument(
-          fmt::format("load_state_dict: \"{}\" has shape {}, the model expects {}", name,
-                      shape_str(found->second.sizes()), shape_str(target.sizes())));
-    }
-    found_by_name.emplace(name, found->second);
-  }
-  autograd::NoGradGuard no_grad;
-  load_checked(found_by_name, "");
-}
-
-void Module::load_checked(const std::map<std::string, Tensor>& found, const std::string& prefix) {
-  for (const auto& [name, param] : parameters_) {
-    auto source = found.find(joined(prefix, name));
-    if (source != found.end()) ops::copy_(param, source->second);
-  }
-  NamedTensors buffer_values;
-  for (const auto& [name, buffer] : saved_buffers()) {
-    auto source = found.find(joined(prefix, name));
-    if (source != found.end()) buffer_values.emplace_back(name, source->second);
-  }
-  if (!buffer_values.empty()) load_saved_buffers(buffer_values);
-  for (const auto& [child_name, child] : children_)
-    child->load_checked(found, joined(prefix, child_name));
-}
-
-void Module::load_saved_buffers(const NamedTensors& values) {
-  for (const auto& [name, value] : values) {
-    auto buffer =
-        std::find_if(buffers_.begin(), buffers_.end(),
-                     [&wanted = name](const auto& entry) { return entry.first == wanted; });
-    if (buffer == buffers_.end()) {
-      throw std::invalid_argument(
-          fmt::format("{}: load_saved_buffers: no buffer \"{}\"", type_name(), name));
-    }
-    ops::copy_(buffer->second, value);
-  }
-}
-
-void Module::save(const std::string& path) const {
-  NamedTensors state = state_dict();
-  SafetensorsMetadata tied_names = remove_shared_duplicates(state);
-  save_safetensors(path, state, tied_names);
-}
-
-void Module::load(const std::string& path, bool strict) {
-  SafetensorsContents contents = load_safetensors(path);
-  try {
-    load_state_dict(contents.tensors, strict);
-  } catch (const std::exception& error) {
-    throw std::runtime_error(path + ": " + error.what());
-  }
 }
 
 std::string Module::repr() const {

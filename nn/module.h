@@ -47,6 +47,9 @@ template <typename Element>
 struct Pointee<Element*> {
   using type = Element;
 };
+// The dotted name of a child's entry: "prefix.name", or whichever of the two is non-empty (a
+// child module itself is named by its prefix alone).
+std::string joined_name(const std::string& prefix, const std::string& name);
 }  // namespace detail
 
 class Module : public std::enable_shared_from_this<Module> {

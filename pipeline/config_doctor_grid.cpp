@@ -273,7 +273,8 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   prediction.in_flight = most_in_flight(shape, at.pipeline);
   // Llama's layers are not split over a tensor axis here (its tensor-parallel layers are
   // built elsewhere); the checkpoints' re-runs are replayed without one, and with one model
-  // chunk a stage (interleaved, they measure 5-8% off the replay).
+  // chunk a stage (with a tensor axis the replay is 12% over the last stage's measured peak,
+  // interleaved 4-8% under it: docs/config_doctor.md).
   const bool llama = model.architecture == models::Architecture::llama;
   const int64_t interval = config.pipeline.activation_checkpoint_interval;
   if (model.dropout == 0.0 && !model.sparse_attention && !(llama && grid.tensor > 1) &&

@@ -164,11 +164,12 @@ struct Differences {
 // The one process's weights after every step, for --trace (empty: no trace).
 using WeightsPerStep = std::vector<std::map<std::string, Tensor>>;
 
-// After step `step` of a layout's run: each tensor's relative difference from the one process,
-// the worst over the world (`weights`: this rank's, whole, by the GPT's names), and rank 0
-// prints the worst tensor and its value.
-void print_worst_tensor(int step, const NamedTensors& weights, const WeightsPerStep& reference,
-                        comm::Communicator& world) {
+// After step `step` of a layout's run: the step's loss difference from the one process (the
+// forward before any update differs only where the formulas or their summation order do), and
+// each tensor's relative difference, the worst over the world (`weights`: this rank's, whole,
+// by the GPT's names); rank 0 prints both.
+void print_worst_tensor(int step, double loss_difference, const NamedTensors& weights,
+                        const WeightsPerStep& reference, comm::Communicator& world) {
   const std::map<std::string, Tensor>& expected = reference.at(size_t(step));
   std::vector<double> differences(expected.size(), 0.0);
   for (const auto& [name, weight] : weights) {
@@ -182,7 +183,7 @@ void print_worst_tensor(int step, const NamedTensors& weights, const WeightsPerS
   const double* worst =
       std::max_element(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
   if (world.rank() == 0)
-    fmt::print("  step {} worst {} {:.2e}\n", step + 1,
+    fmt::print("  step {} |loss-diff| {:.2e} worst {} {:.2e}\n", step + 1, loss_difference,
                std::next(expected.begin(), worst - all.data_ptr<double>())->first, *worst);
 }
 
@@ -232,7 +233,9 @@ Differences run_pipeline(comm::Communicator& world, Layout layout, int zero_stag
       next += kMicroRows;
       return batch;
     }));
-    if (!trace.empty()) print_worst_tensor(step, engine.whole_model_weights(), trace, world);
+    if (!trace.empty())
+      print_worst_tensor(step, std::fabs(losses.back() - reference.losses[size_t(step)]),
+                         engine.whole_model_weights(), trace, world);
   }
   return compare(losses, engine.whole_model_weights(), reference, world);
 }
@@ -270,7 +273,8 @@ Differences run_engine(comm::Communicator& world, Layout layout, int zero_stage,
     if (!trace.empty()) {
       NamedTensors weights = engine.consolidated_state_dict();
       if (split) weights = tensor_parallel::gather_full(*model, weights, tensor_group);
-      print_worst_tensor(step, weights, trace, world);
+      print_worst_tensor(step, std::fabs(losses.back() - reference.losses[size_t(step)]), weights,
+                         trace, world);
     }
   }
   NamedTensors weights = engine.consolidated_state_dict();

@@ -11,7 +11,6 @@
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
-#include "core/factory.h"
 #include "core/ops/index.h"
 #include "core/ops/view.h"
 #include "dist/checkpoint_generators.h"
@@ -163,45 +162,6 @@ struct Joining {
   std::string file;  // the first model file that named it
 };
 
-// The shards of one tensor, in tensor-rank order, put back together.
-Tensor join_shards(const std::vector<Tensor>& shards, const ShardLayout& layout) {
-  if (layout.kind == ShardKind::replicated) return shards.front();
-  if (layout.kind == ShardKind::rows) return ops::cat(shards, 0);
-  // Columns: each rank holds one piece of every fused block; block b is the ranks' pieces b.
-  const int64_t last = shards.front().dim() - 1;
-  const int64_t piece = shards.front().size(last) / layout.fused_blocks;
-  std::vector<Tensor> pieces;
-  for (int64_t block = 0; block < layout.fused_blocks; ++block)
-    for (const Tensor& shard : shards)
-      pieces.push_back(ops::narrow(shard, last, block * piece, piece));
-  return ops::cat(pieces, last);
-}
-
-// Some of the `tensor_size` shards of one tensor, by tensor rank, in their places in the whole
-// tensor; the blocks of the ranks not given are zeros.
-Tensor place_shards(const std::map<int, Tensor>& shards, const ShardLayout& layout,
-                    int tensor_size) {
-  const Tensor& any = shards.begin()->second;
-  if (layout.kind == ShardKind::replicated) return any;
-  if (shards.size() == size_t(tensor_size)) {
-    std::vector<Tensor> ordered;
-    for (const auto& [rank, shard] : shards) ordered.push_back(shard);
-    return join_shards(ordered, layout);
-  }
-  const int64_t dim = layout.kind == ShardKind::rows ? 0 : any.dim() - 1;
-  Shape shape = any.sizes();
-  shape[size_t(dim)] *= tensor_size;
-  Tensor whole = zeros(shape, options_of(any));
-  // Rows: one block; columns: rank r's piece b is block b's r-th piece.
-  const int64_t blocks = layout.kind == ShardKind::rows ? 1 : layout.fused_blocks;
-  const int64_t piece = any.size(dim) / blocks;
-  for (const auto& [rank, shard] : shards)
-    for (int64_t block = 0; block < blocks; ++block)
-      ops::copy_(ops::narrow(whole, dim, (block * tensor_size + rank) * piece, piece),
-                 ops::narrow(shard, dim, block * piece, piece));
-  return whole;
-}
-
 // Adds one model-parallel rank's joined files (`checkpoint`) to the shards being joined.
 void add_mp_rank(const ConsolidatedCheckpoint& checkpoint, const SavedGrid& grid, int mp_rank,
                  const std::string& path, UniversalCheckpoint& universal,
@@ -264,7 +224,7 @@ void join_all(std::map<std::string, Joining>& joining, const std::set<int>& tens
         shards[rank] = pick(joined.by_tensor_rank[rank]);
         if (replicated) break;
       }
-      return place_shards(shards, joined.layout, universal.tensor_size);
+      return tensor_parallel::join_shards(shards, joined.layout, universal.tensor_size);
     };
     const Shard& first = joined.by_tensor_rank.at(*tensor_ranks.begin());
     universal.fp32[whole] = gather([](const Shard& shard) { return shard.fp32; });

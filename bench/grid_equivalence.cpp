@@ -3,8 +3,12 @@
 // loss over the steps and the largest relative difference of a weight after them (largest
 // |difference| over largest |weight| of each tensor, shards joined, the worst tensor).
 // Layouts with a pipeline run through the pipeline engine at ZeRO 1 and 2; the others (data
-// only, or tensor x data) through the engine at ZeRO 1, 2 and 3. Run: mpirun -np 8
-// bench/grid_equivalence (the layouts are those of 8 ranks; other worlds run the ones that fit).
+// only, or tensor x data) through the engine at ZeRO 1, 2 and 3. The floor of fp32 is measured
+// in the same run (one process summing the same micro-batches in another order) and each
+// layout's weight difference is printed beside it, as a multiple of it. --trace prints, per
+// step of each layout, the tensor that differs most from the one process at that step.
+// Run: mpirun -np 8 bench/grid_equivalence (the layouts are those of 8 ranks; other worlds run
+// the ones that fit).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,7 +57,8 @@ const apps::CommandLine kCommandLine{
      {"layout", "PP,TP", "", "run only this layout (the data size is what the world leaves)",
       "every layout"},
      {"growth", "", "",
-      "first print per step the worst tensor of one process summing in another order", "off"}}};
+      "first print per step the worst tensor of one process summing in another order", "off"},
+     {"trace", "", "", "print per step each layout's worst tensor against one process", "off"}}};
 double kLr = 0.2;  // set once from --lr
 
 constexpr int64_t kSequences = 32;  // the global batch
@@ -155,6 +161,32 @@ struct Differences {
   double loss = 0.0, weight = 0.0;
 };
 
+// The one process's weights after every step, for --trace (empty: no trace).
+using WeightsPerStep = std::vector<std::map<std::string, Tensor>>;
+
+// After step `step` of a layout's run: the step's loss difference from the one process (the
+// forward before any update differs only where the formulas or their summation order do), and
+// each tensor's relative difference, the worst over the world (`weights`: this rank's, whole,
+// by the GPT's names); rank 0 prints both.
+void print_worst_tensor(int step, double loss_difference, const NamedTensors& weights,
+                        const WeightsPerStep& reference, comm::Communicator& world) {
+  const std::map<std::string, Tensor>& expected = reference.at(size_t(step));
+  std::vector<double> differences(expected.size(), 0.0);
+  for (const auto& [name, weight] : weights) {
+    auto found = expected.find(name == "lm_head.weight" ? "wte.weight" : name);
+    if (found == expected.end()) continue;
+    double& slot = differences[size_t(std::distance(expected.begin(), found))];
+    slot = std::max(slot, relative_difference(weight, found->second));
+  }
+  Tensor all = from_values(differences, {int64_t(differences.size())}, {.dtype = DType::f64});
+  world.all_reduce(all, comm::ReduceOperation::max);
+  const double* worst =
+      std::max_element(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
+  if (world.rank() == 0)
+    fmt::print("  step {} |loss-diff| {:.2e} worst {} {:.2e}\n", step + 1, loss_difference,
+               std::next(expected.begin(), worst - all.data_ptr<double>())->first, *worst);
+}
+
 // The worst of this rank's weights (the tied head compared with the embedding), then the
 // worst over the world.
 Differences compare(const std::vector<double>& losses, const NamedTensors& weights,
@@ -174,7 +206,7 @@ Differences compare(const std::vector<double>& losses, const NamedTensors& weigh
 }
 
 Differences run_pipeline(comm::Communicator& world, Layout layout, int zero_stage, int steps,
-                         const Trained& reference) {
+                         const Trained& reference, const WeightsPerStep& trace) {
   comm::ProcessGrid grid(
       world, {.data = layout.data, .pipeline = layout.pipeline, .tensor = layout.tensor});
   const int64_t micro_batches = kSequences / (layout.data * kMicroRows);
@@ -201,6 +233,9 @@ Differences run_pipeline(comm::Communicator& world, Layout layout, int zero_stag
       next += kMicroRows;
       return batch;
     }));
+    if (!trace.empty())
+      print_worst_tensor(step, std::fabs(losses.back() - reference.losses[size_t(step)]),
+                         engine.whole_model_weights(), trace, world);
   }
   return compare(losses, engine.whole_model_weights(), reference, world);
 }
@@ -208,7 +243,7 @@ Differences run_pipeline(comm::Communicator& world, Layout layout, int zero_stag
 // No pipeline: the GPT (or its tensor-parallel form) in the engine, each data rank on its
 // share of the global batch.
 Differences run_engine(comm::Communicator& world, Layout layout, int zero_stage, int steps,
-                       const Trained& reference) {
+                       const Trained& reference, const WeightsPerStep& trace) {
   comm::ProcessGrid grid(world, {.data = layout.data, .pipeline = 1, .tensor = layout.tensor});
   comm::Communicator& tensor_group = grid.tensor_group();
   const bool split = layout.tensor > 1;
@@ -235,6 +270,12 @@ Differences run_engine(comm::Communicator& world, Layout layout, int zero_stage,
     engine.backward(loss);
     engine.step();
     losses.push_back(engine.last_global_loss());
+    if (!trace.empty()) {
+      NamedTensors weights = engine.consolidated_state_dict();
+      if (split) weights = tensor_parallel::gather_full(*model, weights, tensor_group);
+      print_worst_tensor(step, std::fabs(losses.back() - reference.losses[size_t(step)]), weights,
+                         trace, world);
+    }
   }
   NamedTensors weights = engine.consolidated_state_dict();
   if (split) weights = tensor_parallel::gather_full(*model, weights, tensor_group);
@@ -268,12 +309,13 @@ void print_floor_growth(int steps) {
 int main(int argc, char** argv) {
   int steps = 20;
   std::optional<std::pair<int, int>> only;  // --layout
-  bool growth = false;
+  bool growth = false, trace = false;
   std::optional<int> status =
       apps::read_command_line(argc, argv, kCommandLine, [&](const apps::Flags& flags) {
         steps = int(flags.get_int("steps", 1));
         kLr = flags.get_double("lr", 0.0);
         growth = flags.has("growth");
+        trace = flags.has("trace");
         if (flags.has("layout")) {
           const std::string text = flags.get_string("layout");
           int pipeline = 0, tensor = 0;
@@ -288,7 +330,13 @@ int main(int argc, char** argv) {
   return comm::run_distributed_main(argc, argv, [&](comm::MpiRuntime& runtime) {
     comm::Communicator& world = runtime.world();
     if (growth && world.rank() == 0) print_floor_growth(steps);
-    const Trained reference = train_one_process(steps);
+    WeightsPerStep reference_steps;
+    const Trained reference = train_one_process(steps, kSequences, [&](int, models::GPT& model) {
+      if (!trace) return;
+      std::map<std::string, Tensor>& copy = reference_steps.emplace_back();
+      for (const auto& [name, weight] : model.named_parameters())
+        copy[name] = weight.detach().clone();
+    });
     if (world.rank() == 0) {
       fmt::print(
           "GPT {} layers, width {}, {} heads, vocab {}; global batch {} x {} tokens; fp32, "
@@ -297,8 +345,9 @@ int main(int argc, char** argv) {
           bench_gpt_config().n_layer, bench_gpt_config().n_embd, bench_gpt_config().n_head,
           bench_gpt_config().vocab_size, kSequences, kLength, kLr, steps, reference.losses.front(),
           reference.losses.back(), reference.largest_move);
-      fmt::print("pp tp dp zero max|loss-diff| max-rel-weight-diff seconds\n");
+      fmt::print("pp tp dp zero max|loss-diff| max-rel-weight-diff x-floor seconds\n");
     }
+    double floor = 0.0;  // the weight difference of one process summing in another order
     {
       // The floor: one process, micro-batches of kMicroRows (no rank grid, marked "-").
       const Trained accumulated = train_one_process(steps, kMicroRows);
@@ -309,7 +358,9 @@ int main(int argc, char** argv) {
       for (size_t step = 0; step < accumulated.losses.size(); ++step)
         found.loss =
             std::max(found.loss, std::fabs(accumulated.losses[step] - reference.losses[step]));
-      if (world.rank() == 0) fmt::print("1 1 1 - {:.2e} {:.2e} -\n", found.loss, found.weight);
+      floor = found.weight;
+      if (world.rank() == 0)
+        fmt::print("1 1 1 - {:.2e} {:.2e} 1.00 - (the floor)\n", found.loss, found.weight);
     }
     const int ranks = world.size();
     for (Layout layout :
@@ -322,14 +373,19 @@ int main(int argc, char** argv) {
           layout.pipeline > 1 ? std::vector<int>{1, 2} : std::vector<int>{1, 2, 3};
       for (int zero_stage : stages) {
         auto begun = std::chrono::steady_clock::now();
-        Differences found = layout.pipeline > 1
-                                ? run_pipeline(world, layout, zero_stage, steps, reference)
-                                : run_engine(world, layout, zero_stage, steps, reference);
+        if (trace && world.rank() == 0)
+          fmt::print("{} {} {} {}: per step\n", layout.pipeline, layout.tensor, layout.data,
+                     zero_stage);
+        Differences found =
+            layout.pipeline > 1
+                ? run_pipeline(world, layout, zero_stage, steps, reference, reference_steps)
+                : run_engine(world, layout, zero_stage, steps, reference, reference_steps);
         double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
         if (world.rank() == 0)
-          fmt::print("{} {} {} {} {:.2e} {:.2e} {:.1f}\n", layout.pipeline, layout.tensor,
-                     layout.data, zero_stage, found.loss, found.weight, seconds);
+          fmt::print("{} {} {} {} {:.2e} {:.2e} {:.2f} {:.1f}\n", layout.pipeline, layout.tensor,
+                     layout.data, zero_stage, found.loss, found.weight,
+                     found.weight / std::max(floor, 1e-30), seconds);
       }
     }
     return 0;

@@ -13,6 +13,7 @@
 
 #include "core/factory.h"
 #include "core/ops/view.h"
+#include "dist/checkpoint_generators.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
@@ -218,12 +219,22 @@ void join_group(const SafetensorsContents& file, const std::string& path, int ra
 
 }  // namespace
 
-ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank) {
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank,
+                                       std::vector<std::string>* files_opened,
+                                       const SafetensorsContents* model_file) {
   ConsolidatedCheckpoint checkpoint;
   checkpoint.tag_dir = tag_dir;
   std::string model_path = model_states_file(tag_dir, mp_rank);
-  if (!fs::exists(model_path)) throw std::runtime_error(model_path + ": missing");
-  SafetensorsContents model = load_safetensors(model_path);
+  auto open = [&](const std::string& path) {
+    if (files_opened != nullptr) files_opened->push_back(path);
+    return load_safetensors(path);
+  };
+  SafetensorsContents opened;
+  if (model_file == nullptr) {
+    if (!fs::exists(model_path)) throw std::runtime_error(model_path + ": missing");
+    opened = open(model_path);
+  }
+  const SafetensorsContents& model = model_file != nullptr ? *model_file : opened;
   checkpoint.engine_state = metadata_json(model, "zerotrain", model_path, true);
   checkpoint.client_state = metadata_json(model, "client_state", model_path, false);
   checkpoint.model_parallel = metadata_json(model, "model_parallel", model_path, false);
@@ -243,7 +254,7 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank) 
       throw std::runtime_error(fmt::format("{}: missing (the checkpoint was saved by {} ranks)",
                                            path, checkpoint.world_size));
     }
-    SafetensorsContents file = load_safetensors(path);
+    SafetensorsContents file = open(path);
     nlohmann::json layout = metadata_json(file, "zerotrain", path, true);
     if (field<int>(layout, "rank", path) != rank ||
         field<int>(layout, "world_size", path) != checkpoint.world_size) {
@@ -251,10 +262,7 @@ ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank) 
                                            path, layout["rank"].dump(), layout["world_size"].dump(),
                                            rank, checkpoint.world_size));
     }
-    auto generator = field<std::vector<uint64_t>>(layout, "generator", path);
-    if (generator.size() != 2)
-      throw std::runtime_error(path + ": \"generator\" needs [seed, offset]");
-    checkpoint.generators.push_back({generator[0], generator[1]});
+    read_generator_record(layout, path, checkpoint);
     auto groups = field<nlohmann::json>(layout, "groups", path);
     if (!groups.is_array()) throw std::runtime_error(path + ": \"groups\" must be an array");
     for (size_t g = 0; g < groups.size(); ++g)

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,12 @@ struct SavedGenerator {
   uint64_t seed = 0, offset = 0;
 };
 
+// The largest offsets reached by the default generators and by the generators seeded per
+// tensor rank (dist/checkpoint_generators.h).
+struct GeneratorOffsets {
+  uint64_t default_generator = 0, tensor_rank = 0;
+};
+
 // A whole checkpoint joined from its rank files, whatever world size saved it: every
 // parameter's fp32 values and optimizer state, whole, by parameter name.
 struct ConsolidatedCheckpoint {
@@ -54,6 +61,10 @@ struct ConsolidatedCheckpoint {
   std::map<std::string, std::map<std::string, Tensor>> optimizer_state;  // name -> state -> tensor
   std::map<std::string, int64_t> optimizer_steps;
   std::vector<SavedGenerator> generators;  // per saving rank
+  // Per saving rank: the generators seeded per tensor rank (tensor_parallel/
+  // tensor_rank_generator.h) by their module's name in the whole model; nullopt in a
+  // checkpoint saved before they were.
+  std::vector<std::optional<std::map<std::string, SavedGenerator>>> tensor_rank_generators;
   int world_size = 0;
 };
 
@@ -62,6 +73,10 @@ struct ConsolidatedCheckpoint {
 // layout that does not cover every parameter exactly once, shapes that disagree.
 // `mp_rank`: the files of that model-parallel rank only (its data-parallel ranks joined); the
 // parameters keep the names they have there (dist/model_parallel_checkpoint.h joins the ranks).
-ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank = 0);
+// `files_opened`: each file opened is appended (the log a loader keeps); `model_file`: that
+// rank's model-states file already read (it is not opened again).
+ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank = 0,
+                                       std::vector<std::string>* files_opened = nullptr,
+                                       const SafetensorsContents* model_file = nullptr);
 
 }  // namespace zt::dist

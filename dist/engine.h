@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -43,6 +44,7 @@
 
 #include "comm/communicator.h"
 #include "core/allocator.h"
+#include "core/generator.h"
 #include "dist/config.h"
 #include "dist/engine_observers.h"
 #include "dist/model_parallel_checkpoint.h"
@@ -210,15 +212,19 @@ class Engine {
 
   // Checkpoints, as DeepSpeed's (layout and crash safety: dist/checkpoint_files.h). Saves the
   // parameters, the fp32 master slices and optimizer state of every rank, the schedule, the
-  // loss scaler, the step counters and each rank's generator, with `client_state`; `tag` ""
+  // loss scaler, the step counters and each rank's generators (the default one and those of
+  // tensor-parallel modules, dist/checkpoint_generators.h), with `client_state`; `tag` ""
   // means "global_step<N>". Call it at an accumulation boundary. Collective; returns DIR/TAG.
   std::string save_checkpoint(const std::string& dir, const std::string& tag = "",
                               const nlohmann::json& client_state = nullptr,
                               bool save_latest = true);
   // Restores all of that from DIR/TAG (TAG "" = the one `latest` names), whatever world size
-  // and stage saved it, and returns the client state (null when none was saved). Every file is
-  // read and checked before anything changes; an error leaves the engine as it was. Collective.
+  // and stage saved it, and returns the client state (null when none was saved). The files that
+  // hold this engine's piece are read and checked before anything changes (every file is
+  // checked to exist); an error leaves the engine as it was. Collective.
   nlohmann::json load_checkpoint(const std::string& dir, const std::string& tag = "");
+  // The files the last load_checkpoint opened on this rank, in order (checkpoint_read_plan.h).
+  const std::vector<std::string>& files_read_by_last_load() const { return files_read_; }
   // Model parallelism in checkpoints (dist/model_parallel_checkpoint.h): where this engine's
   // parameters sit in the whole model, so that its files are named by its model-parallel rank
   // and a checkpoint saved at any (pp, tp, dp) loads here. `other_axes`: host communicators of
@@ -249,7 +255,9 @@ class Engine {
   void run_on_all_ranks(const std::string& what, const std::function<void()>& body);
   void run_on_every_grid_rank(const std::string& what, const std::function<void()>& body);
   nlohmann::json engine_state_json() const;
-  void write_optimizer_states(const std::string& staging_dir) const;
+  void write_optimizer_states(
+      const std::string& staging_dir,
+      const std::map<std::string, Generator*>& tensor_rank_generators) const;
   void check_checkpoint_matches_model(const ConsolidatedCheckpoint& checkpoint) const;
   LoadedState read_loaded_state(const std::string& dir, const std::string& tag) const;
   MemoryAccounting& memory_accounting() const;
@@ -281,6 +289,7 @@ class Engine {
   std::unique_ptr<optim::LRSchedule> schedule_;
   ModelParallelPlacement placement_;
   std::vector<comm::Communicator*> other_axes_;  // agreement across the model-parallel axes
+  std::vector<std::string> files_read_;          // by the last load_checkpoint
   std::function<void(const std::string&)> write_model_files_;
 
   bool backward_since_step_ = false;  // an engine.backward that its step() has not followed

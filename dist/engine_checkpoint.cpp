@@ -21,12 +21,14 @@
 #include "core/factory.h"
 #include "core/generator.h"
 #include "dist/checkpoint_files.h"
+#include "dist/checkpoint_generators.h"
 #include "dist/engine.h"
 #include "dist/fault_points.h"
 #include "dist/zero/gradient_reducer.h"
 #include "dist/zero/optimizer_shard.h"
 #include "dist/zero/parameter_swap.h"
 #include "nn/shared_tensors.h"
+#include "tensor_parallel/tensor_rank_generator.h"
 
 namespace zt::dist {
 namespace fs = std::filesystem;
@@ -165,7 +167,9 @@ nlohmann::json Engine::engine_state_json() const {
 
 // This rank's optimizer file in `staging_dir`: its slice of every group's fp32 values and
 // optimizer state, with the layout that lets any world size and stage read them back.
-void Engine::write_optimizer_states(const std::string& staging_dir) const {
+void Engine::write_optimizer_states(
+    const std::string& staging_dir,
+    const std::map<std::string, Generator*>& tensor_rank_generators) const {
   NamedTensors tensors;
   nlohmann::json groups = nlohmann::json::array();
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -199,12 +203,13 @@ void Engine::write_optimizer_states(const std::string& staging_dir) const {
                       {"state", state_names},
                       {"params", params}});
   }
-  const Generator& generator = default_generator();
-  nlohmann::json layout = {{"rank", rank()},
-                           {"world_size", world_size()},
-                           {"zero_stage", zero_stage()},
-                           {"generator", {generator.seed(), generator.offset()}},
-                           {"groups", groups}};
+  nlohmann::json layout = {
+      {"rank", rank()}, {"world_size", world_size()}, {"zero_stage", zero_stage()}};
+  std::map<std::string, Generator*> by_whole_name;
+  for (const auto& [name, generator] : tensor_rank_generators)
+    by_whole_name[placement_.whole_module_name(name)] = generator;
+  write_generator_record(by_whole_name, layout);
+  layout["groups"] = groups;
   save_safetensors(optim_states_file(staging_dir, rank(), placement_.mp_rank()), tensors,
                    {{"zerotrain", layout.dump()}});
 }
@@ -242,6 +247,13 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     }
   });
   NamedTensors model_state = consolidated_state_dict();  // collective with P_p
+  const std::map<std::string, Generator*> tensor_rank_generators =
+      tensor_parallel::tensor_rank_generators(*model_);
+  std::vector<comm::Communicator*> grid_axes{control_.get()};
+  grid_axes.insert(grid_axes.end(), other_axes_.begin(), other_axes_.end());
+  nlohmann::json engine_state = engine_state_json();
+  engine_state["largest_generator_offsets"] =
+      offsets_json(largest_generator_offsets(tensor_rank_generators, grid_axes));
   // A tied parameter is stored once, as safetensors.torch.save_model stores it.
   SafetensorsMetadata tied_names = nn::remove_shared_duplicates(model_state);
   const NamedTensors parameters = model_->named_parameters();
@@ -256,7 +268,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
     if (rank() == 0) {
       SafetensorsMetadata metadata = {
           {"format", "pt"},
-          {"zerotrain", engine_state_json().dump()},
+          {"zerotrain", engine_state.dump()},
           {"client_state", client_state.dump()},
           {"model_parallel",
            placement_json(placement_, parameters, model_->named_buffers()).dump()}};
@@ -266,7 +278,7 @@ std::string Engine::save_checkpoint(const std::string& dir, const std::string& t
       if (write_model_files_) write_model_files_(staging.string());
       reach_fault_point("checkpoint_after_model_file", rank(), global_steps_);
     }
-    write_optimizer_states(staging.string());
+    write_optimizer_states(staging.string(), tensor_rank_generators);
   });
   run_on_every_grid_rank("save_checkpoint", [&] {
     if (!world_rank_zero) return;
@@ -321,15 +333,21 @@ struct Engine::LoadedState {
   std::optional<int64_t> schedule_iteration;
   std::optional<optim::LossScalerState> scaler;
   std::optional<SavedGenerator> generator;
+  // By local module name; nullopt with `generators_missing` when the checkpoint predates them.
+  std::optional<std::map<std::string, SavedGenerator>> tensor_rank_generators;
+  bool tensor_rank_generators_missing = false;
   nlohmann::json client_state;
+  std::string tag_dir;
+  std::vector<std::string> files_read;
 };
 
 Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
                                               const std::string& tag) const {
   // Joined over every rank that saved it and cut for this engine's place in the grid.
+  const UniversalCheckpoint universal =
+      read_universal_checkpoint(resolve_tag_dir(dir, tag), &placement_);
   ConsolidatedCheckpoint checkpoint =
-      localize(read_universal_checkpoint(resolve_tag_dir(dir, tag)), placement_,
-               model_->named_parameters(), model_->named_buffers());
+      localize(universal, placement_, model_->named_parameters(), model_->named_buffers());
   check_checkpoint_matches_model(checkpoint);
   LoadedState loaded;
   std::string where = model_states_file(checkpoint.tag_dir) + ": zerotrain";
@@ -390,7 +408,16 @@ Engine::LoadedState Engine::read_loaded_state(const std::string& dir,
   // (docs/checkpoints.md, generators).
   if (!checkpoint.generators.empty())
     loaded.generator = checkpoint.generators[size_t(rank()) % checkpoint.generators.size()];
+  const std::map<std::string, Generator*> generators =
+      tensor_parallel::tensor_rank_generators(*model_);
+  if (!generators.empty()) {
+    auto restored = restored_tensor_rank_generators(universal, placement_, generators);
+    loaded.tensor_rank_generators_missing = !restored;
+    if (restored) loaded.tensor_rank_generators = (*restored)[size_t(rank()) % restored->size()];
+  }
   loaded.client_state = checkpoint.client_state;
+  loaded.files_read = universal.files_opened;
+  loaded.tag_dir = universal.tag_dir;
   return loaded;
 }
 
@@ -423,6 +450,13 @@ nlohmann::json Engine::load_checkpoint(const std::string& dir, const std::string
   if (loss_scaler_ && loaded.scaler) loss_scaler_->set_state(*loaded.scaler);
   if (loaded.generator)
     default_generator().set_state(loaded.generator->seed, loaded.generator->offset);
+  std::map<std::string, Generator*> generators = tensor_parallel::tensor_rank_generators(*model_);
+  if (loaded.tensor_rank_generators)
+    for (const auto& [name, saved] : *loaded.tensor_rank_generators)
+      generators.at(name)->set_state(saved.seed, saved.offset);
+  if (loaded.tensor_rank_generators_missing && rank() == 0 && placement_.tensor_rank == 0)
+    fmt::print(stderr, "warning: {}\n", missing_tensor_rank_generators(loaded.tag_dir));
+  files_read_ = std::move(loaded.files_read);
   reducer_->zero_gradients();
   return loaded.client_state;
 }

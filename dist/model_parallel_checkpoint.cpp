@@ -13,6 +13,8 @@
 #include "autograd/grad_mode.h"
 #include "core/ops/index.h"
 #include "core/ops/view.h"
+#include "dist/checkpoint_generators.h"
+#include "dist/checkpoint_read_plan.h"
 
 namespace zt::dist {
 
@@ -27,6 +29,18 @@ std::string ModelParallelPlacement::whole_name(const std::string& local) const {
 ShardLayout ModelParallelPlacement::layout(const std::string& local) const {
   auto found = layouts.find(local);
   return found == layouts.end() ? ShardLayout{} : found->second;
+}
+
+std::string ModelParallelPlacement::whole_module_name(const std::string& local) const {
+  const std::string prefix = local + ".";
+  for (auto entry = whole_names.lower_bound(prefix);
+       entry != whole_names.end() && entry->first.starts_with(prefix); ++entry) {
+    const std::string inside = entry->first.substr(prefix.size());
+    const std::string& whole = entry->second;
+    if (whole.size() > inside.size() && whole.ends_with("." + inside))
+      return whole.substr(0, whole.size() - inside.size() - 1);
+  }
+  return local;
 }
 
 namespace {
@@ -60,17 +74,21 @@ struct SavedPlacement {
 // The placement a model file records; a file without one (an engine without model
 // parallelism) is one whole replica.
 struct SavedGrid {
-  int stage = 0, stages = 1, tensor_rank = 0, tensor_size = 1;
+  int stage = 0, stages = 1, tensor_rank = 0, tensor_size = 1, chunks = 1;
+  std::vector<int> layer_bounds;                 // pipeline stages only
   std::map<std::string, SavedPlacement> params;  // by local name
   std::map<std::string, std::string> buffers;    // local -> whole
 };
 
-SavedGrid saved_grid(const ConsolidatedCheckpoint& checkpoint, const std::string& path) {
+// The grid a model file's "model_parallel" entry states (null: one whole replica); with
+// `checkpoint`, each of its parameters' and buffers' places too.
+SavedGrid saved_grid(const nlohmann::json& saved, const std::string& path,
+                     const ConsolidatedCheckpoint* checkpoint) {
   SavedGrid grid;
-  const nlohmann::json& saved = checkpoint.model_parallel;
   if (saved.is_null()) {
-    for (const std::string& name : checkpoint.parameter_names) grid.params[name] = {name, {}};
-    for (const auto& [name, tensor] : checkpoint.model_tensors) grid.buffers[name] = name;
+    if (checkpoint == nullptr) return grid;
+    for (const std::string& name : checkpoint->parameter_names) grid.params[name] = {name, {}};
+    for (const auto& [name, tensor] : checkpoint->model_tensors) grid.buffers[name] = name;
     return grid;
   }
   std::string where = path + ": model_parallel";
@@ -79,6 +97,10 @@ SavedGrid saved_grid(const ConsolidatedCheckpoint& checkpoint, const std::string
     grid.stages = saved.at("pipeline_stages").get<int>();
     grid.tensor_rank = saved.at("tensor_rank").get<int>();
     grid.tensor_size = saved.at("tensor_size").get<int>();
+    if (saved.contains("layer_bounds")) {
+      grid.layer_bounds = saved.at("layer_bounds").get<std::vector<int>>();
+      grid.chunks = saved.at("chunks").get<int>();
+    }
     for (const auto& [local, entry] : saved.at("params").items()) {
       ShardLayout layout{kind_from(entry.at("cut").get<std::string>(), where + " " + local),
                          entry.at("fused_blocks").get<int64_t>()};
@@ -95,6 +117,37 @@ SavedGrid saved_grid(const ConsolidatedCheckpoint& checkpoint, const std::string
   return grid;
 }
 
+SavedGrid saved_grid(const ConsolidatedCheckpoint& checkpoint, const std::string& path) {
+  return saved_grid(checkpoint.model_parallel, path, &checkpoint);
+}
+
+// A model-states file's metadata entry `key` as JSON (null when absent).
+nlohmann::json metadata_entry(const SafetensorsContents& file, const std::string& key,
+                              const std::string& path) {
+  auto found = file.metadata.find(key);
+  if (found == file.metadata.end()) return nullptr;
+  try {
+    return nlohmann::json::parse(found->second);
+  } catch (const nlohmann::json::exception& error) {
+    throw std::runtime_error(
+        fmt::format("{}: metadata \"{}\" is not valid JSON: {}", path, key, error.what()));
+  }
+}
+
+// The saved grid as one model-states file records it.
+SavedLayout saved_layout(const SafetensorsContents& model_file, const std::string& path) {
+  const SavedGrid grid =
+      saved_grid(metadata_entry(model_file, "model_parallel", path), path, nullptr);
+  const nlohmann::json engine_state = metadata_entry(model_file, "zerotrain", path);
+  if (!engine_state.is_object() || !engine_state.contains("world_size") ||
+      !engine_state["world_size"].is_number_integer())
+    throw std::runtime_error(fmt::format("{}: missing \"world_size\"", path));
+  const int data_size = engine_state["world_size"].get<int>();
+  if (data_size < 1 || data_size > 1'000'000)
+    throw std::runtime_error(fmt::format("{}: world_size {} is not a rank count", path, data_size));
+  return {grid.stages, grid.tensor_size, data_size, grid.chunks, grid.layer_bounds};
+}
+
 // One tensor-parallel rank's part of a parameter.
 struct Shard {
   Tensor fp32;
@@ -109,22 +162,8 @@ struct Joining {
   std::string file;  // the first model file that named it
 };
 
-// The shards of one tensor, in tensor-rank order, put back together.
-Tensor join_shards(const std::vector<Tensor>& shards, const ShardLayout& layout) {
-  if (layout.kind == ShardKind::replicated) return shards.front();
-  if (layout.kind == ShardKind::rows) return ops::cat(shards, 0);
-  // Columns: each rank holds one piece of every fused block; block b is the ranks' pieces b.
-  const int64_t last = shards.front().dim() - 1;
-  const int64_t piece = shards.front().size(last) / layout.fused_blocks;
-  std::vector<Tensor> pieces;
-  for (int64_t block = 0; block < layout.fused_blocks; ++block)
-    for (const Tensor& shard : shards)
-      pieces.push_back(ops::narrow(shard, last, block * piece, piece));
-  return ops::cat(pieces, last);
-}
-
 // Adds one model-parallel rank's joined files (`checkpoint`) to the shards being joined.
-void add_mp_rank(const ConsolidatedCheckpoint& checkpoint, const SavedGrid& grid,
+void add_mp_rank(const ConsolidatedCheckpoint& checkpoint, const SavedGrid& grid, int mp_rank,
                  const std::string& path, UniversalCheckpoint& universal,
                  std::map<std::string, Joining>& joining) {
   for (const std::string& local : checkpoint.parameter_names) {
@@ -134,7 +173,10 @@ void add_mp_rank(const ConsolidatedCheckpoint& checkpoint, const SavedGrid& grid
           fmt::format("{}: model_parallel names no whole-model parameter for {}", path, local));
     const auto& [whole, layout] = placed->second;
     Joining& target = joining[whole];
-    if (target.file.empty()) target = {layout, {}, path};
+    if (target.file.empty()) {
+      target = {layout, {}, path};
+      universal.files[whole] = path;
+    }
     // A tied parameter's copies on other stages hold the same values: the first one is kept.
     if (target.by_tensor_rank.count(grid.tensor_rank) != 0) continue;
     Shard& shard = target.by_tensor_rank[grid.tensor_rank];
@@ -157,26 +199,34 @@ void add_mp_rank(const ConsolidatedCheckpoint& checkpoint, const SavedGrid& grid
       if (placed != grid.params.end()) members.insert(placed->second.whole);
     }
   }
-  universal.generators.push_back(checkpoint.generators);
+  universal.generators[mp_rank] = checkpoint.generators;
+  universal.tensor_rank_generators[mp_rank] = checkpoint.tensor_rank_generators;
 }
 
-// Every parameter whole from its shards; a missing tensor rank is named.
-void join_all(std::map<std::string, Joining>& joining, UniversalCheckpoint& universal) {
+// Every parameter whole (or in place, see UniversalCheckpoint) from the shards of the tensor
+// ranks read (`tensor_ranks`); a missing one is named. A replicated parameter is taken from the
+// lowest tensor rank read.
+void join_all(std::map<std::string, Joining>& joining, const std::set<int>& tensor_ranks,
+              UniversalCheckpoint& universal) {
   autograd::NoGradGuard no_grad;
   for (auto& [whole, joined] : joining) {
-    const int needed = joined.layout.kind == ShardKind::replicated ? 1 : universal.tensor_size;
-    for (int rank = 0; rank < needed; ++rank) {
+    const bool replicated = joined.layout.kind == ShardKind::replicated;
+    for (int rank : tensor_ranks) {
       if (joined.by_tensor_rank.count(rank) == 0)
         throw std::runtime_error(fmt::format(
             "{}: parameter {} has no shard of tensor rank {} of {} in any model-parallel file",
             joined.file, whole, rank, universal.tensor_size));
+      if (replicated) break;
     }
     auto gather = [&](const std::function<Tensor(const Shard&)>& pick) {
-      std::vector<Tensor> shards;
-      for (int rank = 0; rank < needed; ++rank) shards.push_back(pick(joined.by_tensor_rank[rank]));
-      return join_shards(shards, joined.layout);
+      std::map<int, Tensor> shards;
+      for (int rank : tensor_ranks) {
+        shards[rank] = pick(joined.by_tensor_rank[rank]);
+        if (replicated) break;
+      }
+      return tensor_parallel::join_shards(shards, joined.layout, universal.tensor_size);
     };
-    const Shard& first = joined.by_tensor_rank.begin()->second;
+    const Shard& first = joined.by_tensor_rank.at(*tensor_ranks.begin());
     universal.fp32[whole] = gather([](const Shard& shard) { return shard.fp32; });
     universal.optimizer_steps[whole] = first.step;
     for (const auto& [state_name, ignored] : first.state) {
@@ -205,39 +255,59 @@ nlohmann::json placement_json(const ModelParallelPlacement& placement,
                      {"fused_blocks", layout.fused_blocks}};
   }
   for (const auto& [local, tensor] : buffers) buffer_names[local] = placement.whole_name(local);
-  return {{"pipeline_stage", placement.pipeline_stage},
-          {"pipeline_stages", placement.pipeline_stages},
-          {"tensor_rank", placement.tensor_rank},
-          {"tensor_size", placement.tensor_size},
-          {"params", params},
-          {"buffers", buffer_names}};
+  nlohmann::json saved = {{"pipeline_stage", placement.pipeline_stage},
+                          {"pipeline_stages", placement.pipeline_stages},
+                          {"tensor_rank", placement.tensor_rank},
+                          {"tensor_size", placement.tensor_size},
+                          {"params", params},
+                          {"buffers", buffer_names}};
+  if (!placement.layer_bounds.empty()) {
+    saved["layer_bounds"] = placement.layer_bounds;
+    saved["chunks"] = placement.chunks;
+  }
+  return saved;
 }
 
-UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir) {
+UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir,
+                                              const ModelParallelPlacement* reader) {
   UniversalCheckpoint universal;
   universal.tag_dir = tag_dir;
-  ConsolidatedCheckpoint first = read_checkpoint(tag_dir, 0);
-  const SavedGrid first_grid = saved_grid(first, model_states_file(tag_dir, 0));
-  universal.pipeline_stages = first_grid.stages;
-  universal.tensor_size = first_grid.tensor_size;
-  universal.data_size = first.world_size;
-  universal.engine_state = first.engine_state;
-  universal.client_state = first.client_state;
+  // The saved grid, from one model-states file: the reader's own model-parallel rank's where the
+  // checkpoint has one (at the same layout the only one it reads), else rank 0's.
+  int probe_rank = 0;
+  if (reader != nullptr && std::filesystem::exists(model_states_file(tag_dir, reader->mp_rank())))
+    probe_rank = reader->mp_rank();
+  const std::string probe_path = model_states_file(tag_dir, probe_rank);
+  if (!std::filesystem::exists(probe_path)) throw std::runtime_error(probe_path + ": missing");
+  universal.files_opened.push_back(probe_path);
+  const SafetensorsContents probe = load_safetensors(probe_path);
+  const SavedLayout layout = saved_layout(probe, probe_path);
+  check_checkpoint_files_exist(tag_dir, layout);
+  universal.pipeline_stages = layout.stages;
+  universal.tensor_size = layout.tensor_size;
+  universal.data_size = layout.data_size;
+  std::set<int> mp_ranks = needed_mp_ranks(layout, reader);
+  // A checkpoint that predates the recorded largest generator offsets: at another layout the
+  // default generators' rule needs every rank's offsets, so every file is read.
+  const bool other_layout = reader != nullptr && (reader->pipeline_stages != layout.stages ||
+                                                  reader->tensor_size != layout.tensor_size);
+  if (other_layout &&
+      !recorded_largest_offsets(metadata_entry(probe, "zerotrain", probe_path), probe_path))
+    mp_ranks = needed_mp_ranks(layout, nullptr);
+  // At the same sizes the generators continue the rank's own mp rank's streams (even where
+  // another partition put its layers elsewhere).
+  if (reader != nullptr && !other_layout) mp_ranks.insert(reader->mp_rank());
   std::map<std::string, Joining> joining;
-  const int mp_size = first_grid.stages * first_grid.tensor_size;
-  for (int mp_rank = 0; mp_rank < mp_size; ++mp_rank) {
+  std::set<int> tensor_ranks;
+  for (int mp_rank : mp_ranks) {
     const std::string path = model_states_file(tag_dir, mp_rank);
-    ConsolidatedCheckpoint checkpoint;
-    if (mp_rank == 0) {
-      checkpoint = std::move(first);
-    } else {
-      if (!std::filesystem::exists(path))
-        throw std::runtime_error(fmt::format(
-            "{}: missing (the checkpoint was saved with {} pipeline stages x tensor size {})", path,
-            universal.pipeline_stages, universal.tensor_size));
-      checkpoint = read_checkpoint(tag_dir, mp_rank);
+    ConsolidatedCheckpoint checkpoint = read_checkpoint(tag_dir, mp_rank, &universal.files_opened,
+                                                        mp_rank == probe_rank ? &probe : nullptr);
+    if (universal.engine_state.is_null()) {
+      universal.engine_state = checkpoint.engine_state;
+      universal.client_state = checkpoint.client_state;
     }
-    const SavedGrid grid = mp_rank == 0 ? first_grid : saved_grid(checkpoint, path);
+    const SavedGrid grid = saved_grid(checkpoint, path);
     const int stage = mp_rank / universal.tensor_size,
               tensor_rank = mp_rank % universal.tensor_size;
     if (grid.stages != universal.pipeline_stages || grid.tensor_size != universal.tensor_size ||
@@ -250,9 +320,12 @@ UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir) {
           stage, universal.pipeline_stages, tensor_rank, universal.tensor_size,
           universal.data_size));
     }
-    add_mp_rank(checkpoint, grid, path, universal, joining);
+    add_mp_rank(checkpoint, grid, mp_rank, path, universal, joining);
+    tensor_ranks.insert(tensor_rank);
   }
-  join_all(joining, universal);
+  join_all(joining, tensor_ranks, universal);
+  universal.largest_offsets = recorded_largest_offsets(
+      universal.engine_state, model_states_file(tag_dir, *mp_ranks.begin()));
   return universal;
 }
 
@@ -290,7 +363,7 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
   local.engine_state = universal.engine_state;
   local.client_state = universal.client_state;
   local.world_size = universal.data_size;
-  const std::string file = model_states_file(universal.tag_dir, 0);
+  const std::string first_file = universal.files_opened.front();
   std::set<std::string> wholes;
   autograd::NoGradGuard no_grad;
   for (const auto& [name, parameter] : parameters) {
@@ -301,7 +374,7 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
       throw std::runtime_error(fmt::format(
           "{}: parameter {} {} is not in the checkpoint, which holds {} parameters (a checkpoint "
           "of a different model?)",
-          file, whole, shape_str(parameter.sizes()), universal.fp32.size()));
+          first_file, whole, shape_str(parameter.sizes()), universal.fp32.size()));
     const ShardLayout layout = placement.layout(name);
     auto cut = [&](const Tensor& whole_tensor) {
       Tensor piece;
@@ -314,8 +387,8 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
         throw std::runtime_error(fmt::format(
             "{}: parameter {} is {} whole in the checkpoint; this model's {} at tensor rank {} "
             "of {} is {} (a checkpoint of another model shape?)",
-            file, whole, shape_str(whole_tensor.sizes()), name, placement.tensor_rank,
-            placement.tensor_size, shape_str(parameter.sizes())));
+            universal.files.at(whole), whole, shape_str(whole_tensor.sizes()), name,
+            placement.tensor_rank, placement.tensor_size, shape_str(parameter.sizes())));
       return ops::contiguous(piece);
     };
     local.parameter_names.push_back(name);
@@ -330,7 +403,7 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
     throw std::runtime_error(fmt::format(
         "{}: the checkpoint holds {} parameters, the model {} (a checkpoint of a different "
         "model?)",
-        file, universal.fp32.size(), wholes.size()));
+        first_file, universal.fp32.size(), wholes.size()));
   for (const auto& [name, buffer] : buffers) {
     auto found = universal.buffers.find(placement.whole_name(name));
     if (found != universal.buffers.end()) local.model_tensors.emplace_back(name, found->second);
@@ -349,24 +422,6 @@ ConsolidatedCheckpoint localize(const UniversalCheckpoint& universal,
   }
   local.generators = restored_generators(universal, placement);
   return local;
-}
-
-// The rule (docs/checkpoints.md): at the same pipeline and tensor sizes a rank's stream is its
-// (stage, tensor rank)'s, saved per data rank (the engine takes data rank d mod the saved
-// count); at other sizes a stage's offset counted its own layers' draws, which no new stage
-// repeats, so every rank continues the saved seed past every number any rank had drawn.
-std::vector<SavedGenerator> restored_generators(const UniversalCheckpoint& universal,
-                                                const ModelParallelPlacement& placement) {
-  if (universal.pipeline_stages == placement.pipeline_stages &&
-      universal.tensor_size == placement.tensor_size)
-    return universal.generators.at(size_t(placement.mp_rank()));
-  std::vector<SavedGenerator> continued = universal.generators.at(0);
-  for (SavedGenerator& generator : continued)
-    for (const std::vector<SavedGenerator>& stage : universal.generators)
-      for (const SavedGenerator& saved : stage)
-        if (saved.seed == generator.seed)
-          generator.offset = std::max(generator.offset, saved.offset);
-  return continued;
 }
 
 }  // namespace zt::dist

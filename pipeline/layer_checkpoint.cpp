@@ -75,6 +75,9 @@ dist::ModelParallelPlacement stage_placement(const PipelineModule& module,
   base.pipeline_stage = module.stage();
   base.pipeline_stages = module.options().stages;
   base.model_file_holds_parameters = false;
+  base.layers = held_layers(module);
+  base.layer_bounds = module.bounds();
+  base.chunks = module.options().chunks;
   const LayerSpecs& specs = module.specs();
   for (int index : held_layers(module)) {
     const LayerSpec& spec = specs[size_t(index)];

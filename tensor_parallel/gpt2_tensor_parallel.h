@@ -35,6 +35,7 @@
 #include "nn/layer_norm.h"
 #include "nn/module.h"
 #include "tensor_parallel/parallel_linear.h"
+#include "tensor_parallel/tensor_rank_generator.h"
 #include "tensor_parallel/vocab_parallel.h"
 
 namespace zt::tensor_parallel {
@@ -53,11 +54,12 @@ std::shared_ptr<nn::Module> gpt2_position_embedding(const models::GPTConfig& con
                                                     comm::Communicator& group,
                                                     bool sequence_parallel);
 
-class TensorParallelGPT2Attention final : public nn::Module {
+class TensorParallelGPT2Attention final : public nn::Module, public TensorRankGeneratorOwner {
  public:
   TensorParallelGPT2Attention(const models::GPTConfig& config, comm::Communicator& group,
                               uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Attention"; }
+  Generator& tensor_rank_generator() override { return tensor_rank_generator_; }
   // This rank's heads' planes of the layout (null: dense attention).
   models::SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
   std::shared_ptr<ColumnParallelLinear> c_attn;

@@ -28,15 +28,17 @@
 #include "nn/module.h"
 #include "nn/rms_norm.h"
 #include "tensor_parallel/parallel_linear.h"
+#include "tensor_parallel/tensor_rank_generator.h"
 #include "tensor_parallel/vocab_parallel.h"
 
 namespace zt::tensor_parallel {
 
-class TensorParallelLlamaAttention final : public nn::Module {
+class TensorParallelLlamaAttention final : public nn::Module, public TensorRankGeneratorOwner {
  public:
   TensorParallelLlamaAttention(const models::GPTConfig& config, comm::Communicator& group,
                                uint64_t dropout_seed, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaAttention"; }
+  Generator& tensor_rank_generator() override { return tensor_rank_generator_; }
   // This rank's query heads' planes of the layout (null: dense attention).
   models::SparseAttentionPlan* sparse_plan() const { return sparse_.get(); }
   std::shared_ptr<ColumnParallelLinear> q_proj, k_proj, v_proj;

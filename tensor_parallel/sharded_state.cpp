@@ -8,6 +8,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/factory.h"
 #include "core/ops/view.h"
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/parallel_linear.h"
@@ -49,6 +50,24 @@ Tensor cut_shard(const Tensor& full, const ShardLayout& layout, int rank, int ra
       break;
   }
   return full;
+}
+
+Tensor join_shards(const std::map<int, Tensor>& pieces, const ShardLayout& layout, int ranks) {
+  const Tensor& any = pieces.begin()->second;
+  if (layout.kind == ShardKind::replicated) return any;
+  const int64_t dim = layout.kind == ShardKind::rows ? 0 : any.dim() - 1;
+  Shape shape = any.sizes();
+  shape[size_t(dim)] *= ranks;
+  Tensor whole = zeros(shape, options_of(any));
+  // Rows: one block; columns: rank r's piece b is the r-th piece of block b.
+  const int64_t blocks = layout.kind == ShardKind::rows ? 1 : layout.fused_blocks;
+  const int64_t piece = any.size(dim) / blocks;
+  autograd::NoGradGuard no_grad;
+  for (const auto& [rank, shard] : pieces)
+    for (int64_t block = 0; block < blocks; ++block)
+      ops::copy_(ops::narrow(whole, dim, (block * ranks + rank) * piece, piece),
+                 ops::narrow(shard, dim, block * piece, piece));
+  return whole;
 }
 
 ShardLayout layout_in(nn::Module& module) {

@@ -33,6 +33,11 @@ std::set<std::string> sharded_parameter_names(nn::Module& model);
 // Rank `rank`'s piece of the whole tensor `full` cut by `layout` (`full` itself when
 // replicated). Throws std::invalid_argument when the cut dimension does not divide by `ranks`.
 Tensor cut_shard(const Tensor& full, const ShardLayout& layout, int rank, int ranks);
+// The inverse: the whole tensor from some of the `ranks` pieces cut by `layout`, by rank, each
+// in its place (every block of a fused column layout); the places of the ranks not given hold
+// zeros, so a piece cut from the result is exact only where the given ranks cover it. A
+// replicated tensor is any of the pieces.
+Tensor join_shards(const std::map<int, Tensor>& pieces, const ShardLayout& layout, int ranks);
 
 // Copies this rank's piece of each whole tensor of `full` (the unsplit model's state, same
 // names) into `model`'s parameters. Throws std::invalid_argument naming a missing tensor or a

@@ -2,15 +2,19 @@
 // tensor-parallel layers (Adam, ZeRO 1), resumed at (1, 1, 8) and at (4, 2, 1): every weight,
 // made whole, is bitwise the saved one, and the next two losses equal those of the run that kept
 // its layout to 4 decimals. Every layout trains on the same global batch of 8 micro-batches.
-// The checkpoint read whole (as zero_to_fp32 reads it) holds the same weights.
+// The checkpoint read whole (as zero_to_fp32 reads it) holds the same weights. Each loading
+// rank opens only the files of the saved (stage, tensor rank)s that hold its piece (at the same
+// layout, its own): the files its load opened are counted against that set.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -100,6 +104,37 @@ struct Run {
   }
 };
 
+// The files a rank of `loaded` must open to load the checkpoint saved at (2, 2, 2) in
+// `tag_dir`: one model-states file to learn the saved grid (its own model-parallel rank's when
+// the checkpoint has one, else rank 0's), and each (stage, tensor rank) holding part of its
+// piece: the saved stages (a uniform cut of the 9 layers in 2) holding any of its layers, the
+// saved tensor rank it is at tp 2 or both at tp 1; its model file and its 2 data ranks' files.
+std::vector<std::string> expected_files(const std::string& tag_dir, Run& loaded) {
+  const std::vector<int> saved_bounds = partition_specs(
+      gpt_layer_specs(tiny_gpt_config()), {.stages = 2, .partition_method = "uniform"});
+  std::set<int> stages;
+  for (int layer : loaded.engine->module().chunk_layers(0))
+    for (int stage = 0; stage < 2; ++stage)
+      if (saved_bounds[size_t(stage)] <= layer && layer < saved_bounds[size_t(stage) + 1])
+        stages.insert(stage);
+  const int tensor = loaded.grid->coordinates().tensor;
+  const std::set<int> tensor_ranks =
+      loaded.grid->shape().tensor == 2 ? std::set<int>{tensor} : std::set<int>{0, 1};
+  const int own = loaded.engine->engine().model_parallel_placement().mp_rank();
+  const int probe = own < 4 ? own : 0;
+  std::vector<std::string> files{dist::model_states_file(tag_dir, probe)};
+  for (int stage : stages) {
+    for (int tensor_rank : tensor_ranks) {
+      const int mp = stage * 2 + tensor_rank;
+      if (mp != probe) files.push_back(dist::model_states_file(tag_dir, mp));
+      for (int data_rank = 0; data_rank < 2; ++data_rank)
+        files.push_back(dist::optim_states_file(tag_dir, data_rank, mp));
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.sizes() != b.sizes() || a.dtype() != DType::f32 || b.dtype() != DType::f32) return false;
   Tensor x = a.contiguous(), y = b.contiguous();
@@ -148,12 +183,18 @@ TEST_CASE("a_checkpoint_saved_at_2_2_2_resumes_at_1_1_8_and_4_2_1_with_bitwise_t
   struct Layout {
     int stages, tensor;
   };
-  for (Layout layout : {Layout{1, 1}, Layout{4, 2}}) {
+  const std::string tag_dir = dist::resolve_tag_dir(scratch.path() + "/ck", "");
+  for (Layout layout : {Layout{2, 2}, Layout{1, 1}, Layout{4, 2}}) {
     CAPTURE(layout.stages);
     CAPTURE(layout.tensor);
     Run loaded(layout.stages, layout.tensor, 99);  // other weights, which the load replaces
     loaded.engine->engine().load_checkpoint(scratch.path() + "/ck");
     CHECK(loaded.engine->engine().global_steps() == 2);
+    std::vector<std::string> opened = loaded.engine->engine().files_read_by_last_load();
+    std::sort(opened.begin(), opened.end());
+    CHECK(opened == expected_files(tag_dir, loaded));
+    // At the same layout: its own model file and its own (stage, tensor rank)'s two data ranks.
+    if (layout.stages == 2) CHECK(opened.size() == 3);
     int compared = 0;
     for (const auto& [name, weight] : loaded.engine->whole_model_weights()) {
       CAPTURE(name);

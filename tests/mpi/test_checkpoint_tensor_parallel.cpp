@@ -172,6 +172,14 @@ TEST_CASE("tensor_parallel_checkpoint_resumes_bitwise_at_the_same_layout_at_zero
     Run second(2, stage, 99);  // other weights, which the checkpoint must replace
     second.engine->load_checkpoint(scratch.path());
     CHECK(second.engine->global_steps() == 2);
+    // At the same layout a rank reads only its own tensor rank's files: the model file and
+    // the optimizer file of each data rank.
+    const std::string tag_dir = scratch.path() + "/half";
+    const int own = second.grid->coordinates().tensor;
+    std::vector<std::string> expected{dist::model_states_file(tag_dir, own)};
+    for (int data_rank = 0; data_rank < second.grid->shape().data; ++data_rank)
+      expected.push_back(dist::optim_states_file(tag_dir, data_rank, own));
+    CHECK(second.engine->files_read_by_last_load() == expected);
     std::vector<double> rest = second.train(2, 4);
     resumed_losses.insert(resumed_losses.end(), rest.begin(), rest.end());
     CHECK(resumed_losses == straight_losses);
@@ -222,7 +230,8 @@ TEST_CASE("tensor_parallel_checkpoint_bad_input_is_one_line_naming_the_file") {
           fmt::format("{}: parameter wte.weight is [32, 16] whole in the checkpoint; this model's "
                       "wte.weight at tensor rank {} of 2 is [16, 32] (a checkpoint of another "
                       "model shape?)",
-                      dist::model_states_file(tag_dir, 0), wider.grid->coordinates().tensor));
+                      dist::model_states_file(tag_dir, wider.grid->coordinates().tensor),
+                      wider.grid->coordinates().tensor));
   }
   // A missing shard file: tensor rank 1's model file, then one optimizer file.
   auto damaged = [&](const std::string& name, const std::string& removed_file) {

@@ -1,6 +1,9 @@
-// The elementwise measures the 16-bit comparisons bound their differences by: the largest
-// magnitude of a tensor and the largest difference between two of the same shape, in f64.
+// The elementwise measures the tests bound their differences by, in f64: the largest magnitude
+// of a tensor, the largest difference between two of the same size, and that difference
+// relative to the reference's largest magnitude.
 #pragma once
+
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +26,19 @@ inline double largest_difference(const Tensor& a, const Tensor& b) {
   double largest = 0.0;
   for (size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(x[i] - y[i]));
   return largest;
+}
+
+// The largest |a - b| over the largest |b|: a difference relative to the reference `b`'s scale
+// (elementwise ratios would blow up where b passes near zero).
+inline double largest_relative_difference(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  REQUIRE(x.size() == y.size());
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    worst = std::max(worst, std::abs(x[i] - y[i]));
+    largest = std::max(largest, std::abs(y[i]));
+  }
+  return worst / largest;
 }
 
 }  // namespace zt::testing

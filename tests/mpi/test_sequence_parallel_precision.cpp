@@ -25,11 +25,11 @@
 #include "tests/largest_difference.h"
 #include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/tensor_parallel_training.h"
 
 namespace zt::tensor_parallel {
 namespace {
 
-using testing::fixed_token_batch;
 using testing::largest_difference;
 using testing::largest_magnitude;
 using testing::test_world;
@@ -73,27 +73,13 @@ Run train(const models::GPTConfig& config, const std::string& dtype, int tensor_
   comm::Communicator& world = test_world();
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
   comm::Communicator& tensor_group = grid.tensor_group();
-  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group, /*dropout_seed=*/1234,
-                                                   sequence_parallel);
-  {
-    manual_seed(kSeed);
-    auto full = std::make_shared<models::GPT>(config);
-    load_full_state(*model, full->named_parameters(), tensor_group.rank(), tensor_group.size());
-  }
+  auto model = testing::split_gpt_from_seed(config, tensor_group, kSeed, sequence_parallel);
   dist::Engine engine(engine_config(dtype, tensor_parallel, world.size()), model, grid.data_group(),
                       {}, &tensor_group);
-  const int64_t rows = kSequences / grid.shape().data;
-  const int64_t first = grid.coordinates().data * rows;
   Run run;
   for (int step = 0; step < kSteps; ++step) {
-    testing::TokenBatch batch = fixed_token_batch(config.vocab_size);
-    Tensor tokens = ops::contiguous(ops::narrow(batch.tokens, 0, first, rows));
-    Tensor targets = ops::contiguous(ops::narrow(batch.targets, 0, first, rows));
-    Tensor logits = engine.forward(tokens).to(DType::f32);
-    Tensor loss = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                               targets.reshape({-1}), tensor_group);
-    engine.backward(loss);
-    engine.step();
+    testing::step_on_data_rank_rows(engine, config.vocab_size, grid.coordinates().data,
+                                    grid.shape().data, tensor_group);
     run.losses.push_back(engine.last_global_loss());
     run.norms.push_back(engine.get_global_grad_norm());
     run.scales.push_back(engine.loss_scale());

@@ -30,6 +30,7 @@
 #include "tensor_parallel/vocab_parallel.h"
 #include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/tensor_parallel_training.h"
 
 namespace zt::tensor_parallel {
 namespace {
@@ -98,27 +99,13 @@ Trained train_tensor_parallel(const models::GPTConfig& config, int stage, int te
   comm::Communicator& world = test_world();
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
   comm::Communicator& tensor_group = grid.tensor_group();
-  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group, /*dropout_seed=*/1234,
-                                                   sequence_parallel);
-  {
-    manual_seed(kSeed);
-    auto full = std::make_shared<models::GPT>(config);
-    load_full_state(*model, full->named_parameters(), tensor_group.rank(), tensor_group.size());
-  }
+  auto model = testing::split_gpt_from_seed(config, tensor_group, kSeed, sequence_parallel);
   dist::Engine engine(engine_config(stage, tensor_parallel, world.size()), model, grid.data_group(),
                       {}, &tensor_group);
-  const int dp = grid.shape().data, data_rank = grid.coordinates().data;
-  const int64_t rows = kSequences / dp;
   Trained trained;
   for (int step = 0; step < kSteps; ++step) {
-    testing::TokenBatch batch = fixed_token_batch(config.vocab_size);
-    Tensor tokens = ops::contiguous(ops::narrow(batch.tokens, 0, data_rank * rows, rows));
-    Tensor targets = ops::contiguous(ops::narrow(batch.targets, 0, data_rank * rows, rows));
-    Tensor logits = engine.forward(tokens);
-    Tensor loss = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                               targets.reshape({-1}), tensor_group);
-    engine.backward(loss);
-    engine.step();
+    testing::step_on_data_rank_rows(engine, config.vocab_size, grid.coordinates().data,
+                                    grid.shape().data, tensor_group);
     trained.losses.push_back(engine.last_global_loss());
     if (step == 0) trained.first_norm = engine.get_global_grad_norm();
   }

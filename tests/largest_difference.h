@@ -30,8 +30,8 @@ inline double largest_difference(const Tensor& a, const Tensor& b) {
 
 // The largest |a - b| over the largest |b|: a difference relative to the reference `b`'s scale
 // (elementwise ratios would blow up where b passes near zero).
-inline double largest_relative_difference(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+inline double largest_relative_difference(const std::vector<double>& x,
+                                          const std::vector<double>& y) {
   REQUIRE(x.size() == y.size());
   double worst = 0, largest = 0;
   for (size_t i = 0; i < x.size(); ++i) {
@@ -39,6 +39,9 @@ inline double largest_relative_difference(const Tensor& a, const Tensor& b) {
     largest = std::max(largest, std::abs(y[i]));
   }
   return worst / largest;
+}
+inline double largest_relative_difference(const Tensor& a, const Tensor& b) {
+  return largest_relative_difference(a.to_vector(), b.to_vector());
 }
 
 }  // namespace zt::testing

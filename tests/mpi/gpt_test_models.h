@@ -46,6 +46,18 @@ inline models::GPTConfig tiny_llama_config() {
   return config;
 }
 
+// GPT-2 with 3 layers of width 32 on sequences of 16: room for the tensor group's token
+// chunks and the traffic formulas' b s h products to differ per layer.
+inline models::GPTConfig small_gpt2_config() {
+  models::GPTConfig config;
+  config.vocab_size = 64;
+  config.block_size = 16;
+  config.n_layer = 3;
+  config.n_head = 4;
+  config.n_embd = 32;
+  return config;
+}
+
 struct TokenBatch {
   Tensor tokens, targets;  // [kTinyBatchSequences, kTinyLength]; targets: the next tokens
 };

@@ -17,6 +17,7 @@
 #include "core/generator.h"
 #include "dist/config.h"
 #include "nn/nn.h"
+#include "tests/compress/compress_test_models.h"
 #include "tests/dist/config_test_helpers.h"
 
 using namespace zt;
@@ -61,13 +62,7 @@ Tensor quantized_by_hand(const Tensor& x, int bits, bool symmetric, float lowest
   return from_values(values, x.sizes());
 }
 
-double max_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x[i] - y[i]));
-  return worst;
-}
+using testing::max_difference;
 
 float min_of(const Tensor& x) {
   std::vector<double> v = x.to_vector();

@@ -17,6 +17,7 @@
 #include "core/generator.h"
 #include "dist/config.h"
 #include "nn/nn.h"
+#include "tests/compress/compress_test_models.h"
 #include "tests/dist/config_test_helpers.h"
 
 using namespace zt;
@@ -24,30 +25,13 @@ using zt::compress::Compressor;
 
 namespace {
 
-class SmallNet final : public nn::Module {
- public:
-  SmallNet() {
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 4, 3));
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(16, 8));
-    fc2 = register_module("fc2", std::make_shared<nn::Linear>(8, 3));
-  }
-  std::shared_ptr<nn::Conv2d> conv;
-  std::shared_ptr<nn::Linear> fc1, fc2;
-
- protected:
-  Tensor forward(const Tensor& images) override {  // [N, 1, 4, 4] -> [N, 4, 2, 2]
-    return (*fc2)(relu((*fc1)(relu((*conv)(images)).flatten(1))));
-  }
-};
+using testing::ConvNet;
+using testing::floats;
+using testing::max_difference;
 
 dist::CompressionConfig compression_of(const std::string& block) {
   return testing::parse(testing::with_batch("\"compression_training\": {" + block + "}"))
       .compression_training;
-}
-
-std::vector<float> floats(const Tensor& tensor) {
-  std::vector<double> values = tensor.to_vector();
-  return std::vector<float>(values.begin(), values.end());
 }
 
 Tensor tensor_of(const std::vector<float>& values, const Shape& shape) {
@@ -55,20 +39,12 @@ Tensor tensor_of(const std::vector<float>& values, const Shape& shape) {
   return from_values(doubles, shape);
 }
 
-double max_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x[i] - y[i]));
-  return worst;
-}
-
 }  // namespace
 
 TEST_CASE("compressor: weight QAT forward equals the quantized weights, gradient passes through") {
   manual_seed(11);
-  auto model = std::make_shared<SmallNet>();
-  SmallNet& net = *model;
+  auto model = std::make_shared<ConvNet>();
+  ConvNet& net = *model;
   int64_t step = 0;
   Compressor compressor(
       net, compression_of(R"("weight_quantization": {"shared_parameters": {"enabled": true,
@@ -110,8 +86,8 @@ TEST_CASE("compressor: the bit schedule drops a bit per period, the period doubl
 
 TEST_CASE("compressor: l1 sparse pruning masks the smallest weights from its offset on") {
   manual_seed(12);
-  auto model = std::make_shared<SmallNet>();
-  SmallNet& net = *model;
+  auto model = std::make_shared<ConvNet>();
+  ConvNet& net = *model;
   int64_t step = 0;
   Compressor compressor(net,
                         compression_of(R"("sparse_pruning": {"shared_parameters": {"enabled": true,
@@ -139,8 +115,8 @@ TEST_CASE("compressor: l1 sparse pruning masks the smallest weights from its off
 
 TEST_CASE("compressor: channel and row pruning mask whole channels and rows with their bias") {
   manual_seed(13);
-  auto model = std::make_shared<SmallNet>();
-  SmallNet& net = *model;
+  auto model = std::make_shared<ConvNet>();
+  ConvNet& net = *model;
   int64_t step = 10;
   Compressor compressor(net,
                         compression_of(R"("channel_pruning": {"shared_parameters": {"enabled": true,
@@ -172,8 +148,8 @@ TEST_CASE("compressor: channel and row pruning mask whole channels and rows with
 }
 
 TEST_CASE("compressor: what the model cannot take is one line naming the key") {
-  auto model = std::make_shared<SmallNet>();
-  SmallNet& net = *model;
+  auto model = std::make_shared<ConvNet>();
+  ConvNet& net = *model;
   auto error_of = [&](const std::string& block) -> std::string {
     try {
       Compressor compressor(net, compression_of(block), [] { return int64_t(0); });
@@ -188,7 +164,7 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
         "Conv1D or Conv2d module (the model has conv, fc1, fc2)");
   CHECK(error_of(R"("head_pruning": {"shared_parameters": {"enabled": true, "num_heads": 4},
       "different_groups": {"hp": {"params": {"dense_ratio": 0.5}}}})") ==
-        "compression_training.head_pruning: the model (SmallNet) has no attention heads to prune");
+        "compression_training.head_pruning: the model (ConvNet) has no attention heads to prune");
   CHECK(error_of(R"("row_pruning": {"shared_parameters": {"enabled": true, "method": "topk"},
       "different_groups": {"rp": {"params": {"dense_ratio": 0.5}}}})") ==
         "compression_training.row_pruning: conv has no learned channel_mask_scores; call "
@@ -211,8 +187,8 @@ TEST_CASE("compressor: what the model cannot take is one line naming the key") {
 
 TEST_CASE("compressor: row pruning with schedule_offset_end cuts rows on the cubic schedule") {
   manual_seed(14);
-  auto model = std::make_shared<SmallNet>();
-  SmallNet& net = *model;
+  auto model = std::make_shared<ConvNet>();
+  ConvNet& net = *model;
   int64_t step = 0;
   Compressor compressor(net,
                         compression_of(R"("row_pruning": {"shared_parameters": {"enabled": true,

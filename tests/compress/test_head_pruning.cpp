@@ -67,6 +67,23 @@ Tensor tokens(int64_t batch, int64_t length, uint64_t seed) {
   return from_int64(ids, {batch, length});
 }
 
+struct MaskedOutputs {
+  std::vector<double> dense, masked;
+  std::vector<ModuleCompression> state;  // the compressor's at step 0
+};
+// The model's outputs on `idx` without a compressor and under one whose masks hold from step 0;
+// the compressor is gone afterwards, as when the cleaned model is built from its state.
+MaskedOutputs outputs_before_and_under_the_masks(models::GPT& model,
+                                                 const dist::CompressionConfig& config,
+                                                 const Tensor& idx) {
+  MaskedOutputs outputs;
+  outputs.dense = model(idx).to_vector();
+  Compressor compressor(model, config, [] { return int64_t(0); });
+  outputs.masked = model(idx).to_vector();
+  outputs.state = compressor.state_at(0);
+  return outputs;
+}
+
 const char* kHeadPruning = R"("head_pruning": {
     "shared_parameters": {"enabled": true, "num_heads": 4, "schedule_offset": 0},
     "different_groups": {"hp": {"params": {"dense_ratio": 0.5}, "modules": ["attn.c_proj"],
@@ -124,14 +141,7 @@ TEST_CASE("head pruning: the masked GPT equals the cleaned GPT with fewer heads"
   const dist::CompressionConfig config = compression_of(kHeadPruning);
   CHECK(add_mask_scores(model, config, 9) == 2);
   const Tensor idx = tokens(2, 8, 17);
-  const std::vector<double> dense = model(idx).to_vector();
-  std::vector<double> masked;
-  std::vector<ModuleCompression> state;
-  {
-    Compressor compressor(model, config, [] { return int64_t(0); });
-    masked = model(idx).to_vector();
-    state = compressor.state_at(0);
-  }
+  const auto [dense, masked, state] = outputs_before_and_under_the_masks(model, config, idx);
   CHECK(max_difference(masked, dense) > 1e-3);  // the mask changes the model
   REQUIRE(state.size() == 2);
   for (const ModuleCompression& module : state) {
@@ -207,14 +217,7 @@ TEST_CASE("head pruning: a masked Llama with grouped-query attention equals the 
           "related_modules": [["q_proj", "k_proj", "v_proj"]]}}})");
   CHECK(add_mask_scores(model, config, 3) == 2);
   const Tensor idx = tokens(2, 8, 19);
-  const std::vector<double> dense = model(idx).to_vector();
-  std::vector<double> masked;
-  std::vector<ModuleCompression> state;
-  {
-    Compressor compressor(model, config, [] { return int64_t(0); });
-    masked = model(idx).to_vector();
-    state = compressor.state_at(0);
-  }
+  const auto [dense, masked, state] = outputs_before_and_under_the_masks(model, config, idx);
   CHECK(max_difference(masked, dense) > 1e-3);
   REQUIRE(state.size() == 2);
   CHECK(state[0].head_mask.size() == 2);

@@ -17,6 +17,7 @@
 #include "core/factory.h"
 #include "core/generator.h"
 #include "nn/nn.h"
+#include "tests/compress/compress_test_models.h"
 #include "tests/dist/config_test_helpers.h"
 
 using namespace zt;
@@ -24,30 +25,8 @@ using namespace zt::compress;
 
 namespace {
 
-// conv (1 -> channels, 3x3) on 4x4 images, fc1 (channels*4 -> hidden), fc2 (hidden -> 3).
-class SmallNet final : public nn::Module {
- public:
-  SmallNet(int64_t channels, int64_t hidden) {
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(1, channels, 3));
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(channels * 4, hidden));
-    fc2 = register_module("fc2", std::make_shared<nn::Linear>(hidden, 3));
-  }
-  std::shared_ptr<nn::Conv2d> conv;
-  std::shared_ptr<nn::Linear> fc1, fc2;
-
- protected:
-  Tensor forward(const Tensor& images) override {
-    return (*fc2)(relu((*fc1)(relu((*conv)(images)).flatten(1))));
-  }
-};
-
-double max_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x[i] - y[i]));
-  return worst;
-}
+using testing::ConvNet;
+using testing::max_difference;
 
 const Tensor& tensor_named(const NamedTensors& tensors, const std::string& name) {
   for (const auto& [key, tensor] : tensors)
@@ -87,7 +66,7 @@ TEST_CASE("packed weights: int8 and int4 codes round-trip, off-grid values are r
 
 TEST_CASE("redundancy_clean: the cleaned, smaller model computes what the compressed one did") {
   manual_seed(21);
-  auto model = std::make_shared<SmallNet>(4, 8);
+  auto model = std::make_shared<ConvNet>(4, 8);
   dist::CompressionConfig config = testing::parse(testing::with_batch(R"("compression_training": {
     "channel_pruning": {"shared_parameters": {"enabled": true, "schedule_offset": 0},
       "different_groups": {"cp": {"params": {"dense_ratio": 0.5}, "modules": ["conv"],
@@ -122,7 +101,7 @@ TEST_CASE("redundancy_clean: the cleaned, smaller model computes what the compre
   const std::string path =
       (std::filesystem::temp_directory_path() / "zt_test_redundancy_clean.safetensors").string();
   save_cleaned_model(path, cleaned);
-  auto smaller = std::make_shared<SmallNet>(2, 2);
+  auto smaller = std::make_shared<ConvNet>(2, 2);
   smaller->load_state_dict(load_compressed_model(path));
   std::filesystem::remove(path);
   CHECK(smaller->num_parameters() == cleaned.parameter_count);

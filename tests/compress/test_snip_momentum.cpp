@@ -19,6 +19,7 @@
 #include "core/generator.h"
 #include "dist/config.h"
 #include "nn/nn.h"
+#include "tests/compress/compress_test_models.h"
 #include "tests/dist/config_test_helpers.h"
 
 using namespace zt;
@@ -52,10 +53,7 @@ dist::CompressionConfig snip_config(const std::string& shared, const std::string
       .compression_training;
 }
 
-std::vector<float> floats(const Tensor& tensor) {
-  std::vector<double> values = tensor.detach().to_vector();
-  return std::vector<float>(values.begin(), values.end());
-}
+using testing::floats;
 
 // Every NxM block of a [rows, columns] mask is all kept or all pruned; returns kept blocks.
 int64_t kept_blocks(const std::vector<float>& mask, int64_t columns, int64_t n, int64_t m) {

@@ -19,6 +19,7 @@
 #include "core/generator.h"
 #include "dist/config.h"
 #include "nn/nn.h"
+#include "tests/compress/compress_test_models.h"
 #include "tests/dist/config_test_helpers.h"
 
 using namespace zt;
@@ -26,21 +27,7 @@ using namespace zt::compress;
 
 namespace {
 
-class ConvNet final : public nn::Module {
- public:
-  ConvNet() {
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 4, 3));
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(16, 8));
-    fc2 = register_module("fc2", std::make_shared<nn::Linear>(8, 3));
-  }
-  std::shared_ptr<nn::Conv2d> conv;
-  std::shared_ptr<nn::Linear> fc1, fc2;
-
- protected:
-  Tensor forward(const Tensor& images) override {  // [N, 1, 4, 4] -> [N, 4, 2, 2] -> ...
-    return (*fc2)(relu((*fc1)(relu((*conv)(images)).flatten(1))));
-  }
-};
+using testing::ConvNet;
 
 const char* kTopkRowsAndChannels = R"("compression_training": {
   "channel_pruning": {"shared_parameters": {"enabled": true, "method": "topk",

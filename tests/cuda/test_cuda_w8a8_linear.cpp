@@ -12,24 +12,12 @@
 #include "core/factory.h"
 #include "quant/quantized_linear.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/largest_difference.h"
 
 using namespace zt;
 using quant::QuantizationType;
 
-namespace {
-
-double relative_difference(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]));
-    largest = std::max(largest, std::abs(y[i]));
-  }
-  return worst / largest;
-}
-
-}  // namespace
+using testing::largest_relative_difference;
 
 TEST_CASE("W8A8 QuantizedLinear on CUDA (cuBLASLt) equals the CPU int8 GEMM" *
           ZT_NEEDS_CUDA_DEVICE) {
@@ -46,14 +34,14 @@ TEST_CASE("W8A8 QuantizedLinear on CUDA (cuBLASLt) equals the CPU int8 GEMM" *
         const Tensor on_gpu = layer(x.to(cuda_test::kGpu));
         CHECK(on_gpu.device() == cuda_test::kGpu);
         CHECK(on_gpu.sizes() == on_cpu.sizes());
-        CHECK(relative_difference(on_gpu.to(Device::cpu()), on_cpu) < 1e-6);
+        CHECK(largest_relative_difference(on_gpu.to(Device::cpu()), on_cpu) < 1e-6);
         const Tensor gelu_cpu = layer.forward_gelu_tanh(x);
         const Tensor gelu_gpu = layer.forward_gelu_tanh(x.to(cuda_test::kGpu));
-        CHECK(relative_difference(gelu_gpu.to(Device::cpu()), gelu_cpu) < 1e-6);
+        CHECK(largest_relative_difference(gelu_gpu.to(Device::cpu()), gelu_cpu) < 1e-6);
         const Tensor half = x.to(DType::bf16);
         const Tensor half_gpu = layer(half.to(cuda_test::kGpu));
         CHECK(half_gpu.dtype() == DType::bf16);
-        CHECK(relative_difference(half_gpu.to(Device::cpu()), layer(half)) < 1e-6);
+        CHECK(largest_relative_difference(half_gpu.to(Device::cpu()), layer(half)) < 1e-6);
       }
 }
 

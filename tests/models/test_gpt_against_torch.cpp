@@ -16,6 +16,7 @@
 #include "models/gpt.h"
 #include "tests/error_of.h"
 #include "tests/io/temp_dir.h"
+#include "tests/largest_difference.h"
 #include "tests/models/tiny_gpt_fixture.h"
 
 using namespace zt;
@@ -27,18 +28,7 @@ using zt::testing::tiny_gpt_reference;
 
 namespace {
 
-// max |actual - expected| / max |expected|: relative to the tensor's scale, since single
-// elements of a gradient pass through zero.
-double relative_difference(const Tensor& actual, const Tensor& expected) {
-  std::vector<double> a = actual.to_vector(), b = expected.to_vector();
-  REQUIRE(a.size() == b.size());
-  double worst = 0.0, largest = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(a[i] - b[i]));
-    largest = std::max(largest, std::abs(b[i]));
-  }
-  return worst / largest;
-}
+using zt::testing::largest_relative_difference;
 
 Tensor mean_loss(const Tensor& logits, const Tensor& targets) {
   return cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
@@ -53,8 +43,8 @@ TEST_CASE("a 2-layer GPT-2 and Llama give PyTorch's logits, loss and gradients w
     auto model = tiny_gpt(architecture);
     Tensor logits = (*model)(reference.at("tokens"));
     Tensor loss = mean_loss(logits, reference.at("targets"));
-    CHECK(relative_difference(logits, reference.at("logits")) < 1e-5);
-    CHECK(relative_difference(loss, reference.at("loss")) < 1e-5);
+    CHECK(largest_relative_difference(logits, reference.at("logits")) < 1e-5);
+    CHECK(largest_relative_difference(loss, reference.at("loss")) < 1e-5);
     loss.backward();
     NamedTensors parameters = model->named_parameters();
     // Every parameter once (the tied head under wte.weight), each with PyTorch's gradient.
@@ -65,7 +55,7 @@ TEST_CASE("a 2-layer GPT-2 and Llama give PyTorch's logits, loss and gradients w
       CAPTURE(name);
       REQUIRE(reference.contains("grad." + name));
       REQUIRE(parameter.grad().defined());
-      CHECK(relative_difference(parameter.grad(), reference.at("grad." + name)) < 1e-5);
+      CHECK(largest_relative_difference(parameter.grad(), reference.at("grad." + name)) < 1e-5);
     }
   }
 }
@@ -117,7 +107,7 @@ TEST_CASE(
   GPT model(tiny_gpt_config(Architecture::gpt2));
   load_hf_safetensors(model, dir.file("prefixed.safetensors"));
   SafetensorsContents reference = tiny_gpt_reference(Architecture::gpt2);
-  CHECK(relative_difference(model(reference.at("tokens")), reference.at("logits")) < 1e-5);
+  CHECK(largest_relative_difference(model(reference.at("tokens")), reference.at("logits")) < 1e-5);
 
   const std::string llama_file = tiny_gpt_fixture("llama", "weights");
   std::string message = error_of([&] { load_hf_safetensors(model, llama_file); });

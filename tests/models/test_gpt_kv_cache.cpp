@@ -15,6 +15,7 @@
 #include "models/gpt.h"
 #include "nn/shared_tensors.h"
 #include "tests/error_of.h"
+#include "tests/largest_difference.h"
 
 using namespace zt;
 using namespace zt::models;
@@ -40,17 +41,7 @@ Tensor tokens(int64_t batch, int64_t length, uint64_t seed) {
   return from_int64(values, {batch, length});
 }
 
-// Largest |a - b| over the largest |b|.
-double relative_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0.0, largest = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]));
-    largest = std::max(largest, std::abs(y[i]));
-  }
-  return worst / largest;
-}
+using zt::testing::largest_relative_difference;
 
 // Feeds `idx` through the cache in chunks of the given lengths; the concatenated logits.
 Tensor logits_through_cache(GPT& model, const Tensor& idx, const std::vector<int64_t>& chunks) {
@@ -83,9 +74,11 @@ TEST_CASE("GPT logits through a KV cache equal the full forward within 1e-5 (gpt
     // Prompt of 5, then one token a step.
     std::vector<int64_t> stepwise{5};
     for (int i = 0; i < 7; ++i) stepwise.push_back(1);
-    double one_a_step = relative_difference(logits_through_cache(model, idx, stepwise), full);
+    double one_a_step =
+        largest_relative_difference(logits_through_cache(model, idx, stepwise), full);
     // Multi-token chunks after a cache need the bottom-right causal mask.
-    double chunked = relative_difference(logits_through_cache(model, idx, {3, 4, 1, 4}), full);
+    double chunked =
+        largest_relative_difference(logits_through_cache(model, idx, {3, 4, 1, 4}), full);
     CAPTURE(one_a_step);
     CAPTURE(chunked);
     CHECK(one_a_step < 1e-5);

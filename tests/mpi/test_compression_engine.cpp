@@ -16,6 +16,7 @@
 #include "core/ops/view.h"
 #include "dist/engine.h"
 #include "optim/adam.h"
+#include "tests/mpi/compression_training_loops.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -58,14 +59,7 @@ std::vector<double> train_with_engine(int stage) {
   Engine engine(config, make_mlp(), grid.data_group());
   compress::Compressor compressor(engine.module(), config.compression_training,
                                   [&] { return engine.global_steps(); });
-  const int64_t micro = kGlobalBatch / world.size();
-  for (int step = 0; step < kSteps; ++step) {
-    GlobalBatch batch = global_batch(step);
-    const int64_t first = world.rank() * micro;
-    Tensor logits = engine.forward(ops::narrow(batch.inputs, 0, first, micro));
-    engine.backward(cross_entropy(logits, ops::narrow(batch.targets, 0, first, micro)));
-    engine.step();
-  }
+  train_engine_on_rank_rows(engine, kSteps, world.rank(), world.size());
   return concatenated(engine.consolidated_state_dict());
 }
 
@@ -77,15 +71,7 @@ std::vector<double> train_single_process(bool with_compression = true) {
   std::optional<compress::Compressor> compressor;
   if (with_compression)
     compressor.emplace(*model, config.compression_training, [&] { return step; });
-  optim::Adam adam(optim::single_group(model->parameters(), 0.01, 0.0));
-  for (; step < kSteps;) {
-    GlobalBatch batch = global_batch(int(step));
-    Tensor loss = cross_entropy((*model)(batch.inputs), batch.targets);
-    adam.zero_grad();
-    loss.backward();
-    adam.step();
-    ++step;
-  }
+  train_adam_on_whole_batches(*model, step, kSteps, 0.01);
   return concatenated(model->state_dict());
 }
 

@@ -21,6 +21,7 @@
 #include "optim/adam.h"
 #include "tests/models/tiny_gpt_fixture.h"
 #include "tests/mpi/engine_test_helpers.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
 
 using namespace zt::comm;
@@ -30,11 +31,14 @@ namespace {
 
 using models::Architecture;
 using testing::concatenated;
+using testing::fixed_token_batch;
 using testing::test_world;
 
 constexpr int kSteps = 4;
-constexpr int64_t kSequences = 8;  // per global step: divisible by 1, 2, 4 and 8 ranks
-constexpr int64_t kLength = 8;
+// The global batch is fixed_token_batch's, the same on every rank and every step (so that the
+// loss must fall).
+constexpr int64_t kSequences = testing::kTinyBatchSequences;
+constexpr int64_t kLength = testing::kTinyLength;
 
 Config gpt_config(int stage, int world, bool bf16 = false) {
   std::string text = fmt::format(R"({{
@@ -45,20 +49,6 @@ Config gpt_config(int stage, int world, bool bf16 = false) {
   }})",
                                  kSequences, bf16 ? R"("bf16": {"enabled": true},)" : "", stage);
   return parse_config(text, "gpt_zero_test", world, nullptr);
-}
-
-// The global batch of tokens and next tokens, the same on every rank and every step (so that
-// the loss must fall).
-struct Sequences {
-  Tensor tokens, targets;
-};
-Sequences sequences(int64_t vocab) {
-  std::vector<int64_t> stream(size_t(kSequences * (kLength + 1)));
-  for (size_t i = 0; i < stream.size(); ++i)
-    stream[i] = int64_t((i * i * 7 + i * 3) % size_t(vocab));
-  Tensor all = from_int64(stream, {kSequences, kLength + 1});
-  return {ops::contiguous(ops::narrow(all, 1, 0, kLength)),
-          ops::contiguous(ops::narrow(all, 1, 1, kLength))};
 }
 
 Tensor rank_rows(const Tensor& global, int rank, int world) {
@@ -88,7 +78,7 @@ Trained train_with_engine(Architecture architecture, int stage, bool bf16 = fals
   accounting.reset_peak();
   const int64_t activations_before = accounting.stats().live(MemoryTag::activation);
   for (int step = 0; step < kSteps; ++step) {
-    Sequences batch = sequences(vocab);
+    testing::TokenBatch batch = fixed_token_batch(vocab);
     Tensor logits = engine.forward(rank_rows(batch.tokens, world.rank(), world.size()));
     Tensor loss = mean_loss(logits, rank_rows(batch.targets, world.rank(), world.size()));
     trained.losses.push_back(loss.item());
@@ -110,7 +100,7 @@ Trained train_single_process(Architecture architecture, int world, int rank) {
   optim::Adam adam(optim::single_group(params, 0.01, 0.01));
   Trained trained;
   for (int step = 0; step < kSteps; ++step) {
-    Sequences batch = sequences(vocab);
+    testing::TokenBatch batch = fixed_token_batch(vocab);
     std::vector<Tensor> summed(params.size());
     for (int r = 0; r < world; ++r) {
       adam.zero_grad();
@@ -187,7 +177,7 @@ TEST_CASE(
   MpiCommunicator& world = test_world();
   auto model = testing::tiny_gpt(Architecture::gpt2);
   Engine engine(gpt_config(3, world.size()), model, world);
-  Sequences batch = sequences(model->config().vocab_size);
+  testing::TokenBatch batch = fixed_token_batch(model->config().vocab_size);
   Tensor logits = engine.forward(rank_rows(batch.tokens, world.rank(), world.size()));
   CHECK_FALSE(model->token_embedding()->weight.storage()->is_materialized());
   engine.backward(mean_loss(logits, rank_rows(batch.targets, world.rank(), world.size())));
@@ -206,7 +196,8 @@ TEST_CASE("at stage 3 every rank generating through the KV cache gets the full f
     Engine engine(gpt_config(3, world.size()), model, world);
     autograd::NoGradGuard no_grad;
     model->eval();
-    Tensor tokens = sequences(model->config().vocab_size).tokens.narrow(0, 0, 1).contiguous();
+    Tensor tokens =
+        fixed_token_batch(model->config().vocab_size).tokens.narrow(0, 0, 1).contiguous();
     Tensor full = engine.forward(tokens);
     models::KVCache cache;
     std::vector<Tensor> pieces{model->forward(tokens.narrow(1, 0, 5).contiguous(), &cache)};

@@ -16,38 +16,19 @@
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/sharded_state.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/serving_test_helpers.h"
 
 namespace zt::inference {
 namespace {
 
+using testing::relative_difference;
+using testing::split_serving_config;
 using testing::test_world;
-
-models::GPTConfig split_config(models::Architecture architecture, int ranks) {
-  models::GPTConfig config;
-  config.architecture = architecture;
-  config.vocab_size = 32;  // divisible by 2 and 4 (the vocabulary is split)
-  config.block_size = 40;
-  config.n_layer = 2;
-  config.n_head = 4;
-  // Grouped-query attention where the ranks allow it (tp must divide the key/value heads).
-  config.n_kv_head = architecture == models::Architecture::llama ? (ranks == 4 ? 4 : 2) : 0;
-  config.n_embd = 32;
-  config.bias = architecture == models::Architecture::gpt2;
-  config.tie_word_embeddings = architecture == models::Architecture::gpt2;
-  return config;
-}
 
 std::vector<GenerationRequest> requests() {
   return {{.prompt = {3, 1, 4, 1, 5, 9, 2, 6}, .max_new_tokens = 10},
           {.prompt = {7}, .max_new_tokens = 6},
           {.prompt = {2, 7, 1, 8, 2, 8}, .max_new_tokens = 12}};
-}
-
-// The largest |a - b| over the largest |b|: the logits' relative difference.
-double relative_difference(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  const Tensor reference = b.to(DType::f64);
-  return amax(abs(a.to(DType::f64) - reference)).item() / amax(abs(reference)).item();
 }
 
 // A prefill of two sequences (8 and 3 tokens) and then one decode token each, through `engine`'s
@@ -66,7 +47,7 @@ std::vector<Tensor> two_steps(InferenceEngine& engine) {
 
 void check_serves_like_one_rank(models::Architecture architecture) {
   comm::Communicator& world = test_world();
-  const models::GPTConfig config = split_config(architecture, world.size());
+  const models::GPTConfig config = split_serving_config(architecture, world.size());
   manual_seed(19);  // the same whole model on every rank
   auto whole = std::make_shared<models::GPT>(config);
   auto split = std::make_shared<tensor_parallel::TensorParallelGPT>(config, world);
@@ -112,7 +93,7 @@ TEST_CASE("tensor_parallel_llama_serving_generates_the_tokens_and_logits_of_one_
 
 TEST_CASE("tensor_parallel_serving_refuses_other_dtypes_and_a_mismatched_tp_size") {
   if (test_world().size() != 2) return;
-  const models::GPTConfig config = split_config(models::Architecture::gpt2, 2);
+  const models::GPTConfig config = split_serving_config(models::Architecture::gpt2, 2);
   auto split = std::make_shared<tensor_parallel::TensorParallelGPT>(config, test_world());
   InferenceConfig serving;
   serving.tp_size = 2;

@@ -18,6 +18,7 @@
 
 #include "comm/process_grid.h"
 #include "dist/engine.h"
+#include "tests/largest_difference.h"
 #include "tests/mpi/mpi_test_world.h"
 #include "tests/mpi/pipeline_test_helpers.h"
 
@@ -25,6 +26,8 @@ namespace zt::pipeline {
 namespace {
 
 using namespace test_helpers;
+using ::zt::testing::largest_difference;
+using ::zt::testing::largest_magnitude;
 using ::zt::testing::test_world;
 
 constexpr double kClip = 0.05;
@@ -77,20 +80,6 @@ Run train_one_process(const std::string& dtype, int replicas) {
   }
   for (const auto& [name, weight] : engine.consolidated_state_dict()) run.weights[name] = weight;
   return run;
-}
-
-double largest_magnitude(const Tensor& a) {
-  double largest = 0.0;
-  for (double value : a.to(DType::f64).contiguous().to_vector())
-    largest = std::max(largest, std::fabs(value));
-  return largest;
-}
-double largest_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to(DType::f64).contiguous().to_vector(),
-                      y = b.to(DType::f64).contiguous().to_vector();
-  double largest = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(x[i] - y[i]));
-  return largest;
 }
 
 void check_16bit_pipeline(const std::string& dtype, int pipeline, int tensor, int zero_stage) {

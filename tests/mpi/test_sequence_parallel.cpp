@@ -20,6 +20,7 @@
 #include "tensor_parallel/sequence_parallel.h"
 #include "tensor_parallel/sequence_parallel_layers.h"
 #include "tensor_parallel/vocab_parallel.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
 
 namespace zt::tensor_parallel {
@@ -41,12 +42,7 @@ Tensor own_tokens(const Tensor& whole, comm::Communicator& group) {
 }
 
 models::GPTConfig tiny_gpt2(double dropout = 0.0) {
-  models::GPTConfig config;
-  config.vocab_size = 64;
-  config.block_size = 16;
-  config.n_layer = 3;
-  config.n_head = 4;
-  config.n_embd = 32;
+  models::GPTConfig config = testing::small_gpt2_config();
   config.dropout = dropout;
   return config;
 }

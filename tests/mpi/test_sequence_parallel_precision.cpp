@@ -22,57 +22,27 @@
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/sharded_state.h"
 #include "tensor_parallel/vocab_parallel.h"
+#include "tests/largest_difference.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/tensor_parallel_training.h"
 
 namespace zt::tensor_parallel {
 namespace {
 
+using testing::largest_difference;
+using testing::largest_magnitude;
 using testing::test_world;
+using testing::tiny_gpt2_config;
+using testing::tiny_llama_config;
 
 constexpr int kSteps = 5;
-constexpr int64_t kSequences = 8, kLength = 8;
+// The global batch is fixed_token_batch's, the same every step and on every rank (so that the
+// loss must fall).
+constexpr int64_t kSequences = testing::kTinyBatchSequences;
 constexpr double kClip = 1.0;
 constexpr uint64_t kSeed = 42;
 constexpr double kLr = 0.5;
-
-models::GPTConfig tiny_gpt2() {
-  models::GPTConfig config;
-  config.vocab_size = 32;
-  config.block_size = kLength;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_embd = 16;
-  return config;
-}
-
-// Llama with grouped-query attention (RMSNorm on a rank's tokens).
-models::GPTConfig tiny_llama() {
-  models::GPTConfig config;
-  config.architecture = models::Architecture::llama;
-  config.vocab_size = 32;
-  config.block_size = kLength;
-  config.n_layer = 2;
-  config.n_head = 8;
-  config.n_kv_head = 4;
-  config.n_embd = 32;
-  config.intermediate_size = 48;
-  config.bias = false;
-  config.tie_word_embeddings = false;
-  return config;
-}
-
-struct Batch {
-  Tensor tokens, targets;
-};
-// The same global batch every step and on every rank (so that the loss must fall).
-Batch global_batch(int64_t vocab) {
-  std::vector<int64_t> stream(size_t(kSequences * (kLength + 1)));
-  for (size_t i = 0; i < stream.size(); ++i)
-    stream[i] = int64_t((i * i * 7 + i * 3) % size_t(vocab));
-  Tensor all = from_int64(stream, {kSequences, kLength + 1});
-  return {ops::contiguous(ops::narrow(all, 1, 0, kLength)),
-          ops::contiguous(ops::narrow(all, 1, 1, kLength))};
-}
 
 std::string precision_block(const std::string& dtype) {
   if (dtype == "bf16") return R"("bf16": {"enabled": true})";
@@ -103,27 +73,13 @@ Run train(const models::GPTConfig& config, const std::string& dtype, int tensor_
   comm::Communicator& world = test_world();
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
   comm::Communicator& tensor_group = grid.tensor_group();
-  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group, /*dropout_seed=*/1234,
-                                                   sequence_parallel);
-  {
-    manual_seed(kSeed);
-    auto full = std::make_shared<models::GPT>(config);
-    load_full_state(*model, full->named_parameters(), tensor_group.rank(), tensor_group.size());
-  }
+  auto model = testing::split_gpt_from_seed(config, tensor_group, kSeed, sequence_parallel);
   dist::Engine engine(engine_config(dtype, tensor_parallel, world.size()), model, grid.data_group(),
                       {}, &tensor_group);
-  const int64_t rows = kSequences / grid.shape().data;
-  const int64_t first = grid.coordinates().data * rows;
   Run run;
   for (int step = 0; step < kSteps; ++step) {
-    Batch batch = global_batch(config.vocab_size);
-    Tensor tokens = ops::contiguous(ops::narrow(batch.tokens, 0, first, rows));
-    Tensor targets = ops::contiguous(ops::narrow(batch.targets, 0, first, rows));
-    Tensor logits = engine.forward(tokens).to(DType::f32);
-    Tensor loss = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                               targets.reshape({-1}), tensor_group);
-    engine.backward(loss);
-    engine.step();
+    testing::step_on_data_rank_rows(engine, config.vocab_size, grid.coordinates().data,
+                                    grid.shape().data, tensor_group);
     run.losses.push_back(engine.last_global_loss());
     run.norms.push_back(engine.get_global_grad_norm());
     run.scales.push_back(engine.loss_scale());
@@ -131,20 +87,6 @@ Run train(const models::GPTConfig& config, const std::string& dtype, int tensor_
   }
   for (const auto& [name, shard] : engine.consolidated_state_dict()) run.weights[name] = shard;
   return run;
-}
-
-double largest_magnitude(const Tensor& a) {
-  double largest = 0.0;
-  for (double value : a.to(DType::f64).contiguous().to_vector())
-    largest = std::max(largest, std::fabs(value));
-  return largest;
-}
-double largest_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to(DType::f64).contiguous().to_vector(),
-                      y = b.to(DType::f64).contiguous().to_vector();
-  double largest = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(x[i] - y[i]));
-  return largest;
 }
 
 // The two runs do the same arithmetic except where sequence parallelism regroups a sum: the
@@ -212,13 +154,13 @@ TEST_CASE("gpt2_with_sequence_parallelism_in_bf16_and_fp16_follows_the_plain_ten
   if (test_world().size() != 2 && test_world().size() != 4) return;
   for (const std::string dtype : {"bf16", "fp16"})
     for (int tensor_parallel : tensor_sizes())
-      check_sequence_parallel_follows_the_plain_run(tiny_gpt2(), dtype, tensor_parallel);
+      check_sequence_parallel_follows_the_plain_run(tiny_gpt2_config(), dtype, tensor_parallel);
 }
 
 TEST_CASE("llama_with_sequence_parallelism_in_bf16_and_fp16_follows_the_plain_tensor_run") {
   if (test_world().size() != 2 && test_world().size() != 4) return;
   for (const std::string dtype : {"bf16", "fp16"})
-    check_sequence_parallel_follows_the_plain_run(tiny_llama(), dtype, 2);
+    check_sequence_parallel_follows_the_plain_run(tiny_llama_config(), dtype, 2);
 }
 
 }  // namespace

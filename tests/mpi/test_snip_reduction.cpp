@@ -19,6 +19,7 @@
 #include "core/ops/view.h"
 #include "dist/engine.h"
 #include "optim/adam.h"
+#include "tests/mpi/compression_training_loops.h"
 #include "tests/mpi/engine_test_helpers.h"
 #include "tests/mpi/mpi_test_world.h"
 
@@ -72,14 +73,8 @@ SnipRun train_on_ranks(bool reduce) {
         values[i] = buffer.data_ptr<float>()[i] / float(world.size());
     });
   }
+  train_engine_on_rank_rows(engine, kSteps, world.rank(), world.size());
   const int64_t micro = kGlobalBatch / world.size();
-  for (int step = 0; step < kSteps; ++step) {
-    GlobalBatch batch = global_batch(step);
-    const int64_t first = world.rank() * micro;
-    Tensor logits = engine.forward(ops::narrow(batch.inputs, 0, first, micro));
-    engine.backward(cross_entropy(logits, ops::narrow(batch.targets, 0, first, micro)));
-    engine.step();
-  }
   // One more forward folds the last step's gradient in, as the next step would.
   engine.forward(ops::narrow(global_batch(kSteps).inputs, 0, 0, micro));
   NamedTensors state = engine.consolidated_state_dict();
@@ -91,15 +86,7 @@ SnipRun train_single_process() {
   Config config = snip_config(1);
   int64_t step = 0;
   compress::Compressor compressor(*model, config.compression_training, [&] { return step; });
-  optim::Adam adam(optim::single_group(model->parameters(), 0.01, 0.0));
-  for (; step < kSteps;) {
-    GlobalBatch batch = global_batch(int(step));
-    Tensor loss = cross_entropy((*model)(batch.inputs), batch.targets);
-    adam.zero_grad();
-    loss.backward();
-    adam.step();
-    ++step;
-  }
+  train_adam_on_whole_batches(*model, step, kSteps, 0.01);
   (*model)(global_batch(kSteps).inputs);
   NamedTensors state = model->state_dict();
   return {concatenated(state), masks_of(compressor, kSteps, state)};

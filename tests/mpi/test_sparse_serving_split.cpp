@@ -19,10 +19,12 @@
 #include "tensor_parallel/tp_region.h"
 #include "tests/inference/sparse_test_layouts.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/serving_test_helpers.h"
 
 namespace zt::inference {
 namespace {
 
+using testing::relative_difference;
 using testing::test_world;
 
 // 4 heads, windows of 4 blocks of 2 positions, one global block per window at a different
@@ -54,24 +56,9 @@ SparsityConfig bslongformer_causal() {
 
 models::GPTConfig sparse_split_config(models::Architecture architecture, int ranks,
                                       const SparsityConfig& layout) {
-  models::GPTConfig config;
-  config.architecture = architecture;
-  config.vocab_size = 32;
-  config.block_size = 40;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_kv_head = architecture == models::Architecture::llama ? (ranks == 4 ? 4 : 2) : 0;
-  config.n_embd = 32;
-  config.bias = architecture == models::Architecture::gpt2;
-  config.tie_word_embeddings = architecture == models::Architecture::gpt2;
+  models::GPTConfig config = testing::split_serving_config(architecture, ranks);
   config.sparse_attention = layout;
   return config;
-}
-
-double relative_difference(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  const Tensor reference = b.to(DType::f64);
-  return amax(abs(a.to(DType::f64) - reference)).item() / amax(abs(reference)).item();
 }
 
 // A prefill of 12 tokens (on the grid of blocks of 2: the block-sparse kernel, positions 8..11

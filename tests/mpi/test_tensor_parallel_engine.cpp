@@ -28,60 +28,28 @@
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/sharded_state.h"
 #include "tensor_parallel/vocab_parallel.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
+#include "tests/mpi/tensor_parallel_training.h"
 
 namespace zt::tensor_parallel {
 namespace {
 
+using testing::fixed_token_batch;
 using testing::test_world;
+using testing::tiny_gpt2_config;
+using testing::tiny_llama_config;
 
 constexpr int kSteps = 3;
-constexpr int64_t kSequences = 8, kLength = 8;
+// The global batch is fixed_token_batch's, the same every step and on every rank (so that the
+// loss must fall).
+constexpr int64_t kSequences = testing::kTinyBatchSequences;
 constexpr double kClip = 0.05;
 constexpr uint64_t kSeed = 42;
 // Adam moves an element by about lr whatever its gradient, so an element whose gradient is
 // near zero moves by rounding noise: lr 2e-3 keeps that noise under 1e-5 of the weights' norm
 // in fp32 (at 1e-2 Llama's first q_proj drifts 2e-5 from the one-process run).
 constexpr double kLr = 0.002;
-
-// Llama with grouped-query attention and an untied head.
-models::GPTConfig tiny_llama() {
-  models::GPTConfig config;
-  config.architecture = models::Architecture::llama;
-  config.vocab_size = 32;
-  config.block_size = kLength;
-  config.n_layer = 2;
-  config.n_head = 8;
-  config.n_kv_head = 4;
-  config.n_embd = 32;
-  config.intermediate_size = 48;
-  config.bias = false;
-  config.tie_word_embeddings = false;
-  return config;
-}
-
-models::GPTConfig tiny_gpt2() {
-  models::GPTConfig config;
-  config.vocab_size = 32;
-  config.block_size = kLength;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_embd = 16;
-  return config;
-}
-
-struct Batch {
-  Tensor tokens, targets;
-};
-// The same global batch every step and on every rank (so that the loss must fall).
-Batch global_batch(int64_t vocab) {
-  std::vector<int64_t> stream(size_t(kSequences * (kLength + 1)));
-  for (size_t i = 0; i < stream.size(); ++i)
-    stream[i] = int64_t((i * i * 7 + i * 3) % size_t(vocab));
-  Tensor all = from_int64(stream, {kSequences, kLength + 1});
-  return {ops::contiguous(ops::narrow(all, 1, 0, kLength)),
-          ops::contiguous(ops::narrow(all, 1, 1, kLength))};
-}
 
 struct Trained {
   std::vector<double> losses;
@@ -97,7 +65,7 @@ Trained train_single_process(const models::GPTConfig& config) {
   optim::Adam adam(optim::single_group(params, kLr, 0.01));
   Trained trained;
   for (int step = 0; step < kSteps; ++step) {
-    Batch batch = global_batch(model.config().vocab_size);
+    testing::TokenBatch batch = fixed_token_batch(model.config().vocab_size);
     adam.zero_grad();
     Tensor logits = model(batch.tokens);
     Tensor loss = cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}));
@@ -131,27 +99,13 @@ Trained train_tensor_parallel(const models::GPTConfig& config, int stage, int te
   comm::Communicator& world = test_world();
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), tensor_parallel));
   comm::Communicator& tensor_group = grid.tensor_group();
-  auto model = std::make_shared<TensorParallelGPT>(config, tensor_group, /*dropout_seed=*/1234,
-                                                   sequence_parallel);
-  {
-    manual_seed(kSeed);
-    auto full = std::make_shared<models::GPT>(config);
-    load_full_state(*model, full->named_parameters(), tensor_group.rank(), tensor_group.size());
-  }
+  auto model = testing::split_gpt_from_seed(config, tensor_group, kSeed, sequence_parallel);
   dist::Engine engine(engine_config(stage, tensor_parallel, world.size()), model, grid.data_group(),
                       {}, &tensor_group);
-  const int dp = grid.shape().data, data_rank = grid.coordinates().data;
-  const int64_t rows = kSequences / dp;
   Trained trained;
   for (int step = 0; step < kSteps; ++step) {
-    Batch batch = global_batch(config.vocab_size);
-    Tensor tokens = ops::contiguous(ops::narrow(batch.tokens, 0, data_rank * rows, rows));
-    Tensor targets = ops::contiguous(ops::narrow(batch.targets, 0, data_rank * rows, rows));
-    Tensor logits = engine.forward(tokens);
-    Tensor loss = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                               targets.reshape({-1}), tensor_group);
-    engine.backward(loss);
-    engine.step();
+    testing::step_on_data_rank_rows(engine, config.vocab_size, grid.coordinates().data,
+                                    grid.shape().data, tensor_group);
     trained.losses.push_back(engine.last_global_loss());
     if (step == 0) trained.first_norm = engine.get_global_grad_norm();
   }
@@ -199,12 +153,12 @@ void check_trains_like_one_process(const models::GPTConfig& config, const std::v
 
 TEST_CASE("gpt2_at_tp_2_and_4_with_zero_0_to_3_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 4 && test_world().size() != 8) return;
-  check_trains_like_one_process(tiny_gpt2(), {0, 1, 2, 3}, plain_tensor_sizes());
+  check_trains_like_one_process(tiny_gpt2_config(), {0, 1, 2, 3}, plain_tensor_sizes());
 }
 
 TEST_CASE("llama_at_tp_2_and_4_with_zero_1_and_3_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 4 && test_world().size() != 8) return;
-  check_trains_like_one_process(tiny_llama(), {1, 3}, plain_tensor_sizes());
+  check_trains_like_one_process(tiny_llama_config(), {1, 3}, plain_tensor_sizes());
 }
 
 // (tp, dp) = (2, 1) on 2 ranks; (2, 2) and (4, 1) on 4.
@@ -214,19 +168,19 @@ std::vector<int> sequence_parallel_sizes() {
 
 TEST_CASE("gpt2_with_sequence_parallelism_at_zero_0_and_3_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 2 && test_world().size() != 4) return;
-  check_trains_like_one_process(tiny_gpt2(), {0, 3}, sequence_parallel_sizes(), true);
+  check_trains_like_one_process(tiny_gpt2_config(), {0, 3}, sequence_parallel_sizes(), true);
 }
 
 TEST_CASE("llama_with_sequence_parallelism_at_zero_1_trains_like_one_process_within_1e-5") {
   if (test_world().size() != 2 && test_world().size() != 4) return;
-  check_trains_like_one_process(tiny_llama(), {1}, sequence_parallel_sizes(), true);
+  check_trains_like_one_process(tiny_llama_config(), {1}, sequence_parallel_sizes(), true);
 }
 
 TEST_CASE("an_engine_whose_tensor_group_differs_from_the_config_is_one_line") {
   comm::Communicator& world = test_world();
   if (world.size() != 4 && world.size() != 8) return;
   comm::ProcessGrid grid(world, comm::factor_world(world.size(), 2));
-  auto model = std::make_shared<TensorParallelGPT>(tiny_gpt2(), grid.tensor_group());
+  auto model = std::make_shared<TensorParallelGPT>(tiny_gpt2_config(), grid.tensor_group());
   try {
     dist::Engine engine(dist::parse_config(R"({"train_batch_size": 8, "tensor_parallel":
                             {"autotp_size": 2}, "optimizer": {"type": "Adam"}})",
@@ -252,14 +206,15 @@ TEST_CASE("initialize_cuts_the_grid_from_autotp_size_and_builds_the_model_on_its
   Initialized initialized =
       initialize(testing::test_runtime(), config(), [&](comm::ProcessGrid& grid) {
         built_on_tensor_ranks = grid.tensor_group().size();
-        return std::make_shared<TensorParallelGPT>(tiny_gpt2(), grid.tensor_group());
+        return std::make_shared<TensorParallelGPT>(tiny_gpt2_config(), grid.tensor_group());
       });
   CHECK(built_on_tensor_ranks == 2);
   CHECK(initialized.grid->shape() == comm::GridShape{.data = world.size() / 2, .tensor = 2});
   CHECK(initialized.engine->world_size() == world.size() / 2);
   CHECK(initialized.engine->config().train_batch_size == 2 * world.size() / 2);
   try {
-    initialize(testing::test_runtime(), config(), std::make_shared<models::GPT>(tiny_gpt2()));
+    initialize(testing::test_runtime(), config(),
+               std::make_shared<models::GPT>(tiny_gpt2_config()));
     FAIL("no error");
   } catch (const std::invalid_argument& error) {
     CHECK(std::string(error.what()) ==

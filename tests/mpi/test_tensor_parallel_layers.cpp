@@ -21,6 +21,7 @@
 #include "tensor_parallel/sharded_state.h"
 #include "tensor_parallel/tp_region.h"
 #include "tensor_parallel/vocab_parallel.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
 
 namespace zt::tensor_parallel {
@@ -155,36 +156,11 @@ TEST_CASE("vocab_parallel_embedding_and_cross_entropy_equal_the_unsplit_ones") {
         kTolerance);
 }
 
-models::GPTConfig tiny_gpt2() {
-  models::GPTConfig config;
-  config.vocab_size = 32;
-  config.block_size = 8;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_embd = 16;
-  return config;
-}
-
-// Llama with grouped-query attention (2 query heads per key head on every tp) and its own head.
-models::GPTConfig tiny_llama() {
-  models::GPTConfig config;
-  config.architecture = models::Architecture::llama;
-  config.vocab_size = 32;
-  config.block_size = 8;
-  config.n_layer = 2;
-  config.n_head = 8;
-  config.n_kv_head = 4;
-  config.n_embd = 32;
-  config.intermediate_size = 48;
-  config.bias = false;
-  config.tie_word_embeddings = false;
-  return config;
-}
-
 TEST_CASE("tensor_parallel_gpt2_and_llama_sliced_from_a_full_gpt_give_its_loss_and_gradients") {
   if (!splits_world()) return;
   comm::Communicator& group = test_world();
-  for (const models::GPTConfig& config : {tiny_gpt2(), tiny_llama()}) {
+  for (const models::GPTConfig& config :
+       {testing::tiny_gpt2_config(), testing::tiny_llama_config()}) {
     CAPTURE(models::architecture_name(config.architecture));
     manual_seed(7);
     auto full_owner = std::make_shared<models::GPT>(config);
@@ -234,7 +210,7 @@ TEST_CASE("tensor_parallel_gpt_initialises_each_shard_from_the_whole_draw") {
   if (!splits_world()) return;
   comm::Communicator& group = test_world();
   manual_seed(3);
-  auto split_owner = std::make_shared<TensorParallelGPT>(tiny_gpt2(), group);
+  auto split_owner = std::make_shared<TensorParallelGPT>(testing::tiny_gpt2_config(), group);
   TensorParallelGPT& split = *split_owner;
   // Every rank drew the same whole matrices and kept its block of them.
   NamedTensors whole = gather_full_state(split, group);
@@ -267,7 +243,7 @@ TEST_CASE("a_tensor_parallel_size_that_does_not_divide_the_model_is_one_line_nam
     }
     return "(no error)";
   };
-  models::GPTConfig config = tiny_gpt2();
+  models::GPTConfig config = testing::tiny_gpt2_config();
   CHECK(error_of(config, 4) == "(no error)");
   CHECK(error_of(config, 3) ==
         "tensor parallelism: n_head 4 is not divisible by the tensor-parallel size 3");
@@ -275,7 +251,7 @@ TEST_CASE("a_tensor_parallel_size_that_does_not_divide_the_model_is_one_line_nam
   config.vocab_size = 36;
   CHECK(error_of(config, 8) ==
         "tensor parallelism: vocab_size 36 is not divisible by the tensor-parallel size 8");
-  models::GPTConfig llama = tiny_llama();
+  models::GPTConfig llama = testing::tiny_llama_config();
   CHECK(error_of(llama, 4) == "(no error)");
   CHECK(error_of(llama, 8) ==
         "tensor parallelism: n_kv_head 4 is not divisible by the tensor-parallel size 8");

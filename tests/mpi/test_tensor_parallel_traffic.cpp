@@ -13,6 +13,7 @@
 #include "core/factory.h"
 #include "tensor_parallel/gpt2_tensor_parallel.h"
 #include "tensor_parallel/vocab_parallel.h"
+#include "tests/mpi/gpt_test_models.h"
 #include "tests/mpi/mpi_test_world.h"
 
 namespace zt::tensor_parallel {
@@ -23,12 +24,7 @@ using testing::test_world;
 TEST_CASE("tensor_axis_bytes_per_step_equal_two_all_reduces_of_bsh_per_layer_each_way") {
   comm::Communicator& world = test_world();
   if (world.size() != 2 && world.size() != 4) return;
-  models::GPTConfig config;
-  config.vocab_size = 64;
-  config.block_size = 16;
-  config.n_layer = 3;
-  config.n_head = 4;
-  config.n_embd = 32;
+  const models::GPTConfig config = testing::small_gpt2_config();
   const int64_t b = 2, s = 16, h = config.n_embd, L = config.n_layer;
   TensorParallelGPT model(config, world);
   std::vector<int64_t> tokens, next;

@@ -17,6 +17,7 @@
 #include "quant/quantize_model.h"
 #include "quant/quantized_embedding.h"
 #include "quant/quantized_linear.h"
+#include "tests/largest_difference.h"
 
 using namespace zt;
 using namespace zt::models;
@@ -48,16 +49,7 @@ Tensor tokens(int64_t batch, int64_t length) {
   return from_int64(values, {batch, length});
 }
 
-double relative_difference(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]));
-    largest = std::max(largest, std::abs(y[i]));
-  }
-  return worst / largest;
-}
+using zt::testing::largest_relative_difference;
 
 // The linear layers only: the embeddings' own test below turns quantize_embeddings back on.
 quant::QuantizationConfig weight_only(int bits, int64_t groups) {
@@ -137,14 +129,14 @@ TEST_CASE(
       reference->load_state_dict(with_dequantized_weights(*reference, *quantized));
       Tensor idx = tokens(2, 9);
       Tensor logits = (*quantized)(idx);
-      CHECK(relative_difference(logits, (*reference)(idx)) < 1e-5);
-      CHECK(relative_difference(logits, f32_logits) < (bits == 8 ? 0.02 : 0.3));
+      CHECK(largest_relative_difference(logits, (*reference)(idx)) < 1e-5);
+      CHECK(largest_relative_difference(logits, f32_logits) < (bits == 8 ? 0.02 : 0.3));
       // Through the KV cache, a prompt then one token at a time: the same logits.
       KVCache cache;
       Tensor prompt = quantized->forward(idx.narrow(1, 0, 5), &cache);
       Tensor next = quantized->forward(idx.narrow(1, 5, 1), &cache);
-      CHECK(relative_difference(next, logits.narrow(1, 5, 1)) < 1e-5);
-      CHECK(relative_difference(prompt, logits.narrow(1, 0, 5)) < 1e-5);
+      CHECK(largest_relative_difference(next, logits.narrow(1, 5, 1)) < 1e-5);
+      CHECK(largest_relative_difference(prompt, logits.narrow(1, 0, 5)) < 1e-5);
     }
 }
 
@@ -156,7 +148,7 @@ TEST_CASE("a W8A8 GPT's logits stay within 3% of the f32 GPT's") {
     config.activation.enabled = true;
     quant::quantize_linear_layers(*quantized, config);
     Tensor idx = tokens(2, 9);
-    double difference = relative_difference((*quantized)(idx), (*reference)(idx));
+    double difference = largest_relative_difference((*quantized)(idx), (*reference)(idx));
     CHECK(difference > 0);  // the activations really were quantized
     CHECK(difference < 0.03);
   }
@@ -279,7 +271,7 @@ TEST_CASE("quantize_embeddings: tables to codes, the tied head shares them; whol
       CHECK_FALSE(quantized->token_embedding()->weight.defined());   // the f32 table is freed
       reference->load_state_dict(with_dequantized_weights(*reference, *quantized));
       Tensor idx = tokens(2, 9);
-      CHECK(relative_difference((*quantized)(idx), (*reference)(idx)) < 1e-5);
+      CHECK(largest_relative_difference((*quantized)(idx), (*reference)(idx)) < 1e-5);
       const quant::WeightBytes bytes = quant::model_weight_bytes(*quantized);
       CHECK(bytes.embeddings ==
             table->quantized_weight().nbytes() + (architecture == Architecture::gpt2

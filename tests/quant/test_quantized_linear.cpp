@@ -9,6 +9,7 @@
 #include "nn/module.h"
 #include "quant/activation_quantization.h"
 #include "quant/quantized_linear.h"
+#include "tests/largest_difference.h"
 
 using namespace zt;
 using quant::QuantizationType;
@@ -25,16 +26,7 @@ LayerData layer_data(int64_t tokens, int64_t in, int64_t out, uint64_t seed) {
           randn({out}, {}, &generator)};
 }
 
-// Largest |a - b| over the largest |b|.
-double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(a[i] - b[i]));
-    largest = std::max(largest, std::abs(b[i]));
-  }
-  return worst / largest;
-}
+using zt::testing::largest_relative_difference;
 
 // x [rows, in] @ w [out, in]^T + b in double.
 std::vector<double> plain_linear(const std::vector<double>& x, const std::vector<double>& w,
@@ -63,11 +55,11 @@ TEST_CASE("QuantizedLinear weight-only int8 and int4 equal x @ dequantized(W)^T 
       std::vector<double> expected = plain_linear(
           data.x.to_vector(), quant::dequantize_weight(layer.quantized_weight()).to_vector(),
           data.bias.to_vector(), 14, 70, 130);
-      CHECK(relative_difference(y.to_vector(), expected) < 1e-5);
+      CHECK(largest_relative_difference(y.to_vector(), expected) < 1e-5);
       // And near the f32 layer: the quantization error of a few percent at most.
       std::vector<double> exact = plain_linear(data.x.to_vector(), data.weight.to_vector(),
                                                data.bias.to_vector(), 14, 70, 130);
-      CHECK(relative_difference(y.to_vector(), exact) < (bits == 8 ? 0.02 : 0.3));
+      CHECK(largest_relative_difference(y.to_vector(), exact) < (bits == 8 ? 0.02 : 0.3));
     }
 }
 
@@ -89,7 +81,7 @@ TEST_CASE("QuantizedLinear weight-only, one token: int8 and int4 codes read in p
         std::vector<double> expected = plain_linear(
             token.to_vector(), quant::dequantize_weight(layer.quantized_weight()).to_vector(), b, 1,
             71, 130);
-        CHECK(relative_difference(y.to_vector(), expected) < 1e-5);
+        CHECK(largest_relative_difference(y.to_vector(), expected) < 1e-5);
       }
 }
 
@@ -122,10 +114,10 @@ TEST_CASE("QuantizedLinear W8A8 equals the integer formula over the same codes")
             expected[size_t(t * 70 + n)] =
                 tokens.scales[size_t(t)] * scales[size_t(group)] * sum + bias[size_t(n)];
           }
-        CHECK(relative_difference(y.to_vector(), expected) < 1e-6);
+        CHECK(largest_relative_difference(y.to_vector(), expected) < 1e-6);
         std::vector<double> exact =
             plain_linear(data.x.to_vector(), data.weight.to_vector(), bias, rows, 67, 70);
-        CHECK(relative_difference(y.to_vector(), exact) < 0.03);
+        CHECK(largest_relative_difference(y.to_vector(), exact) < 0.03);
       }
   }
 }
@@ -161,7 +153,8 @@ TEST_CASE("QuantizedLinear forward_gelu_tanh equals gelu_tanh of forward, W8A8 a
             0.5 * value *
             (1 + std::tanh(std::sqrt(2 / M_PI) * (value + 0.044715 * value * value * value))));
       }
-      CHECK(relative_difference(layer.forward_gelu_tanh(data.x).to_vector(), expected) < 1e-6);
+      CHECK(largest_relative_difference(layer.forward_gelu_tanh(data.x).to_vector(), expected) <
+            1e-6);
     }
   }
 }

@@ -13,34 +13,53 @@ namespace zt::dist {
 
 namespace gpt_replay {
 
-// A linear layer's backward: its input's gradient and its weight's, and for a bias the row sum
-// of the output's gradient (in f32 a halving tree whose two largest levels coexist; in a
-// 2-byte dtype over a copy of the gradient); then its saved input goes.
+// A bias's gradient: the row sum of the output's gradient (in f32 a halving tree whose two
+// largest levels coexist; in a 2-byte dtype over a copy of the gradient). The sum stays.
+void bias_row_sums(Ledger& l, const Sizes& s, int64_t grad_output, int64_t bias) {
+  if (s.e == 4) {
+    l.alloc(grad_output / 2);
+    l.alloc(grad_output / 4);
+    l.release(grad_output / 2 + grad_output / 4);
+    l.alloc(bias);
+  } else {
+    l.alloc(bias);
+    l.alloc(grad_output);
+    l.release(grad_output);
+  }
+}
+
+// A linear layer's backward: its input's gradient and its weight's, and with a bias
+// (`out_features` > 0) its row sums; then its saved input goes.
 void linear_backward(Ledger& l, const Sizes& s, int64_t grad_input, int64_t weight,
                      int64_t grad_output, int64_t out_features, int64_t saved_input) {
   l.alloc(grad_input);
   l.alloc(weight);
   const int64_t bias = s.bias ? out_features * s.e : 0;
-  if (s.bias && s.e == 4) {
-    l.alloc(grad_output / 2);
-    l.alloc(grad_output / 4);
-    l.release(grad_output / 2 + grad_output / 4);
-    l.alloc(bias);
-  } else if (s.bias) {
-    l.alloc(bias);
-    l.alloc(grad_output);
-    l.release(grad_output);
-  }
+  if (bias > 0) bias_row_sums(l, s, grad_output, bias);
   l.release(saved_input + bias + weight);
 }
 
+// A residual add's backward frees the branch output it saved (the add keeps both inputs),
+// before the branch's c_proj runs its backward. A row-parallel c_proj adds its bias after the
+// sum over the tensor group, in an add of its own: that add's backward takes the bias's row
+// sums and frees the sum first, and the linear's own backward has no bias (measured).
+void branch_output_backward(Ledger& l, const Sizes& s) {
+  const int64_t h = s.hidden;
+  l.release(h);
+  if (s.tp == 1 || !s.bias) return;
+  const int64_t bias = s.embd * s.e;
+  bias_row_sums(l, s, h, bias);
+  l.release(bias + h);
+}
+
 // A norm's backward and the residual sum after it: `saved` is what it frees of the layer's
-// kept bytes (statistics, its input, the branch output the residual add made).
-void norm_backward(Ledger& l, const Sizes& s, int64_t saved) {
+// kept bytes (statistics, its input, the branch output the residual add made); the residual
+// gradient it adds to goes too (`residual_grad` bytes of activations).
+void norm_backward(Ledger& l, const Sizes& s, int64_t saved, int64_t residual_grad) {
   const int64_t h = s.hidden, params = (s.bias ? 2 : 1) * s.embd * s.e;
   l.alloc(h + params);
   l.alloc(h);  // the residual gradient plus the branch's
-  l.release(saved + 2 * h + params);
+  l.release(saved + h + residual_grad + params);
 }
 
 // Attention's backward: the output gradient made contiguous and dq, dk, dv (in f32 when the
@@ -102,17 +121,21 @@ void gpt2_forward_no_grad(Ledger& l, const Sizes& s) {
 
 // `input_bytes`: what the layer's first norm frees beyond its statistics and its own saved
 // tensors: the layer's input (and, checkpointed, the checkpoint's output and saved input).
-void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
+void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes, int64_t grad_output) {
   const int64_t h = s.hidden, a = s.split, w = s.wide, C = s.embd, F = s.intermediate;
   const int64_t tp = s.tp;
   // Row-parallel layers (the c_proj's) split their weight's rows, not their bias.
-  linear_backward(l, s, w, F / tp * C * s.e, h, C, w);  // mlp.c_proj, gelu's output saved
-  l.alloc(w);                                           // gelu
+  // Row-parallel c_proj's bias (tensor-parallel) is added by branch_output_backward's add.
+  const int64_t c_proj_bias = tp > 1 ? 0 : C;
+  branch_output_backward(l, s);
+  linear_backward(l, s, w, F / tp * C * s.e, h, c_proj_bias, w);  // mlp.c_proj, gelu's output
+  l.alloc(w);                                                     // gelu
   l.release(2 * w);
   linear_backward(l, s, h, C * F / tp * s.e, w, F / tp, h);  // mlp.c_fc, ln_2's output saved
   l.release(w);
-  norm_backward(l, s, 2 * s.stats + 2 * h);
-  linear_backward(l, s, a, C / tp * C * s.e, h, C, a);  // attn.c_proj, the merged heads saved
+  norm_backward(l, s, 2 * s.stats + h, grad_output);
+  branch_output_backward(l, s);
+  linear_backward(l, s, a, C / tp * C * s.e, h, c_proj_bias, a);  // attn.c_proj, the merged heads
   attention_backward(l, s, a, a);
   for (int i = 0; i < 3; ++i) {  // dq, dk, dv made contiguous through the heads' transpose
     l.alloc(a);
@@ -128,7 +151,7 @@ void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
   // attn.c_attn, ln_1's output saved.
   linear_backward(l, s, h, 3 * C / tp * C * s.e, 3 * a, 3 * C / tp, h);
   l.release(3 * a);
-  norm_backward(l, s, 2 * s.stats + 2 * h + input_bytes);
+  norm_backward(l, s, 2 * s.stats + h + input_bytes, h);
 }
 
 // ---- Llama -------------------------------------------------------------------------------
@@ -169,7 +192,7 @@ void llama_forward_no_grad(Ledger& l, const Sizes& s) {
   l.release(3 * h + h);
 }
 
-void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
+void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes, int64_t grad_output) {
   const int64_t h = s.hidden, kv = s.kv, w = s.wide, C = s.embd, F = s.intermediate;
   linear_backward(l, s, w, F * C * s.e, h, C, w);  // down_proj, the product saved
   l.alloc(2 * w);                                  // the product's backward
@@ -181,7 +204,7 @@ void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
   linear_backward(l, s, h, C * F * s.e, w, F, 0);  // gate_proj
   l.alloc(h);                                      // the two input gradients summed
   l.release(3 * h + w + h);  // the parts, the gate's output gradient, the norm's saved output
-  norm_backward(l, s, s.stats + 2 * h);
+  norm_backward(l, s, s.stats + 2 * h, grad_output);
   linear_backward(l, s, h, C * C * s.e, h, C, h);  // o_proj, the merged heads saved
   attention_backward(l, s, s.grouped ? h : kv, s.grouped ? h : kv);
   const int64_t kv_weight = s.kv_width * C * s.e;
@@ -198,7 +221,7 @@ void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes) {
   linear_backward(l, s, h, C * C * s.e, h, 0, 0);  // q_proj
   l.alloc(h);
   l.release(3 * h + h + h);  // the gradients, dq, the normed input
-  norm_backward(l, s, s.stats + 2 * h + input_bytes);
+  norm_backward(l, s, s.stats + 2 * h + input_bytes, h);
 }
 
 // ---- the whole model ---------------------------------------------------------------------
@@ -306,7 +329,7 @@ int64_t predict_gpt_activation_peak(const GptActivationShape& shape, int64_t mic
       forward(l, s);                 // the re-run
       l.release(held_by_views + h);  // the views and the re-run's output go with the re-run
     }
-    backward(l, s, checkpointed ? 3 * h : h);
+    backward(l, s, checkpointed ? 3 * h : h, h);
   }
   return l.peak;
 }

@@ -38,12 +38,13 @@ struct Sizes {
 
 // A GPT-2 layer's forward, keeping what its backward reads, and its backward, `input_bytes`
 // being what its first norm frees beyond its own saved tensors (the layer's input, and
-// checkpointed, the checkpoint's output and saved input).
+// checkpointed, the checkpoint's output and saved input), `grad_output` the activation bytes
+// of the gradient coming in (none where it is a checkpoint's input gradient, a leaf's .grad).
 void gpt2_forward(Ledger& l, const Sizes& s);
-void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
+void gpt2_backward(Ledger& l, const Sizes& s, int64_t input_bytes, int64_t grad_output);
 // The same for a Llama layer (its rotary tables are the caller's).
 void llama_forward(Ledger& l, const Sizes& s);
-void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes);
+void llama_backward(Ledger& l, const Sizes& s, int64_t input_bytes, int64_t grad_output);
 // A checkpointed layer's first forward, without autograd: only its output stays.
 void gpt2_forward_no_grad(Ledger& l, const Sizes& s);
 void llama_forward_no_grad(Ledger& l, const Sizes& s);

@@ -14,17 +14,26 @@ using namespace gpt_replay;
 
 namespace {
 
+// The vocabulary-parallel loss over this rank's logits (measured): four [rows, V/tp] f32
+// tensors and four of one f32 per row at its peak, one of each freed when it returns; the
+// three of each it keeps go with its backward.
+void vocab_parallel_loss_forward(Ledger& l, const Sizes& s) {
+  const int64_t f32_logits = s.logits / s.e * 4, row = s.stats;
+  l.alloc(4 * f32_logits + 4 * row);
+  l.release(f32_logits + row);
+}
+int64_t vocab_parallel_loss_kept(const Sizes& s) {
+  return 3 * (s.logits / s.e * 4) + 3 * s.stats;
+}
+
 // The last stage's final norm, head and loss (pipeline/gpt_layers.h: the logits cast to f32
 // inside the pass): the norm's output and statistics, the logits (a 2-byte model's f32 copy
 // too), one f32 per row and, while the loss runs, its f32 exponentials.
 void pipeline_head_forward(Ledger& l, const Sizes& s, int64_t norm_stats) {
   const int64_t f32_logits = s.logits / s.e * 4, row = s.stats;
   if (s.tp > 1) {
-    // The vocabulary-parallel loss over this rank's logits (measured): five [rows, V/tp] f32
-    // tensors and four of one f32 per row at its peak, one of each freed when it returns.
     l.alloc(s.hidden + norm_stats + s.logits + (s.e == 4 ? 0 : f32_logits));
-    l.alloc(4 * f32_logits + 4 * row);
-    l.release(f32_logits + row);
+    vocab_parallel_loss_forward(l, s);
     return;
   }
   l.alloc(s.hidden + norm_stats + s.logits + (s.e == 4 ? 0 : f32_logits) + row);
@@ -91,6 +100,19 @@ int64_t rotary_tables(Ledger& l, const GptActivationShape& shape, const Sizes& s
 
 }  // namespace
 
+namespace {
+
+// What the embeddings keep: Llama's token rows; GPT-2's position table's rows, the token rows,
+// their sum; vocabulary-parallel (measured), the local ids (i64), a row mask, the masked rows
+// and their sum over the group.
+int64_t embedding_bytes(const GptActivationShape& shape, const Sizes& s) {
+  const int64_t h = s.hidden, rows = s.stats / 4;
+  if (shape.llama) return h;
+  return shape.tokens * shape.embd * s.e + 2 * h + (s.tp > 1 ? h + rows * 8 + rows * 4 : 0);
+}
+
+}  // namespace
+
 void GptStageReplay::forward(int chunk) {
   if (state_->interval > 0) return forward_checkpointed(chunk);
   State& st = *state_;
@@ -99,14 +121,7 @@ void GptStageReplay::forward(int chunk) {
   const Sizes& s = st.s;
   const bool llama = st.shape.llama;
   const int64_t before = l.live, h = s.hidden;
-  // The embeddings: Llama's token rows; GPT-2's position table's rows, the token rows, their
-  // sum; vocabulary-parallel (measured), the local ids (i64), a row mask, the masked rows and
-  // their sum over the group.
-  const int64_t rows = s.stats / 4;
-  if (part.embedding)
-    l.alloc(llama ? h
-                  : st.shape.tokens * st.shape.embd * s.e + 2 * h +
-                        (s.tp > 1 ? h + rows * 8 + rows * 4 : 0));
+  if (part.embedding) l.alloc(embedding_bytes(st.shape, s));
   // Measured, not derived: a stage whose input was received holds one more hidden-sized
   // tensor through its first block's forward until that block's backward.
   if (!part.embedding && part.end_block > part.first_block) l.alloc(h);
@@ -138,7 +153,7 @@ void GptStageReplay::backward(int chunk) {
     // Its first norm frees its input: the previous block's output, an activation, or for the
     // stage's first block the tensor received from the previous stage, which is not one.
     const bool received = block == part.first_block && !part.embedding;
-    (llama ? llama_backward : gpt2_backward)(l, s, received ? 0 : h);
+    (llama ? llama_backward : gpt2_backward)(l, s, received ? 0 : h, h);
     if (llama) l.release(st.shape.tokens * head_dim * s.e);  // its rotary tables
   }
   l.live = end;
@@ -195,15 +210,16 @@ void GptStageReplay::forward_checkpointed(int chunk) {
   const Sizes& s = st.s;
   const bool llama = st.shape.llama;
   const int64_t before = l.live, h = s.hidden, norm_stats = (llama ? 1 : 2) * s.stats;
-  const int64_t f32_logits = s.logits / s.e * 4, positions = st.shape.tokens * st.shape.embd * s.e;
+  const int64_t f32_logits = s.logits / s.e * 4;
   // The received input's hidden-sized copy (as without checkpoints, measured), which the
   // first checkpoint keeps as its input.
   if (!part.embedding) l.alloc(h);
   for (const std::vector<Piece>& segment : checkpoint_segments(part, st.interval)) {
     for (size_t i = 0; i < segment.size(); ++i) {
-      if (segment[i] == Piece::embedding) {
-        l.alloc(llama ? h : positions + 2 * h);
-        l.release(llama ? 0 : positions + h);
+      if (segment[i] == Piece::embedding) {  // only the sum stays
+        const int64_t embedding = embedding_bytes(st.shape, s);
+        l.alloc(embedding);
+        l.release(embedding - h);
         continue;
       }
       if (segment[i] == Piece::block && llama) {
@@ -219,7 +235,11 @@ void GptStageReplay::forward_checkpointed(int chunk) {
       if (i > 0) l.release(h);  // its input, which nothing holds without autograd
     }
   }
-  if (part.head) {
+  if (part.head && s.tp > 1) {
+    // Beside the vocabulary-parallel loss's own, one more f32 per row (measured).
+    l.alloc((s.e == 4 ? 0 : f32_logits) + s.stats);
+    vocab_parallel_loss_forward(l, s);
+  } else if (part.head) {
     l.alloc((s.e == 4 ? 0 : f32_logits) + s.stats + f32_logits);
     l.release(f32_logits);
   }
@@ -235,10 +255,13 @@ void GptStageReplay::backward_checkpointed(int chunk) {
   const Sizes& s = st.s;
   const bool llama = st.shape.llama;
   const int64_t h = s.hidden, norm_stats = (llama ? 1 : 2) * s.stats;
-  const int64_t f32_logits = s.logits / s.e * 4, positions = st.shape.tokens * st.shape.embd * s.e;
+  const int64_t f32_logits = s.logits / s.e * 4;
   const int64_t head_dim = st.shape.embd / st.shape.heads;
   const int64_t end = l.live - st.kept[size_t(chunk)].front();
-  int64_t grad_out = h;
+  // The activation bytes of the gradient coming into the segment that the backward frees:
+  // none for the gradient received from the next stage, which the engine holds until the
+  // pass is done (the caller's).
+  int64_t grad_out = 0;
   if (part.head) {  // the loss's backward: the logits' f32 gradient, cast; then nothing holds
                     // the first run's logits
     l.alloc(f32_logits);
@@ -248,14 +271,15 @@ void GptStageReplay::backward_checkpointed(int chunk) {
       l.release(2 * f32_logits);
       grad_out = s.logits;
     }
-    l.release(s.stats + s.logits);  // the loss's saved tensors, and the logits it read
+    // The loss's saved tensors, and the logits it read.
+    l.release(s.stats + s.logits + (s.tp > 1 ? vocab_parallel_loss_kept(s) : 0));
   }
   const std::vector<std::vector<Piece>> segments = checkpoint_segments(part, st.interval);
   for (size_t index = segments.size(); index-- > 0;) {
     const std::vector<Piece>& segment = segments[index];
     const int64_t start = l.live;
     for (Piece piece : segment) {
-      if (piece == Piece::embedding) l.alloc(llama ? h : positions + 2 * h);
+      if (piece == Piece::embedding) l.alloc(embedding_bytes(st.shape, s));
       if (piece == Piece::block) {
         if (llama) rotary_tables(l, st.shape, s);
         (llama ? llama_forward : gpt2_forward)(l, s);
@@ -273,16 +297,20 @@ void GptStageReplay::backward_checkpointed(int chunk) {
         l.release(params + norm_stats + h + (i > 0 ? h : 0));
       }
       if (segment[i] == Piece::block) {
-        (llama ? llama_backward : gpt2_backward)(l, s, i > 0 ? h : 0);
+        // The gradient coming in: the segment's for its last layer, else the next layer's
+        // input gradient (an activation).
+        const int64_t incoming = i + 1 == segment.size() ? grad_out : h;
+        (llama ? llama_backward : gpt2_backward)(l, s, i > 0 ? h : 0, incoming);
         if (llama) l.release(st.shape.tokens * head_dim * s.e);
       }
     }
     // The re-run (its output included) and the output's gradient go, and so does the input
-    // the checkpoint kept (the previous segment's output, or the received input's copy); the
-    // input's gradient stays (the chunk's first is sent back, not counted).
+    // the checkpoint kept (the previous segment's output, or the received input's copy). The
+    // input's gradient is handed back as a leaf's .grad (autograd/checkpoint.cpp), a gradient,
+    // not an activation: the previous segment's gradient coming in counts nothing.
     const int64_t input = index > 0 || !part.embedding ? h : 0;
-    l.live = start - input - grad_out + (index > 0 ? h : 0);
-    grad_out = h;
+    l.live = start - input - grad_out;
+    grad_out = 0;
   }
   l.live = end;
   st.kept[size_t(chunk)].pop_front();

@@ -87,7 +87,10 @@ int64_t stage_activation_peak(const models::GPTConfig& model,
     }
     if (instruction.kind == InstructionKind::backward_pass) {
       replay.backward(instruction.chunk);
+      // The received gradient goes; the chunk's output does not: its send to the next stage
+      // holds it (a view of it, partitioned) until the batch's sends are waited on, at its end.
       if (!head) replay.release(hidden);
+      if (!head) replay.hold(hidden);
     }
   }
   return replay.peak();
@@ -272,13 +275,12 @@ GridPrediction predict_grid_rank(const models::GPTConfig& model, const dist::Con
   const bool checkpointed = config.pipeline.activation_checkpoint_interval > 0;
   prediction.in_flight = most_in_flight(shape, at.pipeline);
   // Llama's layers are not split over a tensor axis here (its tensor-parallel layers are
-  // built elsewhere); the checkpoints' re-runs are replayed without one, and with one model
-  // chunk a stage (with a tensor axis the replay is 12% over the last stage's measured peak,
-  // interleaved 4-8% under it: docs/config_doctor.md).
+  // built elsewhere); the checkpoints' re-runs are replayed with one model chunk a stage
+  // (interleaved, the replay is 5% under the last stage's measured peak: docs/config_doctor.md).
   const bool llama = model.architecture == models::Architecture::llama;
   const int64_t interval = config.pipeline.activation_checkpoint_interval;
   if (model.dropout == 0.0 && !model.sparse_attention && !(llama && grid.tensor > 1) &&
-      !(checkpointed && (grid.tensor > 1 || shape.chunks > 1))) {
+      !(checkpointed && shape.chunks > 1)) {
     const std::vector<dist::GptStagePart> parts =
         stage_parts(model, bounds, shape, at.pipeline, grid.tensor, interval);
     if (!parts.empty())

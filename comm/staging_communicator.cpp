@@ -55,6 +55,14 @@ std::unique_ptr<Work> StagingCommunicator::broadcast_async(const Tensor& tensor,
   });
 }
 
+void StagingCommunicator::all_to_all(const Tensor& input, const Tensor& output) {
+  if (!call_device("all_to_all", {{"input", input}, {"output", output}}).is_cuda())
+    return host_.all_to_all(input, output);
+  run_on_host(
+      {{input, StagedAccess::reads}, {output, StagedAccess::writes}},
+      [&](const HostStaging& host) { host_.all_to_all(host.host_tensor(0), host.host_tensor(1)); });
+}
+
 void StagingCommunicator::reduce(const Tensor& tensor, int root, ReduceOperation op) {
   if (!call_device("reduce", {{"tensor", tensor}}).is_cuda()) return host_.reduce(tensor, root, op);
   // Only the root's tensor changes.

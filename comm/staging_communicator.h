@@ -30,6 +30,9 @@ class StagingCommunicator final : public Communicator {
                                              ReduceOperation op = ReduceOperation::sum) override;
   std::unique_ptr<Work> all_gather_async(const Tensor& input, const Tensor& output) override;
   std::unique_ptr<Work> broadcast_async(const Tensor& tensor, int root) override;
+  // Staged as the others, so that the compressed all-reduce (comm/compressed_allreduce.h) runs
+  // over a staging communicator too.
+  void all_to_all(const Tensor& input, const Tensor& output) override;
   void reduce(const Tensor& tensor, int root, ReduceOperation op = ReduceOperation::sum) override;
   void barrier() override { host_.barrier(); }
   void send(const Tensor& tensor, int destination, int tag = 0) override;

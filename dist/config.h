@@ -74,6 +74,9 @@ struct OptimizerConfig {
   double factor_max = 4.0;
   double factor_min = 0.5;
   double factor_threshold = 0.1;
+  // Ours (bench/onebit_convergence.sh): the compressed optimizers average exactly, nothing
+  // compressed, to measure what the compression costs (optim::OneBitOptions::exact_average).
+  bool zerotrain_exact_average = false;
 
   bool is_adam() const { return type == "Adam" || type == "AdamW"; }
   bool is_lamb() const { return type == "Lamb"; }

@@ -101,6 +101,7 @@ void read_compressed_communication_params(Section& params, OptimizerConfig& opti
   params.require_default("amsgrad", false);
   params.read_bool("cuda_aware", optimizer.cuda_aware);
   params.read_choice("comm_backend_name", optimizer.comm_backend_name, {"nccl", "mpi"});
+  params.read_bool("zerotrain_exact_average", optimizer.zerotrain_exact_average);
   if (optimizer.eps_inside_sqrt)
     params.fail("eps_inside_sqrt",
                 "DeepSpeed's compressed optimizers accept it and ignore it; "

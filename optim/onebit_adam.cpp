@@ -25,7 +25,8 @@ void check_host(const Tensor& param, const std::string& optimizer) {
 
 OneBitAdam::OneBitAdam(std::vector<ParamGroup> groups, comm::Communicator& data_parallel,
                        OneBitOptions options)
-    : CompressedCommunicationOptimizer(std::move(groups), data_parallel), options_(options) {
+    : CompressedCommunicationOptimizer(std::move(groups), data_parallel, options.exact_average),
+      options_(options) {
   if (options_.freeze_step < 0)
     throw std::invalid_argument(
         fmt::format("OneBitAdam: freeze_step {} must be >= 0", options_.freeze_step));

@@ -26,7 +26,9 @@ double norm_of(const float* values, int64_t count) {
 
 OneBitLamb::OneBitLamb(std::vector<ParamGroup> groups, comm::Communicator& data_parallel,
                        OneBitLambOptions options)
-    : CompressedCommunicationOptimizer(std::move(groups), data_parallel), options_(options) {
+    : CompressedCommunicationOptimizer(std::move(groups), data_parallel,
+                                       options.base.exact_average),
+      options_(options) {
   if (options_.base.freeze_step < 0 || options_.min_coeff > options_.max_coeff ||
       options_.factor_min > options_.factor_max)
     throw std::invalid_argument(

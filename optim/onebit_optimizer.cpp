@@ -2,20 +2,14 @@
 // (optim/onebit_optimizer.h).
 #include "optim/onebit_optimizer.h"
 
-#include <cstdlib>
-#include <string_view>
-
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
 
 namespace zt::optim {
 
 CompressedCommunicationOptimizer::CompressedCommunicationOptimizer(
-    std::vector<ParamGroup> groups, comm::Communicator& data_parallel)
-    : Optimizer(std::move(groups)), data_parallel_(data_parallel) {
-  const char* exact = std::getenv("ZT_ONEBIT_EXACT_AVERAGE");
-  exact_average_ = exact != nullptr && std::string_view(exact) == "1";
-}
+    std::vector<ParamGroup> groups, comm::Communicator& data_parallel, bool exact_average)
+    : Optimizer(std::move(groups)), data_parallel_(data_parallel), exact_average_(exact_average) {}
 
 void CompressedCommunicationOptimizer::average(comm::CompressedAllReduce& compression,
                                                const Tensor& buffer) {

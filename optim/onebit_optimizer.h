@@ -23,12 +23,17 @@ struct OneBitOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   int64_t freeze_step = 100000;  // OneBitAdam, OneBitLamb: full-precision steps first
+  // Ours, not DeepSpeed's: every compressed average is replaced by an exact one (an f32
+  // all-reduce), so that the same optimizer on the same ranks and data runs without the
+  // compression and the difference measures what the compression alone costs
+  // (bench/onebit_convergence.sh; config key optimizer.params.zerotrain_exact_average).
+  bool exact_average = false;
 };
 
 class CompressedCommunicationOptimizer : public Optimizer {
  public:
   CompressedCommunicationOptimizer(std::vector<ParamGroup> groups,
-                                   comm::Communicator& data_parallel);
+                                   comm::Communicator& data_parallel, bool exact_average);
   // Whether the next backward's gradients must stay on their rank, unreduced.
   virtual bool gradients_stay_local() const = 0;
   // The parameters inside tensor `index` of `group` (a run of the engine's flat buffer holds
@@ -49,12 +54,10 @@ class CompressedCommunicationOptimizer : public Optimizer {
   // Replaces `buffer` (contiguous host f32) by its compressed average over the ranks, each piece
   // with its own scale. Collective.
   void average_by_pieces(PieceCompressions& compression, const Tensor& buffer);
-  // `compression`'s average of `buffer`, or, where the environment sets
-  // ZT_ONEBIT_EXACT_AVERAGE=1, the exact one (an f32 all-reduce): the same optimizer without the
-  // compression, to measure what the compression alone costs (bench/onebit_convergence.sh).
+  // `compression`'s average of `buffer`, or with OneBitOptions::exact_average the exact one.
   void average(comm::CompressedAllReduce& compression, const Tensor& buffer);
   comm::Communicator& data_parallel_;
-  bool exact_average_;  // ZT_ONEBIT_EXACT_AVERAGE=1
+  bool exact_average_;  // OneBitOptions::exact_average
 };
 
 }  // namespace zt::optim

@@ -16,7 +16,9 @@ namespace zt::optim {
 
 ZeroOneAdam::ZeroOneAdam(std::vector<ParamGroup> groups, comm::Communicator& data_parallel,
                          ZeroOneAdamOptions options)
-    : CompressedCommunicationOptimizer(std::move(groups), data_parallel), options_(options) {
+    : CompressedCommunicationOptimizer(std::move(groups), data_parallel,
+                                       options.base.exact_average),
+      options_(options) {
   auto check = [](bool ok, const char* what, int64_t value) {
     if (!ok) throw std::invalid_argument(fmt::format("ZeroOneAdam: invalid {} {}", what, value));
   };

@@ -32,7 +32,8 @@ std::unique_ptr<optim::Optimizer> OptimizerShard::make_shard_optimizer(
   const optim::OneBitOptions base{.beta1 = config.betas[0],
                                   .beta2 = config.betas[1],
                                   .eps = config.eps,
-                                  .freeze_step = config.freeze_step};
+                                  .freeze_step = config.freeze_step,
+                                  .exact_average = config.zerotrain_exact_average};
   if (config.type == "OneBitAdam")
     return std::make_unique<optim::OneBitAdam>(std::move(groups), data_parallel_host_, base);
   if (config.type == "ZeroOneAdam") {

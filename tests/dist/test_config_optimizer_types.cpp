@@ -22,6 +22,10 @@ TEST_CASE("Lamb and the compressed-communication optimizers read DeepSpeed's key
   CHECK(onebit.optimizer.freeze_step == 23);
   CHECK(onebit.optimizer.cuda_aware);
   CHECK(onebit.optimizer.comm_backend_name == "mpi");
+  CHECK_FALSE(onebit.optimizer.zerotrain_exact_average);
+  Config exact = parse(with_batch(R"("optimizer": {"type": "OneBitLamb", "params": {
+      "zerotrain_exact_average": true}})"));
+  CHECK(exact.optimizer.zerotrain_exact_average);
   Config zero_one = parse(with_batch(R"("optimizer": {"type": "ZeroOneAdam", "params": {
       "var_freeze_step": 7, "var_update_scaler": 3, "local_step_scaler": 5,
       "local_step_clipper": 2}})"));
@@ -64,6 +68,9 @@ TEST_CASE("what the optimizer types cannot take is refused, naming the key") {
   CHECK(contains(error_of(with_batch(R"("optimizer": {"type": "ZeroOneAdam", "params": {
       "freeze_step": 5}})")),
                  "optimizer.params.freeze_step: unknown parameter for ZeroOneAdam"));
+  CHECK(contains(error_of(with_batch(R"("optimizer": {"type": "Adam", "params": {
+      "zerotrain_exact_average": true}})")),
+                 "optimizer.params.zerotrain_exact_average: unknown parameter for Adam"));
   CHECK(contains(error_of(with_batch(R"("optimizer": {"type": "OneBitAdam", "params": {
       "comm_backend_name": "hccl"}})")),
                  "optimizer.params.comm_backend_name"));

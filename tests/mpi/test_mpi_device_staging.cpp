@@ -219,6 +219,42 @@ TEST_SUITE("mpi_device_staging") {
     }
   }
 
+  TEST_CASE("a_staging_communicator_passes_all_to_all_on_host_tensors_by_the_slice_rule") {
+    // Slice s of rank r's input holds 1000 r + 10 s + i; it must land in slice r of rank s's
+    // output, counted as the wrapped communicator counts it.
+    Communicator& world = test_world();
+    StagingCommunicator staged(world);
+    const int ranks = world.size(), rank = world.rank();
+    const int64_t slice = 3;
+    std::vector<double> sent(static_cast<size_t>(slice * ranks)), expected(sent.size());
+    for (int s = 0; s < ranks; ++s) {
+      for (int64_t i = 0; i < slice; ++i) {
+        sent[size_t(s * slice + i)] = 1000.0 * rank + 10.0 * s + double(i);
+        expected[size_t(s * slice + i)] = 1000.0 * s + 10.0 * rank + double(i);
+      }
+    }
+    Tensor input = from_values(sent, {slice * ranks});
+    Tensor output = zeros({slice * ranks});
+    world.reset_stats();
+    staged.all_to_all(input, output);
+    CHECK(output.to_vector() == expected);
+    const CollectiveCounter& counted = staged.stats()[CollectiveKind::all_to_all];
+    CHECK(counted.calls == 1);
+    CHECK(counted.payload_bytes == input.nbytes() * (ranks - 1) / ranks);
+    world.reset_stats();
+  }
+
+  TEST_CASE("staged_all_to_all_equals_the_host_bits_and_stats" * ZT_NEEDS_CUDA_DEVICE) {
+    Communicator& world = staged_world();
+    for (DType dtype : kStagedDTypes) {
+      CAPTURE(dtype_name(dtype));
+      const int64_t full = 5 * world.size();
+      check_device_call_equals_host_call(
+          {rank_values(full, dtype), zeros({full}, {.dtype = dtype})},
+          [&](const std::vector<Tensor>& t) { world.all_to_all(t[0], t[1]); });
+    }
+  }
+
   TEST_CASE("staged_broadcast_and_reduce_equal_the_host_bits_and_stats" * ZT_NEEDS_CUDA_DEVICE) {
     Communicator& world = staged_world();
     for (DType dtype : kStagedDTypes) {

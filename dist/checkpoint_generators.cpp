@@ -134,8 +134,9 @@ std::optional<std::vector<std::map<std::string, SavedGenerator>>> restored_tenso
         restored[data_rank][name] = *found;
         continue;
       }
-      // Another tensor size (or a module the saved model did not have): the group's base seed
-      // plus this tensor rank, past every number drawn before the save.
+      // Another tensor size (or a module the saved model did not have): the base seed of this
+      // module's layer in the saved group plus this tensor rank, past every number drawn
+      // before the save.
       const uint64_t seed =
           found ? found->seed - uint64_t(found_tensor_rank) + uint64_t(placement.tensor_rank)
                 : generator->seed();

@@ -55,8 +55,9 @@ std::vector<SavedGenerator> restored_generators(const UniversalCheckpoint& unive
 // by local name), per saved data rank (d takes entry d mod their count), by local name:
 // - the same tensor size: each module's generator as its tensor rank saved it (found by the
 //   module's whole name on whichever stage held it), so a resume is bitwise;
-// - another tensor size: the saved group's base seed plus the new tensor rank (the seeds of a
-//   group are consecutive), at the largest offset any saved rank reached.
+// - another tensor size: the base seed the saved group used for the module of the same whole
+//   name (its layer's) plus the new tensor rank (a layer's seeds across a group are
+//   consecutive, attention_dropout_seed), at the largest offset any saved rank reached.
 // nullopt when the checkpoint predates these generators (they stay as built). Throws naming
 // the file when the same tensor size finds no saved state for a module.
 std::optional<std::vector<std::map<std::string, SavedGenerator>>> restored_tensor_rank_generators(

@@ -120,9 +120,9 @@ LayerSpecs gpt_layer_specs(const models::GPTConfig& config, comm::Communicator& 
     // The spec's type name is the unsplit block's, so that "type:REGEX" cuts alike at any tp.
     specs.push_back({.type_name = "GPT2Block",
                      .build =
-                         [config, group, dropout_seed, sp] {
+                         [config, group, dropout_seed, layer, sp] {
                            return std::make_shared<tensor_parallel::TensorParallelGPT2Block>(
-                               config, *group, dropout_seed, sp);
+                               config, *group, dropout_seed, layer, sp);
                          },
                      .state_prefix = fmt::format("h.{}.", layer)});
   }

@@ -58,11 +58,11 @@ class TensorParallelLlamaEmbeddingLayer final : public nn::Module {
 class TensorParallelLlamaBlockLayer final : public nn::Module {
  public:
   TensorParallelLlamaBlockLayer(const models::GPTConfig& config, comm::Communicator& group,
-                                uint64_t dropout_seed, bool sequence_parallel)
+                                uint64_t dropout_seed, int64_t layer, bool sequence_parallel)
       : config_(config),
         sequence_ranks_(sequence_parallel ? group.size() : 1),
         block_(std::make_shared<tensor_parallel::TensorParallelLlamaDecoderLayer>(
-            config, group, dropout_seed, sequence_parallel)) {
+            config, group, dropout_seed, layer, sequence_parallel)) {
     for (const auto& [name, child] : block_->named_children()) register_module(name, child);
   }
   std::string type_name() const override { return "LlamaDecoderLayer"; }
@@ -102,9 +102,9 @@ LayerSpecs llama_tensor_parallel_layer_specs(const models::GPTConfig& config,
   for (int64_t layer = 0; layer < config.n_layer; ++layer)
     specs.push_back({.type_name = "LlamaDecoderLayer",
                      .build =
-                         [config, group, dropout_seed, sp] {
-                           return std::make_shared<TensorParallelLlamaBlockLayer>(config, *group,
-                                                                                  dropout_seed, sp);
+                         [config, group, dropout_seed, layer, sp] {
+                           return std::make_shared<TensorParallelLlamaBlockLayer>(
+                               config, *group, dropout_seed, layer, sp);
                          },
                      .state_prefix = fmt::format("model.layers.{}.", layer)});
   specs.push_back({.type_name = "RMSNorm",

@@ -21,8 +21,6 @@ namespace zt::tensor_parallel {
 namespace {
 
 constexpr double kInitStd = 0.02;
-// Megatron's offset of the model-parallel RNG seed from the data-parallel one.
-constexpr uint64_t kTensorRankSeedOffset = 2718;
 
 double residual_init_std(const models::GPTConfig& config) {
   return kInitStd / std::sqrt(2.0 * double(config.n_layer));
@@ -76,12 +74,12 @@ void check_tensor_parallel_config(const models::GPTConfig& config, int tensor_pa
 
 TensorParallelGPT2Attention::TensorParallelGPT2Attention(const models::GPTConfig& config,
                                                          comm::Communicator& group,
-                                                         uint64_t dropout_seed,
+                                                         uint64_t dropout_seed, int64_t layer,
                                                          bool sequence_parallel)
     : local_heads_(config.n_head / group.size()),
       local_width_(config.n_embd / group.size()),
       dropout_(config.dropout),
-      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
+      tensor_rank_generator_(attention_dropout_seed(dropout_seed, layer, group.rank())),
       group_(&group),
       sequence_parallel_(sequence_parallel) {
   if (config.sparse_attention) {
@@ -143,11 +141,11 @@ Tensor TensorParallelGPT2MLP::forward(const Tensor& x) {
 
 TensorParallelGPT2Block::TensorParallelGPT2Block(const models::GPTConfig& config,
                                                  comm::Communicator& group, uint64_t dropout_seed,
-                                                 bool sequence_parallel) {
+                                                 int64_t layer, bool sequence_parallel) {
   ln_1 = register_module("ln_1",
                          make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
   attn = register_module("attn", std::make_shared<TensorParallelGPT2Attention>(
-                                     config, group, dropout_seed, sequence_parallel));
+                                     config, group, dropout_seed, layer, sequence_parallel));
   ln_2 = register_module("ln_2",
                          make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
   mlp = register_module("mlp",
@@ -183,7 +181,7 @@ TensorParallelGPT::TensorParallelGPT(const models::GPTConfig& config, comm::Comm
     wpe_ = register_module("wpe", gpt2_position_embedding(config, group, sequence_parallel));
     h_ = register_module("h", std::make_shared<nn::ModuleList>());
     for (int64_t i = 0; i < config.n_layer; ++i)
-      h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed,
+      h_->push_back(std::make_shared<TensorParallelGPT2Block>(config, group, dropout_seed, i,
                                                               sequence_parallel));
     ln_f_ = register_module(
         "ln_f", make_layer_norm(config.n_embd, config.norm_eps, group, sequence_parallel));

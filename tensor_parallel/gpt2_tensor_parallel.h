@@ -56,8 +56,9 @@ std::shared_ptr<nn::Module> gpt2_position_embedding(const models::GPTConfig& con
 
 class TensorParallelGPT2Attention final : public nn::Module, public TensorRankGeneratorOwner {
  public:
+  // `layer`: its index in the whole model (its dropout stream, attention_dropout_seed).
   TensorParallelGPT2Attention(const models::GPTConfig& config, comm::Communicator& group,
-                              uint64_t dropout_seed, bool sequence_parallel = false);
+                              uint64_t dropout_seed, int64_t layer, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Attention"; }
   Generator& tensor_rank_generator() override { return tensor_rank_generator_; }
   // This rank's heads' planes of the layout (null: dense attention).
@@ -97,7 +98,7 @@ class TensorParallelGPT2MLP final : public nn::Module {
 class TensorParallelGPT2Block final : public nn::Module {
  public:
   TensorParallelGPT2Block(const models::GPTConfig& config, comm::Communicator& group,
-                          uint64_t dropout_seed, bool sequence_parallel = false);
+                          uint64_t dropout_seed, int64_t layer, bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelGPT2Block"; }
   std::shared_ptr<nn::Module> ln_1, ln_2;  // sequence-parallel ones with sequence_parallel
   std::shared_ptr<TensorParallelGPT2Attention> attn;
@@ -127,7 +128,8 @@ class VocabParallelHead final : public nn::Module {
 class TensorParallelGPT final : public nn::Module {
  public:
   // `dropout_seed`: the base of the per-tensor-rank attention dropout generators (Megatron adds
-  // 2718 and the tensor rank to its seed); the same on every rank. `sequence_parallel`:
+  // 2718 and the tensor rank to its seed; each layer adds its own stride too,
+  // attention_dropout_seed); the same on every rank. `sequence_parallel`:
   // Megatron's sequence parallelism (above); forward then refuses a T that tp does not divide.
   TensorParallelGPT(const models::GPTConfig& config, comm::Communicator& group,
                     uint64_t dropout_seed = 1234, bool sequence_parallel = false);

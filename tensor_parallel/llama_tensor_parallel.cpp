@@ -18,7 +18,6 @@ namespace zt::tensor_parallel {
 namespace {
 
 constexpr double kInitStd = 0.02;
-constexpr uint64_t kTensorRankSeedOffset = 2718;  // Megatron's model-parallel seed offset
 
 // The caller puts the column layers' shared input into the region once (into_region).
 std::shared_ptr<ColumnParallelLinear> column(int64_t in, int64_t out, comm::Communicator& group) {
@@ -56,13 +55,13 @@ void check_three_inputs(const std::string& module, const nn::TensorList& inputs)
 
 TensorParallelLlamaAttention::TensorParallelLlamaAttention(const models::GPTConfig& config,
                                                            comm::Communicator& group,
-                                                           uint64_t dropout_seed,
+                                                           uint64_t dropout_seed, int64_t layer,
                                                            bool sequence_parallel)
     : local_heads_(config.n_head / group.size()),
       local_kv_heads_(config.resolved_n_kv_head() / group.size()),
       head_dim_(config.head_dim()),
       dropout_(config.dropout),
-      tensor_rank_generator_(dropout_seed + kTensorRankSeedOffset + uint64_t(group.rank())),
+      tensor_rank_generator_(attention_dropout_seed(dropout_seed, layer, group.rank())),
       group_(&group),
       sequence_parallel_(sequence_parallel) {
   if (config.sparse_attention) {
@@ -115,10 +114,12 @@ Tensor TensorParallelLlamaMLP::forward(const Tensor& input) {
 TensorParallelLlamaDecoderLayer::TensorParallelLlamaDecoderLayer(const models::GPTConfig& config,
                                                                  comm::Communicator& group,
                                                                  uint64_t dropout_seed,
+                                                                 int64_t layer,
                                                                  bool sequence_parallel)
     : dropout_(config.dropout), group_(&group), sequence_parallel_(sequence_parallel) {
-  self_attn = register_module("self_attn", std::make_shared<TensorParallelLlamaAttention>(
-                                               config, group, dropout_seed, sequence_parallel));
+  self_attn =
+      register_module("self_attn", std::make_shared<TensorParallelLlamaAttention>(
+                                       config, group, dropout_seed, layer, sequence_parallel));
   mlp = register_module("mlp",
                         std::make_shared<TensorParallelLlamaMLP>(config, group, sequence_parallel));
   input_layernorm = register_module(
@@ -150,7 +151,7 @@ TensorParallelLlamaModel::TensorParallelLlamaModel(const models::GPTConfig& conf
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.n_layer; ++i)
     layers->push_back(std::make_shared<TensorParallelLlamaDecoderLayer>(config, group, dropout_seed,
-                                                                        sequence_parallel));
+                                                                        i, sequence_parallel));
   norm = register_module("norm",
                          make_rms_norm(config.n_embd, config.norm_eps, group, sequence_parallel));
 }

@@ -36,7 +36,8 @@ namespace zt::tensor_parallel {
 class TensorParallelLlamaAttention final : public nn::Module, public TensorRankGeneratorOwner {
  public:
   TensorParallelLlamaAttention(const models::GPTConfig& config, comm::Communicator& group,
-                               uint64_t dropout_seed, bool sequence_parallel = false);
+                               uint64_t dropout_seed, int64_t layer,
+                               bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaAttention"; }
   Generator& tensor_rank_generator() override { return tensor_rank_generator_; }
   // This rank's query heads' planes of the layout (null: dense attention).
@@ -76,7 +77,8 @@ class TensorParallelLlamaMLP final : public nn::Module {
 class TensorParallelLlamaDecoderLayer final : public nn::Module {
  public:
   TensorParallelLlamaDecoderLayer(const models::GPTConfig& config, comm::Communicator& group,
-                                  uint64_t dropout_seed, bool sequence_parallel = false);
+                                  uint64_t dropout_seed, int64_t layer,
+                                  bool sequence_parallel = false);
   std::string type_name() const override { return "TensorParallelLlamaDecoderLayer"; }
   std::shared_ptr<TensorParallelLlamaAttention> self_attn;
   std::shared_ptr<TensorParallelLlamaMLP> mlp;

@@ -53,7 +53,18 @@ models::GPTConfig dropout_gpt_config() {
   return config;
 }
 
-constexpr uint64_t kMegatronOffset = 2718;  // tensor rank r's stream: dropout_seed + 2718 + r
+// The seed layer `layer`'s attention draws from on tensor rank r with base `dropout_seed`
+// (tensor_parallel/tensor_rank_generator.h), written out: base + 2718 + layer * 2^16 + r.
+uint64_t attention_seed(uint64_t dropout_seed, int64_t layer, int tensor_rank) {
+  return dropout_seed + 2718 + uint64_t(layer) * 65536 + uint64_t(tensor_rank);
+}
+
+// The GPT-2 block index of a stage's attention module "<spec index>.attn" (spec 0 is the
+// embedding layer).
+int64_t block_of(const std::string& attention) {
+  const std::string spec = attention.substr(0, attention.rfind(".attn"));
+  return std::stoll(spec.substr(spec.rfind('.') + 1)) - 1;
+}
 
 // The pipeline GPT with dropout on (stages, tensor, the rest data); the weights and the default
 // generator from `seed`. `tensor` 0: the plain layers; >= 1: the split layers over a tensor
@@ -226,7 +237,7 @@ TEST_CASE("tensor_rank_generators_resume_bitwise_and_an_older_checkpoint_warns")
     for (const auto& [name, generator] : resumed.generators()) {
       CAPTURE(name);
       CHECK(generator->seed() ==
-            999 + kMegatronOffset + uint64_t(resumed.grid->coordinates().tensor));
+            attention_seed(999, block_of(name), resumed.grid->coordinates().tensor));
       CHECK(generator->offset() == 0);
     }
     CHECK(resumed.train(2, 4) !=
@@ -238,7 +249,8 @@ TEST_CASE("tensor_rank_generators_resume_bitwise_and_an_older_checkpoint_warns")
     REQUIRE(!loaded.generators().empty());
     for (const auto& [name, generator] : loaded.generators()) {
       CAPTURE(name);
-      CHECK(generator->seed() == 1234 + kMegatronOffset);  // the saved group's base + rank 0
+      // The saved group's base of the layer plus rank 0.
+      CHECK(generator->seed() == attention_seed(1234, block_of(name), 0));
       CHECK(generator->offset() == largest_offset);
     }
     CHECK(loaded.train(2, 3).size() == 1);

@@ -53,13 +53,13 @@ const apps::CommandLine kCommandLine{
     "prints the largest loss and relative weight differences from one process; run under\n"
     "mpirun -np 8.",
     {{"steps", "N", "20", "optimizer steps per run"},
-     {"lr", "LR", "0.2", "SGD learning rate (momentum 0.9)"},
+     {"lr", "LR", "0.01", "SGD learning rate (momentum 0.9)"},
      {"layout", "PP,TP", "", "run only this layout (the data size is what the world leaves)",
       "every layout"},
      {"growth", "", "",
       "first print per step the worst tensor of one process summing in another order", "off"},
      {"trace", "", "", "print per step each layout's worst tensor against one process", "off"}}};
-double kLr = 0.2;  // set once from --lr
+double kLr = 0.01;  // set once from --lr
 
 constexpr int64_t kSequences = 32;  // the global batch
 constexpr int64_t kLength = 16;

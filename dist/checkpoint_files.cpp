@@ -60,22 +60,6 @@ std::string resolve_tag_dir(const std::string& dir, const std::string& tag) {
 
 namespace {
 
-nlohmann::json metadata_json(const SafetensorsContents& contents, const std::string& key,
-                             const std::string& path, bool required) {
-  auto found = contents.metadata.find(key);
-  if (found == contents.metadata.end()) {
-    if (!required) return nullptr;
-    throw std::runtime_error(
-        fmt::format("{}: no \"{}\" metadata (not a ZeroTrain checkpoint file)", path, key));
-  }
-  try {
-    return nlohmann::json::parse(found->second);
-  } catch (const nlohmann::json::exception& error) {
-    throw std::runtime_error(
-        fmt::format("{}: metadata \"{}\" is not valid JSON: {}", path, key, error.what()));
-  }
-}
-
 // A JSON value that must exist with the right type; nlohmann's own messages do not say where.
 template <typename T>
 T field(const nlohmann::json& object, const std::string& key, const std::string& where) {
@@ -218,6 +202,22 @@ void join_group(const SafetensorsContents& file, const std::string& path, int ra
 }
 
 }  // namespace
+
+nlohmann::json metadata_json(const SafetensorsContents& contents, const std::string& key,
+                             const std::string& path, bool required) {
+  auto found = contents.metadata.find(key);
+  if (found == contents.metadata.end()) {
+    if (!required) return nullptr;
+    throw std::runtime_error(
+        fmt::format("{}: no \"{}\" metadata (not a ZeroTrain checkpoint file)", path, key));
+  }
+  try {
+    return nlohmann::json::parse(found->second);
+  } catch (const nlohmann::json::exception& error) {
+    throw std::runtime_error(
+        fmt::format("{}: metadata \"{}\" is not valid JSON: {}", path, key, error.what()));
+  }
+}
 
 ConsolidatedCheckpoint read_checkpoint(const std::string& tag_dir, int mp_rank,
                                        std::vector<std::string>* files_opened,

@@ -68,6 +68,11 @@ struct ConsolidatedCheckpoint {
   int world_size = 0;
 };
 
+// A checkpoint file's metadata entry `key` parsed as JSON; absent: null, or, when `required`,
+// an error naming `path` and the key (as invalid JSON always is).
+nlohmann::json metadata_json(const SafetensorsContents& contents, const std::string& key,
+                             const std::string& path, bool required);
+
 // Reads and checks every file of the checkpoint in `tag_dir`. Each error is one line naming
 // the file (and tensor or key) at fault: a missing rank file, a truncated or lying file, a
 // layout that does not cover every parameter exactly once, shapes that disagree.

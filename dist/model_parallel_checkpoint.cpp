@@ -121,24 +121,11 @@ SavedGrid saved_grid(const ConsolidatedCheckpoint& checkpoint, const std::string
   return saved_grid(checkpoint.model_parallel, path, &checkpoint);
 }
 
-// A model-states file's metadata entry `key` as JSON (null when absent).
-nlohmann::json metadata_entry(const SafetensorsContents& file, const std::string& key,
-                              const std::string& path) {
-  auto found = file.metadata.find(key);
-  if (found == file.metadata.end()) return nullptr;
-  try {
-    return nlohmann::json::parse(found->second);
-  } catch (const nlohmann::json::exception& error) {
-    throw std::runtime_error(
-        fmt::format("{}: metadata \"{}\" is not valid JSON: {}", path, key, error.what()));
-  }
-}
-
 // The saved grid as one model-states file records it.
 SavedLayout saved_layout(const SafetensorsContents& model_file, const std::string& path) {
   const SavedGrid grid =
-      saved_grid(metadata_entry(model_file, "model_parallel", path), path, nullptr);
-  const nlohmann::json engine_state = metadata_entry(model_file, "zerotrain", path);
+      saved_grid(metadata_json(model_file, "model_parallel", path, false), path, nullptr);
+  const nlohmann::json engine_state = metadata_json(model_file, "zerotrain", path, false);
   if (!engine_state.is_object() || !engine_state.contains("world_size") ||
       !engine_state["world_size"].is_number_integer())
     throw std::runtime_error(fmt::format("{}: missing \"world_size\"", path));
@@ -292,7 +279,7 @@ UniversalCheckpoint read_universal_checkpoint(const std::string& tag_dir,
   const bool other_layout = reader != nullptr && (reader->pipeline_stages != layout.stages ||
                                                   reader->tensor_size != layout.tensor_size);
   if (other_layout &&
-      !recorded_largest_offsets(metadata_entry(probe, "zerotrain", probe_path), probe_path))
+      !recorded_largest_offsets(metadata_json(probe, "zerotrain", probe_path, false), probe_path))
     mp_ranks = needed_mp_ranks(layout, nullptr);
   // At the same sizes the generators continue the rank's own mp rank's streams (even where
   // another partition put its layers elsewhere).

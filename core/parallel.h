@@ -5,6 +5,10 @@
 
 #include <cstdint>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace zt {
 
 // Threads used by CPU kernels (OpenMP loops; each OpenBLAS call runs on one of them).
@@ -14,6 +18,16 @@ void set_num_threads(int threads);
 // The cores this process may run on (sched affinity) divided by the ranks on this node
 // (OMPI_COMM_WORLD_LOCAL_SIZE, else 1), at least 1. ZT_NUM_THREADS overrides it.
 int default_num_threads();
+
+// This thread's index in the innermost OpenMP team (0 outside one, or built without OpenMP):
+// for kernels that keep one workspace per thread of their team.
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 // Calls body(chunk_begin, chunk_end) over [begin, end) in chunks of `grain` elements, in
 // parallel when there is more than one chunk.

@@ -1,5 +1,6 @@
-// CPU block-sparse attention, forward: one task per (entry, group of row blocks), in parallel.
-// A task walks only its rows' active key blocks, in chunks of about kKeyTile keys,
+// CPU block-sparse attention, forward: one task per entry, or per (entry, group of row blocks)
+// when entries are few, in parallel. Row groups walk only their active key blocks, in chunks
+// of about kKeyTile keys,
 // with the online softmax of the dense kernel (running max and sum per row, the output
 // accumulator rescaled when the max grows). Work and memory follow the active blocks; nothing
 // of size T^2 exists. Each task writes its own rows, so results do not depend on thread count.
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -23,17 +25,28 @@ namespace {
 
 template <typename C>
 struct SparseForwardScratch {
-  std::vector<C> q, keys, values, scores, accumulator, row_max, row_sum;
+  std::vector<C> keys, values, scores;  // one chunk's packed keys, widened values, scores
+};
+
+// One row group between its first chunk and its last: its running max and sum per row, and the
+// output accumulator (the output rows themselves when they have the compute type: a copy of
+// them out, a scalar loop, was a twentieth of the window modes' time; else a buffer rounded out
+// at the end). The first chunk's product writes the accumulator.
+template <typename C>
+struct ForwardRows {
+  RowGroup group;
+  std::vector<C> q, accumulator, row_max, row_sum;
+  const C* q_tile = nullptr;
+  C* sums = nullptr;
 };
 
 // Folds one chunk of scores into the running statistics of its rows, leaving exp(score - max).
 template <typename C>
-void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev, C* accumulator,
-                          SparseForwardScratch<C>& scratch) {
+void online_softmax_chunk(int64_t cols, int64_t ld, int64_t Ev, C* scores, ForwardRows<C>& rows) {
   constexpr C kMinusInf = -std::numeric_limits<C>::infinity();
-  for (int64_t i = 0; i < rows; ++i) {
-    C* row = scratch.scores.data() + i * ld;
-    C& running_max = scratch.row_max[size_t(i)];
+  for (size_t i = 0; i < rows.row_max.size(); ++i) {
+    C* row = scores + int64_t(i) * ld;
+    C& running_max = rows.row_max[i];
     const C new_max = std::max(running_max, row_max(row, cols));
     if (new_max == kMinusInf) {
       std::fill(row, row + cols, C(0));
@@ -41,12 +54,12 @@ void online_softmax_chunk(int64_t rows, int64_t cols, int64_t ld, int64_t Ev, C*
     }
     const C correction = std::exp(running_max - new_max);
     const C chunk_sum = exp_shifted(row, cols, new_max);
-    scratch.row_sum[size_t(i)] = scratch.row_sum[size_t(i)] * correction + chunk_sum;
+    rows.row_sum[i] = rows.row_sum[i] * correction + chunk_sum;
     // A row that saw nothing yet has an accumulator that the chunk's product overwrites (the
     // first chunk's) or that holds zeros: nothing to rescale.
     const bool accumulated = running_max != kMinusInf;
     running_max = new_max;
-    if (accumulated && correction != C(1)) scale_row(accumulator + i * Ev, Ev, correction);
+    if (accumulated && correction != C(1)) scale_row(rows.sums + int64_t(i) * Ev, Ev, correction);
   }
 }
 
@@ -55,61 +68,73 @@ struct SparseInputs {
   const int64_t* columns;
 };
 
+// The forward of one entry's row groups (sweep_entry's visitor): q, v and out are the entry's
+// rows, `keys` its transposed keys.
 template <typename T>
-void forward_row_block(const BlockSparseArgs& args, const SparseInputs& index, const T* q,
-                       const compute_type<T>* keys_transposed, const T* v, T* out,
-                       compute_type<T>* lse, int64_t b, const RowGroup& group,
-                       SparseForwardScratch<compute_type<T>>& scratch) {
+struct ForwardVisitor {
   using C = compute_type<T>;
-  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, T_len = args.T;
-  const int64_t l0 = group.first * args.block, ld = chunk_width(args);
-  const int64_t per_chunk = chunk_blocks(args);
-  const C* q_tile = widened(q + (b * T_len + l0) * E, rows * E, scratch.q);
-  // The output rows themselves when they have the compute type (a copy of them out, a scalar
-  // loop, was a twentieth of the window modes' time), else a buffer rounded out at the end.
-  // The first chunk's product writes it.
-  T* out_rows = out + (b * T_len + l0) * Ev;
-  C* accumulator = nullptr;
-  if constexpr (std::is_same_v<T, C>) {
-    accumulator = out_rows;
-  } else {
-    scratch.accumulator.resize(size_t(rows * Ev));
-    accumulator = scratch.accumulator.data();
+  const BlockSparseArgs& args;
+  SparseInputs index;
+  const T *q, *v;
+  T* out;
+  C* lse;
+  int64_t b;
+  TransposedBlocks<T, C> keys;
+  SparseForwardScratch<C>& scratch;
+  std::vector<ForwardRows<C>>& states;  // by sweep id; 0 is reused group after group
+
+  void begin(size_t id, const RowGroup& group) {
+    if (states.size() <= id) states.resize(id + 1);
+    ForwardRows<C>& rows = states[id];
+    const int64_t count = group.count * args.block, l0 = group.first * args.block;
+    rows.group = group;
+    rows.q_tile = widened(q + l0 * args.E, count * args.E, rows.q);
+    if constexpr (std::is_same_v<T, C>) {
+      rows.sums = out + l0 * args.Ev;
+    } else {
+      rows.accumulator.resize(size_t(count * args.Ev));
+      rows.sums = rows.accumulator.data();
+    }
+    rows.row_max.assign(size_t(count), -std::numeric_limits<C>::infinity());
+    rows.row_sum.assign(size_t(count), C(0));
   }
-  scratch.row_max.assign(size_t(rows), -std::numeric_limits<C>::infinity());
-  scratch.row_sum.assign(size_t(rows), C(0));
-  scratch.scores.resize(size_t(rows * ld));
-  scratch.keys.resize(size_t(E * ld));
-  scratch.values.resize(size_t(ld * Ev));
-  const std::span<const int64_t> active = group.columns;
-  for (size_t first = 0; first < active.size(); first += size_t(per_chunk)) {
-    const std::span<const int64_t> chunk =
-        active.subspan(first, std::min(active.size() - first, size_t(per_chunk)));
+
+  void chunk(size_t id, std::span<const int64_t> chunk, size_t first) {
+    ForwardRows<C>& rows = states[id];
+    const int64_t count = rows.group.count * args.block, ld = chunk_width(args);
     const int64_t cols = int64_t(chunk.size()) * args.block;
-    block_scores(rows, E, C(args.scale), q_tile, keys_transposed + b * E * T_len, args.block, chunk,
+    scratch.scores.resize(size_t(count * ld));
+    scratch.keys.resize(size_t(args.E * ld));
+    block_scores(count, args.E, C(args.scale), rows.q_tile, keys.with(chunk), args.block,
                  scratch.keys.data(), scratch.scores.data(), ld);
-    mask_group_scores(args, index.row_offsets, index.columns, b, group, chunk,
+    mask_group_scores(args, index.row_offsets, index.columns, b, rows.group, chunk,
                       scratch.scores.data(), ld);
-    online_softmax_chunk(rows, cols, ld, Ev, accumulator, scratch);
+    online_softmax_chunk(cols, ld, args.Ev, scratch.scores.data(), rows);
     // The weights times the chunk's value rows, read in place (f32, f64) or widened once per
     // chunk (16-bit); the first chunk writes the accumulator, later ones add to it.
-    const C* values = rows_of_blocks(v + b * T_len * Ev, Ev, args.block, chunk, scratch.values);
-    chunk_rows_product(rows, Ev, args.block, C(1), scratch.scores.data(), ld, values,
-                       v + b * T_len * Ev, chunk, first > 0, accumulator, Ev);
+    const C* values = rows_of_blocks(v, args.Ev, args.block, chunk, scratch.values);
+    chunk_rows_product(count, args.Ev, args.block, C(1), scratch.scores.data(), ld, values, v,
+                       chunk, first > 0, rows.sums, args.Ev);
   }
-  if (active.empty()) std::fill(accumulator, accumulator + rows * Ev, C(0));
-  for (int64_t i = 0; i < rows; ++i) {
-    const C sum = scratch.row_sum[size_t(i)];
-    const C inverse = sum > C(0) ? C(1) / sum : C(0);
-    scale_row(accumulator + i * Ev, Ev, inverse);
-    if constexpr (!std::is_same_v<T, C>) {
-      std::transform(accumulator + i * Ev, accumulator + (i + 1) * Ev, out_rows + i * Ev,
-                     [](C x) { return T(x); });
+
+  void finish(size_t id) {
+    ForwardRows<C>& rows = states[id];
+    const int64_t count = rows.group.count * args.block, l0 = rows.group.first * args.block;
+    const int64_t Ev = args.Ev;
+    if (rows.group.columns.empty()) std::fill(rows.sums, rows.sums + count * Ev, C(0));
+    for (int64_t i = 0; i < count; ++i) {
+      const C sum = rows.row_sum[size_t(i)];
+      const C inverse = sum > C(0) ? C(1) / sum : C(0);
+      scale_row(rows.sums + i * Ev, Ev, inverse);
+      if constexpr (!std::is_same_v<T, C>) {
+        std::transform(rows.sums + i * Ev, rows.sums + (i + 1) * Ev, out + (l0 + i) * Ev,
+                       [](C x) { return T(x); });
+      }
+      lse[l0 + i] = sum > C(0) ? rows.row_max[size_t(i)] + std::log(sum)
+                               : -std::numeric_limits<C>::infinity();
     }
-    lse[b * T_len + l0 + i] = sum > C(0) ? scratch.row_max[size_t(i)] + std::log(sum)
-                                         : -std::numeric_limits<C>::infinity();
   }
-}
+};
 
 }  // namespace
 
@@ -119,30 +144,65 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
                                                 const Tensor& out, const Tensor& lse) {
   dispatch_floating(q.dtype(), "block_sparse_attention_forward", [&]<typename T>() {
     using C = compute_type<T>;
-    const Tensor keys_transposed =
-        empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
     const SparseInputs index{row_offsets.data_ptr<int64_t>(), columns.data_ptr<int64_t>()};
-    // The keys transposed first, one entry per task; then one task per (entry, group of
-    // row blocks), handed out one at a time since rows have different numbers of blocks.
-#pragma omp parallel num_threads(block_sparse_threads(args, columns.numel()))
+    const int threads = block_sparse_threads(args, columns.numel());
+    const int64_t T_len = args.T, E = args.E, Ev = args.Ev;
+    // With at least two entries per thread, one task per entry: its keys transposed block by
+    // block as chunks need them, into its thread's ring (TransposedBlocks), and its long rows
+    // run during the sweep over the others (sweep_entry). With fewer, one task per (entry,
+    // group of row blocks), handed out one at a time since rows have different numbers of
+    // blocks, over keys transposed up front. A row's arithmetic is the same on both schedules.
+    const bool per_entry = threads == 1 || args.batch >= 2 * threads;
+    const int team = per_entry ? int(std::min<int64_t>(threads, args.batch)) : threads;
+    const int64_t per_chunk = chunk_blocks(args);
+    const int64_t ring_size = TransposedBlocks<T, C>::ring_size(E, args.block, per_chunk);
+    const Tensor keys_transposed =
+        per_entry ? empty({team, ring_size}, {.dtype = lse.dtype(), .tag = MemoryTag::other})
+                  : empty({args.batch, E, T_len}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    auto visitor_of = [&](int64_t b, TransposedBlocks<T, C> keys, SparseForwardScratch<C>& scratch,
+                          std::vector<ForwardRows<C>>& states) {
+      return ForwardVisitor<T>{args,
+                               index,
+                               q.data_ptr<T>() + b * T_len * E,
+                               v.data_ptr<T>() + b * T_len * Ev,
+                               out.data_ptr<T>() + b * T_len * Ev,
+                               lse.data_ptr<C>() + b * T_len,
+                               b,
+                               std::move(keys),
+                               scratch,
+                               states};
+    };
+#pragma omp parallel num_threads(team)
     {
-#pragma omp for schedule(static)
-      for (int64_t b = 0; b < args.batch; ++b) {
-        transpose_rows_of(k.data_ptr<T>(), args.T, args.E, args.block, b,
-                          keys_transposed.data_ptr<C>());
-      }
       SparseForwardScratch<C> scratch;
-      const int64_t per_group = rows_per_group(args);
-      const int64_t leaders = (args.blocks + per_group - 1) / per_group;
+      std::vector<ForwardRows<C>> states;
+      if (per_entry) {
+        C* ring = keys_transposed.data_ptr<C>() + int64_t(thread_index()) * ring_size;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < args.batch * leaders; ++task) {
-        const int64_t b = task / leaders, leader = task % leaders * per_group;
-        for_each_group(
-            args, index.row_offsets, index.columns, b, leader, [&](const RowGroup& group) {
-              forward_row_block<T>(args, index, q.data_ptr<T>(), keys_transposed.data_ptr<C>(),
-                                   v.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<C>(), b, group,
-                                   scratch);
-            });
+        for (int64_t b = 0; b < args.batch; ++b) {
+          TransposedBlocks<T, C> keys(k.data_ptr<T>() + b * T_len * E, E, args.block, per_chunk,
+                                      ring);
+          sweep_entry(args, index.row_offsets, index.columns, b,
+                      visitor_of(b, std::move(keys), scratch, states));
+        }
+      } else {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < args.batch; ++b) {
+          transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b,
+                            keys_transposed.data_ptr<C>());
+        }
+        const int64_t per_group = rows_per_group(args);
+        const int64_t leaders = (args.blocks + per_group - 1) / per_group;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < args.batch * leaders; ++task) {
+          const int64_t b = task / leaders, leader = task % leaders * per_group;
+          auto visitor = visitor_of(
+              b,
+              TransposedBlocks<T, C>(keys_transposed.data_ptr<C>() + b * E * T_len, E, args.block),
+              scratch, states);
+          for_each_group(args, index.row_offsets, index.columns, b, leader,
+                         [&](const RowGroup& group) { visit_whole_group(args, group, visitor); });
+        }
       }
     }
   });

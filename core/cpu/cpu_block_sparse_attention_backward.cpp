@@ -24,13 +24,7 @@ namespace {
 
 template <typename C>
 struct SparseBackwardScratch {
-  std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
-  std::vector<C> keys_t, values_t, keys, weights, grad_scores;
-  bool grad_q_written = false;  // the group's grad_q rows hold a first product
-  // D = rowsum(grad_out * out) per row; equal to rowsum(P * dP) over the row's keys, so a group
-  // whose blocks are one chunk takes it from the chunk's tiles (delta_from_chunk).
-  std::vector<C> row_delta;
-  bool delta_from_chunk = false;
+  std::vector<C> keys_t, values_t, keys, weights, grad_scores;  // one chunk's tiles
   // Per key block of the entry: whether its grad_k and grad_v rows hold a first product yet.
   // The first product writes them, later ones add, and the blocks no row visits are zeroed at
   // the end, instead of zeroing all T rows first (with the zeroing the op did too, about a
@@ -45,14 +39,17 @@ struct SparseBackwardScratch {
   }
 };
 
-template <typename T>
-struct EntryData {
-  const T *q, *k, *out, *grad_out;  // entry-local [T, E] / [T, Ev]
-  const compute_type<T>*keys_t, *values_t;
-  const compute_type<T>* lse;
-  compute_type<T>*grad_q, *grad_k, *grad_v;
-  const int64_t *row_offsets, *columns;  // the index, for the masks of groups
-  int64_t b;
+// One row group between its first chunk and its last.
+template <typename C>
+struct BackwardRows {
+  RowGroup group;
+  std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
+  const C *q_tile = nullptr, *grad_out_tile = nullptr;
+  bool grad_q_written = false;  // the group's grad_q rows hold a first product
+  // D = rowsum(grad_out * out) per row; equal to rowsum(P * dP) over the row's keys, so a group
+  // whose blocks are one chunk takes it from the chunk's tiles (delta_from_chunk).
+  std::vector<C> row_delta;
+  bool delta_from_chunk = false;
 };
 
 // Calls visit(j, count, accumulate) for each run chunk[j .. j + count) of consecutive blocks
@@ -96,80 +93,90 @@ void weights_from_scores(int64_t rows, int64_t cols, int64_t ld, const C* lse, C
   }
 }
 
+// The backward of one entry's row groups (sweep_entry's visitor); pointers are entry-local.
 template <typename T>
-void backward_chunk(const BlockSparseArgs& args, const EntryData<T>& entry, const RowGroup& group,
-                    std::span<const int64_t> chunk, const compute_type<T>* q_tile,
-                    const compute_type<T>* grad_out_tile,
-                    SparseBackwardScratch<compute_type<T>>& scratch) {
+struct BackwardVisitor {
   using C = compute_type<T>;
-  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev, ld = chunk_width(args);
-  const int64_t cols = int64_t(chunk.size()) * args.block;
-  C* weights = scratch.weights.data();
-  block_scores(rows, E, C(args.scale), q_tile, entry.keys_t, args.block, chunk,
-               scratch.keys_t.data(), weights, ld);
-  mask_group_scores(args, entry.row_offsets, entry.columns, entry.b, group, chunk, weights, ld);
-  weights_from_scores(rows, cols, ld, entry.lse + group.first * args.block, weights);
-  // dP = grad_out v^T; dS = P * (dP - D)
-  C* grad_scores = scratch.grad_scores.data();
-  block_scores(rows, Ev, C(1), grad_out_tile, entry.values_t, args.block, chunk,
-               scratch.values_t.data(), grad_scores, ld);
-  if (scratch.delta_from_chunk)
-    row_dots(rows, cols, weights, ld, grad_scores, ld, scratch.row_delta.data());
-  for (int64_t i = 0; i < rows; ++i) {
-    const C delta = scratch.row_delta[size_t(i)];
-    C* grad = grad_scores + i * ld;
-    const C* weight = weights + i * ld;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
-  }
-  // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T q
-  // (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or widened).
-  const C* keys = rows_of_blocks(entry.k, E, args.block, chunk, scratch.keys);
-  // grad_q's rows are the group's own, written by the first product and added to after.
-  chunk_rows_product(rows, E, args.block, C(args.scale), grad_scores, ld, keys, entry.k, chunk,
-                     scratch.grad_q_written, entry.grad_q + group.first * args.block * E, E);
-  scratch.grad_q_written = true;
-  // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
-  // and added to x give the same bits).
-  for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t count, bool accumulate) {
-    const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
-    const int64_t keys_in_run = int64_t(count) * args.block;
-    tile_product(keys_in_run, Ev, rows, C(1), weights + offset, 1, ld, grad_out_tile, Ev,
-                 accumulate, entry.grad_v + key0 * Ev, Ev);
-    tile_product(keys_in_run, E, rows, C(args.scale), grad_scores + offset, 1, ld, q_tile, E,
-                 accumulate, entry.grad_k + key0 * E, E);
-    for (size_t i = j; i < j + count; ++i) scratch.written[size_t(chunk[i])] = 1;
-  });
-}
+  const BlockSparseArgs& args;
+  const T *q, *k, *out, *grad_out;  // [T, E] / [T, Ev]
+  const C* lse;
+  C *grad_q, *grad_k, *grad_v;
+  const int64_t *row_offsets, *columns;  // the index, for the masks of groups
+  int64_t b;
+  TransposedBlocks<T, C> keys_t, values_t;
+  SparseBackwardScratch<C>& scratch;
+  std::vector<BackwardRows<C>>& states;  // by sweep id; 0 is reused group after group
 
-template <typename T>
-void backward_row_group(const BlockSparseArgs& args, const EntryData<T>& entry,
-                        const RowGroup& group, SparseBackwardScratch<compute_type<T>>& scratch) {
-  using C = compute_type<T>;
-  const int64_t rows = group.count * args.block, E = args.E, Ev = args.Ev;
-  const int64_t l0 = group.first * args.block;
-  const std::span<const int64_t> active = group.columns;
-  const C* q_tile = widened(entry.q + l0 * E, rows * E, scratch.q);
-  const C* grad_out_tile = widened(entry.grad_out + l0 * Ev, rows * Ev, scratch.grad_out);
-  scratch.row_delta.resize(size_t(rows));
-  const size_t per_chunk = size_t(chunk_blocks(args));
-  // A group of one chunk (the sliding windows' rows, 4-5 blocks) takes D from P * dP in cache
-  // and never reads `out`: those rows were a cold read of T x Ev values per call, a twentieth
-  // of the window modes' backward, for 16 dot products of 64 values a row block.
-  scratch.delta_from_chunk = active.size() <= per_chunk;
-  if (!scratch.delta_from_chunk) {
-    const C* out_tile = widened(entry.out + l0 * Ev, rows * Ev, scratch.out);
-    row_dots(rows, Ev, grad_out_tile, Ev, out_tile, Ev, scratch.row_delta.data());
+  void begin(size_t id, const RowGroup& group) {
+    if (states.size() <= id) states.resize(id + 1);
+    BackwardRows<C>& rows = states[id];
+    const int64_t count = group.count * args.block, l0 = group.first * args.block;
+    rows.group = group;
+    rows.q_tile = widened(q + l0 * args.E, count * args.E, rows.q);
+    rows.grad_out_tile = widened(grad_out + l0 * args.Ev, count * args.Ev, rows.grad_out);
+    rows.row_delta.resize(size_t(count));
+    // A group of one chunk (the sliding windows' rows, 4-5 blocks) takes D from P * dP in
+    // cache and never reads `out`: those rows were a cold read of T x Ev values per call, a
+    // twentieth of the window modes' backward, for 16 dot products of 64 values a row block.
+    rows.delta_from_chunk = int64_t(group.columns.size()) <= chunk_blocks(args);
+    if (!rows.delta_from_chunk) {
+      const C* out_tile = widened(out + l0 * args.Ev, count * args.Ev, rows.out);
+      row_dots(count, args.Ev, rows.grad_out_tile, args.Ev, out_tile, args.Ev,
+               rows.row_delta.data());
+    }
+    rows.grad_q_written = false;
   }
-  scratch.grad_q_written = false;
-  for (size_t first = 0; first < active.size(); first += per_chunk) {
-    backward_chunk<T>(args, entry, group,
-                      active.subspan(first, std::min(active.size() - first, per_chunk)), q_tile,
-                      grad_out_tile, scratch);
+
+  void chunk(size_t id, std::span<const int64_t> chunk, size_t) {
+    BackwardRows<C>& rows = states[id];
+    const int64_t count = rows.group.count * args.block, E = args.E, Ev = args.Ev;
+    const int64_t ld = chunk_width(args), cols = int64_t(chunk.size()) * args.block;
+    C* weights = scratch.weights.data();
+    block_scores(count, E, C(args.scale), rows.q_tile, keys_t.with(chunk), args.block,
+                 scratch.keys_t.data(), weights, ld);
+    mask_group_scores(args, row_offsets, columns, b, rows.group, chunk, weights, ld);
+    weights_from_scores(count, cols, ld, lse + rows.group.first * args.block, weights);
+    // dP = grad_out v^T; dS = P * (dP - D)
+    C* grad_scores = scratch.grad_scores.data();
+    block_scores(count, Ev, C(1), rows.grad_out_tile, values_t.with(chunk), args.block,
+                 scratch.values_t.data(), grad_scores, ld);
+    if (rows.delta_from_chunk)
+      row_dots(count, cols, weights, ld, grad_scores, ld, rows.row_delta.data());
+    for (int64_t i = 0; i < count; ++i) {
+      const C delta = rows.row_delta[size_t(i)];
+      C* grad = grad_scores + i * ld;
+      const C* weight = weights + i * ld;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
+    }
+    // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T
+    // q (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or
+    // widened). grad_q's rows are the group's own, written by the first product and added to
+    // after.
+    const C* keys = rows_of_blocks(k, E, args.block, chunk, scratch.keys);
+    chunk_rows_product(count, E, args.block, C(args.scale), grad_scores, ld, keys, k, chunk,
+                       rows.grad_q_written, grad_q + rows.group.first * args.block * E, E);
+    rows.grad_q_written = true;
+    // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
+    // and added to x give the same bits).
+    for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t run, bool accumulate) {
+      const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
+      const int64_t keys_in_run = int64_t(run) * args.block;
+      tile_product(keys_in_run, Ev, count, C(1), weights + offset, 1, ld, rows.grad_out_tile, Ev,
+                   accumulate, grad_v + key0 * Ev, Ev);
+      tile_product(keys_in_run, E, count, C(args.scale), grad_scores + offset, 1, ld, rows.q_tile,
+                   E, accumulate, grad_k + key0 * E, E);
+      for (size_t i = j; i < j + run; ++i) scratch.written[size_t(chunk[i])] = 1;
+    });
   }
-  if (!scratch.grad_q_written)
-    std::fill(entry.grad_q + l0 * E, entry.grad_q + (l0 + rows) * E, C(0));
-}
+
+  void finish(size_t id) {
+    const BackwardRows<C>& rows = states[id];
+    if (rows.grad_q_written) return;
+    const int64_t l0 = rows.group.first * args.block, count = rows.group.count * args.block;
+    std::fill(grad_q + l0 * args.E, grad_q + (l0 + count) * args.E, C(0));
+  }
+};
 
 }  // namespace
 
@@ -181,41 +188,48 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
                                                  const Tensor& grad_k, const Tensor& grad_v) {
   dispatch_floating(q.dtype(), "block_sparse_attention_backward", [&]<typename T>() {
     using C = compute_type<T>;
-    const Tensor keys_t =
-        empty({args.batch, args.E, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
-    const Tensor values_t =
-        empty({args.batch, args.Ev, args.T}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const int threads = block_sparse_threads(args, columns.numel());
+    const int64_t team = std::min<int64_t>(threads, args.batch);
+    // One ring of transposed keys and one of values per thread (TransposedBlocks), for entry
+    // after entry.
+    const int64_t per_chunk = chunk_blocks(args);
+    const int64_t keys_ring = TransposedBlocks<T, C>::ring_size(args.E, args.block, per_chunk);
+    const int64_t values_ring = TransposedBlocks<T, C>::ring_size(args.Ev, args.block, per_chunk);
+    const Tensor rings =
+        empty({team, keys_ring + values_ring}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
     const int64_t* offsets = row_offsets.data_ptr<int64_t>();
     const int64_t* column_data = columns.data_ptr<int64_t>();
     const int64_t T_len = args.T, E = args.E, Ev = args.Ev;
-#pragma omp parallel num_threads(block_sparse_threads(args, columns.numel()))
+#pragma omp parallel num_threads(int(team))
     {
       SparseBackwardScratch<C> scratch;
       scratch.size_for(args);
+      std::vector<BackwardRows<C>> states;
+      C* keys_ring_data = rings.data_ptr<C>() + int64_t(thread_index()) * (keys_ring + values_ring);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < args.batch; ++b) {
-        transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b, keys_t.data_ptr<C>());
-        transpose_rows_of(v.data_ptr<T>(), T_len, Ev, args.block, b, values_t.data_ptr<C>());
-        const EntryData<T> entry{q.data_ptr<T>() + b * T_len * E,
-                                 k.data_ptr<T>() + b * T_len * E,
-                                 out.data_ptr<T>() + b * T_len * Ev,
-                                 grad_out.data_ptr<T>() + b * T_len * Ev,
-                                 keys_t.data_ptr<C>() + b * E * T_len,
-                                 values_t.data_ptr<C>() + b * Ev * T_len,
-                                 lse.data_ptr<C>() + b * T_len,
-                                 grad_q.data_ptr<C>() + b * T_len * E,
-                                 grad_k.data_ptr<C>() + b * T_len * E,
-                                 grad_v.data_ptr<C>() + b * T_len * Ev,
-                                 offsets,
-                                 column_data,
-                                 b};
+        const T* k_entry = k.data_ptr<T>() + b * T_len * E;
+        BackwardVisitor<T> visitor{
+            args,
+            q.data_ptr<T>() + b * T_len * E,
+            k_entry,
+            out.data_ptr<T>() + b * T_len * Ev,
+            grad_out.data_ptr<T>() + b * T_len * Ev,
+            lse.data_ptr<C>() + b * T_len,
+            grad_q.data_ptr<C>() + b * T_len * E,
+            grad_k.data_ptr<C>() + b * T_len * E,
+            grad_v.data_ptr<C>() + b * T_len * Ev,
+            offsets,
+            column_data,
+            b,
+            TransposedBlocks<T, C>(k_entry, E, args.block, per_chunk, keys_ring_data),
+            TransposedBlocks<T, C>(v.data_ptr<T>() + b * T_len * Ev, Ev, args.block, per_chunk,
+                                   keys_ring_data + keys_ring),
+            scratch,
+            states};
         scratch.written.assign(size_t(args.blocks), 0);
-        for (int64_t leader = 0; leader < args.blocks; leader += rows_per_group(args)) {
-          for_each_group(args, offsets, column_data, b, leader, [&](const RowGroup& group) {
-            backward_row_group<T>(args, entry, group, scratch);
-          });
-        }
-        zero_unwritten_blocks(args, scratch.written, entry.grad_k, entry.grad_v);
+        sweep_entry(args, offsets, column_data, b, visitor);
+        zero_unwritten_blocks(args, scratch.written, visitor.grad_k, visitor.grad_v);
       }
     }
   });

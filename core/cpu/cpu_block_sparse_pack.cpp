@@ -69,11 +69,10 @@ __attribute__((target("avx512f"))) void transpose_16x16(const float* in, int64_t
   for (int k = 0; k < 16; ++k) _mm512_storeu_ps(out + kColumn[k] * 16, r[k]);
 }
 
-__attribute__((target("avx512f"))) void pack16(const float* plane, int64_t width,
-                                               std::span<const int64_t> chunk, int64_t ld,
-                                               float* packed) {
-  for (size_t j = 0; j < chunk.size(); ++j) {
-    const float* source = plane + chunk[j] * width * 16;
+__attribute__((target("avx512f"))) void pack16(std::span<const float* const> blocks, int64_t width,
+                                               int64_t ld, float* packed) {
+  for (size_t j = 0; j < blocks.size(); ++j) {
+    const float* source = blocks[j];
     float* target = packed + int64_t(j) * 16;
     for (int64_t e = 0; e < width; ++e) {
       _mm512_storeu_ps(target + e * ld, _mm512_loadu_ps(source + e * 16));
@@ -210,17 +209,15 @@ bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* 
 }
 
 bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
-                       const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
-                       int64_t ldc) {
+                       std::span<const float* const> blocks, int64_t block, float* c, int64_t ldc) {
   if (!kHasAvx512 || block != 16) return false;
-  const int64_t count = int64_t(chunk.size());
+  const int64_t count = int64_t(blocks.size());
   for (int64_t j0 = 0; j0 < count; j0 += 4) {
     const int vecs = int(std::min<int64_t>(4, count - j0));
-    const float* blocks[4];
-    for (int v = 0; v < vecs; ++v) blocks[v] = plane + chunk[size_t(j0 + v)] * k * 16;
     for (int64_t i0 = 0; i0 < rows; i0 += 6) {
       const int block_rows = int(std::min<int64_t>(6, rows - i0));
-      kScores[vecs][block_rows](k, alpha, a + i0 * lda, lda, blocks, c + i0 * ldc + j0 * 16, ldc);
+      kScores[vecs][block_rows](k, alpha, a + i0 * lda, lda, blocks.data() + j0,
+                                c + i0 * ldc + j0 * 16, ldc);
     }
   }
   return true;
@@ -257,15 +254,15 @@ bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_
   return true;
 }
 
-bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
-                          std::span<const int64_t> chunk, int64_t ld, float* packed) {
+bool pack_transposed_fast(std::span<const float* const> blocks, int64_t width, int64_t block,
+                          int64_t ld, float* packed) {
   if (!kHasAvx512 || block != 16) return false;
-  pack16(plane, width, chunk, ld, packed);
+  pack16(blocks, width, ld, packed);
   return true;
 }
 #else
-bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                       std::span<const int64_t>, float*, int64_t) {
+bool block_scores_fast(int64_t, int64_t, float, const float*, int64_t,
+                       std::span<const float* const>, int64_t, float*, int64_t) {
   return false;
 }
 bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
@@ -274,8 +271,7 @@ bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
 bool row_dots_fast(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*) {
   return false;
 }
-bool pack_transposed_fast(const float*, int64_t, int64_t, std::span<const int64_t>, int64_t,
-                          float*) {
+bool pack_transposed_fast(std::span<const float* const>, int64_t, int64_t, int64_t, float*) {
   return false;
 }
 bool block_rows_product_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,

@@ -46,13 +46,12 @@ inline std::span<const int64_t> active_columns(const BlockSparseArgs& args,
 // apply (another block size or dtype, a width not a multiple of 16, no AVX-512).
 bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_t block,
                          float* out);
-// scores [rows, chunk.size() * 16] = alpha * a [rows, k] times blocks `chunk` of the
-// transposed plane [blocks, k, 16], read in place.
+// scores [rows, blocks.size() * 16] = alpha * a [rows, k] times the transposed key blocks
+// `blocks` (each [k, 16]), read in place.
 bool block_scores_fast(int64_t rows, int64_t k, float alpha, const float* a, int64_t lda,
-                       const float* plane, int64_t block, std::span<const int64_t> chunk, float* c,
-                       int64_t ldc);
-bool pack_transposed_fast(const float* plane, int64_t width, int64_t block,
-                          std::span<const int64_t> chunk, int64_t ld, float* packed);
+                       std::span<const float* const> blocks, int64_t block, float* c, int64_t ldc);
+bool pack_transposed_fast(std::span<const float* const> blocks, int64_t width, int64_t block,
+                          int64_t ld, float* packed);
 
 // out[i] = sum_d a[i * lda + d] * b[i * ldb + d], d < width (f32 fast path: width a multiple
 // of 16). The library is built for baseline x86-64, where this ran as a chain of scalar adds.
@@ -90,32 +89,33 @@ void transpose_rows_of(const T* rows, int64_t T_len, int64_t width, int64_t bloc
   }
 }
 
-// Packs blocks `chunk` of entry `plane` ([blocks, width, block], transpose_rows_of) into
-// [width, ld]: block j of the chunk fills columns j * block .. (j + 1) * block.
+// Packs the transposed blocks `blocks` (each [width, block]) into [width, ld]: block j fills
+// columns j * block .. (j + 1) * block.
 template <typename C>
-void pack_transposed(const C* plane, int64_t width, int64_t block, std::span<const int64_t> chunk,
-                     int64_t ld, C* packed) {
+void pack_transposed(std::span<const C* const> blocks, int64_t width, int64_t block, int64_t ld,
+                     C* packed) {
   if constexpr (std::is_same_v<C, float>) {
-    if (pack_transposed_fast(plane, width, block, chunk, ld, packed)) return;
+    if (pack_transposed_fast(blocks, width, block, ld, packed)) return;
   }
-  for (size_t j = 0; j < chunk.size(); ++j) {
-    const C* source = plane + chunk[j] * width * block;
+  for (size_t j = 0; j < blocks.size(); ++j) {
     for (int64_t e = 0; e < width; ++e) {
-      std::copy(source + e * block, source + (e + 1) * block, packed + e * ld + int64_t(j) * block);
+      std::copy(blocks[j] + e * block, blocks[j] + (e + 1) * block,
+                packed + e * ld + int64_t(j) * block);
     }
   }
 }
 
-// scores = alpha * a [rows, width] times blocks `chunk` of the transposed plane: in place
-// (f32, blocks of 16), else packed into `packed` [width, ld] first.
+// scores = alpha * a [rows, width] times the transposed blocks `blocks`: in place (f32,
+// blocks of 16), else packed into `packed` [width, ld] first.
 template <typename C>
-void block_scores(int64_t rows, int64_t width, C alpha, const C* a, const C* plane, int64_t block,
-                  std::span<const int64_t> chunk, C* packed, C* scores, int64_t ld) {
+void block_scores(int64_t rows, int64_t width, C alpha, const C* a,
+                  std::span<const C* const> blocks, int64_t block, C* packed, C* scores,
+                  int64_t ld) {
   if constexpr (std::is_same_v<C, float>) {
-    if (block_scores_fast(rows, width, alpha, a, width, plane, block, chunk, scores, ld)) return;
+    if (block_scores_fast(rows, width, alpha, a, width, blocks, block, scores, ld)) return;
   }
-  pack_transposed(plane, width, block, chunk, ld, packed);
-  attention_tiles::tile_product(rows, int64_t(chunk.size()) * block, width, alpha, a, width, 1,
+  pack_transposed(blocks, width, block, ld, packed);
+  attention_tiles::tile_product(rows, int64_t(blocks.size()) * block, width, alpha, a, width, 1,
                                 packed, ld, false, scores, ld);
 }
 
@@ -227,6 +227,143 @@ void for_each_group(const BlockSparseArgs& args, const int64_t* row_offsets, con
   }
   for (int64_t r = leader; r < leader + count; ++r) {
     compute(RowGroup{r, 1, active_columns(args, row_offsets, columns, b, r)});
+  }
+}
+
+// The transposed blocks ([width, block], transpose_rows_of's layout) of one entry's rows
+// ([T, width]) that a chunk reads: from a plane transposed up front by the caller, or from a
+// ring of kRingBlocks slots that one thread reuses for entry after entry, each block
+// transposed when a chunk needs it and not in its slot (slot = block % kRingBlocks). The ring
+// stays in cache: a plane of the whole entry, filled block by block, cost at T = 8192 a read
+// of each of its lines from memory before the write and a write back after (a fifth of the
+// causal window modes' time), where the window modes reuse a block for a few rows only.
+inline constexpr int64_t kRingBlocks = 64;
+template <typename T, typename C>
+class TransposedBlocks {
+ public:
+  // Blocks read from `plane` (entry-local [blocks, width, block]), all transposed already.
+  TransposedBlocks(const C* plane, int64_t width, int64_t block)
+      : plane_(plane), width_(width), block_(block) {}
+  // Blocks of `rows` transposed into `ring` (ring_size(..) values) as chunks need them.
+  TransposedBlocks(const T* rows, int64_t width, int64_t block, int64_t per_chunk, C* ring)
+      : rows_(rows),
+        ring_(ring),
+        width_(width),
+        block_(block),
+        holder_(size_t(kRingBlocks), -1),
+        claimed_(size_t(kRingBlocks), 0) {
+    overflow_ = ring + kRingBlocks * width * block;
+    pointers_.reserve(size_t(per_chunk));
+  }
+  static int64_t ring_size(int64_t width, int64_t block, int64_t per_chunk) {
+    return (kRingBlocks + per_chunk) * width * block;
+  }
+
+  // One pointer per block of `chunk`, valid until the next call.
+  std::span<const C* const> with(std::span<const int64_t> chunk) {
+    pointers_.clear();
+    const int64_t size = width_ * block_;
+    if (ring_ == nullptr) {
+      for (int64_t column : chunk) pointers_.push_back(plane_ + column * size);
+      return pointers_;
+    }
+    ++epoch_;
+    for (size_t j = 0; j < chunk.size(); ++j) {
+      const int64_t column = chunk[j];
+      const size_t slot = size_t(column % kRingBlocks);
+      C* target = ring_ + int64_t(slot) * size;
+      if (holder_[slot] != column) {
+        // A block of this chunk that shares the slot keeps it; this one goes to the overflow.
+        if (claimed_[slot] == epoch_) {
+          target = overflow_ + int64_t(j) * size;
+        } else {
+          holder_[slot] = column;
+        }
+        transpose_rows_of(rows_ + column * size, block_, width_, block_, 0, target);
+      }
+      if (target != overflow_ + int64_t(j) * size) claimed_[slot] = epoch_;
+      pointers_.push_back(target);
+    }
+    return pointers_;
+  }
+
+ private:
+  const T* rows_ = nullptr;  // entry-local [T, width]
+  const C* plane_ = nullptr;
+  C *ring_ = nullptr, *overflow_ = nullptr;
+  int64_t width_ = 0, block_ = 0;
+  std::vector<int64_t> holder_;    // per slot: the block it holds, -1 for none
+  std::vector<uint64_t> claimed_;  // per slot: the last call whose chunk uses it
+  uint64_t epoch_ = 0;
+  std::vector<const C*> pointers_;
+};
+
+// Rows whose list is far longer than the entry's typical row: the global rows of bigbird,
+// bslongformer and variable, which attend every block. The sweep (sweep_entry) runs them a
+// chunk at a time as it passes their blocks.
+inline bool is_long_row(const RowGroup& group, int64_t per_chunk, int64_t entry_active,
+                        int64_t blocks) {
+  const int64_t size = int64_t(group.columns.size());
+  return group.count == 1 && size > per_chunk && size * blocks > 8 * entry_active;
+}
+
+// A row group run whole, under id 0: begin, its chunks in order, finish (sweep_entry).
+template <typename Visitor>
+void visit_whole_group(const BlockSparseArgs& args, const RowGroup& group, Visitor&& visitor) {
+  const size_t per_chunk = size_t(chunk_blocks(args));
+  visitor.begin(0, group);
+  for (size_t first = 0; first < group.columns.size(); first += per_chunk) {
+    const size_t count = std::min(group.columns.size() - first, per_chunk);
+    visitor.chunk(0, group.columns.subspan(first, count), first);
+  }
+  visitor.finish(0);
+}
+
+// Calls visitor.begin(id, group), visitor.chunk(id, chunk, first) for each chunk of the group's
+// list (`first`: the chunk's offset in the list) and visitor.finish(id) for every row group of
+// entry b, in order. The long rows (is_long_row) are deferred, each under its own id from 1 up:
+// a chunk of one runs right after the first group whose last block reaches the chunk's last
+// block, while the neighbouring rows' windows have those keys and values in cache. Run whole
+// first, a global row at T = 8192 read every key and value block from memory one more time,
+// and in the backward wrote gradients that the windows then read back: a third of a call's
+// memory traffic, where the small rows are bound by memory. Each row's chunks still run in
+// their order, so a row's arithmetic is the same as run whole.
+template <typename Visitor>
+void sweep_entry(const BlockSparseArgs& args, const int64_t* row_offsets, const int64_t* columns,
+                 int64_t b, Visitor&& visitor) {
+  struct LongRow {
+    RowGroup group;
+    size_t next = 0;  // the list offset of its next chunk
+  };
+  const size_t per_chunk = size_t(chunk_blocks(args));
+  const int64_t first_slot = block_sparse_row_slot(args, b, 0);
+  const int64_t entry_active = row_offsets[first_slot + args.blocks] - row_offsets[first_slot];
+  std::vector<LongRow> long_rows;
+  auto advance = [&](size_t row, int64_t up_to_block) {
+    LongRow& long_row = long_rows[row];
+    const std::span<const int64_t> active = long_row.group.columns;
+    while (long_row.next < active.size()) {
+      const size_t count = std::min(active.size() - long_row.next, per_chunk);
+      if (active[long_row.next + count - 1] > up_to_block) break;
+      visitor.chunk(row + 1, active.subspan(long_row.next, count), long_row.next);
+      long_row.next += count;
+    }
+  };
+  for (int64_t leader = 0; leader < args.blocks; leader += rows_per_group(args)) {
+    for_each_group(args, row_offsets, columns, b, leader, [&](const RowGroup& group) {
+      if (is_long_row(group, int64_t(per_chunk), entry_active, args.blocks)) {
+        long_rows.push_back({group, 0});
+        visitor.begin(long_rows.size(), group);
+        return;
+      }
+      visit_whole_group(args, group, visitor);
+      if (group.columns.empty()) return;
+      for (size_t row = 0; row < long_rows.size(); ++row) advance(row, group.columns.back());
+    });
+  }
+  for (size_t row = 0; row < long_rows.size(); ++row) {
+    advance(row, std::numeric_limits<int64_t>::max());
+    visitor.finish(row + 1);
   }
 }
 

@@ -29,13 +29,12 @@ struct SparseForwardScratch {
 };
 
 // One row group between its first chunk and its last: its running max and sum per row, and the
-// output accumulator (the output rows themselves when they have the compute type: a copy of
-// them out, a scalar loop, was a twentieth of the window modes' time; else a buffer rounded out
-// at the end). The first chunk's product writes the accumulator.
+// output accumulator, in cache, which the first chunk's product writes; the last step writes
+// the normalised rows out (write_scaled_rows: past the cache in f32).
 template <typename C>
 struct ForwardRows {
   RowGroup group;
-  std::vector<C> q, accumulator, row_max, row_sum;
+  std::vector<C> q, accumulator, row_max, row_sum, inverse_sum;
   const C* q_tile = nullptr;
   C* sums = nullptr;
 };
@@ -89,12 +88,8 @@ struct ForwardVisitor {
     const int64_t count = group.count * args.block, l0 = group.first * args.block;
     rows.group = group;
     rows.q_tile = widened(q + l0 * args.E, count * args.E, rows.q);
-    if constexpr (std::is_same_v<T, C>) {
-      rows.sums = out + l0 * args.Ev;
-    } else {
-      rows.accumulator.resize(size_t(count * args.Ev));
-      rows.sums = rows.accumulator.data();
-    }
+    rows.accumulator.resize(size_t(count * args.Ev));
+    rows.sums = rows.accumulator.data();
     rows.row_max.assign(size_t(count), -std::numeric_limits<C>::infinity());
     rows.row_sum.assign(size_t(count), C(0));
   }
@@ -122,16 +117,21 @@ struct ForwardVisitor {
     const int64_t count = rows.group.count * args.block, l0 = rows.group.first * args.block;
     const int64_t Ev = args.Ev;
     if (rows.group.columns.empty()) std::fill(rows.sums, rows.sums + count * Ev, C(0));
+    rows.inverse_sum.resize(size_t(count));
     for (int64_t i = 0; i < count; ++i) {
       const C sum = rows.row_sum[size_t(i)];
-      const C inverse = sum > C(0) ? C(1) / sum : C(0);
-      scale_row(rows.sums + i * Ev, Ev, inverse);
-      if constexpr (!std::is_same_v<T, C>) {
-        std::transform(rows.sums + i * Ev, rows.sums + (i + 1) * Ev, out + (l0 + i) * Ev,
-                       [](C x) { return T(x); });
-      }
+      rows.inverse_sum[size_t(i)] = sum > C(0) ? C(1) / sum : C(0);
       lse[l0 + i] = sum > C(0) ? rows.row_max[size_t(i)] + std::log(sum)
                                : -std::numeric_limits<C>::infinity();
+    }
+    if constexpr (std::is_same_v<T, C>) {
+      write_scaled_rows(count, Ev, rows.sums, Ev, rows.inverse_sum.data(), out + l0 * Ev, Ev);
+    } else {
+      for (int64_t i = 0; i < count; ++i) {
+        const C inverse = rows.inverse_sum[size_t(i)];
+        std::transform(rows.sums + i * Ev, rows.sums + (i + 1) * Ev, out + (l0 + i) * Ev,
+                       [inverse](C x) { return T(x * inverse); });
+      }
     }
   }
 };
@@ -204,6 +204,7 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
                          [&](const RowGroup& group) { visit_whole_group(args, group, visitor); });
         }
       }
+      fence_streamed_rows();
     }
   });
 }

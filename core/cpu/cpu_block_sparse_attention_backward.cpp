@@ -4,7 +4,8 @@
 // key blocks, chunk by chunk, and with D = rowsum(grad_out * out) (= rowsum(P * dP)):
 //   grad_v += P^T grad_out,  dS = P * (grad_out v^T - D),
 //   grad_q += scale dS k,    grad_k += scale dS^T q,
-// each key block's gradients added straight into its rows.
+// each key block's gradients added straight into its rows, each row group's grad_q summed in
+// cache and written once.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,7 +46,10 @@ struct BackwardRows {
   RowGroup group;
   std::vector<C> q, out, grad_out;  // widened tiles (16-bit inputs only)
   const C *q_tile = nullptr, *grad_out_tile = nullptr;
-  bool grad_q_written = false;  // the group's grad_q rows hold a first product
+  // The group's grad_q rows, in cache until the last chunk (then written out past the cache,
+  // write_scaled_rows), and whether they hold a first product.
+  std::vector<C> grad_q_sum;
+  bool grad_q_written = false;
   // D = rowsum(grad_out * out) per row; equal to rowsum(P * dP) over the row's keys, so a group
   // whose blocks are one chunk takes it from the chunk's tiles (delta_from_chunk).
   std::vector<C> row_delta;
@@ -124,6 +128,7 @@ struct BackwardVisitor {
       row_dots(count, args.Ev, rows.grad_out_tile, args.Ev, out_tile, args.Ev,
                rows.row_delta.data());
     }
+    rows.grad_q_sum.resize(size_t(count * args.E));
     rows.grad_q_written = false;
   }
 
@@ -155,7 +160,7 @@ struct BackwardVisitor {
     // after.
     const C* keys = rows_of_blocks(k, E, args.block, chunk, scratch.keys);
     chunk_rows_product(count, E, args.block, C(args.scale), grad_scores, ld, keys, k, chunk,
-                       rows.grad_q_written, grad_q + rows.group.first * args.block * E, E);
+                       rows.grad_q_written, rows.grad_q_sum.data(), E);
     rows.grad_q_written = true;
     // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
     // and added to x give the same bits).
@@ -172,9 +177,13 @@ struct BackwardVisitor {
 
   void finish(size_t id) {
     const BackwardRows<C>& rows = states[id];
-    if (rows.grad_q_written) return;
     const int64_t l0 = rows.group.first * args.block, count = rows.group.count * args.block;
-    std::fill(grad_q + l0 * args.E, grad_q + (l0 + count) * args.E, C(0));
+    if (rows.grad_q_written) {
+      write_scaled_rows(count, args.E, rows.grad_q_sum.data(), args.E,
+                        static_cast<const C*>(nullptr), grad_q + l0 * args.E, args.E);
+    } else {
+      std::fill(grad_q + l0 * args.E, grad_q + (l0 + count) * args.E, C(0));
+    }
   }
 };
 
@@ -231,6 +240,7 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
         sweep_entry(args, offsets, column_data, b, visitor);
         zero_unwritten_blocks(args, scratch.written, visitor.grad_k, visitor.grad_v);
       }
+      fence_streamed_rows();
     }
   });
 }

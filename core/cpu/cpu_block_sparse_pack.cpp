@@ -243,6 +243,33 @@ bool row_dots_fast(int64_t rows, int64_t width, const float* a, int64_t lda, con
   return true;
 }
 
+__attribute__((target("avx512f"))) void stream_scaled_rows16(int64_t rows, int64_t n,
+                                                             const float* source, int64_t lds,
+                                                             const float* scales, float* target,
+                                                             int64_t ldt) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const __m512 scale = _mm512_set1_ps(scales != nullptr ? scales[i] : 1.0f);
+    for (int64_t j = 0; j < n; j += 16) {
+      _mm512_stream_ps(target + i * ldt + j,
+                       _mm512_mul_ps(_mm512_loadu_ps(source + i * lds + j), scale));
+    }
+  }
+}
+
+void fence_streamed_rows() {
+  _mm_sfence();
+}
+
+bool stream_scaled_rows_fast(int64_t rows, int64_t n, const float* source, int64_t lds,
+                             const float* scales, float* target, int64_t ldt) {
+  constexpr uintptr_t kLine = 64;
+  if (!kHasAvx512 || n % 16 != 0 || reinterpret_cast<uintptr_t>(target) % kLine != 0 ||
+      (ldt * int64_t(sizeof(float))) % int64_t(kLine) != 0)
+    return false;
+  stream_scaled_rows16(rows, n, source, lds, scales, target, ldt);
+  return true;
+}
+
 bool transpose_rows_fast(const float* rows, int64_t T_len, int64_t width, int64_t block,
                          float* out) {
   if (!kHasAvx512 || block != 16 || width % 16 != 0) return false;
@@ -271,6 +298,11 @@ bool transpose_rows_fast(const float*, int64_t, int64_t, int64_t, float*) {
 bool row_dots_fast(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*) {
   return false;
 }
+bool stream_scaled_rows_fast(int64_t, int64_t, const float*, int64_t, const float*, float*,
+                             int64_t) {
+  return false;
+}
+void fence_streamed_rows() {}
 bool pack_transposed_fast(std::span<const float* const>, int64_t, int64_t, int64_t, float*) {
   return false;
 }

@@ -70,6 +70,27 @@ void row_dots(int64_t rows, int64_t width, const C* a, int64_t lda, const C* b, 
   }
 }
 
+// target [rows, n] = source [rows, n] times scales[i] per row (1 when scales is null). The
+// f32 path (n a multiple of 16, rows on cache-line boundaries) stores past the cache: the
+// rows are final, and an ordinary store first reads each line it writes from memory, a third
+// more traffic for an output that long sequences stream through once.
+bool stream_scaled_rows_fast(int64_t rows, int64_t n, const float* source, int64_t lds,
+                             const float* scales, float* target, int64_t ldt);
+// Streaming stores are weakly ordered: a task fences its own once it has written its rows,
+// before another thread may read them (a fence per row group stalled on each group's stores).
+void fence_streamed_rows();
+template <typename C>
+void write_scaled_rows(int64_t rows, int64_t n, const C* source, int64_t lds, const C* scales,
+                       C* target, int64_t ldt) {
+  if constexpr (std::is_same_v<C, float>) {
+    if (stream_scaled_rows_fast(rows, n, source, lds, scales, target, ldt)) return;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const C scale = scales != nullptr ? scales[i] : C(1);
+    for (int64_t j = 0; j < n; ++j) target[i * ldt + j] = source[i * lds + j] * scale;
+  }
+}
+
 // rows [batch, T, width] of entry b transposed block by block into workspace [batch, blocks,
 // width, block] (compute type): each key block's transposed values are one contiguous run of
 // width * block, so packing a block reads a few cache lines instead of `width` rows T apart

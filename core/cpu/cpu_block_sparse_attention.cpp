@@ -109,7 +109,8 @@ struct ForwardVisitor {
     // chunk (16-bit); the first chunk writes the accumulator, later ones add to it.
     const C* values = rows_of_blocks(v, args.Ev, args.block, chunk, scratch.values);
     chunk_rows_product(count, args.Ev, args.block, C(1), scratch.scores.data(), ld, values, v,
-                       chunk, first > 0, rows.sums, args.Ev);
+                       chunk, first > 0, rows.sums, args.Ev,
+                       causal_diagonal(args, rows.group, chunk));
   }
 
   void finish(size_t id) {

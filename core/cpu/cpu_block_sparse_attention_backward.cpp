@@ -23,6 +23,10 @@ using namespace block_sparse_tiles;
 
 namespace {
 
+// Keys of a causal diagonal block per product of its key gradients: the row tile of
+// attention_tiles' product, so that no tile mixes keys whose queries start apart.
+inline constexpr int64_t kDiagonalKeyTile = 6;
+
 template <typename C>
 struct SparseBackwardScratch {
   std::vector<C> keys_t, values_t, keys, weights, grad_scores;  // one chunk's tiles
@@ -159,18 +163,41 @@ struct BackwardVisitor {
     // widened). grad_q's rows are the group's own, written by the first product and added to
     // after.
     const C* keys = rows_of_blocks(k, E, args.block, chunk, scratch.keys);
+    const int64_t diagonal = causal_diagonal(args, rows.group, chunk);
     chunk_rows_product(count, E, args.block, C(args.scale), grad_scores, ld, keys, k, chunk,
-                       rows.grad_q_written, rows.grad_q_sum.data(), E);
+                       rows.grad_q_written, rows.grad_q_sum.data(), E, diagonal);
     rows.grad_q_written = true;
-    // grad_k and grad_v per run of blocks that are all written or all not (written to 0 + x
-    // and added to x give the same bits).
+    // grad_v += P^T grad_out and grad_k += scale dS^T q for `keys` keys from chunk offset
+    // `offset` (block key0), over the group's queries from first_query on.
+    auto key_gradients = [&](int64_t offset, int64_t key0, int64_t keys, int64_t first_query,
+                             bool accumulate) {
+      const int64_t queries = count - first_query;
+      tile_product(keys, Ev, queries, C(1), weights + first_query * ld + offset, 1, ld,
+                   rows.grad_out_tile + first_query * Ev, Ev, accumulate, grad_v + key0 * Ev, Ev);
+      tile_product(keys, E, queries, C(args.scale), grad_scores + first_query * ld + offset, 1, ld,
+                   rows.q_tile + first_query * E, E, accumulate, grad_k + key0 * E, E);
+    };
+    // Per run of blocks that are all written or all not (written to 0 + x and added to x give
+    // the same bits), one product; but the causal diagonal block's keys in tiles of
+    // kDiagonalKeyTile, each over the queries from its first key on (the weights before are
+    // zeros).
     for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t run, bool accumulate) {
-      const int64_t offset = int64_t(j) * args.block, key0 = chunk[j] * args.block;
-      const int64_t keys_in_run = int64_t(run) * args.block;
-      tile_product(keys_in_run, Ev, count, C(1), weights + offset, 1, ld, rows.grad_out_tile, Ev,
-                   accumulate, grad_v + key0 * Ev, Ev);
-      tile_product(keys_in_run, E, count, C(args.scale), grad_scores + offset, 1, ld, rows.q_tile,
-                   E, accumulate, grad_k + key0 * E, E);
+      const int64_t first = int64_t(j), last = int64_t(j + run);
+      auto blocks = [&](int64_t from, int64_t to) {
+        if (from < to)
+          key_gradients(from * args.block, chunk[size_t(from)] * args.block,
+                        (to - from) * args.block, 0, accumulate);
+      };
+      if (diagonal < first || diagonal >= last) {
+        blocks(first, last);
+      } else {
+        blocks(first, diagonal);
+        for (int64_t key = 0; key < args.block; key += kDiagonalKeyTile) {
+          key_gradients(diagonal * args.block + key, chunk[size_t(diagonal)] * args.block + key,
+                        std::min(kDiagonalKeyTile, args.block - key), key, accumulate);
+        }
+        blocks(diagonal + 1, last);
+      }
       for (size_t i = j; i < j + run; ++i) scratch.written[size_t(chunk[i])] = 1;
     });
   }

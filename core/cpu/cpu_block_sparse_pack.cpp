@@ -148,13 +148,15 @@ __attribute__((target("avx512f"))) void rows_product_block(int64_t count, float 
                                                            const float* a, int64_t lda,
                                                            const float* const* blocks, int64_t ldb,
                                                            int64_t j0, bool accumulate, float* c,
-                                                           int64_t ldc) {
+                                                           int64_t ldc, int64_t diagonal,
+                                                           int diagonal_keys) {
   __m512 sum[ROWS][VECS];
   zero_sums(sum);
   for (int64_t j = 0; j < count; ++j) {
     const float* b = blocks[j] + j0;
     const float* a_block = a + j * 16;
-    for (int p = 0; p < 16; ++p) {
+    const int keys = j == diagonal ? diagonal_keys : 16;
+    for (int p = 0; p < keys; ++p) {
       __m512 b_vectors[VECS];
 #pragma GCC unroll 4
       for (int v = 0; v < VECS; ++v) b_vectors[v] = _mm512_loadu_ps(b + p * ldb + 16 * v);
@@ -174,7 +176,7 @@ __attribute__((target("avx512f"))) void rows_product_block(int64_t count, float 
 }
 
 using RowsProductBlock = void (*)(int64_t, float, const float*, int64_t, const float* const*,
-                                  int64_t, int64_t, bool, float*, int64_t);
+                                  int64_t, int64_t, bool, float*, int64_t, int64_t, int);
 template <int VECS>
 constexpr RowsProductBlock kRowsProductOf[7] = {nullptr,
                                                 rows_product_block<1, VECS>,
@@ -190,8 +192,8 @@ constexpr const RowsProductBlock* kRowsProduct[5] = {nullptr, kRowsProductOf<1>,
 
 bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* a, int64_t lda,
                              const float* block_rows, int64_t ldb, int64_t block,
-                             std::span<const int64_t> chunk, bool accumulate, float* c,
-                             int64_t ldc) {
+                             std::span<const int64_t> chunk, bool accumulate, float* c, int64_t ldc,
+                             int64_t diagonal) {
   constexpr size_t kMaxBlocks = 16;
   if (!kHasAvx512 || block != 16 || n % 16 != 0 || chunk.size() > kMaxBlocks) return false;
   const float* blocks[kMaxBlocks];
@@ -201,8 +203,11 @@ bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* 
     const int vecs = int(std::min<int64_t>(4, (n - j0) / 16));
     for (int64_t i0 = 0; i0 < rows; i0 += 6) {
       const int block_rows_now = int(std::min<int64_t>(6, rows - i0));
+      // Rows i0 .. i0 + block_rows_now of the diagonal block see its keys up to the last of
+      // them only.
+      const int diagonal_keys = int(std::min<int64_t>(16, i0 + block_rows_now));
       kRowsProduct[vecs][block_rows_now](count, alpha, a + i0 * lda, lda, blocks, ldb, j0,
-                                         accumulate, c + i0 * ldc, ldc);
+                                         accumulate, c + i0 * ldc, ldc, diagonal, diagonal_keys);
     }
   }
   return true;
@@ -307,7 +312,7 @@ bool pack_transposed_fast(std::span<const float* const>, int64_t, int64_t, int64
   return false;
 }
 bool block_rows_product_fast(int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                             int64_t, std::span<const int64_t>, bool, float*, int64_t) {
+                             int64_t, std::span<const int64_t>, bool, float*, int64_t, int64_t) {
   return false;
 }
 #endif

@@ -186,21 +186,25 @@ void for_each_run(std::span<const int64_t> chunk, Visit&& visit) {
 // C [rows, n] (+)= alpha * A [rows, chunk.size() * 16] times the 16 rows of each block of
 // `chunk` in `rows_of` ([T, n], row stride ldb), summed in registers over the whole chunk
 // before C is read or written (cpu_block_sparse_pack.cpp): f32, blocks of 16, n a multiple of
-// 16, at most 16 blocks; false otherwise.
+// 16, at most 16 blocks; false otherwise. `diagonal`: the chunk offset of the causal diagonal
+// block of a single row block (rows = 16), or -1. Its weights above the diagonal are zeros, so
+// a tile of rows reads its keys only up to its last row (a third of a causal sliding window's
+// blocks are diagonal ones).
 bool block_rows_product_fast(int64_t rows, int64_t n, float alpha, const float* a, int64_t lda,
                              const float* rows_of, int64_t ldb, int64_t block,
-                             std::span<const int64_t> chunk, bool accumulate, float* c,
-                             int64_t ldc);
+                             std::span<const int64_t> chunk, bool accumulate, float* c, int64_t ldc,
+                             int64_t diagonal);
 // c [rows, width] (+)= alpha * a [rows, chunk keys] times the rows [T, width] of blocks `chunk`
 // (in place, or rows_of_blocks's widened copy): one pass over the chunk where the fast path
 // applies, else one product per run of consecutive blocks. `accumulate` false overwrites c.
 template <typename T, typename C>
 void chunk_rows_product(int64_t rows, int64_t width, int64_t block, C alpha, const C* a,
                         int64_t lda, const C* widened, const T* source,
-                        std::span<const int64_t> chunk, bool accumulate, C* c, int64_t ldc) {
+                        std::span<const int64_t> chunk, bool accumulate, C* c, int64_t ldc,
+                        int64_t diagonal = -1) {
   if constexpr (std::is_same_v<T, float>) {
     if (block_rows_product_fast(rows, width, alpha, a, lda, source, width, block, chunk, accumulate,
-                                c, ldc))
+                                c, ldc, diagonal))
       return;
   }
   for_each_run(chunk, [&](size_t j, size_t count) {
@@ -224,6 +228,15 @@ struct RowGroup {
 inline int64_t rows_per_group(const BlockSparseArgs& args) {
   return std::max<int64_t>(1, kGroupRows / args.block);
 }
+// The offset in `chunk` of the causal diagonal block of `group` when the group is one row
+// block (its rows then see the block's keys up to their own), else -1.
+inline int64_t causal_diagonal(const BlockSparseArgs& args, const RowGroup& group,
+                               std::span<const int64_t> chunk) {
+  if (!args.causal || group.count != 1) return -1;
+  const auto found = std::find(chunk.begin(), chunk.end(), group.first);
+  return found == chunk.end() ? -1 : int64_t(found - chunk.begin());
+}
+
 // Calls compute(group) for the groups covering row blocks leader .. leader + rows_per_group of
 // entry b: one group of them all when their union wastes at most a quarter of the work, else
 // each row block alone with the index's own list (no copy). The union is built once per

@@ -4,14 +4,15 @@
 // key blocks, chunk by chunk, and with D = rowsum(grad_out * out) (= rowsum(P * dP)):
 //   grad_v += P^T grad_out,  dS = P * (grad_out v^T - D),
 //   grad_q += scale dS k,    grad_k += scale dS^T q,
-// each key block's gradients added straight into its rows, each row group's grad_q summed in
-// cache and written once.
+// each key block's gradients summed in a ring in cache (KeyGradientRing) and each row group's
+// grad_q in its own tile, both written out once.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/cpu_block_sparse_key_gradients.h"
 #include "core/cpu/cpu_block_sparse_tiles.h"
 #include "core/factory.h"
 #include "core/parallel.h"
@@ -30,11 +31,6 @@ inline constexpr int64_t kDiagonalKeyTile = 6;
 template <typename C>
 struct SparseBackwardScratch {
   std::vector<C> keys_t, values_t, keys, weights, grad_scores;  // one chunk's tiles
-  // Per key block of the entry: whether its grad_k and grad_v rows hold a first product yet.
-  // The first product writes them, later ones add, and the blocks no row visits are zeroed at
-  // the end, instead of zeroing all T rows first (with the zeroing the op did too, about a
-  // tenth of the window modes' time).
-  std::vector<uint8_t> written;
   void size_for(const BlockSparseArgs& args) {
     const int64_t ld = chunk_width(args);
     keys_t.resize(size_t(args.E * ld));
@@ -60,34 +56,6 @@ struct BackwardRows {
   bool delta_from_chunk = false;
 };
 
-// Calls visit(j, count, accumulate) for each run chunk[j .. j + count) of consecutive blocks
-// whose `written` flags are equal: accumulate when they hold a product already.
-template <typename Visit>
-void for_each_run_of_state(std::span<const int64_t> chunk, const std::vector<uint8_t>& written,
-                           Visit&& visit) {
-  for_each_run(chunk, [&](size_t first, size_t count) {
-    for (size_t j = first; j < first + count;) {
-      const uint8_t state = written[size_t(chunk[j])];
-      size_t end = j + 1;
-      while (end < first + count && written[size_t(chunk[end])] == state) ++end;
-      visit(j, end - j, state != 0);
-      j = end;
-    }
-  });
-}
-
-// The rows of the key blocks that no query visited: their gradients are zero.
-template <typename C>
-void zero_unwritten_blocks(const BlockSparseArgs& args, const std::vector<uint8_t>& written,
-                           C* grad_k, C* grad_v) {
-  const int64_t block = args.block;
-  for (int64_t kb = 0; kb < args.blocks; ++kb) {
-    if (written[size_t(kb)]) continue;
-    std::fill(grad_k + kb * block * args.E, grad_k + (kb + 1) * block * args.E, C(0));
-    std::fill(grad_v + kb * block * args.Ev, grad_v + (kb + 1) * block * args.Ev, C(0));
-  }
-}
-
 // P from the chunk's scores and the rows' log-sum-exp (0 for a row with nothing to attend).
 template <typename C>
 void weights_from_scores(int64_t rows, int64_t cols, int64_t ld, const C* lse, C* weights) {
@@ -108,10 +76,11 @@ struct BackwardVisitor {
   const BlockSparseArgs& args;
   const T *q, *k, *out, *grad_out;  // [T, E] / [T, Ev]
   const C* lse;
-  C *grad_q, *grad_k, *grad_v;
+  C* grad_q;
   const int64_t *row_offsets, *columns;  // the index, for the masks of groups
   int64_t b;
   TransposedBlocks<T, C> keys_t, values_t;
+  KeyGradientRing<C> key_sums;
   SparseBackwardScratch<C>& scratch;
   std::vector<BackwardRows<C>>& states;  // by sweep id; 0 is reused group after group
 
@@ -168,38 +137,33 @@ struct BackwardVisitor {
                        rows.grad_q_written, rows.grad_q_sum.data(), E, diagonal);
     rows.grad_q_written = true;
     // grad_v += P^T grad_out and grad_k += scale dS^T q for `keys` keys from chunk offset
-    // `offset` (block key0), over the group's queries from first_query on.
-    auto key_gradients = [&](int64_t offset, int64_t key0, int64_t keys, int64_t first_query,
-                             bool accumulate) {
+    // `offset` into `target`, over the group's queries from first_query on.
+    auto key_gradients = [&](int64_t offset, const typename KeyGradientRing<C>::Target& target,
+                             int64_t keys, int64_t first_query) {
       const int64_t queries = count - first_query;
       tile_product(keys, Ev, queries, C(1), weights + first_query * ld + offset, 1, ld,
-                   rows.grad_out_tile + first_query * Ev, Ev, accumulate, grad_v + key0 * Ev, Ev);
+                   rows.grad_out_tile + first_query * Ev, Ev, target.accumulate, target.grad_v, Ev);
       tile_product(keys, E, queries, C(args.scale), grad_scores + first_query * ld + offset, 1, ld,
-                   rows.q_tile + first_query * E, E, accumulate, grad_k + key0 * E, E);
+                   rows.q_tile + first_query * E, E, target.accumulate, target.grad_k, E);
     };
-    // Per run of blocks that are all written or all not (written to 0 + x and added to x give
-    // the same bits), one product; but the causal diagonal block's keys in tiles of
+    // Per block, into the ring (the first product writes, later ones add: written to 0 + x and
+    // added to x give the same bits); the causal diagonal block's keys in tiles of
     // kDiagonalKeyTile, each over the queries from its first key on (the weights before are
     // zeros).
-    for_each_run_of_state(chunk, scratch.written, [&](size_t j, size_t run, bool accumulate) {
-      const int64_t first = int64_t(j), last = int64_t(j + run);
-      auto blocks = [&](int64_t from, int64_t to) {
-        if (from < to)
-          key_gradients(from * args.block, chunk[size_t(from)] * args.block,
-                        (to - from) * args.block, 0, accumulate);
-      };
-      if (diagonal < first || diagonal >= last) {
-        blocks(first, last);
-      } else {
-        blocks(first, diagonal);
-        for (int64_t key = 0; key < args.block; key += kDiagonalKeyTile) {
-          key_gradients(diagonal * args.block + key, chunk[size_t(diagonal)] * args.block + key,
-                        std::min(kDiagonalKeyTile, args.block - key), key, accumulate);
-        }
-        blocks(diagonal + 1, last);
+    key_sums.begin_chunk();
+    for (size_t j = 0; j < chunk.size(); ++j) {
+      const typename KeyGradientRing<C>::Target target = key_sums.target(chunk[j]);
+      const int64_t offset = int64_t(j) * args.block;
+      if (int64_t(j) != diagonal) {
+        key_gradients(offset, target, args.block, 0);
+        continue;
       }
-      for (size_t i = j; i < j + run; ++i) scratch.written[size_t(chunk[i])] = 1;
-    });
+      for (int64_t key = 0; key < args.block; key += kDiagonalKeyTile) {
+        const typename KeyGradientRing<C>::Target rows_from{
+            target.grad_k + key * E, target.grad_v + key * Ev, target.accumulate};
+        key_gradients(offset + key, rows_from, std::min(kDiagonalKeyTile, args.block - key), key);
+      }
+    }
   }
 
   void finish(size_t id) {
@@ -226,13 +190,14 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
     using C = compute_type<T>;
     const int threads = block_sparse_threads(args, columns.numel());
     const int64_t team = std::min<int64_t>(threads, args.batch);
-    // One ring of transposed keys and one of values per thread (TransposedBlocks), for entry
-    // after entry.
+    // Per thread, for entry after entry: a ring of transposed keys and one of values
+    // (TransposedBlocks), and one of key and value gradients (KeyGradientRing).
     const int64_t per_chunk = chunk_blocks(args);
     const int64_t keys_ring = TransposedBlocks<T, C>::ring_size(args.E, args.block, per_chunk);
     const int64_t values_ring = TransposedBlocks<T, C>::ring_size(args.Ev, args.block, per_chunk);
-    const Tensor rings =
-        empty({team, keys_ring + values_ring}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
+    const int64_t sums_ring = KeyGradientRing<C>::ring_size(args.block, args.E, args.Ev);
+    const int64_t per_thread = keys_ring + values_ring + sums_ring;
+    const Tensor rings = empty({team, per_thread}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
     const int64_t* offsets = row_offsets.data_ptr<int64_t>();
     const int64_t* column_data = columns.data_ptr<int64_t>();
     const int64_t T_len = args.T, E = args.E, Ev = args.Ev;
@@ -241,7 +206,9 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
       SparseBackwardScratch<C> scratch;
       scratch.size_for(args);
       std::vector<BackwardRows<C>> states;
-      C* keys_ring_data = rings.data_ptr<C>() + int64_t(thread_index()) * (keys_ring + values_ring);
+      C* keys_ring_data = rings.data_ptr<C>() + int64_t(thread_index()) * per_thread;
+      C* values_ring_data = keys_ring_data + keys_ring;
+      C* sums_ring_data = values_ring_data + values_ring;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < args.batch; ++b) {
         const T* k_entry = k.data_ptr<T>() + b * T_len * E;
@@ -253,19 +220,19 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
             grad_out.data_ptr<T>() + b * T_len * Ev,
             lse.data_ptr<C>() + b * T_len,
             grad_q.data_ptr<C>() + b * T_len * E,
-            grad_k.data_ptr<C>() + b * T_len * E,
-            grad_v.data_ptr<C>() + b * T_len * Ev,
             offsets,
             column_data,
             b,
             TransposedBlocks<T, C>(k_entry, E, args.block, per_chunk, keys_ring_data),
             TransposedBlocks<T, C>(v.data_ptr<T>() + b * T_len * Ev, Ev, args.block, per_chunk,
-                                   keys_ring_data + keys_ring),
+                                   values_ring_data),
+            KeyGradientRing<C>(args.blocks, args.block, E, Ev, sums_ring_data,
+                               grad_k.data_ptr<C>() + b * T_len * E,
+                               grad_v.data_ptr<C>() + b * T_len * Ev),
             scratch,
             states};
-        scratch.written.assign(size_t(args.blocks), 0);
         sweep_entry(args, offsets, column_data, b, visitor);
-        zero_unwritten_blocks(args, scratch.written, visitor.grad_k, visitor.grad_v);
+        visitor.key_sums.finish();
       }
       fence_streamed_rows();
     }

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -78,7 +77,7 @@ struct ForwardVisitor {
   T* out;
   C* lse;
   int64_t b;
-  TransposedBlocks<T, C> keys;
+  TransposedBlocks<T, C>& keys;
   SparseForwardScratch<C>& scratch;
   std::vector<ForwardRows<C>>& states;  // by sweep id; 0 is reused group after group
 
@@ -160,7 +159,7 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
     const Tensor keys_transposed =
         per_entry ? empty({team, ring_size}, {.dtype = lse.dtype(), .tag = MemoryTag::other})
                   : empty({args.batch, E, T_len}, {.dtype = lse.dtype(), .tag = MemoryTag::other});
-    auto visitor_of = [&](int64_t b, TransposedBlocks<T, C> keys, SparseForwardScratch<C>& scratch,
+    auto visitor_of = [&](int64_t b, TransposedBlocks<T, C>& keys, SparseForwardScratch<C>& scratch,
                           std::vector<ForwardRows<C>>& states) {
       return ForwardVisitor<T>{args,
                                index,
@@ -169,7 +168,7 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
                                out.data_ptr<T>() + b * T_len * Ev,
                                lse.data_ptr<C>() + b * T_len,
                                b,
-                               std::move(keys),
+                               keys,
                                scratch,
                                states};
     };
@@ -178,13 +177,14 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
       SparseForwardScratch<C> scratch;
       std::vector<ForwardRows<C>> states;
       if (per_entry) {
-        C* ring = keys_transposed.data_ptr<C>() + int64_t(thread_index()) * ring_size;
+        TransposedBlocks<T, C> keys(
+            E, args.block, per_chunk,
+            keys_transposed.data_ptr<C>() + int64_t(thread_index()) * ring_size);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < args.batch; ++b) {
-          TransposedBlocks<T, C> keys(k.data_ptr<T>() + b * T_len * E, E, args.block, per_chunk,
-                                      ring);
+          keys.read_rows(k.data_ptr<T>() + b * T_len * E);
           sweep_entry(args, index.row_offsets, index.columns, b,
-                      visitor_of(b, std::move(keys), scratch, states));
+                      visitor_of(b, keys, scratch, states));
         }
       } else {
 #pragma omp for schedule(static)
@@ -192,15 +192,14 @@ void CpuBackend::block_sparse_attention_forward(const BlockSparseArgs& args, con
           transpose_rows_of(k.data_ptr<T>(), T_len, E, args.block, b,
                             keys_transposed.data_ptr<C>());
         }
+        TransposedBlocks<T, C> keys(E, args.block, per_chunk, nullptr);
         const int64_t per_group = rows_per_group(args);
         const int64_t leaders = (args.blocks + per_group - 1) / per_group;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < args.batch * leaders; ++task) {
           const int64_t b = task / leaders, leader = task % leaders * per_group;
-          auto visitor = visitor_of(
-              b,
-              TransposedBlocks<T, C>(keys_transposed.data_ptr<C>() + b * E * T_len, E, args.block),
-              scratch, states);
+          keys.read_plane(keys_transposed.data_ptr<C>() + b * E * T_len);
+          auto visitor = visitor_of(b, keys, scratch, states);
           for_each_group(args, index.row_offsets, index.columns, b, leader,
                          [&](const RowGroup& group) { visit_whole_group(args, group, visitor); });
         }

@@ -79,8 +79,8 @@ struct BackwardVisitor {
   C* grad_q;
   const int64_t *row_offsets, *columns;  // the index, for the masks of groups
   int64_t b;
-  TransposedBlocks<T, C> keys_t, values_t;
-  KeyGradientRing<C> key_sums;
+  TransposedBlocks<T, C>&keys_t, &values_t;
+  KeyGradientRing<C>& key_sums;
   SparseBackwardScratch<C>& scratch;
   std::vector<BackwardRows<C>>& states;  // by sweep id; 0 is reused group after group
 
@@ -127,10 +127,8 @@ struct BackwardVisitor {
 #pragma omp simd
       for (int64_t j = 0; j < cols; ++j) grad[j] = weight[j] * (grad[j] - delta);
     }
-    // Per run j of consecutive key blocks: grad_v_j += P_j^T grad_out, grad_k_j += scale dS_j^T
-    // q (into the entry's rows directly), grad_q += scale dS_j k_j (k read in place, or
-    // widened). grad_q's rows are the group's own, written by the first product and added to
-    // after.
+    // grad_q += scale dS k (k read in place, or widened), into the group's own tile: the first
+    // product writes it, later ones add.
     const C* keys = rows_of_blocks(k, E, args.block, chunk, scratch.keys);
     const int64_t diagonal = causal_diagonal(args, rows.group, chunk);
     chunk_rows_product(count, E, args.block, C(args.scale), grad_scores, ld, keys, k, chunk,
@@ -206,33 +204,34 @@ void CpuBackend::block_sparse_attention_backward(const BlockSparseArgs& args, co
       SparseBackwardScratch<C> scratch;
       scratch.size_for(args);
       std::vector<BackwardRows<C>> states;
-      C* keys_ring_data = rings.data_ptr<C>() + int64_t(thread_index()) * per_thread;
-      C* values_ring_data = keys_ring_data + keys_ring;
-      C* sums_ring_data = values_ring_data + values_ring;
+      C* thread_rings = rings.data_ptr<C>() + int64_t(thread_index()) * per_thread;
+      TransposedBlocks<T, C> keys_t(E, args.block, per_chunk, thread_rings);
+      TransposedBlocks<T, C> values_t(Ev, args.block, per_chunk, thread_rings + keys_ring);
+      KeyGradientRing<C> key_sums(args.blocks, args.block, E, Ev,
+                                  thread_rings + keys_ring + values_ring);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < args.batch; ++b) {
         const T* k_entry = k.data_ptr<T>() + b * T_len * E;
-        BackwardVisitor<T> visitor{
-            args,
-            q.data_ptr<T>() + b * T_len * E,
-            k_entry,
-            out.data_ptr<T>() + b * T_len * Ev,
-            grad_out.data_ptr<T>() + b * T_len * Ev,
-            lse.data_ptr<C>() + b * T_len,
-            grad_q.data_ptr<C>() + b * T_len * E,
-            offsets,
-            column_data,
-            b,
-            TransposedBlocks<T, C>(k_entry, E, args.block, per_chunk, keys_ring_data),
-            TransposedBlocks<T, C>(v.data_ptr<T>() + b * T_len * Ev, Ev, args.block, per_chunk,
-                                   values_ring_data),
-            KeyGradientRing<C>(args.blocks, args.block, E, Ev, sums_ring_data,
-                               grad_k.data_ptr<C>() + b * T_len * E,
-                               grad_v.data_ptr<C>() + b * T_len * Ev),
-            scratch,
-            states};
+        keys_t.read_rows(k_entry);
+        values_t.read_rows(v.data_ptr<T>() + b * T_len * Ev);
+        key_sums.start(grad_k.data_ptr<C>() + b * T_len * E, grad_v.data_ptr<C>() + b * T_len * Ev);
+        BackwardVisitor<T> visitor{args,
+                                   q.data_ptr<T>() + b * T_len * E,
+                                   k_entry,
+                                   out.data_ptr<T>() + b * T_len * Ev,
+                                   grad_out.data_ptr<T>() + b * T_len * Ev,
+                                   lse.data_ptr<C>() + b * T_len,
+                                   grad_q.data_ptr<C>() + b * T_len * E,
+                                   offsets,
+                                   column_data,
+                                   b,
+                                   keys_t,
+                                   values_t,
+                                   key_sums,
+                                   scratch,
+                                   states};
         sweep_entry(args, offsets, column_data, b, visitor);
-        visitor.key_sums.finish();
+        key_sums.finish();
       }
       fence_streamed_rows();
     }

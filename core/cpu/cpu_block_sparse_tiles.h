@@ -264,71 +264,109 @@ void for_each_group(const BlockSparseArgs& args, const int64_t* row_offsets, con
   }
 }
 
+// Which key block each of kRingBlocks slots holds (slot = block % kRingBlocks), for the rings
+// of one thread that keep a few blocks in cache (TransposedBlocks, KeyGradientRing). The
+// slots a chunk's blocks hold stay theirs until the next chunk: a block whose slot another
+// block of the same chunk holds is `busy` and must be served from elsewhere.
+inline constexpr int64_t kRingBlocks = 64;
+class RingSlots {
+ public:
+  enum class Kind { held, taken, busy };
+  struct Claim {
+    size_t slot;
+    Kind kind;        // held: the slot holds the block already; taken: it is the block's now
+    int64_t evicted;  // taken: the block the slot held before, -1 for none
+  };
+
+  RingSlots() : holder_(size_t(kRingBlocks), -1), claimed_(size_t(kRingBlocks), 0) {}
+  void reset() { std::fill(holder_.begin(), holder_.end(), -1); }
+  void begin_chunk() { ++epoch_; }
+
+  Claim claim(int64_t column) {
+    const size_t slot = size_t(column % kRingBlocks);
+    if (holder_[slot] == column) {
+      claimed_[slot] = epoch_;
+      return {slot, Kind::held, -1};
+    }
+    if (holder_[slot] >= 0 && claimed_[slot] == epoch_) return {slot, Kind::busy, -1};
+    const int64_t evicted = holder_[slot];
+    holder_[slot] = column;
+    claimed_[slot] = epoch_;
+    return {slot, Kind::taken, evicted};
+  }
+
+  // Calls visit(slot, block) for each slot that holds a block.
+  template <typename Visit>
+  void for_each_held(Visit&& visit) const {
+    for (size_t slot = 0; slot < holder_.size(); ++slot) {
+      if (holder_[slot] >= 0) visit(slot, holder_[slot]);
+    }
+  }
+
+ private:
+  std::vector<int64_t> holder_;    // per slot: the block it holds, -1 for none
+  std::vector<uint64_t> claimed_;  // per slot: the last chunk whose blocks use it
+  uint64_t epoch_ = 0;
+};
+
 // The transposed blocks ([width, block], transpose_rows_of's layout) of one entry's rows
 // ([T, width]) that a chunk reads: from a plane transposed up front by the caller, or from a
-// ring of kRingBlocks slots that one thread reuses for entry after entry, each block
-// transposed when a chunk needs it and not in its slot (slot = block % kRingBlocks). The ring
-// stays in cache: a plane of the whole entry, filled block by block, cost at T = 8192 a read
-// of each of its lines from memory before the write and a write back after (a fifth of the
-// causal window modes' time), where the window modes reuse a block for a few rows only.
-inline constexpr int64_t kRingBlocks = 64;
+// ring that one thread reuses for entry after entry, each block transposed when a chunk needs
+// it and its slot does not hold it (a busy slot's block goes to an overflow slot of the
+// chunk). The ring stays in cache: a plane of the whole entry, filled block by block, cost at
+// T = 8192 a read of each of its lines from memory before the write and a write back after (a
+// fifth of the causal window modes' time), where the window modes reuse a block for a few
+// rows only.
 template <typename T, typename C>
 class TransposedBlocks {
  public:
-  // Blocks read from `plane` (entry-local [blocks, width, block]), all transposed already.
-  TransposedBlocks(const C* plane, int64_t width, int64_t block)
-      : plane_(plane), width_(width), block_(block) {}
-  // Blocks of `rows` transposed into `ring` (ring_size(..) values) as chunks need them.
-  TransposedBlocks(const T* rows, int64_t width, int64_t block, int64_t per_chunk, C* ring)
-      : rows_(rows),
-        ring_(ring),
-        width_(width),
-        block_(block),
-        holder_(size_t(kRingBlocks), -1),
-        claimed_(size_t(kRingBlocks), 0) {
-    overflow_ = ring + kRingBlocks * width * block;
+  // `ring`: ring_size(..) values of this thread's, or null when every entry comes as a plane.
+  TransposedBlocks(int64_t width, int64_t block, int64_t per_chunk, C* ring)
+      : width_(width), block_(block), ring_(ring) {
+    if (ring != nullptr) overflow_ = ring + kRingBlocks * width * block;
     pointers_.reserve(size_t(per_chunk));
   }
   static int64_t ring_size(int64_t width, int64_t block, int64_t per_chunk) {
     return (kRingBlocks + per_chunk) * width * block;
   }
 
+  // The next entry's blocks, all transposed already in `plane` ([blocks, width, block]).
+  void read_plane(const C* plane) {
+    plane_ = plane;
+    rows_ = nullptr;
+  }
+  // The next entry's `rows`, transposed into the ring as chunks need them.
+  void read_rows(const T* rows) {
+    rows_ = rows;
+    slots_.reset();
+  }
+
   // One pointer per block of `chunk`, valid until the next call.
   std::span<const C* const> with(std::span<const int64_t> chunk) {
     pointers_.clear();
     const int64_t size = width_ * block_;
-    if (ring_ == nullptr) {
+    if (rows_ == nullptr) {
       for (int64_t column : chunk) pointers_.push_back(plane_ + column * size);
       return pointers_;
     }
-    ++epoch_;
+    slots_.begin_chunk();
     for (size_t j = 0; j < chunk.size(); ++j) {
-      const int64_t column = chunk[j];
-      const size_t slot = size_t(column % kRingBlocks);
-      C* target = ring_ + int64_t(slot) * size;
-      if (holder_[slot] != column) {
-        // A block of this chunk that shares the slot keeps it; this one goes to the overflow.
-        if (claimed_[slot] == epoch_) {
-          target = overflow_ + int64_t(j) * size;
-        } else {
-          holder_[slot] = column;
-        }
-        transpose_rows_of(rows_ + column * size, block_, width_, block_, 0, target);
-      }
-      if (target != overflow_ + int64_t(j) * size) claimed_[slot] = epoch_;
+      const RingSlots::Claim claim = slots_.claim(chunk[j]);
+      C* target = claim.kind == RingSlots::Kind::busy ? overflow_ + int64_t(j) * size
+                                                      : ring_ + int64_t(claim.slot) * size;
+      if (claim.kind != RingSlots::Kind::held)
+        transpose_rows_of(rows_ + chunk[j] * size, block_, width_, block_, 0, target);
       pointers_.push_back(target);
     }
     return pointers_;
   }
 
  private:
-  const T* rows_ = nullptr;  // entry-local [T, width]
+  int64_t width_, block_;
+  C *ring_, *overflow_ = nullptr;
+  const T* rows_ = nullptr;  // entry-local [T, width], or null: read from plane_
   const C* plane_ = nullptr;
-  C *ring_ = nullptr, *overflow_ = nullptr;
-  int64_t width_ = 0, block_ = 0;
-  std::vector<int64_t> holder_;    // per slot: the block it holds, -1 for none
-  std::vector<uint64_t> claimed_;  // per slot: the last call whose chunk uses it
-  uint64_t epoch_ = 0;
+  RingSlots slots_;
   std::vector<const C*> pointers_;
 };
 
